@@ -1,0 +1,45 @@
+/* tok-int.h - private structures shared by the files of pkcs11/. */
+#ifndef VZP11_TOK_INT_H
+#define VZP11_TOK_INT_H
+
+#include <p11-kit/pkcs11.h>
+
+#include "tok.h"
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+struct tok_token {
+	CK_FUNCTION_LIST *f;
+	CK_SLOT_ID slot;
+	CK_TOKEN_INFO ck;
+	tok_token_info info;
+};
+
+struct tok_lib {
+	CK_FUNCTION_LIST **registry; /* p11-kit's array when loaded from the registry */
+	CK_FUNCTION_LIST *single;    /* a module loaded from a file */
+	CK_FUNCTION_LIST **used;     /* initialized modules, NULL-terminated */
+	size_t n_used;
+	struct tok_token *tokens;
+	tok_token_info *infos;
+	size_t n_tokens;
+	bool listed;
+};
+
+struct tok_session {
+	struct tok_token *t;
+	CK_SESSION_HANDLE h;
+	bool rw;
+	bool logged_in;
+};
+
+/* Formats err->msg; err->hint is cleared. */
+void tok_err_set(tok_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* "FUNC failed: CKR_X (sentence)" plus a hint when one fits; maps to a tok_rv. */
+tok_rv tok_err_ckr(tok_err *err, const char *func, CK_RV rv);
+void tok_err_hint(tok_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Copies a blank-padded PKCS#11 string into a NUL-terminated one. */
+void tok_padded_copy(char *dst, size_t dst_size, const unsigned char *src, size_t src_len);
+
+#endif

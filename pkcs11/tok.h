@@ -1,0 +1,168 @@
+/* tok.h - the token layer's whole public API.
+ *
+ * Everything vzp11 does with a PKCS#11 token goes through here. No CK_*
+ * type leaves this directory: callers see opaque handles, plain byte
+ * buffers and the tok_rv result enum. Nothing here prints; failures are
+ * described in a tok_err that the caller renders.
+ */
+#ifndef VZP11_TOK_H
+#define VZP11_TOK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef enum tok_rv {
+	TOK_OK = 0,
+	TOK_ERR,           /* the call failed; see tok_err */
+	TOK_NOT_FOUND,     /* no such module, token or object */
+	TOK_AMBIGUOUS,     /* more than one candidate */
+	TOK_PIN_INCORRECT, /* the token rejected the PIN; never retried */
+	TOK_PIN_LOCKED,    /* the user PIN is locked */
+	TOK_READ_ONLY,     /* token is write-protected */
+	TOK_NO_PIN,        /* the PIN source gave nothing */
+} tok_rv;
+
+/* What failed (msg), what to do (hint), and the CKR_ code if any. */
+typedef struct tok_err {
+	char msg[512];
+	char hint[512];
+	unsigned long ckr;
+	bool has_ckr;
+} tok_err;
+
+typedef struct tok_bytes {
+	const unsigned char *p;
+	size_t len;
+} tok_bytes;
+
+/* ---- modules and tokens (module.c) ---- */
+
+typedef struct tok_lib tok_lib;
+typedef struct tok_token tok_token;
+
+typedef struct tok_token_info {
+	char label[33];
+	char manufacturer[33];
+	char model[17];
+	char serial[17];
+	char module[256]; /* p11-kit name or file of the module */
+	bool initialized;
+	bool login_required;
+	bool write_protected;
+	bool protected_path; /* PIN is entered on the device itself */
+	bool pin_locked;
+	bool pin_final_try;
+	bool pin_count_low;
+} tok_token_info;
+
+/* Loads modules. module: a file path, a p11-kit module name, or NULL for
+ * every module registered with p11-kit. Free with tok_lib_close(). */
+tok_rv tok_lib_open(const char *module, tok_lib **out, tok_err *err);
+void tok_lib_close(tok_lib *lib);
+
+/* Every token present in the loaded modules; out is owned by lib and stays
+ * valid until tok_lib_close(). */
+tok_rv tok_lib_tokens(tok_lib *lib, const tok_token_info **out, size_t *n, tok_err *err);
+
+/* Picks a token by RFC 7512 URI ("pkcs11:token=...") or by label. spec NULL:
+ * the only initialized token that needs a login (trust stores are skipped);
+ * TOK_AMBIGUOUS or TOK_NOT_FOUND otherwise, with the candidates in err. The
+ * token is owned by lib. */
+tok_rv tok_lib_select(tok_lib *lib, const char *spec, tok_token **out, tok_err *err);
+const tok_token_info *tok_token_info_of(const tok_token *t);
+
+/* Path of the module file that serves the token (for pkcs11-provider).
+ * Caller frees with free(). */
+char *tok_token_module_path(const tok_token *t);
+
+/* ---- sessions (session.c) ---- */
+
+typedef struct tok_session tok_session;
+
+/* Asked for the user PIN at most once per session, only when the token
+ * needs one. Writes up to size bytes into buf and the length into *len. */
+typedef tok_rv (*tok_pin_fn)(void *ctx, char *buf, size_t size, size_t *len);
+
+/* Opens a session (read-write if rw) and logs in as user. The PIN is wiped
+ * from memory right after C_Login and never sent twice; a locked PIN is
+ * reported without sending anything. */
+tok_rv tok_session_open(tok_token *t, bool rw, tok_pin_fn pin, void *pin_ctx, tok_session **out,
+			tok_err *err);
+void tok_session_close(tok_session *s);
+
+/* ---- objects (object.c) ---- */
+
+typedef enum tok_class { TOK_CERT = 1, TOK_PRIVKEY, TOK_PUBKEY } tok_class;
+typedef enum tok_keytype { TOK_KEY_OTHER = 0, TOK_KEY_RSA, TOK_KEY_EC } tok_keytype;
+
+/* One object as read from the token. Absent attributes are empty/false. */
+typedef struct tok_obj {
+	unsigned long handle;
+	tok_class cls;
+	char *label;
+	unsigned char *id;
+	size_t id_len;
+	unsigned char *value; /* certificate DER */
+	size_t value_len;
+	unsigned long category; /* certificate category: 1 user, 2 authority */
+	tok_keytype key_type;
+	unsigned long bits;      /* RSA modulus bits */
+	unsigned char *ec_params; /* DER of the curve OID */
+	size_t ec_params_len;
+	bool is_private, sensitive, extractable, always_sensitive, never_extractable, can_sign;
+	bool value_readable; /* a private key's secret value could be read (must be false) */
+} tok_obj;
+
+/* Finds objects of a class, optionally only with this label and/or id.
+ * *out is an array of *n objects; free with tok_objs_free(). */
+tok_rv tok_find(tok_session *s, tok_class cls, const char *label, tok_bytes id, tok_obj **out,
+		size_t *n, tok_err *err);
+void tok_objs_free(tok_obj *objs, size_t n);
+
+/* Destroys one object. */
+tok_rv tok_destroy(tok_session *s, unsigned long handle, tok_err *err);
+
+/* ---- all-or-nothing writes (txn.c) ---- */
+
+typedef struct tok_key {
+	tok_keytype type;
+	tok_bytes n, e, d, p, q, dp, dq, qinv; /* RSA */
+	tok_bytes ec_params;                   /* EC: DER of the curve OID */
+	tok_bytes ec_point;                    /* EC: DER OCTET STRING of the point */
+	tok_bytes ec_value;                    /* EC: private scalar */
+} tok_key;
+
+typedef struct tok_cert {
+	tok_bytes der, subject, issuer, serial, id;
+	const char *label;
+	bool authority; /* category 2 (CA) instead of 1 (user) */
+} tok_cert;
+
+typedef struct tok_txn tok_txn;
+
+/* Starts an operation on a read-write session. Every object it creates is
+ * recorded; tok_txn_abort() destroys them all, tok_txn_commit() keeps them.
+ * Either call frees the transaction. */
+tok_rv tok_txn_begin(tok_session *s, tok_txn **out, tok_err *err);
+/* Creates the private key (sensitive, not extractable, sign) and its public
+ * key, sharing label, id and subject. */
+tok_rv tok_txn_add_keypair(tok_txn *x, const char *label, tok_bytes id, tok_bytes subject,
+			   const tok_key *key, tok_err *err);
+tok_rv tok_txn_add_cert(tok_txn *x, const tok_cert *c, tok_err *err);
+void tok_txn_commit(tok_txn *x);
+/* Returns TOK_OK when every created object is gone again. */
+tok_rv tok_txn_abort(tok_txn *x, tok_err *err);
+
+/* ---- URIs (uri.c) ---- */
+
+/* RFC 7512 URI of the token, or of an object on it (cls 0: token only).
+ * Never contains a PIN. Caller frees with free(). */
+char *tok_uri(const tok_token *t, tok_class cls, const char *label, tok_bytes id);
+
+/* ---- result codes (rv.c) ---- */
+
+/* "CKR_PIN_INCORRECT" and a sentence for a CKR_ value. */
+const char *tok_ckr_name(unsigned long ckr);
+const char *tok_ckr_text(unsigned long ckr);
+
+#endif

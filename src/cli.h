@@ -1,0 +1,47 @@
+/* cli.h - what the command files share: global options, printing, exits. */
+#ifndef VZP11_CLI_H
+#define VZP11_CLI_H
+
+#include <getopt.h>
+#include <stdbool.h>
+
+#include "err.h"
+
+enum { VZ_EXIT_OK = 0, VZ_EXIT_FAIL = 1, VZ_EXIT_USAGE = 2 };
+
+typedef struct vz_global {
+	const char *module;     /* --module or VZP11_MODULE */
+	const char *token;      /* --token or VZP11_TOKEN */
+	const char *pin_source; /* --pin-source or VZP11_PIN_SOURCE */
+	bool json;
+	int verbose;
+	bool quiet;
+} vz_global;
+
+/* Global options, accepted before and after the command name. */
+enum { OPT_MODULE = 1000, OPT_TOKEN, OPT_PIN_SOURCE, OPT_JSON, OPT_HELP, OPT_VERSION, OPT_CMD };
+#define VZ_GLOBAL_LONGOPTS                                                                         \
+	{"module", required_argument, NULL, OPT_MODULE},                                           \
+		{"token", required_argument, NULL, OPT_TOKEN},                                     \
+		{"pin-source", required_argument, NULL, OPT_PIN_SOURCE},                           \
+		{"json", no_argument, NULL, OPT_JSON}, {"verbose", no_argument, NULL, 'v'},        \
+		{"quiet", no_argument, NULL, 'q'}, {"help", no_argument, NULL, OPT_HELP}
+
+/* Handles one global option; false if c is not one. */
+bool vz_global_opt(vz_global *g, int c, const char *arg);
+
+/* "vzp11: msg" and the hint, on stderr. */
+void vz_report(const vz_err *err);
+/* Usage error: message plus "Try 'vzp11 CMD --help'"; returns VZ_EXIT_USAGE. */
+int vz_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A note on stderr, unless --quiet. */
+void vz_note(const vz_global *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Exit code for a vz_rv. */
+int vz_exit_code(vz_rv r);
+
+int cmd_import(vz_global *g, int argc, char **argv);
+int cmd_list(vz_global *g, int argc, char **argv);
+int cmd_show(vz_global *g, int argc, char **argv);
+int cmd_remove(vz_global *g, int argc, char **argv);
+
+#endif

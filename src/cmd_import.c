@@ -1,0 +1,549 @@
+/* cmd_import.c - `vzp11 import`: move a system certificate from a .pfx file
+ * onto the token, all or nothing. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "cert.h"
+#include "cli.h"
+#include "keymat.h"
+#include "out.h"
+#include "p12.h"
+#include "secret.h"
+#include "store.h"
+#include "token.h"
+
+#define DEFAULT_LABEL "vecozo-system"
+#define MAX_P12       (10 * 1024 * 1024)
+
+static void import_usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: vzp11 [GLOBAL OPTIONS] import FILE.p12 [--password-source SRC] [--label LABEL]\n"
+		"                                  [--replace] [--allow-personal]\n"
+		"Import a VECOZO system certificate with its private key and chain from a\n"
+		"PKCS#12 (.pfx/.p12) file onto the token. The key is stored sensitive and not\n"
+		"extractable; if any write fails, everything written is removed again.\n"
+		"  --password-source SRC  the file's password: env:VAR, file:PATH (mode 0600),\n"
+		"                         fd:N, stdin or prompt (default on a terminal)\n"
+		"  --label LABEL          label on the token (default: " DEFAULT_LABEL ")\n"
+		"  --replace              put this certificate in place of another one with the\n"
+		"                         same label; the old objects go only after the new ones\n"
+		"                         are written\n"
+		"  --allow-personal       import a personal certificate anyway (COV and billing\n"
+		"                         need the system certificate)\n");
+}
+
+struct import_opts {
+	const char *file;
+	const char *password_source;
+	const char *label;
+	bool replace;
+	bool allow_personal;
+};
+
+/* The whole file in memory (a .pfx is small); wiped by the caller. */
+static vz_rv read_whole(const char *path, unsigned char **out, size_t *len, vz_err *err)
+{
+	struct stat st;
+	unsigned char *buf;
+	size_t got = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0) {
+		vz_err_set(err, "cannot open %s: %s", path, strerror(errno));
+		return VZ_FAIL;
+	}
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		vz_err_set(err, "%s is not a regular file", path);
+		close(fd);
+		return VZ_FAIL;
+	}
+	if (st.st_size > MAX_P12) {
+		vz_err_set(err, "%s is larger than 10 MiB; it is not a certificate export", path);
+		close(fd);
+		return VZ_FAIL;
+	}
+	buf = OPENSSL_malloc((size_t)st.st_size + 1);
+	if (!buf) {
+		vz_err_set(err, "out of memory");
+		close(fd);
+		return VZ_FAIL;
+	}
+	while (got < (size_t)st.st_size) {
+		ssize_t r = read(fd, buf + got, (size_t)st.st_size - got);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	close(fd);
+	*out = buf;
+	*len = got;
+	return VZ_OK;
+}
+
+/* Everything taken from the file, checked before the token is touched. */
+struct source {
+	vz_p12 *p12;
+	X509 *leaf;
+	STACK_OF(X509) *chain;
+	vz_cert_info info;
+	vz_keymat km;
+	unsigned char id[20];
+	size_t unrelated;
+};
+
+static void source_free(struct source *s)
+{
+	vz_keymat_wipe(&s->km);
+	sk_X509_free(s->chain);
+	vz_p12_free(s->p12);
+	memset(s, 0, sizeof(*s));
+}
+
+static vz_rv check_dates(const vz_cert_info *i, vz_err *err)
+{
+	if (i->expired) {
+		vz_err_set(err, "the certificate expired on %s (%ld days ago); it was not imported",
+			   i->not_after, -i->days_left);
+		vz_err_hint(err, "renew the system certificate at VECOZO and export the new one");
+		return VZ_FAIL;
+	}
+	if (i->not_yet_valid) {
+		vz_err_set(err, "the certificate is not valid yet: it starts on %s; it was not "
+				"imported",
+			   i->not_before);
+		vz_err_hint(err, "check the computer's clock, or import it from that date on");
+		return VZ_FAIL;
+	}
+	return VZ_OK;
+}
+
+static vz_rv load_source(const struct import_opts *o, struct source *src, vz_err *err)
+{
+	unsigned char *der = NULL;
+	size_t der_len = 0;
+	vz_secret pass;
+	char what[320];
+	vz_rv r;
+
+	memset(src, 0, sizeof(*src));
+	r = read_whole(o->file, &der, &der_len, err);
+	if (r != VZ_OK)
+		return r;
+	snprintf(what, sizeof(what), "password for %s", o->file);
+	r = vz_secret_read(o->password_source, what, &pass, err);
+	if (r == VZ_OK)
+		r = vz_p12_parse(der, der_len, pass.buf, pass.len, &src->p12, err);
+	vz_secret_wipe(&pass);
+	OPENSSL_clear_free(der, der_len);
+	if (r != VZ_OK)
+		return r == VZ_USAGE ? VZ_USAGE : VZ_FAIL;
+	if (!vz_p12_key(src->p12)) {
+		vz_err_set(err, "%s holds no private key, only certificates", o->file);
+		vz_err_hint(err, "export again with the private key (choose 'export the private "
+				 "key' in the browser's export dialog)");
+		return VZ_FAIL;
+	}
+	src->leaf = vz_cert_for_key(vz_p12_certs(src->p12), vz_p12_key(src->p12));
+	if (!src->leaf) {
+		vz_err_set(err, "the private key in %s matches none of its %d certificate(s)",
+			   o->file, sk_X509_num(vz_p12_certs(src->p12)));
+		vz_err_hint(err, "export the system certificate again, together with its own key");
+		return VZ_FAIL;
+	}
+	r = vz_cert_info_get(src->leaf, &src->info, err);
+	if (r == VZ_OK)
+		r = check_dates(&src->info, err);
+	if (r != VZ_OK)
+		return r;
+	if (src->info.kind == VZ_KIND_PERSONAL && !o->allow_personal) {
+		vz_err_set(err, "this is a personal certificate (%s); COV and billing need the "
+				"organisation's system certificate, which has no person's name",
+			   src->info.kind_reason);
+		vz_err_hint(err, "export the system certificate (no name, latest expiry date), or "
+				 "pass --allow-personal to import this one anyway");
+		return VZ_FAIL;
+	}
+	r = vz_keymat_from_pkey(vz_p12_key(src->p12), &src->km, err);
+	if (r != VZ_OK)
+		return r;
+	src->chain = vz_cert_chain(src->leaf, vz_p12_certs(src->p12), &src->unrelated);
+	if (!src->chain) {
+		vz_err_set(err, "out of memory");
+		return VZ_FAIL;
+	}
+	return vz_cert_key_id(src->leaf, src->id, err);
+}
+
+static bool has_label(const tok_obj *o, const char *label)
+{
+	return o->label && strcmp(o->label, label) == 0;
+}
+
+static bool has_id(const tok_obj *o, const unsigned char id[20])
+{
+	return o->id_len == 20 && memcmp(o->id, id, 20) == 0;
+}
+
+static tok_bytes der_of(int (*i2d)(const void *, unsigned char **), const void *v,
+			unsigned char **keep)
+{
+	tok_bytes b = {0};
+	int len = i2d(v, keep);
+
+	if (len > 0) {
+		b.p = *keep;
+		b.len = (size_t)len;
+	}
+	return b;
+}
+
+static int i2d_name(const void *n, unsigned char **out)
+{
+	return i2d_X509_NAME((const X509_NAME *)n, out);
+}
+
+static int i2d_int(const void *i, unsigned char **out)
+{
+	return i2d_ASN1_INTEGER((const ASN1_INTEGER *)i, out);
+}
+
+static int i2d_cert(const void *c, unsigned char **out)
+{
+	return i2d_X509((const X509 *)c, out);
+}
+
+/* Writes one certificate object within the transaction. */
+static tok_rv add_cert(tok_txn *x, const X509 *c, const char *label, const unsigned char id[20],
+		       bool authority, tok_err *te)
+{
+	unsigned char *der = NULL, *subj = NULL, *iss = NULL, *ser = NULL;
+	tok_cert tc = {0};
+	tok_rv r = TOK_ERR;
+
+	tc.der = der_of(i2d_cert, c, &der);
+	tc.subject = der_of(i2d_name, X509_get_subject_name(c), &subj);
+	tc.issuer = der_of(i2d_name, X509_get_issuer_name(c), &iss);
+	tc.serial = der_of(i2d_int, X509_get0_serialNumber(c), &ser);
+	tc.id = (tok_bytes){id, 20};
+	tc.label = label;
+	tc.authority = authority;
+	if (tc.der.p && tc.subject.p && tc.issuer.p && tc.serial.p)
+		r = tok_txn_add_cert(x, &tc, te);
+	else
+		snprintf(te->msg, sizeof(te->msg), "cannot encode a certificate for the token");
+	OPENSSL_free(der);
+	OPENSSL_free(subj);
+	OPENSSL_free(iss);
+	OPENSSL_free(ser);
+	return r;
+}
+
+/* All new objects in one transaction: key pair (unless reused), certificate,
+ * and the CA certificates the token does not have yet. */
+static vz_rv write_objects(vz_token *tk, const vz_store *st, const struct source *src,
+			   const char *label, bool reuse_key, vz_err *err)
+{
+	unsigned char *subj = NULL;
+	tok_txn *x = NULL;
+	tok_err te = {0};
+	tok_rv r;
+
+	r = tok_txn_begin(tk->s, &x, &te);
+	if (r == TOK_OK && !reuse_key) {
+		tok_bytes s = der_of(i2d_name, X509_get_subject_name(src->leaf), &subj);
+
+		r = tok_txn_add_keypair(x, label, (tok_bytes){src->id, 20}, s, &src->km.key, &te);
+	}
+	if (r == TOK_OK)
+		r = add_cert(x, src->leaf, label, src->id, false, &te);
+	for (int i = 0; r == TOK_OK && i < sk_X509_num(src->chain); i++) {
+		const X509 *ca = sk_X509_value(src->chain, i);
+		unsigned char ca_id[20];
+		char cn[128];
+
+		if (vz_store_find_cert(st, ca) >= 0)
+			continue;
+		if (vz_cert_key_id(ca, ca_id, err) != VZ_OK) {
+			tok_txn_abort(x, &te);
+			OPENSSL_free(subj);
+			return VZ_FAIL;
+		}
+		vz_name_cn(X509_get_subject_name(ca), cn, sizeof(cn));
+		r = add_cert(x, ca, cn[0] ? cn : "CA", ca_id, true, &te);
+	}
+	OPENSSL_free(subj);
+	if (r != TOK_OK) {
+		tok_err ae = {0};
+
+		vz_err_from_tok(err, &te, r);
+		if (x && tok_txn_abort(x, &ae) != TOK_OK) {
+			size_t used = strlen(err->msg);
+
+			snprintf(err->msg + used, sizeof(err->msg) - used, "; and %s", ae.msg);
+		} else {
+			size_t used = strlen(err->msg);
+
+			snprintf(err->msg + used, sizeof(err->msg) - used,
+				 "; nothing was left on the token");
+		}
+		return VZ_FAIL;
+	}
+	tok_txn_commit(x);
+	return VZ_OK;
+}
+
+/* After a successful --replace: the old objects of this label go. */
+static vz_rv remove_old(vz_token *tk, const vz_store *st, const char *label, bool reuse_key,
+			const unsigned char id[20], vz_err *err)
+{
+	const struct {
+		const tok_obj *objs;
+		size_t n;
+		bool keys;
+	} sets[] = {
+		{st->keys, st->n_keys, true},
+		{st->pubs, st->n_pubs, true},
+		{st->certs, st->n_certs, false},
+	};
+	tok_err te = {0};
+
+	for (size_t s = 0; s < sizeof(sets) / sizeof(sets[0]); s++) {
+		for (size_t i = 0; i < sets[s].n; i++) {
+			const tok_obj *o = &sets[s].objs[i];
+
+			if (!has_label(o, label) || (o->cls == TOK_CERT && o->category == 2))
+				continue;
+			if (sets[s].keys && reuse_key && has_id(o, id))
+				continue;
+			if (tok_destroy(tk->s, o->handle, &te) != TOK_OK) {
+				vz_err_from_tok(err, &te, TOK_ERR);
+				vz_err_hint(err, "the new certificate is on the token, but old objects "
+						 "of label '%s' remain; check with 'vzp11 list'",
+					    label);
+				return VZ_FAIL;
+			}
+		}
+	}
+	return VZ_OK;
+}
+
+static void print_result(const vz_global *g, const vz_token *tk, const vz_entry *e,
+			 const char *status, const struct import_opts *o, size_t unrelated)
+{
+	static const char reminder[] =
+		"the .pfx file still holds the private key; delete it (and any copies) now that "
+		"the key is on the token";
+
+	if (g->json) {
+		json_t *j = vz_out_entry_json(tk->tok, e);
+
+		json_object_set_new(j, "status", json_string(status));
+		json_object_set_new(j, "token", json_string(tok_token_info_of(tk->tok)->label));
+		json_object_set_new(j, "unrelated_certificates_ignored",
+				    json_integer((json_int_t)unrelated));
+		json_object_set_new(j, "reminder", json_string(reminder));
+		vz_out_json(stdout, j);
+		return;
+	}
+	if (strcmp(status, "unchanged") == 0)
+		printf("'%s' is already on the token '%s'; nothing was changed.\n", e->cert->label,
+		       tok_token_info_of(tk->tok)->label);
+	else
+		printf("%s '%s' on token '%s'.\n", strcmp(status, "replaced") ? "Imported" : "Replaced",
+		       e->cert->label, tok_token_info_of(tk->tok)->label);
+	vz_out_entry_full(stdout, tk->tok, e);
+	if (unrelated)
+		vz_note(g, "%zu certificate(s) in the file belong to neither the key nor its chain "
+			   "and were ignored",
+			unrelated);
+	if (!g->quiet)
+		printf("Reminder: %s: %s\n", o->file, reminder);
+}
+
+/* Finds the entry of label and id after writing, to show what the token says. */
+static const vz_entry *find_entry(const vz_store *st, const char *label, const unsigned char id[20])
+{
+	for (size_t i = 0; i < st->n_entries; i++)
+		if (has_label(st->entries[i].cert, label) && has_id(st->entries[i].cert, id))
+			return &st->entries[i];
+	return NULL;
+}
+
+static vz_rv check_existing(const vz_store *st, const struct source *src,
+			    const struct import_opts *o, bool *same, bool *has_old, bool *reuse_key,
+			    vz_err *err)
+{
+	long idx = vz_store_find_cert(st, src->leaf);
+
+	*same = *has_old = *reuse_key = false;
+	if (idx >= 0 && st->certs[idx].category != 2 && !has_label(&st->certs[idx], o->label)) {
+		vz_err_set(err, "this certificate is already on the token with the label '%s'",
+			   st->certs[idx].label ? st->certs[idx].label : "");
+		vz_err_hint(err, "use that label, or remove it first with 'vzp11 remove'");
+		return VZ_FAIL;
+	}
+	for (size_t i = 0; i < st->n_keys; i++) {
+		if (has_id(&st->keys[i], src->id) && !has_label(&st->keys[i], o->label)) {
+			vz_err_set(err, "this key is already on the token with the label '%s'",
+				   st->keys[i].label ? st->keys[i].label : "");
+			vz_err_hint(err, "use --label %s --replace to renew that certificate",
+				    st->keys[i].label ? st->keys[i].label : "LABEL");
+			return VZ_FAIL;
+		}
+	}
+	if (idx >= 0 && has_label(&st->certs[idx], o->label)) {
+		const vz_entry *e = find_entry(st, o->label, src->id);
+
+		if (e) {
+			*same = true;
+			return VZ_OK;
+		}
+	}
+	for (size_t i = 0; i < st->n_keys; i++) {
+		if (has_label(&st->keys[i], o->label)) {
+			*has_old = true;
+			*reuse_key |= has_id(&st->keys[i], src->id);
+		}
+	}
+	for (size_t i = 0; i < st->n_certs; i++)
+		*has_old |= has_label(&st->certs[i], o->label) && st->certs[i].category != 2;
+	for (size_t i = 0; i < st->n_pubs; i++)
+		*has_old |= has_label(&st->pubs[i], o->label);
+	if (*has_old && !o->replace) {
+		const vz_entry *old = NULL;
+
+		for (size_t i = 0; i < st->n_entries && !old; i++)
+			if (has_label(st->entries[i].cert, o->label))
+				old = &st->entries[i];
+		if (old)
+			vz_err_set(err, "the label '%s' already holds another certificate (%s, "
+					"expires %.10s); nothing was changed",
+				   o->label, old->info.subject, old->info.not_after);
+		else
+			vz_err_set(err, "the label '%s' is already used by other objects on the "
+					"token; nothing was changed",
+				   o->label);
+		vz_err_hint(err, "pass --replace to put the new certificate in its place, or "
+				 "choose another --label");
+		return VZ_FAIL;
+	}
+	return VZ_OK;
+}
+
+static int parse_args(vz_global *g, int argc, char **argv, struct import_opts *o)
+{
+	static const struct option longopts[] = {
+		VZ_GLOBAL_LONGOPTS,
+		{"password-source", required_argument, NULL, 'p'},
+		{"label", required_argument, NULL, 'l'},
+		{"replace", no_argument, NULL, 'r'},
+		{"allow-personal", no_argument, NULL, 'a'},
+		{NULL, 0, NULL, 0},
+	};
+	vz_err err = {0};
+	int c;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "vq", longopts, NULL)) != -1) {
+		if (vz_global_opt(g, c, optarg))
+			continue;
+		switch (c) {
+		case 'p':
+			o->password_source = optarg;
+			break;
+		case 'l':
+			o->label = optarg;
+			break;
+		case 'r':
+			o->replace = true;
+			break;
+		case 'a':
+			o->allow_personal = true;
+			break;
+		case OPT_HELP:
+			import_usage(stdout);
+			return -1;
+		default:
+			return vz_usage("import", "unknown or incomplete option '%s'",
+					argv[optind - 1]);
+		}
+	}
+	if (optind + 1 != argc)
+		return vz_usage("import", optind == argc ? "FILE.p12 is missing" : "too many arguments");
+	o->file = argv[optind];
+	if (o->label[0] == '\0' || strlen(o->label) > 128)
+		return vz_usage("import", "the label must be 1 to 128 characters long");
+	if (o->password_source && vz_secret_check_source(o->password_source, &err) != VZ_OK) {
+		vz_report(&err);
+		return VZ_EXIT_USAGE;
+	}
+	return 0;
+}
+
+int cmd_import(vz_global *g, int argc, char **argv)
+{
+	struct import_opts o = {.label = DEFAULT_LABEL};
+	struct source src;
+	vz_token tk = {0};
+	vz_store *st = NULL, *after = NULL;
+	const vz_entry *e;
+	vz_err err = {0};
+	bool same, has_old, reuse_key;
+	const char *status = "imported";
+	int ret = VZ_EXIT_FAIL;
+	vz_rv r;
+
+	r = (vz_rv)parse_args(g, argc, argv, &o);
+	if ((int)r == -1)
+		return VZ_EXIT_OK;
+	if (r != 0)
+		return (int)r;
+	r = load_source(&o, &src, &err);
+	if (r == VZ_OK)
+		r = vz_token_open(g, true, &tk, &err);
+	if (r == VZ_OK)
+		r = vz_store_load(tk.s, &st, &err);
+	if (r == VZ_OK)
+		r = check_existing(st, &src, &o, &same, &has_old, &reuse_key, &err);
+	if (r == VZ_OK && same) {
+		status = "unchanged";
+	} else if (r == VZ_OK) {
+		r = write_objects(&tk, st, &src, o.label, reuse_key, &err);
+		if (r == VZ_OK && has_old) {
+			status = "replaced";
+			r = remove_old(&tk, st, o.label, reuse_key, src.id, &err);
+		}
+	}
+	if (r == VZ_OK)
+		r = vz_store_load(tk.s, &after, &err);
+	if (r != VZ_OK) {
+		vz_report(&err);
+		ret = vz_exit_code(r == VZ_USAGE ? VZ_USAGE : VZ_FAIL);
+		goto out;
+	}
+	e = find_entry(after, o.label, src.id);
+	if (!e) {
+		fprintf(stderr, "vzp11: the objects were written but cannot be read back from the "
+				"token\n");
+		goto out;
+	}
+	print_result(g, &tk, e, status, &o, src.unrelated);
+	ret = VZ_EXIT_OK;
+out:
+	vz_store_free(after);
+	vz_store_free(st);
+	vz_token_close(&tk);
+	source_free(&src);
+	return ret;
+}

@@ -1,0 +1,70 @@
+/* cmd_show.c - `vzp11 show LABEL`: one certificate in full. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "out.h"
+#include "store.h"
+#include "token.h"
+
+static void show_usage(FILE *f)
+{
+	fprintf(f, "Usage: vzp11 [GLOBAL OPTIONS] show LABEL\n"
+		   "Show the certificate with this label in full: subject, issuer, serial,\n"
+		   "validity, kind, the key's attributes as read from the token, URIs and chain.\n");
+}
+
+int cmd_show(vz_global *g, int argc, char **argv)
+{
+	static const struct option longopts[] = {VZ_GLOBAL_LONGOPTS, {NULL, 0, NULL, 0}};
+	const char *label;
+	vz_token tk;
+	vz_store *st = NULL;
+	vz_err err = {0};
+	size_t shown = 0;
+	int ret = VZ_EXIT_OK;
+	vz_rv r;
+	int c;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "vq", longopts, NULL)) != -1) {
+		if (vz_global_opt(g, c, optarg))
+			continue;
+		if (c == OPT_HELP) {
+			show_usage(stdout);
+			return VZ_EXIT_OK;
+		}
+		return vz_usage("show", "unknown or incomplete option '%s'", argv[optind - 1]);
+	}
+	if (optind + 1 != argc)
+		return vz_usage("show", optind == argc ? "LABEL is missing" : "too many arguments");
+	label = argv[optind];
+	r = vz_token_open(g, false, &tk, &err);
+	if (r == VZ_OK)
+		r = vz_store_load(tk.s, &st, &err);
+	if (r != VZ_OK) {
+		vz_report(&err);
+		vz_token_close(&tk);
+		return vz_exit_code(r == VZ_USAGE ? VZ_USAGE : VZ_FAIL);
+	}
+	for (size_t i = 0; i < st->n_entries; i++) {
+		const vz_entry *e = &st->entries[i];
+
+		if (!e->cert->label || strcmp(e->cert->label, label) != 0)
+			continue;
+		if (g->json)
+			vz_out_json(stdout, vz_out_entry_json(tk.tok, e));
+		else
+			vz_out_entry_full(stdout, tk.tok, e);
+		shown++;
+	}
+	if (shown == 0) {
+		fprintf(stderr, "vzp11: no certificate with a key has the label '%s' on token '%s'\n",
+			label, tok_token_info_of(tk.tok)->label);
+		fprintf(stderr, "vzp11: see the labels with 'vzp11 list'\n");
+		ret = VZ_EXIT_FAIL;
+	}
+	vz_store_free(st);
+	vz_token_close(&tk);
+	return ret;
+}

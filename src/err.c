@@ -1,0 +1,57 @@
+/* err.c - filling the error context. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/err.h>
+
+#include "err.h"
+
+void vz_err_set(vz_err *err, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	va_end(ap);
+	err->hint[0] = '\0';
+}
+
+void vz_err_hint(vz_err *err, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err->hint, sizeof(err->hint), fmt, ap);
+	va_end(ap);
+}
+
+void vz_err_openssl(vz_err *err)
+{
+	unsigned long e = ERR_peek_last_error();
+	size_t used;
+
+	if (err && e) {
+		used = strlen(err->msg);
+		snprintf(err->msg + used, sizeof(err->msg) - used, " (%s)",
+			 ERR_reason_error_string(e) ? ERR_reason_error_string(e) : "unknown");
+	}
+	ERR_clear_error();
+}
+
+vz_rv vz_err_from_tok(vz_err *err, const tok_err *te, tok_rv r)
+{
+	if (err) {
+		snprintf(err->msg, sizeof(err->msg), "%s", te->msg);
+		snprintf(err->hint, sizeof(err->hint), "%s", te->hint);
+	}
+	if (r == TOK_OK)
+		return VZ_OK;
+	if (r == TOK_NOT_FOUND)
+		return VZ_NOT_FOUND;
+	return VZ_FAIL;
+}

@@ -1,0 +1,30 @@
+/* err.h - results and the error context every vz_ function fills. */
+#ifndef VZP11_ERR_H
+#define VZP11_ERR_H
+
+#include <stdbool.h>
+
+#include "tok.h"
+
+typedef enum vz_rv {
+	VZ_OK = 0,
+	VZ_FAIL,         /* refused or failed; err says why */
+	VZ_USAGE,        /* the command line is wrong */
+	VZ_BAD_PASSWORD, /* the .pfx password is wrong */
+	VZ_NOT_FOUND,
+} vz_rv;
+
+/* What happened (msg) and what to do next (hint). */
+typedef struct vz_err {
+	char msg[768];
+	char hint[512];
+} vz_err;
+
+void vz_err_set(vz_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void vz_err_hint(vz_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Adds the newest OpenSSL error reason to err->msg and clears the queue. */
+void vz_err_openssl(vz_err *err);
+/* Copies a token-layer error and maps its result. */
+vz_rv vz_err_from_tok(vz_err *err, const tok_err *te, tok_rv r);
+
+#endif

@@ -1,0 +1,166 @@
+/* main.c - global options and the command table. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+
+#include <openssl/crypto.h>
+
+#include "cli.h"
+#include "vzp11-version.h"
+
+struct command {
+	const char *name;
+	int (*run)(vz_global *g, int argc, char **argv);
+	const char *synopsis;
+};
+
+static const struct command commands[] = {
+	{"import", cmd_import, "import FILE.p12 [--password-source SRC] [--label LABEL] [--replace] "
+			       "[--allow-personal]"},
+	{"list", cmd_list, "list"},
+	{"show", cmd_show, "show LABEL"},
+	{"remove", cmd_remove, "remove LABEL [--yes]"},
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: vzp11 [GLOBAL OPTIONS] COMMAND [OPTIONS] [ARGS]\n"
+		"Keep a VECOZO system certificate on a PKCS#11 token and use it from there.\n\n"
+		"Commands:\n");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(out, "  %s\n", commands[i].synopsis);
+	fprintf(out,
+		"\nGlobal options (also accepted after the command):\n"
+		"  --module PATH|NAME  PKCS#11 module file, or a p11-kit module name (env VZP11_MODULE);\n"
+		"                      default: the modules registered with p11-kit\n"
+		"  --token URI|LABEL   token as RFC 7512 URI (pkcs11:token=...) or label (env VZP11_TOKEN);\n"
+		"                      default: the only initialized token\n"
+		"  --pin-source SRC    user PIN source (env VZP11_PIN_SOURCE); default: prompt\n"
+		"  --json              machine-readable output on stdout\n"
+		"  -v, --verbose       say more about what is done\n"
+		"  -q, --quiet         print only results and errors\n"
+		"  --help              show this help, or a command's with COMMAND --help\n"
+		"  --version           show the version\n\n"
+		"SRC is env:VAR, file:PATH (mode 0600), fd:N, stdin or prompt. Secrets are never\n"
+		"taken from the command line.\n"
+		"Exit: 0 done, 1 refused or failed (nothing changed), 2 usage error.\n");
+}
+
+bool vz_global_opt(vz_global *g, int c, const char *arg)
+{
+	switch (c) {
+	case OPT_MODULE:
+		g->module = arg;
+		return true;
+	case OPT_TOKEN:
+		g->token = arg;
+		return true;
+	case OPT_PIN_SOURCE:
+		g->pin_source = arg;
+		return true;
+	case OPT_JSON:
+		g->json = true;
+		return true;
+	case 'v':
+		g->verbose++;
+		return true;
+	case 'q':
+		g->quiet = true;
+		return true;
+	default:
+		return false;
+	}
+}
+
+void vz_report(const vz_err *err)
+{
+	fprintf(stderr, "vzp11: %s\n", err->msg[0] ? err->msg : "failed");
+	if (err->hint[0])
+		fprintf(stderr, "vzp11: %s\n", err->hint);
+}
+
+int vz_usage(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("vzp11: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry 'vzp11 %s%s--help'.\n", cmd ? cmd : "", cmd ? " " : "");
+	return VZ_EXIT_USAGE;
+}
+
+void vz_note(const vz_global *g, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (g->quiet)
+		return;
+	fputs("vzp11: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+int vz_exit_code(vz_rv r)
+{
+	return r == VZ_OK ? VZ_EXIT_OK : r == VZ_USAGE ? VZ_EXIT_USAGE : VZ_EXIT_FAIL;
+}
+
+/* No core dumps: a dump of this process could hold a PIN or key. */
+static void harden(void)
+{
+	struct rlimit none = {0, 0};
+
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	setrlimit(RLIMIT_CORE, &none);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		VZ_GLOBAL_LONGOPTS,
+		{"version", no_argument, NULL, OPT_VERSION},
+		{NULL, 0, NULL, 0},
+	};
+	vz_global g = {
+		.module = getenv("VZP11_MODULE"),
+		.token = getenv("VZP11_TOKEN"),
+		.pin_source = getenv("VZP11_PIN_SOURCE"),
+	};
+	int c;
+
+	harden();
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+vq", longopts, NULL)) != -1) {
+		if (vz_global_opt(&g, c, optarg))
+			continue;
+		if (c == OPT_HELP) {
+			usage(stdout);
+			return VZ_EXIT_OK;
+		}
+		if (c == OPT_VERSION) {
+			printf("vzp11 %s\n", VZP11_VERSION);
+			return VZ_EXIT_OK;
+		}
+		return vz_usage(NULL, "unknown or incomplete option '%s'", argv[optind - 1]);
+	}
+	if (optind >= argc)
+		return vz_usage(NULL, "no command given");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		if (strcmp(argv[optind], commands[i].name) == 0) {
+			int sub_argc = argc - optind;
+			char **sub_argv = argv + optind;
+
+			optind = 0; /* reset getopt for the command's own options */
+			return commands[i].run(&g, sub_argc, sub_argv);
+		}
+	}
+	return vz_usage(NULL, "unknown command '%s'", argv[optind]);
+}

@@ -1,0 +1,131 @@
+/* out.c - text and JSON views of token entries. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cert.h"
+#include "out.h"
+
+char *vz_hex(const unsigned char *p, size_t len)
+{
+	char *s = malloc(len * 2 + 1);
+
+	if (!s)
+		return NULL;
+	for (size_t i = 0; i < len; i++)
+		snprintf(s + i * 2, 3, "%02x", p[i]);
+	s[len * 2] = '\0';
+	return s;
+}
+
+static char *obj_uri(const tok_token *t, tok_class cls, const tok_obj *o)
+{
+	tok_bytes id = {o->id, o->id_len};
+
+	return tok_uri(t, cls, o->label, id);
+}
+
+static int key_bits(const vz_entry *e)
+{
+	return e->key->bits ? (int)e->key->bits : e->info.key_bits;
+}
+
+json_t *vz_out_entry_json(const tok_token *t, const vz_entry *e)
+{
+	char *id = vz_hex(e->cert->id, e->cert->id_len);
+	char *kuri = obj_uri(t, TOK_PRIVKEY, e->key);
+	char *curi = obj_uri(t, TOK_CERT, e->cert);
+	json_t *chain = json_array();
+	json_t *j;
+
+	for (int i = 0; i < sk_X509_num(e->chain); i++) {
+		char name[512];
+
+		vz_name_string(X509_get_subject_name(sk_X509_value(e->chain, i)), name,
+			       sizeof(name));
+		json_array_append_new(chain, json_string(name));
+	}
+	j = json_pack("{s:s?, s:s?, s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:s, "
+		      "s:{s:s, s:i, s:b, s:b}, s:{s:s?, s:s?}, s:o}",
+		      "label", e->cert->label, "id", id, "subject", e->info.subject, "issuer",
+		      e->info.issuer, "serial", e->info.serial, "not_before", e->info.not_before,
+		      "not_after", e->info.not_after, "days_left", (json_int_t)e->info.days_left,
+		      "kind", vz_kind_name(e->info.kind), "fingerprint_sha256",
+		      e->info.fingerprint, "key", "type",
+		      e->key->key_type == TOK_KEY_RSA  ? "rsa"
+		      : e->key->key_type == TOK_KEY_EC ? "ec"
+						       : "other",
+		      "bits", key_bits(e), "sensitive", e->key->sensitive, "extractable",
+		      e->key->extractable, "uri", "key", kuri, "cert", curi, "chain", chain);
+	free(id);
+	free(kuri);
+	free(curi);
+	return j;
+}
+
+static void date_only(const char *iso, char *buf, size_t size)
+{
+	snprintf(buf, size, "%.10s", iso);
+}
+
+void vz_out_entry_line(FILE *f, const vz_entry *e)
+{
+	char until[16];
+
+	date_only(e->info.not_after, until, sizeof(until));
+	fprintf(f, "%-20s %s  expires %s (%ld days)  %s-%d%s\n", e->cert->label ? e->cert->label : "",
+		e->info.subject, until, e->info.days_left,
+		e->key->key_type == TOK_KEY_EC ? "ec" : "rsa", key_bits(e),
+		e->info.expired ? "  EXPIRED" : e->info.not_yet_valid ? "  NOT YET VALID" : "");
+}
+
+static const char *yn(bool b)
+{
+	return b ? "yes" : "no";
+}
+
+void vz_out_entry_full(FILE *f, const tok_token *t, const vz_entry *e)
+{
+	char *id = vz_hex(e->cert->id, e->cert->id_len);
+	char *kuri = obj_uri(t, TOK_PRIVKEY, e->key);
+	char *curi = obj_uri(t, TOK_CERT, e->cert);
+
+	fprintf(f, "label:        %s\n", e->cert->label ? e->cert->label : "");
+	fprintf(f, "subject:      %s\n", e->info.subject);
+	fprintf(f, "issuer:       %s\n", e->info.issuer);
+	fprintf(f, "serial:       %s\n", e->info.serial);
+	fprintf(f, "valid:        %s to %s (%ld days left)%s\n", e->info.not_before,
+		e->info.not_after, e->info.days_left,
+		e->info.expired ? " EXPIRED" : e->info.not_yet_valid ? " NOT YET VALID" : "");
+	fprintf(f, "kind:         %s%s%s\n", vz_kind_name(e->info.kind),
+		e->info.kind_reason[0] ? ": " : "", e->info.kind_reason);
+	fprintf(f, "key:          %s %d bits\n", e->key->key_type == TOK_KEY_EC ? "ec" : "rsa",
+		key_bits(e));
+	fprintf(f, "key on token: sensitive=%s extractable=%s private=%s sign=%s\n",
+		yn(e->key->sensitive), yn(e->key->extractable), yn(e->key->is_private),
+		yn(e->key->can_sign));
+	fprintf(f, "fingerprint:  SHA-256 %s\n", e->info.fingerprint);
+	fprintf(f, "id:           %s\n", id ? id : "");
+	fprintf(f, "key URI:      %s\n", kuri ? kuri : "");
+	fprintf(f, "cert URI:     %s\n", curi ? curi : "");
+	if (sk_X509_num(e->chain) == 0)
+		fprintf(f, "chain:        (no CA certificate on the token)\n");
+	for (int i = 0; i < sk_X509_num(e->chain); i++) {
+		char name[512];
+
+		vz_name_string(X509_get_subject_name(sk_X509_value(e->chain, i)), name,
+			       sizeof(name));
+		fprintf(f, "%s%s\n", i ? "              " : "chain:        ", name);
+	}
+	free(id);
+	free(kuri);
+	free(curi);
+}
+
+int vz_out_json(FILE *f, json_t *j)
+{
+	int r = json_dumpf(j, f, JSON_COMPACT);
+
+	fputc('\n', f);
+	json_decref(j);
+	return r;
+}

@@ -1,0 +1,29 @@
+/* out.h - rendering certificates on the token as text or JSON. */
+#ifndef VZP11_OUT_H
+#define VZP11_OUT_H
+
+#include <stdio.h>
+
+#include <jansson.h>
+
+#include "store.h"
+#include "tok.h"
+
+/* The object of `list --json`: label, id, subject, issuer, serial, dates,
+ * days_left, kind, fingerprint_sha256, key{}, uri{}, chain[]. */
+json_t *vz_out_entry_json(const tok_token *t, const vz_entry *e);
+
+/* One line: label, subject, expiry, days left, key type; expired marked. */
+void vz_out_entry_line(FILE *f, const vz_entry *e);
+
+/* Everything: certificate, key attributes as read from the token, URIs,
+ * chain. */
+void vz_out_entry_full(FILE *f, const tok_token *t, const vz_entry *e);
+
+/* Prints j (compact) and a newline; frees j. */
+int vz_out_json(FILE *f, json_t *j);
+
+/* Hex of bytes, lower case. Caller frees. */
+char *vz_hex(const unsigned char *p, size_t len);
+
+#endif

@@ -1,0 +1,194 @@
+/* secret.c - PIN and password sources. Secrets stay in fixed buffers and
+ * are wiped on every path; they never come from argv. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "secret.h"
+
+void vz_secret_wipe(vz_secret *s)
+{
+	if (s) {
+		OPENSSL_cleanse(s->buf, sizeof(s->buf));
+		s->len = 0;
+	}
+}
+
+static bool parse_fd(const char *s, int *fd)
+{
+	char *end = NULL;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end != '\0' || v < 0 || v > INT_MAX)
+		return false;
+	*fd = (int)v;
+	return true;
+}
+
+vz_rv vz_secret_check_source(const char *src, vz_err *err)
+{
+	int fd;
+
+	if (strncmp(src, "pass:", 5) == 0) {
+		vz_err_set(err, "'pass:' is not accepted: a secret on the command line can be read "
+				"by every user of this machine (ps, /proc)");
+		vz_err_hint(err, "use env:VAR, file:PATH (mode 0600), fd:N, stdin or prompt");
+		return VZ_USAGE;
+	}
+	if ((strncmp(src, "env:", 4) == 0 && src[4]) || (strncmp(src, "file:", 5) == 0 && src[5]) ||
+	    strcmp(src, "stdin") == 0 || strcmp(src, "prompt") == 0)
+		return VZ_OK;
+	if (strncmp(src, "fd:", 3) == 0 && parse_fd(src + 3, &fd))
+		return VZ_OK;
+	vz_err_set(err, "unknown secret source '%s'", src);
+	vz_err_hint(err, "use env:VAR, file:PATH (mode 0600), fd:N, stdin or prompt");
+	return VZ_USAGE;
+}
+
+/* Keeps the first line of what was read; refuses secrets that do not fit. */
+static vz_rv take_line(const char *data, size_t n, const char *what, vz_secret *out, vz_err *err)
+{
+	size_t len = 0;
+
+	while (len < n && data[len] != '\n' && data[len] != '\r')
+		len++;
+	if (len >= sizeof(out->buf)) {
+		vz_err_set(err, "the %s is longer than %zu bytes", what, sizeof(out->buf) - 1);
+		return VZ_FAIL;
+	}
+	memcpy(out->buf, data, len);
+	out->buf[len] = '\0';
+	out->len = len;
+	return VZ_OK;
+}
+
+/* Reads at most one buffer's worth from fd, stopping at the first newline. */
+static vz_rv read_fd(int fd, const char *what, const char *from, vz_secret *out, vz_err *err)
+{
+	char tmp[VZ_SECRET_MAX + 1];
+	size_t n = 0;
+	vz_rv ret;
+
+	while (n < sizeof(tmp)) {
+		ssize_t r = read(fd, tmp + n, 1);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			vz_err_set(err, "cannot read the %s from %s: %s", what, from, strerror(errno));
+			OPENSSL_cleanse(tmp, sizeof(tmp));
+			return VZ_FAIL;
+		}
+		if (r == 0 || tmp[n] == '\n')
+			break;
+		n++;
+	}
+	ret = take_line(tmp, n, what, out, err);
+	OPENSSL_cleanse(tmp, sizeof(tmp));
+	return ret;
+}
+
+static vz_rv read_file(const char *path, const char *what, vz_secret *out, vz_err *err)
+{
+	struct stat st;
+	vz_rv ret;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0) {
+		vz_err_set(err, "cannot open the %s file %s: %s", what, path, strerror(errno));
+		return VZ_FAIL;
+	}
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		vz_err_set(err, "the %s file %s is not a regular file", what, path);
+		close(fd);
+		return VZ_FAIL;
+	}
+	if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+		vz_err_set(err, "the %s file %s can be read or changed by other users (mode %04o); "
+				"it was not read",
+			   what, path, (unsigned)(st.st_mode & 07777));
+		vz_err_hint(err, "run: chmod 600 %s", path);
+		close(fd);
+		return VZ_FAIL;
+	}
+	ret = read_fd(fd, what, path, out, err);
+	close(fd);
+	return ret;
+}
+
+static vz_rv read_prompt(const char *what, vz_secret *out, vz_err *err)
+{
+	struct termios old, quiet;
+	char prompt[128];
+	vz_rv ret;
+	int fd;
+
+	fd = open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0) {
+		vz_err_set(err, "the %s is needed and there is no terminal to ask for it", what);
+		vz_err_hint(err, "give a source: env:VAR, file:PATH (mode 0600), fd:N or stdin");
+		return VZ_FAIL;
+	}
+	if (tcgetattr(fd, &old) != 0) {
+		vz_err_set(err, "cannot switch off echo on the terminal: %s", strerror(errno));
+		close(fd);
+		return VZ_FAIL;
+	}
+	quiet = old;
+	quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
+	quiet.c_lflag |= ICANON;
+	snprintf(prompt, sizeof(prompt), "Enter %s: ", what);
+	if (write(fd, prompt, strlen(prompt)) < 0 || tcsetattr(fd, TCSAFLUSH, &quiet) != 0) {
+		vz_err_set(err, "cannot prompt for the %s on the terminal", what);
+		close(fd);
+		return VZ_FAIL;
+	}
+	ret = read_fd(fd, what, "the terminal", out, err);
+	tcsetattr(fd, TCSAFLUSH, &old);
+	if (write(fd, "\n", 1) < 0) {
+		/* the prompt line stays open; nothing else to do */
+	}
+	close(fd);
+	return ret;
+}
+
+vz_rv vz_secret_read(const char *src, const char *what, vz_secret *out, vz_err *err)
+{
+	vz_rv ret;
+	int fd;
+
+	vz_secret_wipe(out);
+	if (!src)
+		src = "prompt";
+	ret = vz_secret_check_source(src, err);
+	if (ret != VZ_OK)
+		return ret;
+	if (strncmp(src, "env:", 4) == 0) {
+		const char *v = getenv(src + 4);
+
+		if (!v) {
+			vz_err_set(err, "the environment variable %s for the %s is not set", src + 4,
+				   what);
+			return VZ_FAIL;
+		}
+		return take_line(v, strlen(v), what, out, err);
+	}
+	if (strncmp(src, "file:", 5) == 0)
+		return read_file(src + 5, what, out, err);
+	if (strcmp(src, "stdin") == 0)
+		return read_fd(STDIN_FILENO, what, "standard input", out, err);
+	if (strncmp(src, "fd:", 3) == 0 && parse_fd(src + 3, &fd))
+		return read_fd(fd, what, src, out, err);
+	return read_prompt(what, out, err);
+}

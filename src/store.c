@@ -1,0 +1,123 @@
+/* store.c - pairing certificates with their keys through CKA_ID. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "store.h"
+
+void vz_store_free(vz_store *st)
+{
+	if (!st)
+		return;
+	for (size_t i = 0; i < st->n_entries; i++)
+		sk_X509_free(st->entries[i].chain);
+	for (size_t i = 0; st->x509s && i < st->n_certs; i++)
+		X509_free(st->x509s[i]);
+	free(st->x509s);
+	sk_X509_free(st->pool);
+	free(st->entries);
+	tok_objs_free(st->certs, st->n_certs);
+	tok_objs_free(st->keys, st->n_keys);
+	tok_objs_free(st->pubs, st->n_pubs);
+	free(st);
+}
+
+static bool same_id(const tok_obj *a, const tok_obj *b)
+{
+	return a->id_len > 0 && a->id_len == b->id_len && memcmp(a->id, b->id, a->id_len) == 0;
+}
+
+static const tok_obj *match(const tok_obj *objs, size_t n, const tok_obj *cert)
+{
+	for (size_t i = 0; i < n; i++)
+		if (same_id(&objs[i], cert))
+			return &objs[i];
+	return NULL;
+}
+
+vz_rv vz_store_load(tok_session *s, vz_store **out, vz_err *err)
+{
+	vz_store *st = calloc(1, sizeof(*st));
+	tok_bytes none = {0};
+	tok_err te = {0};
+	tok_rv r;
+	vz_rv ret = VZ_FAIL;
+
+	if (!st) {
+		vz_err_set(err, "out of memory");
+		return VZ_FAIL;
+	}
+	r = tok_find(s, TOK_CERT, NULL, none, &st->certs, &st->n_certs, &te);
+	if (r == TOK_OK)
+		r = tok_find(s, TOK_PRIVKEY, NULL, none, &st->keys, &st->n_keys, &te);
+	if (r == TOK_OK)
+		r = tok_find(s, TOK_PUBKEY, NULL, none, &st->pubs, &st->n_pubs, &te);
+	if (r != TOK_OK) {
+		vz_err_from_tok(err, &te, r);
+		goto out;
+	}
+	st->x509s = calloc(st->n_certs + 1, sizeof(*st->x509s));
+	st->entries = calloc(st->n_certs + 1, sizeof(*st->entries));
+	st->pool = sk_X509_new_null();
+	if (!st->x509s || !st->entries || !st->pool) {
+		vz_err_set(err, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < st->n_certs; i++) {
+		const unsigned char *p = st->certs[i].value;
+
+		if (p)
+			st->x509s[i] = d2i_X509(NULL, &p, (long)st->certs[i].value_len);
+		if (st->x509s[i] && !sk_X509_push(st->pool, st->x509s[i])) {
+			vz_err_set(err, "out of memory");
+			goto out;
+		}
+	}
+	for (size_t i = 0; i < st->n_certs; i++) {
+		const tok_obj *key = match(st->keys, st->n_keys, &st->certs[i]);
+		vz_entry *e;
+
+		if (!key || !st->x509s[i] || st->certs[i].category == 2)
+			continue;
+		e = &st->entries[st->n_entries];
+		e->cert = &st->certs[i];
+		e->key = key;
+		e->pub = match(st->pubs, st->n_pubs, &st->certs[i]);
+		e->x509 = st->x509s[i];
+		if (vz_cert_info_get(e->x509, &e->info, err) != VZ_OK)
+			goto out;
+		e->chain = vz_cert_chain(e->x509, st->pool, NULL);
+		if (!e->chain) {
+			vz_err_set(err, "out of memory");
+			goto out;
+		}
+		st->n_entries++;
+	}
+	*out = st;
+	st = NULL;
+	ret = VZ_OK;
+out:
+	vz_store_free(st);
+	return ret;
+}
+
+long vz_store_find_cert(const vz_store *st, const X509 *c)
+{
+	for (size_t i = 0; i < st->n_certs; i++)
+		if (st->x509s[i] && X509_cmp(st->x509s[i], c) == 0)
+			return (long)i;
+	return -1;
+}
+
+bool vz_store_ca_in_use(const vz_store *st, const X509 *ca, const vz_entry *skip)
+{
+	for (size_t i = 0; i < st->n_entries; i++) {
+		const vz_entry *e = &st->entries[i];
+
+		if (e == skip)
+			continue;
+		for (int j = 0; j < sk_X509_num(e->chain); j++)
+			if (X509_cmp(sk_X509_value(e->chain, j), ca) == 0)
+				return true;
+	}
+	return false;
+}

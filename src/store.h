@@ -1,0 +1,40 @@
+/* store.h - the certificates with keys on a token, as vzp11 sees them. */
+#ifndef VZP11_STORE_H
+#define VZP11_STORE_H
+
+#include <openssl/x509.h>
+
+#include "cert.h"
+#include "tok.h"
+
+/* A certificate with its private key (same CKA_ID) and public key. */
+typedef struct vz_entry {
+	const tok_obj *cert; /* borrowed from the store */
+	const tok_obj *key;
+	const tok_obj *pub; /* NULL when the token has no public key object */
+	X509 *x509;         /* owned by the store */
+	vz_cert_info info;
+	STACK_OF(X509) *chain; /* CA certificates on the token it chains to (borrowed) */
+} vz_entry;
+
+typedef struct vz_store {
+	tok_obj *certs, *keys, *pubs;
+	size_t n_certs, n_keys, n_pubs;
+	X509 **x509s; /* parsed certs[i], NULL when not parseable */
+	STACK_OF(X509) *pool; /* every parseable certificate (borrowed) */
+	vz_entry *entries;
+	size_t n_entries;
+} vz_store;
+
+/* Reads every certificate and key object of the session's token. */
+vz_rv vz_store_load(tok_session *s, vz_store **out, vz_err *err);
+void vz_store_free(vz_store *st);
+
+/* Index of the certificate object whose DER equals c, or -1. */
+long vz_store_find_cert(const vz_store *st, const X509 *c);
+
+/* True when a CA certificate on the token is in the chain of an entry
+ * other than skip (NULL: any entry). */
+bool vz_store_ca_in_use(const vz_store *st, const X509 *ca, const vz_entry *skip);
+
+#endif

@@ -1,0 +1,75 @@
+/* token.c - from global options to a logged-in session. */
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "secret.h"
+#include "token.h"
+
+struct pin_ctx {
+	const char *source;
+	vz_err *err;
+	vz_rv rv;
+};
+
+/* Called by the token layer only when the token needs a PIN. */
+static tok_rv read_pin(void *ctx, char *buf, size_t size, size_t *len)
+{
+	struct pin_ctx *pc = ctx;
+	vz_secret pin;
+
+	pc->rv = vz_secret_read(pc->source, "token PIN", &pin, pc->err);
+	if (pc->rv != VZ_OK) {
+		vz_secret_wipe(&pin);
+		return TOK_NO_PIN;
+	}
+	if (pin.len >= size) {
+		vz_secret_wipe(&pin);
+		pc->rv = VZ_FAIL;
+		vz_err_set(pc->err, "the PIN is too long");
+		return TOK_NO_PIN;
+	}
+	memcpy(buf, pin.buf, pin.len);
+	*len = pin.len;
+	vz_secret_wipe(&pin);
+	return TOK_OK;
+}
+
+vz_rv vz_token_open(const vz_global *g, bool rw, vz_token *out, vz_err *err)
+{
+	struct pin_ctx pc = {.source = g->pin_source, .err = err, .rv = VZ_OK};
+	tok_err te = {0};
+	tok_rv r;
+
+	memset(out, 0, sizeof(*out));
+	if (g->pin_source) {
+		vz_rv v = vz_secret_check_source(g->pin_source, err);
+
+		if (v != VZ_OK)
+			return v;
+	}
+	r = tok_lib_open(g->module, &out->lib, &te);
+	if (r == TOK_OK)
+		r = tok_lib_select(out->lib, g->token, &out->tok, &te);
+	if (r == TOK_OK) {
+		r = tok_session_open(out->tok, rw, read_pin, &pc, &out->s, &te);
+		/* The PIN source's own failure explains itself. */
+		if (r == TOK_NO_PIN && pc.rv != VZ_OK) {
+			vz_token_close(out);
+			return pc.rv;
+		}
+	}
+	if (r != TOK_OK) {
+		vz_token_close(out);
+		vz_err_from_tok(err, &te, r);
+		return VZ_FAIL;
+	}
+	return VZ_OK;
+}
+
+void vz_token_close(vz_token *t)
+{
+	tok_session_close(t->s);
+	tok_lib_close(t->lib);
+	memset(t, 0, sizeof(*t));
+}
