@@ -122,6 +122,14 @@ static void harden(void)
 	setrlimit(RLIMIT_CORE, &none);
 }
 
+/* An empty variable counts as unset. */
+static const char *env_or_null(const char *name)
+{
+	const char *v = getenv(name);
+
+	return v && *v ? v : NULL;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -130,9 +138,9 @@ int main(int argc, char **argv)
 		{NULL, 0, NULL, 0},
 	};
 	vz_global g = {
-		.module = getenv("VZP11_MODULE"),
-		.token = getenv("VZP11_TOKEN"),
-		.pin_source = getenv("VZP11_PIN_SOURCE"),
+		.module = env_or_null("VZP11_MODULE"),
+		.token = env_or_null("VZP11_TOKEN"),
+		.pin_source = env_or_null("VZP11_PIN_SOURCE"),
 	};
 	int c;
 

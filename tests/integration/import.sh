@@ -1,0 +1,249 @@
+#!/bin/sh
+# import.sh CASE: one user action of `vzp11 import`, checked against the
+# token with OpenSC's pkcs11-tool.
+. "$(dirname "$0")/lib.sh"
+
+imp() { run vz import "$@" --password-source env:VZT_P12; }
+
+# A token that already holds something, so "unchanged" means something.
+seed() {
+	imp "$PKI/sys-ec256.p12" --label seeded
+	[ "$rc" -eq 0 ] || { fail "seeding the token failed"; cat "$T/err"; finish; }
+	snapshot before
+}
+
+# refused FILE REGEX [ARGS...]: exit 1, the message, nothing written.
+refused() {
+	f=$1 re=$2
+	shift 2
+	seed
+	imp "$f" "$@"
+	expect_rc 1 "refused $(basename "$f")"
+	expect_in "$T/err" "$re" "message says why"
+	expect_unchanged before "refused $(basename "$f")"
+}
+
+# One label's objects share one CKA_ID, which is the key identifier.
+expect_objects() { # expect_objects LABEL CERT.crt
+	objects >"$T/objs"
+	n=$(awk -v l="$1" '/^[A-Z]/ {cls=$0} /label:/ {lab=$0; sub(/^ *label: */, "", lab)}
+		/ID:/ && lab == l {print $2}' "$T/objs" | sort | uniq -c)
+	if [ "$(echo "$n" | awk '{print $1}')" = 3 ]; then pass "key, public key and certificate share one CKA_ID"; else
+		fail "objects of '$1' do not share one CKA_ID: $n"; fi
+	ski=$(openssl x509 -in "$2" -noout -ext subjectKeyIdentifier | tail -1 | tr -d ' :' | tr A-F a-f)
+	if [ "$(echo "$n" | awk '{print $2}')" = "$ski" ]; then pass "CKA_ID is the SHA-1 key identifier"; else
+		fail "CKA_ID $(echo "$n" | awk '{print $2}') is not the key identifier $ski"; fi
+	awk -v l="$1" '/^Private Key Object/ {p=1; next} /^[A-Z]/ {p=0} p' "$T/objs" >"$T/priv"
+	expect_in "$T/priv" "label: +$1" "private key is on the token"
+	expect_in "$T/priv" "Access: +sensitive" "private key is sensitive"
+	expect_not_in "$T/priv" "extractable" "private key is not extractable"
+	expect_in "$T/priv" "Usage: +sign$" "private key may only sign"
+	if GNUTLS_PIN=$VZT_PIN p11tool --provider "$SOFTHSM_MODULE" --login \
+		--export "pkcs11:token=$TOKEN_LABEL;object=$1;type=private" >/dev/null 2>&1; then
+		fail "the private key's value could be read from the token"
+	else pass "reading the private key's value fails"; fi
+}
+
+expect_ca_on_token() { # expect_ca_on_token N
+	got=$(objects | grep -c "^Certificate Object" || true)
+	if [ "$got" -eq "$1" ]; then pass "$1 certificates on the token"; else
+		fail "$got certificates on the token, expected $1"; fi
+}
+
+case_modern_rsa2048() {
+	imp "$PKI/sys-rsa2048.p12"
+	expect_rc 0 "import of a modern .p12"
+	subject=$(openssl x509 -in "$PKI/sys-rsa2048.crt" -noout -subject -nameopt RFC2253 | sed 's/^subject=//')
+	expect_in "$T/out" "subject: +$subject" "prints the subject"
+	expect_in "$T/out" "issuer: +CN=vzp11 Test Issuing CA G4" "prints the issuer"
+	expect_in "$T/out" "serial: +[0-9A-F]+" "prints the serial"
+	expect_in "$T/out" "\(7[23][0-9] days left\)" "prints validity with days left"
+	expect_in "$T/out" "key: +rsa 2048 bits" "prints key type and size"
+	fp=$(openssl x509 -in "$PKI/sys-rsa2048.crt" -noout -fingerprint -sha256 | sed 's/.*=//')
+	expect_in "$T/out" "SHA-256 $fp" "prints the SHA-256 fingerprint"
+	expect_in "$T/out" "key URI: +pkcs11:.*type=private" "prints the key URI"
+	expect_in "$T/out" "cert URI: +pkcs11:.*type=cert" "prints the certificate URI"
+	expect_in "$T/out" "sensitive=yes extractable=no" "key attributes read back"
+	expect_in "$T/out" "Reminder: .*delete it" "reminds to delete the .pfx"
+	expect_not_in "$T/out" "pin-value|$VZT_PIN" "no PIN in the output"
+	expect_objects vecozo-system "$PKI/sys-rsa2048.crt"
+	expect_ca_on_token 3
+}
+
+case_legacy_rsa2048() {
+	openssl pkcs12 -in "$PKI/sys-rsa2048-legacy.p12" -info -noout -legacy \
+		-passin env:VZT_P12 >"$T/info" 2>&1 || true
+	expect_in "$T/info" "RC2-40|40BitRC2" "fixture really uses RC2-40"
+	expect_in "$T/info" "3-KeyTripleDES|des-ede3" "fixture really uses 3DES for the key"
+	imp "$PKI/sys-rsa2048-legacy.p12"
+	expect_rc 0 "import of a legacy (RC2-40/3DES, SHA-1 MAC) .p12"
+	expect_objects vecozo-system "$PKI/sys-rsa2048.crt"
+}
+
+case_rsa4096() {
+	imp "$PKI/sys-rsa4096.p12" --label big
+	expect_rc 0 "import of RSA 4096"
+	expect_in "$T/out" "key: +rsa 4096 bits" "RSA 4096 reported"
+	expect_objects big "$PKI/sys-rsa4096.crt"
+}
+
+case_ec256_leaf_last() {
+	imp "$PKI/sys-ec256-leaflast.p12"
+	expect_rc 0 "import of EC P-256 with the leaf after its chain"
+	expect_in "$T/out" "key: +ec 256 bits" "EC key reported"
+	expect_objects vecozo-system "$PKI/sys-ec256.crt"
+	expect_ca_on_token 3
+}
+
+case_chain_any_order() {
+	imp "$PKI/sys-rsa2048-mixed.p12"
+	expect_rc 0 "import with the chain reversed and an unrelated certificate"
+	expect_in "$T/err" "1 certificate\(s\) in the file belong to neither" "notes the ignored certificate"
+	expect_ca_on_token 3
+	if objects | grep -q "Unrelated CA"; then fail "unrelated certificate was written"; else
+		pass "unrelated certificate not written"; fi
+	run vz show vecozo-system
+	expect_in "$T/out" "chain: +CN=vzp11 Test Issuing CA G4" "chain starts with the issuing CA"
+	expect_in "$T/out" "^ +CN=vzp11 Test Root CA G4" "chain ends with the root"
+}
+
+case_rerun_unchanged() {
+	imp "$PKI/sys-rsa2048.p12"
+	snapshot before
+	imp "$PKI/sys-rsa2048.p12"
+	expect_rc 0 "second import of the same file"
+	expect_in "$T/out" "already on the token" "says it is already there"
+	expect_unchanged before "second import"
+}
+
+case_label_taken() {
+	imp "$PKI/sys-rsa2048.p12"
+	snapshot before
+	imp "$PKI/sys-renewed.p12"
+	expect_rc 1 "another certificate under the same label"
+	expect_in "$T/err" "already holds another certificate" "says the label is taken"
+	expect_in "$T/err" "--replace" "names --replace"
+	expect_unchanged before "label taken"
+}
+
+case_replace_renewed() {
+	imp "$PKI/sys-rsa2048.p12"
+	imp "$PKI/sys-renewed.p12" --replace
+	expect_rc 0 "--replace with a renewed certificate and new key"
+	expect_in "$T/out" "^Replaced 'vecozo-system'" "says replaced"
+	expect_objects vecozo-system "$PKI/sys-renewed.crt"
+	old=$(openssl x509 -in "$PKI/sys-rsa2048.crt" -noout -ext subjectKeyIdentifier | tail -1 | tr -d ' :' | tr A-F a-f)
+	if objects | grep -q "ID: *$old"; then fail "old key objects remain"; else pass "old key objects removed"; fi
+	expect_ca_on_token 3
+}
+
+case_replace_same_key() {
+	imp "$PKI/sys-rsa2048.p12"
+	imp "$PKI/sys-samekey.p12" --replace
+	expect_rc 0 "--replace with a new certificate for the same key"
+	expect_objects vecozo-system "$PKI/sys-samekey.crt"
+	serial=$(openssl x509 -in "$PKI/sys-samekey.crt" -noout -serial | sed 's/.*=//')
+	run vz show vecozo-system
+	expect_in "$T/out" "serial: +$serial" "the new certificate is the one on the token"
+	expect_ca_on_token 3
+}
+
+case_json() {
+	run vz --json import "$PKI/sys-rsa2048.p12" --password-source env:VZT_P12
+	expect_rc 0 "import --json"
+	python3 - "$T/out" >"$T/check" 2>&1 <<'PY' || true
+import json, sys
+o = json.load(open(sys.argv[1]))
+assert o["status"] == "imported", o["status"]
+assert o["label"] == "vecozo-system"
+assert o["key"] == {"type": "rsa", "bits": 2048, "sensitive": True, "extractable": False}, o["key"]
+assert o["kind"] == "system"
+assert o["uri"]["key"].startswith("pkcs11:") and "pin" not in o["uri"]["key"]
+assert len(o["chain"]) == 2
+assert "delete" in o["reminder"]
+print("json ok")
+PY
+	expect_in "$T/check" "^json ok$" "JSON object has status, key attributes, URIs and chain"
+}
+
+# wrong_password FILE: a wrong password is named as such, not as damage.
+wrong_password() {
+	seed
+	VZT_P12=not-the-password
+	imp "$1"
+	expect_rc 1 "wrong password for $(basename "$1")"
+	expect_in "$T/err" "password is wrong" "says the password is wrong"
+	expect_not_in "$T/err" "damaged|truncated" "does not blame the file"
+	expect_unchanged before "wrong password"
+}
+case_wrong_password() { wrong_password "$PKI/sys-rsa2048.p12"; }
+case_wrong_password_legacy() { wrong_password "$PKI/sys-rsa2048-legacy.p12"; }
+case_not_p12() { refused "$PKI/notp12.p12" "not a PKCS#12"; }
+case_truncated() { refused "$PKI/truncated.p12" "truncated or damaged"; }
+case_empty() { refused "$PKI/empty.p12" "file is empty"; }
+case_no_key() {
+	refused "$PKI/nokey.p12" "holds no private key"
+	expect_in "$T/err" "export again with the private key" "says to export with the key"
+}
+case_wrong_key() { refused "$PKI/wrongkey.p12" "matches none of its"; }
+case_expired() { refused "$PKI/expired.p12" "expired on 20[0-9-]+.*days ago"; }
+case_not_yet_valid() { refused "$PKI/notyet.p12" "not valid yet: it starts on 20[0-9-]+"; }
+case_personal() { refused "$PKI/personal.p12" "personal certificate.*system certificate"; }
+case_rsa1024() { refused "$PKI/rsa1024.p12" "1024 bits.*at least 2048"; }
+case_missing_file() { refused "$T/nonexistent.p12" "cannot open"; }
+
+case_personal_allowed() {
+	imp "$PKI/personal.p12" --allow-personal --label person
+	expect_rc 0 "--allow-personal imports a personal certificate"
+	expect_in "$T/out" "kind: +personal" "marked personal"
+}
+
+case_token_not_found() {
+	seed
+	VZP11_TOKEN=no-such-token imp "$PKI/sys-rsa2048.p12"
+	expect_rc 1 "unknown token"
+	expect_in "$T/err" "no token matches 'no-such-token'.*'$TOKEN_LABEL'" "lists the tokens that exist"
+	expect_unchanged before "unknown token"
+}
+
+case_wrong_pin() {
+	seed
+	VZT_BADPIN=0000 VZP11_PIN_SOURCE=env:VZT_BADPIN imp "$PKI/sys-rsa2048.p12"
+	expect_rc 1 "wrong PIN"
+	expect_in "$T/err" "rejected the PIN" "says the PIN was rejected"
+	expect_in "$T/err" "never retries" "says it is not retried"
+	expect_unchanged before "wrong PIN"
+}
+
+case_pass_source_refused() {
+	seed
+	run vz import "$PKI/sys-rsa2048.p12" --password-source pass:secret
+	expect_rc 2 "pass: is a usage error"
+	expect_in "$T/err" "argv|command line" "explains why"
+	expect_unchanged before "pass: refused"
+}
+
+case_password_file() {
+	seed
+	(umask 027 && printf '%s\n' "$VZT_P12" >"$T/pw")
+	chmod 0640 "$T/pw"
+	run vz import "$PKI/sys-rsa2048.p12" --password-source "file:$T/pw"
+	expect_rc 1 "group-readable password file"
+	expect_in "$T/err" "chmod 600" "says how to fix the mode"
+	expect_unchanged before "group-readable password file"
+	chmod 0600 "$T/pw"
+	run vz import "$PKI/sys-rsa2048.p12" --password-source "file:$T/pw"
+	expect_rc 0 "password from a 0600 file"
+}
+
+case_no_pin_source_no_tty() {
+	seed
+	VZP11_PIN_SOURCE= setsid sh -c '"$VZP11_BIN" --module "$VZP11_MODULE" import "$1" --password-source env:VZT_P12 </dev/null' sh "$PKI/sys-rsa2048.p12" >"$T/out" 2>"$T/err" && rc=0 || rc=$?
+	expect_rc 1 "no PIN source and no terminal"
+	expect_in "$T/err" "no terminal" "says there is no terminal to ask"
+	expect_unchanged before "no PIN source"
+}
+
+new_token "import-$1"
+"case_$(echo "$1" | tr - _)"
+finish

@@ -1,0 +1,93 @@
+# lib.sh - shared by the integration tests (sourced). Every test gets its own
+# SoftHSM2 token under $TESTWORK/<test>/; PINs and passwords travel only in
+# the environment, never on a command line.
+set -eu
+
+: "${VZP11_BIN:?}" "${TESTWORK:?}" "${SRCDIR:?}"
+SOFTHSM_MODULE=${SOFTHSM_MODULE:-/usr/lib/softhsm/libsofthsm2.so}
+[ -e "$SOFTHSM_MODULE" ] || { echo "SKIP: SoftHSM2 is not installed"; exit 77; }
+PKI=$TESTWORK/pki
+[ -f "$PKI/done" ] || { echo "FAIL: the setup test did not build $PKI"; exit 1; }
+
+export VZT_PIN=4711-test-pin
+export VZT_SO_PIN=so-pin-0815
+export VZT_P12=$(cat "$PKI/password")
+export VZP11_MODULE=$SOFTHSM_MODULE
+export VZP11_PIN_SOURCE=env:VZT_PIN
+unset VZP11_TOKEN
+
+failures=0
+fail() {
+	echo "FAIL: $*"
+	failures=$((failures + 1))
+}
+pass() { echo "ok: $*"; }
+
+# new_token NAME [LABEL]: a fresh token in its own directory.
+new_token() {
+	T=$TESTWORK/$1
+	rm -rf "$T"
+	mkdir -p "$T"
+	TOKEN_LABEL=${2:-vzp11-test}
+	SOFTHSM2_CONF=$(VZP11_SO_PIN=$VZT_SO_PIN VZP11_USER_PIN=$VZT_PIN \
+		"$SRCDIR/scripts/softhsm-token" "$T/hsm" "$TOKEN_LABEL")
+	export SOFTHSM2_CONF
+}
+
+vz() { "$VZP11_BIN" "$@"; }
+
+# run CMD...: stdout in $T/out, stderr in $T/err, exit code in $rc.
+run() {
+	set +e
+	"$@" >"$T/out" 2>"$T/err"
+	rc=$?
+	set -e
+}
+
+expect_rc() { # expect_rc N WHAT
+	if [ "$rc" -eq "$1" ]; then pass "$2 (exit $rc)"; else
+		fail "$2: exit $rc, expected $1"
+		sed 's/^/  stderr: /' "$T/err"
+	fi
+}
+
+expect_in() { # expect_in FILE REGEX WHAT
+	if grep -Eq -- "$2" "$1"; then pass "$3"; else
+		fail "$3: /$2/ not in $(basename "$1")"
+		sed 's/^/  | /' "$1" | head -20
+	fi
+}
+
+expect_not_in() { # expect_not_in FILE REGEX WHAT
+	if grep -Eq -- "$2" "$1"; then
+		fail "$3: /$2/ found in $(basename "$1")"
+	else pass "$3"; fi
+}
+
+# objects: the token's objects as OpenSC's pkcs11-tool sees them, logged in.
+objects() {
+	pkcs11-tool --module "$SOFTHSM_MODULE" --token-label "$TOKEN_LABEL" --login \
+		--pin env:VZT_PIN --list-objects 2>/dev/null | grep -v '^Using slot'
+}
+
+snapshot() { objects >"$T/$1.objects"; }
+
+expect_unchanged() { # expect_unchanged BEFORE WHAT
+	objects >"$T/now.objects"
+	if cmp -s "$T/$1.objects" "$T/now.objects"; then pass "$2: token objects unchanged"; else
+		fail "$2: token objects changed"
+		diff "$T/$1.objects" "$T/now.objects" | head -20
+	fi
+}
+
+count_objects() { # count_objects REGEX
+	objects | grep -cE "$1" || true
+}
+
+finish() {
+	if [ "$failures" -ne 0 ]; then
+		echo "$failures check(s) failed"
+		exit 1
+	fi
+	exit 0
+}
