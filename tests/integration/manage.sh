@@ -1,0 +1,156 @@
+#!/bin/sh
+# manage.sh CASE: `vzp11 list`, `show` and `remove` as an admin uses them.
+. "$(dirname "$0")/lib.sh"
+
+imp() {
+	run vz import "$@" --password-source env:VZT_P12
+	[ "$rc" -eq 0 ] || { fail "import $*"; cat "$T/err"; finish; }
+}
+
+case_list() {
+	imp "$PKI/sys-rsa2048.p12"
+	imp "$PKI/sys-ec256.p12" --label ec
+	run vz list
+	expect_rc 0 "list"
+	expect_in "$T/out" "^vecozo-system +CN=Demo Praktijk B.V. systeemcertificaat 01234567.*expires 20[0-9-]+ \([0-9]+ days\) +rsa-2048" "one line for the RSA certificate"
+	expect_in "$T/out" "^ec +CN=.*ec-256" "one line for the EC certificate"
+	lines=$(wc -l <"$T/out")
+	[ "$lines" -eq 2 ] && pass "two lines, CA certificates not listed" || fail "$lines lines listed"
+	run vz --json list
+	expect_rc 0 "list --json"
+	python3 - "$T/out" "$PKI/sys-rsa2048.crt" >"$T/check" 2>&1 <<'PY' || true
+import json, subprocess, sys
+arr = json.load(open(sys.argv[1]))
+assert len(arr) == 2, arr
+o = [e for e in arr if e["label"] == "vecozo-system"][0]
+keys = {"label", "id", "subject", "issuer", "serial", "not_before", "not_after", "days_left",
+        "kind", "fingerprint_sha256", "key", "uri", "chain"}
+assert keys <= set(o), set(o) ^ keys
+fp = subprocess.run(["openssl", "x509", "-in", sys.argv[2], "-noout", "-fingerprint", "-sha256"],
+                    capture_output=True, text=True).stdout.strip().split("=")[1]
+assert o["fingerprint_sha256"] == fp
+assert o["kind"] == "system"
+assert o["key"] == {"type": "rsa", "bits": 2048, "sensitive": True, "extractable": False}
+assert o["not_after"].endswith("Z") and "T" in o["not_after"]
+assert 700 < o["days_left"] < 740
+assert o["chain"] == ["CN=vzp11 Test Issuing CA G4,O=vzp11 Test,C=NL",
+                      "CN=vzp11 Test Root CA G4,O=vzp11 Test,C=NL"], o["chain"]
+assert o["uri"]["key"].endswith("type=private") and o["uri"]["cert"].endswith("type=cert")
+ec = [e for e in arr if e["label"] == "ec"][0]
+assert ec["key"]["type"] == "ec" and ec["key"]["bits"] == 256
+print("json ok")
+PY
+	expect_in "$T/check" "^json ok$" "list --json has every field with the right values"
+}
+
+case_list_empty() {
+	run vz list
+	expect_rc 0 "list on an empty token"
+	expect_in "$T/err" "vzp11 import" "points to import"
+	run vz --json list
+	expect_in "$T/out" '^\[\]$' "empty JSON array"
+}
+
+case_list_expired_marked() {
+	# import refuses expired certificates, so put one there with pkcs11-tool
+	pkcs11-tool --module "$SOFTHSM_MODULE" --token-label "$TOKEN_LABEL" --login --pin env:VZT_PIN \
+		--write-object "$PKI/expired.key" --type privkey --id 0a0b --label old >/dev/null 2>&1
+	openssl x509 -in "$PKI/expired.crt" -outform DER -out "$T/expired.der"
+	pkcs11-tool --module "$SOFTHSM_MODULE" --token-label "$TOKEN_LABEL" --login --pin env:VZT_PIN \
+		--write-object "$T/expired.der" --type cert --id 0a0b --label old >/dev/null 2>&1
+	run vz list
+	expect_rc 0 "list with an expired certificate"
+	expect_in "$T/out" "^old .*\(-[0-9]+ days\).*EXPIRED" "expired certificate is marked"
+}
+
+case_show() {
+	imp "$PKI/sys-rsa2048.p12"
+	run vz show vecozo-system
+	expect_rc 0 "show"
+	for field in subject issuer serial valid kind "key on token" fingerprint "key URI" "cert URI" chain; do
+		expect_in "$T/out" "^$field: " "shows $field"
+	done
+	expect_in "$T/out" "^kind: +system" "kind is system"
+	run vz show nothing-here
+	expect_rc 1 "show of an unknown label"
+	expect_in "$T/err" "no certificate .* 'nothing-here'" "says the label is unknown"
+	run vz show
+	expect_rc 2 "show without a label"
+}
+
+case_remove() {
+	imp "$PKI/sys-rsa2048.p12"
+	imp "$PKI/sys-ec256.p12" --label ec
+	run vz remove vecozo-system --yes
+	expect_rc 0 "remove --yes"
+	expect_in "$T/out" "1 private key.*1 public key.*1 certificate.*0 CA certificate" "CA certificates still used by 'ec' stay"
+	objects >"$T/objs"
+	expect_not_in "$T/objs" "label: +vecozo-system" "no object of the removed label remains"
+	expect_in "$T/objs" "vzp11 Test Issuing CA G4" "shared CA certificate kept"
+	run vz remove ec --yes
+	expect_rc 0 "remove the last one"
+	expect_in "$T/out" "2 CA certificate" "unused CA certificates removed"
+	n=$(objects | grep -c "Object" || true)
+	[ "$n" -eq 0 ] && pass "token is empty again" || fail "$n objects left"
+}
+
+case_remove_needs_confirmation() {
+	imp "$PKI/sys-rsa2048.p12"
+	snapshot before
+	run vz remove vecozo-system </dev/null
+	expect_rc 1 "remove without --yes and without a terminal"
+	expect_in "$T/err" "--yes" "names --yes"
+	expect_unchanged before "remove refused"
+	run vz remove not-there --yes
+	expect_rc 1 "remove of an unknown label"
+	expect_unchanged before "remove of an unknown label"
+}
+
+case_remove_confirm_tty() {
+	command -v script >/dev/null || { echo "SKIP: no script(1)"; exit 77; }
+	imp "$PKI/sys-rsa2048.p12"
+	snapshot before
+	printf 'n\n' | script -qec "'$VZP11_BIN' remove vecozo-system" /dev/null >"$T/out" 2>&1 || true
+	expect_in "$T/out" "This cannot be undone" "asks on the terminal"
+	expect_unchanged before "answer no"
+	printf 'y\n' | script -qec "'$VZP11_BIN' remove vecozo-system" /dev/null >"$T/out" 2>&1 || true
+	expect_in "$T/out" "Removed 'vecozo-system'" "answer yes removes"
+}
+
+case_sign_through_provider() {
+	imp "$PKI/sys-rsa2048.p12"
+	uri=$(sed -n 's/^key URI: *//p' "$T/out")
+	(umask 077 && printf '%s' "$VZT_PIN" >"$T/pin")
+	cat >"$T/openssl.cnf" <<CNF
+openssl_conf = init
+[init]
+providers = provs
+[provs]
+default = default_sect
+pkcs11 = pkcs11_sect
+[default_sect]
+activate = 1
+[pkcs11_sect]
+module = /usr/lib/x86_64-linux-gnu/ossl-modules/pkcs11.so
+pkcs11-module-path = $SOFTHSM_MODULE
+pkcs11-module-token-pin = file:$T/pin
+pkcs11-module-quirks = no-deinit no-operation-state
+activate = 1
+CNF
+	[ -e /usr/lib/x86_64-linux-gnu/ossl-modules/pkcs11.so ] ||
+		sed -i "s#^module = .*#module = $(find /usr/lib -name pkcs11.so -path '*ossl-modules*' | head -1)#" "$T/openssl.cnf"
+	echo "data signed by the token key" >"$T/data"
+	openssl dgst -sha256 -binary "$T/data" >"$T/digest"
+	OPENSSL_CONF=$T/openssl.cnf openssl pkeyutl -sign -inkey "$uri" -in "$T/digest" \
+		-pkeyopt digest:sha256 -out "$T/sig" >"$T/sign.log" 2>&1 && rc=0 || rc=$?
+	expect_rc 0 "signing through pkcs11-provider with the key URI"
+	openssl x509 -in "$PKI/sys-rsa2048.crt" -pubkey -noout >"$T/pub.pem"
+	if openssl pkeyutl -verify -pubin -inkey "$T/pub.pem" -in "$T/digest" -sigfile "$T/sig" \
+		-pkeyopt digest:sha256 >/dev/null 2>&1; then
+		pass "signature verifies with the certificate's public key"
+	else fail "signature does not verify"; cat "$T/sign.log"; fi
+}
+
+new_token "manage-$1"
+"case_$(echo "$1" | tr - _)"
+finish

@@ -1,0 +1,104 @@
+/* Unit tests: CKR_ texts and RFC 7512 URI building in the token layer. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <p11-kit/uri.h>
+
+#include "tok-int.h"
+
+static void ckr_names(void **state)
+{
+	assert_string_equal(tok_ckr_name(CKR_PIN_INCORRECT), "CKR_PIN_INCORRECT");
+	assert_string_equal(tok_ckr_text(CKR_PIN_LOCKED),
+			    "the PIN is locked after too many wrong attempts");
+	assert_string_equal(tok_ckr_name(CKR_DEVICE_REMOVED), "CKR_DEVICE_REMOVED");
+	assert_string_equal(tok_ckr_name(0x8000abcdUL), "CKR_(unknown)");
+}
+
+static void ckr_to_result(void **state)
+{
+	tok_err err;
+
+	assert_int_equal(tok_err_ckr(&err, "C_Login", CKR_PIN_INCORRECT), TOK_PIN_INCORRECT);
+	assert_non_null(strstr(err.msg, "C_Login failed: CKR_PIN_INCORRECT (the PIN is wrong)"));
+	assert_true(err.has_ckr);
+	assert_int_equal(err.ckr, CKR_PIN_INCORRECT);
+	assert_int_equal(tok_err_ckr(&err, "C_Login", CKR_PIN_LOCKED), TOK_PIN_LOCKED);
+	assert_non_null(strstr(err.hint, "security officer"));
+	assert_int_equal(tok_err_ckr(&err, "C_CreateObject", CKR_TOKEN_WRITE_PROTECTED),
+			 TOK_READ_ONLY);
+	assert_int_equal(tok_err_ckr(&err, "C_CreateObject", CKR_DEVICE_MEMORY), TOK_ERR);
+	assert_non_null(strstr(err.hint, "remove unused objects"));
+	assert_int_equal(tok_err_ckr(&err, "C_Sign", 0x80001234UL), TOK_ERR);
+	assert_non_null(strstr(err.msg, "0x80001234"));
+}
+
+static void fill(unsigned char *dst, size_t n, const char *s)
+{
+	memset(dst, ' ', n);
+	memcpy(dst, s, strlen(s));
+}
+
+static void uri_round_trip(void **state)
+{
+	struct tok_token t;
+	const unsigned char id[] = {0x00, 0xc8, 0x31, 0xff};
+	const char *label = "vecozo system;2026 %é";
+	P11KitUri *uri = p11_kit_uri_new();
+	CK_ATTRIBUTE *a;
+	char *s;
+
+	memset(&t, 0, sizeof(t));
+	fill(t.ck.label, sizeof(t.ck.label), "practice hsm");
+	fill(t.ck.manufacturerID, sizeof(t.ck.manufacturerID), "SoftHSM project");
+	fill(t.ck.model, sizeof(t.ck.model), "SoftHSM v2");
+	fill(t.ck.serialNumber, sizeof(t.ck.serialNumber), "1234abcd");
+	s = tok_uri(&t, TOK_PRIVKEY, label, (tok_bytes){id, sizeof(id)});
+	assert_non_null(s);
+	assert_null(strstr(s, "pin"));
+	assert_non_null(strstr(s, "type=private"));
+	assert_non_null(strstr(s, "token=practice%20hsm"));
+	assert_int_equal(p11_kit_uri_parse(s, P11_KIT_URI_FOR_ANY, uri), P11_KIT_URI_OK);
+	assert_int_equal(p11_kit_uri_match_token_info(uri, &t.ck), 1);
+	a = p11_kit_uri_get_attribute(uri, CKA_LABEL);
+	assert_non_null(a);
+	assert_int_equal(a->ulValueLen, strlen(label));
+	assert_memory_equal(a->pValue, label, strlen(label));
+	a = p11_kit_uri_get_attribute(uri, CKA_ID);
+	assert_non_null(a);
+	assert_int_equal(a->ulValueLen, sizeof(id));
+	assert_memory_equal(a->pValue, id, sizeof(id));
+	free(s);
+	s = tok_uri(&t, 0, NULL, (tok_bytes){0});
+	assert_non_null(s);
+	assert_null(strstr(s, "type="));
+	free(s);
+	p11_kit_uri_free(uri);
+}
+
+static void padded_copy(void **state)
+{
+	unsigned char src[32];
+	char dst[33];
+
+	fill(src, sizeof(src), "label");
+	tok_padded_copy(dst, sizeof(dst), src, sizeof(src));
+	assert_string_equal(dst, "label");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(ckr_names),
+		cmocka_unit_test(ckr_to_result),
+		cmocka_unit_test(uri_round_trip),
+		cmocka_unit_test(padded_copy),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
