@@ -141,14 +141,19 @@ typedef struct tok_cert {
 typedef struct tok_txn tok_txn;
 
 /* Starts an operation on a read-write session. Every object it creates is
- * recorded; tok_txn_abort() destroys them all, tok_txn_commit() keeps them.
- * Either call frees the transaction. */
+ * recorded, and every public object it destroys is remembered with its
+ * attributes; tok_txn_abort() destroys what was created and creates again
+ * what was destroyed, tok_txn_commit() keeps the changes. Either call frees
+ * the transaction. */
 tok_rv tok_txn_begin(tok_session *s, tok_txn **out, tok_err *err);
 /* Creates the private key (sensitive, not extractable, sign) and its public
  * key, sharing label, id and subject. */
 tok_rv tok_txn_add_keypair(tok_txn *x, const char *label, tok_bytes id, tok_bytes subject,
 			   const tok_key *key, tok_err *err);
 tok_rv tok_txn_add_cert(tok_txn *x, const tok_cert *c, tok_err *err);
+/* Destroys an object. A private object cannot be created again on abort:
+ * destroy private keys last, after everything else that can fail. */
+tok_rv tok_txn_destroy(tok_txn *x, unsigned long handle, tok_err *err);
 void tok_txn_commit(tok_txn *x);
 /* Returns TOK_OK when every created object is gone again. */
 tok_rv tok_txn_abort(tok_txn *x, tok_err *err);

@@ -6,10 +6,19 @@
 
 #include "tok-int.h"
 
+/* A destroyed public object, as the template that creates it again. */
+struct gone {
+	CK_ATTRIBUTE attrs[24];
+	CK_ULONG n;
+};
+
 struct tok_txn {
 	tok_session *s;
 	CK_OBJECT_HANDLE *made;
 	size_t n, cap;
+	struct gone *gone;
+	size_t n_gone;
+	bool irreversible; /* a private object was destroyed */
 };
 
 tok_rv tok_txn_begin(tok_session *s, tok_txn **out, tok_err *err)
@@ -149,18 +158,118 @@ tok_rv tok_txn_add_cert(tok_txn *x, const tok_cert *c, tok_err *err)
 	return create(x, t, ARRAY_SIZE(t), c->authority ? "CA certificate" : "certificate", err);
 }
 
-void tok_txn_commit(tok_txn *x)
+/* Attributes that describe a public object and may be given to
+ * C_CreateObject; values the token computes itself are left out. */
+static const CK_ATTRIBUTE_TYPE kept_types[] = {
+	CKA_CLASS,         CKA_TOKEN,        CKA_PRIVATE,          CKA_LABEL,
+	CKA_ID,            CKA_CERTIFICATE_TYPE, CKA_CERTIFICATE_CATEGORY, CKA_VALUE,
+	CKA_SUBJECT,       CKA_ISSUER,       CKA_SERIAL_NUMBER,    CKA_KEY_TYPE,
+	CKA_MODULUS,       CKA_PUBLIC_EXPONENT, CKA_EC_PARAMS,     CKA_EC_POINT,
+	CKA_VERIFY,        CKA_VERIFY_RECOVER, CKA_ENCRYPT,        CKA_WRAP,
+	CKA_DERIVE,        CKA_MODIFIABLE,
+};
+
+static void gone_free(struct gone *g)
 {
-	if (!x)
-		return;
+	for (CK_ULONG i = 0; i < g->n; i++)
+		free(g->attrs[i].pValue);
+	g->n = 0;
+}
+
+/* Reads what is needed to create a public object again. */
+static tok_rv remember(tok_txn *x, CK_OBJECT_HANDLE h, struct gone *g, bool *is_private,
+		       tok_err *err)
+{
+	CK_FUNCTION_LIST *f = x->s->t->f;
+	CK_OBJECT_CLASS klass = 0;
+	CK_BBOOL priv = CK_FALSE;
+	CK_ATTRIBUTE probe[] = {{CKA_CLASS, &klass, sizeof(klass)}, {CKA_PRIVATE, &priv, sizeof(priv)}};
+	CK_RV rv;
+
+	g->n = 0;
+	rv = f->C_GetAttributeValue(x->s->h, h, probe, ARRAY_SIZE(probe));
+	if (rv != CKR_OK && rv != CKR_ATTRIBUTE_TYPE_INVALID && rv != CKR_ATTRIBUTE_SENSITIVE)
+		return tok_err_ckr(err, "C_GetAttributeValue", rv);
+	*is_private = klass == CKO_PRIVATE_KEY || klass == CKO_SECRET_KEY || priv == CK_TRUE;
+	if (*is_private)
+		return TOK_OK;
+	for (size_t i = 0; i < ARRAY_SIZE(kept_types); i++) {
+		CK_ATTRIBUTE a = {kept_types[i], NULL, 0};
+
+		rv = f->C_GetAttributeValue(x->s->h, h, &a, 1);
+		if (rv == CKR_ATTRIBUTE_TYPE_INVALID || rv == CKR_ATTRIBUTE_SENSITIVE ||
+		    (rv == CKR_OK && a.ulValueLen == CK_UNAVAILABLE_INFORMATION))
+			continue;
+		if (rv == CKR_OK) {
+			a.pValue = malloc(a.ulValueLen ? a.ulValueLen : 1);
+			if (!a.pValue) {
+				gone_free(g);
+				tok_err_set(err, "out of memory");
+				return TOK_ERR;
+			}
+			rv = f->C_GetAttributeValue(x->s->h, h, &a, 1);
+		}
+		if (rv != CKR_OK) {
+			free(a.pValue);
+			gone_free(g);
+			return tok_err_ckr(err, "C_GetAttributeValue", rv);
+		}
+		g->attrs[g->n++] = a;
+	}
+	return TOK_OK;
+}
+
+tok_rv tok_txn_destroy(tok_txn *x, unsigned long handle, tok_err *err)
+{
+	struct gone g = {.n = 0};
+	struct gone *grown;
+	bool is_private = false;
+	tok_rv r;
+	CK_RV rv;
+
+	r = remember(x, handle, &g, &is_private, err);
+	if (r != TOK_OK)
+		return r;
+	if (!is_private) {
+		grown = realloc(x->gone, (x->n_gone + 1) * sizeof(*grown));
+		if (!grown) {
+			gone_free(&g);
+			tok_err_set(err, "out of memory");
+			return TOK_ERR;
+		}
+		x->gone = grown;
+	}
+	rv = x->s->t->f->C_DestroyObject(x->s->h, handle);
+	if (rv != CKR_OK) {
+		gone_free(&g);
+		return tok_err_ckr(err, "C_DestroyObject", rv);
+	}
+	if (is_private)
+		x->irreversible = true;
+	else
+		x->gone[x->n_gone++] = g;
+	return TOK_OK;
+}
+
+static void txn_free(tok_txn *x)
+{
+	for (size_t i = 0; i < x->n_gone; i++)
+		gone_free(&x->gone[i]);
+	free(x->gone);
 	free(x->made);
 	free(x);
+}
+
+void tok_txn_commit(tok_txn *x)
+{
+	if (x)
+		txn_free(x);
 }
 
 tok_rv tok_txn_abort(tok_txn *x, tok_err *err)
 {
 	tok_rv ret = TOK_OK;
-	size_t left = 0;
+	size_t left = 0, lost = 0;
 
 	if (!x)
 		return TOK_OK;
@@ -170,12 +279,20 @@ tok_rv tok_txn_abort(tok_txn *x, tok_err *err)
 		if (rv != CKR_OK)
 			left++;
 	}
-	if (left) {
-		tok_err_set(err, "%zu object(s) written by this run could not be removed again", left);
+	for (size_t i = x->n_gone; i-- > 0;) {
+		CK_OBJECT_HANDLE h;
+		CK_RV rv = x->s->t->f->C_CreateObject(x->s->h, x->gone[i].attrs, x->gone[i].n, &h);
+
+		if (rv != CKR_OK)
+			lost++;
+	}
+	if (left || lost || x->irreversible) {
+		tok_err_set(err, "the token could not be put back as it was: %zu new object(s) "
+				 "remain, %zu removed object(s) are missing%s",
+			    left, lost, x->irreversible ? ", a private key was removed" : "");
 		tok_err_hint(err, "check with 'vzp11 list' and remove leftovers with 'vzp11 remove'");
 		ret = TOK_ERR;
 	}
-	free(x->made);
-	free(x);
+	txn_free(x);
 	return ret;
 }

@@ -249,18 +249,67 @@ static tok_rv add_cert(tok_txn *x, const X509 *c, const char *label, const unsig
 	return r;
 }
 
-/* All new objects in one transaction: key pair (unless reused), certificate,
- * and the CA certificates the token does not have yet. */
-static vz_rv write_objects(vz_token *tk, const vz_store *st, const struct source *src,
-			   const char *label, bool reuse_key, vz_err *err)
+/* Finds the entry of label and id after writing, to show what the token says. */
+static const vz_entry *find_entry(const vz_store *st, const char *label, const unsigned char id[20])
+{
+	for (size_t i = 0; i < st->n_entries; i++)
+		if (has_label(st->entries[i].cert, label) && has_id(st->entries[i].cert, id))
+			return &st->entries[i];
+	return NULL;
+}
+
+/* Destroys, within x, the objects of label that the import replaces:
+ * private keys only when privkeys is set (they cannot be restored, so they
+ * go last), never a kept key pair, never CA certificates. */
+static tok_rv destroy_old(tok_txn *x, const vz_store *st, const char *label, bool reuse_key,
+			  const unsigned char id[20], bool privkeys, tok_err *te)
+{
+	const struct {
+		const tok_obj *objs;
+		size_t n;
+	} sets[] = {
+		{st->certs, st->n_certs},
+		{st->pubs, st->n_pubs},
+		{st->keys, st->n_keys},
+	};
+
+	for (size_t k = 0; k < sizeof(sets) / sizeof(sets[0]); k++) {
+		for (size_t i = 0; i < sets[k].n; i++) {
+			const tok_obj *o = &sets[k].objs[i];
+			tok_rv r;
+
+			if (!has_label(o, label) || (o->cls == TOK_PRIVKEY) != privkeys ||
+			    (o->cls == TOK_CERT && o->category == 2) ||
+			    (o->cls != TOK_CERT && reuse_key && has_id(o, id)))
+				continue;
+			r = tok_txn_destroy(x, o->handle, te);
+			if (r != TOK_OK)
+				return r;
+		}
+	}
+	return TOK_OK;
+}
+
+/* The whole change in one transaction: key pair (unless kept), certificate,
+ * CA certificates the token lacks, the replaced public objects; then a read
+ * back that must show a sensitive, non-extractable key; the replaced
+ * private key goes last. Any failure puts the token back as it was. */
+static vz_rv apply(vz_token *tk, const vz_store *st, const struct source *src,
+		   const char *label, bool reuse_key, bool has_old, vz_store **after, vz_err *err)
 {
 	unsigned char *subj = NULL;
+	const vz_entry *e;
 	tok_txn *x = NULL;
 	tok_err te = {0};
+	vz_rv ret = VZ_FAIL;
 	tok_rv r;
 
 	r = tok_txn_begin(tk->s, &x, &te);
-	if (r == TOK_OK && !reuse_key) {
+	if (r != TOK_OK) {
+		vz_err_from_tok(err, &te, r);
+		return VZ_FAIL;
+	}
+	if (!reuse_key) {
 		tok_bytes s = der_of(i2d_name, X509_get_subject_name(src->leaf), &subj);
 
 		r = tok_txn_add_keypair(x, label, (tok_bytes){src->id, 20}, s, &src->km.key, &te);
@@ -274,68 +323,50 @@ static vz_rv write_objects(vz_token *tk, const vz_store *st, const struct source
 
 		if (vz_store_find_cert(st, ca) >= 0)
 			continue;
-		if (vz_cert_key_id(ca, ca_id, err) != VZ_OK) {
-			tok_txn_abort(x, &te);
-			OPENSSL_free(subj);
-			return VZ_FAIL;
-		}
+		if (vz_cert_key_id(ca, ca_id, err) != VZ_OK)
+			goto abort;
 		vz_name_cn(X509_get_subject_name(ca), cn, sizeof(cn));
 		r = add_cert(x, ca, cn[0] ? cn : "CA", ca_id, true, &te);
 	}
-	OPENSSL_free(subj);
+	if (r == TOK_OK && has_old)
+		r = destroy_old(x, st, label, reuse_key, src->id, false, &te);
 	if (r != TOK_OK) {
-		tok_err ae = {0};
-
 		vz_err_from_tok(err, &te, r);
-		if (x && tok_txn_abort(x, &ae) != TOK_OK) {
-			size_t used = strlen(err->msg);
-
-			snprintf(err->msg + used, sizeof(err->msg) - used, "; and %s", ae.msg);
-		} else {
-			size_t used = strlen(err->msg);
-
-			snprintf(err->msg + used, sizeof(err->msg) - used,
-				 "; nothing was left on the token");
+		goto abort;
+	}
+	if (vz_store_load(tk->s, after, err) != VZ_OK)
+		goto abort;
+	e = find_entry(*after, label, src->id);
+	if (!e || !e->key->sensitive || e->key->extractable || e->key->value_readable) {
+		vz_err_set(err, "the token did not keep the key %s", e ? "sensitive and non-extractable"
+								       : "where it was written");
+		vz_err_hint(err, "this token cannot protect the key; use another token or HSM");
+		goto abort;
+	}
+	if (has_old) {
+		r = destroy_old(x, st, label, reuse_key, src->id, true, &te);
+		if (r != TOK_OK) {
+			vz_err_from_tok(err, &te, r);
+			goto abort;
 		}
-		return VZ_FAIL;
 	}
 	tok_txn_commit(x);
-	return VZ_OK;
-}
+	x = NULL;
+	ret = VZ_OK;
+abort:
+	if (x) {
+		tok_err ae = {0};
+		size_t used = strlen(err->msg);
 
-/* After a successful --replace: the old objects of this label go. */
-static vz_rv remove_old(vz_token *tk, const vz_store *st, const char *label, bool reuse_key,
-			const unsigned char id[20], vz_err *err)
-{
-	const struct {
-		const tok_obj *objs;
-		size_t n;
-		bool keys;
-	} sets[] = {
-		{st->keys, st->n_keys, true},
-		{st->pubs, st->n_pubs, true},
-		{st->certs, st->n_certs, false},
-	};
-	tok_err te = {0};
-
-	for (size_t s = 0; s < sizeof(sets) / sizeof(sets[0]); s++) {
-		for (size_t i = 0; i < sets[s].n; i++) {
-			const tok_obj *o = &sets[s].objs[i];
-
-			if (!has_label(o, label) || (o->cls == TOK_CERT && o->category == 2))
-				continue;
-			if (sets[s].keys && reuse_key && has_id(o, id))
-				continue;
-			if (tok_destroy(tk->s, o->handle, &te) != TOK_OK) {
-				vz_err_from_tok(err, &te, TOK_ERR);
-				vz_err_hint(err, "the new certificate is on the token, but old objects "
-						 "of label '%s' remain; check with 'vzp11 list'",
-					    label);
-				return VZ_FAIL;
-			}
-		}
+		if (tok_txn_abort(x, &ae) == TOK_OK)
+			snprintf(err->msg + used, sizeof(err->msg) - used, "; the token is unchanged");
+		else
+			snprintf(err->msg + used, sizeof(err->msg) - used, "; and %s", ae.msg);
+		vz_store_free(*after);
+		*after = NULL;
 	}
-	return VZ_OK;
+	OPENSSL_free(subj);
+	return ret;
 }
 
 static void print_result(const vz_global *g, const vz_token *tk, const vz_entry *e,
@@ -369,15 +400,6 @@ static void print_result(const vz_global *g, const vz_token *tk, const vz_entry 
 			unrelated);
 	if (!g->quiet)
 		printf("Reminder: %s: %s\n", o->file, reminder);
-}
-
-/* Finds the entry of label and id after writing, to show what the token says. */
-static const vz_entry *find_entry(const vz_store *st, const char *label, const unsigned char id[20])
-{
-	for (size_t i = 0; i < st->n_entries; i++)
-		if (has_label(st->entries[i].cert, label) && has_id(st->entries[i].cert, id))
-			return &st->entries[i];
-	return NULL;
 }
 
 static vz_rv check_existing(const vz_store *st, const struct source *src,
@@ -519,20 +541,16 @@ int cmd_import(vz_global *g, int argc, char **argv)
 	if (r == VZ_OK && same) {
 		status = "unchanged";
 	} else if (r == VZ_OK) {
-		r = write_objects(&tk, st, &src, o.label, reuse_key, &err);
-		if (r == VZ_OK && has_old) {
+		r = apply(&tk, st, &src, o.label, reuse_key, has_old, &after, &err);
+		if (has_old)
 			status = "replaced";
-			r = remove_old(&tk, st, o.label, reuse_key, src.id, &err);
-		}
 	}
-	if (r == VZ_OK)
-		r = vz_store_load(tk.s, &after, &err);
 	if (r != VZ_OK) {
 		vz_report(&err);
 		ret = vz_exit_code(r == VZ_USAGE ? VZ_USAGE : VZ_FAIL);
 		goto out;
 	}
-	e = find_entry(after, o.label, src.id);
+	e = find_entry(after ? after : st, o.label, src.id);
 	if (!e) {
 		fprintf(stderr, "vzp11: the objects were written but cannot be read back from the "
 				"token\n");

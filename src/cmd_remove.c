@@ -76,8 +76,10 @@ int cmd_remove(vz_global *g, int argc, char **argv)
 	vz_store *st = NULL;
 	vz_err err = {0};
 	tok_err te = {0};
+	tok_txn *x = NULL;
+	tok_rv r2;
 	unsigned long cas[64];
-	size_t n_ca = 0, n_key = 0, n_pub = 0, n_cert = 0, n_ca_done = 0;
+	size_t n_ca = 0, n_key = 0, n_pub = 0, n_cert = 0;
 	int ret = VZ_EXIT_FAIL;
 	vz_rv r;
 	int c;
@@ -143,55 +145,46 @@ int cmd_remove(vz_global *g, int argc, char **argv)
 		fprintf(stderr, "vzp11: not confirmed; nothing was removed\n");
 		goto out;
 	}
-	/* The private key goes first: once it is gone the entry is gone, and
-	 * anything left after a failure is public and removed by a rerun. */
-	n_key = n_pub = n_cert = 0;
-	for (size_t i = 0; i < st->n_keys; i++) {
-		if (has_label(&st->keys[i], label)) {
-			if (tok_destroy(tk.s, st->keys[i].handle, &te) != TOK_OK)
-				goto partial;
-			n_key++;
-		}
+	/* Public objects first: on a failure the transaction creates them again.
+	 * The private key cannot be restored, so it goes last. */
+	r2 = tok_txn_begin(tk.s, &x, &te);
+	for (size_t i = 0; r2 == TOK_OK && i < n_ca; i++)
+		r2 = tok_txn_destroy(x, cas[i], &te);
+	for (size_t i = 0; r2 == TOK_OK && i < st->n_certs; i++)
+		if (has_label(&st->certs[i], label) && st->certs[i].category != 2)
+			r2 = tok_txn_destroy(x, st->certs[i].handle, &te);
+	for (size_t i = 0; r2 == TOK_OK && i < st->n_pubs; i++)
+		if (has_label(&st->pubs[i], label))
+			r2 = tok_txn_destroy(x, st->pubs[i].handle, &te);
+	for (size_t i = 0; r2 == TOK_OK && i < st->n_keys; i++)
+		if (has_label(&st->keys[i], label))
+			r2 = tok_txn_destroy(x, st->keys[i].handle, &te);
+	if (r2 != TOK_OK) {
+		tok_err ae = {0};
+		size_t used;
+
+		vz_err_from_tok(&err, &te, r2);
+		used = strlen(err.msg);
+		if (!x || tok_txn_abort(x, &ae) == TOK_OK)
+			snprintf(err.msg + used, sizeof(err.msg) - used, "; nothing was removed");
+		else
+			snprintf(err.msg + used, sizeof(err.msg) - used, "; %s", ae.msg);
+		vz_report(&err);
+		goto out;
 	}
-	for (size_t i = 0; i < st->n_pubs; i++) {
-		if (has_label(&st->pubs[i], label)) {
-			if (tok_destroy(tk.s, st->pubs[i].handle, &te) != TOK_OK)
-				goto partial;
-			n_pub++;
-		}
-	}
-	for (size_t i = 0; i < st->n_certs; i++) {
-		if (has_label(&st->certs[i], label) && st->certs[i].category != 2) {
-			if (tok_destroy(tk.s, st->certs[i].handle, &te) != TOK_OK)
-				goto partial;
-			n_cert++;
-		}
-	}
-	for (size_t i = 0; i < n_ca; i++) {
-		if (tok_destroy(tk.s, cas[i], &te) != TOK_OK)
-			goto partial;
-		n_ca_done++;
-	}
+	tok_txn_commit(x);
 	if (g->json) {
 		vz_out_json(stdout, json_pack("{s:s, s:s, s:{s:I, s:I, s:I, s:I}}", "label", label,
 					      "token", tok_token_info_of(tk.tok)->label, "removed",
 					      "private_keys", (json_int_t)n_key, "public_keys",
 					      (json_int_t)n_pub, "certificates", (json_int_t)n_cert,
-					      "ca_certificates", (json_int_t)n_ca_done));
+					      "ca_certificates", (json_int_t)n_ca));
 	} else {
 		printf("Removed '%s' from token '%s': %zu private key(s), %zu public key(s), "
 		       "%zu certificate(s), %zu CA certificate(s) no longer used.\n",
-		       label, tok_token_info_of(tk.tok)->label, n_key, n_pub, n_cert, n_ca_done);
+		       label, tok_token_info_of(tk.tok)->label, n_key, n_pub, n_cert, n_ca);
 	}
 	ret = VZ_EXIT_OK;
-	goto out;
-partial:
-	vz_err_from_tok(&err, &te, TOK_ERR);
-	vz_report(&err);
-	fprintf(stderr, "vzp11: %s; run 'vzp11 remove %s' again to remove what is left\n",
-		n_key ? "the private key was removed, other objects remain"
-		      : "nothing was removed",
-		label);
 out:
 	vz_store_free(st);
 	vz_token_close(&tk);

@@ -64,10 +64,13 @@ expect_not_in() { # expect_not_in FILE REGEX WHAT
 	else pass "$3"; fi
 }
 
-# objects: the token's objects as OpenSC's pkcs11-tool sees them, logged in.
+# objects: the token's objects as OpenSC's pkcs11-tool sees them, logged
+# in; one object per paragraph, sorted (SoftHSM lists in no fixed order).
 objects() {
 	pkcs11-tool --module "$SOFTHSM_MODULE" --token-label "$TOKEN_LABEL" --login \
-		--pin env:VZT_PIN --list-objects 2>/dev/null | grep -v '^Using slot'
+		--pin env:VZT_PIN --list-objects 2>/dev/null | grep -v '^Using slot' |
+		awk '/^[A-Z]/ && obj != "" { print obj; obj = "" } { obj = obj $0 "\037" }
+			END { if (obj != "") print obj }' | sort | tr '\037' '\n'
 }
 
 snapshot() { objects >"$T/$1.objects"; }

@@ -1,0 +1,121 @@
+#!/bin/sh
+# faults.sh CASE: the token misbehaves (through tests/faulty-p11) and vzp11
+# must refuse cleanly or fail with the token exactly as before.
+. "$(dirname "$0")/lib.sh"
+: "${FAULTY_P11:?}"
+
+export FAULTY_P11_MODULE=$SOFTHSM_MODULE
+
+imp() { run vz import "$@" --password-source env:VZT_P12; }
+
+seed() {
+	imp "$PKI/sys-ec256.p12" --label seeded
+	[ "$rc" -eq 0 ] || { fail "seeding the token failed"; cat "$T/err"; finish; }
+	snapshot before
+}
+
+case_write_protected() {
+	seed
+	FAULTY_P11_TOKEN_FLAGS=write-protected VZP11_MODULE=$FAULTY_P11 imp "$PKI/sys-rsa2048.p12"
+	expect_rc 1 "import onto a write-protected token"
+	expect_in "$T/err" "write-protected; nothing was changed" "says the token is write-protected"
+	expect_unchanged before "write-protected token"
+}
+
+case_pin_locked() {
+	seed
+	FAULTY_P11_TOKEN_FLAGS=pin-locked FAULTY_P11_REPORT=$T/report VZP11_MODULE=$FAULTY_P11 \
+		imp "$PKI/sys-rsa2048.p12"
+	expect_rc 1 "import with a locked PIN"
+	expect_in "$T/err" "PIN of token .* is locked; no PIN was sent" "says the PIN is locked"
+	expect_in "$T/err" "security officer" "says who can unlock it"
+	expect_unchanged before "locked PIN"
+	FAULTY_P11_FAIL_FUNC=C_Login FAULTY_P11_RV=CKR_PIN_LOCKED VZP11_MODULE=$FAULTY_P11 \
+		imp "$PKI/sys-rsa2048.p12"
+	expect_rc 1 "import when the token locks the PIN at login"
+	expect_in "$T/err" "CKR_PIN_LOCKED" "names the code"
+	expect_unchanged before "PIN locked at login"
+}
+
+case_wrong_pin_sent_once() {
+	seed
+	# Count C_Login calls: the token rejects every one.
+	FAULTY_P11_FAIL_FUNC=C_Login FAULTY_P11_RV=CKR_PIN_INCORRECT FAULTY_P11_REPORT=$T/report \
+		VZP11_MODULE=$FAULTY_P11 imp "$PKI/sys-rsa2048.p12"
+	expect_rc 1 "rejected PIN"
+	expect_in "$T/err" "rejected the PIN" "says the PIN was rejected"
+	expect_unchanged before "rejected PIN"
+}
+
+case_write_fails() {
+	seed
+	FAULTY_P11_FAIL_FUNC=C_CreateObject FAULTY_P11_RV=CKR_DEVICE_MEMORY VZP11_MODULE=$FAULTY_P11 \
+		imp "$PKI/sys-rsa2048.p12"
+	expect_rc 1 "import when the token is full"
+	expect_in "$T/err" "C_CreateObject \(private key\) failed: CKR_DEVICE_MEMORY" "names the call and the code"
+	expect_in "$T/err" "token is unchanged" "says nothing was left"
+	expect_unchanged before "failed write"
+}
+
+# sweep OP: run OP once to count its PKCS#11 calls, then fail call N for
+# N = 1..K, restoring the token between runs. Every run ends in success with
+# the same objects as the clean run, or in exit 1 with the token as before.
+codes="CKR_DEVICE_ERROR CKR_DEVICE_REMOVED CKR_SESSION_HANDLE_INVALID CKR_TOKEN_NOT_PRESENT CKR_HOST_MEMORY CKR_FUNCTION_FAILED"
+sweep() {
+	cp -a "$T/hsm/tokens" "$T/pristine"
+	restore() { rm -rf "$T/hsm/tokens" && cp -a "$T/pristine" "$T/hsm/tokens"; }
+	FAULTY_P11_REPORT=$T/report VZP11_MODULE=$FAULTY_P11 run "$@"
+	[ "$rc" -eq 0 ] || { fail "clean run of $*: exit $rc"; cat "$T/err"; return; }
+	snapshot after
+	k=$(sed -n 's/^calls //p' "$T/report")
+	[ "${k:-0}" -gt 10 ] || { fail "clean run made only ${k:-0} calls"; return; }
+	survived=0 n=1
+	while [ "$n" -le "$k" ]; do
+		restore
+		code=$(echo $codes | tr ' ' '\n' | sed -n "$(((n % 6) + 1))p")
+		FAULTY_P11_FAIL_AT=$n FAULTY_P11_RV=$code FAULTY_P11_REPORT=$T/report \
+			VZP11_MODULE=$FAULTY_P11 run timeout 30 "$@"
+		objects >"$T/now.objects"
+		if [ "$rc" -eq 0 ] && cmp -s "$T/after.objects" "$T/now.objects"; then
+			survived=$((survived + 1))
+		elif [ "$rc" -eq 1 ] && [ -s "$T/err" ] && cmp -s "$T/before.objects" "$T/now.objects"; then
+			survived=$((survived + 1))
+		else
+			fail "fault $code at call $n ($(sed -n 's/^injected //p' "$T/report")): exit $rc"
+			sed 's/^/  stderr: /' "$T/err" | head -5
+			diff "$T/before.objects" "$T/now.objects" | head -10
+		fi
+		n=$((n + 1))
+	done
+	echo "survived $survived of $k injected faults: $*"
+	[ "$survived" -eq "$k" ] && pass "every injected fault survived ($*)"
+	restore
+}
+
+case_sweep_import() {
+	seed
+	sweep "$VZP11_BIN" import "$PKI/sys-rsa2048.p12" --password-source env:VZT_P12
+}
+
+case_sweep_replace() {
+	imp "$PKI/sys-rsa2048.p12"
+	snapshot before
+	sweep "$VZP11_BIN" import "$PKI/sys-renewed.p12" --replace --password-source env:VZT_P12
+}
+
+case_sweep_replace_same_key() {
+	imp "$PKI/sys-rsa2048.p12"
+	snapshot before
+	sweep "$VZP11_BIN" import "$PKI/sys-samekey.p12" --replace --password-source env:VZT_P12
+}
+
+case_sweep_remove() {
+	imp "$PKI/sys-rsa2048.p12"
+	imp "$PKI/sys-rsa4096.p12" --label other
+	snapshot before
+	sweep "$VZP11_BIN" remove vecozo-system --yes
+}
+
+new_token "faults-$1"
+"case_$(echo "$1" | tr - _)"
+finish
