@@ -51,6 +51,12 @@ vz_rv vz_token_open(const vz_global *g, bool rw, vz_token *out, vz_err *err)
 	r = tok_lib_open(g->module, &out->lib, &te);
 	if (r == TOK_OK)
 		r = tok_lib_select(out->lib, g->token, &out->tok, &te);
+	if (r == TOK_OK && g->verbose) {
+		const tok_token_info *ti = tok_token_info_of(out->tok);
+
+		vz_note(g, "using token '%s' (serial %s, %s) of module %s", ti->label, ti->serial,
+			ti->model, ti->module);
+	}
 	if (r == TOK_OK) {
 		r = tok_session_open(out->tok, rw, read_pin, &pc, &out->s, &te);
 		/* The PIN source's own failure explains itself. */
