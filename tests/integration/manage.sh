@@ -151,6 +151,39 @@ CNF
 	else fail "signature does not verify"; cat "$T/sign.log"; fi
 }
 
+case_token_choice() {
+	imp "$PKI/sys-rsa2048.p12"
+	VZP11_SO_PIN=$VZT_SO_PIN VZP11_USER_PIN=$VZT_PIN "$SRCDIR/scripts/softhsm-token" "$T/hsm" second >/dev/null
+	unset VZP11_TOKEN
+	run vz list
+	expect_rc 1 "two tokens and no --token"
+	expect_in "$T/err" "2 tokens match.*'$TOKEN_LABEL'.*'second'" "lists both tokens"
+	run vz --token second list
+	expect_rc 0 "--token LABEL"
+	run vz --token "pkcs11:token=$TOKEN_LABEL" list
+	expect_rc 0 "--token URI"
+	expect_in "$T/out" "^vecozo-system " "the URI picks the right token"
+	run vz --token "pkcs11:token=$TOKEN_LABEL;bogus" list
+	expect_rc 1 "a malformed URI"
+}
+
+case_module_registry() {
+	[ -e /usr/share/p11-kit/modules/softhsm2.module ] || { echo "SKIP: softhsm2 not registered with p11-kit"; exit 77; }
+	imp "$PKI/sys-rsa2048.p12"
+	VZP11_MODULE= VZP11_TOKEN=$TOKEN_LABEL run vz list
+	expect_rc 0 "no --module: the modules registered with p11-kit"
+	expect_in "$T/out" "^vecozo-system " "finds the certificate"
+	VZP11_MODULE= run vz --module softhsm2 --token "$TOKEN_LABEL" list
+	expect_rc 0 "--module with a p11-kit module name"
+	expect_in "$T/out" "^vecozo-system " "finds the certificate by module name"
+	VZP11_MODULE= run vz --module no-such-module list
+	expect_rc 1 "an unknown module name"
+	expect_in "$T/err" "no PKCS#11 module named 'no-such-module'" "says the module is unknown"
+	run vz --module /nonexistent/libpkcs11.so list
+	expect_rc 1 "a module file that does not exist"
+	expect_in "$T/err" "cannot load the PKCS#11 module" "says it cannot load it"
+}
+
 new_token "manage-$1"
 "case_$(echo "$1" | tr - _)"
 finish
