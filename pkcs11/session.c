@@ -36,11 +36,6 @@ static tok_rv login(tok_session *s, tok_pin_fn pin_fn, void *pin_ctx, tok_err *e
 	if (t->info.protected_path) {
 		rv = t->f->C_Login(s->h, CKU_USER, NULL, 0);
 	} else {
-		if (!pin_fn) {
-			tok_err_set(err, "token '%s' needs a PIN and none was given", t->info.label);
-			tok_err_hint(err, "pass --pin-source (env:VAR, file:PATH, fd:N, stdin or prompt)");
-			return TOK_NO_PIN;
-		}
 		ret = pin_fn(pin_ctx, pin, sizeof(pin), &len);
 		if (ret != TOK_OK) {
 			if (err && err->msg[0] == '\0')
@@ -98,7 +93,7 @@ tok_rv tok_session_open(tok_token *t, bool rw, tok_pin_fn pin_fn, void *pin_ctx,
 		free(s);
 		return tok_err_ckr(err, "C_OpenSession", rv);
 	}
-	if (t->info.login_required) {
+	if (t->info.login_required && pin_fn) {
 		ret = login(s, pin_fn, pin_ctx, err);
 		if (ret != TOK_OK) {
 			tok_session_close(s);

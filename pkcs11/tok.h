@@ -83,9 +83,10 @@ typedef struct tok_session tok_session;
  * needs one. Writes up to size bytes into buf and the length into *len. */
 typedef tok_rv (*tok_pin_fn)(void *ctx, char *buf, size_t size, size_t *len);
 
-/* Opens a session (read-write if rw) and logs in as user. The PIN is wiped
- * from memory right after C_Login and never sent twice; a locked PIN is
- * reported without sending anything. */
+/* Opens a session (read-write if rw) and logs in as user when the token
+ * needs it. pin NULL: no login, only public objects are visible. The PIN is
+ * wiped from memory right after C_Login and never sent twice; a locked PIN
+ * is reported without sending anything. */
 tok_rv tok_session_open(tok_token *t, bool rw, tok_pin_fn pin, void *pin_ctx, tok_session **out,
 			tok_err *err);
 void tok_session_close(tok_session *s);

@@ -43,5 +43,6 @@ int cmd_import(vz_global *g, int argc, char **argv);
 int cmd_list(vz_global *g, int argc, char **argv);
 int cmd_show(vz_global *g, int argc, char **argv);
 int cmd_remove(vz_global *g, int argc, char **argv);
+int cmd_cov(vz_global *g, int argc, char **argv);
 
 #endif

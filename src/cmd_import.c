@@ -533,7 +533,7 @@ int cmd_import(vz_global *g, int argc, char **argv)
 		return (int)r;
 	r = load_source(&o, &src, &err);
 	if (r == VZ_OK)
-		r = vz_token_open(g, true, &tk, &err);
+		r = vz_token_open(g, true, true, &tk, &err);
 	if (r == VZ_OK)
 		r = vz_store_load(tk.s, &st, &err);
 	if (r == VZ_OK)

@@ -35,7 +35,7 @@ int cmd_list(vz_global *g, int argc, char **argv)
 	}
 	if (optind < argc)
 		return vz_usage("list", "unexpected argument '%s'", argv[optind]);
-	r = vz_token_open(g, false, &tk, &err);
+	r = vz_token_open(g, false, true, &tk, &err);
 	if (r == VZ_OK)
 		r = vz_store_load(tk.s, &st, &err);
 	if (r != VZ_OK) {

@@ -107,7 +107,7 @@ int cmd_remove(vz_global *g, int argc, char **argv)
 				"vzp11: pass --yes to remove without asking\n");
 		return VZ_EXIT_FAIL;
 	}
-	r = vz_token_open(g, true, &tk, &err);
+	r = vz_token_open(g, true, true, &tk, &err);
 	if (r == VZ_OK)
 		r = vz_store_load(tk.s, &st, &err);
 	if (r != VZ_OK) {

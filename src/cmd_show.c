@@ -39,7 +39,7 @@ int cmd_show(vz_global *g, int argc, char **argv)
 	if (optind + 1 != argc)
 		return vz_usage("show", optind == argc ? "LABEL is missing" : "too many arguments");
 	label = argv[optind];
-	r = vz_token_open(g, false, &tk, &err);
+	r = vz_token_open(g, false, true, &tk, &err);
 	if (r == VZ_OK)
 		r = vz_store_load(tk.s, &st, &err);
 	if (r != VZ_OK) {

@@ -35,7 +35,7 @@ static tok_rv read_pin(void *ctx, char *buf, size_t size, size_t *len)
 	return TOK_OK;
 }
 
-vz_rv vz_token_open(const vz_global *g, bool rw, vz_token *out, vz_err *err)
+vz_rv vz_token_open(const vz_global *g, bool rw, bool login, vz_token *out, vz_err *err)
 {
 	struct pin_ctx pc = {.source = g->pin_source, .err = err, .rv = VZ_OK};
 	tok_err te = {0};
@@ -58,7 +58,7 @@ vz_rv vz_token_open(const vz_global *g, bool rw, vz_token *out, vz_err *err)
 			ti->model, ti->module);
 	}
 	if (r == TOK_OK) {
-		r = tok_session_open(out->tok, rw, read_pin, &pc, &out->s, &te);
+		r = tok_session_open(out->tok, rw, login ? read_pin : NULL, &pc, &out->s, &te);
 		/* The PIN source's own failure explains itself. */
 		if (r == TOK_NO_PIN && pc.rv != VZ_OK) {
 			vz_token_close(out);

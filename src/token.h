@@ -11,10 +11,10 @@ typedef struct vz_token {
 	tok_session *s;
 } vz_token;
 
-/* Loads the module, selects the token and logs in (the PIN is read from
- * g->pin_source only if the token asks for one). rw: a read-write session.
- * Close with vz_token_close() on every path. */
-vz_rv vz_token_open(const vz_global *g, bool rw, vz_token *out, vz_err *err);
+/* Loads the module, selects the token and, with login, logs in (the PIN is
+ * read from g->pin_source only if the token asks for one). rw: a read-write
+ * session. Close with vz_token_close() on every path. */
+vz_rv vz_token_open(const vz_global *g, bool rw, bool login, vz_token *out, vz_err *err);
 void vz_token_close(vz_token *t);
 
 #endif
