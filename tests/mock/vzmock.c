@@ -14,7 +14,7 @@
  * Fault modes: 500, 503 (with Retry-After: 1), reset (connection closed
  * mid-body), malformed (broken XML), oversized (a body of --oversize bytes),
  * refuse-after:N (no response at all from the Nth request on). --fault-every K
- * applies the fault to every Kth request only.
+ * gives each request a 1 in K chance of the fault (default: every request).
  * Stats (JSON: connections, requests, searches, faults) are written to the
  * stats file after every request and at exit (SIGTERM, SIGINT, idle).
  */
@@ -483,9 +483,16 @@ static enum MHD_Result send_body(struct MHD_Connection *c, int status, char *bod
 	return ret;
 }
 
+/* Each request has a 1 in K chance: a fixed every-Kth pattern would hit the
+ * same request again when retries arrive in lockstep. */
 static bool fault_now(long req_no)
 {
-	if (!cfg.fault || cfg.fault_every <= 0 || req_no % cfg.fault_every != 0)
+	static _Thread_local unsigned int seed;
+
+	if (!seed)
+		seed = (unsigned int)req_no * 2654435761u ^ (unsigned int)time(NULL);
+	if (!cfg.fault || strcmp(cfg.fault, "none") == 0 || cfg.fault_every <= 0 ||
+	    rand_r(&seed) % cfg.fault_every != 0)
 		return false;
 	atomic_fetch_add(&n_faults, 1);
 	return true;
