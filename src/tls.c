@@ -126,12 +126,13 @@ static vz_rv load_key(vz_tls *t, const char *uri, vz_err *err)
 		ret = VZ_OK;
 	} else if (pin_err.msg[0]) {
 		*err = pin_err;
+	} else if (t->pin_asked) {
+		vz_err_set(err, "the token did not accept the PIN; the key was not loaded");
+		vz_err_hint(err, "check the PIN source; vzp11 never retries a rejected PIN");
 	} else {
-		vz_err_set(err, "cannot use the private key on the token");
-		vz_err_openssl(err);
-		vz_err_hint(err, t->pin_asked ? "check the PIN source; a rejected PIN is not retried"
-					      : "check that the key of this label is on the token "
-						"('vzp11 list')");
+		vz_err_set(err, "the private key for this certificate cannot be loaded from the token "
+				"through pkcs11-provider");
+		vz_err_hint(err, "check that the key is on the token with 'vzp11 list'");
 	}
 	ERR_clear_error();
 	OSSL_STORE_close(st);

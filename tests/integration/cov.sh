@@ -161,8 +161,20 @@ case_wrong_pin() {
 	start_mock
 	VZT_BAD=0000 VZP11_PIN_SOURCE=env:VZT_BAD cov --bsn 999979668 --birthdate 1962-03-15
 	expect_rc 1 "wrong PIN"
-	expect_in "$T/err" "PIN" "says the PIN is the problem"
+	expect_in "$T/err" "did not accept the PIN" "says the PIN is the problem"
+	expect_in "$T/err" "never retries" "says it was not retried"
 	[ "$(mock_stat requests)" -eq 0 ] && pass "nothing sent" || fail "a request was sent"
+}
+
+case_progress_on_terminal() {
+	command -v script >/dev/null || { echo "SKIP: no script(1)"; exit 77; }
+	setup_token
+	start_mock --synthetic --delay 20
+	python3 -c 'print("bsn,birthdate"); [print("999979668,1962-03-15") for _ in range(400)]' >"$T/in.csv"
+	script -qec "'$VZP11_BIN' cov --endpoint '$ENDPOINT' --cacert '$PKI/root.crt' --batch '$T/in.csv' --out '$T/res.csv' --jobs 1" /dev/null >"$T/tty" 2>&1 || true
+	expect_in "$T/tty" "rows \\([0-9]+ failed\\), [0-9]+/s, [0-9]+ requests, [0-9]+%" "a progress line on the terminal"
+	run vz cov --endpoint "$ENDPOINT" --cacert "$PKI/root.crt" --batch "$T/in.csv" --out "$T/res.csv"
+	expect_not_in "$T/err" "/s, " "no progress line without a terminal"
 }
 
 case_no_environment() {
