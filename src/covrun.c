@@ -496,7 +496,8 @@ vz_rv vz_cov_run(const vz_cov_cfg *cfg, vz_tls *tls, vz_cov_next_fn next, vz_cov
 		if (eof && r.count == 0)
 			break;
 		curl_multi_perform(r.multi, &running);
-		while ((m = curl_multi_info_read(r.multi, &left))) {
+		for (m = curl_multi_info_read(r.multi, &left); m;
+		     m = curl_multi_info_read(r.multi, &left)) {
 			if (m->msg != CURLMSG_DONE)
 				continue;
 			for (unsigned k = 0; k < cfg->jobs; k++)

@@ -185,8 +185,11 @@ int vz_csv_read(vz_csv *c, char ***fields, size_t *n, vz_err *err)
 		}
 		return 0;
 	}
-	if (len == -2 || unclosed)
+	if (len == -2 || unclosed) {
+		*fields = NULL;
+		*n = 0;
 		return 2;
+	}
 	if (c->first) {
 		/* A byte order mark from a spreadsheet export is not data. */
 		if ((unsigned char)c->buf[0] == 0xEF && (unsigned char)c->buf[1] == 0xBB &&

@@ -17,7 +17,7 @@ void vz_csv_free(vz_csv *c);
 /* Reads the next record (blank lines are skipped). 1: fields in *fields
  * (valid until the next call); 0: end of input; 2: the record is longer
  * than VZ_CSV_MAX_RECORD or has an unclosed quote (skipped; its line is
- * known); -1: read error. */
+ * known; no fields, *n is 0); -1: read error. */
 int vz_csv_read(vz_csv *c, char ***fields, size_t *n, vz_err *err);
 
 /* Line on which the last record started. */

@@ -34,7 +34,11 @@ new_token() {
 	export SOFTHSM2_CONF
 }
 
-vz() { "$VZP11_BIN" "$@"; }
+# VZP11_WRAPPER runs vzp11 under a tool (meson test --setup valgrind).
+vz() {
+	# shellcheck disable=SC2086
+	${VZP11_WRAPPER:-} "$VZP11_BIN" "$@"
+}
 
 # run CMD...: stdout in $T/out, stderr in $T/err, exit code in $rc.
 run() {
