@@ -29,7 +29,8 @@ tok_rv tok_lib_open(const char *module, tok_lib **out, tok_err *err)
 		if (!lib->single) {
 			tok_err_set(err, "cannot load the PKCS#11 module %s: %s", module,
 				    p11_kit_message() ? p11_kit_message() : "unknown reason");
-			tok_err_hint(err, "give the full path of the vendor's PKCS#11 library (.so)");
+			tok_err_hint(err,
+				     "give the full path of the vendor's PKCS#11 library (.so)");
 			ret = TOK_NOT_FOUND;
 			goto out;
 		}
@@ -37,7 +38,8 @@ tok_rv tok_lib_open(const char *module, tok_lib **out, tok_err *err)
 	} else {
 		lib->registry = p11_kit_modules_load(NULL, 0);
 		if (!lib->registry) {
-			tok_err_set(err, "cannot load the PKCS#11 modules registered with p11-kit: %s",
+			tok_err_set(err,
+				    "cannot load the PKCS#11 modules registered with p11-kit: %s",
 				    p11_kit_message() ? p11_kit_message() : "unknown reason");
 			tok_err_hint(err, "pass --module with the path of the PKCS#11 library");
 			goto out;
@@ -63,10 +65,13 @@ tok_rv tok_lib_open(const char *module, tok_lib **out, tok_err *err)
 		if (module) {
 			only = p11_kit_module_for_name(lib->registry, module);
 			if (!only) {
-				tok_err_set(err, "no PKCS#11 module named '%s' is registered with p11-kit",
-					    module);
-				tok_err_hint(err, "see 'p11-kit list-modules', or pass the path of the "
-						  "module's .so file");
+				tok_err_set(
+					err,
+					"no PKCS#11 module named '%s' is registered with p11-kit",
+					module);
+				tok_err_hint(err,
+					     "see 'p11-kit list-modules', or pass the path of the "
+					     "module's .so file");
 				ret = TOK_NOT_FOUND;
 				goto out;
 			}
@@ -242,8 +247,8 @@ static void describe_tokens(const tok_lib *lib, char *buf, size_t size)
 	buf[0] = '\0';
 	for (size_t i = 0; i < lib->n_tokens && used < size; i++) {
 		const tok_token_info *ti = &lib->tokens[i].info;
-		int w = snprintf(buf + used, size - used, "%s'%s' (%s, serial %s%s)",
-				 i ? ", " : "", ti->label, ti->module, ti->serial,
+		int w = snprintf(buf + used, size - used, "%s'%s' (%s, serial %s%s)", i ? ", " : "",
+				 ti->label, ti->module, ti->serial,
 				 ti->initialized ? "" : ", not initialized");
 
 		if (w < 0)
@@ -267,7 +272,8 @@ static tok_rv match_uri(tok_lib *lib, const char *spec, bool *hit, tok_err *err)
 	r = p11_kit_uri_parse(spec, P11_KIT_URI_FOR_ANY, uri);
 	if (r != P11_KIT_URI_OK) {
 		tok_err_set(err, "the token URI is not valid: %s", p11_kit_uri_message(r));
-		tok_err_hint(err, "write it as pkcs11:token=LABEL (RFC 7512), or give just the label");
+		tok_err_hint(err,
+			     "write it as pkcs11:token=LABEL (RFC 7512), or give just the label");
 		goto out;
 	}
 	if (p11_kit_uri_get_pin_value(uri) || p11_kit_uri_get_pin_source(uri)) {
@@ -333,8 +339,8 @@ tok_rv tok_lib_select(tok_lib *lib, const char *spec, tok_token **out, tok_err *
 				  "path of your HSM's PKCS#11 library");
 	} else {
 		ret = TOK_AMBIGUOUS;
-		tok_err_set(err, "%zu tokens match%s%s%s; tokens seen: %s", found,
-			    spec ? " '" : "", spec ? spec : "", spec ? "'" : "", names);
+		tok_err_set(err, "%zu tokens match%s%s%s; tokens seen: %s", found, spec ? " '" : "",
+			    spec ? spec : "", spec ? "'" : "", names);
 		tok_err_hint(err, "choose one with --token pkcs11:token=LABEL;serial=SERIAL");
 	}
 out:

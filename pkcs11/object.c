@@ -56,8 +56,7 @@ static bool get_bool(tok_session *s, CK_OBJECT_HANDLE h, CK_ATTRIBUTE_TYPE type)
 	return s->t->f->C_GetAttributeValue(s->h, h, &a, 1) == CKR_OK && v == CK_TRUE;
 }
 
-static CK_ULONG get_ulong(tok_session *s, CK_OBJECT_HANDLE h, CK_ATTRIBUTE_TYPE type,
-			  CK_ULONG dflt)
+static CK_ULONG get_ulong(tok_session *s, CK_OBJECT_HANDLE h, CK_ATTRIBUTE_TYPE type, CK_ULONG dflt)
 {
 	CK_ULONG v = 0;
 	CK_ATTRIBUTE a = {type, &v, sizeof(v)};
@@ -91,8 +90,7 @@ static unsigned long modulus_bits(const unsigned char *m, size_t len)
 	return bits;
 }
 
-static tok_rv read_obj(tok_session *s, CK_OBJECT_HANDLE h, tok_class cls, tok_obj *o,
-		       tok_err *err)
+static tok_rv read_obj(tok_session *s, CK_OBJECT_HANDLE h, tok_class cls, tok_obj *o, tok_err *err)
 {
 	unsigned char *label = NULL;
 	size_t len = 0;

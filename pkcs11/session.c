@@ -53,7 +53,7 @@ static tok_rv login(tok_session *s, tok_pin_fn pin_fn, void *pin_ctx, tok_err *e
 	if (ret == TOK_PIN_INCORRECT) {
 		refresh_flags(t);
 		tok_err_set(err, "the token '%s' rejected the PIN%s", t->info.label,
-			    t->info.pin_locked      ? "; the PIN is now locked"
+			    t->info.pin_locked	    ? "; the PIN is now locked"
 			    : t->info.pin_final_try ? "; one more wrong PIN will lock it"
 			    : t->info.pin_count_low ? "; few attempts are left before it locks"
 						    : "");
@@ -75,8 +75,10 @@ tok_rv tok_session_open(tok_token *t, bool rw, tok_pin_fn pin_fn, void *pin_ctx,
 	CK_RV rv;
 
 	if (rw && t->info.write_protected) {
-		tok_err_set(err, "token '%s' is write-protected; nothing was changed", t->info.label);
-		tok_err_hint(err, "choose a token that can be written to, or lift its write protection");
+		tok_err_set(err, "token '%s' is write-protected; nothing was changed",
+			    t->info.label);
+		tok_err_hint(err,
+			     "choose a token that can be written to, or lift its write protection");
 		return TOK_READ_ONLY;
 	}
 	s = calloc(1, sizeof(*s));

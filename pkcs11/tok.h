@@ -13,13 +13,13 @@
 
 typedef enum tok_rv {
 	TOK_OK = 0,
-	TOK_ERR,           /* the call failed; see tok_err */
-	TOK_NOT_FOUND,     /* no such module, token or object */
-	TOK_AMBIGUOUS,     /* more than one candidate */
+	TOK_ERR,	   /* the call failed; see tok_err */
+	TOK_NOT_FOUND,	   /* no such module, token or object */
+	TOK_AMBIGUOUS,	   /* more than one candidate */
 	TOK_PIN_INCORRECT, /* the token rejected the PIN; never retried */
-	TOK_PIN_LOCKED,    /* the user PIN is locked */
-	TOK_READ_ONLY,     /* token is write-protected */
-	TOK_NO_PIN,        /* the PIN source gave nothing */
+	TOK_PIN_LOCKED,	   /* the user PIN is locked */
+	TOK_READ_ONLY,	   /* token is write-protected */
+	TOK_NO_PIN,	   /* the PIN source gave nothing */
 } tok_rv;
 
 /* What failed (msg), what to do (hint), and the CKR_ code if any. */
@@ -93,8 +93,16 @@ void tok_session_close(tok_session *s);
 
 /* ---- objects (object.c) ---- */
 
-typedef enum tok_class { TOK_CERT = 1, TOK_PRIVKEY, TOK_PUBKEY } tok_class;
-typedef enum tok_keytype { TOK_KEY_OTHER = 0, TOK_KEY_RSA, TOK_KEY_EC } tok_keytype;
+typedef enum tok_class {
+	TOK_CERT = 1,
+	TOK_PRIVKEY,
+	TOK_PUBKEY
+} tok_class;
+typedef enum tok_keytype {
+	TOK_KEY_OTHER = 0,
+	TOK_KEY_RSA,
+	TOK_KEY_EC
+} tok_keytype;
 
 /* One object as read from the token. Absent attributes are empty/false. */
 typedef struct tok_obj {
@@ -107,7 +115,7 @@ typedef struct tok_obj {
 	size_t value_len;
 	unsigned long category; /* certificate category: 1 user, 2 authority */
 	tok_keytype key_type;
-	unsigned long bits;      /* RSA modulus bits */
+	unsigned long bits;	  /* RSA modulus bits */
 	unsigned char *ec_params; /* DER of the curve OID */
 	size_t ec_params_len;
 	bool is_private, sensitive, extractable, always_sensitive, never_extractable, can_sign;
@@ -128,9 +136,9 @@ tok_rv tok_destroy(tok_session *s, unsigned long handle, tok_err *err);
 typedef struct tok_key {
 	tok_keytype type;
 	tok_bytes n, e, d, p, q, dp, dq, qinv; /* RSA */
-	tok_bytes ec_params;                   /* EC: DER of the curve OID */
-	tok_bytes ec_point;                    /* EC: DER OCTET STRING of the point */
-	tok_bytes ec_value;                    /* EC: private scalar */
+	tok_bytes ec_params;		       /* EC: DER of the curve OID */
+	tok_bytes ec_point;		       /* EC: DER OCTET STRING of the point */
+	tok_bytes ec_value;		       /* EC: private scalar */
 } tok_key;
 
 typedef struct tok_cert {

@@ -161,12 +161,28 @@ tok_rv tok_txn_add_cert(tok_txn *x, const tok_cert *c, tok_err *err)
 /* Attributes that describe a public object and may be given to
  * C_CreateObject; values the token computes itself are left out. */
 static const CK_ATTRIBUTE_TYPE kept_types[] = {
-	CKA_CLASS,         CKA_TOKEN,        CKA_PRIVATE,          CKA_LABEL,
-	CKA_ID,            CKA_CERTIFICATE_TYPE, CKA_CERTIFICATE_CATEGORY, CKA_VALUE,
-	CKA_SUBJECT,       CKA_ISSUER,       CKA_SERIAL_NUMBER,    CKA_KEY_TYPE,
-	CKA_MODULUS,       CKA_PUBLIC_EXPONENT, CKA_EC_PARAMS,     CKA_EC_POINT,
-	CKA_VERIFY,        CKA_VERIFY_RECOVER, CKA_ENCRYPT,        CKA_WRAP,
-	CKA_DERIVE,        CKA_MODIFIABLE,
+	CKA_CLASS,
+	CKA_TOKEN,
+	CKA_PRIVATE,
+	CKA_LABEL,
+	CKA_ID,
+	CKA_CERTIFICATE_TYPE,
+	CKA_CERTIFICATE_CATEGORY,
+	CKA_VALUE,
+	CKA_SUBJECT,
+	CKA_ISSUER,
+	CKA_SERIAL_NUMBER,
+	CKA_KEY_TYPE,
+	CKA_MODULUS,
+	CKA_PUBLIC_EXPONENT,
+	CKA_EC_PARAMS,
+	CKA_EC_POINT,
+	CKA_VERIFY,
+	CKA_VERIFY_RECOVER,
+	CKA_ENCRYPT,
+	CKA_WRAP,
+	CKA_DERIVE,
+	CKA_MODIFIABLE,
 };
 
 static void gone_free(struct gone *g)
@@ -183,7 +199,8 @@ static tok_rv remember(tok_txn *x, CK_OBJECT_HANDLE h, struct gone *g, bool *is_
 	CK_FUNCTION_LIST *f = x->s->t->f;
 	CK_OBJECT_CLASS klass = 0;
 	CK_BBOOL priv = CK_FALSE;
-	CK_ATTRIBUTE probe[] = {{CKA_CLASS, &klass, sizeof(klass)}, {CKA_PRIVATE, &priv, sizeof(priv)}};
+	CK_ATTRIBUTE probe[] = {{CKA_CLASS, &klass, sizeof(klass)},
+				{CKA_PRIVATE, &priv, sizeof(priv)}};
 	CK_RV rv;
 
 	g->n = 0;
@@ -287,10 +304,12 @@ tok_rv tok_txn_abort(tok_txn *x, tok_err *err)
 			lost++;
 	}
 	if (left || lost || x->irreversible) {
-		tok_err_set(err, "the token could not be put back as it was: %zu new object(s) "
-				 "remain, %zu removed object(s) are missing%s",
+		tok_err_set(err,
+			    "the token could not be put back as it was: %zu new object(s) "
+			    "remain, %zu removed object(s) are missing%s",
 			    left, lost, x->irreversible ? ", a private key was removed" : "");
-		tok_err_hint(err, "check with 'vzp11 list' and remove leftovers with 'vzp11 remove'");
+		tok_err_hint(err,
+			     "check with 'vzp11 list' and remove leftovers with 'vzp11 remove'");
 		ret = TOK_ERR;
 	}
 	txn_free(x);

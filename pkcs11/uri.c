@@ -19,7 +19,7 @@ char *tok_uri(const tok_token *t, tok_class cls, const char *label, tok_bytes id
 	if (cls) {
 		CK_ATTRIBUTE a;
 
-		klass = cls == TOK_CERT      ? CKO_CERTIFICATE
+		klass = cls == TOK_CERT	     ? CKO_CERTIFICATE
 			: cls == TOK_PRIVKEY ? CKO_PRIVATE_KEY
 					     : CKO_PUBLIC_KEY;
 		a = (CK_ATTRIBUTE){CKA_CLASS, &klass, sizeof(klass)};

@@ -60,16 +60,17 @@ void vz_name_cn(const X509_NAME *n, char *buf, size_t size)
 
 /* Words that name an organisation, a role or a machine, never a person. */
 static const char *const org_words[] = {
-	"praktijk", "fysio", "therap", "zorg", "apothe", "tandarts", "huisarts", "groep",
-	"centrum", "kliniek", "ziekenhuis", "b.v", "bv", "v.o.f", "vof", "stichting", "maatschap",
-	"systeem", "system", "certific", "server", "ggz", "psycho", "logopedie", "instelling",
-	"organisatie", "vecozo", "test", "demo", "holding", "coop", "verloskund", "dienst",
+	"praktijk", "fysio",	 "therap",    "zorg",	    "apothe",	   "tandarts", "huisarts",
+	"groep",    "centrum",	 "kliniek",   "ziekenhuis", "b.v",	   "bv",       "v.o.f",
+	"vof",	    "stichting", "maatschap", "systeem",    "system",	   "certific", "server",
+	"ggz",	    "psycho",	 "logopedie", "instelling", "organisatie", "vecozo",   "test",
+	"demo",	    "holding",	 "coop",      "verloskund", "dienst",
 };
 
 /* Dutch surname prefixes (tussenvoegsels). */
 static const char *const name_prefixes[] = {
-	"van", "de", "der", "den", "ter", "ten", "te", "het", "'t", "la", "le", "du", "da",
-	"op", "in", "von", "el", "al",
+	"van", "de", "der", "den", "ter", "ten", "te",	"het", "'t",
+	"la",  "le", "du",  "da",  "op",  "in",	 "von", "el",  "al",
 };
 
 static bool is_initials(const char *w)
@@ -101,7 +102,8 @@ static bool is_name_word(const char *w)
 	if (!isupper((unsigned char)w[0]))
 		return false;
 	for (const char *p = w; *p; p++)
-		if (!isalpha((unsigned char)*p) && *p != '-' && *p != '\'' && !((unsigned char)*p & 0x80))
+		if (!isalpha((unsigned char)*p) && *p != '-' && *p != '\'' &&
+		    !((unsigned char)*p & 0x80))
 			return false;
 	return true;
 }
@@ -135,7 +137,8 @@ static bool cn_reads_as_person(const char *cn)
 			*p = (char)tolower((unsigned char)*p);
 		if (is_initials(w))
 			initials = true;
-		else if (in_list(lw, name_prefixes, sizeof(name_prefixes) / sizeof(name_prefixes[0])))
+		else if (in_list(lw, name_prefixes,
+				 sizeof(name_prefixes) / sizeof(name_prefixes[0])))
 			prefix = true;
 		else if (is_name_word(w))
 			names++;
@@ -218,7 +221,9 @@ vz_rv vz_cert_info_get(const X509 *c, vz_cert_info *out, vz_err *err)
 		snprintf(out->fingerprint + i * 3, 4, "%02X%s", md[i], i + 1 < mdlen ? ":" : "");
 	if (pk) {
 		snprintf(out->key_type, sizeof(out->key_type), "%s",
-			 EVP_PKEY_is_a(pk, "RSA") ? "rsa" : EVP_PKEY_is_a(pk, "EC") ? "ec" : "?");
+			 EVP_PKEY_is_a(pk, "RSA")  ? "rsa"
+			 : EVP_PKEY_is_a(pk, "EC") ? "ec"
+						   : "?");
 		out->key_bits = EVP_PKEY_get_bits(pk);
 	}
 	out->kind = vz_cert_classify(c, out->kind_reason, sizeof(out->kind_reason));

@@ -8,15 +8,19 @@
 
 #include "err.h"
 
-typedef enum vz_kind { VZ_KIND_UNKNOWN = 0, VZ_KIND_SYSTEM, VZ_KIND_PERSONAL } vz_kind;
+typedef enum vz_kind {
+	VZ_KIND_UNKNOWN = 0,
+	VZ_KIND_SYSTEM,
+	VZ_KIND_PERSONAL
+} vz_kind;
 
 typedef struct vz_cert_info {
 	char subject[512];
 	char issuer[512];
-	char serial[100];     /* hex, upper case */
-	char not_before[24];  /* ISO 8601 UTC */
+	char serial[100];    /* hex, upper case */
+	char not_before[24]; /* ISO 8601 UTC */
 	char not_after[24];
-	long days_left;       /* whole days until not_after; negative when expired */
+	long days_left; /* whole days until not_after; negative when expired */
 	bool expired;
 	bool not_yet_valid;
 	char fingerprint[96]; /* SHA-256, "AB:CD:..." */

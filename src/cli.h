@@ -7,11 +7,15 @@
 
 #include "err.h"
 
-enum { VZ_EXIT_OK = 0, VZ_EXIT_FAIL = 1, VZ_EXIT_USAGE = 2 };
+enum {
+	VZ_EXIT_OK = 0,
+	VZ_EXIT_FAIL = 1,
+	VZ_EXIT_USAGE = 2
+};
 
 typedef struct vz_global {
-	const char *module;     /* --module or VZP11_MODULE */
-	const char *token;      /* --token or VZP11_TOKEN */
+	const char *module;	/* --module or VZP11_MODULE */
+	const char *token;	/* --token or VZP11_TOKEN */
 	const char *pin_source; /* --pin-source or VZP11_PIN_SOURCE */
 	bool json;
 	int verbose;
@@ -19,13 +23,24 @@ typedef struct vz_global {
 } vz_global;
 
 /* Global options, accepted before and after the command name. */
-enum { OPT_MODULE = 1000, OPT_TOKEN, OPT_PIN_SOURCE, OPT_JSON, OPT_HELP, OPT_VERSION, OPT_CMD };
+enum {
+	OPT_MODULE = 1000,
+	OPT_TOKEN,
+	OPT_PIN_SOURCE,
+	OPT_JSON,
+	OPT_HELP,
+	OPT_VERSION,
+	OPT_CMD
+};
 #define VZ_GLOBAL_LONGOPTS                                                                         \
 	{"module", required_argument, NULL, OPT_MODULE},                                           \
 		{"token", required_argument, NULL, OPT_TOKEN},                                     \
 		{"pin-source", required_argument, NULL, OPT_PIN_SOURCE},                           \
 		{"json", no_argument, NULL, OPT_JSON}, {"verbose", no_argument, NULL, 'v'},        \
-		{"quiet", no_argument, NULL, 'q'}, {"help", no_argument, NULL, OPT_HELP}
+		{"quiet", no_argument, NULL, 'q'},                                                 \
+	{                                                                                          \
+		"help", no_argument, NULL, OPT_HELP                                                \
+	}
 
 /* Handles one global option; false if c is not one. */
 bool vz_global_opt(vz_global *g, int c, const char *arg);

@@ -85,8 +85,24 @@ static const char *env_or(const char *v, const char *name)
 
 static int parse_args(vz_global *g, int argc, char **argv, struct cov_opts *o)
 {
-	enum { O_BSN = 1, O_BIRTH, O_DATE, O_REF, O_BATCH, O_OUT, O_JOBS, O_AGB, O_LABEL, O_ENV,
-	       O_ENDPOINT, O_CACERT, O_RETRIES, O_TIMEOUT, O_CTIMEOUT, O_MAXRESP };
+	enum {
+		O_BSN = 1,
+		O_BIRTH,
+		O_DATE,
+		O_REF,
+		O_BATCH,
+		O_OUT,
+		O_JOBS,
+		O_AGB,
+		O_LABEL,
+		O_ENV,
+		O_ENDPOINT,
+		O_CACERT,
+		O_RETRIES,
+		O_TIMEOUT,
+		O_CTIMEOUT,
+		O_MAXRESP
+	};
 	static const struct option longopts[] = {
 		VZ_GLOBAL_LONGOPTS,
 		{"bsn", required_argument, NULL, O_BSN},
@@ -114,17 +130,39 @@ static int parse_args(vz_global *g, int argc, char **argv, struct cov_opts *o)
 		if (vz_global_opt(g, c, optarg))
 			continue;
 		switch (c) {
-		case O_BSN: o->bsn = optarg; break;
-		case O_BIRTH: o->birthdate = optarg; break;
-		case O_DATE: o->date = optarg; break;
-		case O_REF: o->reference = optarg; break;
-		case O_BATCH: o->batch = optarg; break;
-		case O_OUT: o->out = optarg; break;
-		case O_AGB: o->agb = optarg; break;
-		case O_LABEL: o->label = optarg; break;
-		case O_ENV: o->env = optarg; break;
-		case O_ENDPOINT: o->endpoint = optarg; break;
-		case O_CACERT: o->cacert = optarg; break;
+		case O_BSN:
+			o->bsn = optarg;
+			break;
+		case O_BIRTH:
+			o->birthdate = optarg;
+			break;
+		case O_DATE:
+			o->date = optarg;
+			break;
+		case O_REF:
+			o->reference = optarg;
+			break;
+		case O_BATCH:
+			o->batch = optarg;
+			break;
+		case O_OUT:
+			o->out = optarg;
+			break;
+		case O_AGB:
+			o->agb = optarg;
+			break;
+		case O_LABEL:
+			o->label = optarg;
+			break;
+		case O_ENV:
+			o->env = optarg;
+			break;
+		case O_ENDPOINT:
+			o->endpoint = optarg;
+			break;
+		case O_CACERT:
+			o->cacert = optarg;
+			break;
 		case O_JOBS:
 			if (!parse_long(optarg, 1, 32, &o->jobs))
 				return vz_usage("cov", "--jobs takes a number from 1 to 32");
@@ -143,13 +181,15 @@ static int parse_args(vz_global *g, int argc, char **argv, struct cov_opts *o)
 			break;
 		case O_MAXRESP:
 			if (!parse_long(optarg, 1024, 1L << 30, &o->max_response))
-				return vz_usage("cov", "--max-response takes bytes, 1024 to 1073741824");
+				return vz_usage("cov",
+						"--max-response takes bytes, 1024 to 1073741824");
 			break;
 		case OPT_HELP:
 			cov_usage(stdout);
 			return -1;
 		default:
-			return vz_usage("cov", "unknown or incomplete option '%s'", argv[optind - 1]);
+			return vz_usage("cov", "unknown or incomplete option '%s'",
+					argv[optind - 1]);
 		}
 	}
 	if (optind < argc)
@@ -172,7 +212,8 @@ static int parse_args(vz_global *g, int argc, char **argv, struct cov_opts *o)
 	if (!o->endpoint) {
 		o->endpoint = vz_cov_endpoint(o->env);
 		if (!o->endpoint)
-			return vz_usage("cov", "unknown environment '%s'; use tst, acc or prd", o->env);
+			return vz_usage("cov", "unknown environment '%s'; use tst, acc or prd",
+					o->env);
 	}
 	if (strncmp(o->endpoint, "https://", 8) != 0)
 		return vz_usage("cov", "the endpoint must be an https:// URL");
@@ -205,11 +246,14 @@ static void fill_row(vz_cov_row *row, const char *bsn, const char *birth, const 
 			 "the BSN is not valid (it must be 9 digits and pass the eleven-test); not "
 			 "sent");
 	else if (!birth || !vz_date_valid(birth))
-		snprintf(row->error, sizeof(row->error), "the birth date is not a date YYYY-MM-DD; not sent");
+		snprintf(row->error, sizeof(row->error),
+			 "the birth date is not a date YYYY-MM-DD; not sent");
 	else if (!vz_date_valid(row->raw_date))
-		snprintf(row->error, sizeof(row->error), "the check date is not a date YYYY-MM-DD; not sent");
+		snprintf(row->error, sizeof(row->error),
+			 "the check date is not a date YYYY-MM-DD; not sent");
 	else if (ref && strlen(ref) > 80)
-		snprintf(row->error, sizeof(row->error), "the reference is longer than 80 characters; not sent");
+		snprintf(row->error, sizeof(row->error),
+			 "the reference is longer than 80 characters; not sent");
 	if (row->error[0]) {
 		row->done = true;
 		return;
@@ -235,29 +279,33 @@ static json_t *row_json(const vz_cov_row *row)
 	json_object_set_new(j, "bsn", json_string(row->s.bsn[0] ? row->s.bsn : row->raw_bsn));
 	json_object_set_new(j, "birthdate", json_string(row->raw_birthdate));
 	json_object_set_new(j, "date", json_string(row->raw_date));
-	json_object_set_new(j, "reference", row->reference[0] ? json_string(row->reference) : json_null());
+	json_object_set_new(j, "reference",
+			    row->reference[0] ? json_string(row->reference) : json_null());
 	json_object_set_new(j, "result", str_or_null(r->result));
 	if (r->has_person)
-		json_object_set_new(
-			j, "person",
-			json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:b}", "result",
-				  str_or_null(r->person_result), "initials", str_or_null(r->initials),
-				  "prefix", str_or_null(r->prefix), "surname", str_or_null(r->surname),
-				  "birthdate", str_or_null(r->birthdate), "gender",
-				  str_or_null(r->gender), "deceased", r->deceased));
+		json_object_set_new(j, "person",
+				    json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:b}", "result",
+					      str_or_null(r->person_result), "initials",
+					      str_or_null(r->initials), "prefix",
+					      str_or_null(r->prefix), "surname",
+					      str_or_null(r->surname), "birthdate",
+					      str_or_null(r->birthdate), "gender",
+					      str_or_null(r->gender), "deceased", r->deceased));
 	else
 		json_object_set_new(j, "person", json_null());
 	for (size_t i = 0; i < r->n_ins; i++) {
 		const vz_cov_insurance *v = &r->ins[i];
 
 		json_array_append_new(
-			ins, json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "status",
-				       str_or_null(v->status), "uzovi", str_or_null(v->uzovi),
-				       "insured_number", str_or_null(v->insured_number), "kind",
-				       str_or_null(v->kind), "package_code", str_or_null(v->package_code),
-				       "package_name", str_or_null(v->package_name), "label_code",
-				       str_or_null(v->label_code), "label_name", str_or_null(v->label_name),
-				       "start", str_or_null(v->start), "end", str_or_null(v->end)));
+			ins, json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
+				       "status", str_or_null(v->status), "uzovi",
+				       str_or_null(v->uzovi), "insured_number",
+				       str_or_null(v->insured_number), "kind", str_or_null(v->kind),
+				       "package_code", str_or_null(v->package_code), "package_name",
+				       str_or_null(v->package_name), "label_code",
+				       str_or_null(v->label_code), "label_name",
+				       str_or_null(v->label_name), "start", str_or_null(v->start),
+				       "end", str_or_null(v->end)));
 	}
 	json_object_set_new(j, "insurances", ins);
 	json_object_set_new(j, "error", row->error[0] ? json_string(row->error) : json_null());
@@ -265,9 +313,11 @@ static json_t *row_json(const vz_cov_row *row)
 }
 
 static const char *const csv_header[] = {
-	"line", "reference", "bsn", "birthdate", "date", "result", "person_result", "initials",
-	"prefix", "surname", "gender", "deceased", "insurances", "uzovi", "insured_number", "kind",
-	"package_code", "package_name", "start", "end", "status", "error",
+	"line",	  "reference",	   "bsn",	   "birthdate", "date",
+	"result", "person_result", "initials",	   "prefix",	"surname",
+	"gender", "deceased",	   "insurances",   "uzovi",	"insured_number",
+	"kind",	  "package_code",  "package_name", "start",	"end",
+	"status", "error",
 };
 #define CSV_COLS (sizeof(csv_header) / sizeof(csv_header[0]))
 
@@ -328,8 +378,9 @@ static void row_text(FILE *f, const vz_cov_row *row)
 	}
 	fprintf(f, "Result:     %s\n", r->result);
 	if (r->has_person) {
-		fprintf(f, "Person:     %s%s%s%s%s (born %s, %s)%s\n", r->initials ? r->initials : "",
-			r->initials ? " " : "", r->prefix ? r->prefix : "", r->prefix ? " " : "",
+		fprintf(f, "Person:     %s%s%s%s%s (born %s, %s)%s\n",
+			r->initials ? r->initials : "", r->initials ? " " : "",
+			r->prefix ? r->prefix : "", r->prefix ? " " : "",
 			r->surname ? r->surname : "", r->birthdate ? r->birthdate : "?",
 			r->gender ? r->gender : "?", r->deceased ? ", deceased" : "");
 		if (r->person_result)
@@ -435,7 +486,8 @@ static vz_rv read_header(struct batch *b, vz_err *err)
 	b->sep = vz_csv_sep(b->csv);
 	if (b->col_bsn < 0 || b->col_birth < 0) {
 		vz_err_set(err, "the batch file's header has no bsn and birthdate columns");
-		vz_err_hint(err, "the first line must be bsn,birthdate[,date][,reference] (',' or ';')");
+		vz_err_hint(err,
+			    "the first line must be bsn,birthdate[,date][,reference] (',' or ';')");
 		return VZ_FAIL;
 	}
 	return VZ_OK;
@@ -613,7 +665,8 @@ static int run_single(vz_global *g, const struct cov_opts *o, struct single *s, 
 
 static int run_batch(vz_global *g, const struct cov_opts *o, vz_tls *tls)
 {
-	struct batch b = {.json = g->json, .first_json = true, .g = g, .tty = isatty(STDERR_FILENO)};
+	struct batch b = {
+		.json = g->json, .first_json = true, .g = g, .tty = isatty(STDERR_FILENO)};
 	vz_cov_cfg cfg;
 	vz_cov_stats st = {0};
 	vz_err err = {0};
@@ -674,8 +727,12 @@ out:
 
 int cmd_cov(vz_global *g, int argc, char **argv)
 {
-	struct cov_opts o = {.label = DEFAULT_LABEL, .jobs = 4, .retries = 3, .timeout_s = 30,
-			     .connect_timeout_s = 10, .max_response = 4L << 20};
+	struct cov_opts o = {.label = DEFAULT_LABEL,
+			     .jobs = 4,
+			     .retries = 3,
+			     .timeout_s = 30,
+			     .connect_timeout_s = 10,
+			     .max_response = 4L << 20};
 	struct single single = {0};
 	vz_tls *tls = NULL;
 	vz_err err = {0};

@@ -20,7 +20,7 @@
 #include "token.h"
 
 #define DEFAULT_LABEL "vecozo-system"
-#define MAX_P12       (10 * 1024 * 1024)
+#define MAX_P12	      (10 * 1024 * 1024)
 
 static void import_usage(FILE *f)
 {
@@ -119,8 +119,9 @@ static vz_rv check_dates(const vz_cert_info *i, vz_err *err)
 		return VZ_FAIL;
 	}
 	if (i->not_yet_valid) {
-		vz_err_set(err, "the certificate is not valid yet: it starts on %s; it was not "
-				"imported",
+		vz_err_set(err,
+			   "the certificate is not valid yet: it starts on %s; it was not "
+			   "imported",
 			   i->not_before);
 		vz_err_hint(err, "check the computer's clock, or import it from that date on");
 		return VZ_FAIL;
@@ -167,8 +168,9 @@ static vz_rv load_source(const struct import_opts *o, struct source *src, vz_err
 	if (r != VZ_OK)
 		return r;
 	if (src->info.kind == VZ_KIND_PERSONAL && !o->allow_personal) {
-		vz_err_set(err, "this is a personal certificate (%s); COV and billing need the "
-				"organisation's system certificate, which has no person's name",
+		vz_err_set(err,
+			   "this is a personal certificate (%s); COV and billing need the "
+			   "organisation's system certificate, which has no person's name",
 			   src->info.kind_reason);
 		vz_err_hint(err, "export the system certificate (no name, latest expiry date), or "
 				 "pass --allow-personal to import this one anyway");
@@ -294,8 +296,8 @@ static tok_rv destroy_old(tok_txn *x, const vz_store *st, const char *label, boo
  * CA certificates the token lacks, the replaced public objects; then a read
  * back that must show a sensitive, non-extractable key; the replaced
  * private key goes last. Any failure puts the token back as it was. */
-static vz_rv apply(vz_token *tk, const vz_store *st, const struct source *src,
-		   const char *label, bool reuse_key, bool has_old, vz_store **after, vz_err *err)
+static vz_rv apply(vz_token *tk, const vz_store *st, const struct source *src, const char *label,
+		   bool reuse_key, bool has_old, vz_store **after, vz_err *err)
 {
 	unsigned char *subj = NULL;
 	const vz_entry *e;
@@ -338,8 +340,8 @@ static vz_rv apply(vz_token *tk, const vz_store *st, const struct source *src,
 		goto abort;
 	e = find_entry(*after, label, src->id);
 	if (!e || !e->key->sensitive || e->key->extractable || e->key->value_readable) {
-		vz_err_set(err, "the token did not keep the key %s", e ? "sensitive and non-extractable"
-								       : "where it was written");
+		vz_err_set(err, "the token did not keep the key %s",
+			   e ? "sensitive and non-extractable" : "where it was written");
 		vz_err_hint(err, "this token cannot protect the key; use another token or HSM");
 		goto abort;
 	}
@@ -359,7 +361,8 @@ abort:
 		size_t used = strlen(err->msg);
 
 		if (tok_txn_abort(x, &ae) == TOK_OK)
-			snprintf(err->msg + used, sizeof(err->msg) - used, "; the token is unchanged");
+			snprintf(err->msg + used, sizeof(err->msg) - used,
+				 "; the token is unchanged");
 		else
 			snprintf(err->msg + used, sizeof(err->msg) - used, "; and %s", ae.msg);
 		vz_store_free(*after);
@@ -391,12 +394,14 @@ static void print_result(const vz_global *g, const vz_token *tk, const vz_entry 
 		printf("'%s' is already on the token '%s'; nothing was changed.\n", e->cert->label,
 		       tok_token_info_of(tk->tok)->label);
 	else
-		printf("%s '%s' on token '%s'.\n", strcmp(status, "replaced") ? "Imported" : "Replaced",
-		       e->cert->label, tok_token_info_of(tk->tok)->label);
+		printf("%s '%s' on token '%s'.\n",
+		       strcmp(status, "replaced") ? "Imported" : "Replaced", e->cert->label,
+		       tok_token_info_of(tk->tok)->label);
 	vz_out_entry_full(stdout, tk->tok, e);
 	if (unrelated)
-		vz_note(g, "%zu certificate(s) in the file belong to neither the key nor its chain "
-			   "and were ignored",
+		vz_note(g,
+			"%zu certificate(s) in the file belong to neither the key nor its chain "
+			"and were ignored",
 			unrelated);
 	if (!g->quiet)
 		printf("Reminder: %s: %s\n", o->file, reminder);
@@ -449,12 +454,14 @@ static vz_rv check_existing(const vz_store *st, const struct source *src,
 			if (has_label(st->entries[i].cert, o->label))
 				old = &st->entries[i];
 		if (old)
-			vz_err_set(err, "the label '%s' already holds another certificate (%s, "
-					"expires %.10s); nothing was changed",
+			vz_err_set(err,
+				   "the label '%s' already holds another certificate (%s, "
+				   "expires %.10s); nothing was changed",
 				   o->label, old->info.subject, old->info.not_after);
 		else
-			vz_err_set(err, "the label '%s' is already used by other objects on the "
-					"token; nothing was changed",
+			vz_err_set(err,
+				   "the label '%s' is already used by other objects on the "
+				   "token; nothing was changed",
 				   o->label);
 		vz_err_hint(err, "pass --replace to put the new certificate in its place, or "
 				 "choose another --label");
@@ -502,7 +509,8 @@ static int parse_args(vz_global *g, int argc, char **argv, struct import_opts *o
 		}
 	}
 	if (optind + 1 != argc)
-		return vz_usage("import", optind == argc ? "FILE.p12 is missing" : "too many arguments");
+		return vz_usage("import",
+				optind == argc ? "FILE.p12 is missing" : "too many arguments");
 	o->file = argv[optind];
 	if (o->label[0] == '\0' || strlen(o->label) > 128)
 		return vz_usage("import", "the label must be 1 to 128 characters long");

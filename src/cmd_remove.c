@@ -31,8 +31,9 @@ static bool confirm(const char *label, const char *token)
 
 	if (!tty)
 		return false;
-	fprintf(tty, "Remove '%s' (key and certificate) from token '%s'? This cannot be undone. "
-		     "[y/N] ",
+	fprintf(tty,
+		"Remove '%s' (key and certificate) from token '%s'? This cannot be undone. "
+		"[y/N] ",
 		label, token);
 	fflush(tty);
 	if (!fgets(answer, sizeof(answer), tty))
@@ -99,7 +100,8 @@ int cmd_remove(vz_global *g, int argc, char **argv)
 		return vz_usage("remove", "unknown or incomplete option '%s'", argv[optind - 1]);
 	}
 	if (optind + 1 != argc)
-		return vz_usage("remove", optind == argc ? "LABEL is missing" : "too many arguments");
+		return vz_usage("remove",
+				optind == argc ? "LABEL is missing" : "too many arguments");
 	label = argv[optind];
 	if (!yes && (!isatty(STDIN_FILENO) || access("/dev/tty", R_OK | W_OK) != 0)) {
 		fprintf(stderr, "vzp11: removing needs a confirmation and there is no terminal to "
@@ -121,8 +123,9 @@ int cmd_remove(vz_global *g, int argc, char **argv)
 	for (size_t i = 0; i < st->n_certs; i++)
 		n_cert += has_label(&st->certs[i], label) && st->certs[i].category != 2;
 	if (n_key + n_pub + n_cert == 0) {
-		fprintf(stderr, "vzp11: nothing has the label '%s' on token '%s'; nothing was removed\n"
-				"vzp11: see the labels with 'vzp11 list'\n",
+		fprintf(stderr,
+			"vzp11: nothing has the label '%s' on token '%s'; nothing was removed\n"
+			"vzp11: see the labels with 'vzp11 list'\n",
 			label, tok_token_info_of(tk.tok)->label);
 		goto out;
 	}

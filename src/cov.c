@@ -13,9 +13,9 @@
 #include "cov.h"
 
 #define NS_SOAP "http://schemas.xmlsoap.org/soap/envelope/"
-#define NS_V1   "http://schemas.vecozo.nl/VZ801802/v1"
-#define NS_MES  NS_V1 "/messages"
-#define NS_TYP  NS_V1 "/types"
+#define NS_V1	"http://schemas.vecozo.nl/VZ801802/v1"
+#define NS_MES	NS_V1 "/messages"
+#define NS_TYP	NS_V1 "/types"
 
 /* The one place the environments map to endpoints (SOAP 1.1 gateway). */
 static const struct {
@@ -162,15 +162,16 @@ vz_rv vz_cov_build(const vz_cov_search *s, size_t n, const char *agb, char **out
 
 void vz_cov_result_clear(vz_cov_result *r)
 {
-	char **strs[] = {&r->result, &r->reference, &r->person_result, &r->initials, &r->prefix,
-			 &r->surname, &r->birthdate, &r->gender, &r->bsn};
+	char **strs[] = {&r->result,  &r->reference, &r->person_result, &r->initials, &r->prefix,
+			 &r->surname, &r->birthdate, &r->gender,	&r->bsn};
 
 	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
 		free(*strs[i]);
 	for (size_t i = 0; i < r->n_ins; i++) {
 		vz_cov_insurance *v = &r->ins[i];
-		char *f[] = {v->status, v->uzovi, v->insured_number, v->kind, v->package_code,
-			     v->package_name, v->label_code, v->label_name, v->start, v->end};
+		char *f[] = {v->status,	      v->uzovi,	       v->insured_number, v->kind,
+			     v->package_code, v->package_name, v->label_code,	  v->label_name,
+			     v->start,	      v->end};
 
 		for (size_t j = 0; j < sizeof(f) / sizeof(f[0]); j++)
 			free(f[j]);
@@ -332,8 +333,8 @@ vz_cov_status vz_cov_parse(const char *body, size_t len, vz_cov_result *results,
 		*fault = fault_kind(msg);
 		if (*fault == VZ_FAULT_OTHER)
 			*fault = fault_kind(det);
-		snprintf(detail, detail_size, "%s%s%s", msg ? msg : "SOAP fault",
-			 code ? " / " : "", code ? code : "");
+		snprintf(detail, detail_size, "%s%s%s", msg ? msg : "SOAP fault", code ? " / " : "",
+			 code ? code : "");
 		free(code);
 		free(msg);
 		free(det);

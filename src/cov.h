@@ -16,11 +16,11 @@ const char *vz_cov_endpoint(const char *env);
 
 /* One search: a person by BSN and birth date on a reference date. */
 typedef struct vz_cov_search {
-	unsigned long seq;    /* Volgnummer: unique within a request */
-	char bsn[10];         /* nine digits */
-	char birthdate[11];   /* YYYY-MM-DD */
-	char date[11];        /* Peildatum, YYYY-MM-DD */
-	char reference[81];   /* ReferentieZorgaanbieder, may be empty */
+	unsigned long seq;  /* Volgnummer: unique within a request */
+	char bsn[10];	    /* nine digits */
+	char birthdate[11]; /* YYYY-MM-DD */
+	char date[11];	    /* Peildatum, YYYY-MM-DD */
+	char reference[81]; /* ReferentieZorgaanbieder, may be empty */
 } vz_cov_search;
 
 typedef struct vz_cov_insurance {
@@ -32,7 +32,7 @@ typedef struct vz_cov_insurance {
 /* What VECOZO said about one search. Strings are NULL when absent. */
 typedef struct vz_cov_result {
 	unsigned long seq;
-	char *result;    /* Zoekresultaat: Gevonden, NietGevonden, ... */
+	char *result;	 /* Zoekresultaat: Gevonden, NietGevonden, ... */
 	char *reference; /* echoed */
 	bool has_person;
 	char *person_result, *initials, *prefix, *surname, *birthdate, *gender, *bsn;
@@ -59,10 +59,10 @@ vz_rv vz_cov_build(const vz_cov_search *s, size_t n, const char *agb, char **out
 		   vz_err *err);
 
 typedef enum vz_cov_status {
-	VZ_COV_OK = 0,       /* VerzoekAkkoord; results filled */
+	VZ_COV_OK = 0,		/* VerzoekAkkoord; results filled */
 	VZ_COV_REQUEST_REFUSED, /* GeenZoekopdrachten / MeerDan20Zoekopdrachten */
-	VZ_COV_FAULT,        /* a SOAP fault */
-	VZ_COV_MALFORMED,    /* not a response we can read */
+	VZ_COV_FAULT,		/* a SOAP fault */
+	VZ_COV_MALFORMED,	/* not a response we can read */
 } vz_cov_status;
 
 typedef enum vz_cov_fault_kind {

@@ -222,8 +222,8 @@ static bool transient_curl(CURLcode c)
 {
 	return c == CURLE_COULDNT_CONNECT || c == CURLE_OPERATION_TIMEDOUT ||
 	       c == CURLE_RECV_ERROR || c == CURLE_SEND_ERROR || c == CURLE_GOT_NOTHING ||
-	       c == CURLE_PARTIAL_FILE || c == CURLE_COULDNT_RESOLVE_HOST ||
-	       c == CURLE_HTTP2 || c == CURLE_HTTP2_STREAM;
+	       c == CURLE_PARTIAL_FILE || c == CURLE_COULDNT_RESOLVE_HOST || c == CURLE_HTTP2 ||
+	       c == CURLE_HTTP2_STREAM;
 }
 
 /* Puts each result on the row with its Volgnummer. */
@@ -265,7 +265,8 @@ static void finish(struct run *r, struct slot *s, CURLcode c)
 	curl_easy_getinfo(s->h, CURLINFO_RESPONSE_CODE, &http);
 	if (s->too_big) {
 		snprintf(q->reason, sizeof(q->reason),
-			 "the response is larger than the limit of %zu bytes", r->cfg->max_response);
+			 "the response is larger than the limit of %zu bytes",
+			 r->cfg->max_response);
 	} else if (c != CURLE_OK) {
 		snprintf(q->reason, sizeof(q->reason), "%s", curl_reason(c));
 		retry = transient_curl(c);
@@ -273,11 +274,11 @@ static void finish(struct run *r, struct slot *s, CURLcode c)
 		snprintf(q->reason, sizeof(q->reason), "HTTP %ld from the endpoint", http);
 		retry = true;
 	} else if (http != 200 && http != 500) {
-		snprintf(q->reason, sizeof(q->reason), "HTTP %ld from the endpoint (check the endpoint URL)",
-			 http);
+		snprintf(q->reason, sizeof(q->reason),
+			 "HTTP %ld from the endpoint (check the endpoint URL)", http);
 	} else {
-		switch (vz_cov_parse(s->resp, s->resp_len, res, VZ_COV_MAX_SEARCHES, &n, &fk, detail,
-				     sizeof(detail))) {
+		switch (vz_cov_parse(s->resp, s->resp_len, res, VZ_COV_MAX_SEARCHES, &n, &fk,
+				     detail, sizeof(detail))) {
 		case VZ_COV_OK:
 			assign(r, q, res, n);
 			free_request(q);
@@ -287,15 +288,17 @@ static void finish(struct run *r, struct slot *s, CURLcode c)
 			if (fk == VZ_FAULT_OTHER) {
 				size_t used = strlen(q->reason);
 
-				snprintf(q->reason + used, sizeof(q->reason) - used, ": %.50s", detail);
+				snprintf(q->reason + used, sizeof(q->reason) - used, ": %.50s",
+					 detail);
 			}
 			break;
 		case VZ_COV_REQUEST_REFUSED:
-			snprintf(q->reason, sizeof(q->reason), "VECOZO refused the request: %.100s", detail);
+			snprintf(q->reason, sizeof(q->reason), "VECOZO refused the request: %.100s",
+				 detail);
 			break;
 		case VZ_COV_MALFORMED:
-			snprintf(q->reason, sizeof(q->reason), "unreadable response (HTTP %ld): %.100s", http,
-				 detail);
+			snprintf(q->reason, sizeof(q->reason),
+				 "unreadable response (HTTP %ld): %.100s", http, detail);
 			retry = true;
 			break;
 		}
@@ -307,7 +310,8 @@ static void finish(struct run *r, struct slot *s, CURLcode c)
 	if (retry && q->attempt > 1) {
 		char why[sizeof(((vz_cov_row *)0)->error)];
 
-		snprintf(why, sizeof(why), "failed after %u attempts: %.256s", q->attempt, q->reason);
+		snprintf(why, sizeof(why), "failed after %u attempts: %.256s", q->attempt,
+			 q->reason);
 		fail_rows(r, q, why);
 	} else {
 		fail_rows(r, q, q->reason);
@@ -332,7 +336,8 @@ static vz_rv dispatch(struct run *r, long long *next_due, vz_err *err)
 		}
 		for (unsigned k = 0; k < r->cfg->jobs; k++) {
 			if (!r->slots[k].req) {
-				memmove(&r->queue[i], &r->queue[i + 1], (r->nq - i - 1) * sizeof(*r->queue));
+				memmove(&r->queue[i], &r->queue[i + 1],
+					(r->nq - i - 1) * sizeof(*r->queue));
 				r->nq--;
 				q->queued = false;
 				if (start(r, &r->slots[k], q, err) != VZ_OK)

@@ -13,15 +13,15 @@
 
 typedef struct vz_cov_cfg {
 	const char *endpoint;
-	const char *cacert;      /* NULL: system store */
-	const char *agb;         /* NULL: no Zorgaanbieder element */
-	unsigned jobs;           /* parallel requests (and connections) */
-	unsigned per_request;    /* searches per request, 1..20 */
-	unsigned attempts;       /* tries per request, at least 1 */
+	const char *cacert;   /* NULL: system store */
+	const char *agb;      /* NULL: no Zorgaanbieder element */
+	unsigned jobs;	      /* parallel requests (and connections) */
+	unsigned per_request; /* searches per request, 1..20 */
+	unsigned attempts;    /* tries per request, at least 1 */
 	long connect_timeout_ms;
-	long timeout_ms;         /* whole request */
-	size_t max_response;     /* bytes; a larger response is an error */
-	long max_backoff_ms;     /* upper bound of one wait between tries */
+	long timeout_ms;     /* whole request */
+	size_t max_response; /* bytes; a larger response is an error */
+	long max_backoff_ms; /* upper bound of one wait between tries */
 } vz_cov_cfg;
 
 /* One input row. The reader fills line, the raw fields and either s (a

@@ -6,7 +6,7 @@
 
 struct vz_csv {
 	FILE *in;
-	char *buf;       /* the record's fields, NUL-separated */
+	char *buf; /* the record's fields, NUL-separated */
 	size_t len;
 	char **fields;
 	size_t nfields, capfields;

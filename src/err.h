@@ -8,8 +8,8 @@
 
 typedef enum vz_rv {
 	VZ_OK = 0,
-	VZ_FAIL,         /* refused or failed; err says why */
-	VZ_USAGE,        /* the command line is wrong */
+	VZ_FAIL,	 /* refused or failed; err says why */
+	VZ_USAGE,	 /* the command line is wrong */
 	VZ_BAD_PASSWORD, /* the .pfx password is wrong */
 	VZ_NOT_FOUND,
 } vz_rv;

@@ -53,7 +53,8 @@ static vz_rv rsa_parts(EVP_PKEY *pk, vz_keymat *m, vz_err *err)
 	int bits = EVP_PKEY_get_bits(pk);
 
 	if (bits < 2048) {
-		vz_err_set(err, "the RSA key has %d bits; VECOZO and vzp11 need at least 2048", bits);
+		vz_err_set(err, "the RSA key has %d bits; VECOZO and vzp11 need at least 2048",
+			   bits);
 		vz_err_hint(err, "request a new system certificate at VECOZO");
 		return VZ_FAIL;
 	}
@@ -87,7 +88,8 @@ static vz_rv ec_parts(EVP_PKEY *pk, vz_keymat *m, vz_err *err)
 		group[0] = '\0';
 	nid = OBJ_txt2nid(group);
 	if (nid != NID_X9_62_prime256v1 && nid != NID_secp384r1) {
-		vz_err_set(err, "the EC key uses curve '%s'; vzp11 supports P-256 and P-384", group);
+		vz_err_set(err, "the EC key uses curve '%s'; vzp11 supports P-256 and P-384",
+			   group);
 		return VZ_FAIL;
 	}
 	field = nid == NID_secp384r1 ? 48 : 32;

@@ -8,7 +8,7 @@
 #include "tok.h"
 
 typedef struct vz_keymat {
-	tok_key key;            /* points into bufs */
+	tok_key key;		/* points into bufs */
 	unsigned char *bufs[9]; /* owned; wiped on free */
 	size_t lens[9];
 	size_t n;

@@ -18,13 +18,15 @@ struct command {
 };
 
 static const struct command commands[] = {
-	{"import", cmd_import, "import FILE.p12 [--password-source SRC] [--label LABEL] [--replace] "
-			       "[--allow-personal]"},
+	{"import", cmd_import,
+	 "import FILE.p12 [--password-source SRC] [--label LABEL] [--replace] "
+	 "[--allow-personal]"},
 	{"list", cmd_list, "list"},
 	{"show", cmd_show, "show LABEL"},
 	{"remove", cmd_remove, "remove LABEL [--yes]"},
-	{"cov", cmd_cov, "cov --bsn BSN --birthdate YYYY-MM-DD [--date YYYY-MM-DD] [--agb CODE]\n"
-			 "      [--label LABEL] [--env tst|acc|prd | --endpoint URL] [--cacert FILE]"},
+	{"cov", cmd_cov,
+	 "cov --bsn BSN --birthdate YYYY-MM-DD [--date YYYY-MM-DD] [--agb CODE]\n"
+	 "      [--label LABEL] [--env tst|acc|prd | --endpoint URL] [--cacert FILE]"},
 	{"cov", cmd_cov, "cov --batch FILE.csv [--out FILE] [--jobs N] [same options]"},
 };
 

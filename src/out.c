@@ -49,8 +49,8 @@ json_t *vz_out_entry_json(const tok_token *t, const vz_entry *e)
 		      "label", e->cert->label, "id", id, "subject", e->info.subject, "issuer",
 		      e->info.issuer, "serial", e->info.serial, "not_before", e->info.not_before,
 		      "not_after", e->info.not_after, "days_left", (json_int_t)e->info.days_left,
-		      "kind", vz_kind_name(e->info.kind), "fingerprint_sha256",
-		      e->info.fingerprint, "key", "type",
+		      "kind", vz_kind_name(e->info.kind), "fingerprint_sha256", e->info.fingerprint,
+		      "key", "type",
 		      e->key->key_type == TOK_KEY_RSA  ? "rsa"
 		      : e->key->key_type == TOK_KEY_EC ? "ec"
 						       : "other",
@@ -72,10 +72,12 @@ void vz_out_entry_line(FILE *f, const vz_entry *e)
 	char until[16];
 
 	date_only(e->info.not_after, until, sizeof(until));
-	fprintf(f, "%-20s %s  expires %s (%ld days)  %s-%d%s\n", e->cert->label ? e->cert->label : "",
-		e->info.subject, until, e->info.days_left,
+	fprintf(f, "%-20s %s  expires %s (%ld days)  %s-%d%s\n",
+		e->cert->label ? e->cert->label : "", e->info.subject, until, e->info.days_left,
 		e->key->key_type == TOK_KEY_EC ? "ec" : "rsa", key_bits(e),
-		e->info.expired ? "  EXPIRED" : e->info.not_yet_valid ? "  NOT YET VALID" : "");
+		e->info.expired		? "  EXPIRED"
+		: e->info.not_yet_valid ? "  NOT YET VALID"
+					: "");
 }
 
 static const char *yn(bool b)
@@ -95,7 +97,9 @@ void vz_out_entry_full(FILE *f, const tok_token *t, const vz_entry *e)
 	fprintf(f, "serial:       %s\n", e->info.serial);
 	fprintf(f, "valid:        %s to %s (%ld days left)%s\n", e->info.not_before,
 		e->info.not_after, e->info.days_left,
-		e->info.expired ? " EXPIRED" : e->info.not_yet_valid ? " NOT YET VALID" : "");
+		e->info.expired		? " EXPIRED"
+		: e->info.not_yet_valid ? " NOT YET VALID"
+					: "");
 	fprintf(f, "kind:         %s%s%s\n", vz_kind_name(e->info.kind),
 		e->info.kind_reason[0] ? ": " : "", e->info.kind_reason);
 	fprintf(f, "key:          %s %d bits\n", e->key->key_type == TOK_KEY_EC ? "ec" : "rsa",

@@ -58,7 +58,8 @@ static vz_rv check_mac(PKCS12 *p12, const char *pass, size_t pass_len, vz_err *e
 	if (last_error_is(ERR_LIB_PKCS12, PKCS12_R_MAC_VERIFY_FAILURE) ||
 	    ERR_peek_last_error() == 0) {
 		ERR_clear_error();
-		vz_err_set(err, "the password is wrong: the file's integrity check does not match it");
+		vz_err_set(err,
+			   "the password is wrong: the file's integrity check does not match it");
 		vz_err_hint(err, "use the password chosen when the certificate was exported");
 		return VZ_BAD_PASSWORD;
 	}
@@ -82,7 +83,9 @@ vz_rv vz_p12_parse(const unsigned char *der, size_t len, const char *pass, size_
 
 	if (len == 0) {
 		vz_err_set(err, "the file is empty");
-		vz_err_hint(err, "export the system certificate again as .pfx/.p12 with its private key");
+		vz_err_hint(
+			err,
+			"export the system certificate again as .pfx/.p12 with its private key");
 		return VZ_FAIL;
 	}
 	if (len > 10 * 1024 * 1024) {
@@ -111,7 +114,9 @@ vz_rv vz_p12_parse(const unsigned char *der, size_t len, const char *pass, size_
 	if (!p12 || (size_t)(q - der) != len) {
 		vz_err_set(err, "this is not a PKCS#12 (.pfx/.p12) file, or it is truncated or "
 				"damaged");
-		vz_err_hint(err, "export the system certificate again as .pfx/.p12 with its private key");
+		vz_err_hint(
+			err,
+			"export the system certificate again as .pfx/.p12 with its private key");
 		ERR_clear_error();
 		goto out;
 	}
@@ -121,15 +126,19 @@ vz_rv vz_p12_parse(const unsigned char *der, size_t len, const char *pass, size_
 	ret = VZ_FAIL;
 	if (!PKCS12_parse(p12, pass, &p->key, &cert, &ca)) {
 		if (!p->prov_legacy && last_error_is(ERR_LIB_EVP, EVP_R_UNSUPPORTED_ALGORITHM)) {
-			vz_err_set(err, "the file uses legacy encryption and OpenSSL's legacy provider "
-					"is not installed");
-			vz_err_hint(err, "install the OpenSSL legacy provider (Debian: libssl3), or "
-					 "export again with AES-256");
+			vz_err_set(err,
+				   "the file uses legacy encryption and OpenSSL's legacy provider "
+				   "is not installed");
+			vz_err_hint(err,
+				    "install the OpenSSL legacy provider (Debian: libssl3), or "
+				    "export again with AES-256");
 		} else if (!PKCS12_mac_present(p12)) {
-			vz_err_set(err, "the file cannot be decrypted: the password is wrong or the "
-					"file is damaged");
-			vz_err_hint(err, "check the password; if it is right, export the certificate "
-					 "again");
+			vz_err_set(err,
+				   "the file cannot be decrypted: the password is wrong or the "
+				   "file is damaged");
+			vz_err_hint(err,
+				    "check the password; if it is right, export the certificate "
+				    "again");
 			ret = VZ_BAD_PASSWORD;
 		} else {
 			vz_err_set(err, "the file's contents cannot be decrypted or read");

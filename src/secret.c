@@ -85,7 +85,8 @@ static vz_rv read_fd(int fd, const char *what, const char *from, vz_secret *out,
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0) {
-			vz_err_set(err, "cannot read the %s from %s: %s", what, from, strerror(errno));
+			vz_err_set(err, "cannot read the %s from %s: %s", what, from,
+				   strerror(errno));
 			OPENSSL_cleanse(tmp, sizeof(tmp));
 			return VZ_FAIL;
 		}
@@ -115,8 +116,9 @@ static vz_rv read_file(const char *path, const char *what, vz_secret *out, vz_er
 		return VZ_FAIL;
 	}
 	if (st.st_mode & (S_IRWXG | S_IRWXO)) {
-		vz_err_set(err, "the %s file %s can be read or changed by other users (mode %04o); "
-				"it was not read",
+		vz_err_set(err,
+			   "the %s file %s can be read or changed by other users (mode %04o); "
+			   "it was not read",
 			   what, path, (unsigned)(st.st_mode & 07777));
 		vz_err_hint(err, "run: chmod 600 %s", path);
 		close(fd);
@@ -178,8 +180,8 @@ vz_rv vz_secret_read(const char *src, const char *what, vz_secret *out, vz_err *
 		const char *v = getenv(src + 4);
 
 		if (!v) {
-			vz_err_set(err, "the environment variable %s for the %s is not set", src + 4,
-				   what);
+			vz_err_set(err, "the environment variable %s for the %s is not set",
+				   src + 4, what);
 			return VZ_FAIL;
 		}
 		return take_line(v, strlen(v), what, out, err);

@@ -12,7 +12,7 @@ typedef struct vz_entry {
 	const tok_obj *cert; /* borrowed from the store */
 	const tok_obj *key;
 	const tok_obj *pub; /* NULL when the token has no public key object */
-	X509 *x509;         /* owned by the store */
+	X509 *x509;	    /* owned by the store */
 	vz_cert_info info;
 	STACK_OF(X509) *chain; /* CA certificates on the token it chains to (borrowed) */
 } vz_entry;
@@ -20,7 +20,7 @@ typedef struct vz_entry {
 typedef struct vz_store {
 	tok_obj *certs, *keys, *pubs;
 	size_t n_certs, n_keys, n_pubs;
-	X509 **x509s; /* parsed certs[i], NULL when not parseable */
+	X509 **x509s;	      /* parsed certs[i], NULL when not parseable */
 	STACK_OF(X509) *pool; /* every parseable certificate (borrowed) */
 	vz_entry *entries;
 	size_t n_entries;

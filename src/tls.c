@@ -130,8 +130,9 @@ static vz_rv load_key(vz_tls *t, const char *uri, vz_err *err)
 		vz_err_set(err, "the token did not accept the PIN; the key was not loaded");
 		vz_err_hint(err, "check the PIN source; vzp11 never retries a rejected PIN");
 	} else {
-		vz_err_set(err, "the private key for this certificate cannot be loaded from the token "
-				"through pkcs11-provider");
+		vz_err_set(err,
+			   "the private key for this certificate cannot be loaded from the token "
+			   "through pkcs11-provider");
 		vz_err_hint(err, "check that the key is on the token with 'vzp11 list'");
 	}
 	ERR_clear_error();
@@ -165,11 +166,13 @@ static vz_rv find_cert(const vz_global *g, const char *label, vz_tls *t, char **
 		}
 	}
 	if (n != 1) {
-		vz_err_set(err, n ? "%zu certificates have the label '%s' on token '%s'"
-				  : "%zu certificates have the label '%s' on token '%s'; nothing to "
-				    "authenticate with",
+		vz_err_set(err,
+			   n ? "%zu certificates have the label '%s' on token '%s'"
+			     : "%zu certificates have the label '%s' on token '%s'; nothing to "
+			       "authenticate with",
 			   n, label, tok_token_info_of(tk.tok)->label);
-		vz_err_hint(err, "see 'vzp11 list'; import the system certificate with 'vzp11 import'");
+		vz_err_hint(err,
+			    "see 'vzp11 list'; import the system certificate with 'vzp11 import'");
 		r = VZ_FAIL;
 		goto out;
 	}
@@ -256,7 +259,8 @@ vz_rv vz_tls_setup_curl(vz_tls *t, CURL *h, const char *cacert, vz_err *err)
 	if (cacert)
 		c |= curl_easy_setopt(h, CURLOPT_CAINFO, cacert);
 	if (c != CURLE_OK) {
-		vz_err_set(err, "libcurl does not accept the TLS settings (is it built with OpenSSL?)");
+		vz_err_set(err,
+			   "libcurl does not accept the TLS settings (is it built with OpenSSL?)");
 		return VZ_FAIL;
 	}
 	return VZ_OK;

@@ -127,7 +127,8 @@ CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR list)
 	pthread_mutex_lock(&lock);
 	if (!real) {
 		dl = dlopen(path ? path : DEFAULT_MODULE, RTLD_NOW | RTLD_LOCAL);
-		get = dl ? (CK_RV(*)(CK_FUNCTION_LIST_PTR_PTR))dlsym(dl, "C_GetFunctionList") : NULL;
+		get = dl ? (CK_RV(*)(CK_FUNCTION_LIST_PTR_PTR))dlsym(dl, "C_GetFunctionList")
+			 : NULL;
 		if (!get || (rv = get(&real)) != CKR_OK) {
 			pthread_mutex_unlock(&lock);
 			return CKR_GENERAL_ERROR;

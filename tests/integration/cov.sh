@@ -5,7 +5,7 @@
 . "$(dirname "$0")/mock.sh"
 
 setup_token() {
-	run vz import "$PKI/sys-rsa2048.p12" --password-source env:VZT_P12
+	imp "$PKI/sys-rsa2048.p12"
 	[ "$rc" -eq 0 ] || { fail "import"; cat "$T/err"; finish; }
 }
 
@@ -138,7 +138,7 @@ PY
 }
 
 case_not_authenticated() {
-	run vz import "$PKI/sys-rsa4096.p12" --password-source env:VZT_P12
+	imp "$PKI/sys-rsa4096.p12"
 	start_mock
 	cov --bsn 999979668 --birthdate 1962-03-15
 	expect_rc 1 "a certificate VECOZO does not know"
@@ -148,7 +148,7 @@ case_not_authenticated() {
 }
 
 case_not_authorized() {
-	run vz import "$PKI/sys-ec256.p12" --password-source env:VZT_P12
+	imp "$PKI/sys-ec256.p12"
 	start_mock
 	cov --bsn 999979668 --birthdate 1962-03-15
 	expect_rc 1 "a certificate without the COV right"

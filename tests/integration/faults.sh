@@ -6,14 +6,6 @@
 
 export FAULTY_P11_MODULE=$SOFTHSM_MODULE
 
-imp() { run vz import "$@" --password-source env:VZT_P12; }
-
-seed() {
-	imp "$PKI/sys-ec256.p12" --label seeded
-	[ "$rc" -eq 0 ] || { fail "seeding the token failed"; cat "$T/err"; finish; }
-	snapshot before
-}
-
 case_write_protected() {
 	seed
 	FAULTY_P11_TOKEN_FLAGS=write-protected VZP11_MODULE=$FAULTY_P11 imp "$PKI/sys-rsa2048.p12"

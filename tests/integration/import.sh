@@ -3,15 +3,6 @@
 # token with OpenSC's pkcs11-tool.
 . "$(dirname "$0")/lib.sh"
 
-imp() { run vz import "$@" --password-source env:VZT_P12; }
-
-# A token that already holds something, so "unchanged" means something.
-seed() {
-	imp "$PKI/sys-ec256.p12" --label seeded
-	[ "$rc" -eq 0 ] || { fail "seeding the token failed"; cat "$T/err"; finish; }
-	snapshot before
-}
-
 # refused FILE REGEX [ARGS...]: exit 1, the message, nothing written.
 refused() {
 	f=$1 re=$2

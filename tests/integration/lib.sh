@@ -91,6 +91,17 @@ count_objects() { # count_objects REGEX
 	objects | grep -cE "$1" || true
 }
 
+# imp FILE [ARGS]: vzp11 import with the test password.
+imp() { run vz import "$@" --password-source env:VZT_P12; }
+
+# seed: a token that already holds something, so "unchanged" means
+# something; its objects are in the "before" snapshot.
+seed() {
+	imp "$PKI/sys-ec256.p12" --label seeded
+	[ "$rc" -eq 0 ] || { fail "seeding the token failed"; cat "$T/err"; finish; }
+	snapshot before
+}
+
 finish() {
 	if [ "$failures" -ne 0 ]; then
 		echo "$failures check(s) failed"

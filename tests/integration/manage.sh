@@ -2,14 +2,15 @@
 # manage.sh CASE: `vzp11 list`, `show` and `remove` as an admin uses them.
 . "$(dirname "$0")/lib.sh"
 
-imp() {
-	run vz import "$@" --password-source env:VZT_P12
+# must_import FILE [ARGS]: an import the case depends on.
+must_import() {
+	imp "$@"
 	[ "$rc" -eq 0 ] || { fail "import $*"; cat "$T/err"; finish; }
 }
 
 case_list() {
-	imp "$PKI/sys-rsa2048.p12"
-	imp "$PKI/sys-ec256.p12" --label ec
+	must_import "$PKI/sys-rsa2048.p12"
+	must_import "$PKI/sys-ec256.p12" --label ec
 	run vz list
 	expect_rc 0 "list"
 	expect_in "$T/out" "^vecozo-system +CN=Demo Praktijk B.V. systeemcertificaat 01234567.*expires 20[0-9-]+ \([0-9]+ days\) +rsa-2048" "one line for the RSA certificate"
@@ -64,7 +65,7 @@ case_list_expired_marked() {
 }
 
 case_show() {
-	imp "$PKI/sys-rsa2048.p12"
+	must_import "$PKI/sys-rsa2048.p12"
 	run vz show vecozo-system
 	expect_rc 0 "show"
 	for field in subject issuer serial valid kind "key on token" fingerprint "key URI" "cert URI" chain; do
@@ -79,8 +80,8 @@ case_show() {
 }
 
 case_remove() {
-	imp "$PKI/sys-rsa2048.p12"
-	imp "$PKI/sys-ec256.p12" --label ec
+	must_import "$PKI/sys-rsa2048.p12"
+	must_import "$PKI/sys-ec256.p12" --label ec
 	run vz remove vecozo-system --yes
 	expect_rc 0 "remove --yes"
 	expect_in "$T/out" "1 private key.*1 public key.*1 certificate.*0 CA certificate" "CA certificates still used by 'ec' stay"
@@ -95,7 +96,7 @@ case_remove() {
 }
 
 case_remove_needs_confirmation() {
-	imp "$PKI/sys-rsa2048.p12"
+	must_import "$PKI/sys-rsa2048.p12"
 	snapshot before
 	run vz remove vecozo-system </dev/null
 	expect_rc 1 "remove without --yes and without a terminal"
@@ -108,7 +109,7 @@ case_remove_needs_confirmation() {
 
 case_remove_confirm_tty() {
 	command -v script >/dev/null || { echo "SKIP: no script(1)"; exit 77; }
-	imp "$PKI/sys-rsa2048.p12"
+	must_import "$PKI/sys-rsa2048.p12"
 	snapshot before
 	printf 'n\n' | script -qec "'$VZP11_BIN' remove vecozo-system" /dev/null >"$T/out" 2>&1 || true
 	expect_in "$T/out" "This cannot be undone" "asks on the terminal"
@@ -118,7 +119,7 @@ case_remove_confirm_tty() {
 }
 
 case_sign_through_provider() {
-	imp "$PKI/sys-rsa2048.p12"
+	must_import "$PKI/sys-rsa2048.p12"
 	uri=$(sed -n 's/^key URI: *//p' "$T/out")
 	(umask 077 && printf '%s' "$VZT_PIN" >"$T/pin")
 	cat >"$T/openssl.cnf" <<CNF
@@ -152,7 +153,7 @@ CNF
 }
 
 case_token_choice() {
-	imp "$PKI/sys-rsa2048.p12"
+	must_import "$PKI/sys-rsa2048.p12"
 	VZP11_SO_PIN=$VZT_SO_PIN VZP11_USER_PIN=$VZT_PIN "$SRCDIR/scripts/softhsm-token" "$T/hsm" second >/dev/null
 	unset VZP11_TOKEN
 	run vz list
@@ -170,7 +171,7 @@ case_token_choice() {
 
 case_module_registry() {
 	[ -e /usr/share/p11-kit/modules/softhsm2.module ] || { echo "SKIP: softhsm2 not registered with p11-kit"; exit 77; }
-	imp "$PKI/sys-rsa2048.p12"
+	must_import "$PKI/sys-rsa2048.p12"
 	VZP11_MODULE= VZP11_TOKEN=$TOKEN_LABEL run vz list
 	expect_rc 0 "no --module: the modules registered with p11-kit"
 	expect_in "$T/out" "^vecozo-system " "finds the certificate"

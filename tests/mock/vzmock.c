@@ -39,9 +39,9 @@
 #include <libxml/tree.h>
 #include <microhttpd.h>
 
-#define NS_SOAP "http://schemas.xmlsoap.org/soap/envelope/"
-#define NS_V1   "http://schemas.vecozo.nl/VZ801802/v1"
-#define NS_TYP  NS_V1 "/types"
+#define NS_SOAP	   "http://schemas.xmlsoap.org/soap/envelope/"
+#define NS_V1	   "http://schemas.vecozo.nl/VZ801802/v1"
+#define NS_TYP	   NS_V1 "/types"
 #define MAX_UPLOAD (1 << 20)
 
 static struct {
@@ -99,7 +99,8 @@ static void write_stats(void)
 	f = fopen(tmp, "w");
 	if (!f)
 		return;
-	fprintf(f, "{\"connections\": %ld, \"requests\": %ld, \"searches\": %ld, \"faults\": %ld}\n",
+	fprintf(f,
+		"{\"connections\": %ld, \"requests\": %ld, \"searches\": %ld, \"faults\": %ld}\n",
 		atomic_load(&n_connections), atomic_load(&n_requests), atomic_load(&n_searches),
 		atomic_load(&n_faults));
 	fclose(f);
@@ -130,7 +131,11 @@ static void load_rights(const char *path)
 
 /* ---- client certificate ---- */
 
-enum auth { AUTH_OK, AUTH_UNKNOWN, AUTH_NO_RIGHT };
+enum auth {
+	AUTH_OK,
+	AUTH_UNKNOWN,
+	AUTH_NO_RIGHT
+};
 
 static enum auth check_client(struct MHD_Connection *c)
 {
@@ -209,9 +214,9 @@ static json_t *lookup(const char *bsn)
 	size_t i;
 	json_t *p;
 
-	json_array_foreach(cfg.population, i, p)
-		if (strcmp(json_string_value(json_object_get(p, "bsn")), bsn) == 0)
-			return json_incref(p);
+	json_array_foreach(cfg.population, i,
+			   p) if (strcmp(json_string_value(json_object_get(p, "bsn")), bsn) ==
+				  0) return json_incref(p);
 	return NULL;
 }
 
@@ -221,10 +226,10 @@ static json_t *synthesize(const char *bsn, const char *birth)
 	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:[{s:s, s:s, s:s, s:s, s:s, s:s, "
 			 "s:s, s:s, s:n}]}",
 			 "bsn", bsn, "birthdate", birth, "initials", "A.", "prefix", "van",
-			 "surname", "Synthetisch", "gender", "Onbekend", "deceased", 0, "insurances",
-			 "uzovi", "9999", "insured_number", bsn, "kind", "Basis", "package_code",
-			 "B01", "package_name", "Basispakket", "label_code", "L01", "label_name",
-			 "Mockverzekeraar", "start", "2000-01-01", "end");
+			 "surname", "Synthetisch", "gender", "Onbekend", "deceased", 0,
+			 "insurances", "uzovi", "9999", "insured_number", bsn, "kind", "Basis",
+			 "package_code", "B01", "package_name", "Basispakket", "label_code", "L01",
+			 "label_name", "Mockverzekeraar", "start", "2000-01-01", "end");
 }
 
 static const char *js(json_t *o, const char *k)
@@ -296,28 +301,34 @@ static void answer(xmlNodePtr list, xmlNsPtr t, xmlNodePtr q)
 	add(r, t, "Resultaat", result);
 	if (p && strncmp(result, "Gevonden", 8) == 0) {
 		v = add(r, t, "Verzekerde", NULL);
-		json_array_foreach(json_object_get(p, "insurances"), i, ins) {
+		json_array_foreach(json_object_get(p, "insurances"), i, ins)
+		{
 			if (active_on(ins, date ? date : now)) {
 				active++;
-				basis_active += js(ins, "kind") && strcmp(js(ins, "kind"), "Basis") == 0;
+				basis_active +=
+					js(ins, "kind") && strcmp(js(ins, "kind"), "Basis") == 0;
 			}
 		}
-		add(v, t, "Resultaat", basis_active > 1 ? "DubbeleActieveVerzekeringenGevonden"
-				       : active	       ? "ActieveVerzekeringen"
-						       : "InactieveVerzekeringen");
+		add(v, t, "Resultaat",
+		    basis_active > 1 ? "DubbeleActieveVerzekeringenGevonden"
+		    : active	     ? "ActieveVerzekeringen"
+				     : "InactieveVerzekeringen");
 		add(v, t, "Geboortedatum", js(p, "birthdate"));
 		add(v, t, "Geslacht", js(p, "gender"));
-		add(v, t, "Overleden", json_is_true(json_object_get(p, "deceased")) ? "true" : "false");
+		add(v, t, "Overleden",
+		    json_is_true(json_object_get(p, "deceased")) ? "true" : "false");
 		add(v, t, "Bsn", js(p, "bsn"));
 		add(v, t, "Voorletters", js(p, "initials"));
 		if (js(p, "prefix"))
 			add(v, t, "Voorvoegsel1", js(p, "prefix"));
 		add(v, t, "Achternaam1", js(p, "surname"));
 		ins_list = add(v, t, "Verzekeringen", NULL);
-		json_array_foreach(json_object_get(p, "insurances"), i, ins) {
+		json_array_foreach(json_object_get(p, "insurances"), i, ins)
+		{
 			xmlNodePtr e = add(ins_list, t, "Verzekering", NULL);
 
-			add(e, t, "Resultaat", active_on(ins, date ? date : now) ? "Actief" : "Inactief");
+			add(e, t, "Resultaat",
+			    active_on(ins, date ? date : now) ? "Actief" : "Inactief");
 			add(e, t, "UZOVI", js(ins, "uzovi"));
 			add(e, t, "Verzekerdenummer", js(ins, "insured_number"));
 			add(e, t, "SoortVerzekering", js(ins, "kind"));
@@ -402,9 +413,10 @@ static char *controleer(const char *req, size_t req_len, size_t *len, int *statu
 	v1 = xmlNewNs(xmlDocGetRootElement(doc), BAD_CAST NS_V1, BAD_CAST "a");
 	t = xmlNewNs(xmlDocGetRootElement(doc), BAD_CAST NS_TYP, BAD_CAST "b");
 	res = add(add(body, v1, "ControleerResponse", NULL), v1, "ControleerResult", NULL);
-	add(res, t, "Resultaat", n == 0 ? "GeenZoekopdrachten"
-			       : n > 20 ? "MeerDan20Zoekopdrachten"
-					: "VerzoekAkkoord");
+	add(res, t, "Resultaat",
+	    n == 0   ? "GeenZoekopdrachten"
+	    : n > 20 ? "MeerDan20Zoekopdrachten"
+		     : "VerzoekAkkoord");
 	if (n > 0 && n <= 20) {
 		out = add(res, t, "Zoekresultaten", NULL);
 		for (xmlNodePtr q = list->children; q; q = q->next)
@@ -452,7 +464,8 @@ static void partial_free(void *cls)
 
 static ssize_t big_reader(void *cls, uint64_t pos, char *buf, size_t max)
 {
-	static const char chunk[] = "<b:Opvulling>xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx</b:Opvulling>\n";
+	static const char chunk[] =
+		"<b:Opvulling>xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx</b:Opvulling>\n";
 	size_t n = 0;
 
 	if (pos >= (uint64_t)cfg.oversize)
@@ -471,8 +484,7 @@ static ssize_t big_reader(void *cls, uint64_t pos, char *buf, size_t max)
 static enum MHD_Result send_body(struct MHD_Connection *c, int status, char *body, size_t len,
 				 const char *retry_after)
 {
-	struct MHD_Response *r =
-		MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+	struct MHD_Response *r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
 	enum MHD_Result ret;
 
 	MHD_add_response_header(r, "Content-Type", "text/xml; charset=utf-8");
@@ -573,7 +585,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 			p->body = body;
 			p->len = len;
 			p->limit = len / 2;
-			r = MHD_create_response_from_callback(len, 4096, partial_reader, p, partial_free);
+			r = MHD_create_response_from_callback(len, 4096, partial_reader, p,
+							      partial_free);
 			MHD_add_response_header(r, "Content-Type", "text/xml; charset=utf-8");
 			ret = MHD_queue_response(c, 200, r);
 			MHD_destroy_response(r);
@@ -634,22 +647,38 @@ int main(int argc, char **argv)
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 
 #define OPT(name) (strcmp(a, name) == 0 && v && ++i)
-		if (OPT("--cert")) cert = v;
-		else if (OPT("--key")) key = v;
-		else if (OPT("--ca")) ca = v;
-		else if (OPT("--population")) pop = v;
-		else if (OPT("--rights")) rights = v;
-		else if (OPT("--port")) port = atol(v);
-		else if (OPT("--port-file")) port_file = v;
-		else if (OPT("--stats")) cfg.stats_path = v;
-		else if (OPT("--idle-exit")) idle_exit = atol(v);
-		else if (OPT("--delay")) cfg.delay_ms = atol(v);
-		else if (OPT("--fault")) cfg.fault = v;
-		else if (OPT("--fault-every")) cfg.fault_every = atol(v);
-		else if (OPT("--oversize")) cfg.oversize = atol(v);
-		else if (OPT("--tls-priority")) priority = v;
-		else if (strcmp(a, "--synthetic") == 0) cfg.synthetic = true;
-		else die("unknown or incomplete option %s", a);
+		if (OPT("--cert"))
+			cert = v;
+		else if (OPT("--key"))
+			key = v;
+		else if (OPT("--ca"))
+			ca = v;
+		else if (OPT("--population"))
+			pop = v;
+		else if (OPT("--rights"))
+			rights = v;
+		else if (OPT("--port"))
+			port = atol(v);
+		else if (OPT("--port-file"))
+			port_file = v;
+		else if (OPT("--stats"))
+			cfg.stats_path = v;
+		else if (OPT("--idle-exit"))
+			idle_exit = atol(v);
+		else if (OPT("--delay"))
+			cfg.delay_ms = atol(v);
+		else if (OPT("--fault"))
+			cfg.fault = v;
+		else if (OPT("--fault-every"))
+			cfg.fault_every = atol(v);
+		else if (OPT("--oversize"))
+			cfg.oversize = atol(v);
+		else if (OPT("--tls-priority"))
+			priority = v;
+		else if (strcmp(a, "--synthetic") == 0)
+			cfg.synthetic = true;
+		else
+			die("unknown or incomplete option %s", a);
 #undef OPT
 	}
 	if (!cert || !key || !ca || !pop || !rights)

@@ -38,7 +38,8 @@ static X509 *make_cert(EVP_PKEY *key, X509 *issuer, EVP_PKEY *issuer_key, const 
 
 		snprintf(field, sizeof(field), "%.*s", (int)(eq - *e), *e);
 		assert_int_equal(X509_NAME_add_entry_by_txt(n, field, MBSTRING_UTF8,
-							    (const unsigned char *)eq + 1, -1, -1, 0),
+							    (const unsigned char *)eq + 1, -1, -1,
+							    0),
 				 1);
 	}
 	X509_set_version(c, 2);

@@ -42,8 +42,11 @@ static void bsn_and_dates(void **state)
 
 static void builder_order_and_escaping(void **state)
 {
-	vz_cov_search s = {.seq = 7, .bsn = "999979668", .birthdate = "1962-03-15",
-			   .date = "2026-01-01", .reference = "a<b&\"c\""};
+	vz_cov_search s = {.seq = 7,
+			   .bsn = "999979668",
+			   .birthdate = "1962-03-15",
+			   .date = "2026-01-01",
+			   .reference = "a<b&\"c\""};
 	char *xml = NULL;
 	size_t len = 0;
 	vz_err err = {0};
@@ -53,12 +56,15 @@ static void builder_order_and_escaping(void **state)
 	assert_int_equal(strlen(xml), len);
 	assert_non_null(strstr(xml, "xmlns:v1=\"http://schemas.vecozo.nl/VZ801802/v1\""));
 	assert_non_null(strstr(xml, "<v1:Controleer><v1:request>"));
-	agb = strstr(xml, "<typ:AGB-zorgverlenersoort>01</typ:AGB-zorgverlenersoort><typ:AGB-nummer>234567</typ:AGB-nummer>");
+	agb = strstr(
+		xml,
+		"<typ:AGB-zorgverlenersoort>01</typ:AGB-zorgverlenersoort><typ:AGB-nummer>234567</typ:AGB-nummer>");
 	v = strstr(xml, "<typ:Volgnummer>7</typ:Volgnummer>");
 	g = strstr(xml, "<typ:Geboortedatum>1962-03-15</typ:Geboortedatum>");
 	p = strstr(xml, "<typ:Peildatum>2026-01-01</typ:Peildatum>");
 	b = strstr(xml, "<typ:Bsn>999979668</typ:Bsn>");
-	r = strstr(xml, "<typ:ReferentieZorgaanbieder>a&lt;b&amp;\"c\"</typ:ReferentieZorgaanbieder>");
+	r = strstr(xml,
+		   "<typ:ReferentieZorgaanbieder>a&lt;b&amp;\"c\"</typ:ReferentieZorgaanbieder>");
 	assert_non_null(agb);
 	assert_true(agb && v && g && p && b && r);
 	assert_true(agb < v && v < g && g < p && p < b && b < r); /* schema order */
@@ -90,9 +96,9 @@ static void parser(void **state)
 	char detail[128];
 	size_t n = 0;
 
-	assert_int_equal(vz_cov_parse(response, strlen(response), res, 20, &n, &fk, detail,
-				      sizeof(detail)),
-			 VZ_COV_OK);
+	assert_int_equal(
+		vz_cov_parse(response, strlen(response), res, 20, &n, &fk, detail, sizeof(detail)),
+		VZ_COV_OK);
 	assert_int_equal(n, 2);
 	assert_int_equal(res[0].seq, 3);
 	assert_string_equal(res[0].result, "Gevonden");
@@ -131,10 +137,11 @@ static void faults_and_garbage(void **state)
 				   &fk, detail),
 			 VZ_COV_FAULT);
 	assert_int_equal(fk, VZ_FAULT_NOT_AUTHENTICATED);
-	assert_int_equal(parse_str("<Envelope><Body><Fault><faultstring>x</faultstring><detail>"
-				   "Niet geautoriseerd voor deze dienst</detail></Fault></Body></Envelope>",
-				   &fk, detail),
-			 VZ_COV_FAULT);
+	assert_int_equal(
+		parse_str("<Envelope><Body><Fault><faultstring>x</faultstring><detail>"
+			  "Niet geautoriseerd voor deze dienst</detail></Fault></Body></Envelope>",
+			  &fk, detail),
+		VZ_COV_FAULT);
 	assert_int_equal(fk, VZ_FAULT_NOT_AUTHORIZED);
 	assert_int_equal(parse_str("<Envelope><Body><ControleerResult><Resultaat>"
 				   "MeerDan20Zoekopdrachten</Resultaat></ControleerResult></Body>"
@@ -145,16 +152,18 @@ static void faults_and_garbage(void **state)
 	assert_int_equal(parse_str("<html>busy</html>", &fk, detail), VZ_COV_MALFORMED);
 	assert_int_equal(parse_str("<Envelope><Body><Contr", &fk, detail), VZ_COV_MALFORMED);
 	/* An entity bomb is refused, not expanded. */
-	assert_int_equal(parse_str("<!DOCTYPE x [<!ENTITY a \"aaaaaaaaaa\"><!ENTITY b \"&a;&a;&a;\">]>"
-				   "<Envelope><Body><ControleerResult><Resultaat>&b;</Resultaat>"
-				   "</ControleerResult></Body></Envelope>",
-				   &fk, detail),
-			 VZ_COV_MALFORMED);
+	assert_int_equal(
+		parse_str("<!DOCTYPE x [<!ENTITY a \"aaaaaaaaaa\"><!ENTITY b \"&a;&a;&a;\">]>"
+			  "<Envelope><Body><ControleerResult><Resultaat>&b;</Resultaat>"
+			  "</ControleerResult></Body></Envelope>",
+			  &fk, detail),
+		VZ_COV_MALFORMED);
 }
 
 static void csv_reader(void **state)
 {
-	const char text[] = "\xEF\xBB\xBF" "bsn;birthdate;reference\r\n"
+	const char text[] = "\xEF\xBB\xBF"
+			    "bsn;birthdate;reference\r\n"
 			    "1;2;\"a;b\"\r\n"
 			    "\r\n"
 			    "3;4;\"multi\nline \"\"quoted\"\"\"\n"
@@ -197,12 +206,9 @@ static void csv_writer(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(bsn_and_dates),
-		cmocka_unit_test(builder_order_and_escaping),
-		cmocka_unit_test(parser),
-		cmocka_unit_test(faults_and_garbage),
-		cmocka_unit_test(csv_reader),
-		cmocka_unit_test(csv_writer),
+		cmocka_unit_test(bsn_and_dates), cmocka_unit_test(builder_order_and_escaping),
+		cmocka_unit_test(parser),	 cmocka_unit_test(faults_and_garbage),
+		cmocka_unit_test(csv_reader),	 cmocka_unit_test(csv_writer),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
