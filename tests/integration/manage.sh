@@ -186,6 +186,30 @@ case_module_registry() {
 	expect_in "$T/err" "cannot load the PKCS#11 module" "says it cannot load it"
 }
 
+# Every command answers --help with its synopsis and exit 0; the options
+# the help names are the ones the command takes.
+case_help() {
+	for cmd in import list show remove cov; do
+		run vz "$cmd" --help
+		expect_rc 0 "$cmd --help"
+		expect_in "$T/out" "^Usage: vzp11 \[GLOBAL OPTIONS\] $cmd" "$cmd --help starts with the synopsis"
+		for opt in $(grep -oE -- '--[a-z][a-z-]+' "$T/out" | sort -u); do
+			case $opt in --help) continue ;; esac
+			run vz "$cmd" "$opt" --help
+			if grep -q "unknown or incomplete option '$opt'" "$T/err"; then
+				fail "$cmd --help names $opt, which $cmd does not take"
+			fi
+		done
+	done
+	run vz --help
+	expect_rc 0 "vzp11 --help"
+	for cmd in import list show remove cov; do
+		expect_in "$T/out" "^  $cmd" "--help lists $cmd"
+	done
+	run vz --version
+	expect_in "$T/out" "^vzp11 [0-9]+\.[0-9]+\.[0-9]+$" "--version"
+}
+
 new_token "manage-$1"
 "case_$(echo "$1" | tr - _)"
 finish
