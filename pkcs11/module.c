@@ -112,7 +112,6 @@ void tok_lib_close(tok_lib *lib)
 		p11_kit_module_release(lib->single);
 	free(lib->used);
 	free(lib->tokens);
-	free(lib->infos);
 	free(lib);
 }
 
@@ -212,25 +211,7 @@ static tok_rv ensure_listed(tok_lib *lib, tok_err *err)
 		if (r != TOK_OK && (lib->single || lib->n_used == 1))
 			return r;
 	}
-	lib->infos = calloc(lib->n_tokens + 1, sizeof(*lib->infos));
-	if (!lib->infos) {
-		tok_err_set(err, "out of memory");
-		return TOK_ERR;
-	}
-	for (size_t i = 0; i < lib->n_tokens; i++)
-		lib->infos[i] = lib->tokens[i].info;
 	lib->listed = true;
-	return TOK_OK;
-}
-
-tok_rv tok_lib_tokens(tok_lib *lib, const tok_token_info **out, size_t *n, tok_err *err)
-{
-	tok_rv r = ensure_listed(lib, err);
-
-	if (r != TOK_OK)
-		return r;
-	*out = lib->infos;
-	*n = lib->n_tokens;
 	return TOK_OK;
 }
 

@@ -248,12 +248,3 @@ void tok_objs_free(tok_obj *objs, size_t n)
 	}
 	free(objs);
 }
-
-tok_rv tok_destroy(tok_session *s, unsigned long handle, tok_err *err)
-{
-	CK_RV rv = s->t->f->C_DestroyObject(s->h, handle);
-
-	if (rv != CKR_OK)
-		return tok_err_ckr(err, "C_DestroyObject", rv);
-	return TOK_OK;
-}

@@ -21,7 +21,6 @@ struct tok_lib {
 	CK_FUNCTION_LIST **used;     /* initialized modules, NULL-terminated */
 	size_t n_used;
 	struct tok_token *tokens;
-	tok_token_info *infos;
 	size_t n_tokens;
 	bool listed;
 };

@@ -60,10 +60,6 @@ typedef struct tok_token_info {
 tok_rv tok_lib_open(const char *module, tok_lib **out, tok_err *err);
 void tok_lib_close(tok_lib *lib);
 
-/* Every token present in the loaded modules; out is owned by lib and stays
- * valid until tok_lib_close(). */
-tok_rv tok_lib_tokens(tok_lib *lib, const tok_token_info **out, size_t *n, tok_err *err);
-
 /* Picks a token by RFC 7512 URI ("pkcs11:token=...") or by label. spec NULL:
  * the only initialized token that needs a login (trust stores are skipped);
  * TOK_AMBIGUOUS or TOK_NOT_FOUND otherwise, with the candidates in err. The
@@ -127,9 +123,6 @@ typedef struct tok_obj {
 tok_rv tok_find(tok_session *s, tok_class cls, const char *label, tok_bytes id, tok_obj **out,
 		size_t *n, tok_err *err);
 void tok_objs_free(tok_obj *objs, size_t n);
-
-/* Destroys one object. */
-tok_rv tok_destroy(tok_session *s, unsigned long handle, tok_err *err);
 
 /* ---- all-or-nothing writes (txn.c) ---- */
 

@@ -484,7 +484,8 @@ static int parse_args(vz_global *g, int argc, char **argv, struct import_opts *o
 	int c;
 
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "vq", longopts, NULL)) != -1) {
+	for (c = getopt_long(argc, argv, "vq", longopts, NULL); c != -1;
+	     c = getopt_long(argc, argv, "vq", longopts, NULL)) {
 		if (vz_global_opt(g, c, optarg))
 			continue;
 		switch (c) {

@@ -86,7 +86,8 @@ int cmd_remove(vz_global *g, int argc, char **argv)
 	int c;
 
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "vqy", longopts, NULL)) != -1) {
+	for (c = getopt_long(argc, argv, "vqy", longopts, NULL); c != -1;
+	     c = getopt_long(argc, argv, "vqy", longopts, NULL)) {
 		if (vz_global_opt(g, c, optarg))
 			continue;
 		if (c == 'y') {

@@ -28,7 +28,8 @@ int cmd_show(vz_global *g, int argc, char **argv)
 	int c;
 
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "vq", longopts, NULL)) != -1) {
+	for (c = getopt_long(argc, argv, "vq", longopts, NULL); c != -1;
+	     c = getopt_long(argc, argv, "vq", longopts, NULL)) {
 		if (vz_global_opt(g, c, optarg))
 			continue;
 		if (c == OPT_HELP) {

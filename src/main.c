@@ -151,7 +151,8 @@ int main(int argc, char **argv)
 
 	harden();
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+vq", longopts, NULL)) != -1) {
+	for (c = getopt_long(argc, argv, "+vq", longopts, NULL); c != -1;
+	     c = getopt_long(argc, argv, "+vq", longopts, NULL)) {
 		if (vz_global_opt(&g, c, optarg))
 			continue;
 		if (c == OPT_HELP) {

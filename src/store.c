@@ -107,17 +107,3 @@ long vz_store_find_cert(const vz_store *st, const X509 *c)
 			return (long)i;
 	return -1;
 }
-
-bool vz_store_ca_in_use(const vz_store *st, const X509 *ca, const vz_entry *skip)
-{
-	for (size_t i = 0; i < st->n_entries; i++) {
-		const vz_entry *e = &st->entries[i];
-
-		if (e == skip)
-			continue;
-		for (int j = 0; j < sk_X509_num(e->chain); j++)
-			if (X509_cmp(sk_X509_value(e->chain, j), ca) == 0)
-				return true;
-	}
-	return false;
-}

@@ -33,8 +33,4 @@ void vz_store_free(vz_store *st);
 /* Index of the certificate object whose DER equals c, or -1. */
 long vz_store_find_cert(const vz_store *st, const X509 *c);
 
-/* True when a CA certificate on the token is in the chain of an entry
- * other than skip (NULL: any entry). */
-bool vz_store_ca_in_use(const vz_store *st, const X509 *ca, const vz_entry *skip);
-
 #endif
