@@ -18,14 +18,13 @@ struct request {
 	char *body;
 	size_t body_len;
 	char reason[256]; /* why the last try failed */
-	bool queued;
 };
 
 struct slot {
 	CURL *h;
 	struct request *req; /* NULL when idle */
-	char *resp;
-	size_t resp_len, resp_cap;
+	char *resp;          /* grows as needed, up to max */
+	size_t resp_len, resp_size, max;
 	long retry_after_s;
 	bool too_big;
 };
@@ -58,9 +57,25 @@ static size_t on_body(char *p, size_t size, size_t n, void *userdata)
 	struct slot *s = userdata;
 	size_t len = size * n;
 
-	if (s->resp_len + len > s->resp_cap) {
+	if (len > s->max - s->resp_len) {
 		s->too_big = true;
 		return 0; /* aborts the transfer */
+	}
+	if (s->resp_len + len > s->resp_size) {
+		size_t want = s->resp_size ? s->resp_size : 16384;
+		char *grown;
+
+		while (want < s->resp_len + len)
+			want *= 2;
+		if (want > s->max)
+			want = s->max;
+		grown = realloc(s->resp, want);
+		if (!grown) {
+			s->too_big = true;
+			return 0;
+		}
+		s->resp = grown;
+		s->resp_size = want;
 	}
 	memcpy(s->resp + s->resp_len, p, len);
 	s->resp_len += len;
@@ -108,7 +123,6 @@ static bool enqueue(struct run *r, struct request *q)
 		r->qcap = ncap;
 	}
 	r->queue[r->nq++] = q;
-	q->queued = true;
 	return true;
 }
 
@@ -339,7 +353,6 @@ static vz_rv dispatch(struct run *r, long long *next_due, vz_err *err)
 				memmove(&r->queue[i], &r->queue[i + 1],
 					(r->nq - i - 1) * sizeof(*r->queue));
 				r->nq--;
-				q->queued = false;
 				if (start(r, &r->slots[k], q, err) != VZ_OK)
 					return VZ_FAIL;
 				break;
@@ -373,9 +386,8 @@ static vz_rv setup(struct run *r, vz_err *err)
 		CURLcode c = CURLE_OK;
 
 		s->h = curl_easy_init();
-		s->resp_cap = cfg->max_response;
-		s->resp = malloc(s->resp_cap + 1);
-		if (!s->h || !s->resp) {
+		s->max = cfg->max_response;
+		if (!s->h) {
 			vz_err_set(err, "out of memory");
 			return VZ_FAIL;
 		}
