@@ -45,6 +45,11 @@ enum {
 /* Handles one global option; false if c is not one. */
 bool vz_global_opt(vz_global *g, int c, const char *arg);
 
+/* getopt_long for a command: global options are taken into g on the way;
+ * returns the next option of the command's own, or -1 at the end. */
+int vz_next_opt(vz_global *g, int argc, char **argv, const char *shortopts,
+		const struct option *longopts);
+
 /* "vzp11: msg" and the hint, on stderr. */
 void vz_report(const vz_err *err);
 /* Usage error: message plus "Try 'vzp11 CMD --help'"; returns VZ_EXIT_USAGE. */

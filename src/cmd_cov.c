@@ -125,11 +125,8 @@ static int parse_args(vz_global *g, int argc, char **argv, struct cov_opts *o)
 	};
 	int c;
 
-	opterr = 0;
-	for (c = getopt_long(argc, argv, "vq", longopts, NULL); c != -1;
-	     c = getopt_long(argc, argv, "vq", longopts, NULL)) {
-		if (vz_global_opt(g, c, optarg))
-			continue;
+	for (c = vz_next_opt(g, argc, argv, "vq", longopts); c != -1;
+	     c = vz_next_opt(g, argc, argv, "vq", longopts)) {
 		switch (c) {
 		case O_BSN:
 			o->bsn = optarg;

@@ -23,11 +23,8 @@ int cmd_list(vz_global *g, int argc, char **argv)
 	vz_rv r;
 	int c;
 
-	opterr = 0;
-	for (c = getopt_long(argc, argv, "vq", longopts, NULL); c != -1;
-	     c = getopt_long(argc, argv, "vq", longopts, NULL)) {
-		if (vz_global_opt(g, c, optarg))
-			continue;
+	for (c = vz_next_opt(g, argc, argv, "vq", longopts); c != -1;
+	     c = vz_next_opt(g, argc, argv, "vq", longopts)) {
 		if (c == OPT_HELP) {
 			list_usage(stdout);
 			return VZ_EXIT_OK;

@@ -85,11 +85,8 @@ int cmd_remove(vz_global *g, int argc, char **argv)
 	vz_rv r;
 	int c;
 
-	opterr = 0;
-	for (c = getopt_long(argc, argv, "vqy", longopts, NULL); c != -1;
-	     c = getopt_long(argc, argv, "vqy", longopts, NULL)) {
-		if (vz_global_opt(g, c, optarg))
-			continue;
+	for (c = vz_next_opt(g, argc, argv, "vqy", longopts); c != -1;
+	     c = vz_next_opt(g, argc, argv, "vqy", longopts)) {
 		if (c == 'y') {
 			yes = true;
 			continue;

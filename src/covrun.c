@@ -23,7 +23,7 @@ struct request {
 struct slot {
 	CURL *h;
 	struct request *req; /* NULL when idle */
-	char *resp;          /* grows as needed, up to max */
+	char *resp;	     /* grows as needed, up to max */
 	size_t resp_len, resp_size, max;
 	long retry_after_s;
 	bool too_big;

@@ -81,6 +81,18 @@ bool vz_global_opt(vz_global *g, int c, const char *arg)
 	}
 }
 
+int vz_next_opt(vz_global *g, int argc, char **argv, const char *shortopts,
+		const struct option *longopts)
+{
+	int c;
+
+	opterr = 0;
+	do {
+		c = getopt_long(argc, argv, shortopts, longopts, NULL);
+	} while (c != -1 && vz_global_opt(g, c, optarg));
+	return c;
+}
+
 void vz_report(const vz_err *err)
 {
 	fprintf(stderr, "vzp11: %s\n", err->msg[0] ? err->msg : "failed");
@@ -150,11 +162,8 @@ int main(int argc, char **argv)
 	int c;
 
 	harden();
-	opterr = 0;
-	for (c = getopt_long(argc, argv, "+vq", longopts, NULL); c != -1;
-	     c = getopt_long(argc, argv, "+vq", longopts, NULL)) {
-		if (vz_global_opt(&g, c, optarg))
-			continue;
+	for (c = vz_next_opt(&g, argc, argv, "+vq", longopts); c != -1;
+	     c = vz_next_opt(&g, argc, argv, "+vq", longopts)) {
 		if (c == OPT_HELP) {
 			usage(stdout);
 			return VZ_EXIT_OK;
