@@ -369,6 +369,26 @@ case_fault_refuse_after() {
 	[ "$ok" -gt 0 ] && pass "$ok rows before the refusal succeeded" || fail "no row succeeded"
 }
 
+# An interrupted batch leaves no partial result file behind.
+case_interrupted_batch() {
+	setup_token
+	start_mock --synthetic --delay 300
+	python3 -c 'print("bsn,birthdate"); [print("999979668,1962-03-15") for _ in range(2000)]' >"$T/in.csv"
+	mkdir "$T/outdir"
+	"$VZP11_BIN" cov --endpoint "$ENDPOINT" --cacert "$PKI/root.crt" --batch "$T/in.csv" \
+		--out "$T/outdir/result.csv" >"$T/out" 2>"$T/err" &
+	pid=$!
+	i=0
+	while [ -z "$(ls "$T/outdir")" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+	[ -n "$(ls "$T/outdir")" ] && pass "a temporary result file exists while it runs" ||
+		fail "no temporary file seen"
+	kill -TERM "$pid"
+	wait "$pid" && rc=0 || rc=$?
+	[ "$rc" -ne 0 ] && pass "interrupted run exits non-zero ($rc)" || fail "interrupted run exited 0"
+	left=$(ls -A "$T/outdir")
+	[ -z "$left" ] && pass "no partial result file left" || fail "left behind: $left"
+}
+
 case_batch_semicolon_json() {
 	setup_token
 	start_mock
