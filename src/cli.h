@@ -42,6 +42,9 @@ enum {
 		"help", no_argument, NULL, OPT_HELP                                                \
 	}
 
+/* The value of an environment variable, or NULL when unset or empty. */
+const char *vz_env(const char *name);
+
 /* Handles one global option; false if c is not one. */
 bool vz_global_opt(vz_global *g, int c, const char *arg);
 

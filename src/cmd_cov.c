@@ -73,16 +73,6 @@ static bool parse_long(const char *s, long lo, long hi, long *out)
 	return true;
 }
 
-static const char *env_or(const char *v, const char *name)
-{
-	const char *e;
-
-	if (v)
-		return v;
-	e = getenv(name);
-	return e && *e ? e : NULL;
-}
-
 static int parse_args(vz_global *g, int argc, char **argv, struct cov_opts *o)
 {
 	enum {
@@ -192,9 +182,9 @@ static int parse_args(vz_global *g, int argc, char **argv, struct cov_opts *o)
 	}
 	if (optind < argc)
 		return vz_usage("cov", "unexpected argument '%s'", argv[optind]);
-	o->env = env_or(o->env, "VZP11_ENV");
-	o->cacert = env_or(o->cacert, "VZP11_CACERT");
-	o->agb = env_or(o->agb, "VZP11_AGB");
+	o->env = o->env ? o->env : vz_env("VZP11_ENV");
+	o->cacert = o->cacert ? o->cacert : vz_env("VZP11_CACERT");
+	o->agb = o->agb ? o->agb : vz_env("VZP11_AGB");
 	if (!o->batch && (!o->bsn || !o->birthdate))
 		return vz_usage("cov", "give --bsn and --birthdate, or --batch FILE.csv");
 	if (o->batch && (o->bsn || o->birthdate || o->date || o->reference))
@@ -202,7 +192,7 @@ static int parse_args(vz_global *g, int argc, char **argv, struct cov_opts *o)
 				       "--birthdate, --date and --reference");
 	if (o->out && !o->batch)
 		return vz_usage("cov", "--out is for --batch");
-	if (o->endpoint && o->env && !getenv("VZP11_ENV"))
+	if (o->endpoint && o->env && !vz_env("VZP11_ENV"))
 		return vz_usage("cov", "give --env or --endpoint, not both");
 	if (!o->endpoint && !o->env)
 		return vz_usage("cov", "say which VECOZO environment to use: --env tst, acc or prd "
@@ -538,18 +528,10 @@ static vz_rv batch_emit(void *ctx, const vz_cov_row *row, vz_err *err)
 static void batch_progress(void *ctx, const vz_cov_stats *st)
 {
 	struct batch *b = ctx;
-	static long long t0;
-	struct timespec ts;
-	long long now;
-	double secs;
+	double secs = (double)st->elapsed_ms / 1000.0;
 
 	if (!b->tty || b->g->quiet)
 		return;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	now = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-	if (!t0)
-		t0 = now;
-	secs = (double)(now - t0) / 1000.0;
 	fprintf(stderr, "\r\033[Kvzp11: %zu rows (%zu failed), %.0f/s, %zu requests", st->rows,
 		st->failed, secs > 0.5 ? (double)st->rows / secs : 0.0, st->requests);
 	if (b->in_size > 0)

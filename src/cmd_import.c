@@ -187,11 +187,6 @@ static vz_rv load_source(const struct import_opts *o, struct source *src, vz_err
 	return vz_cert_key_id(src->leaf, src->id, err);
 }
 
-static bool has_label(const tok_obj *o, const char *label)
-{
-	return o->label && strcmp(o->label, label) == 0;
-}
-
 static bool has_id(const tok_obj *o, const unsigned char id[20])
 {
 	return o->id_len == 20 && memcmp(o->id, id, 20) == 0;
@@ -255,7 +250,7 @@ static tok_rv add_cert(tok_txn *x, const X509 *c, const char *label, const unsig
 static const vz_entry *find_entry(const vz_store *st, const char *label, const unsigned char id[20])
 {
 	for (size_t i = 0; i < st->n_entries; i++)
-		if (has_label(st->entries[i].cert, label) && has_id(st->entries[i].cert, id))
+		if (vz_obj_has_label(st->entries[i].cert, label) && has_id(st->entries[i].cert, id))
 			return &st->entries[i];
 	return NULL;
 }
@@ -280,7 +275,7 @@ static tok_rv destroy_old(tok_txn *x, const vz_store *st, const char *label, boo
 			const tok_obj *o = &sets[k].objs[i];
 			tok_rv r;
 
-			if (!has_label(o, label) || (o->cls == TOK_PRIVKEY) != privkeys ||
+			if (!vz_obj_has_label(o, label) || (o->cls == TOK_PRIVKEY) != privkeys ||
 			    (o->cls == TOK_CERT && o->category == 2) ||
 			    (o->cls != TOK_CERT && reuse_key && has_id(o, id)))
 				continue;
@@ -414,14 +409,15 @@ static vz_rv check_existing(const vz_store *st, const struct source *src,
 	long idx = vz_store_find_cert(st, src->leaf);
 
 	*same = *has_old = *reuse_key = false;
-	if (idx >= 0 && st->certs[idx].category != 2 && !has_label(&st->certs[idx], o->label)) {
+	if (idx >= 0 && st->certs[idx].category != 2 &&
+	    !vz_obj_has_label(&st->certs[idx], o->label)) {
 		vz_err_set(err, "this certificate is already on the token with the label '%s'",
 			   st->certs[idx].label ? st->certs[idx].label : "");
 		vz_err_hint(err, "use that label, or remove it first with 'vzp11 remove'");
 		return VZ_FAIL;
 	}
 	for (size_t i = 0; i < st->n_keys; i++) {
-		if (has_id(&st->keys[i], src->id) && !has_label(&st->keys[i], o->label)) {
+		if (has_id(&st->keys[i], src->id) && !vz_obj_has_label(&st->keys[i], o->label)) {
 			vz_err_set(err, "this key is already on the token with the label '%s'",
 				   st->keys[i].label ? st->keys[i].label : "");
 			vz_err_hint(err, "use --label %s --replace to renew that certificate",
@@ -429,7 +425,7 @@ static vz_rv check_existing(const vz_store *st, const struct source *src,
 			return VZ_FAIL;
 		}
 	}
-	if (idx >= 0 && has_label(&st->certs[idx], o->label)) {
+	if (idx >= 0 && vz_obj_has_label(&st->certs[idx], o->label)) {
 		const vz_entry *e = find_entry(st, o->label, src->id);
 
 		if (e) {
@@ -438,20 +434,20 @@ static vz_rv check_existing(const vz_store *st, const struct source *src,
 		}
 	}
 	for (size_t i = 0; i < st->n_keys; i++) {
-		if (has_label(&st->keys[i], o->label)) {
+		if (vz_obj_has_label(&st->keys[i], o->label)) {
 			*has_old = true;
 			*reuse_key |= has_id(&st->keys[i], src->id);
 		}
 	}
 	for (size_t i = 0; i < st->n_certs; i++)
-		*has_old |= has_label(&st->certs[i], o->label) && st->certs[i].category != 2;
+		*has_old |= vz_obj_has_label(&st->certs[i], o->label) && st->certs[i].category != 2;
 	for (size_t i = 0; i < st->n_pubs; i++)
-		*has_old |= has_label(&st->pubs[i], o->label);
+		*has_old |= vz_obj_has_label(&st->pubs[i], o->label);
 	if (*has_old && !o->replace) {
 		const vz_entry *old = NULL;
 
 		for (size_t i = 0; i < st->n_entries && !old; i++)
-			if (has_label(st->entries[i].cert, o->label))
+			if (vz_obj_has_label(st->entries[i].cert, o->label))
 				old = &st->entries[i];
 		if (old)
 			vz_err_set(err,

@@ -17,11 +17,6 @@ static void remove_usage(FILE *f)
 		   "  -y, --yes   do not ask; needed when there is no terminal\n");
 }
 
-static bool has_label(const tok_obj *o, const char *label)
-{
-	return o->label && strcmp(o->label, label) == 0;
-}
-
 /* Asks on the terminal; anything but y/yes is no. */
 static bool confirm(const char *label, const char *token)
 {
@@ -50,7 +45,7 @@ static bool ca_needed_elsewhere(const vz_store *st, const X509 *ca, const char *
 	for (size_t i = 0; i < st->n_entries; i++) {
 		const vz_entry *e = &st->entries[i];
 
-		if (has_label(e->cert, label))
+		if (vz_obj_has_label(e->cert, label))
 			continue;
 		for (int j = 0; j < sk_X509_num(e->chain); j++)
 			if (X509_cmp(sk_X509_value(e->chain, j), ca) == 0)
@@ -115,11 +110,11 @@ int cmd_remove(vz_global *g, int argc, char **argv)
 		goto out;
 	}
 	for (size_t i = 0; i < st->n_keys; i++)
-		n_key += has_label(&st->keys[i], label);
+		n_key += vz_obj_has_label(&st->keys[i], label);
 	for (size_t i = 0; i < st->n_pubs; i++)
-		n_pub += has_label(&st->pubs[i], label);
+		n_pub += vz_obj_has_label(&st->pubs[i], label);
 	for (size_t i = 0; i < st->n_certs; i++)
-		n_cert += has_label(&st->certs[i], label) && st->certs[i].category != 2;
+		n_cert += vz_obj_has_label(&st->certs[i], label) && st->certs[i].category != 2;
 	if (n_key + n_pub + n_cert == 0) {
 		fprintf(stderr,
 			"vzp11: nothing has the label '%s' on token '%s'; nothing was removed\n"
@@ -130,7 +125,7 @@ int cmd_remove(vz_global *g, int argc, char **argv)
 	for (size_t i = 0; i < st->n_entries; i++) {
 		const vz_entry *e = &st->entries[i];
 
-		if (!has_label(e->cert, label))
+		if (!vz_obj_has_label(e->cert, label))
 			continue;
 		for (int j = 0; j < sk_X509_num(e->chain); j++) {
 			const X509 *ca = sk_X509_value(e->chain, j);
@@ -152,13 +147,13 @@ int cmd_remove(vz_global *g, int argc, char **argv)
 	for (size_t i = 0; r2 == TOK_OK && i < n_ca; i++)
 		r2 = tok_txn_destroy(x, cas[i], &te);
 	for (size_t i = 0; r2 == TOK_OK && i < st->n_certs; i++)
-		if (has_label(&st->certs[i], label) && st->certs[i].category != 2)
+		if (vz_obj_has_label(&st->certs[i], label) && st->certs[i].category != 2)
 			r2 = tok_txn_destroy(x, st->certs[i].handle, &te);
 	for (size_t i = 0; r2 == TOK_OK && i < st->n_pubs; i++)
-		if (has_label(&st->pubs[i], label))
+		if (vz_obj_has_label(&st->pubs[i], label))
 			r2 = tok_txn_destroy(x, st->pubs[i].handle, &te);
 	for (size_t i = 0; r2 == TOK_OK && i < st->n_keys; i++)
-		if (has_label(&st->keys[i], label))
+		if (vz_obj_has_label(&st->keys[i], label))
 			r2 = tok_txn_destroy(x, st->keys[i].handle, &te);
 	if (r2 != TOK_OK) {
 		tok_err ae = {0};

@@ -444,7 +444,7 @@ vz_rv vz_cov_run(const vz_cov_cfg *cfg, vz_tls *tls, vz_cov_next_fn next, vz_cov
 {
 	struct run r = {.cfg = cfg, .tls = tls, .st = stats};
 	size_t batch[VZ_COV_MAX_SEARCHES], batch_n = 0;
-	long long last_progress = 0;
+	long long start = now_ms(), last_progress = 0;
 	bool eof = false;
 	vz_rv ret = VZ_FAIL;
 
@@ -507,6 +507,7 @@ vz_rv vz_cov_run(const vz_cov_cfg *cfg, vz_tls *tls, vz_cov_next_fn next, vz_cov
 		}
 		if (progress && now_ms() - last_progress >= 200) {
 			stats->connections = vz_tls_connections(tls);
+			stats->elapsed_ms = now_ms() - start;
 			progress(ctx, stats);
 			last_progress = now_ms();
 		}
@@ -536,6 +537,7 @@ vz_rv vz_cov_run(const vz_cov_cfg *cfg, vz_tls *tls, vz_cov_next_fn next, vz_cov
 	ret = VZ_OK;
 out:
 	stats->connections = vz_tls_connections(tls);
+	stats->elapsed_ms = now_ms() - start;
 	teardown(&r);
 	return ret;
 }

@@ -45,7 +45,8 @@ typedef struct vz_cov_stats {
 	size_t rows, failed;
 	size_t requests; /* HTTP requests sent, retries included */
 	size_t retries;
-	size_t connections; /* TLS connections set up (handshakes) */
+	size_t connections;   /* TLS connections set up (handshakes) */
+	long long elapsed_ms; /* since the run started */
 } vz_cov_stats;
 
 /* progress, if not NULL, is called now and then with the running stats. */

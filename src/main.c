@@ -139,8 +139,7 @@ static void harden(void)
 	setrlimit(RLIMIT_CORE, &none);
 }
 
-/* An empty variable counts as unset. */
-static const char *env_or_null(const char *name)
+const char *vz_env(const char *name)
 {
 	const char *v = getenv(name);
 
@@ -155,9 +154,9 @@ int main(int argc, char **argv)
 		{NULL, 0, NULL, 0},
 	};
 	vz_global g = {
-		.module = env_or_null("VZP11_MODULE"),
-		.token = env_or_null("VZP11_TOKEN"),
-		.pin_source = env_or_null("VZP11_PIN_SOURCE"),
+		.module = vz_env("VZP11_MODULE"),
+		.token = vz_env("VZP11_TOKEN"),
+		.pin_source = vz_env("VZP11_PIN_SOURCE"),
 	};
 	int c;
 

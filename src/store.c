@@ -100,6 +100,11 @@ out:
 	return ret;
 }
 
+bool vz_obj_has_label(const tok_obj *o, const char *label)
+{
+	return o->label && strcmp(o->label, label) == 0;
+}
+
 long vz_store_find_cert(const vz_store *st, const X509 *c)
 {
 	for (size_t i = 0; i < st->n_certs; i++)

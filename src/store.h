@@ -26,6 +26,9 @@ typedef struct vz_store {
 	size_t n_entries;
 } vz_store;
 
+/* True when the object carries exactly this label. */
+bool vz_obj_has_label(const tok_obj *o, const char *label);
+
 /* Reads every certificate and key object of the session's token. */
 vz_rv vz_store_load(tok_session *s, vz_store **out, vz_err *err);
 void vz_store_free(vz_store *st);
