@@ -208,7 +208,7 @@ case_wrong_pin() {
 
 case_pass_source_refused() {
 	seed
-	run vz import "$PKI/sys-rsa2048.p12" --password-source pass:secret
+	run vz import "$PKI/sys-rsa2048.p12" --password-source pass:
 	expect_rc 2 "pass: is a usage error"
 	expect_in "$T/err" "argv|command line" "explains why"
 	expect_unchanged before "pass: refused"

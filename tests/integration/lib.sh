@@ -68,11 +68,17 @@ expect_not_in() { # expect_not_in FILE REGEX WHAT
 	else pass "$3"; fi
 }
 
-# objects: the token's objects as OpenSC's pkcs11-tool sees them, logged
-# in; one object per paragraph, sorted (SoftHSM lists in no fixed order).
-objects() {
+# p11 ARGS: OpenSC's pkcs11-tool, logged in to the test token; it reads the
+# PIN from the environment (env:VZT_PIN), so no PIN is on its command line.
+p11() {
 	pkcs11-tool --module "$SOFTHSM_MODULE" --token-label "$TOKEN_LABEL" --login \
-		--pin env:VZT_PIN --list-objects 2>/dev/null | grep -v '^Using slot' |
+		--pin env:VZT_PIN "$@"
+}
+
+# objects: the token's objects as pkcs11-tool sees them, logged in; one
+# object per paragraph, sorted (SoftHSM lists in no fixed order).
+objects() {
+	p11 --list-objects 2>/dev/null | grep -v '^Using slot' |
 		awk '/^[A-Z]/ && obj != "" { print obj; obj = "" } { obj = obj $0 "\037" }
 			END { if (obj != "") print obj }' | sort | tr '\037' '\n'
 }

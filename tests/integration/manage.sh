@@ -54,11 +54,9 @@ case_list_empty() {
 
 case_list_expired_marked() {
 	# import refuses expired certificates, so put one there with pkcs11-tool
-	pkcs11-tool --module "$SOFTHSM_MODULE" --token-label "$TOKEN_LABEL" --login --pin env:VZT_PIN \
-		--write-object "$PKI/expired.key" --type privkey --id 0a0b --label old >/dev/null 2>&1
+	p11 --write-object "$PKI/expired.key" --type privkey --id 0a0b --label old >/dev/null 2>&1
 	openssl x509 -in "$PKI/expired.crt" -outform DER -out "$T/expired.der"
-	pkcs11-tool --module "$SOFTHSM_MODULE" --token-label "$TOKEN_LABEL" --login --pin env:VZT_PIN \
-		--write-object "$T/expired.der" --type cert --id 0a0b --label old >/dev/null 2>&1
+	p11 --write-object "$T/expired.der" --type cert --id 0a0b --label old >/dev/null 2>&1
 	run vz list
 	expect_rc 0 "list with an expired certificate"
 	expect_in "$T/out" "^old .*\(-[0-9]+ days\).*EXPIRED" "expired certificate is marked"
