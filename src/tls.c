@@ -186,8 +186,16 @@ static vz_rv find_cert(const vz_global *g, const char *label, vz_tls *t, char **
 			X509 *c = sk_X509_value(chain, i);
 
 			/* The root is the server's to know; send the intermediates. */
-			if (X509_check_issued(c, c) != X509_V_OK)
-				sk_X509_push(t->chain, X509_dup(c));
+			if (X509_check_issued(c, c) != X509_V_OK) {
+				X509 *dup = X509_dup(c);
+
+				if (!dup || !sk_X509_push(t->chain, dup)) {
+					X509_free(dup);
+					sk_X509_pop_free(t->chain, X509_free);
+					t->chain = NULL;
+					break;
+				}
+			}
 		}
 		sk_X509_free(chain);
 		vz_name_string(X509_get_subject_name(t->cert), t->subject, sizeof(t->subject));
@@ -256,8 +264,12 @@ vz_rv vz_tls_setup_curl(vz_tls *t, CURL *h, const char *cacert, vz_err *err)
 	c |= curl_easy_setopt(h, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
 	c |= curl_easy_setopt(h, CURLOPT_SSL_CTX_FUNCTION, ctx_cb);
 	c |= curl_easy_setopt(h, CURLOPT_SSL_CTX_DATA, t);
-	if (cacert)
+	if (cacert) {
+		/* libcurl keeps its built-in CA directory next to CAINFO: drop it
+		 * so that only the named file is trusted. */
 		c |= curl_easy_setopt(h, CURLOPT_CAINFO, cacert);
+		c |= curl_easy_setopt(h, CURLOPT_CAPATH, NULL);
+	}
 	if (c != CURLE_OK) {
 		vz_err_set(err,
 			   "libcurl does not accept the TLS settings (is it built with OpenSSL?)");

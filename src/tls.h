@@ -17,8 +17,8 @@ typedef struct vz_tls vz_tls;
 vz_rv vz_tls_open(const vz_global *g, const char *label, vz_tls **out, vz_err *err);
 
 /* Prepares a curl handle: the token's certificate, chain and key for the
- * client side; the server verified against cacert (NULL: the system store)
- * with its host name; TLS 1.2 or newer. There is no way to turn
+ * client side; the server verified against cacert alone (NULL: the system
+ * store) with its host name; TLS 1.2 or newer. There is no way to turn
  * verification off. */
 vz_rv vz_tls_setup_curl(vz_tls *t, CURL *h, const char *cacert, vz_err *err);
 
