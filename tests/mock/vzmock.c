@@ -11,16 +11,66 @@
  * "SHA256-FINGERPRINT RIGHT..." (hex, any case, colons allowed); a verified
  * certificate that is not listed gets the "Niet geauthenticeerd" fault, one
  * without the right "cov" gets "Niet geautoriseerd".
- * Fault modes: 500, 503 (with Retry-After: 1), reset (connection closed
- * mid-body), malformed (broken XML), oversized (a body of --oversize bytes),
- * refuse-after:N (no response at all from the Nth request on). --fault-every K
- * gives each request a 1 in K chance of the fault (default: every request).
- * Stats (JSON: connections, requests, searches, faults) are written to the
- * stats file after every request and at exit (SIGTERM, SIGINT, idle).
+ *
+ * The VZ801 contract (docs: VECOZO.md, COV) is enforced after authentication.
+ * A request that breaks it gets HTTP 500 with a SOAP 1.1 Fault, faultcode
+ * s:Client, faultstring "Ongeldig verzoek: REASON"; the reason is logged to
+ * stderr and counted in "violations". Checked:
+ *  - header SOAPAction: http://schemas.vecozo.nl/VZ801802/v1/Controleer (bare
+ *    or in double quotes); Content-Type text/xml, optionally ; charset=utf-8;
+ *  - well-formed XML without a DTD: s:Envelope (s = SOAP 1.1) holding an
+ *    optional s:Header (content not checked) and s:Body, the Body exactly
+ *    v1:Controleer / v1:request (v1 = http://schemas.vecozo.nl/VZ801802/v1);
+ *  - request: mes:Zorgaanbieder? (typ:AGB-zorgverlenersoort, 2 digits, then
+ *    typ:AGB-nummer, 6 digits), then mes:Zoekopdrachten holding only
+ *    typ:Zoekopdracht (mes = v1/messages, typ = v1/types);
+ *  - each Zoekopdracht, all typ, in this order, each at most once, nothing
+ *    else: Volgnummer, Geboortedatum, Peildatum (required), Bsn,
+ *    Verzekerdenummer, Postcode, ReferentieZorgaanbieder, Huisnummer,
+ *    Huisnummertoevoeging (optional); Volgnummer 1 to 18 digits and unique in
+ *    the request;
+ *  - values hold text only, without control characters (C0 including tab,
+ *    CR and LF, DEL, C1). Between elements, whitespace, comments and
+ *    processing instructions are fine; other text is not.
+ * 0 searches are answered Resultaat GeenZoekopdrachten, more than 20
+ * MeerDan20Zoekopdrachten (answers, not faults).
+ *
+ * Fault modes (--fault MODE; --fault-every K gives each request a 1 in K
+ * chance, default every request; "faults" counts those applied):
+ *  transport: 500 (HTML body), 503 (with Retry-After: 1), reset (connection
+ *    closed mid-body), malformed (broken XML), oversized (a body of
+ *    --oversize bytes), refuse-after:N (no response at all from the Nth
+ *    request on), none;
+ *  fault-escape: HTTP 500 SOAP Fault (s:Server) whose faultstring and detail
+ *    carry terminal control sequences (see control-chars);
+ *  fault-escape-raw: the same with raw ESC/BEL bytes (not well-formed XML);
+ * answer modes, well-formed but wrong; applied (and counted) only when the
+ * answer has what they change:
+ *  swap-bsn: every Verzekerde's Bsn becomes another valid BSN (another
+ *    person's from the population, else a synthetic one);
+ *  swap-birthdate: every Verzekerde's Geboortedatum is one day later than
+ *    the one asked;
+ *  dup-seq: the last Zoekresultaat gets the first one's Volgnummer (needs 2
+ *    results: one number twice, one missing);
+ *  unknown-seq: the last Zoekresultaat gets a Volgnummer one above the
+ *    highest in the request;
+ *  drop-result: the first Zoekresultaat is left out;
+ *  control-chars: faultstring and Melding of a fault, or every Achternaam1 and
+ *    Pakketnaam, get appended U+009B "2J" (C1 CSI: ESC [ 2 J), U+009D
+ *    "0;vzmock" U+009C (C1 OSC title ... ST: ESC ] 0 ; title BEL), a CR
+ *    (&#13;) and "Vervalst". XML 1.0 cannot carry ESC or BEL, even as &#27;,
+ *    so these are their 8-bit forms;
+ *  control-chars-raw: the same fields with raw ESC [ 2 J, ESC ] 0 ; vzmock
+ *    BEL and CR: what a broken server might send; not well-formed XML, a
+ *    conforming parser refuses the whole answer.
+ * Stats (JSON: connections, requests, searches, faults, violations) are
+ * written to the stats file after every request and at exit (SIGTERM,
+ * SIGINT, idle).
  */
 #include <ctype.h>
 #include <errno.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -39,10 +89,12 @@
 #include <libxml/tree.h>
 #include <microhttpd.h>
 
-#define NS_SOAP	   "http://schemas.xmlsoap.org/soap/envelope/"
-#define NS_V1	   "http://schemas.vecozo.nl/VZ801802/v1"
-#define NS_TYP	   NS_V1 "/types"
-#define MAX_UPLOAD (1 << 20)
+#define NS_SOAP	    "http://schemas.xmlsoap.org/soap/envelope/"
+#define NS_V1	    "http://schemas.vecozo.nl/VZ801802/v1"
+#define NS_TYP	    NS_V1 "/types"
+#define NS_MES	    NS_V1 "/messages"
+#define SOAP_ACTION NS_V1 "/Controleer"
+#define MAX_UPLOAD  (1 << 20)
 
 static struct {
 	json_t *population;
@@ -57,7 +109,7 @@ static struct {
 	const char *stats_path;
 } cfg = {.fault_every = 1, .oversize = 64L << 20};
 
-static atomic_long n_connections, n_requests, n_searches, n_faults;
+static atomic_long n_connections, n_requests, n_searches, n_faults, n_violations;
 static atomic_long last_activity;
 static volatile sig_atomic_t stop;
 
@@ -100,9 +152,10 @@ static void write_stats(void)
 	if (!f)
 		return;
 	fprintf(f,
-		"{\"connections\": %ld, \"requests\": %ld, \"searches\": %ld, \"faults\": %ld}\n",
+		"{\"connections\": %ld, \"requests\": %ld, \"searches\": %ld, \"faults\": %ld, "
+		"\"violations\": %ld}\n",
 		atomic_load(&n_connections), atomic_load(&n_requests), atomic_load(&n_searches),
-		atomic_load(&n_faults));
+		atomic_load(&n_faults), atomic_load(&n_violations));
 	fclose(f);
 	rename(tmp, cfg.stats_path);
 }
@@ -185,19 +238,266 @@ static bool is(const xmlNode *n, const char *name)
 	return n && n->type == XML_ELEMENT_NODE && strcmp((const char *)n->name, name) == 0;
 }
 
-static xmlNodePtr find(xmlNodePtr n, const char *name)
-{
-	if (!n)
-		return NULL;
-	if (is(n, name))
-		return n;
-	for (xmlNodePtr c = n->children; c; c = c->next) {
-		xmlNodePtr f = find(c, name);
+/* ---- the VZ801 contract ---- */
 
-		if (f)
-			return f;
+#define WHY_MAX 160
+
+static bool refuse(char *why, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, WHY_MAX, fmt, ap);
+	va_end(ap);
+	return false;
+}
+
+static bool in_ns(const xmlNode *n, const char *ns)
+{
+	return n->ns && n->ns->href && strcmp((const char *)n->ns->href, ns) == 0;
+}
+
+/* Whitespace, comments and processing instructions may sit between elements. */
+static bool filler(const xmlNode *n)
+{
+	if (n->type == XML_COMMENT_NODE || n->type == XML_PI_NODE)
+		return true;
+	if (n->type != XML_TEXT_NODE && n->type != XML_CDATA_SECTION_NODE)
+		return false;
+	for (const xmlChar *p = n->content; p && *p; p++)
+		if (!strchr(" \t\r\n", *p))
+			return false;
+	return true;
+}
+
+struct slot {
+	const char *name, *ns;
+	bool required;
+};
+
+/* The element children of parent against a sequence of slots, each at most
+ * once; found[i] gets the element for slot i, or NULL. */
+static bool check_seq(const xmlNode *parent, const struct slot *s, size_t ns, xmlNodePtr *found,
+		      char *why)
+{
+	const char *pname = (const char *)parent->name;
+	size_t next = 0; /* the first slot still open */
+
+	for (size_t i = 0; i < ns; i++)
+		found[i] = NULL;
+	for (xmlNodePtr c = parent->children; c; c = c->next) {
+		const char *name = (const char *)c->name;
+		size_t k = 0;
+
+		if (c->type != XML_ELEMENT_NODE) {
+			if (!filler(c))
+				return refuse(why, "unexpected text in %s", pname);
+			continue;
+		}
+		while (k < ns && strcmp(name, s[k].name) != 0)
+			k++;
+		if (k == ns)
+			return refuse(why, "unknown element %.60s in %s", name, pname);
+		if (!in_ns(c, s[k].ns))
+			return refuse(why, "wrong namespace for %s", name);
+		if (found[k])
+			return refuse(why, "element %s more than once", name);
+		if (k < next)
+			return refuse(why, "element %s out of order", name);
+		for (size_t j = next; j < k; j++) {
+			if (!s[j].required)
+				continue;
+			for (xmlNodePtr l = c->next; l; l = l->next)
+				if (is(l, s[j].name))
+					return refuse(why, "element %s out of order", name);
+			return refuse(why, "element %s missing in %s", s[j].name, pname);
+		}
+		found[k] = c;
+		next = k + 1;
 	}
-	return NULL;
+	for (size_t j = next; j < ns; j++)
+		if (s[j].required)
+			return refuse(why, "element %s missing in %s", s[j].name, pname);
+	return true;
+}
+
+/* A value: text only, no control characters (C0, DEL, C1 as UTF-8). */
+static bool check_value(const xmlNode *e, char *why)
+{
+	const char *name = (const char *)e->name;
+	xmlChar *t;
+	bool ok = true;
+
+	for (xmlNodePtr c = e->children; c; c = c->next)
+		if (c->type != XML_TEXT_NODE && c->type != XML_CDATA_SECTION_NODE &&
+		    c->type != XML_COMMENT_NODE)
+			return refuse(why, "element %s holds more than text", name);
+	t = xmlNodeGetContent(e);
+	for (const unsigned char *p = t; p && *p && ok; p++)
+		ok = *p >= 0x20 && *p != 0x7f && !(p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f);
+	xmlFree(t);
+	return ok || refuse(why, "control character in %s", name);
+}
+
+/* A value of min to max digits, spaces around allowed; its number in *num. */
+static bool check_digits(const xmlNode *e, size_t min, size_t max, unsigned long long *num,
+			 char *why)
+{
+	xmlChar *t = xmlNodeGetContent(e);
+	const char *p = t ? (const char *)t : "";
+	size_t n;
+	bool ok;
+
+	p += strspn(p, " ");
+	n = strspn(p, "0123456789");
+	ok = n >= min && n <= max && p[n + strspn(p + n, " ")] == '\0';
+	if (ok && num)
+		*num = strtoull(p, NULL, 10);
+	xmlFree(t);
+	if (ok)
+		return true;
+	if (min == max)
+		return refuse(why, "%s is not %zu digits", (const char *)e->name, min);
+	return refuse(why, "%s is not a number of %zu to %zu digits", (const char *)e->name, min,
+		      max);
+}
+
+static int cmp_ull(const void *a, const void *b)
+{
+	unsigned long long x = *(const unsigned long long *)a, y = *(const unsigned long long *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static bool check_search(const xmlNode *q, unsigned long long *seq, char *why)
+{
+	static const struct slot s[] = {
+		{"Volgnummer", NS_TYP, true},
+		{"Geboortedatum", NS_TYP, true},
+		{"Peildatum", NS_TYP, true},
+		{"Bsn", NS_TYP, false},
+		{"Verzekerdenummer", NS_TYP, false},
+		{"Postcode", NS_TYP, false},
+		{"ReferentieZorgaanbieder", NS_TYP, false},
+		{"Huisnummer", NS_TYP, false},
+		{"Huisnummertoevoeging", NS_TYP, false},
+	};
+	xmlNodePtr f[sizeof(s) / sizeof(s[0])];
+
+	if (!check_seq(q, s, sizeof(s) / sizeof(s[0]), f, why))
+		return false;
+	for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++)
+		if (f[i] && !check_value(f[i], why))
+			return false;
+	return check_digits(f[0], 1, 18, seq, why);
+}
+
+/* The HTTP headers of a SOAP 1.1 call. */
+static bool check_headers(struct MHD_Connection *c, char *why)
+{
+	const char *action = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "SOAPAction");
+	const char *type = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
+	size_t n = strlen(SOAP_ACTION), len;
+	bool ok;
+
+	if (action) {
+		action += strspn(action, " \t");
+		len = strlen(action);
+		while (len > 0 && (action[len - 1] == ' ' || action[len - 1] == '\t'))
+			len--;
+		if (len == n + 2 && action[0] == '"' && action[len - 1] == '"')
+			action++, len -= 2;
+	}
+	if (!action || len != n || strncmp(action, SOAP_ACTION, n) != 0)
+		return refuse(why, "SOAPAction missing or wrong");
+	ok = type != NULL;
+	if (ok) {
+		type += strspn(type, " \t");
+		ok = strncasecmp(type, "text/xml", 8) == 0;
+		type += 8;
+	}
+	while (ok) {
+		type += strspn(type, " \t");
+		if (*type == '\0')
+			break;
+		ok = *type++ == ';';
+		type += strspn(type, " \t");
+		if (ok && strncasecmp(type, "charset=\"utf-8\"", 15) == 0)
+			type += 15;
+		else if (ok && strncasecmp(type, "charset=utf-8", 13) == 0)
+			type += 13;
+		else
+			ok = false;
+	}
+	return ok || refuse(why, "Content-Type not text/xml (charset=utf-8 allowed)");
+}
+
+/* The SOAP body of a VZ801 request; *list gets its Zoekopdrachten. */
+static bool check_request(xmlDocPtr in, xmlNodePtr *list, size_t *n, char *why)
+{
+	static const struct slot env_s[] = {{"Header", NS_SOAP, false}, {"Body", NS_SOAP, true}};
+	static const struct slot body_s[] = {{"Controleer", NS_V1, true}};
+	static const struct slot ctl_s[] = {{"request", NS_V1, true}};
+	static const struct slot req_s[] = {{"Zorgaanbieder", NS_MES, false},
+					    {"Zoekopdrachten", NS_MES, true}};
+	static const struct slot agb_s[] = {{"AGB-zorgverlenersoort", NS_TYP, true},
+					    {"AGB-nummer", NS_TYP, true}};
+	xmlNodePtr root = in ? xmlDocGetRootElement(in) : NULL, f[2], req;
+	unsigned long long *seqs;
+	size_t cap = 0;
+	bool ok = true;
+
+	if (!root)
+		return refuse(why, "not well-formed XML");
+	if (in->intSubset)
+		return refuse(why, "a DTD is not allowed in SOAP");
+	if (!is(root, "Envelope"))
+		return refuse(why, "root element %.60s is not Envelope", (const char *)root->name);
+	if (!in_ns(root, NS_SOAP))
+		return refuse(why, "wrong namespace for Envelope (SOAP 1.1 expected)");
+	if (!check_seq(root, env_s, 2, f, why) || !check_seq(f[1], body_s, 1, f, why) ||
+	    !check_seq(f[0], ctl_s, 1, f, why))
+		return false;
+	req = f[0];
+	if (!check_seq(req, req_s, 2, f, why))
+		return false;
+	*list = f[1];
+	if (f[0]) {
+		xmlNodePtr agb = f[0];
+
+		if (!check_seq(agb, agb_s, 2, f, why) || !check_value(f[0], why) ||
+		    !check_value(f[1], why) || !check_digits(f[0], 2, 2, NULL, why) ||
+		    !check_digits(f[1], 6, 6, NULL, why))
+			return false;
+	}
+	*n = 0;
+	for (xmlNodePtr c = (*list)->children; c; c = c->next) {
+		if (c->type != XML_ELEMENT_NODE) {
+			if (!filler(c))
+				return refuse(why, "unexpected text in Zoekopdrachten");
+			continue;
+		}
+		if (!is(c, "Zoekopdracht"))
+			return refuse(why, "unknown element %.60s in Zoekopdrachten",
+				      (const char *)c->name);
+		if (!in_ns(c, NS_TYP))
+			return refuse(why, "wrong namespace for Zoekopdracht");
+		cap++;
+	}
+	seqs = calloc(cap + 1, sizeof(*seqs));
+	if (!seqs)
+		return refuse(why, "out of memory");
+	for (xmlNodePtr c = (*list)->children; c && ok; c = c->next)
+		if (c->type == XML_ELEMENT_NODE)
+			ok = check_search(c, &seqs[(*n)++], why);
+	if (ok) {
+		qsort(seqs, *n, sizeof(*seqs), cmp_ull);
+		for (size_t i = 1; i < *n && ok; i++)
+			if (seqs[i] == seqs[i - 1])
+				ok = refuse(why, "Volgnummer %llu is not unique", seqs[i]);
+	}
+	free(seqs);
+	return ok;
 }
 
 /* Text of a child element, "" when absent (caller frees with xmlFree). */
@@ -378,36 +678,50 @@ static char *dump(xmlDocPtr doc, size_t *len)
 	return s;
 }
 
-static char *soap_fault(const char *code, const char *text, size_t *len)
+/* An unqualified child (SOAP 1.1 Fault parts); xmlNewTextChild would put it
+ * in the parent's namespace. */
+static xmlNodePtr add_bare(xmlNodePtr p, const char *name, const char *text)
+{
+	xmlNodePtr e = xmlNewDocNode(p->doc, NULL, BAD_CAST name, NULL);
+
+	xmlAddChild(p, e);
+	if (text)
+		xmlNodeAddContent(e, BAD_CAST text);
+	return e;
+}
+
+static xmlDocPtr fault_doc(const char *code, const char *text)
 {
 	xmlNsPtr soap;
 	xmlNodePtr body, f;
 	xmlDocPtr doc = envelope(&body, &soap);
 
 	f = add(body, soap, "Fault", NULL);
-	add(f, NULL, "faultcode", code);
-	add(f, NULL, "faultstring", text);
-	add(add(f, NULL, "detail", NULL), NULL, "Melding", text);
-	return dump(doc, len);
+	add_bare(f, "faultcode", code);
+	add_bare(f, "faultstring", text);
+	add_bare(add_bare(f, "detail", NULL), "Melding", text);
+	return doc;
 }
 
-static char *controleer(const char *req, size_t req_len, size_t *len, int *status)
+static xmlDocPtr controleer(struct MHD_Connection *c, const char *req, size_t req_len, long req_no,
+			    int *status)
 {
 	xmlDocPtr in = xmlReadMemory(req, (int)req_len, "req.xml", NULL,
 				     XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
-	xmlNodePtr root = in ? xmlDocGetRootElement(in) : NULL;
-	xmlNodePtr list = find(root, "Zoekopdrachten"), body, res, out;
+	xmlNodePtr list = NULL, body, res, out;
 	xmlNsPtr soap, v1, t;
 	xmlDocPtr doc;
+	char why[WHY_MAX], text[WHY_MAX + 32];
 	size_t n = 0;
 
-	if (!list) {
+	if (!check_headers(c, why) || !check_request(in, &list, &n, why)) {
 		xmlFreeDoc(in);
+		atomic_fetch_add(&n_violations, 1);
+		fprintf(stderr, "vzmock: request %ld refused: %s\n", req_no, why);
+		snprintf(text, sizeof(text), "Ongeldig verzoek: %s", why);
 		*status = 500;
-		return soap_fault("s:Client", "Ongeldig verzoek", len);
+		return fault_doc("s:Client", text);
 	}
-	for (xmlNodePtr q = list->children; q; q = q->next)
-		n += is(q, "Zoekopdracht");
 	atomic_fetch_add(&n_searches, (long)n);
 	doc = envelope(&body, &soap);
 	v1 = xmlNewNs(xmlDocGetRootElement(doc), BAD_CAST NS_V1, BAD_CAST "a");
@@ -425,7 +739,187 @@ static char *controleer(const char *req, size_t req_len, size_t *len, int *statu
 	}
 	xmlFreeDoc(in);
 	*status = 200;
-	return dump(doc, len);
+	return doc;
+}
+
+/* ---- wrong answers (fault modes) ---- */
+
+static const char *const answer_modes[] = {"swap-bsn",	       "swap-birthdate", "dup-seq",
+					   "unknown-seq",      "drop-result",	 "control-chars",
+					   "control-chars-raw"};
+static const char *const other_modes[] = {
+	"none",	     "500",	  "503",	  "reset",
+	"malformed", "oversized", "fault-escape", "fault-escape-raw"};
+
+static bool answer_mode(const char *m)
+{
+	for (size_t i = 0; i < sizeof(answer_modes) / sizeof(answer_modes[0]); i++)
+		if (strcmp(m, answer_modes[i]) == 0)
+			return true;
+	return false;
+}
+
+static bool known_mode(const char *m)
+{
+	for (size_t i = 0; i < sizeof(other_modes) / sizeof(other_modes[0]); i++)
+		if (strcmp(m, other_modes[i]) == 0)
+			return true;
+	return answer_mode(m);
+}
+
+/* Terminal control sequences: clear screen, set the window title, carriage
+ * return. XML 1.0 cannot carry ESC or BEL, so the well-formed kind uses the
+ * C1 forms CSI (U+009B) and OSC (U+009D) ... ST (U+009C). */
+#define ESCAPES_C1  "\302\2332J\302\2350;vzmock\302\234\rVervalst" /* octal: UTF-8 */
+#define ESCAPES_RAW "\x1b[2J\x1b]0;vzmock\x07\rVervalst"
+
+static xmlNodePtr child(xmlNodePtr n, const char *name)
+{
+	for (xmlNodePtr c = n ? n->children : NULL; c; c = c->next)
+		if (is(c, name))
+			return c;
+	return NULL;
+}
+
+/* Every element with this local name under n, in document order (at most max). */
+static size_t collect(xmlNodePtr n, const char *name, xmlNodePtr *out, size_t max, size_t k)
+{
+	for (; n; n = n->next) {
+		if (is(n, name) && k < max)
+			out[k++] = n;
+		if (n->type == XML_ELEMENT_NODE)
+			k = collect(n->children, name, out, max, k);
+	}
+	return k;
+}
+
+static void set_text(xmlNodePtr e, const char *text)
+{
+	xmlNodeSetContent(e, NULL);
+	xmlNodeAddContent(e, BAD_CAST text);
+}
+
+/* Another valid BSN: another person's from the population, else synthetic. */
+static void other_bsn(const char *bsn, char out[10])
+{
+	unsigned long stem = 0;
+	size_t i;
+	json_t *p;
+
+	json_array_foreach(cfg.population, i, p)
+	{
+		const char *b = js(p, "bsn");
+
+		if (b && bsn_ok(b) && strcmp(b, bsn) != 0) {
+			snprintf(out, 10, "%s", b);
+			return;
+		}
+	}
+	for (i = 0; i < 8 && isdigit((unsigned char)bsn[i]); i++)
+		stem = stem * 10 + (unsigned long)(bsn[i] - '0');
+	for (;;) {
+		long sum = 0;
+
+		stem = (stem + 1) % 100000000UL;
+		snprintf(out, 10, "%08lu", stem);
+		for (i = 0; i < 8; i++)
+			sum += (long)(out[i] - '0') * (long)(9 - i);
+		if (sum % 11 > 9)
+			continue;
+		out[8] = (char)('0' + sum % 11);
+		out[9] = '\0';
+		if (bsn_ok(out) && strcmp(out, bsn) != 0 && strcmp(out, "000000000") != 0)
+			return;
+	}
+}
+
+static void next_day(const char *date, char out[11])
+{
+	struct tm tm = {0};
+	int y, m, d;
+	time_t t;
+
+	if (!date || sscanf(date, "%4d-%2d-%2d", &y, &m, &d) != 3) {
+		snprintf(out, 11, "1900-01-01");
+		return;
+	}
+	tm.tm_year = y - 1900;
+	tm.tm_mon = m - 1;
+	tm.tm_mday = d + 1;
+	tm.tm_hour = 12;
+	t = timegm(&tm);
+	gmtime_r(&t, &tm);
+	strftime(out, 11, "%Y-%m-%d", &tm);
+}
+
+/* Makes a well-formed answer wrong the way mode says; false when the answer
+ * has nothing that mode changes. */
+static bool mutate(xmlDocPtr doc, const char *mode)
+{
+	xmlNodePtr root = xmlDocGetRootElement(doc), e[4096];
+	size_t n = 0;
+
+	if (strncmp(mode, "control-chars", 13) == 0) {
+		const char *esc = strcmp(mode, "control-chars") == 0 ? ESCAPES_C1 : ESCAPES_RAW;
+		const char *fields[] = {"faultstring", "Melding", "Achternaam1", "Pakketnaam"};
+
+		for (size_t f = 0; f < sizeof(fields) / sizeof(fields[0]); f++) {
+			size_t k = collect(root, fields[f], e, sizeof(e) / sizeof(e[0]), 0);
+
+			for (size_t i = 0; i < k; i++)
+				xmlNodeAddContent(e[i], BAD_CAST esc);
+			n += k;
+		}
+		return n > 0;
+	}
+	if (strncmp(mode, "swap-", 5) == 0) {
+		n = collect(root, "Verzekerde", e, sizeof(e) / sizeof(e[0]), 0);
+		for (size_t i = 0; i < n; i++) {
+			xmlNodePtr f = child(e[i], strcmp(mode, "swap-bsn") == 0 ? "Bsn"
+										 : "Geboortedatum");
+			xmlChar *old = f ? xmlNodeGetContent(f) : NULL;
+			char out[11];
+
+			if (!f)
+				continue;
+			if (strcmp(mode, "swap-bsn") == 0)
+				other_bsn(old ? (const char *)old : "", out);
+			else
+				next_day((const char *)old, out);
+			set_text(f, out);
+			xmlFree(old);
+		}
+		return n > 0;
+	}
+	n = collect(root, "Zoekresultaat", e, sizeof(e) / sizeof(e[0]), 0);
+	if (strcmp(mode, "drop-result") == 0 && n > 0) {
+		xmlUnlinkNode(e[0]);
+		xmlFreeNode(e[0]);
+		return true;
+	}
+	if (strcmp(mode, "dup-seq") == 0 && n > 1) {
+		xmlChar *first = xmlNodeGetContent(child(e[0], "Volgnummer"));
+
+		set_text(child(e[n - 1], "Volgnummer"), (const char *)first);
+		xmlFree(first);
+		return true;
+	}
+	if (strcmp(mode, "unknown-seq") == 0 && n > 0) {
+		unsigned long long max = 0;
+		char num[24];
+
+		for (size_t i = 0; i < n; i++) {
+			xmlChar *s = xmlNodeGetContent(child(e[i], "Volgnummer"));
+			unsigned long long v = s ? strtoull((const char *)s, NULL, 10) : 0;
+
+			max = v > max ? v : max;
+			xmlFree(s);
+		}
+		snprintf(num, sizeof(num), "%llu", max + 1);
+		set_text(child(e[n - 1], "Volgnummer"), num);
+		return true;
+	}
+	return false;
 }
 
 /* ---- HTTP ---- */
@@ -496,7 +990,8 @@ static enum MHD_Result send_body(struct MHD_Connection *c, int status, char *bod
 }
 
 /* Each request has a 1 in K chance: a fixed every-Kth pattern would hit the
- * same request again when retries arrive in lockstep. */
+ * same request again when retries arrive in lockstep. The caller counts the
+ * fault once it is applied. */
 static bool fault_now(long req_no)
 {
 	static _Thread_local unsigned int seed;
@@ -506,7 +1001,6 @@ static bool fault_now(long req_no)
 	if (!cfg.fault || strcmp(cfg.fault, "none") == 0 || cfg.fault_every <= 0 ||
 	    rand_r(&seed) % cfg.fault_every != 0)
 		return false;
-	atomic_fetch_add(&n_faults, 1);
 	return true;
 }
 
@@ -519,6 +1013,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	size_t len = 0;
 	int status = 200;
 	char *body;
+	const char *mode = NULL;
+	xmlDocPtr doc;
 	enum auth a;
 
 	if (!u) {
@@ -554,16 +1050,35 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		write_stats();
 		return send_body(c, 405, strdup("only POST"), 9, NULL);
 	}
+	if (fault_now(req_no))
+		mode = cfg.fault;
 	a = check_client(c);
 	if (a == AUTH_UNKNOWN)
-		body = soap_fault("s:Client", "Niet geauthenticeerd", &len), status = 500;
+		doc = fault_doc("s:Client", "Niet geauthenticeerd"), status = 500;
 	else if (a == AUTH_NO_RIGHT)
-		body = soap_fault("s:Client", "Niet geautoriseerd", &len), status = 500;
+		doc = fault_doc("s:Client", "Niet geautoriseerd"), status = 500;
 	else
-		body = controleer(u->buf ? u->buf : "", u->len, &len, &status);
-	if (fault_now(req_no)) {
-		const char *f = cfg.fault;
+		doc = controleer(c, u->buf ? u->buf : "", u->len, req_no, &status);
+	if (mode && answer_mode(mode)) {
+		if (mutate(doc, mode))
+			atomic_fetch_add(&n_faults, 1);
+		mode = NULL;
+	}
+	body = dump(doc, &len);
+	if (mode) {
+		const char *f = mode;
 
+		atomic_fetch_add(&n_faults, 1);
+		if (strncmp(f, "fault-escape", 12) == 0) {
+			char text[128];
+
+			free(body);
+			snprintf(text, sizeof(text), "Interne fout%s",
+				 strcmp(f, "fault-escape") == 0 ? ESCAPES_C1 : ESCAPES_RAW);
+			body = dump(fault_doc("s:Server", text), &len);
+			write_stats();
+			return send_body(c, 500, body, len, NULL);
+		}
 		if (strcmp(f, "500") == 0) {
 			free(body);
 			write_stats();
@@ -687,6 +1202,8 @@ int main(int argc, char **argv)
 		cfg.refuse_after = atol(cfg.fault + 13);
 		cfg.fault = NULL;
 	}
+	if (cfg.fault && !known_mode(cfg.fault))
+		die("unknown fault mode %s", cfg.fault);
 	certpem = slurp(cert);
 	keypem = slurp(key);
 	capem = slurp(ca);
