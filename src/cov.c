@@ -5,12 +5,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <libxml/parser.h>
 #include <libxml/tree.h>
 
 #include "cov.h"
+#include "text.h"
 
 #define NS_SOAP "http://schemas.xmlsoap.org/soap/envelope/"
 #define NS_V1	"http://schemas.vecozo.nl/VZ801802/v1"
@@ -47,43 +47,46 @@ static bool all_digits(const char *s, size_t n)
 
 bool vz_bsn_valid(const char *in, char out[10])
 {
-	char b[10];
 	long sum = 0;
-	size_t len = strlen(in);
 
-	if ((len != 8 && len != 9) || !all_digits(in, len))
+	if (!all_digits(in, 9) || strcmp(in, "000000000") == 0)
 		return false;
-	b[0] = '0';
-	memcpy(b + 9 - len, in, len);
-	b[9] = '\0';
 	for (int i = 0; i < 8; i++)
-		sum += (long)(b[i] - '0') * (9 - i);
-	sum -= b[8] - '0';
-	if (sum % 11 != 0 || strcmp(b, "000000000") == 0)
+		sum += (long)(in[i] - '0') * (9 - i);
+	sum -= in[8] - '0';
+	if (sum % 11 != 0)
 		return false;
-	memcpy(out, b, 10);
+	memcpy(out, in, 10);
 	return true;
+}
+
+static int number(const char *s, size_t n)
+{
+	int v = 0;
+
+	for (size_t i = 0; i < n; i++)
+		v = v * 10 + (s[i] - '0');
+	return v;
 }
 
 bool vz_date_valid(const char *s)
 {
-	struct tm tm = {0};
+	static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
 	int y, m, d;
-	char tail;
 
-	if (strlen(s) != 10 || s[4] != '-' || s[7] != '-' ||
-	    sscanf(s, "%4d-%2d-%2d%c", &y, &m, &d, &tail) != 3)
+	if (strlen(s) != 10 || s[4] != '-' || s[7] != '-')
 		return false;
-	if (y < 1870 || y > 2200 || m < 1 || m > 12 || d < 1 || d > 31)
+	for (size_t i = 0; i < 10; i++)
+		if (i != 4 && i != 7 && !isdigit((unsigned char)s[i]))
+			return false;
+	y = number(s, 4);
+	m = number(s + 5, 2);
+	d = number(s + 8, 2);
+	if (y < 1870 || y > 2200 || m < 1 || m > 12 || d < 1)
 		return false;
-	tm.tm_year = y - 1900;
-	tm.tm_mon = m - 1;
-	tm.tm_mday = d;
-	tm.tm_hour = 12;
-	if (timegm(&tm) == (time_t)-1)
-		return false;
-	/* timegm normalises 31 February into March: reject that. */
-	return tm.tm_mon == m - 1 && tm.tm_mday == d;
+	if (m == 2 && (y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)))
+		return d <= 29;
+	return d <= days[m - 1];
 }
 
 bool vz_agb_valid(const char *agb)
@@ -91,20 +94,41 @@ bool vz_agb_valid(const char *agb)
 	return all_digits(agb, 8);
 }
 
-static xmlNodePtr add(xmlNodePtr parent, xmlNsPtr ns, const char *name, const char *text)
+/* Adds an element; a failure (out of memory) clears *ok and the rest of the
+ * document is still built harmlessly, then thrown away. */
+static xmlNodePtr add(xmlNodePtr parent, xmlNsPtr ns, const char *name, const char *text, bool *ok)
 {
-	return xmlNewTextChild(parent, ns, BAD_CAST name, text ? BAD_CAST text : NULL);
+	xmlNodePtr n =
+		parent ? xmlNewTextChild(parent, ns, BAD_CAST name, text ? BAD_CAST text : NULL)
+		       : NULL;
+
+	*ok &= n != NULL;
+	return n;
+}
+
+static void add_search(xmlNodePtr list, xmlNsPtr typ, const vz_cov_search *s, bool *ok)
+{
+	xmlNodePtr q = add(list, typ, "Zoekopdracht", NULL, ok);
+	char num[24];
+
+	snprintf(num, sizeof(num), "%lu", s->seq);
+	add(q, typ, "Volgnummer", num, ok);
+	add(q, typ, "Geboortedatum", s->birthdate, ok);
+	add(q, typ, "Peildatum", s->date, ok);
+	add(q, typ, "Bsn", s->bsn, ok);
+	if (s->reference[0])
+		add(q, typ, "ReferentieZorgaanbieder", s->reference, ok);
 }
 
 vz_rv vz_cov_build(const vz_cov_search *s, size_t n, const char *agb, char **out, size_t *len,
 		   vz_err *err)
 {
 	xmlDocPtr doc = xmlNewDoc(BAD_CAST "1.0");
-	xmlNodePtr env, body, req, q, zoek;
+	xmlNodePtr env, body, req, zoek;
 	xmlNsPtr soap, v1, mes, typ;
 	xmlChar *xml = NULL;
 	int size = 0;
-	char num[24];
+	bool ok = true;
 
 	if (n == 0 || n > VZ_COV_MAX_SEARCHES || !doc) {
 		xmlFreeDoc(doc);
@@ -112,40 +136,35 @@ vz_rv vz_cov_build(const vz_cov_search *s, size_t n, const char *agb, char **out
 		return VZ_FAIL;
 	}
 	env = xmlNewNode(NULL, BAD_CAST "Envelope");
-	xmlDocSetRootElement(doc, env);
-	soap = xmlNewNs(env, BAD_CAST NS_SOAP, BAD_CAST "soapenv");
-	v1 = xmlNewNs(env, BAD_CAST NS_V1, BAD_CAST "v1");
-	mes = xmlNewNs(env, BAD_CAST NS_MES, BAD_CAST "mes");
-	typ = xmlNewNs(env, BAD_CAST NS_TYP, BAD_CAST "typ");
+	if (env)
+		xmlDocSetRootElement(doc, env);
+	soap = env ? xmlNewNs(env, BAD_CAST NS_SOAP, BAD_CAST "soapenv") : NULL;
+	v1 = env ? xmlNewNs(env, BAD_CAST NS_V1, BAD_CAST "v1") : NULL;
+	mes = env ? xmlNewNs(env, BAD_CAST NS_MES, BAD_CAST "mes") : NULL;
+	typ = env ? xmlNewNs(env, BAD_CAST NS_TYP, BAD_CAST "typ") : NULL;
+	ok = soap && v1 && mes && typ;
 	xmlSetNs(env, soap);
-	add(env, soap, "Header", NULL);
-	body = add(env, soap, "Body", NULL);
-	req = add(add(body, v1, "Controleer", NULL), v1, "request", NULL);
+	add(env, soap, "Header", NULL, &ok);
+	body = add(env, soap, "Body", NULL, &ok);
+	req = add(add(body, v1, "Controleer", NULL, &ok), v1, "request", NULL, &ok);
 	if (agb) {
 		char kind[3], number[7];
 
 		snprintf(kind, sizeof(kind), "%.2s", agb);
 		snprintf(number, sizeof(number), "%.6s", agb + 2);
-		zoek = add(req, mes, "Zorgaanbieder", NULL);
-		add(zoek, typ, "AGB-zorgverlenersoort", kind);
-		add(zoek, typ, "AGB-nummer", number);
+		zoek = add(req, mes, "Zorgaanbieder", NULL, &ok);
+		add(zoek, typ, "AGB-zorgverlenersoort", kind, &ok);
+		add(zoek, typ, "AGB-nummer", number, &ok);
 	}
-	zoek = add(req, mes, "Zoekopdrachten", NULL);
-	for (size_t i = 0; i < n; i++) {
-		q = add(zoek, typ, "Zoekopdracht", NULL);
-		snprintf(num, sizeof(num), "%lu", s[i].seq);
-		add(q, typ, "Volgnummer", num);
-		add(q, typ, "Geboortedatum", s[i].birthdate);
-		add(q, typ, "Peildatum", s[i].date);
-		add(q, typ, "Bsn", s[i].bsn);
-		if (s[i].reference[0])
-			add(q, typ, "ReferentieZorgaanbieder", s[i].reference);
-	}
-	xmlDocDumpMemoryEnc(doc, &xml, &size, "UTF-8");
+	zoek = add(req, mes, "Zoekopdrachten", NULL, &ok);
+	for (size_t i = 0; i < n; i++)
+		add_search(zoek, typ, &s[i], &ok);
+	if (ok)
+		xmlDocDumpMemoryEnc(doc, &xml, &size, "UTF-8");
 	xmlFreeDoc(doc);
 	if (!xml || size <= 0) {
 		xmlFree(xml);
-		vz_err_set(err, "cannot build the COV request");
+		vz_err_set(err, "cannot build the COV request (out of memory)");
 		return VZ_FAIL;
 	}
 	*out = malloc((size_t)size + 1);
@@ -210,29 +229,34 @@ static xmlNodePtr find(xmlNodePtr n, const char *name, int depth)
 	return NULL;
 }
 
-/* Trimmed text of a child element, malloc'ed, or NULL when absent/empty. */
+/* Text of a child element, malloc'ed, cleaned of control characters (it
+ * goes to terminals and logs) and trimmed; NULL when absent or empty. */
 static char *text(const xmlNode *n, const char *name)
 {
 	xmlNodePtr c = child(n, name);
 	xmlChar *t;
-	char *s = NULL;
+	char *s, *b;
+	size_t len;
 
 	if (!c)
 		return NULL;
 	t = xmlNodeGetContent(c);
-	if (t) {
-		const char *b = (const char *)t;
-		size_t len;
-
-		while (isspace((unsigned char)*b))
-			b++;
-		len = strlen(b);
-		while (len > 0 && isspace((unsigned char)b[len - 1]))
-			len--;
-		if (len > 0)
-			s = strndup(b, len);
-	}
+	s = t ? strdup((const char *)t) : NULL;
 	xmlFree(t);
+	if (!s)
+		return NULL;
+	vz_text_clean(s);
+	for (b = s; *b == ' '; b++)
+		;
+	len = strlen(b);
+	while (len > 0 && b[len - 1] == ' ')
+		len--;
+	memmove(s, b, len);
+	s[len] = '\0';
+	if (len == 0) {
+		free(s);
+		return NULL;
+	}
 	return s;
 }
 
@@ -276,6 +300,38 @@ static void parse_person(xmlNodePtr v, vz_cov_result *r)
 		i->start = text(c, "Ingangsdatum");
 		i->end = text(c, "Einddatum");
 	}
+}
+
+/* A fault text may quote the request back: runs of 8 or more digits (a BSN,
+ * an insured number) are masked before it can reach a message. */
+static void mask_numbers(char *s)
+{
+	size_t run = 0;
+
+	for (size_t i = 0;; i++) {
+		if (isdigit((unsigned char)s[i])) {
+			run++;
+			continue;
+		}
+		if (run >= 8)
+			memset(s + i - run, '#', run);
+		run = 0;
+		if (!s[i])
+			break;
+	}
+}
+
+/* A Volgnummer: digits only, else 0, which no search carries. */
+static unsigned long seq_number(const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	if (n == 0 || n > 9)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!isdigit((unsigned char)s[i]))
+			return 0;
+	return strtoul(s, NULL, 10);
 }
 
 static vz_cov_fault_kind fault_kind(const char *s)
@@ -335,6 +391,7 @@ vz_cov_status vz_cov_parse(const char *body, size_t len, vz_cov_result *results,
 			*fault = fault_kind(det);
 		snprintf(detail, detail_size, "%s%s%s", msg ? msg : "SOAP fault", code ? " / " : "",
 			 code ? code : "");
+		mask_numbers(detail);
 		free(code);
 		free(msg);
 		free(det);
@@ -353,17 +410,25 @@ vz_cov_status vz_cov_parse(const char *body, size_t len, vz_cov_result *results,
 		goto out;
 	}
 	list = child(res, "Zoekresultaten");
-	for (xmlNodePtr c = list ? list->children : NULL; c && *n_results < max; c = c->next) {
+	for (xmlNodePtr c = list ? list->children : NULL; c; c = c->next) {
 		vz_cov_result *r;
 		char *seq;
 		xmlNodePtr v;
 
 		if (!is(c, "Zoekresultaat"))
 			continue;
+		if (*n_results == max) {
+			for (size_t i = 0; i < max; i++)
+				vz_cov_result_clear(&results[i]);
+			*n_results = 0;
+			snprintf(detail, detail_size,
+				 "the response holds more results than searches");
+			goto out;
+		}
 		r = &results[*n_results];
 		memset(r, 0, sizeof(*r));
 		seq = text(c, "Volgnummer");
-		r->seq = seq ? strtoul(seq, NULL, 10) : 0;
+		r->seq = seq_number(seq);
 		free(seq);
 		r->result = text(c, "Resultaat");
 		r->reference = text(c, "ReferentieZorgaanbieder");

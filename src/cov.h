@@ -8,7 +8,9 @@
 
 #include "err.h"
 
-#define VZ_COV_MAX_SEARCHES 20 /* per request, set by VECOZO */
+#define VZ_COV_MAX_SEARCHES 20			     /* per request, set by VECOZO */
+#define VZ_COV_REF_MAX	    80			     /* characters of a reference */
+#define VZ_COV_REF_SIZE	    (4 * VZ_COV_REF_MAX + 1) /* bytes, UTF-8 */
 #define VZ_COV_SOAP_ACTION  "http://schemas.vecozo.nl/VZ801802/v1/Controleer"
 
 /* Endpoint of an environment ("tst", "acc", "prd"), or NULL. */
@@ -16,11 +18,11 @@ const char *vz_cov_endpoint(const char *env);
 
 /* One search: a person by BSN and birth date on a reference date. */
 typedef struct vz_cov_search {
-	unsigned long seq;  /* Volgnummer: unique within a request */
-	char bsn[10];	    /* nine digits */
-	char birthdate[11]; /* YYYY-MM-DD */
-	char date[11];	    /* Peildatum, YYYY-MM-DD */
-	char reference[81]; /* ReferentieZorgaanbieder, may be empty */
+	unsigned long seq;		 /* Volgnummer: unique within a request */
+	char bsn[10];			 /* nine digits */
+	char birthdate[11];		 /* YYYY-MM-DD */
+	char date[11];			 /* Peildatum, YYYY-MM-DD */
+	char reference[VZ_COV_REF_SIZE]; /* ReferentieZorgaanbieder, may be empty */
 } vz_cov_search;
 
 typedef struct vz_cov_insurance {
@@ -43,11 +45,12 @@ typedef struct vz_cov_result {
 
 void vz_cov_result_clear(vz_cov_result *r);
 
-/* The eleven-test: weights 9..2 and -1 on the last digit, sum divisible by
- * 11. Accepts 8 or 9 digits and writes the zero-padded nine into out. */
+/* Exactly nine digits that pass the eleven-test (weights 9..2 and -1 on
+ * the last digit, sum divisible by 11); copied to out. */
 bool vz_bsn_valid(const char *in, char out[10]);
 
-/* A real calendar date written YYYY-MM-DD. */
+/* A real calendar date written exactly YYYY-MM-DD (digits only), years
+ * 1870 to 2200. */
 bool vz_date_valid(const char *s);
 
 /* Splits an 8-digit AGB code into its kind (2 digits) and number (6). */
@@ -72,9 +75,11 @@ typedef enum vz_cov_fault_kind {
 } vz_cov_fault_kind;
 
 /* Parses a VZ802 response or SOAP fault, matching on local names only.
- * Results are written to results[0..*n_results) (at most max), in response
- * order; the caller matches them by seq. detail gets the request-level
- * Resultaat or the fault text. */
+ * Results are written to results[0..*n_results), in response order; more
+ * than max is VZ_COV_MALFORMED. The caller matches them by seq (0 when the
+ * Volgnummer is not a number). Every string is cleaned of control
+ * characters. detail gets the request-level Resultaat or the fault text,
+ * with runs of 8 or more digits masked. */
 vz_cov_status vz_cov_parse(const char *body, size_t len, vz_cov_result *results, size_t max,
 			   size_t *n_results, vz_cov_fault_kind *fault, char *detail,
 			   size_t detail_size);

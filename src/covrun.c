@@ -1,5 +1,6 @@
 /* covrun.c - the COV request engine on libcurl's multi interface: no thread
  * per request; connections are kept alive and reused. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,8 +8,10 @@
 #include <time.h>
 
 #include <curl/curl.h>
+#include <openssl/rand.h>
 
 #include "covrun.h"
+#include "http.h"
 
 struct request {
 	size_t rows[VZ_COV_MAX_SEARCHES]; /* positions in the row window */
@@ -87,11 +90,12 @@ static size_t on_header(char *p, size_t size, size_t n, void *userdata)
 	struct slot *s = userdata;
 	size_t len = size * n;
 
-	if (len > 12 && strncasecmp(p, "Retry-After:", 12) == 0) {
-		long v = strtol(p + 12, NULL, 10);
+	if (len > 12 && len < 200 && strncasecmp(p, "Retry-After:", 12) == 0) {
+		char v[200];
 
-		if (v > 0)
-			s->retry_after_s = v > 120 ? 120 : v;
+		memcpy(v, p + 12, len - 12);
+		v[len - 12] = '\0';
+		s->retry_after_s = vz_retry_after_s(v, time(NULL));
 	}
 	return len;
 }
@@ -187,9 +191,13 @@ static void schedule_retry(struct run *r, struct request *q, long retry_after_s)
 
 	if (retry_after_s * 1000 > wait)
 		wait = retry_after_s * 1000;
+	uint32_t noise = 0;
+
 	if (wait > r->cfg->max_backoff_ms)
 		wait = r->cfg->max_backoff_ms;
-	wait += rand() % (wait / 5 + 1);
+	/* Up to a fifth more, so parallel requests do not retry in lockstep. */
+	if (RAND_bytes((unsigned char *)&noise, sizeof(noise)) == 1)
+		wait += (long)(noise % (uint32_t)(wait / 5 + 1));
 	q->not_before_ms = now_ms() + wait;
 }
 
@@ -240,11 +248,62 @@ static bool transient_curl(CURLcode c)
 	       c == CURLE_HTTP2_STREAM;
 }
 
-/* Puts each result on the row with its Volgnummer. */
+/* Each Volgnummer of the answer belongs to exactly one search of the
+ * request; otherwise results cannot be matched to persons at all. */
+static bool numbers_match(struct run *r, const struct request *q, const vz_cov_result *res,
+			  size_t n)
+{
+	for (size_t j = 0; j < n; j++) {
+		size_t asked = 0, answered = 0;
+
+		for (size_t i = 0; i < q->n; i++)
+			asked += row_at(r, q->rows[i])->s.seq == res[j].seq;
+		for (size_t k = 0; k < n; k++)
+			answered += res[k].seq == res[j].seq;
+		if (asked != 1 || answered != 1)
+			return false;
+	}
+	return true;
+}
+
+/* Two BSNs are the same person's; an answer may drop leading zeros. */
+static bool same_bsn(const char *asked, const char *answer)
+{
+	while (*asked == '0')
+		asked++;
+	while (*answer == '0')
+		answer++;
+	return strcmp(asked, answer) == 0;
+}
+
+/* An xs:date may carry a time zone after YYYY-MM-DD. */
+static bool same_date(const char *asked, const char *answer)
+{
+	return strncmp(asked, answer, 10) == 0 &&
+	       (answer[10] == '\0' || answer[10] == 'Z' || answer[10] == '+' || answer[10] == '-');
+}
+
+/* Whether what VECOZO says about the person fits what this row asked. */
+static const char *mismatch(const vz_cov_row *row, const vz_cov_result *res)
+{
+	if (res->reference && strcmp(res->reference, row->s.reference) != 0)
+		return "the answer echoes another reference than this row sent; not used";
+	if (res->has_person && res->bsn && !same_bsn(row->s.bsn, res->bsn))
+		return "the answer is about a person with another BSN than this row asked for; "
+		       "not used";
+	if (res->has_person && res->birthdate && !same_date(row->s.birthdate, res->birthdate))
+		return "the answer is about a person with another birth date than this row asked "
+		       "for; not used";
+	return NULL;
+}
+
+/* Puts each result on the row with its Volgnummer, after checking that it
+ * answers that row's question. */
 static void assign(struct run *r, struct request *q, vz_cov_result *res, size_t n)
 {
 	for (size_t i = 0; i < q->n; i++) {
 		vz_cov_row *row = row_at(r, q->rows[i]);
+		const char *why;
 
 		for (size_t j = 0; j < n; j++) {
 			if (res[j].seq == row->s.seq && res[j].result) {
@@ -253,9 +312,12 @@ static void assign(struct run *r, struct request *q, vz_cov_result *res, size_t 
 				break;
 			}
 		}
-		if (!row->r.result)
-			snprintf(row->error, sizeof(row->error),
-				 "the response holds no result for this search");
+		why = row->r.result ? mismatch(row, &row->r)
+				    : "the response holds no result for this search";
+		if (why) {
+			vz_cov_result_clear(&row->r);
+			snprintf(row->error, sizeof(row->error), "%s", why);
+		}
 		row->done = true;
 	}
 	for (size_t j = 0; j < n; j++)
@@ -294,9 +356,19 @@ static void finish(struct run *r, struct slot *s, CURLcode c)
 		switch (vz_cov_parse(s->resp, s->resp_len, res, VZ_COV_MAX_SEARCHES, &n, &fk,
 				     detail, sizeof(detail))) {
 		case VZ_COV_OK:
-			assign(r, q, res, n);
-			free_request(q);
-			return;
+			if (numbers_match(r, q, res, n)) {
+				assign(r, q, res, n);
+				free_request(q);
+				return;
+			}
+			for (size_t j = 0; j < n; j++)
+				vz_cov_result_clear(&res[j]);
+			snprintf(
+				q->reason, sizeof(q->reason),
+				"the answer does not match the request (a Volgnummer is unknown or "
+				"repeated); no result of it was used");
+			retry = true;
+			break;
 		case VZ_COV_FAULT:
 			snprintf(q->reason, sizeof(q->reason), "%s", fault_text(fk));
 			if (fk == VZ_FAULT_OTHER) {
@@ -377,8 +449,12 @@ static vz_rv setup(struct run *r, vz_err *err)
 		vz_err_set(err, "out of memory");
 		return VZ_FAIL;
 	}
-	curl_share_setopt(r->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
-	curl_share_setopt(r->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+	if (curl_share_setopt(r->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) !=
+		    CURLSHE_OK ||
+	    curl_share_setopt(r->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS) != CURLSHE_OK) {
+		vz_err_set(err, "libcurl cannot share TLS sessions between connections");
+		return VZ_FAIL;
+	}
 	curl_multi_setopt(r->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)cfg->jobs);
 	curl_multi_setopt(r->multi, CURLMOPT_MAXCONNECTS, (long)cfg->jobs);
 	for (unsigned i = 0; i < cfg->jobs; i++) {

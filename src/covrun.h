@@ -24,12 +24,13 @@ typedef struct vz_cov_cfg {
 	long max_backoff_ms; /* upper bound of one wait between tries */
 } vz_cov_cfg;
 
-/* One input row. The reader fills line, the raw fields and either s (a
- * search to send) or error with done set (refused locally). */
+/* One input row. The reader fills line, the raw fields (as given, cut to
+ * size, cleaned of control characters) and either s (a search to send) or
+ * error with done set (refused locally). */
 typedef struct vz_cov_row {
 	size_t line;
-	char raw_bsn[16], raw_birthdate[16], raw_date[16];
-	char reference[81];
+	char raw_bsn[40], raw_birthdate[40], raw_date[40];
+	char reference[VZ_COV_REF_SIZE];
 	vz_cov_search s;
 	vz_cov_result r;
 	char error[320]; /* empty when the check succeeded; never patient data */

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,8 +130,47 @@ static vz_rv read_file(const char *path, const char *what, vz_secret *out, vz_er
 	return ret;
 }
 
+/* While echo is off, a signal that ends the process first gives the
+ * terminal its settings back. */
+static volatile sig_atomic_t prompt_fd = -1;
+static struct termios prompt_saved;
+static const int prompt_signals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+
+static void prompt_signal(int sig)
+{
+	if (prompt_fd >= 0)
+		tcsetattr(prompt_fd, TCSAFLUSH, &prompt_saved);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static void prompt_guard(int fd, const struct termios *saved, struct sigaction *old)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = prompt_signal;
+	sigemptyset(&sa.sa_mask);
+	prompt_saved = *saved;
+	prompt_fd = fd;
+	for (size_t i = 0; i < sizeof(prompt_signals) / sizeof(prompt_signals[0]); i++) {
+		sigaction(prompt_signals[i], NULL, &old[i]);
+		/* A signal the caller ignores (nohup) stays ignored. */
+		if (old[i].sa_handler != SIG_IGN)
+			sigaction(prompt_signals[i], &sa, NULL);
+	}
+}
+
+static void prompt_unguard(const struct sigaction *old)
+{
+	for (size_t i = 0; i < sizeof(prompt_signals) / sizeof(prompt_signals[0]); i++)
+		sigaction(prompt_signals[i], &old[i], NULL);
+	prompt_fd = -1;
+}
+
 static vz_rv read_prompt(const char *what, vz_secret *out, vz_err *err)
 {
+	struct sigaction old_sa[sizeof(prompt_signals) / sizeof(prompt_signals[0])];
 	struct termios old, quiet;
 	char prompt[128];
 	vz_rv ret;
@@ -151,13 +191,17 @@ static vz_rv read_prompt(const char *what, vz_secret *out, vz_err *err)
 	quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
 	quiet.c_lflag |= ICANON;
 	snprintf(prompt, sizeof(prompt), "Enter %s: ", what);
+	prompt_guard(fd, &old, old_sa);
 	if (write(fd, prompt, strlen(prompt)) < 0 || tcsetattr(fd, TCSAFLUSH, &quiet) != 0) {
+		tcsetattr(fd, TCSAFLUSH, &old);
+		prompt_unguard(old_sa);
 		vz_err_set(err, "cannot prompt for the %s on the terminal", what);
 		close(fd);
 		return VZ_FAIL;
 	}
 	ret = read_fd(fd, what, "the terminal", out, err);
 	tcsetattr(fd, TCSAFLUSH, &old);
+	prompt_unguard(old_sa);
 	if (write(fd, "\n", 1) < 0) {
 		/* the prompt line stays open; nothing else to do */
 	}

@@ -10,6 +10,7 @@ setup_token() {
 }
 
 cov() { run vz cov --endpoint "$ENDPOINT" --cacert "$PKI/root.crt" "$@"; }
+SOAP_ACTION=http://schemas.vecozo.nl/VZ801802/v1/Controleer
 
 # expect_json FILE PYTHON-ASSERTIONS: o is the parsed JSON.
 expect_json() {
@@ -120,13 +121,14 @@ case_more_than_20() {
 	setup_token
 	start_mock
 	python3 - >"$T/req.xml" <<'PY'
-print('<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" xmlns:t="http://schemas.vecozo.nl/VZ801802/v1/types"><s:Body><Controleer><request><Zoekopdrachten>')
+print('<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" xmlns:v1="http://schemas.vecozo.nl/VZ801802/v1" xmlns:mes="http://schemas.vecozo.nl/VZ801802/v1/messages" xmlns:t="http://schemas.vecozo.nl/VZ801802/v1/types"><s:Body><v1:Controleer><v1:request><mes:Zoekopdrachten>')
 for i in range(21):
     print(f'<t:Zoekopdracht><t:Volgnummer>{i+1}</t:Volgnummer><t:Geboortedatum>1962-03-15</t:Geboortedatum><t:Peildatum>2026-01-01</t:Peildatum><t:Bsn>999979668</t:Bsn></t:Zoekopdracht>')
-print('</Zoekopdrachten></request></Controleer></s:Body></s:Envelope>')
+print('</mes:Zoekopdrachten></v1:request></v1:Controleer></s:Body></s:Envelope>')
 PY
 	curl -s --cert "$PKI/sys-rsa2048.crt" --key "$PKI/sys-rsa2048.key" --cacert "$PKI/root.crt" \
-		-H 'Content-Type: text/xml' --data-binary @"$T/req.xml" "$ENDPOINT" >"$T/resp.xml"
+		-H 'Content-Type: text/xml' -H "SOAPAction: \"$SOAP_ACTION\"" --data-binary @"$T/req.xml" \
+		"$ENDPOINT" >"$T/resp.xml"
 	expect_in "$T/resp.xml" "MeerDan20Zoekopdrachten" "the mock answers 21 searches with MeerDan20Zoekopdrachten"
 	# vzp11 never sends more than 20: 45 rows take 3 requests.
 	{ echo bsn,birthdate; i=0; while [ $i -lt 45 ]; do echo 999979668,1962-03-15; i=$((i + 1)); done; } >"$T/in.csv"
@@ -134,6 +136,8 @@ PY
 	expect_rc 0 "45 searches"
 	[ "$(mock_stat requests)" -eq 4 ] && pass "45 searches went in 3 requests of at most 20" ||
 		fail "$(mock_stat requests) requests (1 from curl expected plus 3)"
+	[ "$(mock_stat violations)" -eq 0 ] && pass "every request kept the VZ801 contract" ||
+		fail "$(mock_stat violations) requests broke the contract"
 	[ "$(grep -c ',Gevonden,' "$T/out")" -eq 45 ] && pass "45 results" || fail "not 45 results"
 }
 
@@ -379,8 +383,8 @@ case_interrupted_batch() {
 		--out "$T/outdir/result.csv" >"$T/out" 2>"$T/err" &
 	pid=$!
 	i=0
-	while [ -z "$(ls "$T/outdir")" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
-	[ -n "$(ls "$T/outdir")" ] && pass "a temporary result file exists while it runs" ||
+	while [ -z "$(ls -A "$T/outdir")" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+	[ -n "$(ls -A "$T/outdir")" ] && pass "a temporary result file exists while it runs" ||
 		fail "no temporary file seen"
 	kill -TERM "$pid"
 	wait "$pid" && rc=0 || rc=$?
@@ -403,6 +407,292 @@ assert o[1]["result"] is None and "eleven-test" in o[1]["error"]
 	cov --batch "$T/in.csv" --out "$T/res.csv"
 	expect_in "$T/res.csv" '^line;reference;bsn' "the output uses the input's separator"
 	expect_in "$T/res.csv" '^2;"a;b";999979668;' "quoted fields are quoted again"
+}
+
+# Quotes inside an unquoted field are text (RFC 4180): no row swallows the
+# next ones, and each malformed line is a row of its own with its line number.
+case_batch_stray_quote() {
+	setup_token
+	start_mock
+	printf 'bsn,birthdate,reference\n999979668,1962-03-15,O"Brien\n999979668,1962-03-15,12" x\n999979668,1962-03-15,plain\n999979668,1962-03-15,"open\n999979668,1962-03-15,"a"b\n999979668,1962-03-15,last\n' >"$T/in.csv"
+	cov --json --batch "$T/in.csv"
+	expect_rc 1 "a batch with two malformed lines"
+	expect_json "$T/out" '
+assert len(o) == 6, len(o)
+assert [x["reference"] for x in o[:3]] == ["O\"Brien", "12\" x", "plain"], o[:3]
+assert all(x["result"] == "Gevonden" and x["error"] is None for x in o[:3]), o[:3]
+assert o[3]["result"] is None and "line 5" in o[3]["error"] and "quote" in o[3]["error"], o[3]
+assert o[4]["result"] is None and "line 6" in o[4]["error"] and "quote" in o[4]["error"], o[4]
+assert o[5]["reference"] == "last" and o[5]["result"] == "Gevonden", o[5]
+' "six lines in, six rows out, the stray quotes kept as text"
+	cov --batch "$T/in.csv" --out "$T/res.csv"
+	lines=$(awk -F, 'NR > 1 { print $1 }' "$T/res.csv" | tr '\n' ' ')
+	[ "$lines" = "2 3 4 5 6 7 " ] && pass "CSV rows carry lines 2 to 7 in order" || fail "CSV lines: $lines"
+}
+
+# The row invariant, for any bytes: output rows == input data rows, in
+# order, each with its line number. COV_GEN_FILES (default 12, 3 under
+# valgrind) sets how many generated files; every line that holds more than
+# spaces, tabs and commas is a data row.
+case_batch_any_bytes() {
+	setup_token
+	start_mock --synthetic
+	files=${COV_GEN_FILES:-12}
+	[ -z "${VZP11_WRAPPER:-}" ] || files=${COV_GEN_FILES:-3}
+	python3 - "$T" "$files" <<'PY'
+import os, random, sys
+d, n = sys.argv[1], int(sys.argv[2])
+rnd = random.Random(int(os.environ.get("COV_GEN_SEED", "7011")))
+def bsn():
+    while True:
+        b = "%09d" % rnd.randrange(10**8, 10**9)
+        if (sum(int(b[i]) * (9 - i) for i in range(8)) - int(b[8])) % 11 == 0:
+            return b
+pieces = [b'"', b'""', b',', b';', b'\r', b'\r\n', b'\n', b'\x00', b'\x1b[2J', b'\xe9', b'\x81',
+          b'\xc3\xa9', b'\xff\xfe', b' ', b'\t', b'O"Brien', b'1962-03-15', b'12" x']
+for i in range(n):
+    lines = [b"bsn,birthdate,reference"]
+    for j in range(rnd.randrange(1, 120)):
+        if rnd.random() < 0.5:
+            lines.append(("%s,1962-03-15,r%d" % (bsn(), j)).encode())
+        else:
+            lines.append(b"".join(rnd.choice(pieces) if rnd.random() < 0.6 else
+                                  bytes([rnd.randrange(256)]) for _ in range(rnd.randrange(0, 12))))
+    data = b"\n".join(lines) + (b"\n" if rnd.random() < 0.5 else b"")
+    open(os.path.join(d, "gen%d.csv" % i), "wb").write(data)
+    # Expected: the line numbers of data rows (split on LF only; a trailing
+    # CR belongs to the line end; blank = only spaces, tabs and commas).
+    want = []
+    for k, line in enumerate(data.split(b"\n")[1:], start=2):
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        if line.strip(b" \t,"):
+            want.append(k)
+    open(os.path.join(d, "gen%d.want" % i), "w").write(" ".join(map(str, want)))
+PY
+	bad=0 i=0
+	while [ -f "$T/gen$i.csv" ]; do
+		run vz cov --endpoint "$ENDPOINT" --cacert "$PKI/root.crt" --json --batch "$T/gen$i.csv"
+		got=$(python3 -c 'import json,sys; print(" ".join(str(x["line"]) for x in json.load(open(sys.argv[1]))))' "$T/out" 2>&1) || true
+		if [ "$got" != "$(cat "$T/gen$i.want")" ] || { [ "$rc" -ne 0 ] && [ "$rc" -ne 1 ]; }; then
+			fail "gen$i.csv: rows for lines '$got', expected '$(cat "$T/gen$i.want")' (exit $rc)"
+			sed 's/^/  stderr: /' "$T/err" | head -5
+			bad=$((bad + 1))
+		fi
+		i=$((i + 1))
+	done
+	[ "$i" -gt 0 ] && [ "$bad" -eq 0 ] && pass "$i generated files: one JSON row per data line, in order"
+}
+
+# A bad field keeps its row out of the request; the other rows of the same
+# request go out and come back. Windows-1252 is read, bytes that are neither
+# it nor UTF-8 are refused; no row is dropped from the JSON.
+case_batch_bad_fields() {
+	setup_token
+	start_mock
+	{
+		echo "bsn;birthdate;date;reference"
+		echo "999979668;1962-03-15;;ok1"
+		echo "999979668;1962-+3-15;;plus-in-date"
+		echo "999979668;1962- 3-15;;space-in-date"
+		echo "99997966;1962-03-15;;eight-digits"
+		printf '999979668;1962-03-15;;esc\033[2J\n'
+		printf '999979668;1962-03-15;;tab\there\n'
+		printf '999979668;1962-03-15;;Zo\353\n'
+		printf '999979668;1962-03-15;;bad\201\n'
+		echo "999979668;1962-03-15;2026-02-30;no-such-day"
+		echo "999979668;1962-03-15;;ok2"
+	} >"$T/in.csv"
+	cov --json --batch "$T/in.csv"
+	expect_rc 1 "a batch with bad fields"
+	expect_json "$T/out" '
+assert [x["line"] for x in o] == list(range(2, 12)), [x["line"] for x in o]
+sent = [x for x in o if x["error"] is None]
+assert [x["reference"] for x in sent] == ["ok1", "Zo\u00eb", "ok2"], sent
+assert all(x["result"] == "Gevonden" for x in sent)
+bad = {x["line"]: x["error"] for x in o if x["error"] is not None}
+assert "birth date" in bad[3] and "birth date" in bad[4], bad
+assert "9 digits" in bad[5] and "control characters" in bad[6] and "control characters" in bad[7], bad
+assert "neither UTF-8 nor Windows-1252" in bad[9] and "check date" in bad[10], bad
+assert all("not sent" in e for e in bad.values()), bad
+assert all(x["result"] is None for x in o if x["error"]), o
+' "bad rows are answered locally, the good ones of the same request come back"
+	[ "$(mock_stat searches)" -eq 3 ] && pass "only the 3 good searches reached VECOZO" ||
+		fail "$(mock_stat searches) searches reached VECOZO"
+	[ "$(mock_stat violations)" -eq 0 ] && pass "no request broke the VZ801 contract" ||
+		fail "$(mock_stat violations) requests broke the contract"
+	expect_in "$T/err" "1 line\(s\) were not UTF-8 and were read as Windows-1252" "says a line was converted"
+	expect_not_in "$T/err" "99997966|ok1|Zo" "no field value in the messages"
+}
+
+# answers_mismatch MODE: every answer is wrong in one way; no row may show
+# another person's data.
+answers_mismatch() {
+	stop_mock
+	start_mock --fault "$1"
+	cov --json --batch "$T/in.csv" --retries 1
+	expect_rc 1 "$1: the batch reports failed rows"
+}
+
+case_answer_mismatch() {
+	setup_token
+	printf 'bsn,birthdate,reference\n999979668,1962-03-15,a\n111222333,1980-07-01,b\n100000009,1970-01-01,c\n' >"$T/in.csv"
+	answers_mismatch swap-bsn
+	expect_json "$T/out" '
+assert len(o) == 3
+for x in o[:2]:
+    assert x["person"] is None and x["insurances"] == [] and x["result"] is None, x
+    assert "another BSN" in x["error"], x
+assert o[2]["result"] == "BsnOnbekend" and o[2]["error"] is None, o[2]
+' "swap-bsn: a found person with another BSN is not used"
+	answers_mismatch swap-birthdate
+	expect_json "$T/out" '
+assert all(x["person"] is None for x in o), o
+assert "another birth date" in o[0]["error"] and "another birth date" in o[1]["error"], o
+assert o[2]["error"] is None, o[2]
+' "swap-birthdate: a found person with another birth date is not used"
+	for mode in dup-seq unknown-seq; do
+		answers_mismatch $mode
+		expect_json "$T/out" '
+assert len(o) == 3 and all(x["result"] is None and x["person"] is None for x in o), o
+assert all("does not match the request" in x["error"] and "2 attempts" in x["error"] for x in o), o
+' "$mode: no result of a mixed-up answer is used, after a retry"
+	done
+	answers_mismatch drop-result
+	expect_json "$T/out" '
+assert o[0]["result"] is None and "no result" in o[0]["error"], o[0]
+assert o[1]["result"] == "Gevonden" and o[2]["result"] == "BsnOnbekend", o
+' "drop-result: the row without an answer fails, the others stand"
+}
+
+# Text from the server never carries control characters to a terminal, a
+# log or the output.
+case_server_text_cleaned() {
+	setup_token
+	start_mock --fault control-chars
+	cov --bsn 999979668 --birthdate 1962-03-15
+	expect_rc 0 "a found person with control characters in the answer"
+	cov --json --bsn 999979668 --birthdate 1962-03-15
+	cp "$T/out" "$T/json"
+	cov --batch /dev/stdin <<CSV
+bsn,birthdate
+999979668,1962-03-15
+CSV
+	cp "$T/out" "$T/csv"
+	for f in out json csv; do
+		if LC_ALL=C grep -q "$(printf '[\001-\010\013-\037\177]')" "$T/$f" ||
+			grep -qP '[\x{80}-\x{9f}]' "$T/$f"; then
+			fail "control characters in the $f output"
+		else pass "no control characters in the $f output"; fi
+	done
+	expect_in "$T/json" "Vries +2J +0;vzmock +Vervalst" "the text is kept, the control characters are spaces"
+	stop_mock
+	start_mock --fault fault-escape
+	cov --bsn 999979668 --birthdate 1962-03-15 --retries 0
+	expect_rc 1 "a SOAP fault with control characters"
+	expect_in "$T/err" "Interne fout" "the fault text is shown"
+	if grep -qP '[\x00-\x08\x0b-\x1f\x7f\x{80}-\x{9f}]' "$T/err"; then
+		fail "control characters reached stderr"
+	else pass "no control characters on stderr"; fi
+}
+
+# --stdin and --batch -: patient data off the command line.
+case_stdin() {
+	setup_token
+	start_mock
+	echo "999979668,1962-03-15,,dossier-9" >"$T/stdin"
+	run vz cov --endpoint "$ENDPOINT" --cacert "$PKI/root.crt" --json --stdin <"$T/stdin"
+	expect_rc 0 "one check from standard input"
+	expect_json "$T/out" '
+assert o["result"] == "Gevonden" and o["reference"] == "dossier-9" and o["bsn"] == "999979668", o
+' "the check read from standard input"
+	printf '999979668;1962-03-15\n' >"$T/stdin"
+	run vz cov --endpoint "$ENDPOINT" --cacert "$PKI/root.crt" --stdin <"$T/stdin"
+	expect_rc 0 "a semicolon line from standard input"
+	expect_in "$T/out" "^Result: +Gevonden" "the text result"
+	printf '999979668,1962-03-15\n999979668,1962-03-15\n' >"$T/stdin"
+	run vz cov --endpoint "$ENDPOINT" --cacert "$PKI/root.crt" --stdin <"$T/stdin"
+	expect_rc 2 "two lines for --stdin"
+	expect_in "$T/err" "--batch -" "points to --batch -"
+	printf '999979668,1962-13-15\n' >"$T/stdin"
+	run vz cov --endpoint "$ENDPOINT" --cacert "$PKI/root.crt" --stdin <"$T/stdin"
+	expect_rc 1 "a bad date from standard input"
+	expect_in "$T/err" "birth date" "says the birth date is wrong"
+	printf 'bsn,birthdate\n999979668,1962-03-15\n111222333,1980-07-01\n' >"$T/stdin"
+	run vz cov --endpoint "$ENDPOINT" --cacert "$PKI/root.crt" --batch - <"$T/stdin"
+	expect_rc 0 "a batch from standard input"
+	[ "$(grep -c ',Gevonden,' "$T/out")" -eq 2 ] && pass "two rows from standard input" || fail "not two rows"
+	echo "999979668,1962-03-15" >"$T/stdin"
+	VZP11_PIN_SOURCE=stdin run vz cov --endpoint "$ENDPOINT" --stdin <"$T/stdin"
+	expect_rc 2 "the PIN and the person both from standard input"
+	[ "$(mock_stat requests)" -eq 3 ] && pass "three requests sent" || fail "$(mock_stat requests) requests"
+	run vz cov --help
+	expect_in "$T/out" "can read a command line" "--help says --bsn is visible to other users"
+}
+
+# --cacert is the only trust: a server whose CA is in the system store is
+# refused when --cacert names another CA. The system store is this test's
+# own: /etc/ssl/certs is replaced in a private mount namespace.
+case_cacert_only() {
+	command -v unshare >/dev/null && [ "$(id -u)" -eq 0 ] || { echo "SKIP: needs root and unshare"; exit 77; }
+	setup_token
+	start_mock
+	mkdir -p "$T/certs"
+	# Debian's layout: a bundle file and a hashed directory (libcurl's
+	# built-in CAINFO and CAPATH).
+	cp "$PKI/root.crt" "$T/certs/vzp11-test-root.pem"
+	cp "$PKI/root.crt" "$T/certs/ca-certificates.crt"
+	ln -s vzp11-test-root.pem "$T/certs/$(openssl x509 -in "$PKI/root.crt" -noout -hash).0"
+	in_store() {
+		run unshare -m sh -c 'mount --bind "$0" /etc/ssl/certs && exec "$@"' "$T/certs" \
+			"$VZP11_BIN" cov --endpoint "$ENDPOINT" --bsn 999979668 --birthdate 1962-03-15 "$@"
+	}
+	in_store --retries 0
+	expect_rc 0 "without --cacert the system store (holding the test root) is used"
+	in_store --retries 0 --cacert "$PKI/other-ca.crt"
+	expect_rc 1 "with --cacert naming another CA the server is refused"
+	expect_in "$T/err" "not trusted" "says the server is not trusted"
+	VZP11_CACERT=$PKI/other-ca.crt in_store --retries 0
+	expect_rc 1 "VZP11_CACERT restricts trust the same way"
+	[ "$(mock_stat requests)" -eq 1 ] && pass "only the trusted run sent a request" || fail "$(mock_stat requests) requests"
+}
+
+case_env_conflict() {
+	setup_token
+	VZP11_ENV=acc run vz cov --endpoint https://localhost:1/x --bsn 999979668 --birthdate 1962-03-15
+	expect_rc 2 "--endpoint with VZP11_ENV set"
+	expect_in "$T/err" "VZP11_ENV" "names the environment variable"
+	run vz cov --env acc --endpoint https://localhost:1/x --bsn 999979668 --birthdate 1962-03-15
+	expect_rc 2 "--env and --endpoint"
+}
+
+# A run killed with SIGKILL cannot clean up: its partial file is hidden,
+# mode 0600, and removed by the next run for the same output.
+case_killed_batch() {
+	setup_token
+	start_mock --synthetic --delay 300
+	python3 -c 'print("bsn,birthdate"); [print("999979668,1962-03-15") for _ in range(400)]' >"$T/in.csv"
+	mkdir "$T/outdir"
+	"$VZP11_BIN" cov --endpoint "$ENDPOINT" --cacert "$PKI/root.crt" --batch "$T/in.csv" \
+		--out "$T/outdir/result.csv" --jobs 1 >/dev/null 2>&1 &
+	pid=$!
+	i=0
+	while [ -z "$(ls -A "$T/outdir")" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+	kill -KILL "$pid"
+	wait "$pid" 2>/dev/null || true
+	left=$(ls -A "$T/outdir")
+	case $left in
+	.result.csv.vzp11-partial.$pid) pass "the killed run left .result.csv.vzp11-partial.$pid" ;;
+	*) fail "left behind: '$left'" ;;
+	esac
+	[ "$(stat -c %a "$T/outdir/$left")" = 600 ] && pass "mode 0600" || fail "mode $(stat -c %a "$T/outdir/$left")"
+	stop_mock
+	start_mock --synthetic
+	cov --batch "$T/in.csv" --out "$T/outdir/result.csv"
+	expect_rc 0 "the next run"
+	expect_in "$T/err" "removed 1 partial result file" "says it removed the partial file"
+	[ "$(ls -A "$T/outdir")" = result.csv ] && pass "only the finished result is left" ||
+		fail "left: $(ls -A "$T/outdir")"
 }
 
 new_token "cov-$1"

@@ -11,7 +11,11 @@
 #include <cmocka.h>
 
 #include "cov.h"
+#include "covrow.h"
+#include "covrun.h"
 #include "csv.h"
+#include "http.h"
+#include "text.h"
 
 static void bsn_and_dates(void **state)
 {
@@ -19,8 +23,11 @@ static void bsn_and_dates(void **state)
 
 	assert_true(vz_bsn_valid("999979668", out));
 	assert_string_equal(out, "999979668");
-	assert_true(vz_bsn_valid("12345672", out)); /* 8 digits: zero-padded */
+	assert_true(vz_bsn_valid("012345672", out));
 	assert_string_equal(out, "012345672");
+	assert_false(vz_bsn_valid("12345672", out)); /* exactly nine digits */
+	assert_false(vz_bsn_valid(" 99997966", out));
+	assert_false(vz_bsn_valid("+99979668", out));
 	assert_false(vz_bsn_valid("999979667", out));
 	assert_false(vz_bsn_valid("000000000", out));
 	assert_false(vz_bsn_valid("9999796680", out));
@@ -33,6 +40,16 @@ static void bsn_and_dates(void **state)
 	assert_false(vz_date_valid("15-03-1962"));
 	assert_false(vz_date_valid("1962-03-15x"));
 	assert_false(vz_date_valid("1962-13-01"));
+	/* sscanf would take these; they must not reach VECOZO. */
+	assert_false(vz_date_valid("1962-+3-15"));
+	assert_false(vz_date_valid("1962- 3-15"));
+	assert_false(vz_date_valid("+962-03-15"));
+	assert_false(vz_date_valid("1962-03-+5"));
+	assert_false(vz_date_valid("1962-03-00"));
+	assert_false(vz_date_valid("1900-02-29"));
+	assert_true(vz_date_valid("2000-02-29"));
+	assert_true(vz_date_valid("1962-12-31"));
+	assert_false(vz_date_valid("1962-04-31"));
 	assert_true(vz_agb_valid("01234567"));
 	assert_false(vz_agb_valid("1234567"));
 	assert_string_equal(vz_cov_endpoint("acc"),
@@ -40,7 +57,9 @@ static void bsn_and_dates(void **state)
 	assert_null(vz_cov_endpoint("dev"));
 }
 
-static void builder_order_and_escaping(void **state)
+/* The element order itself is checked by the mock, which refuses a request
+ * out of VZ801 order; this checks what the mock cannot see: escaping. */
+static void builder_escaping(void **state)
 {
 	vz_cov_search s = {.seq = 7,
 			   .bsn = "999979668",
@@ -67,7 +86,6 @@ static void builder_order_and_escaping(void **state)
 		   "<typ:ReferentieZorgaanbieder>a&lt;b&amp;\"c\"</typ:ReferentieZorgaanbieder>");
 	assert_non_null(agb);
 	assert_true(agb && v && g && p && b && r);
-	assert_true(agb < v && v < g && g < p && p < b && b < r); /* schema order */
 	free(xml);
 	assert_int_equal(vz_cov_build(&s, 0, NULL, &xml, &len, &err), VZ_FAIL);
 	assert_int_equal(vz_cov_build(&s, 21, NULL, &xml, &len, &err), VZ_FAIL);
@@ -160,14 +178,46 @@ static void faults_and_garbage(void **state)
 		VZ_COV_MALFORMED);
 }
 
+/* Reads every record of text; returns the results joined as
+ * "line:r:field|field;...", problems as "line:2". */
+static void read_all(const char *text, size_t len, char *out, size_t size)
+{
+	FILE *f = fmemopen((void *)text, len, "r");
+	vz_csv *c = vz_csv_new(f);
+	vz_err err = {0};
+	size_t used = 0, n;
+	char **fl;
+	int r;
+
+	out[0] = '\0';
+	for (r = vz_csv_read(c, &fl, &n, &err); r > 0; r = vz_csv_read(c, &fl, &n, &err)) {
+		used += (size_t)snprintf(out + used, size - used, "%zu:%d:", vz_csv_line(c), r);
+		for (size_t i = 0; i < n; i++)
+			used += (size_t)snprintf(out + used, size - used, "%s%s", i ? "|" : "",
+						 fl[i]);
+		used += (size_t)snprintf(out + used, size - used, ";");
+	}
+	assert_int_equal(r, 0);
+	vz_csv_free(c);
+	fclose(f);
+}
+
+#define READS(text, want)                                                                          \
+	do {                                                                                       \
+		char got[1024];                                                                    \
+		read_all(text, sizeof(text) - 1, got, sizeof(got));                                \
+		assert_string_equal(got, want);                                                    \
+	} while (0)
+
 static void csv_reader(void **state)
 {
 	const char text[] = "\xEF\xBB\xBF"
 			    "bsn;birthdate;reference\r\n"
 			    "1;2;\"a;b\"\r\n"
 			    "\r\n"
-			    "3;4;\"multi\nline \"\"quoted\"\"\"\n"
-			    "5;6;\"unclosed\n";
+			    " ; ;\t\n"
+			    "3;4;\"say \"\"hi\"\"\"\n"
+			    "5;6;last";
 	FILE *f = fmemopen((void *)text, sizeof(text) - 1, "r");
 	vz_csv *c = vz_csv_new(f);
 	vz_err err = {0};
@@ -181,13 +231,54 @@ static void csv_reader(void **state)
 	assert_int_equal(vz_csv_read(c, &fl, &n, &err), 1);
 	assert_int_equal(vz_csv_line(c), 2);
 	assert_string_equal(fl[2], "a;b");
-	assert_int_equal(vz_csv_read(c, &fl, &n, &err), 1);
-	assert_int_equal(vz_csv_line(c), 4);
-	assert_string_equal(fl[2], "multi\nline \"quoted\"");
-	assert_int_equal(vz_csv_read(c, &fl, &n, &err), 2);
+	assert_int_equal(vz_csv_read(c, &fl, &n, &err), 1); /* blank lines skipped */
+	assert_int_equal(vz_csv_line(c), 5);
+	assert_string_equal(fl[2], "say \"hi\"");
+	assert_int_equal(vz_csv_read(c, &fl, &n, &err), 1); /* no line end at the end */
+	assert_int_equal(vz_csv_line(c), 6);
+	assert_string_equal(fl[2], "last");
 	assert_int_equal(vz_csv_read(c, &fl, &n, &err), 0);
 	vz_csv_free(c);
 	fclose(f);
+}
+
+/* A quote opens quoting only at the start of a field; a line is a record. */
+static void csv_quotes(void **state)
+{
+	/* Quotes in the middle of fields, in the middle of the file. */
+	READS("h,r\nO\"Brien,1\n12\" x,2\na\"\"b,3\n\"\",4\n", "1:1:h|r;2:1:O\"Brien|1;"
+							       "3:1:12\" x|2;4:1:a\"\"b|3;5:1:|4;");
+	/* An unclosed quote in the middle of the file swallows nothing. */
+	READS("h,r\n\"open,1\nnext,2\n", "1:1:h|r;2:2:;3:1:next|2;");
+	/* Text after a closing quote, in the middle of the file. */
+	READS("h,r\n\"a\"b,1\nnext,2\n", "1:1:h|r;2:2:;3:1:next|2;");
+	/* A quoted field cannot span lines: both lines are rows. */
+	READS("h,r\n\"multi\nline\",1\n", "1:1:h|r;2:2:;3:1:line\"|1;");
+	/* Quoted separators and an empty last field. */
+	READS("h,r\n\"a,b\",\n", "1:1:h|r;2:1:a,b|;");
+	/* A NUL byte, and a lone CR, are content: the line is one row. */
+	READS("h,r\na\0b,1\nc\rd,2\n", "1:1:h|r;2:2:;3:1:c\rd|2;");
+}
+
+static void csv_encodings(void **state)
+{
+	/* Windows-1252 (an Excel export) is converted; 0x81 is not a
+	 * character there. Valid UTF-8 is kept as it is. */
+	READS("h,r\nZo\xEB,1\nZo\xC3\xAB,2\nbad\x81,3\n",
+	      "1:1:h|r;2:1:Zo\xC3\xAB|1;3:1:Zo\xC3\xAB|2;4:2:;");
+}
+
+static void csv_long_line(void **state)
+{
+	size_t len = VZ_CSV_MAX_RECORD + 100;
+	char *text = malloc(len + 32), got[256];
+
+	memcpy(text, "h,r\n", 4);
+	memset(text + 4, 'x', len);
+	memcpy(text + 4 + len, "\nok,1\n", 7);
+	read_all(text, 4 + len + 6, got, sizeof(got));
+	assert_string_equal(got, "1:1:h|r;2:2:;3:1:ok|1;");
+	free(text);
 }
 
 static void csv_writer(void **state)
@@ -203,12 +294,137 @@ static void csv_writer(void **state)
 	free(buf);
 }
 
+static void text_checks(void **state)
+{
+	char s[64];
+
+	assert_true(vz_utf8_valid("Zo\xC3\xAB", 4));
+	assert_false(vz_utf8_valid("Zo\xEB", 3));
+	assert_false(vz_utf8_valid("\xC0\xAF", 2));	    /* overlong '/' */
+	assert_false(vz_utf8_valid("\xED\xA0\x80", 3));	    /* a surrogate */
+	assert_false(vz_utf8_valid("\xF4\x90\x80\x80", 4)); /* past U+10FFFF */
+	assert_true(vz_text_printable("dossier 17 \xC3\xA9", 80));
+	assert_false(vz_text_printable("a\tb", 80));
+	assert_false(vz_text_printable("a\x7F", 80));
+	assert_false(vz_text_printable("a\xC2\x9B"
+				       "2J",
+				       80)); /* C1 CSI */
+	assert_false(vz_text_printable("abc", 2));
+	snprintf(s, sizeof(s), "%s", "\x1B[2J\x1B]0;x\x07 ok\r\xC2\x9B\xFF");
+	vz_text_clean(s);
+	assert_string_equal(s, " [2J ]0;x  ok  ?");
+}
+
+static void retry_after(void **state)
+{
+	time_t now = curl_getdate("Wed, 21 Oct 2026 07:28:00 GMT", NULL);
+
+	assert_int_equal(vz_retry_after_s("7", now), 7);
+	assert_int_equal(vz_retry_after_s(" 7\r\n", now), 7);
+	assert_int_equal(vz_retry_after_s("100000", now), VZ_RETRY_AFTER_MAX);
+	assert_int_equal(vz_retry_after_s("Wed, 21 Oct 2026 07:28:30 GMT\r\n", now), 30);
+	assert_int_equal(vz_retry_after_s("Wed, 21 Oct 2026 07:27:00 GMT", now), 0);
+	assert_int_equal(vz_retry_after_s("soon", now), 0);
+	assert_int_equal(vz_retry_after_s("5x", now), 0);
+}
+
+/* Each bad field keeps its row from being sent and says why, without
+ * repeating the field. */
+static void row_checks(void **state)
+{
+	static const struct {
+		const char *bsn, *birth, *date, *ref, *why;
+	} cases[] = {
+		{"999979668", "1962-03-15", NULL, "r1", NULL},
+		{" 999979668 ", "1962-03-15 ", "", NULL, NULL},
+		{"99997966", "1962-03-15", NULL, NULL, "exactly 9 digits"},
+		{"", "1962-03-15", NULL, NULL, "missing"},
+		{"999979668", "1962-+3-15", NULL, NULL, "birth date"},
+		{"999979668", "1962- 3-15", NULL, NULL, "birth date"},
+		{"999979668", "1962-03-15", "2026-02-30", NULL, "check date"},
+		{"999979668", "1962-03-15", NULL, "a\x1B[2Jb", "control characters"},
+		{"999979668", "1962-03-15", NULL,
+		 "123456789012345678901234567890123456789012345678901234567890123456789012345678901",
+		 "longer than 80"},
+	};
+	vz_cov_row row;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		memset(&row, 0, sizeof(row));
+		vz_cov_row_fill(&row, cases[i].bsn, cases[i].birth, cases[i].date, cases[i].ref,
+				"2026-11-29");
+		if (!cases[i].why) {
+			assert_false(row.done);
+			assert_string_equal(row.s.bsn, "999979668");
+			assert_string_equal(row.s.birthdate, "1962-03-15");
+			assert_string_equal(row.s.date, "2026-11-29");
+			continue;
+		}
+		assert_true(row.done);
+		assert_non_null(strstr(row.error, cases[i].why));
+		assert_non_null(strstr(row.error, "not sent"));
+		assert_null(strstr(row.error, "9999796"));
+		assert_null(strchr(row.reference, '\x1B')); /* cleaned for the output */
+	}
+}
+
+/* Text from the server is cleaned; a fault that quotes a BSN is masked; a
+ * Volgnummer that is not a number matches nothing. */
+static void parser_hostile_text(void **state)
+{
+	const char fault[] = "<Envelope><Body><Fault><faultcode>s:Server</faultcode><faultstring>"
+			     "BSN 999979668 onbekend\xC2\x9B"
+			     "2J</faultstring></Fault></Body>"
+			     "</Envelope>";
+	const char odd[] = "<Envelope><Body><ControleerResult><Resultaat>VerzoekAkkoord"
+			   "</Resultaat><Zoekresultaten><Zoekresultaat><Volgnummer>3x</Volgnummer>"
+			   "<Resultaat>Gevonden&#9;\xC2\x9B</Resultaat></Zoekresultaat>"
+			   "</Zoekresultaten></ControleerResult></Body></Envelope>";
+	vz_cov_result res[2];
+	vz_cov_fault_kind fk;
+	char detail[128], many[4096];
+	size_t n = 0, used;
+
+	assert_int_equal(vz_cov_parse(fault, strlen(fault), res, 2, &n, &fk, detail, 128),
+			 VZ_COV_FAULT);
+	assert_string_equal(detail, "BSN ######### onbekend 2J / s:Server");
+	assert_int_equal(vz_cov_parse(odd, strlen(odd), res, 2, &n, &fk, detail, 128), VZ_COV_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(res[0].seq, 0);
+	assert_string_equal(res[0].result, "Gevonden");
+	vz_cov_result_clear(&res[0]);
+	/* More results than the request had searches. */
+	used = (size_t)snprintf(many, sizeof(many),
+				"<Envelope><Body><ControleerResult><Resultaat>"
+				"VerzoekAkkoord</Resultaat><Zoekresultaten>");
+	for (int i = 1; i <= 3; i++)
+		used += (size_t)snprintf(many + used, sizeof(many) - used,
+					 "<Zoekresultaat><Volgnummer>%d</Volgnummer><Resultaat>"
+					 "NietGevonden</Resultaat></Zoekresultaat>",
+					 i);
+	snprintf(many + used, sizeof(many) - used,
+		 "</Zoekresultaten></ControleerResult></Body></Envelope>");
+	assert_int_equal(vz_cov_parse(many, strlen(many), res, 2, &n, &fk, detail, 128),
+			 VZ_COV_MALFORMED);
+	assert_int_equal(n, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(bsn_and_dates), cmocka_unit_test(builder_order_and_escaping),
-		cmocka_unit_test(parser),	 cmocka_unit_test(faults_and_garbage),
-		cmocka_unit_test(csv_reader),	 cmocka_unit_test(csv_writer),
+		cmocka_unit_test(bsn_and_dates),
+		cmocka_unit_test(builder_escaping),
+		cmocka_unit_test(parser),
+		cmocka_unit_test(faults_and_garbage),
+		cmocka_unit_test(csv_reader),
+		cmocka_unit_test(csv_quotes),
+		cmocka_unit_test(csv_encodings),
+		cmocka_unit_test(csv_long_line),
+		cmocka_unit_test(csv_writer),
+		cmocka_unit_test(text_checks),
+		cmocka_unit_test(retry_after),
+		cmocka_unit_test(row_checks),
+		cmocka_unit_test(parser_hostile_text),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
