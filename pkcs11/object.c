@@ -1,4 +1,5 @@
 /* object.c - finding objects and reading their attributes in two passes. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -48,12 +49,65 @@ static tok_rv get_bytes(tok_session *s, CK_OBJECT_HANDLE h, CK_ATTRIBUTE_TYPE ty
 	return TOK_OK;
 }
 
-static bool get_bool(tok_session *s, CK_OBJECT_HANDLE h, CK_ATTRIBUTE_TYPE type)
+static const char *attr_name(CK_ATTRIBUTE_TYPE type)
 {
-	CK_BBOOL v = CK_FALSE;
-	CK_ATTRIBUTE a = {type, &v, sizeof(v)};
+	switch (type) {
+	case CKA_PRIVATE:
+		return "CKA_PRIVATE";
+	case CKA_SENSITIVE:
+		return "CKA_SENSITIVE";
+	case CKA_EXTRACTABLE:
+		return "CKA_EXTRACTABLE";
+	case CKA_ALWAYS_SENSITIVE:
+		return "CKA_ALWAYS_SENSITIVE";
+	case CKA_NEVER_EXTRACTABLE:
+		return "CKA_NEVER_EXTRACTABLE";
+	case CKA_SIGN:
+		return "CKA_SIGN";
+	case CKA_DECRYPT:
+		return "CKA_DECRYPT";
+	case CKA_UNWRAP:
+		return "CKA_UNWRAP";
+	case CKA_DERIVE:
+		return "CKA_DERIVE";
+	case CKA_SIGN_RECOVER:
+		return "CKA_SIGN_RECOVER";
+	case CKA_VALUE:
+		return "CKA_VALUE";
+	case CKA_PRIVATE_EXPONENT:
+		return "CKA_PRIVATE_EXPONENT";
+	case CKA_KEY_TYPE:
+		return "CKA_KEY_TYPE";
+	case CKA_ALLOWED_MECHANISMS:
+		return "CKA_ALLOWED_MECHANISMS";
+	}
+	return "attribute";
+}
 
-	return s->t->f->C_GetAttributeValue(s->h, h, &a, 1) == CKR_OK && v == CK_TRUE;
+/* Remembers the first attribute the token gave no clear answer for. */
+static void note_unclear(tok_obj *o, CK_ATTRIBUTE_TYPE type, CK_RV rv, const char *why)
+{
+	if (o->unclear[0])
+		return;
+	if (why)
+		snprintf(o->unclear, sizeof(o->unclear), "%s: %s", attr_name(type), why);
+	else
+		snprintf(o->unclear, sizeof(o->unclear), "%s: %s", attr_name(type),
+			 tok_ckr_name(rv));
+}
+
+/* A CK_BBOOL attribute: only CKR_OK with a one-byte CK_TRUE or CK_FALSE is
+ * an answer; everything else is unknown (and noted in o->unclear). */
+static tok_flag get_flag(tok_session *s, tok_obj *o, CK_ATTRIBUTE_TYPE type)
+{
+	CK_BBOOL v = 0xff;
+	CK_ATTRIBUTE a = {type, &v, sizeof(v)};
+	CK_RV rv = s->t->f->C_GetAttributeValue(s->h, o->handle, &a, 1);
+
+	if (rv == CKR_OK && a.ulValueLen == sizeof(v) && (v == CK_TRUE || v == CK_FALSE))
+		return v == CK_TRUE ? TOK_FLAG_YES : TOK_FLAG_NO;
+	note_unclear(o, type, rv, rv == CKR_OK ? "not a CK_BBOOL" : NULL);
+	return TOK_FLAG_UNKNOWN;
 }
 
 static CK_ULONG get_ulong(tok_session *s, CK_OBJECT_HANDLE h, CK_ATTRIBUTE_TYPE type, CK_ULONG dflt)
@@ -66,13 +120,85 @@ static CK_ULONG get_ulong(tok_session *s, CK_OBJECT_HANDLE h, CK_ATTRIBUTE_TYPE 
 	return v;
 }
 
-/* The secret part must not be readable; probe without fetching it. */
-static bool secret_readable(tok_session *s, CK_OBJECT_HANDLE h, CK_KEY_TYPE kt)
+/* The secret part must not be readable; probe its length without fetching
+ * it. "Sensitive" and "no such attribute" are answers; an error is not. */
+static tok_flag secret_readable(tok_session *s, tok_obj *o, CK_KEY_TYPE kt)
 {
-	CK_ATTRIBUTE a = {kt == CKK_RSA ? CKA_PRIVATE_EXPONENT : CKA_VALUE, NULL, 0};
-	CK_RV rv = s->t->f->C_GetAttributeValue(s->h, h, &a, 1);
+	CK_ATTRIBUTE_TYPE type = kt == CKK_RSA ? CKA_PRIVATE_EXPONENT : CKA_VALUE;
+	CK_ATTRIBUTE a = {type, NULL, 0};
+	CK_RV rv;
 
-	return rv == CKR_OK && a.ulValueLen != CK_UNAVAILABLE_INFORMATION && a.ulValueLen > 0;
+	if (kt != CKK_RSA && kt != CKK_EC) {
+		note_unclear(o, CKA_KEY_TYPE, CKR_OK, "not RSA or EC");
+		return TOK_FLAG_UNKNOWN;
+	}
+	rv = s->t->f->C_GetAttributeValue(s->h, o->handle, &a, 1);
+	if (rv == CKR_ATTRIBUTE_SENSITIVE || rv == CKR_ATTRIBUTE_TYPE_INVALID ||
+	    (rv == CKR_OK && a.ulValueLen == CK_UNAVAILABLE_INFORMATION))
+		return TOK_FLAG_NO;
+	if (rv == CKR_OK && a.ulValueLen > 0)
+		return TOK_FLAG_YES;
+	note_unclear(o, type, rv, rv == CKR_OK ? "empty value" : NULL);
+	return TOK_FLAG_UNKNOWN;
+}
+
+/* The signature mechanisms a TLS client key needs, and nothing else. */
+static const CK_MECHANISM_TYPE rsa_sign_mechs[] = {
+	CKM_RSA_PKCS,
+	CKM_SHA1_RSA_PKCS,
+	CKM_SHA224_RSA_PKCS,
+	CKM_SHA256_RSA_PKCS,
+	CKM_SHA384_RSA_PKCS,
+	CKM_SHA512_RSA_PKCS,
+	CKM_RSA_PKCS_PSS,
+	CKM_SHA1_RSA_PKCS_PSS,
+	CKM_SHA224_RSA_PKCS_PSS,
+	CKM_SHA256_RSA_PKCS_PSS,
+	CKM_SHA384_RSA_PKCS_PSS,
+	CKM_SHA512_RSA_PKCS_PSS,
+};
+static const CK_MECHANISM_TYPE ec_sign_mechs[] = {
+	CKM_ECDSA,	  CKM_ECDSA_SHA1,   CKM_ECDSA_SHA224,
+	CKM_ECDSA_SHA256, CKM_ECDSA_SHA384, CKM_ECDSA_SHA512,
+};
+
+const CK_MECHANISM_TYPE *tok_sign_mechs(CK_KEY_TYPE kt, size_t *n)
+{
+	if (kt == CKK_RSA) {
+		*n = ARRAY_SIZE(rsa_sign_mechs);
+		return rsa_sign_mechs;
+	}
+	*n = ARRAY_SIZE(ec_sign_mechs);
+	return ec_sign_mechs;
+}
+
+/* YES when CKA_ALLOWED_MECHANISMS lists only signature mechanisms of the
+ * key's type; NO when the key has no such list (absent, or empty as
+ * SoftHSM reports "no restriction") or one with other mechanisms. */
+static tok_flag sign_only_mechs(tok_session *s, tok_obj *o, CK_KEY_TYPE kt)
+{
+	CK_MECHANISM_TYPE got[64];
+	CK_ATTRIBUTE a = {CKA_ALLOWED_MECHANISMS, got, sizeof(got)};
+	const CK_MECHANISM_TYPE *ok;
+	size_t n_ok, n;
+	CK_RV rv = s->t->f->C_GetAttributeValue(s->h, o->handle, &a, 1);
+
+	if (rv == CKR_ATTRIBUTE_TYPE_INVALID ||
+	    (rv == CKR_OK && (a.ulValueLen == CK_UNAVAILABLE_INFORMATION || a.ulValueLen == 0)))
+		return TOK_FLAG_NO;
+	if (rv != CKR_OK || a.ulValueLen % sizeof(got[0]) != 0 || (kt != CKK_RSA && kt != CKK_EC))
+		return TOK_FLAG_UNKNOWN; /* too long a list is not "signature only" either */
+	ok = tok_sign_mechs(kt, &n_ok);
+	n = a.ulValueLen / sizeof(got[0]);
+	for (size_t i = 0; i < n; i++) {
+		bool listed = false;
+
+		for (size_t j = 0; j < n_ok; j++)
+			listed |= got[i] == ok[j];
+		if (!listed)
+			return TOK_FLAG_NO;
+	}
+	return TOK_FLAG_YES;
 }
 
 static unsigned long modulus_bits(const unsigned char *m, size_t len)
@@ -106,12 +232,14 @@ static tok_rv read_obj(tok_session *s, CK_OBJECT_HANDLE h, tok_class cls, tok_ob
 	r = get_bytes(s, h, CKA_ID, &o->id, &o->id_len, err);
 	if (r != TOK_OK && r != TOK_NOT_FOUND)
 		return r;
-	o->is_private = get_bool(s, h, CKA_PRIVATE);
 	if (cls == TOK_CERT) {
+		o->is_private = get_flag(s, o, CKA_PRIVATE);
 		r = get_bytes(s, h, CKA_VALUE, &o->value, &o->value_len, err);
 		if (r != TOK_OK && r != TOK_NOT_FOUND)
 			return r;
-		o->category = get_ulong(s, h, CKA_CERTIFICATE_CATEGORY, 0);
+		o->authority = get_ulong(s, h, CKA_CERTIFICATE_CATEGORY, 0) ==
+			       CK_CERTIFICATE_CATEGORY_AUTHORITY;
+		o->unclear[0] = '\0'; /* only a key's protection must be answered */
 		return TOK_OK;
 	}
 	CK_KEY_TYPE kt = get_ulong(s, h, CKA_KEY_TYPE, CK_UNAVAILABLE_INFORMATION);
@@ -132,13 +260,23 @@ static tok_rv read_obj(tok_session *s, CK_OBJECT_HANDLE h, tok_class cls, tok_ob
 		if (r != TOK_OK && r != TOK_NOT_FOUND)
 			return r;
 	}
-	if (cls == TOK_PRIVKEY) {
-		o->sensitive = get_bool(s, h, CKA_SENSITIVE);
-		o->extractable = get_bool(s, h, CKA_EXTRACTABLE);
-		o->always_sensitive = get_bool(s, h, CKA_ALWAYS_SENSITIVE);
-		o->never_extractable = get_bool(s, h, CKA_NEVER_EXTRACTABLE);
-		o->can_sign = get_bool(s, h, CKA_SIGN);
-		o->value_readable = secret_readable(s, h, kt);
+	if (cls == TOK_PUBKEY) {
+		o->is_private = get_flag(s, o, CKA_PRIVATE);
+		o->unclear[0] = '\0';
+	} else {
+		/* The protection first, so o->unclear names what matters most. */
+		o->sensitive = get_flag(s, o, CKA_SENSITIVE);
+		o->extractable = get_flag(s, o, CKA_EXTRACTABLE);
+		o->value_readable = secret_readable(s, o, kt);
+		o->is_private = get_flag(s, o, CKA_PRIVATE);
+		o->always_sensitive = get_flag(s, o, CKA_ALWAYS_SENSITIVE);
+		o->never_extractable = get_flag(s, o, CKA_NEVER_EXTRACTABLE);
+		o->can_sign = get_flag(s, o, CKA_SIGN);
+		o->can_decrypt = get_flag(s, o, CKA_DECRYPT);
+		o->can_unwrap = get_flag(s, o, CKA_UNWRAP);
+		o->can_derive = get_flag(s, o, CKA_DERIVE);
+		o->can_sign_recover = get_flag(s, o, CKA_SIGN_RECOVER);
+		o->sign_only_mechs = sign_only_mechs(s, o, kt);
 	}
 	return TOK_OK;
 }

@@ -8,6 +8,12 @@
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
+/* CKA_CERTIFICATE_CATEGORY values (PKCS#11 2.40), missing from p11-kit's header. */
+#ifndef CK_CERTIFICATE_CATEGORY_AUTHORITY
+#define CK_CERTIFICATE_CATEGORY_TOKEN_USER 1UL
+#define CK_CERTIFICATE_CATEGORY_AUTHORITY  2UL
+#endif
+
 struct tok_token {
 	CK_FUNCTION_LIST *f;
 	CK_SLOT_ID slot;
@@ -37,6 +43,10 @@ void tok_err_set(tok_err *err, const char *fmt, ...) __attribute__((format(print
 /* "FUNC failed: CKR_X (sentence)" plus a hint when one fits; maps to a tok_rv. */
 tok_rv tok_err_ckr(tok_err *err, const char *func, CK_RV rv);
 void tok_err_hint(tok_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The signature mechanisms a key of type kt may be limited to
+ * (CKA_ALLOWED_MECHANISMS); *n is their number. */
+const CK_MECHANISM_TYPE *tok_sign_mechs(CK_KEY_TYPE kt, size_t *n);
 
 /* Copies a blank-padded PKCS#11 string into a NUL-terminated one. */
 void tok_padded_copy(char *dst, size_t dst_size, const unsigned char *src, size_t src_len);

@@ -100,7 +100,17 @@ typedef enum tok_keytype {
 	TOK_KEY_EC
 } tok_keytype;
 
-/* One object as read from the token. Absent attributes are empty/false. */
+/* A yes/no attribute as the token answered it. Anything but a clear answer
+ * (an error, a missing attribute, a value of the wrong size) is
+ * TOK_FLAG_UNKNOWN, which callers must never take for "no". */
+typedef enum tok_flag {
+	TOK_FLAG_UNKNOWN = 0,
+	TOK_FLAG_NO,
+	TOK_FLAG_YES
+} tok_flag;
+
+/* One object as read from the token. Absent attributes are empty; flags
+ * that were not answered are TOK_FLAG_UNKNOWN. */
 typedef struct tok_obj {
 	unsigned long handle;
 	tok_class cls;
@@ -109,13 +119,19 @@ typedef struct tok_obj {
 	size_t id_len;
 	unsigned char *value; /* certificate DER */
 	size_t value_len;
-	unsigned long category; /* certificate category: 1 user, 2 authority */
+	bool authority; /* a CA certificate (CKA_CERTIFICATE_CATEGORY 2) */
 	tok_keytype key_type;
 	unsigned long bits;	  /* RSA modulus bits */
 	unsigned char *ec_params; /* DER of the curve OID */
 	size_t ec_params_len;
-	bool is_private, sensitive, extractable, always_sensitive, never_extractable, can_sign;
-	bool value_readable; /* a private key's secret value could be read (must be false) */
+	tok_flag is_private;
+	/* private keys only: */
+	tok_flag sensitive, extractable, always_sensitive, never_extractable;
+	tok_flag can_sign, can_decrypt, can_unwrap, can_derive, can_sign_recover;
+	tok_flag value_readable;  /* the secret value could be read (must be NO) */
+	tok_flag sign_only_mechs; /* CKA_ALLOWED_MECHANISMS holds only signature mechanisms */
+	char unclear[96];	  /* the first protection attribute without a clear answer,
+				     as "CKA_X: CKR_Y"; empty when all were answered */
 } tok_obj;
 
 /* Finds objects of a class, optionally only with this label and/or id.
@@ -137,7 +153,7 @@ typedef struct tok_key {
 typedef struct tok_cert {
 	tok_bytes der, subject, issuer, serial, id;
 	const char *label;
-	bool authority; /* category 2 (CA) instead of 1 (user) */
+	bool authority; /* a CA certificate (category 2) instead of a user one (1) */
 } tok_cert;
 
 typedef struct tok_txn tok_txn;
@@ -148,8 +164,12 @@ typedef struct tok_txn tok_txn;
  * what was destroyed, tok_txn_commit() keeps the changes. Either call frees
  * the transaction. */
 tok_rv tok_txn_begin(tok_session *s, tok_txn **out, tok_err *err);
-/* Creates the private key (sensitive, not extractable, sign) and its public
- * key, sharing label, id and subject. */
+/* Creates the private key (sensitive, not extractable, sign only: no
+ * decrypt, unwrap, derive or sign-recover, and CKA_ALLOWED_MECHANISMS set to
+ * the signature mechanisms TLS uses) and its public key, sharing label, id
+ * and subject. A token that does not know CKA_ALLOWED_MECHANISMS
+ * (CKR_ATTRIBUTE_TYPE_INVALID) gets the key without that list (read
+ * tok_obj.sign_only_mechs to see which happened). */
 tok_rv tok_txn_add_keypair(tok_txn *x, const char *label, tok_bytes id, tok_bytes subject,
 			   const tok_key *key, tok_err *err);
 tok_rv tok_txn_add_cert(tok_txn *x, const tok_cert *c, tok_err *err);

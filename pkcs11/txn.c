@@ -77,6 +77,8 @@ tok_rv tok_txn_add_keypair(tok_txn *x, const char *label, tok_bytes id, tok_byte
 	CK_KEY_TYPE kt;
 	CK_ATTRIBUTE priv[24], pub[16];
 	CK_ULONG np = 0, nq = 0;
+	const CK_MECHANISM_TYPE *mechs;
+	size_t n_mechs;
 	tok_rv r;
 
 	if (key->type == TOK_KEY_RSA) {
@@ -94,6 +96,7 @@ tok_rv tok_txn_add_keypair(tok_txn *x, const char *label, tok_bytes id, tok_byte
 	priv[np++] = ATTR(CKA_SENSITIVE, &yes, sizeof(yes));
 	priv[np++] = ATTR(CKA_EXTRACTABLE, &no, sizeof(no));
 	priv[np++] = ATTR(CKA_SIGN, &yes, sizeof(yes));
+	priv[np++] = ATTR(CKA_SIGN_RECOVER, &no, sizeof(no));
 	priv[np++] = ATTR(CKA_DECRYPT, &no, sizeof(no));
 	priv[np++] = ATTR(CKA_UNWRAP, &no, sizeof(no));
 	priv[np++] = ATTR(CKA_DERIVE, &no, sizeof(no));
@@ -129,7 +132,18 @@ tok_rv tok_txn_add_keypair(tok_txn *x, const char *label, tok_bytes id, tok_byte
 		pub[nq++] = ATTR_B(CKA_EC_PARAMS, key->ec_params);
 		pub[nq++] = ATTR_B(CKA_EC_POINT, key->ec_point);
 	}
+	/* Sign only, and only with the signature mechanisms TLS uses: no raw
+	 * RSA (CKM_RSA_X_509), which would let the token decrypt. Keep the
+	 * hash-and-sign variants: pkcs11-provider signs TLS 1.3's RSA-PSS
+	 * with CKM_SHA256_RSA_PKCS_PSS and friends and refuses itself ("mechanism
+	 * not allowed with this key") when the key's list lacks them. Last in
+	 * the template, so a token that does not know the attribute can get
+	 * the key without it. */
+	mechs = tok_sign_mechs(kt, &n_mechs);
+	priv[np++] = ATTR(CKA_ALLOWED_MECHANISMS, mechs, n_mechs * sizeof(*mechs));
 	r = create(x, priv, np, "private key", err);
+	if (r != TOK_OK && err->has_ckr && err->ckr == CKR_ATTRIBUTE_TYPE_INVALID)
+		r = create(x, priv, np - 1, "private key", err);
 	if (r != TOK_OK)
 		return r;
 	return create(x, pub, nq, "public key", err);
@@ -139,7 +153,8 @@ tok_rv tok_txn_add_cert(tok_txn *x, const tok_cert *c, tok_err *err)
 {
 	CK_OBJECT_CLASS klass = CKO_CERTIFICATE;
 	CK_CERTIFICATE_TYPE ct = CKC_X_509;
-	CK_ULONG category = c->authority ? 2 : 1;
+	CK_ULONG category = c->authority ? CK_CERTIFICATE_CATEGORY_AUTHORITY
+					 : CK_CERTIFICATE_CATEGORY_TOKEN_USER;
 	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
 	CK_ATTRIBUTE t[] = {
 		ATTR(CKA_CLASS, &klass, sizeof(klass)),

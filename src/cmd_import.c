@@ -276,7 +276,7 @@ static tok_rv destroy_old(tok_txn *x, const vz_store *st, const char *label, boo
 			tok_rv r;
 
 			if (!vz_obj_has_label(o, label) || (o->cls == TOK_PRIVKEY) != privkeys ||
-			    (o->cls == TOK_CERT && o->category == 2) ||
+			    (o->cls == TOK_CERT && o->authority) ||
 			    (o->cls != TOK_CERT && reuse_key && has_id(o, id)))
 				continue;
 			r = tok_txn_destroy(x, o->handle, te);
@@ -285,6 +285,36 @@ static tok_rv destroy_old(tok_txn *x, const vz_store *st, const char *label, boo
 		}
 	}
 	return TOK_OK;
+}
+
+/* The key as read back must be sensitive, not extractable and its value
+ * unreadable, each by a clear answer: a read that failed is no proof. */
+static vz_rv check_protected(const vz_entry *e, vz_err *err)
+{
+	const tok_obj *k = e ? e->key : NULL;
+
+	if (!k) {
+		vz_err_set(err, "the token did not keep the key where it was written");
+		vz_err_hint(err, "this token cannot protect the key; use another token or HSM");
+		return VZ_FAIL;
+	}
+	if (k->sensitive == TOK_FLAG_NO || k->extractable == TOK_FLAG_YES ||
+	    k->value_readable == TOK_FLAG_YES) {
+		vz_err_set(err, "the token did not keep the key sensitive and non-extractable");
+		vz_err_hint(err, "this token cannot protect the key; use another token or HSM");
+		return VZ_FAIL;
+	}
+	if (k->sensitive != TOK_FLAG_YES || k->extractable != TOK_FLAG_NO ||
+	    k->value_readable != TOK_FLAG_NO) {
+		vz_err_set(err,
+			   "could not confirm that the token keeps the key sensitive and "
+			   "non-extractable: no clear answer for %s",
+			   k->unclear[0] ? k->unclear : "the key's attributes");
+		vz_err_hint(err, "the token may be failing; check it (and its connection) and "
+				 "import again");
+		return VZ_FAIL;
+	}
+	return VZ_OK;
 }
 
 /* The whole change in one transaction: key pair (unless kept), certificate,
@@ -334,12 +364,8 @@ static vz_rv apply(vz_token *tk, const vz_store *st, const struct source *src, c
 	if (vz_store_load(tk->s, after, err) != VZ_OK)
 		goto abort;
 	e = find_entry(*after, label, src->id);
-	if (!e || !e->key->sensitive || e->key->extractable || e->key->value_readable) {
-		vz_err_set(err, "the token did not keep the key %s",
-			   e ? "sensitive and non-extractable" : "where it was written");
-		vz_err_hint(err, "this token cannot protect the key; use another token or HSM");
+	if (check_protected(e, err) != VZ_OK)
 		goto abort;
-	}
 	if (has_old) {
 		r = destroy_old(x, st, label, reuse_key, src->id, true, &te);
 		if (r != TOK_OK) {
@@ -409,8 +435,7 @@ static vz_rv check_existing(const vz_store *st, const struct source *src,
 	long idx = vz_store_find_cert(st, src->leaf);
 
 	*same = *has_old = *reuse_key = false;
-	if (idx >= 0 && st->certs[idx].category != 2 &&
-	    !vz_obj_has_label(&st->certs[idx], o->label)) {
+	if (idx >= 0 && !st->certs[idx].authority && !vz_obj_has_label(&st->certs[idx], o->label)) {
 		vz_err_set(err, "this certificate is already on the token with the label '%s'",
 			   st->certs[idx].label ? st->certs[idx].label : "");
 		vz_err_hint(err, "use that label, or remove it first with 'vzp11 remove'");
@@ -440,7 +465,7 @@ static vz_rv check_existing(const vz_store *st, const struct source *src,
 		}
 	}
 	for (size_t i = 0; i < st->n_certs; i++)
-		*has_old |= vz_obj_has_label(&st->certs[i], o->label) && st->certs[i].category != 2;
+		*has_old |= vz_obj_has_label(&st->certs[i], o->label) && !st->certs[i].authority;
 	for (size_t i = 0; i < st->n_pubs; i++)
 		*has_old |= vz_obj_has_label(&st->pubs[i], o->label);
 	if (*has_old && !o->replace) {

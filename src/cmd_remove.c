@@ -114,7 +114,7 @@ int cmd_remove(vz_global *g, int argc, char **argv)
 	for (size_t i = 0; i < st->n_pubs; i++)
 		n_pub += vz_obj_has_label(&st->pubs[i], label);
 	for (size_t i = 0; i < st->n_certs; i++)
-		n_cert += vz_obj_has_label(&st->certs[i], label) && st->certs[i].category != 2;
+		n_cert += vz_obj_has_label(&st->certs[i], label) && !st->certs[i].authority;
 	if (n_key + n_pub + n_cert == 0) {
 		fprintf(stderr,
 			"vzp11: nothing has the label '%s' on token '%s'; nothing was removed\n"
@@ -147,7 +147,7 @@ int cmd_remove(vz_global *g, int argc, char **argv)
 	for (size_t i = 0; r2 == TOK_OK && i < n_ca; i++)
 		r2 = tok_txn_destroy(x, cas[i], &te);
 	for (size_t i = 0; r2 == TOK_OK && i < st->n_certs; i++)
-		if (vz_obj_has_label(&st->certs[i], label) && st->certs[i].category != 2)
+		if (vz_obj_has_label(&st->certs[i], label) && !st->certs[i].authority)
 			r2 = tok_txn_destroy(x, st->certs[i].handle, &te);
 	for (size_t i = 0; r2 == TOK_OK && i < st->n_pubs; i++)
 		if (vz_obj_has_label(&st->pubs[i], label))

@@ -29,6 +29,27 @@ static int key_bits(const vz_entry *e)
 	return e->key->bits ? (int)e->key->bits : e->info.key_bits;
 }
 
+/* A token's answer as JSON: true, false, or null when it gave none. */
+static json_t *flag_json(tok_flag f)
+{
+	return f == TOK_FLAG_UNKNOWN ? json_null() : json_boolean(f == TOK_FLAG_YES);
+}
+
+/* Sign only: every other use off and the mechanisms limited to signing. */
+static tok_flag sign_only(const tok_obj *k)
+{
+	const tok_flag off[] = {k->can_decrypt, k->can_unwrap, k->can_derive, k->can_sign_recover};
+	tok_flag r = k->sign_only_mechs;
+
+	for (size_t i = 0; i < sizeof(off) / sizeof(off[0]); i++) {
+		if (off[i] == TOK_FLAG_YES)
+			return TOK_FLAG_NO;
+		if (off[i] == TOK_FLAG_UNKNOWN && r == TOK_FLAG_YES)
+			r = TOK_FLAG_UNKNOWN;
+	}
+	return r;
+}
+
 json_t *vz_out_entry_json(const tok_token *t, const vz_entry *e)
 {
 	char *id = vz_hex(e->cert->id, e->cert->id_len);
@@ -45,7 +66,7 @@ json_t *vz_out_entry_json(const tok_token *t, const vz_entry *e)
 		json_array_append_new(chain, json_string(name));
 	}
 	j = json_pack("{s:s?, s:s?, s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:s, "
-		      "s:{s:s, s:i, s:b, s:b}, s:{s:s?, s:s?}, s:o}",
+		      "s:{s:s, s:i, s:o, s:o, s:o, s:o}, s:{s:s?, s:s?}, s:o}",
 		      "label", e->cert->label, "id", id, "subject", e->info.subject, "issuer",
 		      e->info.issuer, "serial", e->info.serial, "not_before", e->info.not_before,
 		      "not_after", e->info.not_after, "days_left", (json_int_t)e->info.days_left,
@@ -54,8 +75,10 @@ json_t *vz_out_entry_json(const tok_token *t, const vz_entry *e)
 		      e->key->key_type == TOK_KEY_RSA  ? "rsa"
 		      : e->key->key_type == TOK_KEY_EC ? "ec"
 						       : "other",
-		      "bits", key_bits(e), "sensitive", e->key->sensitive, "extractable",
-		      e->key->extractable, "uri", "key", kuri, "cert", curi, "chain", chain);
+		      "bits", key_bits(e), "sensitive", flag_json(e->key->sensitive), "extractable",
+		      flag_json(e->key->extractable), "value_readable",
+		      flag_json(e->key->value_readable), "sign_only", flag_json(sign_only(e->key)),
+		      "uri", "key", kuri, "cert", curi, "chain", chain);
 	free(id);
 	free(kuri);
 	free(curi);
@@ -80,9 +103,14 @@ void vz_out_entry_line(FILE *f, const vz_entry *e)
 					: "");
 }
 
-static const char *yn(bool b)
+static const char *yn(tok_flag f)
 {
-	return b ? "yes" : "no";
+	return f == TOK_FLAG_YES ? "yes" : f == TOK_FLAG_NO ? "no" : "unknown";
+}
+
+static const char *mechs_text(tok_flag f)
+{
+	return f == TOK_FLAG_YES ? "signature-only" : f == TOK_FLAG_NO ? "any" : "unknown";
 }
 
 void vz_out_entry_full(FILE *f, const tok_token *t, const vz_entry *e)
@@ -104,9 +132,15 @@ void vz_out_entry_full(FILE *f, const tok_token *t, const vz_entry *e)
 		e->info.kind_reason[0] ? ": " : "", e->info.kind_reason);
 	fprintf(f, "key:          %s %d bits\n", e->key->key_type == TOK_KEY_EC ? "ec" : "rsa",
 		key_bits(e));
-	fprintf(f, "key on token: sensitive=%s extractable=%s private=%s sign=%s\n",
-		yn(e->key->sensitive), yn(e->key->extractable), yn(e->key->is_private),
-		yn(e->key->can_sign));
+	fprintf(f, "key on token: sensitive=%s extractable=%s value-readable=%s private=%s\n",
+		yn(e->key->sensitive), yn(e->key->extractable), yn(e->key->value_readable),
+		yn(e->key->is_private));
+	fprintf(f,
+		"key use:      sign=%s decrypt=%s unwrap=%s derive=%s sign-recover=%s "
+		"mechanisms=%s\n",
+		yn(e->key->can_sign), yn(e->key->can_decrypt), yn(e->key->can_unwrap),
+		yn(e->key->can_derive), yn(e->key->can_sign_recover),
+		mechs_text(e->key->sign_only_mechs));
 	fprintf(f, "fingerprint:  SHA-256 %s\n", e->info.fingerprint);
 	fprintf(f, "id:           %s\n", id ? id : "");
 	fprintf(f, "key URI:      %s\n", kuri ? kuri : "");

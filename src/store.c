@@ -76,7 +76,7 @@ vz_rv vz_store_load(tok_session *s, vz_store **out, vz_err *err)
 		const tok_obj *key = match(st->keys, st->n_keys, &st->certs[i]);
 		vz_entry *e;
 
-		if (!key || !st->x509s[i] || st->certs[i].category == 2)
+		if (!key || !st->x509s[i] || st->certs[i].authority)
 			continue;
 		e = &st->entries[st->n_entries];
 		e->cert = &st->certs[i];

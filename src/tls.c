@@ -160,7 +160,7 @@ static vz_rv find_cert(const vz_global *g, const char *label, vz_tls *t, char **
 	for (size_t i = 0; i < st->n_certs; i++) {
 		const tok_obj *o = &st->certs[i];
 
-		if (vz_obj_has_label(o, label) && o->category != 2 && st->x509s[i]) {
+		if (vz_obj_has_label(o, label) && !o->authority && st->x509s[i]) {
 			found = (long)i;
 			n++;
 		}

@@ -1,5 +1,7 @@
 /* wrappers.h - generated once from p11-kit's pkcs11.h: one forwarding
- * wrapper per PKCS#11 v2.40 function, each asking fault() first. */
+ * wrapper per PKCS#11 v2.40 function, each asking fault() first; edited by
+ * hand for attribute faults (C_CreateObject, C_GetAttributeValue) and
+ * the slot count (C_GetSlotList). */
 
 static CK_RV w_C_Initialize(void *init_args)
 {
@@ -38,6 +40,8 @@ static CK_RV w_C_GetSlotList(unsigned char token_present, CK_SLOT_ID *slot_list,
 	if (fault("C_GetSlotList", &rv))
 		return rv;
 	rv = real->C_GetSlotList(token_present, slot_list, count);
+	if (rv == CKR_OK && !slot_list)
+		hide_a_slot(count);
 	return rv;
 }
 
@@ -197,7 +201,7 @@ static CK_RV w_C_CreateObject(CK_SESSION_HANDLE session, CK_ATTRIBUTE *templ, un
 {
 	CK_RV rv;
 
-	if (fault("C_CreateObject", &rv))
+	if (fault("C_CreateObject", &rv) || attr_fault(&create_attr, session, CK_INVALID_HANDLE, templ, count, &rv))
 		return rv;
 	rv = real->C_CreateObject(session, templ, count, object);
 	return rv;
@@ -237,7 +241,7 @@ static CK_RV w_C_GetAttributeValue(CK_SESSION_HANDLE session, CK_OBJECT_HANDLE o
 {
 	CK_RV rv;
 
-	if (fault("C_GetAttributeValue", &rv))
+	if (fault("C_GetAttributeValue", &rv) || attr_fault(&read_attr, session, object, templ, count, &rv))
 		return rv;
 	rv = real->C_GetAttributeValue(session, object, templ, count);
 	return rv;

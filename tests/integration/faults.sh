@@ -37,6 +37,60 @@ case_wrong_pin_sent_once() {
 	expect_rc 1 "rejected PIN"
 	expect_in "$T/err" "rejected the PIN" "says the PIN was rejected"
 	expect_unchanged before "rejected PIN"
+	logins=$(sed -n 's/^func C_Login //p' "$T/report")
+	[ "${logins:-0}" -eq 1 ] && pass "the PIN was sent exactly once" ||
+		fail "C_Login was called ${logins:-0} times, expected once"
+}
+
+# readback_fails ATTR CODE CLASS FILE SEED: the token gives no clear answer
+# when the key's protection is read back after writing it. The import must
+# not count that as "verified": exit 1, token exactly as before. And `show`
+# of such a key says "unknown", never "no".
+readback_fails() {
+	imp "$5" --label seeded
+	[ "$rc" -eq 0 ] || { fail "seeding the token failed"; cat "$T/err"; finish; }
+	snapshot before
+	FAULTY_P11_FAIL_ATTR=$1 FAULTY_P11_RV=$2 FAULTY_P11_FAIL_ATTR_CLASS=$3 \
+		FAULTY_P11_REPORT=$T/report VZP11_MODULE=$FAULTY_P11 imp "$4"
+	expect_rc 1 "import when reading $1 back fails with $2"
+	expect_in "$T/report" "^injected attribute" "the fault was injected"
+	expect_in "$T/err" "could not confirm" "says the key's protection could not be confirmed"
+	expect_in "$T/err" "$1: $2" "names the attribute and the code"
+	expect_in "$T/err" "token is unchanged" "says the token is unchanged"
+	expect_unchanged before "read-back of $1 failed"
+	imp "$4" --label checked
+	expect_rc 0 "the same import without the fault"
+	FAULTY_P11_FAIL_ATTR=$1 FAULTY_P11_RV=$2 FAULTY_P11_FAIL_ATTR_CLASS=$3 \
+		VZP11_MODULE=$FAULTY_P11 run vz show checked
+	expect_rc 0 "show while $1 cannot be read"
+	case $1 in
+	CKA_SENSITIVE | CKA_EXTRACTABLE) a=$(echo "$1" | sed 's/^CKA_//' | tr A-Z a-z) ;;
+	*) a=value-readable ;;
+	esac
+	expect_in "$T/out" "$a=unknown" "show says $a=unknown"
+	expect_not_in "$T/out" "$a=(no|yes)" "show does not say $a=no or yes"
+	FAULTY_P11_FAIL_ATTR=$1 FAULTY_P11_RV=$2 FAULTY_P11_FAIL_ATTR_CLASS=$3 \
+		VZP11_MODULE=$FAULTY_P11 run vz --json show checked
+	python3 - "$T/out" "$a" >"$T/check" 2>&1 <<'PY' || true
+import json, sys
+k = json.load(open(sys.argv[1]))["key"]
+name = sys.argv[2].replace("-", "_")
+assert name in k and k[name] is None, k
+print("json ok")
+PY
+	expect_in "$T/check" "^json ok$" "show --json gives null, not false, for what is unknown"
+}
+case_readback_sensitive() {
+	readback_fails CKA_SENSITIVE CKR_DEVICE_ERROR "" "$PKI/sys-rsa2048.p12" "$PKI/sys-ec256.p12"
+}
+case_readback_extractable() {
+	readback_fails CKA_EXTRACTABLE CKR_GENERAL_ERROR "" "$PKI/sys-rsa2048.p12" "$PKI/sys-ec256.p12"
+}
+case_readback_rsa_value() {
+	readback_fails CKA_PRIVATE_EXPONENT CKR_DEVICE_ERROR "" "$PKI/sys-rsa2048.p12" "$PKI/sys-ec256.p12"
+}
+case_readback_ec_value() {
+	readback_fails CKA_VALUE CKR_GENERAL_ERROR private-key "$PKI/sys-ec256.p12" "$PKI/sys-rsa2048.p12"
 }
 
 case_write_fails() {

@@ -147,7 +147,8 @@ import json, sys
 o = json.load(open(sys.argv[1]))
 assert o["status"] == "imported", o["status"]
 assert o["label"] == "vecozo-system"
-assert o["key"] == {"type": "rsa", "bits": 2048, "sensitive": True, "extractable": False}, o["key"]
+assert o["key"] == {"type": "rsa", "bits": 2048, "sensitive": True, "extractable": False,
+                    "value_readable": False, "sign_only": True}, o["key"]
 assert o["kind"] == "system"
 assert o["uri"]["key"].startswith("pkcs11:") and "pin" not in o["uri"]["key"]
 assert len(o["chain"]) == 2
