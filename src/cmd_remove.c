@@ -39,27 +39,150 @@ static bool confirm(const char *label, const char *token)
 	return yes;
 }
 
-/* A CA certificate stays when an entry with another label chains to it. */
-static bool ca_needed_elsewhere(const vz_store *st, const X509 *ca, const char *label)
-{
-	for (size_t i = 0; i < st->n_entries; i++) {
-		const vz_entry *e = &st->entries[i];
+/* What one remove deletes. CA certificates are indexes into st->certs. */
+struct plan {
+	size_t n_key, n_pub, n_cert;
+	size_t cas[64];
+	size_t n_ca;
+};
 
-		if (vz_obj_has_label(e->cert, label))
-			continue;
-		for (int j = 0; j < sk_X509_num(e->chain); j++)
-			if (X509_cmp(sk_X509_value(e->chain, j), ca) == 0)
-				return true;
-	}
+static bool leaving(const vz_store *st, size_t i, const char *label)
+{
+	return vz_obj_has_label(&st->certs[i], label) && !st->certs[i].authority;
+}
+
+static bool planned(const struct plan *p, size_t idx)
+{
+	for (size_t i = 0; i < p->n_ca; i++)
+		if (p->cas[i] == idx)
+			return true;
 	return false;
 }
 
-static bool in_list(const unsigned long *hs, size_t n, unsigned long h)
+/* Adds the CA certificates on the token that certificate i chains to. */
+static vz_rv add_chain(const vz_store *st, size_t i, struct plan *p, vz_err *err)
 {
-	for (size_t i = 0; i < n; i++)
-		if (hs[i] == h)
-			return true;
-	return false;
+	STACK_OF(X509) *chain = vz_cert_chain(st->x509s[i], st->pool, NULL);
+
+	if (!chain) {
+		vz_err_set(err, "out of memory");
+		return VZ_FAIL;
+	}
+	for (int j = 0; j < sk_X509_num(chain); j++) {
+		long idx = vz_store_find_cert(st, sk_X509_value(chain, j));
+
+		if (idx >= 0 && (size_t)idx != i && !planned(p, (size_t)idx) &&
+		    p->n_ca < sizeof(p->cas) / sizeof(p->cas[0]))
+			p->cas[p->n_ca++] = (size_t)idx;
+	}
+	sk_X509_free(chain);
+	return VZ_OK;
+}
+
+/* Drops from the plan every CA certificate that a certificate staying on
+ * the token chains to; returns true when it dropped one. */
+static bool keep_used_cas(const vz_store *st, const char *label, struct plan *p)
+{
+	bool dropped = false;
+
+	for (size_t i = 0; i < st->n_certs; i++) {
+		STACK_OF(X509) *chain;
+
+		if (!st->x509s[i] || leaving(st, i, label) || planned(p, i))
+			continue;
+		chain = vz_cert_chain(st->x509s[i], st->pool, NULL);
+		for (int j = 0; chain && j < sk_X509_num(chain); j++) {
+			long idx = vz_store_find_cert(st, sk_X509_value(chain, j));
+
+			for (size_t k = 0; idx >= 0 && k < p->n_ca; k++) {
+				if (p->cas[k] == (size_t)idx) {
+					p->cas[k] = p->cas[--p->n_ca];
+					dropped = true;
+					break;
+				}
+			}
+		}
+		sk_X509_free(chain);
+	}
+	return dropped;
+}
+
+/* Counts the label's objects and picks the CA certificates that only they
+ * use: a CA certificate stays while any certificate that stays on the
+ * token (with a key or without, a CA certificate too) chains to it. */
+static vz_rv make_plan(const vz_store *st, const char *label, struct plan *p, vz_err *err)
+{
+	memset(p, 0, sizeof(*p));
+	for (size_t i = 0; i < st->n_keys; i++)
+		p->n_key += vz_obj_has_label(&st->keys[i], label);
+	for (size_t i = 0; i < st->n_pubs; i++)
+		p->n_pub += vz_obj_has_label(&st->pubs[i], label);
+	for (size_t i = 0; i < st->n_certs; i++) {
+		if (!leaving(st, i, label))
+			continue;
+		p->n_cert++;
+		if (st->x509s[i] && add_chain(st, i, p, err) != VZ_OK)
+			return VZ_FAIL;
+	}
+	/* Until nothing changes: a CA kept now keeps its own issuers. */
+	while (keep_used_cas(st, label, p))
+		;
+	return VZ_OK;
+}
+
+/* Public objects first: on a failure the transaction creates them again.
+ * The private key cannot be restored, so it goes last. */
+static vz_rv destroy_planned(vz_token *tk, const vz_store *st, const char *label,
+			     const struct plan *p, vz_err *err)
+{
+	tok_err te = {0};
+	tok_txn *x = NULL;
+	tok_rv r = tok_txn_begin(tk->s, &x, &te);
+
+	for (size_t i = 0; r == TOK_OK && i < p->n_ca; i++)
+		r = tok_txn_destroy(x, st->certs[p->cas[i]].handle, &te);
+	for (size_t i = 0; r == TOK_OK && i < st->n_certs; i++)
+		if (leaving(st, i, label))
+			r = tok_txn_destroy(x, st->certs[i].handle, &te);
+	for (size_t i = 0; r == TOK_OK && i < st->n_pubs; i++)
+		if (vz_obj_has_label(&st->pubs[i], label))
+			r = tok_txn_destroy(x, st->pubs[i].handle, &te);
+	for (size_t i = 0; r == TOK_OK && i < st->n_keys; i++)
+		if (vz_obj_has_label(&st->keys[i], label))
+			r = tok_txn_destroy(x, st->keys[i].handle, &te);
+	if (r != TOK_OK) {
+		tok_err ae = {0};
+		size_t used;
+
+		vz_err_from_tok(err, &te, r);
+		used = strlen(err->msg);
+		if (!x || tok_txn_abort(x, &ae) == TOK_OK)
+			snprintf(err->msg + used, sizeof(err->msg) - used, "; nothing was removed");
+		else
+			snprintf(err->msg + used, sizeof(err->msg) - used, "; %s", ae.msg);
+		return VZ_FAIL;
+	}
+	tok_txn_commit(x);
+	return VZ_OK;
+}
+
+static void print_removed(const vz_global *g, const vz_token *tk, const char *label,
+			  const struct plan *p)
+{
+	const char *token = tok_token_info_of(tk->tok)->label;
+
+	if (g->json) {
+		vz_out_json(stdout,
+			    json_pack("{s:s, s:s, s:{s:I, s:I, s:I, s:I}}", "label", label, "token",
+				      token, "removed", "private_keys", (json_int_t)p->n_key,
+				      "public_keys", (json_int_t)p->n_pub, "certificates",
+				      (json_int_t)p->n_cert, "ca_certificates",
+				      (json_int_t)p->n_ca));
+		return;
+	}
+	printf("Removed '%s' from token '%s': %zu private key(s), %zu public key(s), "
+	       "%zu certificate(s), %zu CA certificate(s) no longer used.\n",
+	       label, token, p->n_key, p->n_pub, p->n_cert, p->n_ca);
 }
 
 int cmd_remove(vz_global *g, int argc, char **argv)
@@ -71,11 +194,7 @@ int cmd_remove(vz_global *g, int argc, char **argv)
 	vz_token tk;
 	vz_store *st = NULL;
 	vz_err err = {0};
-	tok_err te = {0};
-	tok_txn *x = NULL;
-	tok_rv r2;
-	unsigned long cas[64];
-	size_t n_ca = 0, n_key = 0, n_pub = 0, n_cert = 0;
+	struct plan plan;
 	int ret = VZ_EXIT_FAIL;
 	vz_rv r;
 	int c;
@@ -105,81 +224,28 @@ int cmd_remove(vz_global *g, int argc, char **argv)
 	r = vz_token_open(g, true, true, &tk, &err);
 	if (r == VZ_OK)
 		r = vz_store_load(tk.s, &st, &err);
+	if (r == VZ_OK)
+		r = make_plan(st, label, &plan, &err);
 	if (r != VZ_OK) {
 		vz_report(&err);
 		goto out;
 	}
-	for (size_t i = 0; i < st->n_keys; i++)
-		n_key += vz_obj_has_label(&st->keys[i], label);
-	for (size_t i = 0; i < st->n_pubs; i++)
-		n_pub += vz_obj_has_label(&st->pubs[i], label);
-	for (size_t i = 0; i < st->n_certs; i++)
-		n_cert += vz_obj_has_label(&st->certs[i], label) && !st->certs[i].authority;
-	if (n_key + n_pub + n_cert == 0) {
+	if (plan.n_key + plan.n_pub + plan.n_cert == 0) {
 		fprintf(stderr,
 			"vzp11: nothing has the label '%s' on token '%s'; nothing was removed\n"
 			"vzp11: see the labels with 'vzp11 list'\n",
 			label, tok_token_info_of(tk.tok)->label);
 		goto out;
 	}
-	for (size_t i = 0; i < st->n_entries; i++) {
-		const vz_entry *e = &st->entries[i];
-
-		if (!vz_obj_has_label(e->cert, label))
-			continue;
-		for (int j = 0; j < sk_X509_num(e->chain); j++) {
-			const X509 *ca = sk_X509_value(e->chain, j);
-			long idx = vz_store_find_cert(st, ca);
-
-			if (idx < 0 || ca_needed_elsewhere(st, ca, label) ||
-			    in_list(cas, n_ca, st->certs[idx].handle) || n_ca == 64)
-				continue;
-			cas[n_ca++] = st->certs[idx].handle;
-		}
-	}
 	if (!yes && !confirm(label, tok_token_info_of(tk.tok)->label)) {
 		fprintf(stderr, "vzp11: not confirmed; nothing was removed\n");
 		goto out;
 	}
-	/* Public objects first: on a failure the transaction creates them again.
-	 * The private key cannot be restored, so it goes last. */
-	r2 = tok_txn_begin(tk.s, &x, &te);
-	for (size_t i = 0; r2 == TOK_OK && i < n_ca; i++)
-		r2 = tok_txn_destroy(x, cas[i], &te);
-	for (size_t i = 0; r2 == TOK_OK && i < st->n_certs; i++)
-		if (vz_obj_has_label(&st->certs[i], label) && !st->certs[i].authority)
-			r2 = tok_txn_destroy(x, st->certs[i].handle, &te);
-	for (size_t i = 0; r2 == TOK_OK && i < st->n_pubs; i++)
-		if (vz_obj_has_label(&st->pubs[i], label))
-			r2 = tok_txn_destroy(x, st->pubs[i].handle, &te);
-	for (size_t i = 0; r2 == TOK_OK && i < st->n_keys; i++)
-		if (vz_obj_has_label(&st->keys[i], label))
-			r2 = tok_txn_destroy(x, st->keys[i].handle, &te);
-	if (r2 != TOK_OK) {
-		tok_err ae = {0};
-		size_t used;
-
-		vz_err_from_tok(&err, &te, r2);
-		used = strlen(err.msg);
-		if (!x || tok_txn_abort(x, &ae) == TOK_OK)
-			snprintf(err.msg + used, sizeof(err.msg) - used, "; nothing was removed");
-		else
-			snprintf(err.msg + used, sizeof(err.msg) - used, "; %s", ae.msg);
+	if (destroy_planned(&tk, st, label, &plan, &err) != VZ_OK) {
 		vz_report(&err);
 		goto out;
 	}
-	tok_txn_commit(x);
-	if (g->json) {
-		vz_out_json(stdout, json_pack("{s:s, s:s, s:{s:I, s:I, s:I, s:I}}", "label", label,
-					      "token", tok_token_info_of(tk.tok)->label, "removed",
-					      "private_keys", (json_int_t)n_key, "public_keys",
-					      (json_int_t)n_pub, "certificates", (json_int_t)n_cert,
-					      "ca_certificates", (json_int_t)n_ca));
-	} else {
-		printf("Removed '%s' from token '%s': %zu private key(s), %zu public key(s), "
-		       "%zu certificate(s), %zu CA certificate(s) no longer used.\n",
-		       label, tok_token_info_of(tk.tok)->label, n_key, n_pub, n_cert, n_ca);
-	}
+	print_removed(g, &tk, label, &plan);
 	ret = VZ_EXIT_OK;
 out:
 	vz_store_free(st);

@@ -94,6 +94,24 @@ case_remove() {
 	[ "$n" -eq 0 ] && pass "token is empty again" || fail "$n objects left"
 }
 
+# A certificate without a key (here a partner's, written with pkcs11-tool)
+# still needs its CA certificates: removing another label must keep them.
+case_remove_keeps_ca_of_keyless_cert() {
+	must_import "$PKI/sys-rsa2048.p12"
+	openssl x509 -in "$PKI/sys-ec256.crt" -outform DER -out "$T/partner.der"
+	p11 --write-object "$T/partner.der" --type cert --id 0c0d --label partner >/dev/null 2>&1
+	snapshot before
+	expect_in "$T/before.objects" "label: +partner" "the key-less certificate is on the token"
+	run vz remove vecozo-system --yes
+	expect_rc 0 "remove while a key-less certificate uses the same CAs"
+	expect_in "$T/out" "0 CA certificate" "says no CA certificate was removed"
+	objects >"$T/objs"
+	expect_in "$T/objs" "label: +vzp11 Test Issuing CA G4" "the issuing CA the partner certificate needs stays"
+	expect_in "$T/objs" "label: +vzp11 Test Root CA G4" "the root CA above it stays"
+	expect_in "$T/objs" "label: +partner" "the partner certificate stays"
+	expect_not_in "$T/objs" "label: +vecozo-system" "the removed label is gone"
+}
+
 case_remove_needs_confirmation() {
 	must_import "$PKI/sys-rsa2048.p12"
 	snapshot before
