@@ -268,16 +268,18 @@ int vz_csv_read(vz_csv *c, char ***fields, size_t *n, vz_err *err)
 			c->raw_len -= 3;
 		}
 	} while (!too_long && blank(c));
+	/* The first line with data (the header) sets the separator, even when
+	 * it is malformed. */
+	if (c->first) {
+		c->sep = guess_sep(c->raw);
+		c->first = false;
+	}
 	if (too_long) {
 		c->problem = "the line is longer than 65536 bytes";
 		return 2;
 	}
 	if (!to_utf8(c))
 		return 2;
-	if (c->first) {
-		c->sep = guess_sep(c->text);
-		c->first = false;
-	}
 	if (!split(c)) {
 		if (c->problem)
 			return 2;

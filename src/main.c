@@ -27,7 +27,8 @@ static const struct command commands[] = {
 	{"cov", cmd_cov,
 	 "cov --bsn BSN --birthdate YYYY-MM-DD [--date YYYY-MM-DD] [--agb CODE]\n"
 	 "      [--label LABEL] [--env tst|acc|prd | --endpoint URL] [--cacert FILE]"},
-	{"cov", cmd_cov, "cov --batch FILE.csv [--out FILE] [--jobs N] [same options]"},
+	{"cov", cmd_cov, "cov --stdin [same options]"},
+	{"cov", cmd_cov, "cov --batch FILE.csv|- [--out FILE] [--jobs N] [same options]"},
 };
 
 static void usage(FILE *out)
