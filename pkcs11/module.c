@@ -146,29 +146,50 @@ static void fill_info(struct tok_token *t, CK_FUNCTION_LIST *m)
 	i->pin_count_low = fl & CKF_USER_PIN_COUNT_LOW;
 }
 
+/* The slots with a token. The count may change between the length query
+ * and the list (a token inserted in between): ask again, a few times. */
+static tok_rv slot_list(CK_FUNCTION_LIST *m, CK_SLOT_ID **out, CK_ULONG *n, tok_err *err)
+{
+	CK_SLOT_ID *slots = NULL;
+	CK_ULONG count = 0;
+	CK_RV rv = CKR_BUFFER_TOO_SMALL;
+
+	for (int tries = 0; tries < 5 && rv == CKR_BUFFER_TOO_SMALL; tries++) {
+		CK_SLOT_ID *grown;
+
+		rv = m->C_GetSlotList(CK_TRUE, NULL, &count);
+		if (rv != CKR_OK)
+			break;
+		grown = realloc(slots, (count + 1) * sizeof(*slots));
+		if (!grown) {
+			free(slots);
+			tok_err_set(err, "out of memory");
+			return TOK_ERR;
+		}
+		slots = grown;
+		rv = count ? m->C_GetSlotList(CK_TRUE, slots, &count) : CKR_OK;
+	}
+	if (rv != CKR_OK) {
+		free(slots);
+		return tok_err_ckr(err, "C_GetSlotList", rv);
+	}
+	*out = slots;
+	*n = count;
+	return TOK_OK;
+}
+
 /* Appends the tokens present in one module's slots. */
 static tok_rv list_module(tok_lib *lib, CK_FUNCTION_LIST *m, tok_err *err)
 {
 	CK_SLOT_ID *slots = NULL;
 	CK_ULONG count = 0;
-	tok_rv ret = TOK_ERR;
+	tok_rv ret;
 	CK_RV rv;
 
-	rv = m->C_GetSlotList(CK_TRUE, NULL, &count);
-	if (rv != CKR_OK)
-		return tok_err_ckr(err, "C_GetSlotList", rv);
-	if (count == 0)
-		return TOK_OK;
-	slots = calloc(count, sizeof(*slots));
-	if (!slots) {
-		tok_err_set(err, "out of memory");
-		return TOK_ERR;
-	}
-	rv = m->C_GetSlotList(CK_TRUE, slots, &count);
-	if (rv != CKR_OK) {
-		ret = tok_err_ckr(err, "C_GetSlotList", rv);
-		goto out;
-	}
+	ret = slot_list(m, &slots, &count, err);
+	if (ret != TOK_OK)
+		return ret;
+	ret = TOK_ERR;
 	for (CK_ULONG i = 0; i < count; i++) {
 		struct tok_token *grown;
 		struct tok_token *t;
@@ -334,7 +355,20 @@ const tok_token_info *tok_token_info_of(const tok_token *t)
 	return &t->info;
 }
 
-char *tok_token_module_path(const tok_token *t)
+tok_rv tok_token_module_path(const tok_token *t, char **out, tok_err *err)
 {
-	return p11_kit_module_get_filename(t->f);
+	char *path = p11_kit_module_get_filename(t->f);
+
+	if (!path) {
+		tok_err_set(
+			err,
+			"the PKCS#11 module of token '%s' (%s) has no file on this machine (a "
+			"p11-kit remote module?); pkcs11-provider, which signs for TLS, can only "
+			"load a module file",
+			t->info.label, t->info.module);
+		tok_err_hint(err, "pass --module with the path of the module's .so file");
+		return TOK_NOT_FOUND;
+	}
+	*out = path;
+	return TOK_OK;
 }

@@ -67,9 +67,10 @@ void tok_lib_close(tok_lib *lib);
 tok_rv tok_lib_select(tok_lib *lib, const char *spec, tok_token **out, tok_err *err);
 const tok_token_info *tok_token_info_of(const tok_token *t);
 
-/* Path of the module file that serves the token (for pkcs11-provider).
- * Caller frees with free(). */
-char *tok_token_module_path(const tok_token *t);
+/* Path of the module file that serves the token (for pkcs11-provider);
+ * caller frees *out with free(). TOK_NOT_FOUND, with a message, for a
+ * module without a file here (a p11-kit remote module). */
+tok_rv tok_token_module_path(const tok_token *t, char **out, tok_err *err);
 
 /* ---- sessions (session.c) ---- */
 

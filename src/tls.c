@@ -148,6 +148,8 @@ static vz_rv find_cert(const vz_global *g, const char *label, vz_tls *t, char **
 {
 	vz_token tk;
 	vz_store *st = NULL;
+	tok_err te = {0};
+	tok_rv tr;
 	long found = -1;
 	size_t n = 0;
 	vz_rv r;
@@ -200,11 +202,16 @@ static vz_rv find_cert(const vz_global *g, const char *label, vz_tls *t, char **
 		sk_X509_free(chain);
 		vz_name_string(X509_get_subject_name(t->cert), t->subject, sizeof(t->subject));
 		*key_uri = tok_uri(tk.tok, TOK_PRIVKEY, o->label, (tok_bytes){o->id, o->id_len});
-		*module = tok_token_module_path(tk.tok);
-		if (!t->cert || !t->chain || !*key_uri || !*module) {
+		if (!t->cert || !t->chain || !*key_uri) {
 			vz_err_set(err, "out of memory");
 			r = VZ_FAIL;
+			goto out;
 		}
+	}
+	tr = tok_token_module_path(tk.tok, module, &te);
+	if (tr != TOK_OK) {
+		vz_err_from_tok(err, &te, tr);
+		r = VZ_FAIL;
 	}
 out:
 	vz_store_free(st);

@@ -93,6 +93,18 @@ case_readback_ec_value() {
 	readback_fails CKA_VALUE CKR_GENERAL_ERROR private-key "$PKI/sys-ec256.p12" "$PKI/sys-rsa2048.p12"
 }
 
+# A token appears between the two C_GetSlotList calls (the first reports one
+# slot fewer than the second finds): vzp11 asks again instead of failing.
+case_slot_appears() {
+	seed
+	FAULTY_P11_HIDE_SLOT=1 FAULTY_P11_REPORT=$T/report VZP11_MODULE=$FAULTY_P11 run vz list
+	expect_rc 0 "list while the slot count grows"
+	expect_in "$T/out" "^seeded " "the certificate is listed"
+	calls=$(sed -n 's/^func C_GetSlotList //p' "$T/report")
+	[ "${calls:-0}" -ge 3 ] && pass "the slot list was asked for again ($calls calls)" ||
+		fail "C_GetSlotList called ${calls:-0} times: the fault did not happen"
+}
+
 case_write_fails() {
 	seed
 	FAULTY_P11_FAIL_FUNC=C_CreateObject FAULTY_P11_RV=CKR_DEVICE_MEMORY VZP11_MODULE=$FAULTY_P11 \

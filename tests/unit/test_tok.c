@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -91,13 +92,30 @@ static void padded_copy(void **state)
 	assert_string_equal(dst, "label");
 }
 
+/* A module p11-kit did not load from a file (a p11-kit remote module) has
+ * no path for pkcs11-provider: say so, not "out of memory". */
+static void module_without_file(void **state)
+{
+	static CK_FUNCTION_LIST remote; /* unknown to p11-kit: no file name */
+	struct tok_token t = {.f = &remote};
+	tok_err err = {0};
+	char *path = (char *)"untouched";
+
+	snprintf(t.info.label, sizeof(t.info.label), "practice-hsm");
+	snprintf(t.info.module, sizeof(t.info.module), "remote-hsm");
+	assert_int_equal(tok_token_module_path(&t, &path, &err), TOK_NOT_FOUND);
+	assert_string_equal(path, "untouched");
+	assert_non_null(strstr(err.msg, "'practice-hsm' (remote-hsm) has no file"));
+	assert_null(strstr(err.msg, "memory"));
+	assert_non_null(strstr(err.hint, "--module"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(ckr_names),
-		cmocka_unit_test(ckr_to_result),
-		cmocka_unit_test(uri_round_trip),
-		cmocka_unit_test(padded_copy),
+		cmocka_unit_test(ckr_names),	       cmocka_unit_test(ckr_to_result),
+		cmocka_unit_test(uri_round_trip),      cmocka_unit_test(padded_copy),
+		cmocka_unit_test(module_without_file),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
