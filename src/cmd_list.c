@@ -54,7 +54,10 @@ int cmd_list(vz_global *g, int argc, char **argv)
 		for (size_t i = 0; i < st->n_entries; i++)
 			vz_out_entry_line(stdout, &st->entries[i]);
 	}
+	r = vz_out_flush(stdout, &err);
+	if (r != VZ_OK)
+		vz_report(&err);
 	vz_store_free(st);
 	vz_token_close(&tk);
-	return VZ_EXIT_OK;
+	return vz_exit_code(r);
 }

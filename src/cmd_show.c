@@ -63,6 +63,9 @@ int cmd_show(vz_global *g, int argc, char **argv)
 			label, tok_token_info_of(tk.tok)->label);
 		fprintf(stderr, "vzp11: see the labels with 'vzp11 list'\n");
 		ret = VZ_EXIT_FAIL;
+	} else if (vz_out_flush(stdout, &err) != VZ_OK) {
+		vz_report(&err);
+		ret = VZ_EXIT_FAIL;
 	}
 	vz_store_free(st);
 	vz_token_close(&tk);

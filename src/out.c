@@ -1,4 +1,5 @@
 /* out.c - text and JSON views of token entries. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -166,4 +167,17 @@ int vz_out_json(FILE *f, json_t *j)
 	fputc('\n', f);
 	json_decref(j);
 	return r;
+}
+
+vz_rv vz_out_flush(FILE *f, vz_err *err)
+{
+	int e = 0;
+
+	if (fflush(f) != 0)
+		e = errno;
+	if (e == 0 && !ferror(f))
+		return VZ_OK;
+	vz_err_set(err, "cannot write the output: %s", e ? strerror(e) : "write error");
+	vz_err_hint(err, "check the disk, or the program the output goes to");
+	return VZ_FAIL;
 }

@@ -23,6 +23,10 @@ void vz_out_entry_full(FILE *f, const tok_token *t, const vz_entry *e);
 /* Prints j (compact) and a newline; frees j. */
 int vz_out_json(FILE *f, json_t *j);
 
+/* Flushes f. VZ_FAIL, with the reason in err, when anything written to f
+ * did not arrive (a full disk, a closed pipe). */
+vz_rv vz_out_flush(FILE *f, vz_err *err);
+
 /* Hex of bytes, lower case. Caller frees. */
 char *vz_hex(const unsigned char *p, size_t len);
 

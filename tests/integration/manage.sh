@@ -78,6 +78,21 @@ case_show() {
 	expect_rc 2 "show without a label"
 }
 
+# A full disk (or any write error) on stdout is a failure, not "done".
+case_output_write_error() {
+	[ -w /dev/full ] || { echo "SKIP: no /dev/full"; exit 77; }
+	must_import "$PKI/sys-rsa2048.p12"
+	for args in "list" "--json list" "show vecozo-system" "--json show vecozo-system"; do
+		set +e
+		# shellcheck disable=SC2086
+		vz $args >/dev/full 2>"$T/err"
+		rc=$?
+		set -e
+		expect_rc 1 "$args with stdout on a full disk"
+		expect_in "$T/err" "cannot write the output.*No space left on device" "$args says the output could not be written"
+	done
+}
+
 case_remove() {
 	must_import "$PKI/sys-rsa2048.p12"
 	must_import "$PKI/sys-ec256.p12" --label ec
