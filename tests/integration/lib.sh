@@ -76,14 +76,30 @@ p11() {
 }
 
 # objects: the token's objects as pkcs11-tool sees them, logged in; one
-# object per paragraph, sorted (SoftHSM lists in no fixed order).
+# object per paragraph, sorted (SoftHSM lists in no fixed order). When
+# pkcs11-tool fails, the test fails: at once, or (inside $(...) or a
+# pipeline) in finish, through a marker file.
 objects() {
-	p11 --list-objects 2>/dev/null | grep -v '^Using slot' |
+	if ! p11 --list-objects >"$T/p11-list.out" 2>"$T/p11-list.err"; then
+		echo "FAIL: pkcs11-tool could not list the token's objects" >&2
+		sed 's/^/  | /' "$T/p11-list.err" >&2
+		: >"$T/p11-list.failed"
+		exit 1
+	fi
+	grep -v '^Using slot' "$T/p11-list.out" |
 		awk '/^[A-Z]/ && obj != "" { print obj; obj = "" } { obj = obj $0 "\037" }
 			END { if (obj != "") print obj }' | sort | tr '\037' '\n'
 }
 
-snapshot() { objects >"$T/$1.objects"; }
+# snapshot NAME: the objects now, in $T/NAME.objects, to compare against
+# later; an empty snapshot would make every comparison meaningless.
+snapshot() {
+	objects >"$T/$1.objects"
+	if ! [ -s "$T/$1.objects" ]; then
+		echo "FAIL: the snapshot '$1' of the token is empty; nothing to compare against"
+		exit 1
+	fi
+}
 
 expect_unchanged() { # expect_unchanged BEFORE WHAT
 	objects >"$T/now.objects"
@@ -108,7 +124,19 @@ seed() {
 	snapshot before
 }
 
+# provider_module: sets PROVIDER_MODULE to pkcs11-provider's file in this
+# machine's OpenSSL modules directory, or skips the test.
+provider_module() {
+	d=$(openssl version -m | sed -n 's/^MODULESDIR: "\(.*\)"$/\1/p')
+	PROVIDER_MODULE=$d/pkcs11.so
+	[ -n "$d" ] && [ -e "$PROVIDER_MODULE" ] ||
+		{ echo "SKIP: pkcs11-provider is not in OpenSSL's modules directory '$d'"; exit 77; }
+}
+
 finish() {
+	if [ -e "$T/p11-list.failed" ]; then
+		fail "pkcs11-tool failed to list the token's objects during the test"
+	fi
 	if [ "$failures" -ne 0 ]; then
 		echo "$failures check(s) failed"
 		exit 1

@@ -151,6 +151,7 @@ case_remove_confirm_tty() {
 }
 
 case_sign_through_provider() {
+	provider_module
 	must_import "$PKI/sys-rsa2048.p12"
 	uri=$(sed -n 's/^key URI: *//p' "$T/out")
 	(umask 077 && printf '%s' "$VZT_PIN" >"$T/pin")
@@ -164,14 +165,12 @@ pkcs11 = pkcs11_sect
 [default_sect]
 activate = 1
 [pkcs11_sect]
-module = /usr/lib/x86_64-linux-gnu/ossl-modules/pkcs11.so
+module = $PROVIDER_MODULE
 pkcs11-module-path = $SOFTHSM_MODULE
 pkcs11-module-token-pin = file:$T/pin
 pkcs11-module-quirks = no-deinit no-operation-state
 activate = 1
 CNF
-	[ -e /usr/lib/x86_64-linux-gnu/ossl-modules/pkcs11.so ] ||
-		sed -i "s#^module = .*#module = $(find /usr/lib -name pkcs11.so -path '*ossl-modules*' | head -1)#" "$T/openssl.cnf"
 	echo "data signed by the token key" >"$T/data"
 	openssl dgst -sha256 -binary "$T/data" >"$T/digest"
 	OPENSSL_CONF=$T/openssl.cnf openssl pkeyutl -sign -inkey "$uri" -in "$T/digest" \
@@ -182,6 +181,23 @@ CNF
 		-pkeyopt digest:sha256 >/dev/null 2>&1; then
 		pass "signature verifies with the certificate's public key"
 	else fail "signature does not verify"; cat "$T/sign.log"; fi
+}
+
+# The tests' token snapshot must not hide a failing pkcs11-tool or an empty
+# listing: "token objects unchanged" would prove nothing.
+case_snapshot_refuses_failure() {
+	must_import "$PKI/sys-rsa2048.p12"
+	(TOKEN_LABEL=no-such-token snapshot broken) >"$T/snap.log" 2>&1 && rc=0 || rc=$?
+	expect_rc 1 "a snapshot pkcs11-tool cannot take fails the test"
+	expect_in "$T/snap.log" "could not list the token's objects" "says pkcs11-tool failed"
+	rm -f "$T/p11-list.failed" # the marker of this deliberate failure
+	run vz remove vecozo-system --yes
+	expect_rc 0 "empty the token"
+	(snapshot empty) >"$T/snap.log" 2>&1 && rc=0 || rc=$?
+	expect_rc 1 "an empty snapshot fails the test"
+	expect_in "$T/snap.log" "snapshot 'empty' of the token is empty" "says the snapshot is empty"
+	n=$(objects | grep -c Object || true)
+	[ "$n" -eq 0 ] && pass "objects itself may list an empty token" || fail "$n objects"
 }
 
 case_token_choice() {

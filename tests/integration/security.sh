@@ -3,27 +3,53 @@
 # vzp11: its command line, its environment, whether it can be dumped.
 . "$(dirname "$0")/lib.sh"
 
-# live_process: start an import that waits for its password on a FIFO, look
-# at /proc/PID while it waits, then let it finish. The PIN comes from a 0600
-# file and the password through the FIFO, so neither is in argv or environ.
+# live_process: the documented way, PIN and password from environment
+# variables the user chose (env:VZT_PIN, env:VZT_P12), both really set.
+# faulty-p11 holds the import in C_CreateObject, after the PIN and the
+# password were used, while /proc/PID is read. Each secret must be in its
+# own variable and nowhere else: not in another variable, not in argv, not
+# in a message or the output.
 case_live_process() {
+	: "${FAULTY_P11:?}"
+	FAULTY_P11_MODULE=$SOFTHSM_MODULE FAULTY_P11_SLEEP=C_CreateObject:1000 \
+		VZP11_MODULE=$FAULTY_P11 VZP11_PIN_SOURCE=env:VZT_PIN "$VZP11_BIN" import \
+		"$PKI/sys-rsa2048.p12" --password-source env:VZT_P12 >"$T/out" 2>"$T/err" &
+	pid=$!
+	sleep 0.8
+	tr '\0' ' ' <"/proc/$pid/cmdline" >"$T/cmdline" 2>/dev/null || true
+	tr '\0' '\n' <"/proc/$pid/environ" >"$T/environ" 2>/dev/null || true
+	wait "$pid" && rc=0 || rc=$?
+	expect_rc 0 "import with PIN and password from the environment"
+	expect_in "$T/cmdline" "import .*--password-source env:VZT_P12" "command line was read while it ran"
+	for v in VZT_PIN VZT_P12; do
+		eval "secret=\$$v"
+		expect_in "$T/environ" "^$v=$secret\$" "the secret is in $v, where the user put it"
+		n=$(grep -cF -- "$secret" "$T/environ" || true)
+		[ "$n" -eq 1 ] && pass "$v's secret is in no other environment variable" ||
+			fail "$v's secret is in $n environment entries"
+		expect_not_in "$T/cmdline" "$secret" "$v's secret is not in the command line"
+		expect_not_in "$T/out" "$secret" "$v's secret is not in the output"
+		expect_not_in "$T/err" "$secret" "$v's secret is not in the messages"
+	done
+}
+
+# live_process_fd: PIN from a 0600 file, password through a file descriptor
+# (an import waiting on a FIFO); neither reaches argv, output or messages.
+case_live_process_fd() {
 	mkfifo "$T/pwfifo"
 	(umask 077 && printf '%s\n' "$VZT_PIN" >"$T/pin")
-	env -u VZT_P12 -u VZT_PIN VZP11_PIN_SOURCE="file:$T/pin" "$VZP11_BIN" import \
+	VZP11_PIN_SOURCE="file:$T/pin" "$VZP11_BIN" import \
 		"$PKI/sys-rsa2048.p12" --password-source fd:3 3<"$T/pwfifo" >"$T/out" 2>"$T/err" &
 	pid=$!
 	exec 4>"$T/pwfifo"
 	sleep 0.3
 	tr '\0' ' ' <"/proc/$pid/cmdline" >"$T/cmdline" 2>/dev/null || true
-	tr '\0' '\n' <"/proc/$pid/environ" >"$T/environ" 2>/dev/null || true
 	printf '%s\n' "$VZT_P12" >&4
 	exec 4>&-
 	wait "$pid" && rc=0 || rc=$?
 	expect_rc 0 "import with the password from a file descriptor"
 	expect_in "$T/cmdline" "import" "command line was read while it ran"
-	expect_in "$T/environ" "VZP11_PIN_SOURCE" "environment was read while it ran"
 	expect_not_in "$T/cmdline" "$VZT_P12|$VZT_PIN" "no secret in the command line"
-	expect_not_in "$T/environ" "$VZT_P12|$VZT_PIN" "no secret in the environment"
 	expect_not_in "$T/out" "$VZT_P12|$VZT_PIN" "no secret in the output"
 	expect_not_in "$T/err" "$VZT_P12|$VZT_PIN" "no secret in the messages"
 }
