@@ -105,6 +105,22 @@ case_slot_appears() {
 		fail "C_GetSlotList called ${calls:-0} times: the fault did not happen"
 }
 
+# A token that does not know CKA_ALLOWED_MECHANISMS refuses it in
+# C_CreateObject: the key is written without the list, still sensitive and
+# without decrypt/unwrap/derive, and `show` says its mechanisms are "any".
+case_allowed_mechanisms_unknown() {
+	seed
+	FAULTY_P11_CREATE_FAIL_ATTR=CKA_ALLOWED_MECHANISMS FAULTY_P11_RV=CKR_ATTRIBUTE_TYPE_INVALID \
+		FAULTY_P11_REPORT=$T/report VZP11_MODULE=$FAULTY_P11 imp "$PKI/sys-rsa2048.p12"
+	expect_rc 0 "import onto a token without CKA_ALLOWED_MECHANISMS"
+	expect_in "$T/report" "^injected attribute" "the token refused the attribute"
+	expect_in "$T/out" "sensitive=yes extractable=no value-readable=no" "the key is protected"
+	expect_in "$T/out" "decrypt=no unwrap=no derive=no sign-recover=no mechanisms=any" "show says the mechanisms are not limited"
+	objects | awk '/^[A-Z]/ {p = 0} /label: +vecozo-system/ {p = 1} p' >"$T/priv"
+	expect_in "$T/priv" "label: +vecozo-system" "pkcs11-tool shows the new key"
+	expect_not_in "$T/priv" "Allowed mechanisms" "no mechanism list on the key"
+}
+
 case_write_fails() {
 	seed
 	FAULTY_P11_FAIL_FUNC=C_CreateObject FAULTY_P11_RV=CKR_DEVICE_MEMORY VZP11_MODULE=$FAULTY_P11 \
