@@ -234,25 +234,32 @@ case_tls11_server() {
 	expect_rc 0 "the same server with TLS 1.2"
 }
 
-# live_cov: no secret in /proc/PID/cmdline or environ of a running COV
-# check; the PIN comes from a 0600 file.
+# live_cov: a running COV check with the PIN from the environment (env:,
+# as documented): the PIN is in the variable the user chose and nowhere
+# else: not in another variable, the command line, the output or messages.
+# The BSN goes in on standard input, so it is not on the command line
+# either.
 case_live_process() {
 	setup_token
 	start_mock --delay 1500
-	(umask 077 && printf '%s\n' "$VZT_PIN" >"$T/pin")
-	env -u VZT_P12 -u VZT_PIN VZP11_PIN_SOURCE="file:$T/pin" "$VZP11_BIN" cov --endpoint "$ENDPOINT" \
-		--cacert "$PKI/root.crt" --bsn 999979668 --birthdate 1962-03-15 >"$T/out" 2>"$T/err" &
+	echo "999979668,1962-03-15" >"$T/stdin"
+	VZP11_PIN_SOURCE=env:VZT_PIN "$VZP11_BIN" cov --endpoint "$ENDPOINT" \
+		--cacert "$PKI/root.crt" --stdin <"$T/stdin" >"$T/out" 2>"$T/err" &
 	pid=$!
 	sleep 0.8
 	tr '\0' ' ' <"/proc/$pid/cmdline" >"$T/cmdline" 2>/dev/null || true
 	tr '\0' '\n' <"/proc/$pid/environ" >"$T/environ" 2>/dev/null || true
 	wait "$pid" && rc=0 || rc=$?
 	expect_rc 0 "COV check"
-	expect_in "$T/cmdline" "cov" "command line was read while it ran"
-	expect_in "$T/environ" "VZP11_PIN_SOURCE" "environment was read while it ran"
-	expect_not_in "$T/cmdline" "$VZT_PIN|$VZT_P12" "no secret in the command line"
-	expect_not_in "$T/environ" "$VZT_PIN|$VZT_P12" "no secret in the environment"
-	expect_not_in "$T/err" "$VZT_PIN" "no PIN in the messages"
+	expect_in "$T/out" "^Result: +Gevonden" "the check was answered"
+	expect_in "$T/cmdline" "cov .*--stdin" "command line was read while it ran"
+	expect_in "$T/environ" "^VZT_PIN=$VZT_PIN\$" "the PIN is in VZT_PIN, where the user put it"
+	n=$(grep -cF -- "$VZT_PIN" "$T/environ" || true)
+	[ "$n" -eq 1 ] && pass "the PIN is in no other environment variable" ||
+		fail "the PIN is in $n environment entries"
+	expect_not_in "$T/cmdline" "$VZT_PIN|999979668" "no PIN and no BSN in the command line"
+	expect_not_in "$T/out" "$VZT_PIN" "no PIN in the output"
+	expect_not_in "$T/err" "$VZT_PIN|999979668" "no PIN and no BSN in the messages"
 }
 
 # s_server with only the root as trust anchor: the handshake succeeds only
