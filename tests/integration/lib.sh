@@ -133,6 +133,27 @@ provider_module() {
 		{ echo "SKIP: pkcs11-provider is not in OpenSSL's modules directory '$d'"; exit 77; }
 }
 
+# read_proc PID: a running process's command line ($T/cmdline, spaces)
+# and environment ($T/environ, a variable a line).
+read_proc() {
+	tr '\0' ' ' <"/proc/$1/cmdline" >"$T/cmdline" 2>/dev/null || true
+	tr '\0' '\n' <"/proc/$1/environ" >"$T/environ" 2>/dev/null || true
+}
+
+# expect_secret_only_in VAR: the secret in VAR (an env: source) is in that
+# variable, where the user put it, and nowhere else: no other variable,
+# not the command line, the output ($T/out) or the messages ($T/err).
+expect_secret_only_in() {
+	eval "secret=\$$1"
+	expect_in "$T/environ" "^$1=$secret\$" "the secret is in $1, where the user put it"
+	n=$(grep -cF -- "$secret" "$T/environ" || true)
+	[ "$n" -eq 1 ] && pass "$1's secret is in no other environment variable" ||
+		fail "$1's secret is in $n environment entries"
+	expect_not_in "$T/cmdline" "$secret" "$1's secret is not in the command line"
+	expect_not_in "$T/out" "$secret" "$1's secret is not in the output"
+	expect_not_in "$T/err" "$secret" "$1's secret is not in the messages"
+}
+
 finish() {
 	if [ -e "$T/p11-list.failed" ]; then
 		fail "pkcs11-tool failed to list the token's objects during the test"

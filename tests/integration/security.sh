@@ -16,21 +16,12 @@ case_live_process() {
 		"$PKI/sys-rsa2048.p12" --password-source env:VZT_P12 >"$T/out" 2>"$T/err" &
 	pid=$!
 	sleep 0.8
-	tr '\0' ' ' <"/proc/$pid/cmdline" >"$T/cmdline" 2>/dev/null || true
-	tr '\0' '\n' <"/proc/$pid/environ" >"$T/environ" 2>/dev/null || true
+	read_proc "$pid"
 	wait "$pid" && rc=0 || rc=$?
 	expect_rc 0 "import with PIN and password from the environment"
 	expect_in "$T/cmdline" "import .*--password-source env:VZT_P12" "command line was read while it ran"
-	for v in VZT_PIN VZT_P12; do
-		eval "secret=\$$v"
-		expect_in "$T/environ" "^$v=$secret\$" "the secret is in $v, where the user put it"
-		n=$(grep -cF -- "$secret" "$T/environ" || true)
-		[ "$n" -eq 1 ] && pass "$v's secret is in no other environment variable" ||
-			fail "$v's secret is in $n environment entries"
-		expect_not_in "$T/cmdline" "$secret" "$v's secret is not in the command line"
-		expect_not_in "$T/out" "$secret" "$v's secret is not in the output"
-		expect_not_in "$T/err" "$secret" "$v's secret is not in the messages"
-	done
+	expect_secret_only_in VZT_PIN
+	expect_secret_only_in VZT_P12
 }
 
 # live_process_fd: PIN from a 0600 file, password through a file descriptor
