@@ -1,0 +1,59 @@
+/* journal-int.h - private to src/journal/: the backend table behind
+ * journal.h and the helpers both backends share. */
+#ifndef VZP11_JOURNAL_INT_H
+#define VZP11_JOURNAL_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "journal.h"
+
+/* One backend. Every entry gets inputs that journal.c has already checked
+ * (lengths, hash form, enum ranges) and follows journal.h's contract for
+ * its public twin; out-params are written only on the documented results. */
+typedef struct vz_journal_ops {
+	void (*close)(vz_journal *j);
+	vz_rv (*decl_begin)(vz_journal *j, const vz_decl *d, vz_decl *earlier, vz_err *err);
+	vz_rv (*decl_update)(vz_journal *j, const vz_decl *d, vz_err *err);
+	vz_rv (*decl_get)(vz_journal *j, const char *traceer_id, vz_decl *out, vz_err *err);
+	vz_rv (*decl_each)(vz_journal *j, bool only_open, vz_decl_fn fn, void *ctx, vz_err *err);
+	vz_rv (*retour_stored)(vz_journal *j, const vz_retour *r, vz_retour *earlier, vz_err *err);
+	vz_rv (*retour_confirmed)(vz_journal *j, const char *traceer_id, vz_err *err);
+	vz_rv (*retour_get)(vz_journal *j, const char *traceer_id, vz_retour *out, vz_err *err);
+	vz_rv (*retour_each)(vz_journal *j, vz_retour_fn fn, void *ctx, vz_err *err);
+} vz_journal_ops;
+
+/* Room for a path or a URI with its password taken out. */
+#define VZ_JOURNAL_WHERE_MAX 4352
+
+struct vz_journal {
+	const vz_journal_ops *ops;
+	void *conn; /* sqlite3 * or PGconn *, owned by the backend */
+	char where[VZ_JOURNAL_WHERE_MAX];
+};
+
+/* Backends: fill j->ops, j->conn and j->where, or leave j untouched and
+ * fill err. */
+vz_rv vz_journal_sqlite_open(const char *path, vz_journal *j, vz_err *err);
+vz_rv vz_journal_pg_open(const char *uri, vz_journal *j, vz_err *err);
+
+/* The default SQLite file (see journal.h). */
+vz_rv vz_journal_default_path(char *buf, size_t cap, vz_err *err);
+
+/* Now, UTC, as YYYY-MM-DDTHH:MM:SSZ. */
+void vz_journal_now(char out[VZ_TIME_LEN + 1]);
+
+/* The text stored for a state, and back; false for unknown text. */
+const char *vz_decl_state_text(vz_decl_state s);
+bool vz_decl_state_parse(const char *text, vz_decl_state *out);
+const char *vz_retour_state_text(vz_retour_state s);
+bool vz_retour_state_parse(const char *text, vz_retour_state *out);
+
+/* Copies text (NULL counts as "") into a fixed field; false when it does
+ * not fit, which for a row read back means the row is not ours. */
+bool vz_journal_copy(char *dst, size_t cap, const char *text);
+
+/* A URI with any password (user:password@ or password=...) removed. */
+void vz_journal_redact_uri(const char *uri, char *out, size_t cap);
+
+#endif
