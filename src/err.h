@@ -12,6 +12,7 @@ typedef enum vz_rv {
 	VZ_USAGE,	 /* the command line is wrong */
 	VZ_BAD_PASSWORD, /* the .pfx password is wrong */
 	VZ_NOT_FOUND,
+	VZ_DUPLICATE, /* a unique rule refused the record; the earlier one is given */
 } vz_rv;
 
 /* What happened (msg) and what to do next (hint). */
