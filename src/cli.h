@@ -17,6 +17,7 @@ typedef struct vz_global {
 	const char *module;	/* --module or VZP11_MODULE */
 	const char *token;	/* --token or VZP11_TOKEN */
 	const char *pin_source; /* --pin-source or VZP11_PIN_SOURCE */
+	const char *journal;	/* --journal or VZP11_JOURNAL (billing) */
 	bool json;
 	int verbose;
 	bool quiet;
@@ -27,6 +28,7 @@ enum {
 	OPT_MODULE = 1000,
 	OPT_TOKEN,
 	OPT_PIN_SOURCE,
+	OPT_JOURNAL,
 	OPT_JSON,
 	OPT_HELP,
 	OPT_VERSION,
@@ -36,6 +38,7 @@ enum {
 	{"module", required_argument, NULL, OPT_MODULE},                                           \
 		{"token", required_argument, NULL, OPT_TOKEN},                                     \
 		{"pin-source", required_argument, NULL, OPT_PIN_SOURCE},                           \
+		{"journal", required_argument, NULL, OPT_JOURNAL},                                 \
 		{"json", no_argument, NULL, OPT_JSON}, {"verbose", no_argument, NULL, 'v'},        \
 		{"quiet", no_argument, NULL, 'q'},                                                 \
 	{                                                                                          \
@@ -67,5 +70,9 @@ int cmd_list(vz_global *g, int argc, char **argv);
 int cmd_show(vz_global *g, int argc, char **argv);
 int cmd_remove(vz_global *g, int argc, char **argv);
 int cmd_cov(vz_global *g, int argc, char **argv);
+int cmd_declare(vz_global *g, int argc, char **argv);
+int cmd_declare_status(vz_global *g, int argc, char **argv);
+int cmd_retour(vz_global *g, int argc, char **argv);
+int cmd_journal(vz_global *g, int argc, char **argv);
 
 #endif

@@ -8,7 +8,6 @@
 #include <time.h>
 
 #include <curl/curl.h>
-#include <openssl/rand.h>
 
 #include "covrun.h"
 #include "http.h"
@@ -183,22 +182,10 @@ static vz_rv start(struct run *r, struct slot *s, struct request *q, vz_err *err
 	return VZ_OK;
 }
 
-/* Waits before the next try: exponential from 250 ms, or what the server
- * asked for, never more than the configured bound; with jitter. */
 static void schedule_retry(struct run *r, struct request *q, long retry_after_s)
 {
-	long wait = 250L << (q->attempt > 6 ? 6 : q->attempt - 1);
-
-	if (retry_after_s * 1000 > wait)
-		wait = retry_after_s * 1000;
-	uint32_t noise = 0;
-
-	if (wait > r->cfg->max_backoff_ms)
-		wait = r->cfg->max_backoff_ms;
-	/* Up to a fifth more, so parallel requests do not retry in lockstep. */
-	if (RAND_bytes((unsigned char *)&noise, sizeof(noise)) == 1)
-		wait += (long)(noise % (uint32_t)(wait / 5 + 1));
-	q->not_before_ms = now_ms() + wait;
+	q->not_before_ms = now_ms() + vz_http_backoff_ms(q->attempt, retry_after_s,
+							 r->cfg->max_backoff_ms);
 }
 
 static const char *fault_text(vz_cov_fault_kind k)
@@ -214,38 +201,6 @@ static const char *fault_text(vz_cov_fault_kind k)
 	default:
 		return "VECOZO returned a SOAP fault";
 	}
-}
-
-static const char *curl_reason(CURLcode c)
-{
-	switch (c) {
-	case CURLE_PEER_FAILED_VERIFICATION:
-		return "the server's certificate is not trusted or does not match its host name "
-		       "(check --cacert and the endpoint)";
-	case CURLE_SSL_CACERT_BADFILE:
-		return "the CA bundle given with --cacert cannot be read";
-	case CURLE_SSL_CERTPROBLEM:
-		return "the client certificate or key from the token cannot be used";
-	case CURLE_SSL_CONNECT_ERROR:
-		return "the TLS handshake failed (the server may have refused the certificate, "
-		       "or speaks no TLS 1.2+)";
-	case CURLE_COULDNT_RESOLVE_HOST:
-		return "the endpoint's host name cannot be resolved";
-	case CURLE_COULDNT_CONNECT:
-		return "cannot connect to the endpoint";
-	case CURLE_OPERATION_TIMEDOUT:
-		return "the request timed out";
-	default:
-		return curl_easy_strerror(c);
-	}
-}
-
-static bool transient_curl(CURLcode c)
-{
-	return c == CURLE_COULDNT_CONNECT || c == CURLE_OPERATION_TIMEDOUT ||
-	       c == CURLE_RECV_ERROR || c == CURLE_SEND_ERROR || c == CURLE_GOT_NOTHING ||
-	       c == CURLE_PARTIAL_FILE || c == CURLE_COULDNT_RESOLVE_HOST || c == CURLE_HTTP2 ||
-	       c == CURLE_HTTP2_STREAM;
 }
 
 /* Each Volgnummer of the answer belongs to exactly one search of the
@@ -344,8 +299,8 @@ static void finish(struct run *r, struct slot *s, CURLcode c)
 			 "the response is larger than the limit of %zu bytes",
 			 r->cfg->max_response);
 	} else if (c != CURLE_OK) {
-		snprintf(q->reason, sizeof(q->reason), "%s", curl_reason(c));
-		retry = transient_curl(c);
+		snprintf(q->reason, sizeof(q->reason), "%s", vz_http_curl_reason(c));
+		retry = vz_http_transient(c);
 	} else if (http == 429 || http == 502 || http == 503 || http == 504) {
 		snprintf(q->reason, sizeof(q->reason), "HTTP %ld from the endpoint", http);
 		retry = true;

@@ -29,6 +29,12 @@ static const struct command commands[] = {
 	 "      [--label LABEL] [--env tst|acc|prd | --endpoint URL] [--cacert FILE]"},
 	{"cov", cmd_cov, "cov --stdin [same options]"},
 	{"cov", cmd_cov, "cov --batch FILE.csv|- [--out FILE] [--jobs N] [same options]"},
+	{"declare", cmd_declare,
+	 "declare FILE.txt... --from ROLE:CODE --to ROLE:CODE[,...] --flow TYPE[/SUB]:V.S[:ACTION]\n"
+	 "      [--reference REF] [--force] [--label LABEL] [--env tst|acc|prd | --endpoint URL]"},
+	{"declare-status", cmd_declare_status, "declare-status [TRACEER-ID | --open] [--watch]"},
+	{"retour", cmd_retour, "retour --dir DIR [--limit N]"},
+	{"journal", cmd_journal, "journal"},
 };
 
 static void usage(FILE *out)
@@ -46,6 +52,8 @@ static void usage(FILE *out)
 		"  --token URI|LABEL   token as RFC 7512 URI (pkcs11:token=...) or label (env VZP11_TOKEN);\n"
 		"                      default: the only initialized token\n"
 		"  --pin-source SRC    user PIN source (env VZP11_PIN_SOURCE); default: prompt\n"
+		"  --journal PATH|URI  billing journal: a SQLite file or postgresql://... (env\n"
+		"                      VZP11_JOURNAL); default: ~/.local/state/vzp11/journal.db\n"
 		"  --json              machine-readable output on stdout\n"
 		"  -v, --verbose       say more about what is done\n"
 		"  -q, --quiet         print only results and errors\n"
@@ -67,6 +75,9 @@ bool vz_global_opt(vz_global *g, int c, const char *arg)
 		return true;
 	case OPT_PIN_SOURCE:
 		g->pin_source = arg;
+		return true;
+	case OPT_JOURNAL:
+		g->journal = arg;
 		return true;
 	case OPT_JSON:
 		g->json = true;
@@ -158,6 +169,7 @@ int main(int argc, char **argv)
 		.module = vz_env("VZP11_MODULE"),
 		.token = vz_env("VZP11_TOKEN"),
 		.pin_source = vz_env("VZP11_PIN_SOURCE"),
+		.journal = vz_env("VZP11_JOURNAL"),
 	};
 	int c;
 

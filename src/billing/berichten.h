@@ -1,0 +1,107 @@
+/* berichten.h - VECOZO's Berichtenservice (REST): the declaration's
+ * metadata, and the readers of what the services answer (problem details,
+ * message statuses, the list of return messages). No I/O here; every
+ * reader takes untrusted bytes and never trusts a length or a field. */
+#ifndef VZP11_BERICHTEN_H
+#define VZP11_BERICHTEN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "err.h"
+
+#define VZ_BR_MAX_TO	  100 /* addressees per message, set by VECOZO */
+#define VZ_BR_MAX_REF	  150 /* characters of referentieId */
+#define VZ_BR_PATH_PUSH	  "/berichten/rest-push/v1/berichten"
+#define VZ_BR_PATH_STATUS "/berichtstatus/rest-pull/v3/berichtstatussen"
+#define VZ_BR_PATH_PULL	  "/berichten/rest-pull/v1/berichten"
+
+/* The Berichtenservice base of an environment ("tst", "acc", "prd"), or
+ * NULL. */
+const char *vz_br_endpoint(const char *env);
+
+/* A party: a role (Praktijk, Zorgverlener, Instelling, Zorgverzekeraar)
+ * and its code (an 8-digit AGB code, or a 4-digit UZOVI code for
+ * Zorgverzekeraar). */
+typedef struct vz_br_party {
+	char role[16];
+	char code[9];
+} vz_br_party;
+
+/* The message flow: berichttype[/subtype]:version.subversion[:action]. */
+typedef struct vz_br_flow {
+	char type[48], subtype[48];
+	unsigned version, subversion;
+	char action[32]; /* default Indienen */
+} vz_br_flow;
+
+/* "ROLE:CODE". false with why set (a sentence without the value). */
+bool vz_br_party_parse(const char *s, vz_br_party *out, const char **why);
+
+/* "TYPE[/SUBTYPE]:VERSION.SUBVERSION[:ACTION]". */
+bool vz_br_flow_parse(const char *s, vz_br_flow *out, const char **why);
+
+/* A new random UUID (version 4) from the CSPRNG, lower case. */
+vz_rv vz_br_uuid(char out[37], vz_err *err);
+
+/* The berichtMetadata JSON, malloc'ed. reference may be NULL. */
+char *vz_br_metadata(const vz_br_party *from, const vz_br_party *to, size_t n_to,
+		     const vz_br_flow *flow, const char *conversatie_id, const char *traceer_id,
+		     const char *reference);
+
+/* Problem details (RFC 7807) of a 4xx answer, as lines for a person:
+ * "title: detail" and one "field: message" per entry of errors. Control
+ * characters are cleaned. Returns the number of lines written into
+ * lines[0..max) (each malloc'ed), 0 when the body is not problem details.
+ * errors_json, if not NULL, gets the errors object as compact JSON
+ * (malloc'ed) or NULL. */
+size_t vz_br_problem(const char *body, size_t len, char **lines, size_t max, char **errors_json);
+
+/* One melding of a status. */
+typedef struct vz_br_melding {
+	char *code, *omschrijving, *toelichting;
+} vz_br_melding;
+
+/* One status of a message, as the status service gives it. Strings are
+ * NULL when absent. */
+typedef struct vz_br_status {
+	char *traceer_id, *status, *changed_at;
+	vz_br_melding *meldingen;
+	size_t n_meldingen;
+} vz_br_status;
+
+void vz_br_status_clear(vz_br_status *s);
+
+/* Reads the status service's answer (a JSON array, or an object holding
+ * one) and keeps the newest entry for traceer_id in *out. VZ_OK: found;
+ * VZ_NOT_FOUND: the service does not know it; VZ_FAIL: not readable. */
+vz_rv vz_br_status_parse(const char *body, size_t len, const char *traceer_id, vz_br_status *out,
+			 vz_err *err);
+
+/* A status word after which nothing changes any more. */
+bool vz_br_status_final(const char *status);
+
+/* A final status that means the message was refused or not delivered. */
+bool vz_br_status_failed(const char *status);
+
+/* The meldingen as a compact JSON array (malloc'ed), for the journal. */
+char *vz_br_meldingen_json(const vz_br_status *s);
+
+/* One waiting return message from the pull list. */
+typedef struct vz_br_retour {
+	char traceer_id[37];
+	long long size;
+	char sha256[65]; /* lower case hex */
+} vz_br_retour;
+
+/* Reads the pull list (a bare JSON array, or an object with one array
+ * member). Entries without a valid traceerId (a UUID), a size >= 0 or a
+ * SHA256 checksum of 64 hex digits are counted in *bad and left out.
+ * *out is malloc'ed (free it), *n its length. */
+vz_rv vz_br_pull_parse(const char *body, size_t len, vz_br_retour **out, size_t *n, size_t *bad,
+		       vz_err *err);
+
+/* A UUID written 8-4-4-4-12 in hex. */
+bool vz_br_uuid_valid(const char *s);
+
+#endif

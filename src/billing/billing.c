@@ -1,0 +1,185 @@
+/* billing.c - options and connections the billing commands share. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include "berichten.h"
+#include "billing.h"
+
+void vz_bill_defaults(vz_bill_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->label = VZ_BILL_DEFAULT_LABEL;
+	o->retries = 3;
+	o->timeout_s = 30;
+	o->connect_timeout_s = 10;
+}
+
+static bool number(const char *s, long lo, long hi, long *out)
+{
+	char *end = NULL;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < lo || v > hi)
+		return false;
+	*out = v;
+	return true;
+}
+
+int vz_bill_opt(vz_bill_opts *o, const char *cmd, int c, const char *arg)
+{
+	switch (c) {
+	case OPT_B_LABEL:
+		o->label = arg;
+		return 0;
+	case OPT_B_ENV:
+		o->env = arg;
+		return 0;
+	case OPT_B_ENDPOINT:
+		o->endpoint = arg;
+		return 0;
+	case OPT_B_CACERT:
+		o->cacert = arg;
+		return 0;
+	case OPT_B_RETRIES:
+		return number(arg, 0, 10, &o->retries)
+			       ? 0
+			       : vz_usage(cmd, "--retries takes a number from 0 to 10");
+	case OPT_B_TIMEOUT:
+		return number(arg, 1, 600, &o->timeout_s)
+			       ? 0
+			       : vz_usage(cmd, "--timeout takes seconds, 1 to 600");
+	case OPT_B_CTIMEOUT:
+		return number(arg, 1, 120, &o->connect_timeout_s)
+			       ? 0
+			       : vz_usage(cmd, "--connect-timeout takes seconds, 1 to 120");
+	default:
+		return -1;
+	}
+}
+
+int vz_bill_resolve(vz_bill_opts *o, const char *cmd)
+{
+	const char *env_var = vz_env("VZP11_ENV");
+	size_t len;
+
+	if (o->endpoint && o->env)
+		return vz_usage(cmd, "give --env or --endpoint, not both");
+	if (o->endpoint && env_var)
+		return vz_usage(cmd,
+				"--endpoint and VZP11_ENV (set to '%s') both say where to send; "
+				"unset VZP11_ENV or leave out --endpoint",
+				env_var);
+	o->env = o->env ? o->env : env_var;
+	o->cacert = o->cacert ? o->cacert : vz_env("VZP11_CACERT");
+	if (!o->endpoint && !o->env)
+		return vz_usage(cmd, "say which VECOZO environment to use: --env tst, acc or prd "
+				     "(or VZP11_ENV), or --endpoint URL");
+	if (!o->endpoint) {
+		o->endpoint = vz_br_endpoint(o->env);
+		if (!o->endpoint)
+			return vz_usage(cmd, "unknown environment '%s'; use tst, acc or prd",
+					o->env);
+	}
+	len = strlen(o->endpoint);
+	if (strncmp(o->endpoint, "https://", 8) != 0 || len < 9 || o->endpoint[len - 1] == '/')
+		return vz_usage(cmd,
+				"the endpoint must be an https:// URL without a '/' at the end "
+				"(the Berichtenservice base, e.g. "
+				"https://api.vecozo.nl/berichtenservice)");
+	return 0;
+}
+
+void vz_bill_usage(FILE *f)
+{
+	fprintf(f,
+		"  --label LABEL          certificate on the token (default: " VZ_BILL_DEFAULT_LABEL
+		")\n"
+		"  --env tst|acc|prd      VECOZO environment (env VZP11_ENV)\n"
+		"  --endpoint URL         the Berichtenservice base itself, instead of --env\n"
+		"  --cacert FILE          trust only the CA certificates in FILE for the server\n"
+		"                         (env VZP11_CACERT; default: the system store)\n"
+		"  --retries N            extra tries after a transient failure, 0..10 (default 3)\n"
+		"  --timeout SECONDS      limit for one request, or for a stalled transfer (default 30)\n"
+		"  --connect-timeout SECONDS  limit for connecting (default 10)\n"
+		"  --journal PATH|URI     the journal (env VZP11_JOURNAL): a SQLite file, or\n"
+		"                         postgresql://... when several machines bill\n");
+}
+
+vz_rv vz_bill_connect(const vz_global *g, const vz_bill_opts *o, vz_tls **tls, vz_rest **rest,
+		      vz_err *err)
+{
+	vz_rest_cfg cfg = {
+		.base = o->endpoint,
+		.cacert = o->cacert,
+		.attempts = (unsigned)o->retries + 1,
+		.connect_timeout_ms = o->connect_timeout_s * 1000,
+		.timeout_ms = o->timeout_s * 1000,
+		.max_backoff_ms = 10000,
+	};
+
+	*tls = NULL;
+	*rest = NULL;
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		vz_err_set(err, "cannot initialize libcurl");
+		return VZ_FAIL;
+	}
+	if (vz_tls_open(g, o->label, tls, err) != VZ_OK) {
+		curl_global_cleanup();
+		return VZ_FAIL;
+	}
+	if (vz_rest_new(&cfg, *tls, rest, err) != VZ_OK) {
+		vz_bill_disconnect(*tls, NULL);
+		*tls = NULL;
+		return VZ_FAIL;
+	}
+	return VZ_OK;
+}
+
+void vz_bill_disconnect(vz_tls *tls, vz_rest *rest)
+{
+	vz_rest_free(rest);
+	if (tls) {
+		vz_tls_close(tls);
+		curl_global_cleanup();
+	}
+}
+
+void vz_bill_http_error(const vz_rest_answer *a, const char *what, vz_err *err)
+{
+	char *lines[4] = {0};
+	size_t n = a->body ? vz_br_problem(a->body, a->len, lines, 4, NULL) : 0;
+
+	if (a->http == 401)
+		vz_err_set(err,
+			   "VECOZO did not accept the certificate (Niet geauthenticeerd) for %s: "
+			   "is it expired, not the system certificate, meant for another "
+			   "environment, or is this computer's IP address not registered?",
+			   what);
+	else if (a->http == 403)
+		vz_err_set(
+			err,
+			"the certificate lacks the right for %s (Niet geautoriseerd): ask VECOZO "
+			"for the Berichtenservice right for this system certificate",
+			what);
+	else if (a->http == 404 && n == 0)
+		vz_err_set(err, "HTTP 404 for %s: check the endpoint (the Berichtenservice base)",
+			   what);
+	else
+		vz_err_set(err, "HTTP %ld for %s%s%.300s", a->http, what, n ? ": " : "",
+			   n ? lines[0] : "");
+	for (size_t i = 0; i < n; i++)
+		free(lines[i]);
+}
+
+void vz_bill_put_json(FILE *f, json_t *j)
+{
+	json_dumpf(j, f, JSON_COMPACT);
+	fputc('\n', f);
+	json_decref(j);
+}

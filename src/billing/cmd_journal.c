@@ -1,0 +1,121 @@
+/* cmd_journal.c - `vzp11 journal`: what the journal holds. */
+#include <stdio.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "billing.h"
+
+static const char *const decl_states[] = {"sending", "accepted", "refused"};
+static const char *const retour_states[] = {"stored", "confirmed"};
+
+static void journal_usage(FILE *f)
+{
+	fprintf(f, "Usage: vzp11 [GLOBAL OPTIONS] journal\n"
+		   "List the declarations and return files in the billing journal (--journal, env\n"
+		   "VZP11_JOURNAL) with their state. The journal holds no patient data.\n"
+		   "Declaration states: sending (the answer is not known yet), accepted, refused;\n"
+		   "return files: stored, confirmed (VECOZO was told it arrived).\n");
+}
+
+struct listing {
+	const vz_global *g;
+	json_t *decls, *retours;
+};
+
+static vz_rv show_decl(void *ctx, const vz_decl *d, vz_err *err)
+{
+	struct listing *l = ctx;
+	json_t *m = d->meldingen ? json_loads(d->meldingen, 0, NULL) : NULL;
+
+	if (l->decls) {
+		json_array_append_new(
+			l->decls,
+			json_pack(
+				"{s:s, s:s, s:s, s:s, s:I, s:s, s:s, s:b, s:o, s:s?, s:b, s:o, s:s, "
+				"s:s}",
+				"traceer_id", d->traceer_id, "conversatie_id", d->conversatie_id,
+				"file", d->file, "sha256", d->sha256, "size", (json_int_t)d->size,
+				"flow", d->flow, "state", decl_states[d->state], "forced",
+				d->forced, "http_status",
+				d->http_status ? json_integer(d->http_status) : json_null(),
+				"status", d->status[0] ? d->status : NULL, "final", d->final,
+				"meldingen", m ? m : json_null(), "created_at", d->created_at,
+				"updated_at", d->updated_at));
+		return VZ_OK;
+	}
+	json_decref(m);
+	printf("%s  %-8s  %-20s  %s  %s  %s\n", d->created_at, decl_states[d->state],
+	       d->status[0] ? d->status : "-", d->traceer_id, d->file, d->forced ? "(forced)" : "");
+	return VZ_OK;
+}
+
+static vz_rv show_retour(void *ctx, const vz_retour *r, vz_err *err)
+{
+	struct listing *l = ctx;
+
+	if (l->retours) {
+		json_array_append_new(l->retours,
+				      json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:s?}",
+						"traceer_id", r->traceer_id, "file", r->file,
+						"size", (json_int_t)r->size, "sha256", r->sha256,
+						"state", retour_states[r->state], "stored_at",
+						r->stored_at, "confirmed_at",
+						r->confirmed_at[0] ? r->confirmed_at : NULL));
+		return VZ_OK;
+	}
+	printf("%s  %-9s  %s  %lld bytes  %s\n", r->stored_at, retour_states[r->state],
+	       r->traceer_id, r->size, r->file);
+	return VZ_OK;
+}
+
+int cmd_journal(vz_global *g, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		VZ_GLOBAL_LONGOPTS,
+		{NULL, 0, NULL, 0},
+	};
+	struct listing l = {.g = g};
+	vz_journal *j = NULL;
+	vz_err err = {0};
+	int c, ret = VZ_EXIT_FAIL;
+
+	for (c = vz_next_opt(g, argc, argv, "vq", longopts); c != -1;
+	     c = vz_next_opt(g, argc, argv, "vq", longopts)) {
+		if (c == OPT_HELP) {
+			journal_usage(stdout);
+			return VZ_EXIT_OK;
+		}
+		return vz_usage("journal", "unknown or incomplete option '%s'", argv[optind - 1]);
+	}
+	if (optind < argc)
+		return vz_usage("journal", "unexpected argument '%s'", argv[optind]);
+	if (vz_journal_open(g->journal, &j, &err) != VZ_OK)
+		goto out;
+	if (g->json) {
+		l.decls = json_array();
+		l.retours = json_array();
+	} else {
+		printf("Declarations (%s):\n", vz_journal_where(j));
+	}
+	if (vz_journal_decl_each(j, false, show_decl, &l, &err) != VZ_OK)
+		goto out;
+	if (!g->json)
+		printf("Return files:\n");
+	if (vz_journal_retour_each(j, show_retour, &l, &err) != VZ_OK)
+		goto out;
+	if (g->json)
+		vz_bill_put_json(stdout, json_pack("{s:o, s:o}", "declarations", l.decls, "retours",
+						   l.retours));
+	l.decls = l.retours = NULL;
+	ret = fflush(stdout) == 0 && !ferror(stdout) ? VZ_EXIT_OK : VZ_EXIT_FAIL;
+	if (ret != VZ_EXIT_OK)
+		vz_err_set(&err, "cannot write the output");
+out:
+	json_decref(l.decls);
+	json_decref(l.retours);
+	if (err.msg[0])
+		vz_report(&err);
+	vz_journal_close(j);
+	return ret;
+}

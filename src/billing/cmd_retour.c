@@ -1,0 +1,423 @@
+/* cmd_retour.c - `vzp11 retour`: fetch waiting return messages
+ * (retourinformatie), store each safely, and only then tell VECOZO it was
+ * received. A payload whose size or SHA-256 does not match is never stored
+ * under its name nor confirmed. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <openssl/evp.h>
+
+#include "berichten.h"
+#include "billing.h"
+#include "outfile.h"
+
+static void retour_usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: vzp11 [GLOBAL OPTIONS] retour --dir DIR [--limit N] [OPTIONS]\n"
+		"Fetch the return messages waiting at VECOZO, check each one's size and SHA-256,\n"
+		"store it as DIR/retour-TRACEERID (mode 0600; written under a temporary name,\n"
+		"synced, renamed), record it in the journal, and only then confirm receipt.\n"
+		"  --dir DIR              where to store the return files\n"
+		"  --limit N              messages asked for per call, 1..250 (default 250);\n"
+		"                         calls repeat until one brings nothing new\n");
+	vz_bill_usage(f);
+	fprintf(f, "Exit: 0 every waiting message stored and confirmed, 1 one failed (it stays\n"
+		   "waiting at VECOZO), 2 usage error.\n");
+}
+
+/* The result for one message. */
+struct got {
+	vz_br_retour m;
+	char file[4096];
+	const char *result; /* stored, already-stored, checksum-mismatch, failed */
+	char error[5120];   /* room for a message and a path */
+};
+
+/* A download in progress: written and hashed as it arrives. */
+struct sink {
+	FILE *out;
+	EVP_MD_CTX *md;
+	long long size, limit;
+	bool too_big;
+};
+
+static bool sink_write(void *ctx, const void *p, size_t n)
+{
+	struct sink *s = ctx;
+
+	if (s->size + (long long)n > s->limit) {
+		s->too_big = true;
+		return false;
+	}
+	s->size += (long long)n;
+	return EVP_DigestUpdate(s->md, p, n) == 1 && fwrite(p, 1, n, s->out) == n;
+}
+
+static void sink_restart(void *ctx)
+{
+	struct sink *s = ctx;
+
+	fflush(s->out);
+	if (ftruncate(fileno(s->out), 0) == 0)
+		rewind(s->out);
+	EVP_DigestInit_ex(s->md, EVP_sha256(), NULL);
+	s->size = 0;
+	s->too_big = false;
+}
+
+static void hex(const unsigned char *b, unsigned int n, char *out)
+{
+	for (unsigned int i = 0; i < n; i++)
+		snprintf(out + 2 * i, 3, "%02x", b[i]);
+}
+
+/* SHA-256 and size of a file already there. */
+static bool hash_file(const char *path, char out[65], long long *size)
+{
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	unsigned char buf[65536], sum[32];
+	unsigned int n = 0;
+	FILE *f = fopen(path, "rb");
+	bool ok = f && md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1;
+	size_t got;
+
+	*size = 0;
+	while (ok && (got = fread(buf, 1, sizeof(buf), f)) > 0) {
+		ok = EVP_DigestUpdate(md, buf, got) == 1;
+		*size += (long long)got;
+	}
+	ok = ok && !ferror(f) && EVP_DigestFinal_ex(md, sum, &n) == 1;
+	if (ok)
+		hex(sum, n, out);
+	if (f)
+		fclose(f);
+	EVP_MD_CTX_free(md);
+	return ok;
+}
+
+struct retour_run {
+	const vz_global *g;
+	vz_journal *j;
+	vz_rest *rest;
+	const char *dir;
+};
+
+/* Tells VECOZO the message is safely here, and records that. */
+static bool confirm(struct retour_run *r, struct got *gt)
+{
+	char path[256];
+	vz_rest_answer a = {0};
+	vz_err e = {0};
+	bool ok;
+
+	snprintf(path, sizeof(path), VZ_BR_PATH_PULL "/%s", gt->m.traceer_id);
+	ok = vz_rest_delete(r->rest, path, &a, &e) == VZ_OK;
+	/* 404: VECOZO no longer has it waiting (an earlier confirmation came
+	 * through); either way it is received. */
+	if (ok && a.http != 202 && a.http != 200 && a.http != 204 && a.http != 404) {
+		vz_bill_http_error(&a, "confirming receipt", &e);
+		ok = false;
+	}
+	vz_rest_answer_clear(&a);
+	if (ok && vz_journal_retour_confirmed(r->j, gt->m.traceer_id, &e) != VZ_OK)
+		ok = false;
+	if (!ok)
+		snprintf(gt->error, sizeof(gt->error),
+			 "stored, but confirming receipt failed: %s (the next run confirms it)",
+			 e.msg);
+	return ok;
+}
+
+static bool record(struct retour_run *r, struct got *gt)
+{
+	vz_retour rec = {0}, earlier = {0};
+	vz_err e = {0};
+	vz_rv rv;
+
+	snprintf(rec.traceer_id, sizeof(rec.traceer_id), "%s", gt->m.traceer_id);
+	snprintf(rec.file, sizeof(rec.file), "%s", gt->file);
+	memcpy(rec.sha256, gt->m.sha256, sizeof(rec.sha256));
+	rec.size = gt->m.size;
+	rec.state = VZ_RETOUR_STORED;
+	rv = vz_journal_retour_stored(r->j, &rec, &earlier, &e);
+	if (rv == VZ_OK || rv == VZ_DUPLICATE)
+		return true;
+	gt->result = "failed";
+	snprintf(gt->error, sizeof(gt->error), "stored, but the journal failed: %s", e.msg);
+	return false;
+}
+
+/* Downloads into the final name through a partial file. */
+static void download(struct retour_run *r, struct got *gt)
+{
+	struct sink s = {.limit = gt->m.size, .md = EVP_MD_CTX_new()};
+	unsigned char sum[32];
+	unsigned int n = 0;
+	char path[256], sha[65] = "";
+	vz_rest_answer a = {0};
+	vz_err e = {0};
+	size_t stale = 0;
+	bool ok;
+
+	gt->result = "failed";
+	if (!s.md || EVP_DigestInit_ex(s.md, EVP_sha256(), NULL) != 1 ||
+	    vz_outfile_open(gt->file, &s.out, &stale, &e) != VZ_OK) {
+		snprintf(gt->error, sizeof(gt->error), "%s", e.msg[0] ? e.msg : "out of memory");
+		EVP_MD_CTX_free(s.md);
+		return;
+	}
+	snprintf(path, sizeof(path), VZ_BR_PATH_PULL "/%s/payload", gt->m.traceer_id);
+	ok = vz_rest_download(r->rest, path, sink_write, sink_restart, &s, &a, &e) == VZ_OK;
+	if (ok && a.http != 200) {
+		vz_bill_http_error(&a, "the payload", &e);
+		ok = false;
+	}
+	if (ok && EVP_DigestFinal_ex(s.md, sum, &n) == 1)
+		hex(sum, n, sha);
+	if (!ok) {
+		snprintf(gt->error, sizeof(gt->error), "%s",
+			 s.too_big ? "the payload is larger than announced" : e.msg);
+		if (s.too_big)
+			gt->result = "checksum-mismatch";
+	} else if (s.size != gt->m.size || strcmp(sha, gt->m.sha256) != 0) {
+		gt->result = "checksum-mismatch";
+		snprintf(gt->error, sizeof(gt->error),
+			 "the payload does not match its announced %s (got %lld bytes, SHA-256 "
+			 "%.12s...); not stored, not confirmed",
+			 s.size != gt->m.size ? "size" : "SHA-256", s.size, sha);
+		ok = false;
+	}
+	vz_rest_answer_clear(&a);
+	EVP_MD_CTX_free(s.md);
+	if (vz_outfile_close(s.out, ok, &e) != VZ_OK) {
+		snprintf(gt->error, sizeof(gt->error), "%s", e.msg);
+		return;
+	}
+	if (!ok)
+		return;
+	gt->result = "stored";
+	if (record(r, gt))
+		confirm(r, gt);
+}
+
+/* One waiting message: already here, or fetch it. */
+static void fetch(struct retour_run *r, struct got *gt)
+{
+	vz_retour earlier = {0};
+	vz_err e = {0};
+	char sha[65] = "";
+	long long size = 0;
+	struct stat st;
+
+	vz_rv known;
+
+	snprintf(gt->file, sizeof(gt->file), "%s/retour-%s", r->dir, gt->m.traceer_id);
+	known = vz_journal_retour_get(r->j, gt->m.traceer_id, &earlier, &e);
+	if (known == VZ_OK) {
+		/* Stored by an earlier run that died before confirming. */
+		snprintf(gt->file, sizeof(gt->file), "%s", earlier.file);
+		gt->result = "already-stored";
+		confirm(r, gt);
+		return;
+	}
+	if (known != VZ_NOT_FOUND) {
+		gt->result = "failed";
+		snprintf(gt->error, sizeof(gt->error), "%s", e.msg);
+		return;
+	}
+	if (lstat(gt->file, &st) == 0) {
+		/* Renamed into place, but the run died before the journal knew. */
+		if (hash_file(gt->file, sha, &size) && size == gt->m.size &&
+		    strcmp(sha, gt->m.sha256) == 0) {
+			gt->result = "already-stored";
+			if (record(r, gt))
+				confirm(r, gt);
+			return;
+		}
+		gt->result = "failed";
+		snprintf(gt->error, sizeof(gt->error),
+			 "another file already has the name %s; it was not overwritten", gt->file);
+		return;
+	}
+	download(r, gt);
+}
+
+static void print_got(const vz_global *g, json_t *arr, const struct got *gt)
+{
+	if (arr) {
+		json_array_append_new(arr, json_pack("{s:s, s:s, s:I, s:s, s:s, s:s?}",
+						     "traceer_id", gt->m.traceer_id, "file",
+						     gt->file, "size", (json_int_t)gt->m.size,
+						     "sha256", gt->m.sha256, "result", gt->result,
+						     "error", gt->error[0] ? gt->error : NULL));
+		return;
+	}
+	printf("%s  %s  %lld bytes  %s\n", gt->m.traceer_id, gt->result, gt->m.size, gt->file);
+	if (gt->error[0])
+		fprintf(stderr, "vzp11: %s: %s\n", gt->m.traceer_id, gt->error);
+}
+
+/* Seen this run: a message that failed stays waiting and must not be
+ * fetched in a loop. */
+struct seen {
+	char (*ids)[37];
+	size_t n, cap;
+};
+
+static bool seen_add(struct seen *s, const char *id)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (strcmp(s->ids[i], id) == 0)
+			return false;
+	if (s->n == s->cap) {
+		size_t ncap = s->cap ? s->cap * 2 : 64;
+		char(*g)[37] = realloc(s->ids, ncap * sizeof(*g));
+
+		if (!g)
+			return false;
+		s->ids = g;
+		s->cap = ncap;
+	}
+	memcpy(s->ids[s->n++], id, 37);
+	return true;
+}
+
+static int parse_args(vz_global *g, int argc, char **argv, vz_bill_opts *b, const char **dir,
+		      long *limit)
+{
+	enum {
+		O_DIR = 1,
+		O_LIMIT
+	};
+	static const struct option longopts[] = {
+		VZ_GLOBAL_LONGOPTS,
+		VZ_BILL_LONGOPTS,
+		{"dir", required_argument, NULL, O_DIR},
+		{"limit", required_argument, NULL, O_LIMIT},
+		{NULL, 0, NULL, 0},
+	};
+	struct stat st;
+	char *end = NULL;
+	int c, r;
+
+	for (c = vz_next_opt(g, argc, argv, "vq", longopts); c != -1;
+	     c = vz_next_opt(g, argc, argv, "vq", longopts)) {
+		r = vz_bill_opt(b, "retour", c, optarg);
+		if (r > 0)
+			return r;
+		if (r == 0)
+			continue;
+		if (c == O_DIR) {
+			*dir = optarg;
+		} else if (c == O_LIMIT) {
+			errno = 0;
+			*limit = strtol(optarg, &end, 10);
+			if (errno || *end || *limit < 1 || *limit > 250)
+				return vz_usage("retour", "--limit takes a number from 1 to 250");
+		} else if (c == OPT_HELP) {
+			retour_usage(stdout);
+			return -1;
+		} else {
+			return vz_usage("retour", "unknown or incomplete option '%s'",
+					argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		return vz_usage("retour", "unexpected argument '%s'", argv[optind]);
+	if (!*dir)
+		return vz_usage("retour", "give --dir DIR, where the return files go");
+	if (stat(*dir, &st) != 0 || !S_ISDIR(st.st_mode))
+		return vz_usage("retour", "--dir %s is not a directory", *dir);
+	return vz_bill_resolve(b, "retour");
+}
+
+/* One page of the list: every message not seen before. *fresh counts
+ * them; *failed the ones that did not end stored and confirmed. */
+static vz_rv page(struct retour_run *r, long limit, struct seen *seen, json_t *arr, size_t *fresh,
+		  size_t *failed, vz_err *err)
+{
+	char path[128];
+	vz_rest_answer a = {0};
+	vz_br_retour *list = NULL;
+	size_t n = 0, bad = 0;
+	vz_rv rv;
+
+	*fresh = 0;
+	snprintf(path, sizeof(path), VZ_BR_PATH_PULL "?limit=%ld", limit);
+	rv = vz_rest_get(r->rest, path, &a, err);
+	if (rv == VZ_OK && a.http != 200) {
+		vz_bill_http_error(&a, "the list of return messages", err);
+		rv = VZ_FAIL;
+	}
+	if (rv == VZ_OK)
+		rv = vz_br_pull_parse(a.body ? a.body : "", a.len, &list, &n, &bad, err);
+	vz_rest_answer_clear(&a);
+	if (rv != VZ_OK)
+		return rv;
+	if (bad)
+		vz_note(r->g,
+			"%zu listed message(s) lack a traceerId, size or SHA-256 and were left "
+			"waiting",
+			bad);
+	for (size_t i = 0; i < n; i++) {
+		struct got gt = {.m = list[i]};
+
+		if (!seen_add(seen, list[i].traceer_id))
+			continue;
+		(*fresh)++;
+		fetch(r, &gt);
+		*failed += gt.error[0] != '\0'; /* every failure says why */
+		print_got(r->g, arr, &gt);
+	}
+	free(list);
+	*failed += bad;
+	return VZ_OK;
+}
+
+int cmd_retour(vz_global *g, int argc, char **argv)
+{
+	struct retour_run r = {.g = g};
+	struct seen seen = {0};
+	vz_bill_opts b;
+	vz_tls *tls = NULL;
+	vz_err err = {0};
+	json_t *arr = NULL;
+	long limit = 250;
+	size_t fresh = 0, failed = 0, total = 0;
+	int ret;
+
+	vz_bill_defaults(&b);
+	ret = parse_args(g, argc, argv, &b, &r.dir, &limit);
+	if (ret == -1)
+		return VZ_EXIT_OK;
+	if (ret != 0)
+		return ret;
+	ret = VZ_EXIT_FAIL;
+	if (vz_journal_open(g->journal, &r.j, &err) != VZ_OK ||
+	    vz_bill_connect(g, &b, &tls, &r.rest, &err) != VZ_OK)
+		goto out;
+	arr = g->json ? json_array() : NULL;
+	do {
+		if (page(&r, limit, &seen, arr, &fresh, &failed, &err) != VZ_OK)
+			goto out;
+		total += fresh;
+	} while (fresh > 0);
+	vz_note(g, "%zu return message(s), %zu not stored and confirmed", total, failed);
+	ret = failed ? VZ_EXIT_FAIL : VZ_EXIT_OK;
+out:
+	if (arr)
+		vz_bill_put_json(stdout, arr);
+	if (err.msg[0])
+		vz_report(&err);
+	free(seen.ids);
+	vz_bill_disconnect(tls, r.rest);
+	vz_journal_close(r.j);
+	return ret;
+}

@@ -1,0 +1,346 @@
+#!/bin/sh
+# billing.sh CASE BACKEND: declarations and return files through the token
+# key against the mock Berichtenservice, with the journal on SQLite or on a
+# throwaway PostgreSQL cluster (BACKEND sqlite|postgresql).
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/mock.sh"
+
+CASE=$1
+BACKEND=${2:-sqlite}
+FROM=Praktijk:01234567
+TO=Zorgverzekeraar:3311
+FLOW=303:3.1
+
+cleanup() {
+	stop_mock
+	[ -z "${PGDIR:-}" ] || "$SRCDIR/tests/tools/pg-cluster" stop "$PGDIR" >/dev/null 2>&1 || true
+}
+
+# The journal: a SQLite file in the test's directory, or a fresh cluster.
+setup_journal() {
+	if [ "$BACKEND" = postgresql ]; then
+		PGDIR=$T/pg
+		set +e
+		uri=$("$SRCDIR/tests/tools/pg-cluster" start "$PGDIR" 2>"$T/pg.log")
+		prc=$?
+		set -e
+		[ "$prc" -ne 77 ] || { echo "SKIP: no PostgreSQL server"; exit 77; }
+		[ "$prc" -eq 0 ] || { fail "PostgreSQL did not start"; cat "$T/pg.log"; finish; }
+		export VZP11_JOURNAL="$uri"
+	else
+		export VZP11_JOURNAL=$T/journal.db
+	fi
+	trap cleanup EXIT
+}
+
+setup_token() {
+	imp "$PKI/sys-rsa2048.p12"
+	[ "$rc" -eq 0 ] || { fail "import"; cat "$T/err"; finish; }
+}
+
+# start_bill_mock [vzmock options]: sets BASE.
+start_bill_mock() {
+	start_mock "$@"
+	trap cleanup EXIT
+	BASE=https://localhost:$(cat "$T/port")/berichtenservice
+}
+
+bill() { run vz "$@" --endpoint "$BASE" --cacert "$PKI/root.crt"; }
+declare_file() { bill declare "$@" --from "$FROM" --to "$TO" --flow "$FLOW"; }
+
+# A declaration file: a Vektis-like text; the name must end in .txt.
+make_decl() { # make_decl NAME [CONTENT]
+	printf '%s\n' "0100${2:-declaratie $1 $(date +%s%N)}" "9900" >"$T/$1"
+}
+
+expect_json() {
+	python3 - "$1" "$2" >"$T/check" 2>&1 <<'PY' || true
+import json, sys
+text = open(sys.argv[1]).read()
+try:
+    o = json.loads(text)
+except ValueError:
+    o = [json.loads(l) for l in text.splitlines() if l.strip()]
+exec(sys.argv[2])
+print("json ok")
+PY
+	expect_in "$T/check" "^json ok$" "$3"
+}
+
+journal_json() { run vz --json journal; cp "$T/out" "$T/journal.json"; }
+
+case_submit_and_status() {
+	setup_token
+	start_bill_mock
+	make_decl decl.txt
+	declare_file --json "$T/decl.txt" --reference dossier-2026-11
+	expect_rc 0 "a declaration is sent"
+	expect_json "$T/out" '
+assert o["status"] == "accepted" and o["http_status"] == 204 and o["errors"] is None, o
+assert len(o["traceer_id"]) == 36 and o["traceer_id"][14] == "4" and o["file"] == "decl.txt"
+assert o["size"] > 0 and len(o["sha256"]) == 64
+' "declare --json: accepted, with a new UUIDv4 traceerId"
+	tid=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["traceer_id"])' "$T/out")
+	[ "$(mock_stat accepted)" -eq 1 ] && pass "the mock accepted one message" || fail "$(mock_stat accepted) accepted"
+	bill declare-status "$tid"
+	expect_rc 0 "declare-status of a received declaration"
+	expect_in "$T/out" "^$tid +Ontvangen" "VECOZO's own word: Ontvangen"
+	bill --json declare-status --open --watch
+	expect_rc 0 "declare-status --open --watch"
+	expect_json "$T/out" '
+assert len(o) == 1 and o[0]["traceer_id"] == "'"$tid"'" and o[0]["status"] == "VerwerkingVoltooid", o
+assert o[0]["meldingen"] == [] and o[0]["changed_at"].endswith("Z"), o
+' "--watch follows it to VerwerkingVoltooid"
+	journal_json
+	expect_json "$T/journal.json" '
+d = o["declarations"]
+assert len(d) == 1 and d[0]["state"] == "accepted" and d[0]["status"] == "VerwerkingVoltooid" and d[0]["final"], d
+assert o["retours"] == []
+' "the journal has it accepted and final"
+	bill declare-status --open
+	expect_rc 0 "nothing open any more"
+	expect_in "$T/err" "holds no declaration whose status is open" "says nothing is open"
+}
+
+case_refused() {
+	setup_token
+	start_bill_mock
+	make_decl weiger.txt "WEIGEREN"
+	declare_file "$T/weiger.txt"
+	expect_rc 1 "a declaration VECOZO refuses (422)"
+	expect_in "$T/out" "weiger.txt: refused" "says refused"
+	expect_in "$T/err" "do not send it again" "says 422 is final"
+	[ "$(mock_stat pushes)" -eq 1 ] && pass "422 is not retried" || fail "$(mock_stat pushes) pushes"
+	make_decl afzender.txt
+	bill --json declare "$T/afzender.txt" --from Praktijk:00000000 --to "$TO" --flow "$FLOW"
+	expect_rc 1 "an unknown sender (BRS01)"
+	expect_json "$T/out" 'assert o["status"] == "refused" and o["http_status"] == 422, o' "refused with 422"
+	# A 400 names each field: the mock refuses an action it cannot take.
+	make_decl bad.txt
+	bill --json declare "$T/bad.txt" --from "$FROM" --to "$TO" --flow "303:3.1:Onbekend-actie"
+	if [ "$rc" -eq 1 ] && grep -q '"http_status":400' "$T/out"; then
+		expect_json "$T/out" '
+assert o["status"] == "refused" and o["errors"] and any(":" in e for e in o["errors"]), o
+' "400: the problems are listed field by field"
+	else
+		pass "the mock took the action (no 400 to show here)"
+	fi
+	make_decl ok.txt
+	declare_file "$T/ok.txt"
+	expect_rc 0 "a good declaration after the refused ones"
+	make_decl weiger.txt "WEIGEREN"
+	declare_file "$T/weiger.txt"
+	expect_rc 1 "a refused declaration may be sent again (and is refused again)"
+	expect_not_in "$T/out" "duplicate" "a refused one is no duplicate"
+}
+
+case_bad_input() {
+	setup_token
+	start_bill_mock
+	make_decl decl.txt
+	printf 'x\n' >"$T/DECL.TXT"
+	: >"$T/empty.txt"
+	declare_file "$T/DECL.TXT"
+	expect_rc 1 "a file name in upper case"
+	expect_in "$T/err" "must end in .txt" "says the name must end in .txt"
+	declare_file "$T/empty.txt"
+	expect_rc 1 "an empty file"
+	declare_file "$T"
+	expect_rc 1 "a directory"
+	bill declare "$T/decl.txt" --from Praktijk:123 --to "$TO" --flow "$FLOW"
+	expect_rc 2 "an AGB code of 3 digits"
+	bill declare "$T/decl.txt" --from "$FROM" --to Zorgverzekeraar:33 --flow "$FLOW"
+	expect_rc 2 "a UZOVI code of 2 digits"
+	bill declare "$T/decl.txt" --from Apotheek:01234567 --to "$TO" --flow "$FLOW"
+	expect_rc 2 "an unknown role"
+	to=$(python3 -c 'print(",".join("Zorgverzekeraar:%04d" % (3000 + i) for i in range(101)))')
+	bill declare "$T/decl.txt" --from "$FROM" --to "$to" --flow "$FLOW"
+	expect_rc 2 "101 addressees"
+	bill declare "$T/decl.txt" --from "$FROM" --to "$TO" --flow 303
+	expect_rc 2 "a flow without a version"
+	[ "$(mock_stat pushes)" -eq 0 ] && pass "nothing was sent" || fail "$(mock_stat pushes) pushes"
+	journal_json
+	expect_json "$T/journal.json" 'assert o["declarations"] == [], o' "nothing was recorded"
+}
+
+case_duplicate_and_force() {
+	setup_token
+	start_bill_mock
+	make_decl decl.txt
+	declare_file --json "$T/decl.txt"
+	expect_rc 0 "first declaration"
+	first=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["traceer_id"])' "$T/out")
+	cp "$T/decl.txt" "$T/copy.txt"
+	declare_file --json "$T/copy.txt"
+	expect_rc 1 "the same content again, under another name"
+	expect_json "$T/out" 'assert o["status"] == "duplicate" and o["traceer_id"] == "'"$first"'", o' \
+		"status duplicate, naming the earlier traceerId"
+	expect_in "$T/err" "accepted already on .*$first" "says when and under which traceerId"
+	[ "$(mock_stat accepted)" -eq 1 ] && pass "sent once" || fail "$(mock_stat accepted) accepted"
+	declare_file --json --force "$T/copy.txt"
+	expect_rc 0 "--force sends it anyway"
+	expect_json "$T/out" 'assert o["status"] == "accepted" and o["traceer_id"] != "'"$first"'", o' \
+		"a new traceerId with --force"
+	[ "$(mock_stat accepted)" -eq 2 ] && pass "sent twice with --force" || fail "$(mock_stat accepted) accepted"
+}
+
+# The process dies after the request reached VECOZO, before the answer.
+# The next run asks the status service and sends nothing.
+case_killed_after_send() {
+	setup_token
+	start_bill_mock --push-delay 4000
+	make_decl decl.txt
+	"$VZP11_BIN" declare "$T/decl.txt" --from "$FROM" --to "$TO" --flow "$FLOW" \
+		--endpoint "$BASE" --cacert "$PKI/root.crt" >"$T/out" 2>"$T/err" &
+	pid=$!
+	i=0
+	while [ "$(mock_stat accepted)" -lt 1 ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+	kill -KILL "$pid"
+	wait "$pid" 2>/dev/null || true
+	[ "$(mock_stat accepted)" -eq 1 ] && pass "the message reached the mock before the kill" ||
+		fail "the message did not reach the mock"
+	journal_json
+	expect_json "$T/journal.json" 'assert [d["state"] for d in o["declarations"]] == ["sending"], o' \
+		"the journal says sending"
+	tid=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["declarations"][0]["traceer_id"])' "$T/journal.json")
+	declare_file --json "$T/decl.txt"
+	expect_rc 0 "declaring the same file again"
+	expect_json "$T/out" 'assert o["status"] == "accepted" and o["traceer_id"] == "'"$tid"'", o' \
+		"accepted, with the original traceerId"
+	[ "$(mock_stat pushes)" -eq 1 ] && pass "nothing was sent again" || fail "$(mock_stat pushes) pushes"
+	[ "$(mock_stat max_per_content)" -eq 1 ] && pass "one declaration at VECOZO" ||
+		fail "max_per_content $(mock_stat max_per_content)"
+	journal_json
+	expect_json "$T/journal.json" 'assert [d["state"] for d in o["declarations"]] == ["accepted"], o' \
+		"the journal says accepted"
+}
+
+# Two runs of one file at the same moment send it once.
+case_concurrent() {
+	setup_token
+	start_bill_mock --push-delay 1500
+	make_decl decl.txt
+	for k in 1 2 3; do
+		"$VZP11_BIN" --json declare "$T/decl.txt" --from "$FROM" --to "$TO" --flow "$FLOW" \
+			--endpoint "$BASE" --cacert "$PKI/root.crt" >"$T/out$k" 2>"$T/err$k" &
+		eval "pid$k=\$!"
+	done
+	wait "$pid1" || true
+	wait "$pid2" || true
+	wait "$pid3" || true
+	[ "$(mock_stat pushes)" -eq 1 ] && pass "three runs, one push" || fail "$(mock_stat pushes) pushes"
+	[ "$(mock_stat max_per_content)" -eq 1 ] && pass "one declaration at VECOZO" ||
+		fail "max_per_content $(mock_stat max_per_content)"
+	cat "$T/out1" "$T/out2" "$T/out3" >"$T/all"
+	expect_json "$T/all" '
+s = sorted(x["status"] for x in o)
+assert s.count("accepted") >= 1 and all(x in ("accepted", "pending") for x in s), s
+assert len({x["traceer_id"] for x in o}) == 1, o
+' "one accepted, the others accepted or pending under the same traceerId"
+}
+
+case_no_billing_right() {
+	fp=$(openssl x509 -in "$PKI/sys-rsa2048.crt" -noout -fingerprint -sha256 | sed 's/.*=//')
+	echo "$fp cov" >"$T/rights"
+	setup_token
+	start_bill_mock
+	make_decl decl.txt
+	declare_file "$T/decl.txt"
+	expect_rc 1 "a certificate without the billing right"
+	expect_in "$T/err" "lacks the right .*Niet geautoriseerd" "says the right is missing"
+	journal_json
+	expect_json "$T/journal.json" 'assert [d["state"] for d in o["declarations"]] == ["refused"], o' \
+		"recorded as refused, so it can be sent once the right is there"
+}
+
+case_server_errors() {
+	setup_token
+	start_bill_mock --push-fault 503 --push-fault-every 2
+	for k in 1 2 3 4 5; do
+		make_decl "d$k.txt"
+		declare_file --retries 6 "$T/d$k.txt"
+		expect_rc 0 "declaration $k through 503s"
+	done
+	[ "$(mock_stat max_per_content)" -eq 1 ] && pass "each content once at VECOZO" ||
+		fail "max_per_content $(mock_stat max_per_content)"
+	stop_mock
+	start_bill_mock --push-fault reset
+	make_decl lost.txt
+	declare_file --json --retries 1 "$T/lost.txt"
+	expect_rc 1 "connection reset on every try"
+	expect_json "$T/out" 'assert o["status"] == "pending", o' "the outcome is pending"
+	expect_in "$T/err" "will not be sent twice" "says a later run will find out"
+}
+
+case_retour() {
+	setup_token
+	start_bill_mock --retour 3:300000 --retour-corrupt 2
+	mkdir "$T/in"
+	bill --json retour --dir "$T/in" --limit 2
+	expect_rc 1 "one payload is corrupt"
+	expect_json "$T/out" '
+r = {x["result"] for x in o}
+assert len(o) == 3 and sorted(x["result"] for x in o) == ["checksum-mismatch", "stored", "stored"], o
+bad = [x for x in o if x["result"] == "checksum-mismatch"][0]
+assert "not stored" in bad["error"], bad
+' "two stored, one checksum mismatch"
+	ls -A "$T/in" >"$T/files"
+	[ "$(wc -l <"$T/files")" -eq 2 ] && pass "two files in the directory, no partial file" ||
+		fail "files: $(tr '\n' ' ' <"$T/files")"
+	for f in "$T"/in/retour-*; do
+		[ "$(stat -c %a "$f")" = 600 ] || fail "$f mode $(stat -c %a "$f")"
+	done
+	pass "return files are mode 0600"
+	[ "$(mock_stat retour_deleted)" -eq 2 ] && pass "two receipts confirmed" ||
+		fail "$(mock_stat retour_deleted) confirmed"
+	[ "$(mock_stat retour_waiting)" -eq 1 ] && pass "the corrupt one stays waiting" ||
+		fail "$(mock_stat retour_waiting) waiting"
+	python3 - "$T/out" "$T/in" >"$T/sums" <<'PY'
+import hashlib, json, os, sys
+for x in json.load(open(sys.argv[1])):
+    if x["result"] == "stored":
+        d = open(x["file"], "rb").read()
+        print("ok" if hashlib.sha256(d).hexdigest() == x["sha256"] and len(d) == x["size"] else "bad")
+PY
+	[ "$(grep -c ok "$T/sums")" -eq 2 ] && pass "stored files match their checksums" || fail "checksums: $(cat "$T/sums")"
+	bill retour --dir "$T/in"
+	expect_rc 1 "the corrupt one again: still refused, and the run ends"
+	[ "$(mock_stat retour_deleted)" -eq 2 ] && pass "never confirmed" || fail "confirmed"
+	journal_json
+	expect_json "$T/journal.json" '
+assert sorted(r["state"] for r in o["retours"]) == ["confirmed", "confirmed"], o
+' "the journal has the two, confirmed"
+}
+
+# A retour run killed during a download stores no duplicate when re-run,
+# and a message stored but not confirmed is confirmed without a new copy.
+case_retour_killed() {
+	setup_token
+	start_bill_mock --retour 3:30000000 --retour-fault delay --retour-fault-every 1 --delay 400
+	mkdir "$T/in"
+	"$VZP11_BIN" retour --dir "$T/in" --endpoint "$BASE" --cacert "$PKI/root.crt" \
+		>"$T/out" 2>"$T/err" &
+	pid=$!
+	i=0
+	while [ "$(mock_stat retour_deleted)" -lt 1 ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
+	sleep 0.2
+	kill -KILL "$pid"
+	wait "$pid" 2>/dev/null || true
+	bill --json retour --dir "$T/in"
+	expect_rc 0 "the re-run"
+	expect_json "$T/out" '
+assert all(x["result"] in ("stored", "already-stored") for x in o), o
+' "every message stored once"
+	n=$(ls "$T/in" | grep -c '^retour-' || true)
+	[ "$n" -eq 3 ] && pass "three return files" || fail "$n return files"
+	left=$(ls -A "$T/in" | grep -c partial || true)
+	[ "$left" -eq 0 ] && pass "no partial file left" || fail "$left partial files left"
+	journal_json
+	expect_json "$T/journal.json" 'assert len(o["retours"]) == 3 and all(r["state"] == "confirmed" for r in o["retours"]), o' \
+		"the journal holds each once, confirmed"
+}
+
+new_token "billing-$CASE-$BACKEND"
+setup_journal
+"case_$(echo "$CASE" | tr - _)"
+finish

@@ -1,0 +1,195 @@
+/* Unit tests: the Berichtenservice's metadata, parties and flows, and the
+ * readers of problem details, statuses and the pull list. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "berichten.h"
+
+static void parties_and_flows(void **state)
+{
+	vz_br_party p;
+	vz_br_flow f;
+	const char *why;
+
+	assert_true(vz_br_party_parse("Praktijk:01234567", &p, &why));
+	assert_string_equal(p.role, "Praktijk");
+	assert_string_equal(p.code, "01234567");
+	assert_true(vz_br_party_parse("Zorgverzekeraar:3311", &p, &why));
+	assert_false(vz_br_party_parse("Zorgverzekeraar:33110000", &p, &why)); /* UZOVI: 4 */
+	assert_false(vz_br_party_parse("Praktijk:3311", &p, &why));	       /* AGB: 8 */
+	assert_false(vz_br_party_parse("praktijk:01234567", &p, &why));
+	assert_false(vz_br_party_parse("Apotheek:01234567", &p, &why));
+	assert_false(vz_br_party_parse("Praktijk", &p, &why));
+	assert_false(vz_br_party_parse("Praktijk:0123456a", &p, &why));
+	assert_true(vz_br_flow_parse("303:3.1", &f, &why));
+	assert_string_equal(f.type, "303");
+	assert_string_equal(f.subtype, "");
+	assert_int_equal(f.version, 3);
+	assert_int_equal(f.subversion, 1);
+	assert_string_equal(f.action, "Indienen");
+	assert_true(vz_br_flow_parse("303/ZH:10.0:Intrekken", &f, &why));
+	assert_string_equal(f.subtype, "ZH");
+	assert_int_equal(f.version, 10);
+	assert_string_equal(f.action, "Intrekken");
+	assert_false(vz_br_flow_parse("303", &f, &why));
+	assert_false(vz_br_flow_parse("303:3", &f, &why));
+	assert_false(vz_br_flow_parse("303:3.x", &f, &why));
+	assert_false(vz_br_flow_parse(":3.1", &f, &why));
+	assert_false(vz_br_flow_parse("3\"03:3.1", &f, &why));
+	assert_false(vz_br_flow_parse("303:3.1:", &f, &why));
+}
+
+static void uuids(void **state)
+{
+	char a[37], b[37];
+	vz_err err = {0};
+
+	assert_int_equal(vz_br_uuid(a, &err), VZ_OK);
+	assert_int_equal(vz_br_uuid(b, &err), VZ_OK);
+	assert_true(vz_br_uuid_valid(a));
+	assert_string_not_equal(a, b);
+	assert_int_equal(a[14], '4');		/* version 4 */
+	assert_non_null(strchr("89ab", a[19])); /* RFC 4122 variant */
+	assert_false(vz_br_uuid_valid("0123456789abcdef0123456789abcdef0123"));
+	assert_false(vz_br_uuid_valid("01234567-89ab-cdef-0123-456789abcdeg"));
+}
+
+static void metadata(void **state)
+{
+	vz_br_party from = {"Praktijk", "01234567"},
+		    to[2] = {{"Zorgverzekeraar", "3311"}, {"Zorgverzekeraar", "3000"}};
+	vz_br_flow flow = {"303", "ZH", 3, 1, "Indienen"};
+	char *m = vz_br_metadata(&from, to, 2, &flow, "c0c0c0c0-0000-4000-8000-000000000000",
+				 "7e7e7e7e-0000-4000-8000-000000000000", "ref \"1\"");
+	json_t *j = json_loads(m, 0, NULL);
+
+	assert_non_null(j);
+	assert_string_equal(
+		json_string_value(json_object_get(
+			json_object_get(json_object_get(j, "routeringgegevens"), "afzender"),
+			"code")),
+		"01234567");
+	assert_int_equal(json_array_size(json_object_get(json_object_get(j, "routeringgegevens"),
+							 "geadresseerden")),
+			 2);
+	assert_int_equal(
+		json_integer_value(json_object_get(
+			json_object_get(json_object_get(j, "routeringgegevens"), "berichtstroom"),
+			"berichtsubversie")),
+		1);
+	assert_string_equal(json_string_value(json_object_get(
+				    json_object_get(j, "referentiegegevens"), "referentieId")),
+			    "ref \"1\"");
+	json_decref(j);
+	free(m);
+}
+
+static void problem_details(void **state)
+{
+	const char body[] = "{\"type\":\"about:blank\",\"title\":\"Ongeldig\",\"status\":400,"
+			    "\"detail\":\"Metadata klopt niet\",\"errors\":{\"routeringgegevens."
+			    "afzender.code\":[\"moet 8 cijfers zijn\",\"\\u001b[2Jx\"],\"payload\":"
+			    "\"ontbreekt\"}}";
+	char *lines[8], *errs = NULL;
+	size_t n = vz_br_problem(body, strlen(body), lines, 8, &errs);
+
+	assert_int_equal(n, 4);
+	assert_string_equal(lines[0], "Ongeldig: Metadata klopt niet");
+	assert_string_equal(lines[1], "routeringgegevens.afzender.code: moet 8 cijfers zijn");
+	assert_string_equal(lines[2], "routeringgegevens.afzender.code:  [2Jx"); /* cleaned */
+	assert_string_equal(lines[3], "payload: ontbreekt");
+	assert_non_null(errs);
+	for (size_t i = 0; i < n; i++)
+		free(lines[i]);
+	free(errs);
+	assert_int_equal(vz_br_problem("<html>", 6, lines, 8, NULL), 0);
+	assert_int_equal(vz_br_problem("[1]", 3, lines, 8, NULL), 0);
+}
+
+static void statuses(void **state)
+{
+	const char *tid = "7e7e7e7e-0000-4000-8000-000000000000";
+	const char body[] =
+		"[{\"referentiegegevens\":{\"traceerId\":\"7e7e7e7e-0000-4000-8000-000000000000\"},"
+		"\"berichtstatus\":\"Ontvangen\",\"berichtstatusGewijzigdOp\":\"2026-11-29T10:00:00Z\"},"
+		"{\"referentiegegevens\":{\"traceerId\":\"7E7E7E7E-0000-4000-8000-000000000000\"},"
+		"\"berichtstatus\":\"AfgekeurdDoorDienst\",\"berichtstatusGewijzigdOp\":"
+		"\"2026-11-29T10:05:00Z\",\"meldingen\":[{\"code\":\"AF01\",\"omschrijving\":"
+		"\"Bestand afgekeurd\",\"toelichting\":\"Regel 3\"}]},"
+		"{\"referentiegegevens\":{\"traceerId\":\"00000000-0000-4000-8000-000000000000\"},"
+		"\"berichtstatus\":\"VerwerkingVoltooid\",\"berichtstatusGewijzigdOp\":"
+		"\"2026-11-29T11:00:00Z\"}]";
+	vz_br_status st = {0};
+	vz_err err = {0};
+	char *mj;
+
+	assert_int_equal(vz_br_status_parse(body, strlen(body), tid, &st, &err), VZ_OK);
+	assert_string_equal(st.status, "AfgekeurdDoorDienst"); /* the newest, for this id */
+	assert_int_equal(st.n_meldingen, 1);
+	assert_string_equal(st.meldingen[0].code, "AF01");
+	assert_true(vz_br_status_final(st.status));
+	assert_true(vz_br_status_failed(st.status));
+	mj = vz_br_meldingen_json(&st);
+	assert_string_equal(mj, "[{\"code\":\"AF01\",\"omschrijving\":\"Bestand afgekeurd\","
+				"\"toelichting\":\"Regel 3\"}]");
+	free(mj);
+	vz_br_status_clear(&st);
+	assert_int_equal(vz_br_status_parse("[]", 2, tid, &st, &err), VZ_NOT_FOUND);
+	assert_int_equal(vz_br_status_parse("{\"berichtstatussen\":[]}", 23, tid, &st, &err),
+			 VZ_NOT_FOUND);
+	assert_int_equal(vz_br_status_parse("nope", 4, tid, &st, &err), VZ_FAIL);
+	assert_false(vz_br_status_final("Ontvangen"));
+	assert_true(vz_br_status_final("VerwerkingVoltooid"));
+	assert_false(vz_br_status_failed("VerwerkingVoltooid"));
+}
+
+static void pull_list(void **state)
+{
+	const char one[] =
+		"{\"referentiegegevens\":{\"traceerId\":"
+		"\"AAAAAAAA-0000-4000-8000-000000000001\"},\"basisgegevens\":{\"payload\":"
+		"{\"grootte\":12,\"checksum\":{\"algoritme\":\"SHA256\",\"waarde\":"
+		"\"ABCDEF0123456789abcdef0123456789ABCDEF0123456789abcdef0123456789\"}}}}";
+	const char bad[] = "{\"referentiegegevens\":{\"traceerId\":\"x\"},\"basisgegevens\":{}}";
+	char body[2048];
+	vz_br_retour *r = NULL;
+	size_t n = 0, skipped = 0;
+	vz_err err = {0};
+
+	snprintf(body, sizeof(body), "[%s,%s]", one, bad);
+	assert_int_equal(vz_br_pull_parse(body, strlen(body), &r, &n, &skipped, &err), VZ_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(skipped, 1);
+	assert_string_equal(r[0].traceer_id, "aaaaaaaa-0000-4000-8000-000000000001");
+	assert_string_equal(r[0].sha256,
+			    "abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789");
+	assert_int_equal(r[0].size, 12);
+	free(r);
+	snprintf(body, sizeof(body), "{\"berichten\":[%s]}", one);
+	assert_int_equal(vz_br_pull_parse(body, strlen(body), &r, &n, &skipped, &err), VZ_OK);
+	assert_int_equal(n, 1);
+	free(r);
+	assert_int_equal(vz_br_pull_parse("[]", 2, &r, &n, &skipped, &err), VZ_OK);
+	assert_int_equal(n, 0);
+	free(r);
+	assert_int_equal(vz_br_pull_parse("<html>", 6, &r, &n, &skipped, &err), VZ_FAIL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(parties_and_flows), cmocka_unit_test(uuids),
+		cmocka_unit_test(metadata),	     cmocka_unit_test(problem_details),
+		cmocka_unit_test(statuses),	     cmocka_unit_test(pull_list),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
