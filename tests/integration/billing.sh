@@ -19,7 +19,10 @@ cleanup() {
 # The journal: a SQLite file in the test's directory, or a fresh cluster.
 setup_journal() {
 	if [ "$BACKEND" = postgresql ]; then
-		PGDIR=$T/pg
+		# The server runs as nobody: its directory must be reachable by
+		# others, which the test's own directory need not be.
+		PGDIR=$(mktemp -d /tmp/vzp11-pg.XXXXXX)
+		chmod 755 "$PGDIR"
 		set +e
 		uri=$("$SRCDIR/tests/tools/pg-cluster" start "$PGDIR" 2>"$T/pg.log")
 		prc=$?
