@@ -343,6 +343,53 @@ assert all(x["result"] in ("stored", "already-stored") for x in o), o
 		"the journal holds each once, confirmed"
 }
 
+# The token fails at each PKCS#11 call of a declare in turn (through
+# faulty-p11, provider calls included): whatever the faulty run left in the
+# journal, a clean re-run of the same file ends accepted, and no content
+# reaches VECOZO under two traceerIds. BILLING_SWEEP_MAX caps the calls
+# swept (default: all).
+case_fault_sweep() {
+	: "${FAULTY_P11:?}"
+	setup_token
+	start_bill_mock
+	make_decl clean.txt
+	FAULTY_P11_MODULE=$SOFTHSM_MODULE FAULTY_P11_REPORT=$T/report VZP11_MODULE=$FAULTY_P11 \
+		declare_file "$T/clean.txt"
+	[ "$rc" -eq 0 ] || { fail "clean run: exit $rc"; cat "$T/err"; finish; }
+	k=$(sed -n 's/^calls //p' "$T/report")
+	[ "${k:-0}" -gt 5 ] || { fail "the clean run made only ${k:-0} PKCS#11 calls"; finish; }
+	[ -z "${BILLING_SWEEP_MAX:-}" ] || [ "$k" -le "$BILLING_SWEEP_MAX" ] || k=$BILLING_SWEEP_MAX
+	codes="CKR_DEVICE_ERROR CKR_DEVICE_REMOVED CKR_SESSION_HANDLE_INVALID CKR_TOKEN_NOT_PRESENT CKR_FUNCTION_FAILED"
+	n=1 resolved=0
+	while [ "$n" -le "$k" ]; do
+		code=$(echo $codes | tr ' ' '\n' | sed -n "$(((n % 5) + 1))p")
+		make_decl "d$n.txt"
+		FAULTY_P11_MODULE=$SOFTHSM_MODULE FAULTY_P11_FAIL_AT=$n FAULTY_P11_RV=$code \
+			VZP11_MODULE=$FAULTY_P11 declare_file --retries 0 "$T/d$n.txt"
+		first=$rc
+		declare_file --json "$T/d$n.txt"
+		# Accepted now, or accepted by the faulty run already (a fault the
+		# run could live with), and then a duplicate.
+		if { [ "$rc" -eq 0 ] && grep -q '"status":"accepted"' "$T/out"; } ||
+			{ [ "$first" -eq 0 ] && grep -q '"status":"duplicate"' "$T/out"; }; then
+			resolved=$((resolved + 1))
+		else
+			fail "fault $code at call $n (first run exit $first): the re-run exit $rc"
+			sed 's/^/  | /' "$T/out" "$T/err" | head -6
+		fi
+		n=$((n + 1))
+	done
+	[ "$resolved" -eq "$k" ] && pass "$k faults, each resolved by a re-run"
+	[ "$(mock_stat max_per_content)" -eq 1 ] && pass "no content reached VECOZO twice" ||
+		fail "max_per_content $(mock_stat max_per_content)"
+	journal_json
+	expect_json "$T/journal.json" '
+acc = [d for d in o["declarations"] if d["state"] == "accepted"]
+assert len(acc) == len({d["sha256"] for d in acc}) == '"$((k + 1))"', len(acc)
+assert not [d for d in o["declarations"] if d["state"] == "sending"], o
+' "the journal: each content accepted once, nothing left sending"
+}
+
 new_token "billing-$CASE-$BACKEND"
 setup_journal
 "case_$(echo "$CASE" | tr - _)"
