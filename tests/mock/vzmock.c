@@ -1,11 +1,20 @@
-/* vzmock.c - a local stand-in for VECOZO's COV service (VZ801/802), for
- * tests, benchmarks and the demo. HTTPS on 127.0.0.1 with libmicrohttpd and
+/* vzmock.c - a local stand-in for VECOZO's COV service (VZ801/802) and its
+ * Berichtenservice REST services (billing; berichten.c), for tests,
+ * benchmarks and the demo. HTTPS on 127.0.0.1 only, with libmicrohttpd and
  * GnuTLS, so the client's OpenSSL TLS is checked by another TLS stack.
  *
  *   vzmock --cert SERVER.pem --key SERVER.key --ca CA.pem --population P.json
  *          --rights R.txt [--port N] [--port-file F] [--stats F] [--idle-exit S]
  *          [--synthetic] [--delay MS] [--fault MODE [--fault-every K]]
  *          [--oversize BYTES] [--tls-priority STRING]
+ *          [--push-delay MS] [--push-fault 503|reset [--push-fault-every K]]
+ *          [--retour N:SIZE]... [--retour-file PATH]... [--retour-corrupt K]
+ *          [--retour-fault 503|reset|delay [--retour-fault-every K]] [--wrap-list]
+ *
+ * --port 0 (the default) takes a free port, written to --port-file; the
+ * server stops after --idle-exit seconds without activity (default 300), or
+ * on SIGTERM/SIGINT. Paths under /berichtenservice/ are the REST services
+ * (below); every other request is COV, as it always was.
  *
  * Client certificates are verified against CA.pem. R.txt holds lines
  * "SHA256-FINGERPRINT RIGHT..." (hex, any case, colons allowed); a verified
@@ -63,12 +72,105 @@
  *  control-chars-raw: the same fields with raw ESC [ 2 J, ESC ] 0 ; vzmock
  *    BEL and CR: what a broken server might send; not well-formed XML, a
  *    conforming parser refuses the whole answer.
- * Stats (JSON: connections, requests, searches, faults, violations) are
- * written to the stats file after every request and at exit (SIGTERM,
- * SIGINT, idle).
+ * Stats (JSON: connections, requests, searches, faults, violations, and the
+ * REST counters below) are written to the stats file after every request and
+ * at exit (SIGTERM, SIGINT, idle). "connections" counts every connection;
+ * "requests", "searches" and "violations" count COV only; "faults" counts the
+ * faults applied of COV and REST.
+ *
+ * Berichtenservice REST (base https://localhost:PORT/berichtenservice; docs:
+ * VECOZO.md, "Billing"). The COV --fault and --delay do not apply here
+ * (--delay only sets the length of --retour-fault delay).
+ *  - Every call: the client certificate must verify against CA.pem and be
+ *    listed in R.txt, else 401 "Niet geauthenticeerd"; it must have the right
+ *    "billing" (a word of its rights), else 403 "Niet geautoriseerd". Errors
+ *    are problem details, Content-Type application/problem+json:
+ *    {"type":"about:blank","title","status","detail"}, 400 adding
+ *    "errors":{"FIELD":["message", ...]}, 422 adding "code". Then: an unknown
+ *    path under /berichtenservice/ gets 404, a known one with another method
+ *    405 (with Allow). An error found from the headers is answered at once
+ *    when the client sent Expect: 100-continue, else after reading the body.
+ *  - POST {base}/berichten/rest-push/v1/berichten: multipart/form-data (else
+ *    415), at most 600 MiB (a larger Content-Length gets 413 at once; a
+ *    chunked body that grows larger has its connection dropped). Parts:
+ *    berichtMetadata (JSON, Content-Type application/json with any parameters,
+ *    or none; at most 1 MiB) and payload (a file name ending in ".txt",
+ *    lowercase; Content-Type application/octet-stream), each exactly once;
+ *    other parts are ignored. The payload is streamed through SHA-256 and
+ *    counted; only its first 64 KiB is kept. The metadata must hold
+ *    routeringgegevens{afzender{rol, code}, geadresseerden[1 to 100 of {rol,
+ *    code}], berichtstroom{berichttype (string), berichtsubtype (optional
+ *    string), berichtversie and berichtsubversie (a JSON integer >= 0 or a
+ *    string of digits), actie (string)}} and referentiegegevens{conversatieId
+ *    and traceerId (UUIDs, any case), referentieId (optional string, at most
+ *    150 characters)}; roles Praktijk, Zorgverlener, Instelling (AGB code: 8
+ *    digits) or Zorgverzekeraar (UZOVI code: 4 digits); required strings not
+ *    empty; null counts as absent; other keys are allowed. Every problem found
+ *    is one message under its JSON path (routeringgegevens.afzender.code,
+ *    routeringgegevens.geadresseerden[0].rol, ...; "berichtMetadata",
+ *    "payload" or "multipart" for the parts themselves) -> 400. Then 422
+ *    "Bericht geweigerd": code BRS01 when the afzender code is 00000000,
+ *    code BRS02 when the first 64 KiB of the payload hold WEIGEREN.
+ *    Otherwise 204 No Content, the message recorded (traceerId,
+ *    conversatieId, berichtstroom, SHA-256, size, file name, arrival time,
+ *    whether the first 64 KiB hold AFKEUREN); a traceerId already recorded
+ *    (any case) gets 204 again and is not recorded twice.
+ *    --push-delay MS: record, then sleep MS before answering.
+ *    --push-fault 503|reset, --push-fault-every K (a 1 in K chance per push,
+ *    default every push; decided once the body is read, before the checks):
+ *    503 with Retry-After: 1, or the connection dropped without an answer;
+ *    either way nothing is recorded.
+ *  - GET {base}/berichtstatus/rest-pull/v3/berichtstatussen?traceerId=UUID or
+ *    ?conversatieId=UUID (exactly one of them, else 400): 200, a JSON array
+ *    (empty when unknown) of {"referentiegegevens":{conversatieId, traceerId},
+ *    "berichtstroom" (as pushed), "berichtstatus", "berichtstatusGewijzigdOp",
+ *    "berichtOntvangenOp" (UTC, YYYY-MM-DDTHH:MM:SSZ), "meldingen":[]}. Each
+ *    answer that holds a message moves it on: the 1st says Ontvangen, the 2nd
+ *    WordtVerwerkt, later ones VerwerkingVoltooid; a payload with AFKEUREN:
+ *    Ontvangen, then AfgekeurdDoorDienst with meldingen [{"code":"AF01",
+ *    "omschrijving":"Bestand afgekeurd","toelichting":"Regel 3: onbekende
+ *    prestatiecode"}]. GewijzigdOp is the time of the answer that changed it.
+ *  - Return messages: a queue made at start, in option order, from --retour
+ *    N:SIZE (N messages of SIZE bytes, suffix K, M or G for KiB, MiB, GiB;
+ *    pseudo-random bytes generated from a fixed seed and the message's index,
+ *    never held in memory) and --retour-file PATH (one message, served from
+ *    the file). Both repeatable, at most 10000 messages. Message i (1-based)
+ *    has traceerId 7e7e0000-0000-4000-8000-<i as 12 hex digits>, conversatieId
+ *    c0c00000-0000-4000-8000-<i>, ontvangenOp oldest first, one second apart.
+ *    Their SHA-256 are computed in the background after the start; list
+ *    requests wait for that.
+ *    GET {base}/berichten/rest-pull/v1/berichten?limit=N (1 to 250, default
+ *    250, else 400): 200, a JSON array (with --wrap-list {"berichten":[...]})
+ *    of at most N messages not deleted, oldest first, each
+ *    {"routeringgegevens":{"afzender":{"rol":"Zorgverzekeraar","code":"3311"},
+ *    "geadresseerden":[{"rol":"Praktijk","code":"01234567"}],"berichtstroom":
+ *    {"berichttype":"Retourinformatie","berichtversie":1,"berichtsubversie":0,
+ *    "actie":"Retourneren"}},"referentiegegevens":{conversatieId, traceerId},
+ *    "basisgegevens":{"ontvangenOp","payload":{"url":"/berichtenservice/
+ *    berichten/rest-pull/v1/berichten/ID/payload","grootte":SIZE,"checksum":
+ *    {"algoritme":"SHA256","waarde":HEX}}}}.
+ *    GET {base}/berichten/rest-pull/v1/berichten/ID/payload: 200
+ *    application/octet-stream, streamed; DELETE {base}/berichten/rest-pull/
+ *    v1/berichten/ID: 202, the message leaves the queue. An unknown or
+ *    deleted ID gets 404.
+ *    --retour-corrupt K: message K is always served with its middle byte
+ *    inverted (its checksum stays that of the right content).
+ *    --retour-fault 503|reset|delay, --retour-fault-every K (a 1 in K chance
+ *    per list or payload request, after the limit and ID checks): 503 with
+ *    Retry-After: 1; reset: a list gets no answer, a payload gets its headers
+ *    and the first half of its body, then the connection drops; delay: sleeps
+ *    --delay MS (1000 when not given), then answers as usual.
+ *  - Stats: "pushes" (every POST to the push path, whatever its answer),
+ *    "accepted" (204s for new traceerIds), "repeats" (204s for known ones),
+ *    "max_per_content" (the most distinct traceerIds accepted with one
+ *    payload SHA-256), "status_queries" and "retour_lists" (GETs of the status
+ *    and the list path, whatever the answer), "retour_downloads" (payloads
+ *    answered 200, faulted ones included), "retour_deleted" (202s),
+ *    "retour_waiting" (messages not deleted).
  */
 #include <ctype.h>
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -88,6 +190,8 @@
 #include <libxml/parser.h>
 #include <libxml/tree.h>
 #include <microhttpd.h>
+
+#include "berichten.h"
 
 #define NS_SOAP	    "http://schemas.xmlsoap.org/soap/envelope/"
 #define NS_V1	    "http://schemas.vecozo.nl/VZ801802/v1"
@@ -113,12 +217,32 @@ static atomic_long n_connections, n_requests, n_searches, n_faults, n_violations
 static atomic_long last_activity;
 static volatile sig_atomic_t stop;
 
-static void die(const char *fmt, const char *arg)
+static _Noreturn void die(const char *fmt, const char *arg)
 {
 	fprintf(stderr, "vzmock: ");
 	fprintf(stderr, fmt, arg);
 	fputc('\n', stderr);
 	exit(2);
+}
+
+void mock_die(const char *fmt, const char *arg)
+{
+	die(fmt, arg);
+}
+
+void mock_touch(void)
+{
+	atomic_store(&last_activity, (long)time(NULL));
+}
+
+void mock_count_fault(void)
+{
+	atomic_fetch_add(&n_faults, 1);
+}
+
+long mock_delay_ms(void)
+{
+	return cfg.delay_ms;
 }
 
 static char *slurp(const char *path)
@@ -142,22 +266,33 @@ static char *slurp(const char *path)
 
 static void write_stats(void)
 {
+	static pthread_mutex_t stats_lock = PTHREAD_MUTEX_INITIALIZER;
 	char tmp[4096];
 	FILE *f;
 
 	if (!cfg.stats_path)
 		return;
 	snprintf(tmp, sizeof(tmp), "%s.tmp", cfg.stats_path);
+	pthread_mutex_lock(&stats_lock); /* one writer of the .tmp file at a time */
 	f = fopen(tmp, "w");
-	if (!f)
-		return;
-	fprintf(f,
-		"{\"connections\": %ld, \"requests\": %ld, \"searches\": %ld, \"faults\": %ld, "
-		"\"violations\": %ld}\n",
-		atomic_load(&n_connections), atomic_load(&n_requests), atomic_load(&n_searches),
-		atomic_load(&n_faults), atomic_load(&n_violations));
-	fclose(f);
-	rename(tmp, cfg.stats_path);
+	if (f) {
+		fprintf(f,
+			"{\"connections\": %ld, \"requests\": %ld, \"searches\": %ld, "
+			"\"faults\": %ld, \"violations\": %ld",
+			atomic_load(&n_connections), atomic_load(&n_requests),
+			atomic_load(&n_searches), atomic_load(&n_faults),
+			atomic_load(&n_violations));
+		berichten_stats(f);
+		fprintf(f, "}\n");
+		fclose(f);
+		rename(tmp, cfg.stats_path);
+	}
+	pthread_mutex_unlock(&stats_lock);
+}
+
+void mock_write_stats(void)
+{
+	write_stats();
 }
 
 static void load_rights(const char *path)
@@ -190,7 +325,7 @@ enum auth {
 	AUTH_NO_RIGHT
 };
 
-static enum auth check_client(struct MHD_Connection *c)
+const char *mock_rights(struct MHD_Connection *c)
 {
 	const union MHD_ConnectionInfo *ci =
 		MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
@@ -202,19 +337,28 @@ static enum auth check_client(struct MHD_Connection *c)
 	char hex[65];
 
 	if (!ci || !ci->tls_session)
-		return AUTH_UNKNOWN;
+		return NULL;
 	s = (gnutls_session_t)ci->tls_session;
 	certs = gnutls_certificate_get_peers(s, &n);
 	if (!certs || n == 0 || gnutls_certificate_verify_peers2(s, &status) != 0 || status != 0)
-		return AUTH_UNKNOWN;
+		return NULL;
 	if (gnutls_fingerprint(GNUTLS_DIG_SHA256, &certs[0], fp, &fplen) != 0)
-		return AUTH_UNKNOWN;
+		return NULL;
 	for (size_t i = 0; i < fplen; i++)
 		snprintf(hex + i * 2, 3, "%02x", fp[i]);
 	for (int i = 0; i < cfg.n_rights; i++)
 		if (strcmp(cfg.rights[i][0], hex) == 0)
-			return strstr(cfg.rights[i][1], "cov") ? AUTH_OK : AUTH_NO_RIGHT;
-	return AUTH_UNKNOWN;
+			return cfg.rights[i][1];
+	return NULL;
+}
+
+static enum auth check_client(struct MHD_Connection *c)
+{
+	const char *rights = mock_rights(c);
+
+	if (!rights)
+		return AUTH_UNKNOWN;
+	return strstr(rights, "cov") ? AUTH_OK : AUTH_NO_RIGHT;
 }
 
 /* ---- COV logic ---- */
@@ -925,6 +1069,7 @@ static bool mutate(xmlDocPtr doc, const char *mode)
 /* ---- HTTP ---- */
 
 struct upload {
+	bool rest; /* false; the state of a REST request starts with true */
 	char *buf;
 	size_t len;
 	bool too_big;
@@ -1017,6 +1162,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	xmlDocPtr doc;
 	enum auth a;
 
+	if (berichten_path(url))
+		return berichten_handle(c, url, method, data, data_size, con_cls);
 	if (!u) {
 		u = calloc(1, sizeof(*u));
 		*con_cls = u;
@@ -1129,7 +1276,10 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
 {
 	struct upload *u = *con_cls;
 
-	if (u) {
+	if (u && u->rest) {
+		berichten_completed(u);
+		*con_cls = NULL;
+	} else if (u) {
 		free(u->buf);
 		free(u);
 		*con_cls = NULL;
@@ -1160,6 +1310,7 @@ int main(int argc, char **argv)
 
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+		int k;
 
 #define OPT(name) (strcmp(a, name) == 0 && v && ++i)
 		if (OPT("--cert"))
@@ -1192,6 +1343,8 @@ int main(int argc, char **argv)
 			priority = v;
 		else if (strcmp(a, "--synthetic") == 0)
 			cfg.synthetic = true;
+		else if ((k = berichten_option(a, v)) > 0)
+			i += k - 1;
 		else
 			die("unknown or incomplete option %s", a);
 #undef OPT
@@ -1213,6 +1366,7 @@ int main(int argc, char **argv)
 		die("population file %s is not a JSON array", pop);
 	free(poptext);
 	load_rights(rights);
+	berichten_init();
 
 	memset(&addr, 0, sizeof(addr));
 	addr.sin_family = AF_INET;
@@ -1248,8 +1402,10 @@ int main(int argc, char **argv)
 	write_stats();
 	while (!stop && time(NULL) - atomic_load(&last_activity) < idle_exit)
 		usleep(100 * 1000);
+	berichten_stop();
 	MHD_stop_daemon(d);
 	write_stats();
+	berichten_free();
 	json_decref(cfg.population);
 	free(certpem);
 	free(keypem);

@@ -1,0 +1,1371 @@
+/* berichten.c - vzmock's stand-in for VECOZO's Berichtenservice REST services
+ * (billing): push, status and return messages. The contract, the options and
+ * the stats are described in the header comment of vzmock.c.
+ *
+ * Threads: MHD runs one thread per connection; the records and the queue of
+ * return messages are guarded by one mutex. Payloads are never held whole:
+ * a push is streamed through SHA-256 keeping its first 64 KiB, return
+ * messages are generated or read from their file while they are sent. */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/stat.h>
+
+#include <gnutls/gnutls.h>
+#include <gnutls/crypto.h>
+#include <jansson.h>
+#include <microhttpd.h>
+
+#include "berichten.h"
+
+#define BASE	     "/berichtenservice"
+#define PUSH_PATH    BASE "/berichten/rest-push/v1/berichten"
+#define STATUS_PATH  BASE "/berichtstatus/rest-pull/v3/berichtstatussen"
+#define PULL_PATH    BASE "/berichten/rest-pull/v1/berichten"
+#define MAX_PUSH     (600ULL << 20) /* a whole push request */
+#define MAX_META     (1 << 20)	    /* the berichtMetadata part */
+#define HEAD_MAX     (64 << 10)	    /* kept of a payload, for the markers */
+#define MAX_LIMIT    250
+#define MAX_RETOURS  10000
+#define RETOUR_SEED  0x7665636f7a6f6d6bULL
+#define CHUNK	     (64 << 10)
+#define MAX_ADRESSEN 100
+
+/* ---- options ---- */
+
+struct retour_spec {
+	unsigned long n;  /* --retour N:SIZE: n messages ... */
+	uint64_t size;	  /* ... of size bytes; */
+	const char *path; /* --retour-file PATH: one message (n == 0) */
+};
+
+static struct {
+	long push_delay_ms;
+	const char *push_fault;
+	long push_fault_every;
+	const char *retour_fault;
+	long retour_fault_every;
+	long retour_corrupt;
+	bool wrap_list;
+	struct retour_spec specs[64];
+	int n_specs;
+} opt = {.push_fault_every = 1, .retour_fault_every = 1};
+
+/* ---- state ---- */
+
+/* A pushed message. */
+struct msg {
+	char traceer[37], conversatie[37];
+	json_t *berichtstroom;
+	char sha[65];
+	uint64_t size;
+	char *filename;
+	time_t arrived, changed;
+	bool afkeuren;
+	unsigned queries;
+	const char *status;
+};
+
+/* A return message waiting to be pulled. */
+struct retour {
+	char traceer[37], conversatie[37];
+	time_t ontvangen;
+	uint64_t size;
+	char sha[65];
+	const char *path; /* NULL: generated from index */
+	unsigned long index;
+	bool corrupt, deleted;
+};
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t hashed_cond = PTHREAD_COND_INITIALIZER;
+static bool hashed; /* every retour has its sha */
+static struct msg *msgs;
+static size_t n_msgs, cap_msgs;
+static long max_per_content;
+static struct retour *retours;
+static size_t n_retours;
+static unsigned int fault_seed;
+static pthread_t hasher;
+static bool hasher_started;
+static atomic_bool quitting; /* stops the hashing at exit */
+
+static atomic_long n_pushes, n_accepted, n_repeats, n_status, n_lists, n_downloads, n_deleted;
+
+/* ---- small helpers ---- */
+
+static void hex(const unsigned char *d, size_t n, char *out)
+{
+	for (size_t i = 0; i < n; i++)
+		snprintf(out + 2 * i, 3, "%02x", d[i]);
+}
+
+static void iso(time_t t, char out[21])
+{
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(out, 21, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static bool digits(const char *s, size_t n)
+{
+	size_t k = strspn(s, "0123456789");
+
+	return k == strlen(s) && (n ? k == n : k > 0);
+}
+
+static bool uuid_ok(const char *s)
+{
+	if (!s || strlen(s) != 36)
+		return false;
+	for (int i = 0; i < 36; i++)
+		if (i == 8 || i == 13 || i == 18 || i == 23 ? s[i] != '-'
+							    : !isxdigit((unsigned char)s[i]))
+			return false;
+	return true;
+}
+
+/* The media type of a Content-Type value is type (case-insensitive); any
+ * parameters after ';' are allowed. */
+static bool media_is(const char *ct, const char *type)
+{
+	size_t n = strlen(type);
+
+	if (!ct)
+		return false;
+	ct += strspn(ct, " \t");
+	if (strncasecmp(ct, type, n) != 0)
+		return false;
+	ct += n;
+	ct += strspn(ct, " \t");
+	return *ct == '\0' || *ct == ';';
+}
+
+static bool has_word(const char *list, const char *word)
+{
+	size_t n = strlen(word);
+
+	for (const char *p = list; p && *p;) {
+		size_t k;
+
+		p += strspn(p, " \t,");
+		k = strcspn(p, " \t,");
+		if (k == n && strncmp(p, word, n) == 0)
+			return true;
+		p += k;
+	}
+	return false;
+}
+
+/* A 1 in every chance, as the COV faults: a fixed every-Kth pattern would
+ * hit the same request again when retries come in lockstep. */
+static bool chance(const char *mode, long every)
+{
+	bool hit;
+
+	if (!mode || strcmp(mode, "none") == 0 || every <= 0)
+		return false;
+	pthread_mutex_lock(&lock);
+	hit = rand_r(&fault_seed) % (unsigned long)every == 0;
+	pthread_mutex_unlock(&lock);
+	if (hit)
+		mock_count_fault();
+	return hit;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+	while (ms > 0 && nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+/* ---- return message content: SIZE pseudo-random bytes per index ---- */
+
+static uint64_t mix(uint64_t z)
+{
+	z += 0x9e3779b97f4a7c15ULL;
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+/* Bytes pos .. pos+n of generated message idx. */
+static void generate(unsigned long idx, uint64_t pos, unsigned char *buf, size_t n)
+{
+	uint64_t key = RETOUR_SEED ^ ((uint64_t)(idx + 1) << 40);
+
+	while (n > 0) {
+		uint64_t w = mix(key ^ (pos / 8));
+		unsigned off = (unsigned)(pos % 8);
+		size_t k = 8 - off < n ? 8 - off : n;
+
+		for (size_t i = 0; i < k; i++)
+			buf[i] = (unsigned char)(w >> (8 * (off + i)));
+		buf += k;
+		pos += k;
+		n -= k;
+	}
+}
+
+static void hash_retour(struct retour *m)
+{
+	unsigned char *buf = malloc(CHUNK), d[32];
+	gnutls_hash_hd_t h;
+	int fd = -1;
+
+	if (!buf || gnutls_hash_init(&h, GNUTLS_DIG_SHA256) != 0)
+		mock_die("%s", "out of memory hashing return messages");
+	if (m->path && (fd = open(m->path, O_RDONLY)) < 0)
+		mock_die("cannot open %s", m->path);
+	for (uint64_t pos = 0; pos < m->size && !atomic_load(&quitting);) {
+		size_t n = m->size - pos < CHUNK ? (size_t)(m->size - pos) : CHUNK;
+
+		if (fd >= 0) {
+			ssize_t r = pread(fd, buf, n, (off_t)pos);
+
+			if (r <= 0)
+				mock_die("cannot read %s", m->path);
+			n = (size_t)r;
+		} else {
+			generate(m->index, pos, buf, n);
+		}
+		gnutls_hash(h, buf, n);
+		pos += n;
+	}
+	gnutls_hash_deinit(h, d);
+	if (fd >= 0)
+		close(fd);
+	free(buf);
+	pthread_mutex_lock(&lock);
+	hex(d, 32, m->sha);
+	pthread_mutex_unlock(&lock);
+}
+
+/* Hashes the return messages after the server has started, so a big queue
+ * does not delay the port file; list requests wait for it. */
+static void *hash_all(void *arg)
+{
+	for (size_t i = 0; i < n_retours; i++)
+		hash_retour(&retours[i]);
+	pthread_mutex_lock(&lock);
+	hashed = !atomic_load(&quitting); /* else some are cut short */
+	pthread_cond_broadcast(&hashed_cond);
+	pthread_mutex_unlock(&lock);
+	return NULL;
+}
+
+/* ---- options and start ---- */
+
+static uint64_t parse_size(const char *s)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s || *s == '-')
+		mock_die("bad size %s", s);
+	switch (*end) {
+	case 'k':
+	case 'K':
+		v <<= 10, end++;
+		break;
+	case 'M':
+		v <<= 20, end++;
+		break;
+	case 'G':
+		v <<= 30, end++;
+		break;
+	}
+	if (*end)
+		mock_die("bad size %s", s);
+	return v;
+}
+
+int berichten_option(const char *o, const char *v)
+{
+	if (strcmp(o, "--wrap-list") == 0) {
+		opt.wrap_list = true;
+		return 1;
+	}
+	if (!v)
+		return 0;
+	if (strcmp(o, "--push-delay") == 0)
+		opt.push_delay_ms = atol(v);
+	else if (strcmp(o, "--push-fault") == 0)
+		opt.push_fault = v;
+	else if (strcmp(o, "--push-fault-every") == 0)
+		opt.push_fault_every = atol(v);
+	else if (strcmp(o, "--retour-fault") == 0)
+		opt.retour_fault = v;
+	else if (strcmp(o, "--retour-fault-every") == 0)
+		opt.retour_fault_every = atol(v);
+	else if (strcmp(o, "--retour-corrupt") == 0)
+		opt.retour_corrupt = atol(v);
+	else if (strcmp(o, "--retour") == 0 || strcmp(o, "--retour-file") == 0) {
+		struct retour_spec *s = &opt.specs[opt.n_specs];
+		const char *colon = strchr(v, ':');
+
+		if (opt.n_specs == (int)(sizeof(opt.specs) / sizeof(opt.specs[0])))
+			mock_die("%s", "too many --retour and --retour-file options");
+		if (o[8] == '-') {
+			s->path = v;
+		} else {
+			char *end;
+
+			if (!colon)
+				mock_die("--retour %s: N:SIZE expected", v);
+			s->n = strtoul(v, &end, 10);
+			if (end != colon || s->n == 0 || s->n > MAX_RETOURS)
+				mock_die("--retour %s: N must be 1 to 10000", v);
+			s->size = parse_size(colon + 1);
+		}
+		opt.n_specs++;
+	} else
+		return 0;
+	return 2;
+}
+
+void berichten_init(void)
+{
+	const char *pf = opt.push_fault, *rf = opt.retour_fault;
+	size_t total = 0, k = 0;
+	time_t now = time(NULL);
+
+	if (pf && strcmp(pf, "503") != 0 && strcmp(pf, "reset") != 0 && strcmp(pf, "none") != 0)
+		mock_die("unknown --push-fault %s (503, reset or none)", pf);
+	if (rf && strcmp(rf, "503") != 0 && strcmp(rf, "reset") != 0 && strcmp(rf, "delay") != 0 &&
+	    strcmp(rf, "none") != 0)
+		mock_die("unknown --retour-fault %s (503, reset, delay or none)", rf);
+	fault_seed = (unsigned int)now * 2654435761u ^ (unsigned int)getpid();
+	for (int i = 0; i < opt.n_specs; i++)
+		total += opt.specs[i].path ? 1 : opt.specs[i].n;
+	if (total > MAX_RETOURS)
+		mock_die("%s", "more than 10000 return messages");
+	retours = calloc(total + 1, sizeof(*retours));
+	if (!retours)
+		mock_die("%s", "out of memory");
+	for (int i = 0; i < opt.n_specs; i++) {
+		const struct retour_spec *s = &opt.specs[i];
+		unsigned long n = s->path ? 1 : s->n;
+
+		for (unsigned long j = 0; j < n; j++, k++) {
+			struct retour *m = &retours[k];
+
+			if (s->path) {
+				struct stat st;
+
+				if (stat(s->path, &st) != 0 || !S_ISREG(st.st_mode))
+					mock_die("--retour-file %s: not a readable file", s->path);
+				m->path = s->path;
+				m->size = (uint64_t)st.st_size;
+			} else {
+				m->size = s->size;
+			}
+			m->index = (unsigned long)k;
+			snprintf(m->traceer, sizeof(m->traceer), "7e7e0000-0000-4000-8000-%012lx",
+				 (unsigned long)k + 1);
+			snprintf(m->conversatie, sizeof(m->conversatie),
+				 "c0c00000-0000-4000-8000-%012lx", (unsigned long)k + 1);
+			/* oldest first, one second apart, the last one a minute ago */
+			m->ontvangen = now - 60 - (time_t)(total - k);
+			m->corrupt = opt.retour_corrupt == (long)k + 1 && m->size > 0;
+		}
+	}
+	n_retours = total;
+	hashed = total == 0;
+	if (total > 0) {
+		if (pthread_create(&hasher, NULL, hash_all, NULL) != 0)
+			mock_die("%s", "cannot start the hashing thread");
+		hasher_started = true;
+	}
+}
+
+void berichten_stop(void)
+{
+	pthread_mutex_lock(&lock);
+	atomic_store(&quitting, true);
+	pthread_cond_broadcast(&hashed_cond);
+	pthread_mutex_unlock(&lock);
+}
+
+void berichten_free(void)
+{
+	berichten_stop();
+	if (hasher_started)
+		pthread_join(hasher, NULL);
+	for (size_t i = 0; i < n_msgs; i++) {
+		json_decref(msgs[i].berichtstroom);
+		free(msgs[i].filename);
+	}
+	free(msgs);
+	free(retours);
+}
+
+void berichten_stats(FILE *f)
+{
+	long waiting = 0, maxc;
+
+	pthread_mutex_lock(&lock);
+	for (size_t i = 0; i < n_retours; i++)
+		waiting += !retours[i].deleted;
+	maxc = max_per_content;
+	pthread_mutex_unlock(&lock);
+	fprintf(f,
+		", \"pushes\": %ld, \"accepted\": %ld, \"repeats\": %ld, \"max_per_content\": %ld, "
+		"\"status_queries\": %ld, \"retour_lists\": %ld, \"retour_downloads\": %ld, "
+		"\"retour_deleted\": %ld, \"retour_waiting\": %ld",
+		atomic_load(&n_pushes), atomic_load(&n_accepted), atomic_load(&n_repeats), maxc,
+		atomic_load(&n_status), atomic_load(&n_lists), atomic_load(&n_downloads),
+		atomic_load(&n_deleted), waiting);
+}
+
+bool berichten_path(const char *url)
+{
+	return strncmp(url, BASE, strlen(BASE)) == 0 &&
+	       (url[strlen(BASE)] == '/' || url[strlen(BASE)] == '\0');
+}
+
+/* ---- responses ---- */
+
+static json_t *problem(int status, const char *title, const char *detail)
+{
+	return json_pack("{s:s, s:s, s:i, s:s}", "type", "about:blank", "title", title, "status",
+			 status, "detail", detail);
+}
+
+static enum MHD_Result send_json(struct MHD_Connection *c, int status, json_t *j,
+				 const char *header, const char *value)
+{
+	char *text = json_dumps(j, JSON_COMPACT);
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+
+	json_decref(j);
+	if (!text)
+		return MHD_NO;
+	r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+	MHD_add_response_header(r, "Content-Type",
+				status >= 400 ? "application/problem+json" : "application/json");
+	if (header)
+		MHD_add_response_header(r, header, value);
+	ret = MHD_queue_response(c, (unsigned)status, r);
+	MHD_destroy_response(r);
+	mock_write_stats();
+	return ret;
+}
+
+static enum MHD_Result send_empty(struct MHD_Connection *c, int status)
+{
+	struct MHD_Response *r = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+	enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, r);
+
+	MHD_destroy_response(r);
+	mock_write_stats();
+	return ret;
+}
+
+/* errors[field] gets message appended. */
+static void add_error(json_t *errors, const char *field, const char *message)
+{
+	json_t *list = json_object_get(errors, field);
+
+	if (!list) {
+		list = json_array();
+		json_object_set_new(errors, field, list);
+	}
+	json_array_append_new(list, json_string(message));
+}
+
+static json_t *bad_request(json_t *errors, const char *detail)
+{
+	json_t *p = problem(400, "Ongeldig verzoek", detail);
+
+	json_object_set_new(p, "errors", errors);
+	return p;
+}
+
+/* ---- per request ---- */
+
+enum route {
+	R_NONE,
+	R_PUSH,
+	R_STATUS,
+	R_LIST,
+	R_PAYLOAD,
+	R_ITEM
+};
+
+struct req {
+	bool rest; /* always true: vzmock.c's completed() tells our state by it */
+	enum route route;
+	char id[64]; /* the {traceerId} of R_PAYLOAD and R_ITEM */
+	/* an answer decided from the headers, sent once the body has been read */
+	int early_status;
+	json_t *early;
+	const char *early_header, *early_value;
+	/* push */
+	struct MHD_PostProcessor *pp;
+	bool pp_error;
+	uint64_t total;
+	int cur; /* the part the last iterator call was for: -1 none, 0 other, 1 meta, 2 payload */
+	uint64_t cur_end;
+	bool meta_seen, meta_dup, meta_too_big;
+	char *meta, *meta_type;
+	size_t meta_len;
+	bool payload_seen, payload_dup;
+	char *payload_name, *payload_type;
+	gnutls_hash_hd_t hash;
+	bool hashing;
+	uint64_t payload_size;
+	unsigned char *head;
+	size_t head_len;
+};
+
+void berichten_completed(void *state)
+{
+	struct req *r = state;
+
+	if (r->pp)
+		MHD_destroy_post_processor(r->pp);
+	if (r->hashing)
+		gnutls_hash_deinit(r->hash, NULL);
+	json_decref(r->early);
+	free(r->meta);
+	free(r->meta_type);
+	free(r->payload_name);
+	free(r->payload_type);
+	free(r->head);
+	free(r);
+}
+
+static void early(struct req *r, int status, json_t *j, const char *header, const char *value)
+{
+	r->early_status = status;
+	r->early = j;
+	r->early_header = header;
+	r->early_value = value;
+}
+
+/* Which service url is, and the traceerId in it. */
+static enum route route_of(const char *url, char *id, size_t idlen)
+{
+	size_t n = strlen(PULL_PATH);
+	const char *rest, *slash;
+
+	if (strcmp(url, PUSH_PATH) == 0)
+		return R_PUSH;
+	if (strcmp(url, STATUS_PATH) == 0)
+		return R_STATUS;
+	if (strcmp(url, PULL_PATH) == 0)
+		return R_LIST;
+	if (strncmp(url, PULL_PATH "/", n + 1) != 0)
+		return R_NONE;
+	rest = url + n + 1;
+	slash = strchr(rest, '/');
+	if ((slash ? (size_t)(slash - rest) : strlen(rest)) >= idlen || rest[0] == '/' ||
+	    rest[0] == '\0')
+		return R_NONE;
+	snprintf(id, idlen, "%.*s", slash ? (int)(slash - rest) : (int)strlen(rest), rest);
+	if (!slash)
+		return R_ITEM;
+	return strcmp(slash, "/payload") == 0 ? R_PAYLOAD : R_NONE;
+}
+
+static const char *method_for(enum route r)
+{
+	switch (r) {
+	case R_PUSH:
+		return "POST";
+	case R_ITEM:
+		return "DELETE";
+	default:
+		return "GET";
+	}
+}
+
+/* ---- push: the multipart parts ---- */
+
+static enum MHD_Result part(void *cls, enum MHD_ValueKind kind, const char *key,
+			    const char *filename, const char *ctype, const char *enc,
+			    const char *data, uint64_t off, size_t size)
+{
+	struct req *r = cls;
+	int which = 0;
+
+	if (key && strcmp(key, "berichtMetadata") == 0)
+		which = 1;
+	else if (key && strcmp(key, "payload") == 0)
+		which = 2;
+
+	/* a new part starts at offset 0; an empty part may come as one call of
+	 * size 0, which a next call at offset 0 continues */
+	if (off == 0 && (r->cur != which || r->cur_end > 0)) {
+		if (which == 1) {
+			r->meta_dup |= r->meta_seen;
+			r->meta_seen = true;
+			if (!r->meta_dup)
+				r->meta_type = ctype ? strdup(ctype) : NULL;
+		} else if (which == 2) {
+			r->payload_dup |= r->payload_seen;
+			if (!r->payload_seen) {
+				r->payload_seen = true;
+				r->payload_name = filename ? strdup(filename) : NULL;
+				r->payload_type = ctype ? strdup(ctype) : NULL;
+				r->hashing = gnutls_hash_init(&r->hash, GNUTLS_DIG_SHA256) == 0;
+				if (!r->hashing)
+					return MHD_NO;
+			}
+		}
+	}
+	r->cur = which;
+	r->cur_end = off + size;
+	if (size == 0)
+		return MHD_YES;
+	if (which == 1 && !r->meta_dup && !r->meta_too_big) {
+		char *g;
+
+		if (r->meta_len + size > MAX_META) {
+			r->meta_too_big = true;
+			return MHD_YES;
+		}
+		g = realloc(r->meta, r->meta_len + size + 1);
+		if (!g)
+			return MHD_NO;
+		r->meta = g;
+		memcpy(r->meta + r->meta_len, data, size);
+		r->meta_len += size;
+		r->meta[r->meta_len] = '\0';
+	} else if (which == 2 && !r->payload_dup) {
+		gnutls_hash(r->hash, data, size);
+		r->payload_size += size;
+		if (r->head_len < HEAD_MAX) {
+			size_t k = HEAD_MAX - r->head_len < size ? HEAD_MAX - r->head_len : size;
+
+			if (!r->head && !(r->head = malloc(HEAD_MAX)))
+				return MHD_NO;
+			memcpy(r->head + r->head_len, data, k);
+			r->head_len += k;
+		}
+	}
+	return MHD_YES;
+}
+
+/* ---- push: the metadata ---- */
+
+static bool role_ok(const char *rol)
+{
+	static const char *const roles[] = {"Praktijk", "Zorgverlener", "Instelling",
+					    "Zorgverzekeraar"};
+
+	for (size_t i = 0; i < sizeof(roles) / sizeof(roles[0]); i++)
+		if (strcmp(rol, roles[i]) == 0)
+			return true;
+	return false;
+}
+
+/* A JSON path: base + suffix. */
+static const char *at(char *buf, size_t len, const char *base, const char *suffix)
+{
+	snprintf(buf, len, "%s%s", base, suffix);
+	return buf;
+}
+
+/* Object member name of parent at path, NULL (with an error) when it is not
+ * an object; missing adds "verplicht". */
+static json_t *object(json_t *parent, const char *name, const char *path, json_t *errors)
+{
+	json_t *o = json_object_get(parent, name);
+
+	if (!o || json_is_null(o))
+		add_error(errors, path, "Verplicht veld ontbreekt.");
+	else if (!json_is_object(o))
+		add_error(errors, path, "Moet een object zijn.");
+	else
+		return o;
+	return NULL;
+}
+
+/* A required non-empty string; NULL with an error otherwise. */
+static const char *text(json_t *parent, const char *name, const char *path, json_t *errors)
+{
+	json_t *v = json_object_get(parent, name);
+
+	if (!v || json_is_null(v))
+		add_error(errors, path, "Verplicht veld ontbreekt.");
+	else if (!json_is_string(v))
+		add_error(errors, path, "Moet een tekst zijn.");
+	else if (json_string_length(v) == 0)
+		add_error(errors, path, "Mag niet leeg zijn.");
+	else
+		return json_string_value(v);
+	return NULL;
+}
+
+static void check_party(json_t *p, const char *path, json_t *errors)
+{
+	char a[160], b[160];
+	const char *rol, *code;
+
+	if (!json_is_object(p)) {
+		add_error(errors, path, p ? "Moet een object zijn." : "Verplicht veld ontbreekt.");
+		return;
+	}
+	rol = text(p, "rol", at(a, sizeof(a), path, ".rol"), errors);
+	if (rol && !role_ok(rol))
+		add_error(errors, a,
+			  "Onbekende rol; toegestaan: Praktijk, Zorgverlener, Instelling, "
+			  "Zorgverzekeraar.");
+	code = text(p, "code", at(b, sizeof(b), path, ".code"), errors);
+	if (!code)
+		return;
+	if (rol && strcmp(rol, "Zorgverzekeraar") == 0) {
+		if (!digits(code, 4))
+			add_error(errors, b, "Een UZOVI-code bestaat uit 4 cijfers.");
+	} else if (rol && role_ok(rol)) {
+		if (!digits(code, 8))
+			add_error(errors, b, "Een AGB-code bestaat uit 8 cijfers.");
+	} else if (!digits(code, 4) && !digits(code, 8)) {
+		add_error(errors, b, "Geen AGB-code (8 cijfers) of UZOVI-code (4 cijfers).");
+	}
+}
+
+static void check_version(json_t *parent, const char *name, const char *path, json_t *errors)
+{
+	json_t *v = json_object_get(parent, name);
+
+	if (!v || json_is_null(v))
+		add_error(errors, path, "Verplicht veld ontbreekt.");
+	else if (json_is_integer(v) ? json_integer_value(v) < 0
+				    : !json_is_string(v) || !digits(json_string_value(v), 0))
+		add_error(errors, path, "Moet een geheel getal zijn.");
+}
+
+static size_t utf8_chars(const char *s)
+{
+	size_t n = 0;
+
+	for (; *s; s++)
+		n += ((unsigned char)*s & 0xc0) != 0x80;
+	return n;
+}
+
+/* Checks the metadata; errors gets one entry per problem. */
+static void check_meta(json_t *m, json_t *errors)
+{
+	json_t *rg, *bs, *ref, *g, *v;
+	const char *s;
+	char path[64];
+
+	if (!json_is_object(m)) {
+		add_error(errors, "berichtMetadata", "Moet een JSON-object zijn.");
+		return;
+	}
+	rg = object(m, "routeringgegevens", "routeringgegevens", errors);
+	if (rg) {
+		check_party(json_object_get(rg, "afzender"), "routeringgegevens.afzender", errors);
+		g = json_object_get(rg, "geadresseerden");
+		if (!g || json_is_null(g))
+			add_error(errors, "routeringgegevens.geadresseerden",
+				  "Verplicht veld ontbreekt.");
+		else if (!json_is_array(g))
+			add_error(errors, "routeringgegevens.geadresseerden",
+				  "Moet een lijst zijn.");
+		else if (json_array_size(g) < 1 || json_array_size(g) > MAX_ADRESSEN)
+			add_error(errors, "routeringgegevens.geadresseerden",
+				  "Moet 1 tot 100 geadresseerden bevatten.");
+		else
+			for (size_t i = 0; i < json_array_size(g); i++) {
+				snprintf(path, sizeof(path),
+					 "routeringgegevens.geadresseerden[%zu]", i);
+				check_party(json_array_get(g, i), path, errors);
+			}
+		bs = object(rg, "berichtstroom", "routeringgegevens.berichtstroom", errors);
+		if (bs) {
+			text(bs, "berichttype", "routeringgegevens.berichtstroom.berichttype",
+			     errors);
+			v = json_object_get(bs, "berichtsubtype");
+			if (v && !json_is_null(v) && !json_is_string(v))
+				add_error(errors, "routeringgegevens.berichtstroom.berichtsubtype",
+					  "Moet een tekst zijn.");
+			check_version(bs, "berichtversie",
+				      "routeringgegevens.berichtstroom.berichtversie", errors);
+			check_version(bs, "berichtsubversie",
+				      "routeringgegevens.berichtstroom.berichtsubversie", errors);
+			text(bs, "actie", "routeringgegevens.berichtstroom.actie", errors);
+		}
+	}
+	ref = object(m, "referentiegegevens", "referentiegegevens", errors);
+	if (ref) {
+		s = text(ref, "conversatieId", "referentiegegevens.conversatieId", errors);
+		if (s && !uuid_ok(s))
+			add_error(errors, "referentiegegevens.conversatieId", "Geen geldige UUID.");
+		s = text(ref, "traceerId", "referentiegegevens.traceerId", errors);
+		if (s && !uuid_ok(s))
+			add_error(errors, "referentiegegevens.traceerId", "Geen geldige UUID.");
+		v = json_object_get(ref, "referentieId");
+		if (v && !json_is_null(v) && !json_is_string(v))
+			add_error(errors, "referentiegegevens.referentieId",
+				  "Moet een tekst zijn.");
+		else if (json_is_string(v) && utf8_chars(json_string_value(v)) > 150)
+			add_error(errors, "referentiegegevens.referentieId",
+				  "Mag hoogstens 150 tekens lang zijn.");
+	}
+}
+
+static const char *jget(json_t *o, const char *a, const char *b, const char *c)
+{
+	json_t *v = json_object_get(json_object_get(o, a), b);
+
+	return json_string_value(c ? json_object_get(v, c) : v);
+}
+
+/* Records a push; true when its traceerId is new. */
+static bool record(json_t *meta, const char *sha, struct req *r)
+{
+	const char *traceer = jget(meta, "referentiegegevens", "traceerId", NULL);
+	struct msg *m;
+	long same = 0;
+
+	pthread_mutex_lock(&lock);
+	for (size_t i = 0; i < n_msgs; i++)
+		if (strcasecmp(msgs[i].traceer, traceer) == 0) {
+			pthread_mutex_unlock(&lock);
+			return false;
+		}
+	if (n_msgs == cap_msgs) {
+		size_t cap = cap_msgs ? cap_msgs * 2 : 64;
+		struct msg *g = realloc(msgs, cap * sizeof(*msgs));
+
+		if (!g) {
+			pthread_mutex_unlock(&lock);
+			mock_die("%s", "out of memory recording a push");
+		}
+		msgs = g;
+		cap_msgs = cap;
+	}
+	m = &msgs[n_msgs++];
+	memset(m, 0, sizeof(*m));
+	snprintf(m->traceer, sizeof(m->traceer), "%s", traceer);
+	snprintf(m->conversatie, sizeof(m->conversatie), "%s",
+		 jget(meta, "referentiegegevens", "conversatieId", NULL));
+	m->berichtstroom = json_deep_copy(
+		json_object_get(json_object_get(meta, "routeringgegevens"), "berichtstroom"));
+	snprintf(m->sha, sizeof(m->sha), "%s", sha);
+	m->size = r->payload_size;
+	m->filename = strdup(r->payload_name);
+	m->arrived = m->changed = time(NULL);
+	m->afkeuren = r->head && memmem(r->head, r->head_len, "AFKEUREN", 8);
+	m->status = "Ontvangen";
+	for (size_t i = 0; i < n_msgs; i++)
+		same += strcmp(msgs[i].sha, sha) == 0;
+	if (same > max_per_content)
+		max_per_content = same;
+	pthread_mutex_unlock(&lock);
+	return true;
+}
+
+static enum MHD_Result push_done(struct MHD_Connection *c, struct req *r)
+{
+	json_t *errors = json_object(), *meta = NULL, *p;
+	json_error_t jerr;
+	unsigned char d[32];
+	char sha[65] = "", msg[300];
+	const char *code;
+	size_t n;
+
+	if (r->pp && MHD_destroy_post_processor(r->pp) != MHD_YES)
+		r->pp_error = true;
+	r->pp = NULL;
+	if (r->hashing) {
+		gnutls_hash_deinit(r->hash, d);
+		r->hashing = false;
+		hex(d, 32, sha);
+	}
+	if (chance(opt.push_fault, opt.push_fault_every)) {
+		json_decref(errors);
+		fprintf(stderr, "vzmock: push fault %s\n", opt.push_fault);
+		if (strcmp(opt.push_fault, "reset") == 0) {
+			mock_write_stats();
+			return MHD_NO; /* drops the connection without an answer */
+		}
+		return send_json(c, 503,
+				 problem(503, "Dienst niet beschikbaar",
+					 "De dienst is tijdelijk niet beschikbaar (vzmock)."),
+				 "Retry-After", "1");
+	}
+	if (r->pp_error)
+		add_error(errors, "multipart", "Geen geldige multipart/form-data.");
+	if (!r->meta_seen)
+		add_error(errors, "berichtMetadata", "Het deel berichtMetadata ontbreekt.");
+	else if (r->meta_dup)
+		add_error(errors, "berichtMetadata",
+			  "Het deel berichtMetadata komt meer dan eens voor.");
+	else if (r->meta_type && !media_is(r->meta_type, "application/json"))
+		add_error(errors, "berichtMetadata", "Content-Type moet application/json zijn.");
+	else if (r->meta_too_big)
+		add_error(errors, "berichtMetadata", "Groter dan 1 MiB.");
+	else if (!(meta = json_loadb(r->meta ? r->meta : "", r->meta_len, 0, &jerr))) {
+		snprintf(msg, sizeof(msg), "Geen geldige JSON: %s (regel %d, kolom %d).", jerr.text,
+			 jerr.line, jerr.column);
+		add_error(errors, "berichtMetadata", msg);
+	} else {
+		check_meta(meta, errors);
+	}
+	if (!r->payload_seen) {
+		add_error(errors, "payload", "Het deel payload ontbreekt.");
+	} else if (r->payload_dup) {
+		add_error(errors, "payload", "Het deel payload komt meer dan eens voor.");
+	} else {
+		n = r->payload_name ? strlen(r->payload_name) : 0;
+		if (n == 0)
+			add_error(errors, "payload", "Het deel payload heeft geen bestandsnaam.");
+		else if (n < 5 || strcmp(r->payload_name + n - 4, ".txt") != 0)
+			add_error(errors, "payload", "De bestandsnaam moet eindigen op .txt.");
+		if (!media_is(r->payload_type, "application/octet-stream"))
+			add_error(errors, "payload",
+				  "Content-Type moet application/octet-stream zijn.");
+	}
+	if (json_object_size(errors) > 0) {
+		char *e = json_dumps(errors, JSON_COMPACT);
+
+		fprintf(stderr, "vzmock: push refused (400): %s\n", e ? e : "");
+		free(e);
+		json_decref(meta);
+		return send_json(c, 400,
+				 bad_request(errors, "Het verzoek voldoet niet aan het contract."),
+				 NULL, NULL);
+	}
+	json_decref(errors);
+	p = NULL;
+	if (strcmp(jget(meta, "routeringgegevens", "afzender", "code"), "00000000") == 0) {
+		code = "BRS01";
+		p = problem(422, "Bericht geweigerd",
+			    "De AGB-code van de afzender is met deze rol niet bekend bij VECOZO.");
+	} else if (r->head && memmem(r->head, r->head_len, "WEIGEREN", 8)) {
+		code = "BRS02";
+		p = problem(422, "Bericht geweigerd",
+			    "Het bestand is geweigerd: het bevat WEIGEREN (vzmock).");
+	}
+	if (p) {
+		json_object_set_new(p, "code", json_string(code));
+		fprintf(stderr, "vzmock: push refused (422 %s)\n", code);
+		json_decref(meta);
+		return send_json(c, 422, p, NULL, NULL);
+	}
+	if (record(meta, sha, r)) {
+		atomic_fetch_add(&n_accepted, 1);
+		fprintf(stderr, "vzmock: push %s accepted: %s, %llu bytes, sha256 %s\n",
+			jget(meta, "referentiegegevens", "traceerId", NULL), r->payload_name,
+			(unsigned long long)r->payload_size, sha);
+	} else {
+		atomic_fetch_add(&n_repeats, 1);
+		fprintf(stderr, "vzmock: push %s repeated\n",
+			jget(meta, "referentiegegevens", "traceerId", NULL));
+	}
+	json_decref(meta);
+	mock_write_stats();
+	if (opt.push_delay_ms > 0) {
+		sleep_ms(opt.push_delay_ms);
+		mock_touch();
+	}
+	return send_empty(c, 204);
+}
+
+/* ---- status ---- */
+
+static json_t *status_of(struct msg *m, time_t now)
+{
+	const char *st;
+	char arrived[21], changed[21];
+	json_t *meldingen = json_array();
+
+	m->queries++;
+	if (m->afkeuren)
+		st = m->queries <= 1 ? "Ontvangen" : "AfgekeurdDoorDienst";
+	else
+		st = m->queries <= 1   ? "Ontvangen"
+		     : m->queries == 2 ? "WordtVerwerkt"
+				       : "VerwerkingVoltooid";
+	if (strcmp(st, m->status) != 0) {
+		m->status = st;
+		m->changed = now;
+	}
+	if (m->afkeuren && m->queries > 1)
+		json_array_append_new(meldingen,
+				      json_pack("{s:s, s:s, s:s}", "code", "AF01", "omschrijving",
+						"Bestand afgekeurd", "toelichting",
+						"Regel 3: onbekende prestatiecode"));
+	iso(m->arrived, arrived);
+	iso(m->changed, changed);
+	return json_pack("{s:{s:s, s:s}, s:o*, s:s, s:s, s:s, s:o}", "referentiegegevens",
+			 "conversatieId", m->conversatie, "traceerId", m->traceer, "berichtstroom",
+			 json_deep_copy(m->berichtstroom), "berichtstatus", st,
+			 "berichtstatusGewijzigdOp", changed, "berichtOntvangenOp", arrived,
+			 "meldingen", meldingen);
+}
+
+static enum MHD_Result status_query(struct MHD_Connection *c)
+{
+	const char *t = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "traceerId");
+	const char *cv = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "conversatieId");
+	const char *key = t ? "traceerId" : "conversatieId", *want = t ? t : cv;
+	json_t *out, *errors = json_object();
+	time_t now = time(NULL);
+
+	if (!t && !cv)
+		add_error(errors, "traceerId", "Geef traceerId of conversatieId.");
+	else if (t && cv)
+		add_error(errors, "conversatieId", "Geef traceerId of conversatieId, niet beide.");
+	else if (!uuid_ok(want))
+		add_error(errors, key, "Geen geldige UUID.");
+	if (json_object_size(errors) > 0)
+		return send_json(c, 400, bad_request(errors, "Ongeldige zoekvraag."), NULL, NULL);
+	json_decref(errors);
+	out = json_array();
+	pthread_mutex_lock(&lock);
+	for (size_t i = 0; i < n_msgs; i++)
+		if (strcasecmp(t ? msgs[i].traceer : msgs[i].conversatie, want) == 0)
+			json_array_append_new(out, status_of(&msgs[i], now));
+	pthread_mutex_unlock(&lock);
+	return send_json(c, 200, out, NULL, NULL);
+}
+
+/* ---- return messages ---- */
+
+/* The queue entry for traceerId id that is not deleted; call with lock. */
+static struct retour *find_retour(const char *id)
+{
+	for (size_t i = 0; i < n_retours; i++)
+		if (!retours[i].deleted && strcasecmp(retours[i].traceer, id) == 0)
+			return &retours[i];
+	return NULL;
+}
+
+static json_t *retour_json(const struct retour *m)
+{
+	char when[21], url[160];
+
+	iso(m->ontvangen, when);
+	snprintf(url, sizeof(url), PULL_PATH "/%s/payload", m->traceer);
+	return json_pack("{s:{s:{s:s, s:s}, s:[{s:s, s:s}], s:{s:s, s:i, s:i, s:s}}, "
+			 "s:{s:s, s:s}, s:{s:s, s:{s:s, s:I, s:{s:s, s:s}}}}",
+			 "routeringgegevens", "afzender", "rol", "Zorgverzekeraar", "code", "3311",
+			 "geadresseerden", "rol", "Praktijk", "code", "01234567", "berichtstroom",
+			 "berichttype", "Retourinformatie", "berichtversie", 1, "berichtsubversie",
+			 0, "actie", "Retourneren", "referentiegegevens", "conversatieId",
+			 m->conversatie, "traceerId", m->traceer, "basisgegevens", "ontvangenOp",
+			 when, "payload", "url", url, "grootte", (json_int_t)m->size, "checksum",
+			 "algoritme", "SHA256", "waarde", m->sha);
+}
+
+/* Applies --retour-fault to a list or payload request: "503" or "reset" when
+ * that is to be done, NULL otherwise (after sleeping for "delay"). */
+static const char *retour_fault(void)
+{
+	if (!chance(opt.retour_fault, opt.retour_fault_every))
+		return NULL;
+	fprintf(stderr, "vzmock: return message fault %s\n", opt.retour_fault);
+	if (strcmp(opt.retour_fault, "delay") == 0) {
+		long ms = mock_delay_ms() > 0 ? mock_delay_ms() : 1000;
+
+		sleep_ms(ms);
+		mock_touch();
+		return NULL;
+	}
+	return opt.retour_fault;
+}
+
+static enum MHD_Result retour_unavailable(struct MHD_Connection *c)
+{
+	return send_json(c, 503,
+			 problem(503, "Dienst niet beschikbaar",
+				 "De dienst is tijdelijk niet beschikbaar (vzmock)."),
+			 "Retry-After", "1");
+}
+
+static enum MHD_Result retour_list(struct MHD_Connection *c)
+{
+	const char *l = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit");
+	long limit = MAX_LIMIT;
+	const char *f;
+	json_t *list;
+
+	if (l) {
+		limit = digits(l, 0) && strlen(l) <= 3 ? atol(l) : 0;
+		if (limit < 1 || limit > MAX_LIMIT) {
+			json_t *errors = json_object();
+
+			add_error(errors, "limit", "Moet een geheel getal van 1 tot 250 zijn.");
+			return send_json(c, 400, bad_request(errors, "Ongeldige limit."), NULL,
+					 NULL);
+		}
+	}
+	if ((f = retour_fault())) {
+		if (strcmp(f, "503") == 0)
+			return retour_unavailable(c);
+		mock_write_stats();
+		return MHD_NO; /* reset: no answer */
+	}
+	list = json_array();
+	pthread_mutex_lock(&lock);
+	while (!hashed && !atomic_load(&quitting))
+		pthread_cond_wait(&hashed_cond, &lock);
+	if (!hashed) {
+		pthread_mutex_unlock(&lock);
+		json_decref(list);
+		return MHD_NO; /* stopping */
+	}
+	for (size_t i = 0; i < n_retours && (long)json_array_size(list) < limit; i++)
+		if (!retours[i].deleted)
+			json_array_append_new(list, retour_json(&retours[i]));
+	pthread_mutex_unlock(&lock);
+	if (opt.wrap_list)
+		list = json_pack("{s:o}", "berichten", list);
+	return send_json(c, 200, list, NULL, NULL);
+}
+
+struct download {
+	unsigned long index;
+	int fd; /* -1: generated */
+	uint64_t size, limit, corrupt_at;
+};
+
+static ssize_t download_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct download *d = cls;
+	size_t n;
+
+	if (pos >= d->limit)
+		return d->limit < d->size ? MHD_CONTENT_READER_END_WITH_ERROR
+					  : MHD_CONTENT_READER_END_OF_STREAM;
+	n = d->limit - pos < max ? (size_t)(d->limit - pos) : max;
+	if (d->fd >= 0) {
+		ssize_t k = pread(d->fd, buf, n, (off_t)pos);
+
+		if (k <= 0)
+			return MHD_CONTENT_READER_END_WITH_ERROR;
+		n = (size_t)k;
+	} else {
+		generate(d->index, pos, (unsigned char *)buf, n);
+	}
+	if (d->corrupt_at >= pos && d->corrupt_at < pos + n)
+		buf[d->corrupt_at - pos] ^= (char)0xff;
+	mock_touch();
+	return (ssize_t)n;
+}
+
+static void download_free(void *cls)
+{
+	struct download *d = cls;
+
+	if (d->fd >= 0)
+		close(d->fd);
+	free(d);
+}
+
+static enum MHD_Result not_found(struct MHD_Connection *c, const char *what)
+{
+	char detail[200];
+
+	snprintf(detail, sizeof(detail), "Geen bericht met traceerId %.64s.", what);
+	return send_json(c, 404, problem(404, "Niet gevonden", detail), NULL, NULL);
+}
+
+static enum MHD_Result retour_payload(struct MHD_Connection *c, const char *id)
+{
+	struct download *d = calloc(1, sizeof(*d));
+	struct MHD_Response *resp;
+	struct retour *m;
+	const char *f;
+	enum MHD_Result ret;
+
+	if (!d)
+		return MHD_NO;
+	pthread_mutex_lock(&lock);
+	m = find_retour(id);
+	if (m) {
+		d->index = m->index;
+		d->size = d->limit = m->size;
+		d->corrupt_at = m->corrupt ? m->size / 2 : UINT64_MAX;
+		d->fd = m->path ? open(m->path, O_RDONLY) : -1;
+	}
+	pthread_mutex_unlock(&lock);
+	if (!m) {
+		free(d);
+		return not_found(c, id);
+	}
+	if (m->path && d->fd < 0) {
+		free(d);
+		return send_json(c, 500, problem(500, "Interne fout", "Bestand onleesbaar."), NULL,
+				 NULL);
+	}
+	if ((f = retour_fault())) {
+		if (strcmp(f, "503") == 0) {
+			download_free(d);
+			return retour_unavailable(c);
+		}
+		d->limit = d->size / 2; /* reset: half the body, then the connection drops */
+	}
+	atomic_fetch_add(&n_downloads, 1);
+	resp = MHD_create_response_from_callback(d->size, CHUNK, download_reader, d, download_free);
+	if (!resp) {
+		download_free(d);
+		return MHD_NO;
+	}
+	MHD_add_response_header(resp, "Content-Type", "application/octet-stream");
+	ret = MHD_queue_response(c, 200, resp);
+	MHD_destroy_response(resp);
+	mock_write_stats();
+	return ret;
+}
+
+static enum MHD_Result retour_delete(struct MHD_Connection *c, const char *id)
+{
+	struct retour *m;
+
+	pthread_mutex_lock(&lock);
+	m = find_retour(id);
+	if (m)
+		m->deleted = true;
+	pthread_mutex_unlock(&lock);
+	if (!m)
+		return not_found(c, id);
+	atomic_fetch_add(&n_deleted, 1);
+	fprintf(stderr, "vzmock: return message %s deleted\n", id);
+	return send_empty(c, 202);
+}
+
+/* ---- the handler ---- */
+
+static bool expects_continue(struct MHD_Connection *c)
+{
+	const char *e = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Expect");
+
+	return e && strcasestr(e, "100-continue");
+}
+
+/* The first call, with the headers: decides what it can. */
+static void start(struct MHD_Connection *c, struct req *r, const char *url, const char *method)
+{
+	const char *rights = mock_rights(c);
+	const char *len = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+	const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
+	char detail[160];
+
+	r->cur = -1;
+	r->route = route_of(url, r->id, sizeof(r->id));
+	if (r->route == R_PUSH && strcmp(method, "POST") == 0)
+		atomic_fetch_add(&n_pushes, 1);
+	if (r->route == R_STATUS && strcmp(method, "GET") == 0)
+		atomic_fetch_add(&n_status, 1);
+	if (r->route == R_LIST && strcmp(method, "GET") == 0)
+		atomic_fetch_add(&n_lists, 1);
+	if (!rights) {
+		early(r, 401,
+		      problem(401, "Niet geauthenticeerd",
+			      "Het clientcertificaat is niet geldig of niet bekend bij VECOZO."),
+		      NULL, NULL);
+		return;
+	}
+	if (!has_word(rights, "billing")) {
+		early(r, 403,
+		      problem(403, "Niet geautoriseerd",
+			      "Het certificaat heeft geen recht op de Berichtenservice."),
+		      NULL, NULL);
+		return;
+	}
+	if (r->route == R_NONE) {
+		early(r, 404, problem(404, "Niet gevonden", "Onbekend pad."), NULL, NULL);
+		return;
+	}
+	if (strcmp(method, method_for(r->route)) != 0) {
+		snprintf(detail, sizeof(detail), "Alleen %s is toegestaan.", method_for(r->route));
+		early(r, 405, problem(405, "Methode niet toegestaan", detail), "Allow",
+		      method_for(r->route));
+		return;
+	}
+	if (r->route != R_PUSH)
+		return;
+	if (len && strtoull(len, NULL, 10) > MAX_PUSH) {
+		early(r, 413, problem(413, "Verzoek te groot", "Hoogstens 600 MiB."), NULL, NULL);
+		return;
+	}
+	if (!media_is(ct, "multipart/form-data") ||
+	    !(r->pp = MHD_create_post_processor(c, CHUNK, part, r)))
+		early(r, 415,
+		      problem(415, "Mediatype niet ondersteund",
+			      "Verwacht multipart/form-data met een boundary."),
+		      NULL, NULL);
+}
+
+enum MHD_Result berichten_handle(struct MHD_Connection *c, const char *url, const char *method,
+				 const char *data, size_t *data_size, void **con_cls)
+{
+	struct req *r = *con_cls;
+
+	mock_touch();
+	if (!r) {
+		r = calloc(1, sizeof(*r));
+		if (!r)
+			return MHD_NO;
+		r->rest = true;
+		*con_cls = r;
+		start(c, r, url, method);
+		/* Answer an error before the body when the client waits for 100
+		 * Continue or the body is too big; otherwise read (and drop) the
+		 * body first, so the client is not cut off while sending it. */
+		if (r->early && (expects_continue(c) || r->early_status == 413)) {
+			json_t *j = r->early;
+
+			r->early = NULL;
+			return send_json(c, r->early_status, j, r->early_header, r->early_value);
+		}
+		return MHD_YES;
+	}
+	if (*data_size) {
+		r->total += *data_size;
+		if (r->total > MAX_PUSH) {
+			fprintf(stderr, "vzmock: request body over 600 MiB: connection dropped\n");
+			return MHD_NO;
+		}
+		if (r->pp && !r->early && !r->pp_error &&
+		    MHD_post_process(r->pp, data, *data_size) != MHD_YES)
+			r->pp_error = true;
+		*data_size = 0;
+		return MHD_YES;
+	}
+	if (r->early) {
+		json_t *j = r->early;
+
+		r->early = NULL;
+		return send_json(c, r->early_status, j, r->early_header, r->early_value);
+	}
+	switch (r->route) {
+	case R_PUSH:
+		return push_done(c, r);
+	case R_STATUS:
+		return status_query(c);
+	case R_LIST:
+		return retour_list(c);
+	case R_PAYLOAD:
+		return retour_payload(c, r->id);
+	case R_ITEM:
+		return retour_delete(c, r->id);
+	default:
+		return MHD_NO;
+	}
+}
