@@ -193,6 +193,23 @@ out:
 	return rv;
 }
 
+/* Binds the INSERT of sq_decl_begin; d and now outlive the statement. */
+static void bind_new_decl(sqlite3_stmt *st, const vz_decl *d, const char *now)
+{
+	bind_text(st, 1, d->traceer_id);
+	bind_text(st, 2, d->conversatie_id);
+	bind_text(st, 3, d->sha256);
+	sqlite3_bind_int64(st, 4, d->size);
+	bind_text(st, 5, d->file);
+	bind_text(st, 6, d->flow);
+	sqlite3_bind_int(st, 7, d->forced ? 1 : 0);
+	sqlite3_bind_int(st, 8, d->http_status);
+	bind_text(st, 9, d->status);
+	sqlite3_bind_int(st, 10, d->final ? 1 : 0);
+	bind_text(st, 11, d->meldingen);
+	bind_text(st, 12, now);
+}
+
 static vz_rv sq_decl_begin(vz_journal *j, const vz_decl *d, vz_decl *earlier, vz_err *err)
 {
 	sqlite3_stmt *st = NULL;
@@ -215,18 +232,7 @@ static vz_rv sq_decl_begin(vz_journal *j, const vz_decl *d, vz_decl *earlier, vz
 			&st, err);
 	if (rv != VZ_OK)
 		goto out;
-	bind_text(st, 1, d->traceer_id);
-	bind_text(st, 2, d->conversatie_id);
-	bind_text(st, 3, d->sha256);
-	sqlite3_bind_int64(st, 4, d->size);
-	bind_text(st, 5, d->file);
-	bind_text(st, 6, d->flow);
-	sqlite3_bind_int(st, 7, d->forced ? 1 : 0);
-	sqlite3_bind_int(st, 8, d->http_status);
-	bind_text(st, 9, d->status);
-	sqlite3_bind_int(st, 10, d->final ? 1 : 0);
-	bind_text(st, 11, d->meldingen);
-	bind_text(st, 12, now);
+	bind_new_decl(st, d, now);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_DONE) {
 		rv = sq_exec(j, "COMMIT", "recording the declaration", err);

@@ -12,6 +12,10 @@ set -eu
 
 CASE=${1:?usage: journal.sh CASE}
 RACERS=20
+# Under valgrind a racer translates SQLite's code while it holds the write
+# lock, for seconds on a loaded machine: fewer racers keep the wait under
+# the journal's 10 s busy timeout. The plain run proves the 20-way race.
+[ -z "${VZP11_WRAPPER:-}" ] || RACERS=5
 PG_CLUSTER=$SRCDIR/tests/tools/pg-cluster
 W=$TESTWORK/journal-$CASE
 rm -rf "$W"
