@@ -110,7 +110,7 @@ unit-postgresql)
 	set -e
 	cat "$W/unit.out"
 	[ "$rc" -eq 0 ] && pass "unit tests pass on PostgreSQL" || fail "unit tests exit $rc"
-	grep -q 'RUN.*postgresql/' "$W/unit.out" && pass "PostgreSQL cases ran" ||
+	grep -q 'OK \] postgresql/' "$W/unit.out" && pass "PostgreSQL cases passed" ||
 		fail "no PostgreSQL case ran"
 	if grep -q 'SKIPPED.*postgresql/' "$W/unit.out"; then
 		fail "PostgreSQL cases were skipped"
