@@ -343,6 +343,35 @@ assert all(x["result"] in ("stored", "already-stored") for x in o), o
 		"the journal holds each once, confirmed"
 }
 
+# Stored, but the receipt never got through (every DELETE fails): the next
+# run confirms without a second copy, even after the files were taken away. The list comes wrapped in an object.
+case_retour_unconfirmed() {
+	setup_token
+	start_bill_mock --retour 2:1000 --delete-fault --wrap-list
+	mkdir "$T/in"
+	bill --json retour --dir "$T/in" --retries 0
+	expect_rc 1 "receipts that cannot be confirmed"
+	expect_json "$T/out" '
+assert len(o) == 2 and all(x["result"] == "stored" and "confirming receipt failed" in x["error"] for x in o), o
+' "both stored, the confirmation failure said"
+	journal_json
+	expect_json "$T/journal.json" 'assert [r["state"] for r in o["retours"]] == ["stored", "stored"], o' \
+		"the journal: stored, not confirmed"
+	# The practice software takes the files away; only the journal knows.
+	mkdir "$T/processed"
+	mv "$T"/in/retour-* "$T/processed/"
+	stop_mock
+	start_bill_mock --retour 2:1000
+	bill --json retour --dir "$T/in"
+	expect_rc 0 "the next run"
+	expect_json "$T/out" 'assert [x["result"] for x in o] == ["already-stored", "already-stored"], o' \
+		"already stored: confirmed without fetching again"
+	[ "$(mock_stat retour_downloads)" -eq 0 ] && pass "nothing downloaded again" ||
+		fail "$(mock_stat retour_downloads) downloads"
+	[ "$(mock_stat retour_deleted)" -eq 2 ] && pass "both confirmed" || fail "$(mock_stat retour_deleted) confirmed"
+	[ -z "$(ls -A "$T/in")" ] && pass "no second copy" || fail "copies again: $(ls -A "$T/in")"
+}
+
 # The token fails at each PKCS#11 call of a declare in turn (through
 # faulty-p11, provider calls included): whatever the faulty run left in the
 # journal, a clean re-run of the same file ends accepted, and no content

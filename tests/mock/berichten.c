@@ -55,6 +55,7 @@ static struct {
 	long push_fault_every;
 	const char *retour_fault;
 	long retour_fault_every;
+	bool delete_fault; /* every DELETE answers 503: receipt never confirmed */
 	long retour_corrupt;
 	bool wrap_list;
 	struct retour_spec specs[64];
@@ -299,6 +300,10 @@ int berichten_option(const char *o, const char *v)
 {
 	if (strcmp(o, "--wrap-list") == 0) {
 		opt.wrap_list = true;
+		return 1;
+	}
+	if (strcmp(o, "--delete-fault") == 0) {
+		opt.delete_fault = true;
 		return 1;
 	}
 	if (!v)
@@ -1237,6 +1242,10 @@ static enum MHD_Result retour_delete(struct MHD_Connection *c, const char *id)
 {
 	struct retour *m;
 
+	if (opt.delete_fault) {
+		fprintf(stderr, "vzmock: delete fault for %s\n", id);
+		return retour_unavailable(c);
+	}
 	pthread_mutex_lock(&lock);
 	m = find_retour(id);
 	if (m)

@@ -10,6 +10,7 @@
  *          [--push-delay MS] [--push-fault 503|reset [--push-fault-every K]]
  *          [--retour N:SIZE]... [--retour-file PATH]... [--retour-corrupt K]
  *          [--retour-fault 503|reset|delay [--retour-fault-every K]] [--wrap-list]
+ *          [--delete-fault]
  *
  * --port 0 (the default) takes a free port, written to --port-file; the
  * server stops after --idle-exit seconds without activity (default 300), or
@@ -152,7 +153,8 @@
  *    GET {base}/berichten/rest-pull/v1/berichten/ID/payload: 200
  *    application/octet-stream, streamed; DELETE {base}/berichten/rest-pull/
  *    v1/berichten/ID: 202, the message leaves the queue. An unknown or
- *    deleted ID gets 404.
+ *    deleted ID gets 404. With --delete-fault every DELETE answers 503 (a
+ *    receipt that never gets through).
  *    --retour-corrupt K: message K is always served with its middle byte
  *    inverted (its checksum stays that of the right content).
  *    --retour-fault 503|reset|delay, --retour-fault-every K (a 1 in K chance
