@@ -118,16 +118,17 @@ case_refused() {
 	bill --json declare "$T/afzender.txt" --from Praktijk:00000000 --to "$TO" --flow "$FLOW"
 	expect_rc 1 "an unknown sender (BRS01)"
 	expect_json "$T/out" 'assert o["status"] == "refused" and o["http_status"] == 422, o' "refused with 422"
-	# A 400 names each field: the mock refuses an action it cannot take.
-	make_decl bad.txt
-	bill --json declare "$T/bad.txt" --from "$FROM" --to "$TO" --flow "303:3.1:Onbekend-actie"
-	if [ "$rc" -eq 1 ] && grep -q '"http_status":400' "$T/out"; then
-		expect_json "$T/out" '
-assert o["status"] == "refused" and o["errors"] and any(":" in e for e in o["errors"]), o
-' "400: the problems are listed field by field"
-	else
-		pass "the mock took the action (no 400 to show here)"
-	fi
+	# A 400 names each problem field by field.
+	make_decl bad.txt "ONGELDIG"
+	bill --json declare "$T/bad.txt" --from "$FROM" --to "$TO" --flow "$FLOW"
+	expect_rc 1 "a declaration VECOZO finds malformed (400)"
+	expect_json "$T/out" '
+assert o["status"] == "refused" and o["http_status"] == 400, o
+assert "payload: Regel 2: onbekend recordtype." in o["errors"], o["errors"]
+assert "payload: Regel 9: het sluitrecord ontbreekt." in o["errors"], o["errors"]
+' "400: every problem listed, field by field"
+	bill declare "$T/bad.txt" --from "$FROM" --to "$TO" --flow "$FLOW"
+	expect_in "$T/out" "^  payload: Regel 2: onbekend recordtype" "the text output lists them too"
 	make_decl ok.txt
 	declare_file "$T/ok.txt"
 	expect_rc 0 "a good declaration after the refused ones"

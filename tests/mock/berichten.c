@@ -944,6 +944,11 @@ static enum MHD_Result push_done(struct MHD_Connection *c, struct req *r)
 			add_error(errors, "payload",
 				  "Content-Type moet application/octet-stream zijn.");
 	}
+	/* A test marker: the service finds the content malformed. */
+	if (r->head && memmem(r->head, r->head_len, "ONGELDIG", 8)) {
+		add_error(errors, "payload", "Regel 2: onbekend recordtype.");
+		add_error(errors, "payload", "Regel 9: het sluitrecord ontbreekt.");
+	}
 	if (json_object_size(errors) > 0) {
 		char *e = json_dumps(errors, JSON_COMPACT);
 

@@ -109,7 +109,8 @@
  *    empty; null counts as absent; other keys are allowed. Every problem found
  *    is one message under its JSON path (routeringgegevens.afzender.code,
  *    routeringgegevens.geadresseerden[0].rol, ...; "berichtMetadata",
- *    "payload" or "multipart" for the parts themselves) -> 400. Then 422
+ *    "payload" or "multipart" for the parts themselves) -> 400; so does a
+ *    payload whose first 64 KiB hold ONGELDIG (two "payload" messages). Then 422
  *    "Bericht geweigerd": code BRS01 when the afzender code is 00000000,
  *    code BRS02 when the first 64 KiB of the payload hold WEIGEREN.
  *    Otherwise 204 No Content, the message recorded (traceerId,
