@@ -48,6 +48,15 @@ enum {
 /* The value of an environment variable, or NULL when unset or empty. */
 const char *vz_env(const char *name);
 
+/* A decimal number in [lo, hi], the whole string. */
+bool vz_parse_long(const char *s, long lo, long hi, long *out);
+
+/* Where a VECOZO client sends: *env (--env, else VZP11_ENV) looked up with
+ * lookup, or *endpoint (--endpoint) — never both, wherever each came from;
+ * an https:// URL. 0, or the usage exit code (messages name cmd). */
+int vz_target(const char *cmd, const char **env, const char **endpoint,
+	      const char *(*lookup)(const char *env));
+
 /* Handles one global option; false if c is not one. */
 bool vz_global_opt(vz_global *g, int c, const char *arg);
 

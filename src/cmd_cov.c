@@ -66,19 +66,6 @@ struct cov_opts {
 	long jobs, retries, timeout_s, connect_timeout_s, max_response;
 };
 
-static bool parse_long(const char *s, long lo, long hi, long *out)
-{
-	char *end = NULL;
-	long v;
-
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno || end == s || *end || v < lo || v > hi)
-		return false;
-	*out = v;
-	return true;
-}
-
 enum {
 	O_BSN = 1,
 	O_BIRTH,
@@ -140,7 +127,7 @@ static int number_opt(int c, const char *arg, struct cov_opts *o)
 
 	for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++)
 		if (ranges[i].opt == c)
-			return parse_long(arg, ranges[i].lo, ranges[i].hi, dst[i])
+			return vz_parse_long(arg, ranges[i].lo, ranges[i].hi, dst[i])
 				       ? 0
 				       : vz_usage("cov", "%s", ranges[i].msg);
 	return vz_usage("cov", "unknown option");
@@ -204,33 +191,6 @@ static int check_input(const vz_global *g, const struct cov_opts *o)
 	return 0;
 }
 
-/* Where to send: --env or --endpoint, wherever each came from. */
-static int check_target(struct cov_opts *o)
-{
-	const char *env_var = vz_env("VZP11_ENV");
-
-	if (o->endpoint && o->env)
-		return vz_usage("cov", "give --env or --endpoint, not both");
-	if (o->endpoint && env_var)
-		return vz_usage("cov",
-				"--endpoint and VZP11_ENV (set to '%s') both say where to send; "
-				"unset VZP11_ENV or leave out --endpoint",
-				env_var);
-	o->env = o->env ? o->env : env_var;
-	if (!o->endpoint && !o->env)
-		return vz_usage("cov", "say which VECOZO environment to use: --env tst, acc or prd "
-				       "(or VZP11_ENV), or --endpoint URL");
-	if (!o->endpoint) {
-		o->endpoint = vz_cov_endpoint(o->env);
-		if (!o->endpoint)
-			return vz_usage("cov", "unknown environment '%s'; use tst, acc or prd",
-					o->env);
-	}
-	if (strncmp(o->endpoint, "https://", 8) != 0)
-		return vz_usage("cov", "the endpoint must be an https:// URL");
-	return 0;
-}
-
 static int parse_args(vz_global *g, int argc, char **argv, struct cov_opts *o)
 {
 	int r = read_options(g, argc, argv, o);
@@ -238,7 +198,7 @@ static int parse_args(vz_global *g, int argc, char **argv, struct cov_opts *o)
 	if (r == 0)
 		r = check_input(g, o);
 	if (r == 0)
-		r = check_target(o);
+		r = vz_target("cov", &o->env, &o->endpoint, vz_cov_endpoint);
 	if (r != 0)
 		return r;
 	o->cacert = o->cacert ? o->cacert : vz_env("VZP11_CACERT");

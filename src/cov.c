@@ -35,21 +35,11 @@ const char *vz_cov_endpoint(const char *env)
 	return NULL;
 }
 
-static bool all_digits(const char *s, size_t n)
-{
-	if (strlen(s) != n)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!isdigit((unsigned char)s[i]))
-			return false;
-	return true;
-}
-
 bool vz_bsn_valid(const char *in, char out[10])
 {
 	long sum = 0;
 
-	if (!all_digits(in, 9) || strcmp(in, "000000000") == 0)
+	if (!vz_digits(in, 9) || strcmp(in, "000000000") == 0)
 		return false;
 	for (int i = 0; i < 8; i++)
 		sum += (long)(in[i] - '0') * (9 - i);
@@ -91,7 +81,7 @@ bool vz_date_valid(const char *s)
 
 bool vz_agb_valid(const char *agb)
 {
-	return all_digits(agb, 8);
+	return vz_digits(agb, 8);
 }
 
 /* Adds an element; a failure (out of memory) clears *ok and the rest of the

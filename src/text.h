@@ -15,6 +15,9 @@ bool vz_utf8_valid(const char *s, size_t len);
  * at most max_chars characters. */
 bool vz_text_printable(const char *s, size_t max_chars);
 
+/* s is exactly n ASCII digits. */
+bool vz_digits(const char *s, size_t n);
+
 /* Cleans s in place for a terminal or log: control characters (C0, DEL,
  * C1) become a space, bytes that are not UTF-8 become '?'. */
 void vz_text_clean(char *s);

@@ -45,16 +45,6 @@ const char *vz_br_endpoint(const char *env)
 	return NULL;
 }
 
-static bool digits(const char *s, size_t n)
-{
-	if (strlen(s) != n)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!isdigit((unsigned char)s[i]))
-			return false;
-	return true;
-}
-
 bool vz_br_party_parse(const char *s, vz_br_party *out, const char **why)
 {
 	const char *colon = strchr(s, ':');
@@ -73,8 +63,8 @@ bool vz_br_party_parse(const char *s, vz_br_party *out, const char **why)
 		return false;
 	}
 	memcpy(p.role, s, rl);
-	if (strcmp(p.role, "Zorgverzekeraar") == 0 ? !digits(colon + 1, 4)
-						   : !digits(colon + 1, 8)) {
+	if (strcmp(p.role, "Zorgverzekeraar") == 0 ? !vz_digits(colon + 1, 4)
+						   : !vz_digits(colon + 1, 8)) {
 		*why = strcmp(p.role, "Zorgverzekeraar") == 0
 			       ? "a Zorgverzekeraar is named by its 4-digit UZOVI code"
 			       : "this role is named by its 8-digit AGB code";

@@ -1,5 +1,4 @@
 /* billing.c - options and connections the billing commands share. */
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,19 +17,6 @@ void vz_bill_defaults(vz_bill_opts *o)
 	o->connect_timeout_s = 10;
 }
 
-static bool number(const char *s, long lo, long hi, long *out)
-{
-	char *end = NULL;
-	long v;
-
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno || end == s || *end || v < lo || v > hi)
-		return false;
-	*out = v;
-	return true;
-}
-
 int vz_bill_opt(vz_bill_opts *o, const char *cmd, int c, const char *arg)
 {
 	switch (c) {
@@ -47,15 +33,15 @@ int vz_bill_opt(vz_bill_opts *o, const char *cmd, int c, const char *arg)
 		o->cacert = arg;
 		return 0;
 	case OPT_B_RETRIES:
-		return number(arg, 0, 10, &o->retries)
+		return vz_parse_long(arg, 0, 10, &o->retries)
 			       ? 0
 			       : vz_usage(cmd, "--retries takes a number from 0 to 10");
 	case OPT_B_TIMEOUT:
-		return number(arg, 1, 600, &o->timeout_s)
+		return vz_parse_long(arg, 1, 600, &o->timeout_s)
 			       ? 0
 			       : vz_usage(cmd, "--timeout takes seconds, 1 to 600");
 	case OPT_B_CTIMEOUT:
-		return number(arg, 1, 120, &o->connect_timeout_s)
+		return vz_parse_long(arg, 1, 120, &o->connect_timeout_s)
 			       ? 0
 			       : vz_usage(cmd, "--connect-timeout takes seconds, 1 to 120");
 	default:
@@ -65,33 +51,16 @@ int vz_bill_opt(vz_bill_opts *o, const char *cmd, int c, const char *arg)
 
 int vz_bill_resolve(vz_bill_opts *o, const char *cmd)
 {
-	const char *env_var = vz_env("VZP11_ENV");
-	size_t len;
+	int r = vz_target(cmd, &o->env, &o->endpoint, vz_br_endpoint);
+	size_t len = o->endpoint ? strlen(o->endpoint) : 0;
 
-	if (o->endpoint && o->env)
-		return vz_usage(cmd, "give --env or --endpoint, not both");
-	if (o->endpoint && env_var)
-		return vz_usage(cmd,
-				"--endpoint and VZP11_ENV (set to '%s') both say where to send; "
-				"unset VZP11_ENV or leave out --endpoint",
-				env_var);
-	o->env = o->env ? o->env : env_var;
+	if (r)
+		return r;
 	o->cacert = o->cacert ? o->cacert : vz_env("VZP11_CACERT");
-	if (!o->endpoint && !o->env)
-		return vz_usage(cmd, "say which VECOZO environment to use: --env tst, acc or prd "
-				     "(or VZP11_ENV), or --endpoint URL");
-	if (!o->endpoint) {
-		o->endpoint = vz_br_endpoint(o->env);
-		if (!o->endpoint)
-			return vz_usage(cmd, "unknown environment '%s'; use tst, acc or prd",
-					o->env);
-	}
-	len = strlen(o->endpoint);
-	if (strncmp(o->endpoint, "https://", 8) != 0 || len < 9 || o->endpoint[len - 1] == '/')
+	if (o->endpoint[len - 1] == '/')
 		return vz_usage(cmd,
-				"the endpoint must be an https:// URL without a '/' at the end "
-				"(the Berichtenservice base, e.g. "
-				"https://api.vecozo.nl/berichtenservice)");
+				"the endpoint is the Berichtenservice base without a '/' at the "
+				"end, e.g. https://api.vecozo.nl/berichtenservice");
 	return 0;
 }
 

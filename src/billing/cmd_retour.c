@@ -304,7 +304,6 @@ static int parse_args(vz_global *g, int argc, char **argv, vz_bill_opts *b, cons
 		{NULL, 0, NULL, 0},
 	};
 	struct stat st;
-	char *end = NULL;
 	int c, r;
 
 	for (c = vz_next_opt(g, argc, argv, "vq", longopts); c != -1;
@@ -317,9 +316,7 @@ static int parse_args(vz_global *g, int argc, char **argv, vz_bill_opts *b, cons
 		if (c == O_DIR) {
 			*dir = optarg;
 		} else if (c == O_LIMIT) {
-			errno = 0;
-			*limit = strtol(optarg, &end, 10);
-			if (errno || *end || *limit < 1 || *limit > 250)
+			if (!vz_parse_long(optarg, 1, 250, limit))
 				return vz_usage("retour", "--limit takes a number from 1 to 250");
 		} else if (c == OPT_HELP) {
 			retour_usage(stdout);
