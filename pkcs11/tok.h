@@ -193,4 +193,18 @@ char *tok_uri(const tok_token *t, tok_class cls, const char *label, tok_bytes id
 const char *tok_ckr_name(unsigned long ckr);
 const char *tok_ckr_text(unsigned long ckr);
 
+/* ---- mechanisms (mech.c) ---- */
+
+/* The signature mechanisms the token's slot offers for signing
+ * (C_GetMechanismList, CKF_SIGN in C_GetMechanismInfo): the token's own
+ * list, not a key's CKA_ALLOWED_MECHANISMS. */
+typedef struct tok_mech_caps {
+	bool rsa_pkcs; /* CKM_RSA_PKCS: PKCS#1 v1.5, enough for TLS 1.2 */
+	bool rsa_pss;  /* CKM_RSA_PKCS_PSS or a CKM_SHA*_RSA_PKCS_PSS: TLS 1.3 with RSA */
+	bool ecdsa;    /* CKM_ECDSA */
+} tok_mech_caps;
+
+/* Reads the signature mechanisms of the token's slot into *out. */
+tok_rv tok_token_mech_caps(const tok_token *t, tok_mech_caps *out, tok_err *err);
+
 #endif
