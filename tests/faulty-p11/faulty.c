@@ -22,8 +22,57 @@
  *   FAULTY_P11_HIDE_SLOT=1  the first C_GetSlotList length query reports one
  *                           slot fewer than there are (a slot appearing
  *                           between the two calls)
- *   FAULTY_P11_REPORT=PATH  at exit, write "calls N", "injected F" and one
- *                           "func F N" line per function called
+ *   FAULTY_P11_STRICT=private
+ *                           act like an HSM in FIPS mode: C_CreateObject of a
+ *                           CKO_PRIVATE_KEY whose template carries key
+ *                           material (CKA_VALUE, CKA_PRIVATE_EXPONENT,
+ *                           CKA_PRIME_1/2, CKA_EXPONENT_1/2, CKA_COEFFICIENT)
+ *                           fails with FAULTY_P11_STRICT_RV; C_UnwrapKey,
+ *                           C_GenerateKey and C_GenerateKeyPair still work
+ *   FAULTY_P11_STRICT=secret
+ *                           as private, and C_CreateObject of a
+ *                           CKO_SECRET_KEY with CKA_VALUE fails the same way
+ *   FAULTY_P11_STRICT_RV=CKR_...
+ *                           what a strict refusal returns (default
+ *                           CKR_TEMPLATE_INCONSISTENT; e.g.
+ *                           CKR_ATTRIBUTE_VALUE_INVALID,
+ *                           CKR_FUNCTION_NOT_SUPPORTED, CKR_ACTION_PROHIBITED)
+ *   FAULTY_P11_HIDE_PSS=1   a token without RSA-PSS: C_GetMechanismList
+ *                           leaves out CKM_RSA_PKCS_PSS and
+ *                           CKM_SHA{1,224,256,384,512}_RSA_PKCS_PSS;
+ *                           C_GetMechanismInfo, C_SignInit and C_VerifyInit
+ *                           with them return CKR_MECHANISM_INVALID
+ *   FAULTY_P11_PRIVATE_CERTS=1
+ *                           a token that keeps certificates private:
+ *                           C_FindObjects in a session that is not logged in
+ *                           (C_GetSessionInfo says a public session) never
+ *                           returns a CKO_CERTIFICATE object
+ *   FAULTY_P11_OUTAGE=K:SECONDS
+ *                           the token goes away right after the Kth
+ *                           signature (a C_Sign or C_SignFinal that returned
+ *                           CKR_OK with a signature buffer; length queries do
+ *                           not count) and comes back SECONDS seconds later.
+ *                           At that moment the token logs out and every open
+ *                           session becomes dead. During the outage:
+ *                           C_Initialize, C_Finalize, C_GetInfo,
+ *                           C_GetSlotList, C_GetSlotInfo, C_CloseAllSessions
+ *                           and C_WaitForSlotEvent work as usual (the slot
+ *                           stays listed, as a network HSM's configured slot
+ *                           does); C_GetTokenInfo, C_OpenSession,
+ *                           C_GetMechanismList, C_GetMechanismInfo,
+ *                           C_InitToken return CKR_TOKEN_NOT_PRESENT; every
+ *                           call on a session returns CKR_DEVICE_REMOVED.
+ *                           After the outage everything works again
+ *                           (C_OpenSession, C_Login: the token is logged
+ *                           out) except calls on dead sessions, which return
+ *                           CKR_SESSION_HANDLE_INVALID (C_CloseSession of a
+ *                           dead session frees it and returns that too). It
+ *                           happens once per process; C_Finalize and
+ *                           C_CloseAllSessions forget dead sessions.
+ *   FAULTY_P11_REPORT=PATH  at exit, write "calls N", "injected F", one
+ *                           "func F N" line per function called, and
+ *                           "strict-refused N", "outage-refused N" when
+ *                           those modes refused calls
  */
 #include <dlfcn.h>
 #include <pthread.h>
@@ -55,6 +104,30 @@ static struct attr_rule read_attr, create_attr;
 static char sleep_func[64];
 static long sleep_ms;
 static bool hide_slot;
+enum strict_mode {
+	STRICT_OFF,
+	STRICT_PRIVATE,
+	STRICT_SECRET
+};
+static enum strict_mode strict;
+static CK_RV strict_rv = CKR_TEMPLATE_INCONSISTENT;
+static unsigned long strict_refused;
+static bool hide_pss, private_certs;
+
+/* FAULTY_P11_OUTAGE: when it starts (after the Kth signature) and ends. */
+static struct {
+	unsigned long after_sigs, sigs, refused;
+	long seconds;
+	bool started;
+	struct timespec until;
+} outage;
+
+/* Sessions this process opened; dead ones were open when the token went. */
+static struct {
+	CK_SESSION_HANDLE h;
+	bool dead;
+} sessions[256];
+static size_t n_sessions;
 
 /* Calls per function, for the report. */
 static struct {
@@ -80,6 +153,12 @@ static const struct {
 	{"CKR_TOKEN_WRITE_PROTECTED", CKR_TOKEN_WRITE_PROTECTED},
 	{"CKR_ATTRIBUTE_TYPE_INVALID", CKR_ATTRIBUTE_TYPE_INVALID},
 	{"CKR_ATTRIBUTE_SENSITIVE", CKR_ATTRIBUTE_SENSITIVE},
+	{"CKR_TEMPLATE_INCONSISTENT", CKR_TEMPLATE_INCONSISTENT},
+	{"CKR_ATTRIBUTE_VALUE_INVALID", CKR_ATTRIBUTE_VALUE_INVALID},
+	{"CKR_FUNCTION_NOT_SUPPORTED", CKR_FUNCTION_NOT_SUPPORTED},
+	{"CKR_ACTION_PROHIBITED", CKR_ACTION_PROHIBITED},
+	{"CKR_MECHANISM_INVALID", CKR_MECHANISM_INVALID},
+	{"CKR_KEY_FUNCTION_NOT_PERMITTED", CKR_KEY_FUNCTION_NOT_PERMITTED},
 };
 
 static const struct {
@@ -170,6 +249,247 @@ static bool attr_fault(const struct attr_rule *rule, CK_SESSION_HANDLE session,
 	return true;
 }
 
+static CK_OBJECT_CLASS template_class(const CK_ATTRIBUTE *templ, unsigned long count)
+{
+	CK_OBJECT_CLASS cls = (CK_OBJECT_CLASS)-1;
+
+	for (unsigned long i = 0; i < count; i++)
+		if (templ[i].type == CKA_CLASS && templ[i].pValue &&
+		    templ[i].ulValueLen == sizeof(cls))
+			memcpy(&cls, templ[i].pValue, sizeof(cls));
+	return cls;
+}
+
+static bool template_has(const CK_ATTRIBUTE *templ, unsigned long count, CK_ATTRIBUTE_TYPE type)
+{
+	for (unsigned long i = 0; i < count; i++)
+		if (templ[i].type == type)
+			return true;
+	return false;
+}
+
+/* FAULTY_P11_STRICT: key material in the clear is refused, as FIPS-mode
+ * HSMs do; only C_CreateObject is checked. */
+static bool strict_refuses(const CK_ATTRIBUTE *templ, unsigned long count, CK_RV *rv)
+{
+	static const CK_ATTRIBUTE_TYPE material[] = {
+		CKA_VALUE,	CKA_PRIVATE_EXPONENT, CKA_PRIME_1,     CKA_PRIME_2,
+		CKA_EXPONENT_1, CKA_EXPONENT_2,	      CKA_COEFFICIENT,
+	};
+	CK_OBJECT_CLASS cls = template_class(templ, count);
+	bool refuse = false;
+
+	if (strict == STRICT_OFF)
+		return false;
+	if (cls == CKO_PRIVATE_KEY)
+		for (size_t i = 0; i < sizeof(material) / sizeof(material[0]); i++)
+			refuse |= template_has(templ, count, material[i]);
+	if (strict == STRICT_SECRET && cls == CKO_SECRET_KEY)
+		refuse |= template_has(templ, count, CKA_VALUE);
+	if (!refuse)
+		return false;
+	pthread_mutex_lock(&lock);
+	strict_refused++;
+	pthread_mutex_unlock(&lock);
+	*rv = strict_rv;
+	return true;
+}
+
+/* FAULTY_P11_HIDE_PSS: the mechanisms a token without RSA-PSS lacks. */
+static bool hidden_mechanism(CK_MECHANISM_TYPE type)
+{
+	return hide_pss && (type == CKM_RSA_PKCS_PSS || type == CKM_SHA1_RSA_PKCS_PSS ||
+			    type == CKM_SHA224_RSA_PKCS_PSS || type == CKM_SHA256_RSA_PKCS_PSS ||
+			    type == CKM_SHA384_RSA_PKCS_PSS || type == CKM_SHA512_RSA_PKCS_PSS);
+}
+
+static CK_RV mechanism_list_without_pss(CK_SLOT_ID slot, CK_MECHANISM_TYPE *list,
+					unsigned long *count)
+{
+	CK_MECHANISM_TYPE *all;
+	unsigned long n = 0, keep = 0;
+	CK_RV rv;
+
+	if (!count)
+		return CKR_ARGUMENTS_BAD;
+	rv = real->C_GetMechanismList(slot, NULL, &n);
+	if (rv != CKR_OK)
+		return rv;
+	all = calloc(n ? n : 1, sizeof(*all));
+	if (!all)
+		return CKR_HOST_MEMORY;
+	rv = real->C_GetMechanismList(slot, all, &n);
+	for (unsigned long i = 0; rv == CKR_OK && i < n; i++)
+		if (!hidden_mechanism(all[i]))
+			all[keep++] = all[i];
+	if (rv == CKR_OK && list && *count < keep)
+		rv = CKR_BUFFER_TOO_SMALL;
+	else if (rv == CKR_OK && list)
+		memcpy(list, all, keep * sizeof(*all));
+	if (rv == CKR_OK || rv == CKR_BUFFER_TOO_SMALL)
+		*count = keep;
+	free(all);
+	return rv;
+}
+
+/* FAULTY_P11_PRIVATE_CERTS: a public session finds no certificates. Asks
+ * the real module again when a whole batch was certificates, so that 0
+ * still means "no more objects". */
+static CK_RV find_objects_hiding_certs(CK_SESSION_HANDLE session, CK_OBJECT_HANDLE *object,
+				       unsigned long max, unsigned long *count)
+{
+	CK_SESSION_INFO si;
+	unsigned long got, keep;
+	CK_RV rv;
+
+	rv = real->C_GetSessionInfo(session, &si);
+	if (rv != CKR_OK || !object || !count || si.state == CKS_RO_USER_FUNCTIONS ||
+	    si.state == CKS_RW_USER_FUNCTIONS || si.state == CKS_RW_SO_FUNCTIONS)
+		return real->C_FindObjects(session, object, max, count);
+	do {
+		rv = real->C_FindObjects(session, object, max, &got);
+		if (rv != CKR_OK)
+			return rv;
+		keep = 0;
+		for (unsigned long i = 0; i < got; i++) {
+			CK_OBJECT_CLASS cls = (CK_OBJECT_CLASS)-1;
+			CK_ATTRIBUTE a = {CKA_CLASS, &cls, sizeof(cls)};
+
+			if (real->C_GetAttributeValue(session, object[i], &a, 1) != CKR_OK ||
+			    cls != CKO_CERTIFICATE)
+				object[keep++] = object[i];
+		}
+	} while (keep == 0 && got > 0);
+	*count = keep;
+	return CKR_OK;
+}
+
+static void session_closed_locked(CK_SESSION_HANDLE h)
+{
+	for (size_t i = 0; i < n_sessions; i++) {
+		if (sessions[i].h == h) {
+			sessions[i] = sessions[--n_sessions];
+			return;
+		}
+	}
+}
+
+static void session_opened(CK_SESSION_HANDLE h)
+{
+	pthread_mutex_lock(&lock);
+	session_closed_locked(h); /* a handle the module reused */
+	if (n_sessions < sizeof(sessions) / sizeof(sessions[0])) {
+		sessions[n_sessions].h = h;
+		sessions[n_sessions++].dead = false;
+	}
+	pthread_mutex_unlock(&lock);
+}
+
+static void session_closed(CK_SESSION_HANDLE h)
+{
+	pthread_mutex_lock(&lock);
+	session_closed_locked(h);
+	pthread_mutex_unlock(&lock);
+}
+
+static void forget_sessions(void)
+{
+	pthread_mutex_lock(&lock);
+	n_sessions = 0;
+	pthread_mutex_unlock(&lock);
+}
+
+static bool session_dead_locked(CK_SESSION_HANDLE h)
+{
+	for (size_t i = 0; i < n_sessions; i++)
+		if (sessions[i].h == h)
+			return sessions[i].dead;
+	return false;
+}
+
+static bool outage_now_locked(void)
+{
+	struct timespec now;
+
+	if (!outage.started)
+		return false;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return now.tv_sec < outage.until.tv_sec ||
+	       (now.tv_sec == outage.until.tv_sec && now.tv_nsec < outage.until.tv_nsec);
+}
+
+/* FAULTY_P11_OUTAGE: the Kth signature takes the token away; it logs out
+ * and every open session dies. */
+static void signature_made(void)
+{
+	CK_SESSION_HANDLE any = CK_INVALID_HANDLE;
+
+	pthread_mutex_lock(&lock);
+	if (outage.after_sigs == 0 || outage.started || ++outage.sigs < outage.after_sigs) {
+		pthread_mutex_unlock(&lock);
+		return;
+	}
+	outage.started = true;
+	clock_gettime(CLOCK_MONOTONIC, &outage.until);
+	outage.until.tv_sec += outage.seconds;
+	for (size_t i = 0; i < n_sessions; i++) {
+		sessions[i].dead = true;
+		any = sessions[i].h;
+	}
+	pthread_mutex_unlock(&lock);
+	if (any != CK_INVALID_HANDLE)
+		real->C_Logout(any);
+}
+
+/* Calls that take no session: the host-side ones work during an outage,
+ * the token-side ones find no token. */
+static bool host_fault(const char *name, CK_RV *rv)
+{
+	static const char *const host_side[] = {
+		"C_Initialize",	 "C_Finalize",	       "C_GetInfo",	     "C_GetSlotList",
+		"C_GetSlotInfo", "C_CloseAllSessions", "C_WaitForSlotEvent",
+	};
+	bool out;
+
+	if (fault(name, rv))
+		return true;
+	for (size_t i = 0; i < sizeof(host_side) / sizeof(host_side[0]); i++)
+		if (strcmp(name, host_side[i]) == 0)
+			return false;
+	pthread_mutex_lock(&lock);
+	out = outage_now_locked();
+	if (out)
+		outage.refused++;
+	pthread_mutex_unlock(&lock);
+	if (out)
+		*rv = CKR_TOKEN_NOT_PRESENT;
+	return out;
+}
+
+/* Calls on a session: refused during an outage, and for ever on a session
+ * that was open when the token went (closing one frees it). */
+static bool session_fault(const char *name, CK_SESSION_HANDLE session, CK_RV *rv)
+{
+	bool out, dead;
+
+	if (fault(name, rv))
+		return true;
+	pthread_mutex_lock(&lock);
+	out = outage_now_locked();
+	dead = session_dead_locked(session);
+	if (out || dead)
+		outage.refused++;
+	pthread_mutex_unlock(&lock);
+	if (!out && !dead)
+		return false;
+	if (dead && strcmp(name, "C_CloseSession") == 0) {
+		real->C_CloseSession(session);
+		session_closed(session);
+	}
+	*rv = out ? CKR_DEVICE_REMOVED : CKR_SESSION_HANDLE_INVALID;
+	return true;
+}
+
 /* FAULTY_P11_HIDE_SLOT: the first length query is one slot short. */
 static void hide_a_slot(unsigned long *count)
 {
@@ -198,6 +518,10 @@ static void report(void)
 		fprintf(f, "injected %s\n", injected);
 	for (size_t i = 0; i < n_funcs; i++)
 		fprintf(f, "func %s %lu\n", per_func[i].name, per_func[i].n);
+	if (strict_refused)
+		fprintf(f, "strict-refused %lu\n", strict_refused);
+	if (outage.refused)
+		fprintf(f, "outage-refused %lu\n", outage.refused);
 	fclose(f);
 }
 
@@ -232,6 +556,36 @@ static void parse_attr(const char *v, struct attr_rule *rule)
 	}
 }
 
+static void parse_rv(const char *v, CK_RV *rv)
+{
+	for (size_t i = 0; v && i < sizeof(rvs) / sizeof(rvs[0]); i++)
+		if (strcmp(v, rvs[i].name) == 0)
+			*rv = rvs[i].rv;
+	if (v && strncmp(v, "0x", 2) == 0)
+		*rv = strtoul(v, NULL, 16);
+}
+
+static void configure_modes(void)
+{
+	const char *v;
+
+	v = getenv("FAULTY_P11_STRICT");
+	if (v && strcmp(v, "private") == 0)
+		strict = STRICT_PRIVATE;
+	if (v && strcmp(v, "secret") == 0)
+		strict = STRICT_SECRET;
+	parse_rv(getenv("FAULTY_P11_STRICT_RV"), &strict_rv);
+	v = getenv("FAULTY_P11_HIDE_PSS");
+	hide_pss = v && strcmp(v, "1") == 0;
+	v = getenv("FAULTY_P11_PRIVATE_CERTS");
+	private_certs = v && strcmp(v, "1") == 0;
+	v = getenv("FAULTY_P11_OUTAGE");
+	if (v && strchr(v, ':')) {
+		outage.after_sigs = strtoul(v, NULL, 10);
+		outage.seconds = strtol(strchr(v, ':') + 1, NULL, 10);
+	}
+}
+
 static void configure(void)
 {
 	const char *v;
@@ -239,12 +593,8 @@ static void configure(void)
 	v = getenv("FAULTY_P11_FAIL_AT");
 	fail_at = v ? strtoul(v, NULL, 10) : 0;
 	fail_func = getenv("FAULTY_P11_FAIL_FUNC");
-	v = getenv("FAULTY_P11_RV");
-	for (size_t i = 0; v && i < sizeof(rvs) / sizeof(rvs[0]); i++)
-		if (strcmp(v, rvs[i].name) == 0)
-			fail_rv = rvs[i].rv;
-	if (v && strncmp(v, "0x", 2) == 0)
-		fail_rv = strtoul(v, NULL, 16);
+	parse_rv(getenv("FAULTY_P11_RV"), &fail_rv);
+	configure_modes();
 	extra_token_flags = parse_flags(getenv("FAULTY_P11_TOKEN_FLAGS"));
 	parse_attr(getenv("FAULTY_P11_FAIL_ATTR"), &read_attr);
 	v = getenv("FAULTY_P11_FAIL_ATTR_CLASS");

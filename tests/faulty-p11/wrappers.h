@@ -1,13 +1,14 @@
 /* wrappers.h - generated once from p11-kit's pkcs11.h: one forwarding
  * wrapper per PKCS#11 v2.40 function, each asking fault() first; edited by
- * hand for attribute faults (C_CreateObject, C_GetAttributeValue) and
- * the slot count (C_GetSlotList). */
+ * hand for attribute faults (C_CreateObject, C_GetAttributeValue), the
+ * slot count (C_GetSlotList), the strict, hidden-PSS and private-certificate
+ * modes and the outage (session bookkeeping, signature counting). */
 
 static CK_RV w_C_Initialize(void *init_args)
 {
 	CK_RV rv;
 
-	if (fault("C_Initialize", &rv))
+	if (host_fault("C_Initialize", &rv))
 		return rv;
 	rv = real->C_Initialize(init_args);
 	return rv;
@@ -17,9 +18,10 @@ static CK_RV w_C_Finalize(void *reserved)
 {
 	CK_RV rv;
 
-	if (fault("C_Finalize", &rv))
+	if (host_fault("C_Finalize", &rv))
 		return rv;
 	rv = real->C_Finalize(reserved);
+	forget_sessions();
 	return rv;
 }
 
@@ -27,7 +29,7 @@ static CK_RV w_C_GetInfo(CK_INFO *info)
 {
 	CK_RV rv;
 
-	if (fault("C_GetInfo", &rv))
+	if (host_fault("C_GetInfo", &rv))
 		return rv;
 	rv = real->C_GetInfo(info);
 	return rv;
@@ -37,7 +39,7 @@ static CK_RV w_C_GetSlotList(unsigned char token_present, CK_SLOT_ID *slot_list,
 {
 	CK_RV rv;
 
-	if (fault("C_GetSlotList", &rv))
+	if (host_fault("C_GetSlotList", &rv))
 		return rv;
 	rv = real->C_GetSlotList(token_present, slot_list, count);
 	if (rv == CKR_OK && !slot_list)
@@ -49,7 +51,7 @@ static CK_RV w_C_GetSlotInfo(CK_SLOT_ID slot_id, CK_SLOT_INFO *info)
 {
 	CK_RV rv;
 
-	if (fault("C_GetSlotInfo", &rv))
+	if (host_fault("C_GetSlotInfo", &rv))
 		return rv;
 	rv = real->C_GetSlotInfo(slot_id, info);
 	return rv;
@@ -59,7 +61,7 @@ static CK_RV w_C_GetTokenInfo(CK_SLOT_ID slot_id, CK_TOKEN_INFO *info)
 {
 	CK_RV rv;
 
-	if (fault("C_GetTokenInfo", &rv))
+	if (host_fault("C_GetTokenInfo", &rv))
 		return rv;
 	rv = real->C_GetTokenInfo(slot_id, info);
 	if (rv == CKR_OK)
@@ -71,8 +73,10 @@ static CK_RV w_C_GetMechanismList(CK_SLOT_ID slot_id, CK_MECHANISM_TYPE *mechani
 {
 	CK_RV rv;
 
-	if (fault("C_GetMechanismList", &rv))
+	if (host_fault("C_GetMechanismList", &rv))
 		return rv;
+	if (hide_pss)
+		return mechanism_list_without_pss(slot_id, mechanism_list, count);
 	rv = real->C_GetMechanismList(slot_id, mechanism_list, count);
 	return rv;
 }
@@ -81,8 +85,10 @@ static CK_RV w_C_GetMechanismInfo(CK_SLOT_ID slot_id, CK_MECHANISM_TYPE type, CK
 {
 	CK_RV rv;
 
-	if (fault("C_GetMechanismInfo", &rv))
+	if (host_fault("C_GetMechanismInfo", &rv))
 		return rv;
+	if (hidden_mechanism(type))
+		return CKR_MECHANISM_INVALID;
 	rv = real->C_GetMechanismInfo(slot_id, type, info);
 	return rv;
 }
@@ -91,7 +97,7 @@ static CK_RV w_C_InitToken(CK_SLOT_ID slot_id, unsigned char *pin, unsigned long
 {
 	CK_RV rv;
 
-	if (fault("C_InitToken", &rv))
+	if (host_fault("C_InitToken", &rv))
 		return rv;
 	rv = real->C_InitToken(slot_id, pin, pin_len, label);
 	return rv;
@@ -101,7 +107,7 @@ static CK_RV w_C_InitPIN(CK_SESSION_HANDLE session, unsigned char *pin, unsigned
 {
 	CK_RV rv;
 
-	if (fault("C_InitPIN", &rv))
+	if (session_fault("C_InitPIN", session, &rv))
 		return rv;
 	rv = real->C_InitPIN(session, pin, pin_len);
 	return rv;
@@ -111,7 +117,7 @@ static CK_RV w_C_SetPIN(CK_SESSION_HANDLE session, unsigned char *old_pin, unsig
 {
 	CK_RV rv;
 
-	if (fault("C_SetPIN", &rv))
+	if (session_fault("C_SetPIN", session, &rv))
 		return rv;
 	rv = real->C_SetPIN(session, old_pin, old_len, new_pin, new_len);
 	return rv;
@@ -121,9 +127,11 @@ static CK_RV w_C_OpenSession(CK_SLOT_ID slot_id, CK_FLAGS flags, void *applicati
 {
 	CK_RV rv;
 
-	if (fault("C_OpenSession", &rv))
+	if (host_fault("C_OpenSession", &rv))
 		return rv;
 	rv = real->C_OpenSession(slot_id, flags, application, notify, session);
+	if (rv == CKR_OK)
+		session_opened(*session);
 	return rv;
 }
 
@@ -131,9 +139,10 @@ static CK_RV w_C_CloseSession(CK_SESSION_HANDLE session)
 {
 	CK_RV rv;
 
-	if (fault("C_CloseSession", &rv))
+	if (session_fault("C_CloseSession", session, &rv))
 		return rv;
 	rv = real->C_CloseSession(session);
+	session_closed(session);
 	return rv;
 }
 
@@ -141,9 +150,10 @@ static CK_RV w_C_CloseAllSessions(CK_SLOT_ID slot_id)
 {
 	CK_RV rv;
 
-	if (fault("C_CloseAllSessions", &rv))
+	if (host_fault("C_CloseAllSessions", &rv))
 		return rv;
 	rv = real->C_CloseAllSessions(slot_id);
+	forget_sessions();
 	return rv;
 }
 
@@ -151,7 +161,7 @@ static CK_RV w_C_GetSessionInfo(CK_SESSION_HANDLE session, CK_SESSION_INFO *info
 {
 	CK_RV rv;
 
-	if (fault("C_GetSessionInfo", &rv))
+	if (session_fault("C_GetSessionInfo", session, &rv))
 		return rv;
 	rv = real->C_GetSessionInfo(session, info);
 	return rv;
@@ -161,7 +171,7 @@ static CK_RV w_C_GetOperationState(CK_SESSION_HANDLE session, unsigned char *ope
 {
 	CK_RV rv;
 
-	if (fault("C_GetOperationState", &rv))
+	if (session_fault("C_GetOperationState", session, &rv))
 		return rv;
 	rv = real->C_GetOperationState(session, operation_state, operation_state_len);
 	return rv;
@@ -171,7 +181,7 @@ static CK_RV w_C_SetOperationState(CK_SESSION_HANDLE session, unsigned char *ope
 {
 	CK_RV rv;
 
-	if (fault("C_SetOperationState", &rv))
+	if (session_fault("C_SetOperationState", session, &rv))
 		return rv;
 	rv = real->C_SetOperationState(session, operation_state, operation_state_len, encryption_key, authentiation_key);
 	return rv;
@@ -181,7 +191,7 @@ static CK_RV w_C_Login(CK_SESSION_HANDLE session, CK_USER_TYPE user_type, unsign
 {
 	CK_RV rv;
 
-	if (fault("C_Login", &rv))
+	if (session_fault("C_Login", session, &rv))
 		return rv;
 	rv = real->C_Login(session, user_type, pin, pin_len);
 	return rv;
@@ -191,7 +201,7 @@ static CK_RV w_C_Logout(CK_SESSION_HANDLE session)
 {
 	CK_RV rv;
 
-	if (fault("C_Logout", &rv))
+	if (session_fault("C_Logout", session, &rv))
 		return rv;
 	rv = real->C_Logout(session);
 	return rv;
@@ -201,7 +211,8 @@ static CK_RV w_C_CreateObject(CK_SESSION_HANDLE session, CK_ATTRIBUTE *templ, un
 {
 	CK_RV rv;
 
-	if (fault("C_CreateObject", &rv) || attr_fault(&create_attr, session, CK_INVALID_HANDLE, templ, count, &rv))
+	if (session_fault("C_CreateObject", session, &rv) || attr_fault(&create_attr, session, CK_INVALID_HANDLE, templ, count, &rv) ||
+	    strict_refuses(templ, count, &rv))
 		return rv;
 	rv = real->C_CreateObject(session, templ, count, object);
 	return rv;
@@ -211,7 +222,7 @@ static CK_RV w_C_CopyObject(CK_SESSION_HANDLE session, CK_OBJECT_HANDLE object, 
 {
 	CK_RV rv;
 
-	if (fault("C_CopyObject", &rv))
+	if (session_fault("C_CopyObject", session, &rv))
 		return rv;
 	rv = real->C_CopyObject(session, object, templ, count, new_object);
 	return rv;
@@ -221,7 +232,7 @@ static CK_RV w_C_DestroyObject(CK_SESSION_HANDLE session, CK_OBJECT_HANDLE objec
 {
 	CK_RV rv;
 
-	if (fault("C_DestroyObject", &rv))
+	if (session_fault("C_DestroyObject", session, &rv))
 		return rv;
 	rv = real->C_DestroyObject(session, object);
 	return rv;
@@ -231,7 +242,7 @@ static CK_RV w_C_GetObjectSize(CK_SESSION_HANDLE session, CK_OBJECT_HANDLE objec
 {
 	CK_RV rv;
 
-	if (fault("C_GetObjectSize", &rv))
+	if (session_fault("C_GetObjectSize", session, &rv))
 		return rv;
 	rv = real->C_GetObjectSize(session, object, size);
 	return rv;
@@ -241,7 +252,7 @@ static CK_RV w_C_GetAttributeValue(CK_SESSION_HANDLE session, CK_OBJECT_HANDLE o
 {
 	CK_RV rv;
 
-	if (fault("C_GetAttributeValue", &rv) || attr_fault(&read_attr, session, object, templ, count, &rv))
+	if (session_fault("C_GetAttributeValue", session, &rv) || attr_fault(&read_attr, session, object, templ, count, &rv))
 		return rv;
 	rv = real->C_GetAttributeValue(session, object, templ, count);
 	return rv;
@@ -251,7 +262,7 @@ static CK_RV w_C_SetAttributeValue(CK_SESSION_HANDLE session, CK_OBJECT_HANDLE o
 {
 	CK_RV rv;
 
-	if (fault("C_SetAttributeValue", &rv))
+	if (session_fault("C_SetAttributeValue", session, &rv))
 		return rv;
 	rv = real->C_SetAttributeValue(session, object, templ, count);
 	return rv;
@@ -261,7 +272,7 @@ static CK_RV w_C_FindObjectsInit(CK_SESSION_HANDLE session, CK_ATTRIBUTE *templ,
 {
 	CK_RV rv;
 
-	if (fault("C_FindObjectsInit", &rv))
+	if (session_fault("C_FindObjectsInit", session, &rv))
 		return rv;
 	rv = real->C_FindObjectsInit(session, templ, count);
 	return rv;
@@ -271,8 +282,10 @@ static CK_RV w_C_FindObjects(CK_SESSION_HANDLE session, CK_OBJECT_HANDLE *object
 {
 	CK_RV rv;
 
-	if (fault("C_FindObjects", &rv))
+	if (session_fault("C_FindObjects", session, &rv))
 		return rv;
+	if (private_certs)
+		return find_objects_hiding_certs(session, object, max_object_count, object_count);
 	rv = real->C_FindObjects(session, object, max_object_count, object_count);
 	return rv;
 }
@@ -281,7 +294,7 @@ static CK_RV w_C_FindObjectsFinal(CK_SESSION_HANDLE session)
 {
 	CK_RV rv;
 
-	if (fault("C_FindObjectsFinal", &rv))
+	if (session_fault("C_FindObjectsFinal", session, &rv))
 		return rv;
 	rv = real->C_FindObjectsFinal(session);
 	return rv;
@@ -291,7 +304,7 @@ static CK_RV w_C_EncryptInit(CK_SESSION_HANDLE session, CK_MECHANISM *mechanism,
 {
 	CK_RV rv;
 
-	if (fault("C_EncryptInit", &rv))
+	if (session_fault("C_EncryptInit", session, &rv))
 		return rv;
 	rv = real->C_EncryptInit(session, mechanism, key);
 	return rv;
@@ -301,7 +314,7 @@ static CK_RV w_C_Encrypt(CK_SESSION_HANDLE session, unsigned char *data, unsigne
 {
 	CK_RV rv;
 
-	if (fault("C_Encrypt", &rv))
+	if (session_fault("C_Encrypt", session, &rv))
 		return rv;
 	rv = real->C_Encrypt(session, data, data_len, encrypted_data, encrypted_data_len);
 	return rv;
@@ -311,7 +324,7 @@ static CK_RV w_C_EncryptUpdate(CK_SESSION_HANDLE session, unsigned char *part, u
 {
 	CK_RV rv;
 
-	if (fault("C_EncryptUpdate", &rv))
+	if (session_fault("C_EncryptUpdate", session, &rv))
 		return rv;
 	rv = real->C_EncryptUpdate(session, part, part_len, encrypted_part, encrypted_part_len);
 	return rv;
@@ -321,7 +334,7 @@ static CK_RV w_C_EncryptFinal(CK_SESSION_HANDLE session, unsigned char *last_enc
 {
 	CK_RV rv;
 
-	if (fault("C_EncryptFinal", &rv))
+	if (session_fault("C_EncryptFinal", session, &rv))
 		return rv;
 	rv = real->C_EncryptFinal(session, last_encrypted_part, last_encrypted_part_len);
 	return rv;
@@ -331,7 +344,7 @@ static CK_RV w_C_DecryptInit(CK_SESSION_HANDLE session, CK_MECHANISM *mechanism,
 {
 	CK_RV rv;
 
-	if (fault("C_DecryptInit", &rv))
+	if (session_fault("C_DecryptInit", session, &rv))
 		return rv;
 	rv = real->C_DecryptInit(session, mechanism, key);
 	return rv;
@@ -341,7 +354,7 @@ static CK_RV w_C_Decrypt(CK_SESSION_HANDLE session, unsigned char *encrypted_dat
 {
 	CK_RV rv;
 
-	if (fault("C_Decrypt", &rv))
+	if (session_fault("C_Decrypt", session, &rv))
 		return rv;
 	rv = real->C_Decrypt(session, encrypted_data, encrypted_data_len, data, data_len);
 	return rv;
@@ -351,7 +364,7 @@ static CK_RV w_C_DecryptUpdate(CK_SESSION_HANDLE session, unsigned char *encrypt
 {
 	CK_RV rv;
 
-	if (fault("C_DecryptUpdate", &rv))
+	if (session_fault("C_DecryptUpdate", session, &rv))
 		return rv;
 	rv = real->C_DecryptUpdate(session, encrypted_part, encrypted_part_len, part, part_len);
 	return rv;
@@ -361,7 +374,7 @@ static CK_RV w_C_DecryptFinal(CK_SESSION_HANDLE session, unsigned char *last_par
 {
 	CK_RV rv;
 
-	if (fault("C_DecryptFinal", &rv))
+	if (session_fault("C_DecryptFinal", session, &rv))
 		return rv;
 	rv = real->C_DecryptFinal(session, last_part, last_part_len);
 	return rv;
@@ -371,7 +384,7 @@ static CK_RV w_C_DigestInit(CK_SESSION_HANDLE session, CK_MECHANISM *mechanism)
 {
 	CK_RV rv;
 
-	if (fault("C_DigestInit", &rv))
+	if (session_fault("C_DigestInit", session, &rv))
 		return rv;
 	rv = real->C_DigestInit(session, mechanism);
 	return rv;
@@ -381,7 +394,7 @@ static CK_RV w_C_Digest(CK_SESSION_HANDLE session, unsigned char *data, unsigned
 {
 	CK_RV rv;
 
-	if (fault("C_Digest", &rv))
+	if (session_fault("C_Digest", session, &rv))
 		return rv;
 	rv = real->C_Digest(session, data, data_len, digest, digest_len);
 	return rv;
@@ -391,7 +404,7 @@ static CK_RV w_C_DigestUpdate(CK_SESSION_HANDLE session, unsigned char *part, un
 {
 	CK_RV rv;
 
-	if (fault("C_DigestUpdate", &rv))
+	if (session_fault("C_DigestUpdate", session, &rv))
 		return rv;
 	rv = real->C_DigestUpdate(session, part, part_len);
 	return rv;
@@ -401,7 +414,7 @@ static CK_RV w_C_DigestKey(CK_SESSION_HANDLE session, CK_OBJECT_HANDLE key)
 {
 	CK_RV rv;
 
-	if (fault("C_DigestKey", &rv))
+	if (session_fault("C_DigestKey", session, &rv))
 		return rv;
 	rv = real->C_DigestKey(session, key);
 	return rv;
@@ -411,7 +424,7 @@ static CK_RV w_C_DigestFinal(CK_SESSION_HANDLE session, unsigned char *digest, u
 {
 	CK_RV rv;
 
-	if (fault("C_DigestFinal", &rv))
+	if (session_fault("C_DigestFinal", session, &rv))
 		return rv;
 	rv = real->C_DigestFinal(session, digest, digest_len);
 	return rv;
@@ -421,8 +434,10 @@ static CK_RV w_C_SignInit(CK_SESSION_HANDLE session, CK_MECHANISM *mechanism, CK
 {
 	CK_RV rv;
 
-	if (fault("C_SignInit", &rv))
+	if (session_fault("C_SignInit", session, &rv))
 		return rv;
+	if (mechanism && hidden_mechanism(mechanism->mechanism))
+		return CKR_MECHANISM_INVALID;
 	rv = real->C_SignInit(session, mechanism, key);
 	return rv;
 }
@@ -431,9 +446,11 @@ static CK_RV w_C_Sign(CK_SESSION_HANDLE session, unsigned char *data, unsigned l
 {
 	CK_RV rv;
 
-	if (fault("C_Sign", &rv))
+	if (session_fault("C_Sign", session, &rv))
 		return rv;
 	rv = real->C_Sign(session, data, data_len, signature, signature_len);
+	if (rv == CKR_OK && signature)
+		signature_made();
 	return rv;
 }
 
@@ -441,7 +458,7 @@ static CK_RV w_C_SignUpdate(CK_SESSION_HANDLE session, unsigned char *part, unsi
 {
 	CK_RV rv;
 
-	if (fault("C_SignUpdate", &rv))
+	if (session_fault("C_SignUpdate", session, &rv))
 		return rv;
 	rv = real->C_SignUpdate(session, part, part_len);
 	return rv;
@@ -451,9 +468,11 @@ static CK_RV w_C_SignFinal(CK_SESSION_HANDLE session, unsigned char *signature, 
 {
 	CK_RV rv;
 
-	if (fault("C_SignFinal", &rv))
+	if (session_fault("C_SignFinal", session, &rv))
 		return rv;
 	rv = real->C_SignFinal(session, signature, signature_len);
+	if (rv == CKR_OK && signature)
+		signature_made();
 	return rv;
 }
 
@@ -461,7 +480,7 @@ static CK_RV w_C_SignRecoverInit(CK_SESSION_HANDLE session, CK_MECHANISM *mechan
 {
 	CK_RV rv;
 
-	if (fault("C_SignRecoverInit", &rv))
+	if (session_fault("C_SignRecoverInit", session, &rv))
 		return rv;
 	rv = real->C_SignRecoverInit(session, mechanism, key);
 	return rv;
@@ -471,7 +490,7 @@ static CK_RV w_C_SignRecover(CK_SESSION_HANDLE session, unsigned char *data, uns
 {
 	CK_RV rv;
 
-	if (fault("C_SignRecover", &rv))
+	if (session_fault("C_SignRecover", session, &rv))
 		return rv;
 	rv = real->C_SignRecover(session, data, data_len, signature, signature_len);
 	return rv;
@@ -481,8 +500,10 @@ static CK_RV w_C_VerifyInit(CK_SESSION_HANDLE session, CK_MECHANISM *mechanism, 
 {
 	CK_RV rv;
 
-	if (fault("C_VerifyInit", &rv))
+	if (session_fault("C_VerifyInit", session, &rv))
 		return rv;
+	if (mechanism && hidden_mechanism(mechanism->mechanism))
+		return CKR_MECHANISM_INVALID;
 	rv = real->C_VerifyInit(session, mechanism, key);
 	return rv;
 }
@@ -491,7 +512,7 @@ static CK_RV w_C_Verify(CK_SESSION_HANDLE session, unsigned char *data, unsigned
 {
 	CK_RV rv;
 
-	if (fault("C_Verify", &rv))
+	if (session_fault("C_Verify", session, &rv))
 		return rv;
 	rv = real->C_Verify(session, data, data_len, signature, signature_len);
 	return rv;
@@ -501,7 +522,7 @@ static CK_RV w_C_VerifyUpdate(CK_SESSION_HANDLE session, unsigned char *part, un
 {
 	CK_RV rv;
 
-	if (fault("C_VerifyUpdate", &rv))
+	if (session_fault("C_VerifyUpdate", session, &rv))
 		return rv;
 	rv = real->C_VerifyUpdate(session, part, part_len);
 	return rv;
@@ -511,7 +532,7 @@ static CK_RV w_C_VerifyFinal(CK_SESSION_HANDLE session, unsigned char *signature
 {
 	CK_RV rv;
 
-	if (fault("C_VerifyFinal", &rv))
+	if (session_fault("C_VerifyFinal", session, &rv))
 		return rv;
 	rv = real->C_VerifyFinal(session, signature, signature_len);
 	return rv;
@@ -521,7 +542,7 @@ static CK_RV w_C_VerifyRecoverInit(CK_SESSION_HANDLE session, CK_MECHANISM *mech
 {
 	CK_RV rv;
 
-	if (fault("C_VerifyRecoverInit", &rv))
+	if (session_fault("C_VerifyRecoverInit", session, &rv))
 		return rv;
 	rv = real->C_VerifyRecoverInit(session, mechanism, key);
 	return rv;
@@ -531,7 +552,7 @@ static CK_RV w_C_VerifyRecover(CK_SESSION_HANDLE session, unsigned char *signatu
 {
 	CK_RV rv;
 
-	if (fault("C_VerifyRecover", &rv))
+	if (session_fault("C_VerifyRecover", session, &rv))
 		return rv;
 	rv = real->C_VerifyRecover(session, signature, signature_len, data, data_len);
 	return rv;
@@ -541,7 +562,7 @@ static CK_RV w_C_DigestEncryptUpdate(CK_SESSION_HANDLE session, unsigned char *p
 {
 	CK_RV rv;
 
-	if (fault("C_DigestEncryptUpdate", &rv))
+	if (session_fault("C_DigestEncryptUpdate", session, &rv))
 		return rv;
 	rv = real->C_DigestEncryptUpdate(session, part, part_len, encrypted_part, encrypted_part_len);
 	return rv;
@@ -551,7 +572,7 @@ static CK_RV w_C_DecryptDigestUpdate(CK_SESSION_HANDLE session, unsigned char *e
 {
 	CK_RV rv;
 
-	if (fault("C_DecryptDigestUpdate", &rv))
+	if (session_fault("C_DecryptDigestUpdate", session, &rv))
 		return rv;
 	rv = real->C_DecryptDigestUpdate(session, encrypted_part, encrypted_part_len, part, part_len);
 	return rv;
@@ -561,7 +582,7 @@ static CK_RV w_C_SignEncryptUpdate(CK_SESSION_HANDLE session, unsigned char *par
 {
 	CK_RV rv;
 
-	if (fault("C_SignEncryptUpdate", &rv))
+	if (session_fault("C_SignEncryptUpdate", session, &rv))
 		return rv;
 	rv = real->C_SignEncryptUpdate(session, part, part_len, encrypted_part, encrypted_part_len);
 	return rv;
@@ -571,7 +592,7 @@ static CK_RV w_C_DecryptVerifyUpdate(CK_SESSION_HANDLE session, unsigned char *e
 {
 	CK_RV rv;
 
-	if (fault("C_DecryptVerifyUpdate", &rv))
+	if (session_fault("C_DecryptVerifyUpdate", session, &rv))
 		return rv;
 	rv = real->C_DecryptVerifyUpdate(session, encrypted_part, encrypted_part_len, part, part_len);
 	return rv;
@@ -581,7 +602,7 @@ static CK_RV w_C_GenerateKey(CK_SESSION_HANDLE session, CK_MECHANISM *mechanism,
 {
 	CK_RV rv;
 
-	if (fault("C_GenerateKey", &rv))
+	if (session_fault("C_GenerateKey", session, &rv))
 		return rv;
 	rv = real->C_GenerateKey(session, mechanism, templ, count, key);
 	return rv;
@@ -591,7 +612,7 @@ static CK_RV w_C_GenerateKeyPair(CK_SESSION_HANDLE session, CK_MECHANISM *mechan
 {
 	CK_RV rv;
 
-	if (fault("C_GenerateKeyPair", &rv))
+	if (session_fault("C_GenerateKeyPair", session, &rv))
 		return rv;
 	rv = real->C_GenerateKeyPair(session, mechanism, public_key_template, public_key_attribute_count, private_key_template, private_key_attribute_count, public_key, private_key);
 	return rv;
@@ -601,7 +622,7 @@ static CK_RV w_C_WrapKey(CK_SESSION_HANDLE session, CK_MECHANISM *mechanism, CK_
 {
 	CK_RV rv;
 
-	if (fault("C_WrapKey", &rv))
+	if (session_fault("C_WrapKey", session, &rv))
 		return rv;
 	rv = real->C_WrapKey(session, mechanism, wrapping_key, key, wrapped_key, wrapped_key_len);
 	return rv;
@@ -611,7 +632,7 @@ static CK_RV w_C_UnwrapKey(CK_SESSION_HANDLE session, CK_MECHANISM *mechanism, C
 {
 	CK_RV rv;
 
-	if (fault("C_UnwrapKey", &rv))
+	if (session_fault("C_UnwrapKey", session, &rv))
 		return rv;
 	rv = real->C_UnwrapKey(session, mechanism, unwrapping_key, wrapped_key, wrapped_key_len, templ, attribute_count, key);
 	return rv;
@@ -621,7 +642,7 @@ static CK_RV w_C_DeriveKey(CK_SESSION_HANDLE session, CK_MECHANISM *mechanism, C
 {
 	CK_RV rv;
 
-	if (fault("C_DeriveKey", &rv))
+	if (session_fault("C_DeriveKey", session, &rv))
 		return rv;
 	rv = real->C_DeriveKey(session, mechanism, base_key, templ, attribute_count, key);
 	return rv;
@@ -631,7 +652,7 @@ static CK_RV w_C_SeedRandom(CK_SESSION_HANDLE session, unsigned char *seed, unsi
 {
 	CK_RV rv;
 
-	if (fault("C_SeedRandom", &rv))
+	if (session_fault("C_SeedRandom", session, &rv))
 		return rv;
 	rv = real->C_SeedRandom(session, seed, seed_len);
 	return rv;
@@ -641,7 +662,7 @@ static CK_RV w_C_GenerateRandom(CK_SESSION_HANDLE session, unsigned char *random
 {
 	CK_RV rv;
 
-	if (fault("C_GenerateRandom", &rv))
+	if (session_fault("C_GenerateRandom", session, &rv))
 		return rv;
 	rv = real->C_GenerateRandom(session, random_data, random_len);
 	return rv;
@@ -651,7 +672,7 @@ static CK_RV w_C_GetFunctionStatus(CK_SESSION_HANDLE session)
 {
 	CK_RV rv;
 
-	if (fault("C_GetFunctionStatus", &rv))
+	if (session_fault("C_GetFunctionStatus", session, &rv))
 		return rv;
 	rv = real->C_GetFunctionStatus(session);
 	return rv;
@@ -661,7 +682,7 @@ static CK_RV w_C_CancelFunction(CK_SESSION_HANDLE session)
 {
 	CK_RV rv;
 
-	if (fault("C_CancelFunction", &rv))
+	if (session_fault("C_CancelFunction", session, &rv))
 		return rv;
 	rv = real->C_CancelFunction(session);
 	return rv;
@@ -671,7 +692,7 @@ static CK_RV w_C_WaitForSlotEvent(CK_FLAGS flags, CK_SLOT_ID *slot, void *reserv
 {
 	CK_RV rv;
 
-	if (fault("C_WaitForSlotEvent", &rv))
+	if (host_fault("C_WaitForSlotEvent", &rv))
 		return rv;
 	rv = real->C_WaitForSlotEvent(flags, slot, reserved);
 	return rv;

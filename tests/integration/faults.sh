@@ -190,6 +190,100 @@ case_sweep_remove() {
 	sweep "$VZP11_BIN" remove vecozo-system --yes
 }
 
+# fp11 ARGS: pkcs11-tool through faulty-p11 (PIN from env:VZT_PIN when
+# --login is given); stdout+stderr in $T/p11, exit code in $rc.
+fp11() {
+	set +e
+	pkcs11-tool --module "$FAULTY_P11" --token-label "$TOKEN_LABEL" "$@" >"$T/p11" 2>&1
+	rc=$?
+	set -e
+}
+
+# The strict modes refuse key material in the clear in C_CreateObject, as
+# FIPS-mode HSMs do; generated keys are still fine.
+case_mode_strict_private() {
+	seed
+	openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -outform DER -out "$T/k.der" 2>/dev/null
+	head -c 32 /dev/urandom >"$T/aes.bin"
+	FAULTY_P11_STRICT=private FAULTY_P11_REPORT=$T/report \
+		fp11 --login --pin env:VZT_PIN --write-object "$T/k.der" --type privkey --label clear
+	[ "$rc" -ne 0 ] && pass "strict=private refuses a clear private key" ||
+		fail "strict=private let a clear private key in"
+	expect_in "$T/p11" "CKR_TEMPLATE_INCONSISTENT" "with CKR_TEMPLATE_INCONSISTENT by default"
+	expect_in "$T/report" "^strict-refused 1$" "faulty-p11 counts the refusal"
+	expect_unchanged before "refused clear private key"
+	FAULTY_P11_STRICT=private FAULTY_P11_STRICT_RV=CKR_ATTRIBUTE_VALUE_INVALID \
+		fp11 --login --pin env:VZT_PIN --write-object "$T/k.der" --type privkey --label clear
+	expect_in "$T/p11" "CKR_ATTRIBUTE_VALUE_INVALID" "FAULTY_P11_STRICT_RV names the code"
+	FAULTY_P11_STRICT=private fp11 --login --pin env:VZT_PIN --write-object "$T/aes.bin" \
+		--type secrkey --key-type AES:32 --label clear-aes
+	[ "$rc" -eq 0 ] && pass "strict=private takes a clear secret key" || { fail "secret key refused"; cat "$T/p11"; }
+	FAULTY_P11_STRICT=private fp11 --login --pin env:VZT_PIN --keypairgen --key-type EC:prime256v1 --label gen
+	[ "$rc" -eq 0 ] && pass "strict=private still generates key pairs" || { fail "keypairgen refused"; cat "$T/p11"; }
+	fp11 --login --pin env:VZT_PIN --write-object "$T/k.der" --type privkey --label clear
+	[ "$rc" -eq 0 ] && pass "without the mode the same clear key is taken" || { fail "control write failed"; cat "$T/p11"; }
+}
+
+case_mode_strict_secret() {
+	seed
+	head -c 32 /dev/urandom >"$T/aes.bin"
+	FAULTY_P11_STRICT=secret FAULTY_P11_STRICT_RV=CKR_ACTION_PROHIBITED FAULTY_P11_REPORT=$T/report \
+		fp11 --login --pin env:VZT_PIN --write-object "$T/aes.bin" --type secrkey --key-type AES:32 --label clear-aes
+	[ "$rc" -ne 0 ] && pass "strict=secret refuses a clear secret key" ||
+		fail "strict=secret let a clear secret key in"
+	expect_in "$T/report" "^strict-refused 1$" "faulty-p11 counts the refusal"
+	expect_unchanged before "refused clear secret key"
+	FAULTY_P11_STRICT=secret fp11 --login --pin env:VZT_PIN --keygen --key-type AES:32 --label gen-aes
+	[ "$rc" -eq 0 ] && pass "strict=secret still generates secret keys" || { fail "keygen refused"; cat "$T/p11"; }
+}
+
+# A token without RSA-PSS: not listed, not usable.
+case_mode_hide_pss() {
+	seed
+	imp "$PKI/sys-rsa2048.p12" --label rsa
+	fp11 -M
+	expect_in "$T/p11" "RSA-PKCS-PSS" "SoftHSM lists RSA-PSS"
+	FAULTY_P11_HIDE_PSS=1 fp11 -M
+	expect_not_in "$T/p11" "PSS" "FAULTY_P11_HIDE_PSS=1 lists no PSS mechanism"
+	expect_in "$T/p11" "SHA256-RSA-PKCS" "but still PKCS#1 v1.5"
+	FAULTY_P11_HIDE_PSS=1 run "$FAULTY_PROBE" "$FAULTY_P11" pss
+	expect_in "$T/out" "^info-pss CKR_MECHANISM_INVALID$" "C_GetMechanismInfo(PSS) is refused"
+	expect_in "$T/out" "^info-pkcs CKR_OK$" "C_GetMechanismInfo(PKCS) works"
+	expect_in "$T/out" "^signinit-pss CKR_MECHANISM_INVALID$" "C_SignInit with PSS is refused"
+	run "$FAULTY_PROBE" "$FAULTY_P11" pss
+	expect_in "$T/out" "^signinit-pss CKR_OK$" "without the mode C_SignInit with PSS works"
+}
+
+# Certificates visible only after login.
+case_mode_private_certs() {
+	seed
+	fp11 -O
+	expect_in "$T/p11" "Certificate Object" "a public session finds certificates normally"
+	FAULTY_P11_PRIVATE_CERTS=1 fp11 -O
+	expect_not_in "$T/p11" "Certificate Object" "FAULTY_P11_PRIVATE_CERTS=1 hides them without login"
+	expect_in "$T/p11" "Public Key Object" "public keys stay visible"
+	FAULTY_P11_PRIVATE_CERTS=1 fp11 --login --pin env:VZT_PIN -O
+	expect_in "$T/p11" "Certificate Object" "after login they are found"
+}
+
+# The token goes away after the 2nd signature for 2 seconds.
+case_mode_outage() {
+	imp "$PKI/sys-rsa2048.p12"
+	FAULTY_P11_OUTAGE=2:2 FAULTY_P11_REPORT=$T/report run "$FAULTY_PROBE" "$FAULTY_P11" outage 2 2
+	expect_rc 0 "the probe ran"
+	expect_in "$T/out" "^sign-2 CKR_OK$" "the 2nd signature is made"
+	expect_in "$T/out" "^during-sign CKR_DEVICE_REMOVED$" "then a session call gets CKR_DEVICE_REMOVED"
+	expect_in "$T/out" "^during-open CKR_TOKEN_NOT_PRESENT$" "C_OpenSession gets CKR_TOKEN_NOT_PRESENT"
+	expect_in "$T/out" "^after-old-session-sign CKR_SESSION_HANDLE_INVALID$" "afterwards the old session is dead"
+	expect_in "$T/out" "^after-old-session-close CKR_SESSION_HANDLE_INVALID$" "closing it says so"
+	[ "$(grep -c '^login CKR_OK$' "$T/out")" -eq 2 ] && pass "the token logged out; a new login works" ||
+		fail "the second login did not return CKR_OK"
+	expect_in "$T/out" "^after-new-session-sign CKR_OK$" "a new session signs"
+	expect_in "$T/report" "^outage-refused" "faulty-p11 counts refused calls"
+	run "$FAULTY_PROBE" "$FAULTY_P11" outage 2 0
+	expect_in "$T/out" "^during-sign CKR_OK$" "without the mode nothing goes away"
+}
+
 new_token "faults-$1"
 "case_$(echo "$1" | tr - _)"
 finish
