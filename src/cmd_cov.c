@@ -23,6 +23,8 @@
 #include "tls.h"
 
 #define DEFAULT_LABEL "vecozo-system"
+/* How long a batch waits for a token that went away to come back. */
+#define TOKEN_WAIT_MS 120000L
 
 static void cov_usage(FILE *f)
 {
@@ -438,6 +440,7 @@ static void make_cfg(const struct cov_opts *o, vz_cov_cfg *cfg)
 	cfg->timeout_ms = o->timeout_s * 1000;
 	cfg->max_response = (size_t)o->max_response;
 	cfg->max_backoff_ms = 10000;
+	cfg->token_wait_ms = TOKEN_WAIT_MS;
 }
 
 static int run_single(vz_global *g, const struct cov_opts *o, struct single *s, vz_tls *tls)
@@ -452,6 +455,8 @@ static int run_single(vz_global *g, const struct cov_opts *o, struct single *s, 
 		vz_report(&err);
 		return VZ_EXIT_FAIL;
 	}
+	if (st.reconnects)
+		vz_note(g, "re-connected to the token %zu time(s)", st.reconnects);
 	if (s->error[0]) {
 		fprintf(stderr, "vzp11: the check failed: %s\n", s->error);
 		return VZ_EXIT_FAIL;
@@ -521,8 +526,10 @@ out:
 	if (r != VZ_OK)
 		vz_report(&err);
 	else
-		vz_note(g, "%zu rows, %zu failed; %zu requests (%zu retries) over %zu connections",
-			st.rows, st.failed, st.requests, st.retries, st.connections);
+		vz_note(g,
+			"%zu rows, %zu failed; %zu requests (%zu retries) over %zu connections; "
+			"%zu re-connect(s) to the token",
+			st.rows, st.failed, st.requests, st.retries, st.connections, st.reconnects);
 	if (b.csv && vz_csv_converted(b.csv))
 		vz_note(g, "%zu line(s) were not UTF-8 and were read as Windows-1252",
 			vz_csv_converted(b.csv));
@@ -564,8 +571,11 @@ int cmd_cov(vz_global *g, int argc, char **argv)
 		curl_global_cleanup();
 		return VZ_EXIT_FAIL;
 	}
-	if (g->verbose)
+	if (g->verbose) {
 		vz_note(g, "certificate: %s; endpoint: %s", vz_tls_subject(tls), o.endpoint);
+		if (vz_tls_note(tls)[0])
+			vz_note(g, "%s", vz_tls_note(tls));
+	}
 	ret = o.batch ? run_batch(g, &o, tls) : run_single(g, &o, &single, tls);
 	vz_tls_close(tls);
 	curl_global_cleanup();

@@ -44,6 +44,12 @@ struct run {
 	CURLSH *share;
 	struct curl_slist *headers;
 	vz_cov_stats *st;
+	/* the token (see vz_cov_run() in covrun.h) */
+	size_t key_failures_seen;	/* vz_tls_key_failures() dealt with */
+	size_t handshakes_at_reconnect; /* vz_tls_handshakes() at the last re-connect */
+	long long down_since;		/* 0: the token is usable */
+	long long next_reconnect;	/* no re-connect before this time */
+	char lost[256];			/* set: the token is gone for good; rows fail so */
 };
 
 static long long now_ms(void)
@@ -184,8 +190,8 @@ static vz_rv start(struct run *r, struct slot *s, struct request *q, vz_err *err
 
 static void schedule_retry(struct run *r, struct request *q, long retry_after_s)
 {
-	q->not_before_ms = now_ms() + vz_http_backoff_ms(q->attempt, retry_after_s,
-							 r->cfg->max_backoff_ms);
+	q->not_before_ms =
+		now_ms() + vz_http_backoff_ms(q->attempt, retry_after_s, r->cfg->max_backoff_ms);
 }
 
 static const char *fault_text(vz_cov_fault_kind k)
@@ -279,6 +285,80 @@ static void assign(struct run *r, struct request *q, vz_cov_result *res, size_t 
 		vz_cov_result_clear(&res[j]);
 }
 
+/* Fails every waiting request with the reason the token is lost. */
+static void fail_waiting(struct run *r)
+{
+	for (size_t i = 0; i < r->nq; i++) {
+		fail_rows(r, r->queue[i], r->lost);
+		free_request(r->queue[i]);
+	}
+	r->nq = 0;
+}
+
+/* Ends the wait for the token: every request waiting fails with why. */
+static void lose_token(struct run *r, const char *why)
+{
+	snprintf(r->lost, sizeof(r->lost), "%s", why);
+	r->down_since = 0;
+	fail_waiting(r);
+}
+
+/* A transfer failed while the token's key failed in a handshake: the
+ * request waits for the token without using up a try. A key that fails
+ * again after a re-connect, before any handshake succeeded, is not the
+ * token being away: then the rows fail. */
+static void hold_for_token(struct run *r, struct request *q)
+{
+	size_t failures = vz_tls_key_failures(r->tls);
+
+	if (!r->lost[0] && r->st->reconnects && failures != r->key_failures_seen &&
+	    vz_tls_handshakes(r->tls) == r->handshakes_at_reconnect)
+		lose_token(r, "not checked: the token's key still cannot sign the TLS handshake "
+			      "after re-connecting to the token");
+	r->key_failures_seen = failures;
+	if (!r->lost[0]) {
+		if (!r->down_since)
+			r->down_since = now_ms();
+		q->attempt--;
+		q->not_before_ms = 0;
+		if (enqueue(r, q))
+			return;
+	}
+	fail_rows(r, q, r->lost[0] ? r->lost : "out of memory");
+	free_request(q);
+}
+
+/* Re-opens the token once no transfer is running, at most once per
+ * VZ_COV_RECONNECT_MS; gives up after a PIN failure or cfg->token_wait_ms. */
+static void try_reconnect(struct run *r)
+{
+	long long now = now_ms();
+	vz_err e = {0};
+	bool final = false;
+	char why[sizeof(r->lost)];
+
+	if (!r->down_since || r->active || now < r->next_reconnect)
+		return;
+	r->next_reconnect = now + VZ_COV_RECONNECT_MS;
+	if (vz_tls_reconnect(r->tls, &final, &e) == VZ_OK) {
+		r->down_since = 0;
+		r->st->reconnects++;
+		r->key_failures_seen = vz_tls_key_failures(r->tls);
+		r->handshakes_at_reconnect = vz_tls_handshakes(r->tls);
+		return;
+	}
+	if (final) {
+		snprintf(why, sizeof(why), "not checked: re-connecting to the token failed: %.200s",
+			 e.msg);
+		lose_token(r, why);
+	} else if (now - r->down_since >= r->cfg->token_wait_ms) {
+		snprintf(why, sizeof(why),
+			 "not checked: the token did not come back within %ld s: %.180s",
+			 r->cfg->token_wait_ms / 1000, e.msg);
+		lose_token(r, why);
+	}
+}
+
 /* One finished transfer: results, a retry, or a final error for its rows. */
 static void finish(struct run *r, struct slot *s, CURLcode c)
 {
@@ -294,6 +374,11 @@ static void finish(struct run *r, struct slot *s, CURLcode c)
 	r->active--;
 	s->req = NULL;
 	curl_easy_getinfo(s->h, CURLINFO_RESPONSE_CODE, &http);
+	if (c != CURLE_OK &&
+	    (r->down_since || vz_tls_key_failures(r->tls) != r->key_failures_seen)) {
+		hold_for_token(r, q);
+		return;
+	}
 	if (s->too_big) {
 		snprintf(q->reason, sizeof(q->reason),
 			 "the response is larger than the limit of %zu bytes",
@@ -366,6 +451,12 @@ static vz_rv dispatch(struct run *r, long long *next_due, vz_err *err)
 	long long now = now_ms();
 
 	*next_due = -1;
+	if (r->lost[0])
+		fail_waiting(r);
+	if (r->down_since) {
+		*next_due = r->next_reconnect;
+		return VZ_OK;
+	}
 	for (size_t i = 0; i < r->nq && r->active < r->cfg->jobs;) {
 		struct request *q = r->queue[i];
 
@@ -518,6 +609,7 @@ vz_rv vz_cov_run(const vz_cov_cfg *cfg, vz_tls *tls, vz_cov_next_fn next, vz_cov
 				goto out;
 			batch_n = 0;
 		}
+		try_reconnect(&r);
 		if (dispatch(&r, &due, err) != VZ_OK)
 			goto out;
 		/* Hand back finished rows in input order. */

@@ -11,6 +11,9 @@
 #include "err.h"
 #include "tls.h"
 
+/* The shortest time between two re-connects to the token. */
+#define VZ_COV_RECONNECT_MS 5000
+
 typedef struct vz_cov_cfg {
 	const char *endpoint;
 	const char *cacert;   /* NULL: system store */
@@ -22,6 +25,7 @@ typedef struct vz_cov_cfg {
 	long timeout_ms;     /* whole request */
 	size_t max_response; /* bytes; a larger response is an error */
 	long max_backoff_ms; /* upper bound of one wait between tries */
+	long token_wait_ms;  /* how long a token that went away may take to come back */
 } vz_cov_cfg;
 
 /* One input row. The reader fills line, the raw fields (as given, cut to
@@ -47,10 +51,17 @@ typedef struct vz_cov_stats {
 	size_t requests; /* HTTP requests sent, retries included */
 	size_t retries;
 	size_t connections;   /* TLS connections set up (handshakes) */
+	size_t reconnects;    /* times the token was re-opened after it went away */
 	long long elapsed_ms; /* since the run started */
 } vz_cov_stats;
 
-/* progress, if not NULL, is called now and then with the running stats. */
+/* progress, if not NULL, is called now and then with the running stats.
+ * When handshakes fail because the token's key cannot sign, no request is
+ * sent until the token is re-connected (vz_tls_reconnect(), at most once
+ * per VZ_COV_RECONNECT_MS, never after a PIN failure); the requests in
+ * flight go again without using up their tries. A token that stays away
+ * longer than cfg->token_wait_ms, or whose key still fails after a
+ * re-connect, fails the remaining rows with the reason; no row is lost. */
 vz_rv vz_cov_run(const vz_cov_cfg *cfg, vz_tls *tls, vz_cov_next_fn next, vz_cov_emit_fn emit,
 		 void (*progress)(void *ctx, const vz_cov_stats *st), void *ctx,
 		 vz_cov_stats *stats, vz_err *err);

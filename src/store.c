@@ -112,3 +112,37 @@ long vz_store_find_cert(const vz_store *st, const X509 *c)
 			return (long)i;
 	return -1;
 }
+
+/* A certificate that is not a CA's, with this label when one is given. */
+static bool has_user_cert(const vz_store *st, const char *label)
+{
+	for (size_t i = 0; i < st->n_certs; i++)
+		if (!st->certs[i].authority && (!label || vz_obj_has_label(&st->certs[i], label)))
+			return true;
+	return false;
+}
+
+vz_rv vz_store_load_or_login(const vz_global *g, vz_token *tk, const char *label, vz_store **out,
+			     vz_err *err)
+{
+	vz_store *st = NULL;
+	vz_rv r;
+
+	r = vz_store_load(tk->s, &st, err);
+	if (r != VZ_OK)
+		return r;
+	if (tk->logged_in || has_user_cert(st, label) ||
+	    !tok_token_info_of(tk->tok)->login_required) {
+		*out = st;
+		return VZ_OK;
+	}
+	/* Some tokens show certificates only after login (YubiHSM always). */
+	vz_store_free(st);
+	st = NULL;
+	r = vz_token_login(g, tk, err);
+	if (r == VZ_OK)
+		r = vz_store_load(tk->s, &st, err);
+	if (r == VZ_OK)
+		*out = st;
+	return r;
+}

@@ -6,6 +6,7 @@
 
 #include "cert.h"
 #include "tok.h"
+#include "token.h"
 
 /* A certificate with its private key (same CKA_ID) and public key. */
 typedef struct vz_entry {
@@ -32,6 +33,13 @@ bool vz_obj_has_label(const tok_obj *o, const char *label);
 /* Reads every certificate and key object of the session's token. */
 vz_rv vz_store_load(tok_session *s, vz_store **out, vz_err *err);
 void vz_store_free(vz_store *st);
+
+/* vz_store_load() for a token that may keep certificates private: when tk
+ * is not logged in and no user certificate (with this label; NULL: any) is
+ * visible, logs in with vz_token_login() (the PIN read once, only if the
+ * token asks) and reads again. tk stays logged in afterwards. */
+vz_rv vz_store_load_or_login(const vz_global *g, vz_token *tk, const char *label, vz_store **out,
+			     vz_err *err);
 
 /* Index of the certificate object whose DER equals c, or -1. */
 long vz_store_find_cert(const vz_store *st, const X509 *c);

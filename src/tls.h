@@ -2,7 +2,11 @@
 #ifndef VZP11_TLS_H
 #define VZP11_TLS_H
 
+#include <stdbool.h>
+
 #include <curl/curl.h>
+#include <openssl/x509.h>
+#include <openssl/x509.h>
 
 #include "cli.h"
 #include "err.h"
@@ -10,26 +14,61 @@
 typedef struct vz_tls vz_tls;
 
 /* Finds the certificate with this label and its CA chain on the token
- * (without logging in), then loads pkcs11-provider into the default
- * library context (default provider first) and the private key through
- * it. The PIN is read from g->pin_source once, only if the token asks, and
- * is never passed to the provider as a file or argument. */
+ * (without logging in; after a login when the token shows certificates only
+ * then, and that session stays open so the provider shares its login), then
+ * loads pkcs11-provider into the default library context (default provider
+ * first) and the private key through it. The PIN is read from
+ * g->pin_source once, only if the token asks, and is never passed to the
+ * provider as a file or argument. An RSA key on a token without RSA-PSS is
+ * held to TLS 1.2 with PKCS#1 v1.5 signatures (see vz_tls_note()). */
 vz_rv vz_tls_open(const vz_global *g, const char *label, vz_tls **out, vz_err *err);
 
 /* Prepares a curl handle: the token's certificate, chain and key for the
  * client side; the server verified against cacert alone (NULL: the system
- * store) with its host name; TLS 1.2 or newer. There is no way to turn
- * verification off. */
+ * store) with its host name; TLS 1.2 or newer (only 1.2 without RSA-PSS).
+ * There is no way to turn verification off. */
 vz_rv vz_tls_setup_curl(vz_tls *t, CURL *h, const char *cacert, vz_err *err);
 
 /* TLS connections set up so far (each one a full or resumed handshake). */
 size_t vz_tls_connections(const vz_tls *t);
 
+/* Handshakes so far in which the token's key could not be used (the key
+ * not accepted into the SSL_CTX, or the CertificateVerify not signed), and
+ * handshakes that completed. A rising failure count while transfers fail
+ * means the token may be gone: see vz_tls_reconnect(). */
+size_t vz_tls_key_failures(const vz_tls *t);
+size_t vz_tls_handshakes(const vz_tls *t);
+
+/* Re-opens the module (C_Finalize, C_Initialize), loads pkcs11-provider
+ * into a fresh library context that becomes this thread's default, and
+ * loads the key there, reading the PIN again from its source if the token
+ * asks; later handshakes use the new key, connections already made keep
+ * theirs. Call it from the thread that runs the transfers, with no
+ * transfer in a handshake. On failure *final says whether a later try is
+ * pointless (the PIN failed, now or before: it is never sent again). */
+vz_rv vz_tls_reconnect(vz_tls *t, bool *final, vz_err *err);
+
+/* Successful vz_tls_reconnect() calls. */
+size_t vz_tls_reconnects(const vz_tls *t);
+
 /* Subject of the client certificate, for messages. */
 const char *vz_tls_subject(const vz_tls *t);
 
-/* Frees everything, wipes the cached PIN. The provider stays loaded: the
- * module must not be finalized under it before the process ends. */
+/* The key (through the provider) and the client certificate in use,
+ * borrowed from t. */
+EVP_PKEY *vz_tls_key(const vz_tls *t);
+X509 *vz_tls_cert(const vz_tls *t);
+
+/* What the token allows TLS to do with the key, for -v; "" for EC keys. */
+const char *vz_tls_note(const vz_tls *t);
+
+/* The key loaded through the provider and the client certificate, borrowed
+ * (valid until vz_tls_close): for selftest's signature check. */
+EVP_PKEY *vz_tls_key(const vz_tls *t);
+X509 *vz_tls_cert(const vz_tls *t);
+
+/* Frees everything, wipes the cached PIN, closes a session held for its
+ * login. The provider stays loaded: the process is to end soon after. */
 void vz_tls_close(vz_tls *t);
 
 #endif

@@ -70,6 +70,38 @@ vz_rv vz_token_open(const vz_global *g, bool rw, bool login, vz_token *out, vz_e
 		vz_err_from_tok(err, &te, r);
 		return VZ_FAIL;
 	}
+	out->rw = rw;
+	out->logged_in = login;
+	return VZ_OK;
+}
+
+vz_rv vz_token_login(const vz_global *g, vz_token *t, vz_err *err)
+{
+	struct pin_ctx pc = {.source = g->pin_source, .err = err, .rv = VZ_OK};
+	tok_session *s = NULL;
+	tok_err te = {0};
+	tok_rv r;
+
+	if (t->logged_in)
+		return VZ_OK;
+	if (g->pin_source) {
+		vz_rv v = vz_secret_check_source(g->pin_source, err);
+
+		if (v != VZ_OK)
+			return v;
+	}
+	/* A second session that logs in; the public one is closed after it, so
+	 * the token never sees the application without a session. */
+	r = tok_session_open(t->tok, t->rw, read_pin, &pc, &s, &te);
+	if (r == TOK_NO_PIN && pc.rv != VZ_OK)
+		return pc.rv;
+	if (r != TOK_OK) {
+		vz_err_from_tok(err, &te, r);
+		return VZ_FAIL;
+	}
+	tok_session_close(t->s);
+	t->s = s;
+	t->logged_in = true;
 	return VZ_OK;
 }
 

@@ -9,6 +9,8 @@ typedef struct vz_token {
 	tok_lib *lib;
 	tok_token *tok; /* owned by lib */
 	tok_session *s;
+	bool rw;	/* s is a read-write session */
+	bool logged_in; /* s was opened with a login (or the token needs none) */
 } vz_token;
 
 /* Loads the module, selects the token and, with login, logs in (the PIN is
@@ -16,5 +18,11 @@ typedef struct vz_token {
  * session. Close with vz_token_close() on every path. */
 vz_rv vz_token_open(const vz_global *g, bool rw, bool login, vz_token *out, vz_err *err);
 void vz_token_close(vz_token *t);
+
+/* Logs in on a token opened without login: a logged-in session of the same
+ * kind takes the place of t->s (the PIN is read from g->pin_source once,
+ * only if the token asks; a rejected PIN is never sent again). Nothing
+ * happens when t is logged in already. */
+vz_rv vz_token_login(const vz_global *g, vz_token *t, vz_err *err);
 
 #endif

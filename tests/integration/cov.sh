@@ -699,6 +699,146 @@ case_killed_batch() {
 		fail "left: $(ls -A "$T/outdir")"
 }
 
+# ---- tokens that act like production HSMs (tests/faulty-p11) ----
+
+# faulty VAR=VALUE... -- CMD...: CMD with the token reached through
+# faulty-p11 in the given modes; its call counts in $T/report.
+faulty() {
+	: "${FAULTY_P11:?}"
+	rm -f "$T/report"
+	while [ "$1" != -- ]; do
+		export "${1?}"
+		shift
+	done
+	shift
+	VZP11_MODULE=$FAULTY_P11 FAULTY_P11_REPORT=$T/report "$@"
+	unset FAULTY_P11_HIDE_PSS FAULTY_P11_PRIVATE_CERTS FAULTY_P11_OUTAGE
+}
+
+# calls FUNC: how often faulty-p11 saw FUNC in the last run.
+calls() {
+	n=$(sed -n "s/^func $1 //p" "$T/report")
+	echo "${n:-0}"
+}
+
+# s_server_cov: one COV check against openssl s_server (TLS 1.2 and 1.3,
+# a client certificate required and verified against the test root). It
+# prints what it saw of the client's signature once the token's
+# CertificateVerify checked out; it does not answer, so the check fails.
+s_server_cov() {
+	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	rm -f "$T/s_in"
+	mkfifo "$T/s_in"
+	openssl s_server -accept "127.0.0.1:$port" -cert "$PKI/server.crt" -key "$PKI/server.key" \
+		-cert_chain "$PKI/issuing.crt" -CAfile "$PKI/root.crt" -Verify 3 -verify_return_error \
+		-naccept 1 <"$T/s_in" >"$T/s_server.log" 2>&1 &
+	spid=$!
+	exec 5>"$T/s_in"
+	i=0
+	while ! grep -q ACCEPT "$T/s_server.log" && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+	run timeout 20 "$VZP11_BIN" -v cov --endpoint "https://localhost:$port/" \
+		--cacert "$PKI/root.crt" --bsn 999979668 --birthdate 1962-03-15 --retries 0 --timeout 2
+	exec 5>&-
+	kill "$spid" 2>/dev/null || true
+	wait "$spid" 2>/dev/null || true
+}
+
+# A token without RSA-PSS: TLS 1.2 with an RSA PKCS#1 v1.5 signature, and
+# -v says why; the same token with PSS speaks TLS 1.3.
+case_no_pss() {
+	setup_token
+	start_mock
+	faulty FAULTY_P11_HIDE_PSS=1 -- cov -v --bsn 999979668 --birthdate 1962-03-15
+	expect_rc 0 "a COV check through a token without RSA-PSS"
+	expect_in "$T/out" "^Result: +Gevonden" "the check was answered"
+	expect_in "$T/err" "offers no RSA-PSS: TLS 1.2 with RSA PKCS#1 v1.5" "-v says TLS is held to 1.2 without PSS"
+	faulty FAULTY_P11_HIDE_PSS=1 -- s_server_cov
+	expect_in "$T/s_server.log" "^Peer signature type: RSA\$" "s_server saw an RSA PKCS#1 v1.5 client signature"
+	expect_in "$T/s_server.log" "^CIPHER is ECDHE-" "s_server saw TLS 1.2"
+	expect_not_in "$T/s_server.log" "verify error|bad signature" "the client signature verified"
+	[ "$(calls C_SignInit)" -gt 0 ] && pass "the token signed the handshake" || fail "no C_SignInit"
+	faulty -- s_server_cov
+	expect_in "$T/s_server.log" "^Peer signature type: RSA-PSS\$" "with PSS on the token: an RSA-PSS signature"
+	expect_in "$T/s_server.log" "^CIPHER is TLS_" "with PSS on the token: TLS 1.3"
+	expect_in "$T/err" "signs RSA-PSS: TLS 1.3" "-v says TLS 1.3 is possible"
+}
+
+# Certificates kept private (visible only after login): cov finds them by
+# logging in, and sends the PIN once.
+case_private_certs() {
+	setup_token
+	start_mock
+	faulty FAULTY_P11_PRIVATE_CERTS=1 -- cov --bsn 999979668 --birthdate 1962-03-15
+	expect_rc 0 "cov with certificates visible only after login"
+	expect_in "$T/out" "^Result: +Gevonden" "the check was answered"
+	[ "$(calls C_Login)" -eq 1 ] && pass "the PIN was sent once" || fail "C_Login $(calls C_Login) times"
+	printf 'bsn,birthdate\n999979668,1962-03-15\n111222333,1980-07-01\n' >"$T/in.csv"
+	faulty FAULTY_P11_PRIVATE_CERTS=1 -- cov --batch "$T/in.csv" --jobs 2
+	expect_rc 0 "a batch with private certificates"
+	[ "$(grep -c ',Gevonden,' "$T/out")" -eq 2 ] && pass "both rows answered" || fail "not two rows"
+	[ "$(calls C_Login)" -eq 1 ] && pass "the batch sent the PIN once" || fail "batch: C_Login $(calls C_Login) times"
+	faulty FAULTY_P11_PRIVATE_CERTS=1 VZT_BAD=0000 VZP11_PIN_SOURCE=env:VZT_BAD -- \
+		cov --bsn 999979668 --birthdate 1962-03-15
+	export VZP11_PIN_SOURCE=env:VZT_PIN
+	expect_rc 1 "a wrong PIN for private certificates"
+	expect_in "$T/err" "rejected the PIN" "says the PIN was rejected"
+	[ "$(calls C_Login)" -eq 1 ] && pass "the wrong PIN was sent once" || fail "wrong PIN: C_Login $(calls C_Login) times"
+	[ "$(mock_stat requests)" -eq 2 ] && pass "nothing sent with the wrong PIN" || fail "$(mock_stat requests) requests"
+}
+
+# list on such a token: the same list as with public certificates.
+case_list_private_certs() {
+	setup_token
+	run vz list
+	cp "$T/out" "$T/list.public"
+	faulty FAULTY_P11_PRIVATE_CERTS=1 -- run vz list
+	expect_rc 0 "list on a token that keeps certificates private"
+	expect_in "$T/out" "vecozo-system" "the certificate is listed"
+	if cmp -s "$T/list.public" "$T/out"; then pass "the same list as with public certificates"; else
+		fail "the lists differ"
+		diff "$T/list.public" "$T/out" | head
+	fi
+	[ "$(calls C_Login)" -eq 1 ] && pass "the PIN was sent once" || fail "C_Login $(calls C_Login) times"
+	faulty FAULTY_P11_PRIVATE_CERTS=1 -- run vz --json list
+	expect_json "$T/out" 'assert len(o) == 1 and o[0]["label"] == "vecozo-system", o' "list --json shows it"
+}
+
+# The token goes away in the middle of a batch (after the 6th signature,
+# for 6 seconds; the mock closes every 8th connection, so handshakes keep
+# coming): vzp11 re-opens it and goes on; every row comes back, in order,
+# none failed, and the re-connect is counted.
+case_token_outage() {
+	setup_token
+	start_mock --synthetic --fault reset --fault-every 8
+	python3 - "$T/in.csv" <<'PY'
+import sys
+out = open(sys.argv[1], "w")
+out.write("bsn;birthdate;reference\n")
+n, x = 0, 100000000
+while n < 2000:
+    x += 7
+    b = str(x)
+    if (sum(int(b[i]) * (9 - i) for i in range(8)) - int(b[8])) % 11 == 0:
+        out.write(f"{b};1970-01-01;row{n + 1}\n")
+        n += 1
+PY
+	faulty FAULTY_P11_OUTAGE=6:6 -- run vz cov --endpoint "$ENDPOINT" --cacert "$PKI/root.crt" \
+		--batch "$T/in.csv" --out "$T/result.csv" --timeout 5 --retries 3 --jobs 4
+	expect_rc 0 "a batch through a token outage"
+	rows=$(($(wc -l <"$T/result.csv") - 1))
+	[ "$rows" -eq 2000 ] && pass "2000 rows in, 2000 rows out" || fail "$rows output rows"
+	seq=$(awk -F';' 'NR > 1 { print $2 }' "$T/result.csv" | sed 's/row//' |
+		awk '$1 != NR { bad = 1 } END { print bad ? "bad" : "ok" }')
+	[ "$seq" = ok ] && pass "rows in input order" || fail "rows out of order"
+	failed=$(awk -F';' 'NR > 1 && $22 != ""' "$T/result.csv" | wc -l)
+	[ "$failed" -eq 0 ] && pass "no row failed" || fail "$failed rows failed"
+	expect_in "$T/report" "^outage-refused [1-9]" "the token was away for a while"
+	expect_in "$T/err" "; 1 re-connect\\(s\\) to the token" "the re-connect is reported"
+	[ "$(calls C_Login)" -eq 2 ] && pass "the PIN was read and sent again once after the outage" ||
+		fail "C_Login $(calls C_Login) times"
+	expect_not_in "$T/err" "1[0-9]{8}" "no BSN in the messages"
+}
+
 new_token "cov-$1"
 "case_$(echo "$1" | tr - _)"
 finish
