@@ -300,8 +300,11 @@ while n < 2000:
         out.write(f"{b};1970-01-01;row{n + 1}\n")
         n += 1
 PY
+	# Under valgrind a request of a loaded machine may take longer than 5 s.
+	limit=5
+	[ -z "${VZP11_WRAPPER:-}" ] || limit=60
 	run vz cov --endpoint "$ENDPOINT" --cacert "$PKI/root.crt" --batch "$T/in.csv" \
-		--out "$T/result.csv" --timeout 5 --retries 3
+		--out "$T/result.csv" --timeout "$limit" --retries 3
 	rows=$(($(wc -l <"$T/result.csv") - 1))
 	[ "$rows" -eq 2000 ] && pass "2000 rows in, 2000 rows out under '$mode'" || fail "$rows output rows"
 	seq=$(awk -F';' 'NR > 1 { print $2 }' "$T/result.csv" | sed 's/row//' |
@@ -363,7 +366,10 @@ case_fault_timeout() {
 	took=$(($(date +%s) - start))
 	expect_rc 1 "a stalled service"
 	expect_in "$T/err" "timed out" "says it timed out"
-	[ "$took" -lt 10 ] && pass "gave up within the timeouts (${took}s)" || fail "took ${took}s"
+	# Two tries of 1 s and a backoff, plus start-up (longer under valgrind).
+	limit=10
+	[ -z "${VZP11_WRAPPER:-}" ] || limit=60
+	[ "$took" -lt "$limit" ] && pass "gave up within the timeouts (${took}s)" || fail "took ${took}s"
 }
 
 case_fault_refuse_after() {
