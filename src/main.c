@@ -36,6 +36,9 @@ static const struct command commands[] = {
 	{"declare-status", cmd_declare_status, "declare-status [TRACEER-ID | --open] [--watch]"},
 	{"retour", cmd_retour, "retour --dir DIR [--limit N]"},
 	{"journal", cmd_journal, "journal"},
+	{"check", cmd_check, "check [--label LABEL] [--warn-days N] [--crit-days N]"},
+	{"selftest", cmd_selftest,
+	 "selftest [--label LABEL] [--env tst|acc|prd | --endpoint URL] [--cacert FILE]"},
 };
 
 static void usage(FILE *out)
@@ -62,7 +65,8 @@ static void usage(FILE *out)
 		"  --version           show the version\n\n"
 		"SRC is env:VAR, file:PATH (mode 0600), fd:N, stdin or prompt. Secrets are never\n"
 		"taken from the command line.\n"
-		"Exit: 0 done, 1 refused or failed (nothing changed), 2 usage error.\n");
+		"Exit: 0 done, 1 refused or failed (nothing changed), 2 usage error;\n"
+		"check: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.\n");
 }
 
 bool vz_global_opt(vz_global *g, int c, const char *arg)

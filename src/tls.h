@@ -6,7 +6,6 @@
 
 #include <curl/curl.h>
 #include <openssl/x509.h>
-#include <openssl/x509.h>
 
 #include "cli.h"
 #include "err.h"
@@ -61,11 +60,6 @@ X509 *vz_tls_cert(const vz_tls *t);
 
 /* What the token allows TLS to do with the key, for -v; "" for EC keys. */
 const char *vz_tls_note(const vz_tls *t);
-
-/* The key loaded through the provider and the client certificate, borrowed
- * (valid until vz_tls_close): for selftest's signature check. */
-EVP_PKEY *vz_tls_key(const vz_tls *t);
-X509 *vz_tls_cert(const vz_tls *t);
 
 /* Frees everything, wipes the cached PIN, closes a session held for its
  * login. The provider stays loaded: the process is to end soon after. */
