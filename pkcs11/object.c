@@ -201,6 +201,34 @@ static tok_flag sign_only_mechs(tok_session *s, tok_obj *o, CK_KEY_TYPE kt)
 	return TOK_FLAG_YES;
 }
 
+/* A yes/no attribute that is not part of the key's protection (never
+ * recorded in o->unclear). */
+static tok_flag plain_flag(tok_session *s, CK_OBJECT_HANDLE h, CK_ATTRIBUTE_TYPE type)
+{
+	CK_BBOOL v = CK_FALSE;
+	CK_ATTRIBUTE a = {type, &v, sizeof(v)};
+	CK_RV rv = s->t->f->C_GetAttributeValue(s->h, h, &a, 1);
+
+	if (rv == CKR_ATTRIBUTE_TYPE_INVALID)
+		return TOK_FLAG_NO;
+	if (rv != CKR_OK || a.ulValueLen != sizeof(v))
+		return TOK_FLAG_UNKNOWN;
+	return v == CK_TRUE ? TOK_FLAG_YES : TOK_FLAG_NO;
+}
+
+/* See tok_arrival: vzp11's unwrap mark, else CKA_LOCAL. */
+static tok_arrival arrival(tok_session *s, CK_OBJECT_HANDLE h)
+{
+	tok_flag local = plain_flag(s, h, CKA_LOCAL);
+	tok_flag mark = plain_flag(s, h, CKA_WRAP_WITH_TRUSTED);
+
+	if (local == TOK_FLAG_YES)
+		return TOK_ARRIVAL_GENERATED;
+	if (local == TOK_FLAG_UNKNOWN || mark == TOK_FLAG_UNKNOWN)
+		return TOK_ARRIVAL_UNKNOWN;
+	return mark == TOK_FLAG_YES ? TOK_ARRIVAL_UNWRAPPED : TOK_ARRIVAL_CREATED;
+}
+
 static unsigned long modulus_bits(const unsigned char *m, size_t len)
 {
 	size_t i = 0;
@@ -277,6 +305,7 @@ static tok_rv read_obj(tok_session *s, CK_OBJECT_HANDLE h, tok_class cls, tok_ob
 		o->can_derive = get_flag(s, o, CKA_DERIVE);
 		o->can_sign_recover = get_flag(s, o, CKA_SIGN_RECOVER);
 		o->sign_only_mechs = sign_only_mechs(s, o, kt);
+		o->arrival = arrival(s, h);
 	}
 	return TOK_OK;
 }

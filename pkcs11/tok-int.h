@@ -48,6 +48,15 @@ void tok_err_hint(tok_err *err, const char *fmt, ...) __attribute__((format(prin
  * (CKA_ALLOWED_MECHANISMS); *n is their number. */
 const CK_MECHANISM_TYPE *tok_sign_mechs(CK_KEY_TYPE kt, size_t *n);
 
+/* CKR_ codes with which tokens refuse key material in the clear. */
+bool tok_refuses_clear_key(unsigned long ckr);
+
+/* Puts a private key on the token with C_UnwrapKey (unwrap.c): tmpl is the
+ * key's template without key material, CKA_ALLOWED_MECHANISMS last (left
+ * out again when the token does not know it). Writes *out on success. */
+tok_rv tok_unwrap_private(tok_session *s, CK_ATTRIBUTE *tmpl, CK_ULONG n, tok_bytes pkcs8,
+			  CK_OBJECT_HANDLE *out, tok_err *err);
+
 /* Copies a blank-padded PKCS#11 string into a NUL-terminated one. */
 void tok_padded_copy(char *dst, size_t dst_size, const unsigned char *src, size_t src_len);
 

@@ -110,6 +110,19 @@ typedef enum tok_flag {
 	TOK_FLAG_YES
 } tok_flag;
 
+/* How a private key reached the token. The token keeps no such record:
+ * UNWRAPPED rests on vzp11's own mark (CKA_WRAP_WITH_TRUSTED true, set only
+ * by its unwrap import, a no-op on a key that can never be wrapped);
+ * GENERATED on CKA_LOCAL true; CREATED is every other key (CKA_LOCAL false,
+ * no mark), including keys another tool unwrapped. UNKNOWN: no clear
+ * answer. */
+typedef enum tok_arrival {
+	TOK_ARRIVAL_UNKNOWN = 0,
+	TOK_ARRIVAL_CREATED,
+	TOK_ARRIVAL_UNWRAPPED,
+	TOK_ARRIVAL_GENERATED
+} tok_arrival;
+
 /* One object as read from the token. Absent attributes are empty; flags
  * that were not answered are TOK_FLAG_UNKNOWN. */
 typedef struct tok_obj {
@@ -133,6 +146,7 @@ typedef struct tok_obj {
 	tok_flag sign_only_mechs; /* CKA_ALLOWED_MECHANISMS holds only signature mechanisms */
 	char unclear[96];	  /* the first protection attribute without a clear answer,
 				     as "CKA_X: CKR_Y"; empty when all were answered */
+	tok_arrival arrival;	  /* private keys only */
 } tok_obj;
 
 /* Finds objects of a class, optionally only with this label and/or id.
@@ -149,6 +163,7 @@ typedef struct tok_key {
 	tok_bytes ec_params;		       /* EC: DER of the curve OID */
 	tok_bytes ec_point;		       /* EC: DER OCTET STRING of the point */
 	tok_bytes ec_value;		       /* EC: private scalar */
+	tok_bytes pkcs8;		       /* the whole key, PKCS#8 DER, for unwrapping */
 } tok_key;
 
 typedef struct tok_cert {
@@ -173,6 +188,21 @@ tok_rv tok_txn_begin(tok_session *s, tok_txn **out, tok_err *err);
  * tok_obj.sign_only_mechs to see which happened). */
 tok_rv tok_txn_add_keypair(tok_txn *x, const char *label, tok_bytes id, tok_bytes subject,
 			   const tok_key *key, tok_err *err);
+/* As tok_txn_add_keypair, and the way the private key goes on the token:
+ * TOK_IMPORT_AUTO tries C_CreateObject and unwraps when the token refuses
+ * key material in the clear (CKR_TEMPLATE_INCONSISTENT,
+ * CKR_ATTRIBUTE_VALUE_INVALID, CKR_FUNCTION_NOT_SUPPORTED,
+ * CKR_ACTION_PROHIBITED, CKR_ATTRIBUTE_READ_ONLY); TOK_IMPORT_UNWRAP always
+ * unwraps. Unwrapping takes key->pkcs8 and uses only session objects
+ * besides the key, all destroyed before returning; the host's transport
+ * key is wiped. *how (CREATED or UNWRAPPED) is written on success. */
+typedef enum tok_import_way {
+	TOK_IMPORT_AUTO = 0,
+	TOK_IMPORT_UNWRAP
+} tok_import_way;
+tok_rv tok_txn_import_keypair(tok_txn *x, const char *label, tok_bytes id, tok_bytes subject,
+			      const tok_key *key, tok_import_way way, tok_arrival *how,
+			      tok_err *err);
 tok_rv tok_txn_add_cert(tok_txn *x, const tok_cert *c, tok_err *err);
 /* Destroys an object. A private object cannot be created again on abort:
  * destroy private keys last, after everything else that can fail. */

@@ -39,11 +39,9 @@ tok_rv tok_txn_begin(tok_session *s, tok_txn **out, tok_err *err)
 	return TOK_OK;
 }
 
-static tok_rv create(tok_txn *x, CK_ATTRIBUTE *tmpl, CK_ULONG n, const char *what, tok_err *err)
+/* Room to record one more object, before it is made. */
+static tok_rv make_room(tok_txn *x, tok_err *err)
 {
-	CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;
-	CK_RV rv;
-
 	if (x->n == x->cap) {
 		size_t ncap = x->cap ? x->cap * 2 : 8;
 		CK_OBJECT_HANDLE *grown = realloc(x->made, ncap * sizeof(*grown));
@@ -55,6 +53,16 @@ static tok_rv create(tok_txn *x, CK_ATTRIBUTE *tmpl, CK_ULONG n, const char *wha
 		x->made = grown;
 		x->cap = ncap;
 	}
+	return TOK_OK;
+}
+
+static tok_rv create(tok_txn *x, CK_ATTRIBUTE *tmpl, CK_ULONG n, const char *what, tok_err *err)
+{
+	CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;
+	CK_RV rv;
+
+	if (make_room(x, err) != TOK_OK)
+		return TOK_ERR;
 	rv = x->s->t->f->C_CreateObject(x->s->h, tmpl, n, &h);
 	if (rv != CKR_OK) {
 		char func[64];
@@ -69,17 +77,65 @@ static tok_rv create(tok_txn *x, CK_ATTRIBUTE *tmpl, CK_ULONG n, const char *wha
 #define ATTR(t, p, l) ((CK_ATTRIBUTE){(t), (void *)(p), (CK_ULONG)(l)})
 #define ATTR_B(t, b)  ATTR((t), (b).p, (b).len)
 
+/* Puts text in front of err->msg, cutting the end if it does not fit. */
+static void prefix_msg(tok_err *err, const char *text)
+{
+	size_t used = strlen(text), rest = strlen(err->msg);
+
+	if (used >= sizeof(err->msg))
+		return;
+	if (used + rest >= sizeof(err->msg))
+		rest = sizeof(err->msg) - used - 1;
+	memmove(err->msg + used, err->msg, rest);
+	memcpy(err->msg, text, used);
+	err->msg[used + rest] = '\0';
+}
+
+/* The private key by C_UnwrapKey, recorded like a created object. The
+ * template is the created one without key material, plus vzp11's mark. */
+static tok_rv unwrap_priv(tok_txn *x, const CK_ATTRIBUTE *common, CK_ULONG n, tok_bytes pkcs8,
+			  const CK_MECHANISM_TYPE *mechs, size_t n_mechs, tok_err *err)
+{
+	CK_BBOOL yes = CK_TRUE;
+	CK_ATTRIBUTE t[24];
+	CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;
+	CK_ULONG nt = 0;
+	tok_rv r;
+
+	if (make_room(x, err) != TOK_OK)
+		return TOK_ERR;
+	for (CK_ULONG i = 0; i < n; i++)
+		t[nt++] = common[i];
+	t[nt++] = ATTR(CKA_WRAP_WITH_TRUSTED, &yes, sizeof(yes));
+	t[nt++] = ATTR(CKA_ALLOWED_MECHANISMS, mechs, n_mechs * sizeof(*mechs));
+	r = tok_unwrap_private(x->s, t, nt, pkcs8, &h, err);
+	if (r != TOK_OK)
+		return r;
+	x->made[x->n++] = h;
+	return TOK_OK;
+}
+
 tok_rv tok_txn_add_keypair(tok_txn *x, const char *label, tok_bytes id, tok_bytes subject,
 			   const tok_key *key, tok_err *err)
+{
+	tok_arrival how;
+
+	return tok_txn_import_keypair(x, label, id, subject, key, TOK_IMPORT_AUTO, &how, err);
+}
+
+tok_rv tok_txn_import_keypair(tok_txn *x, const char *label, tok_bytes id, tok_bytes subject,
+			      const tok_key *key, tok_import_way way, tok_arrival *how,
+			      tok_err *err)
 {
 	CK_OBJECT_CLASS priv_class = CKO_PRIVATE_KEY, pub_class = CKO_PUBLIC_KEY;
 	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
 	CK_KEY_TYPE kt;
 	CK_ATTRIBUTE priv[24], pub[16];
-	CK_ULONG np = 0, nq = 0;
+	CK_ULONG np = 0, nq = 0, n_common;
 	const CK_MECHANISM_TYPE *mechs;
 	size_t n_mechs;
-	tok_rv r;
+	tok_arrival arrived = TOK_ARRIVAL_CREATED;
+	tok_rv r = TOK_ERR;
 
 	if (key->type == TOK_KEY_RSA) {
 		kt = CKK_RSA;
@@ -103,6 +159,7 @@ tok_rv tok_txn_add_keypair(tok_txn *x, const char *label, tok_bytes id, tok_byte
 	priv[np++] = ATTR(CKA_LABEL, label, strlen(label));
 	priv[np++] = ATTR_B(CKA_ID, id);
 	priv[np++] = ATTR_B(CKA_SUBJECT, subject);
+	n_common = np;
 
 	pub[nq++] = ATTR(CKA_CLASS, &pub_class, sizeof(pub_class));
 	pub[nq++] = ATTR(CKA_KEY_TYPE, &kt, sizeof(kt));
@@ -141,12 +198,32 @@ tok_rv tok_txn_add_keypair(tok_txn *x, const char *label, tok_bytes id, tok_byte
 	 * the key without it. */
 	mechs = tok_sign_mechs(kt, &n_mechs);
 	priv[np++] = ATTR(CKA_ALLOWED_MECHANISMS, mechs, n_mechs * sizeof(*mechs));
-	r = create(x, priv, np, "private key", err);
-	if (r != TOK_OK && err->has_ckr && err->ckr == CKR_ATTRIBUTE_TYPE_INVALID)
-		r = create(x, priv, np - 1, "private key", err);
-	if (r != TOK_OK)
-		return r;
-	return create(x, pub, nq, "public key", err);
+	if (way == TOK_IMPORT_AUTO) {
+		r = create(x, priv, np, "private key", err);
+		if (r != TOK_OK && err->has_ckr && err->ckr == CKR_ATTRIBUTE_TYPE_INVALID)
+			r = create(x, priv, np - 1, "private key", err);
+	}
+	/* A token that refuses key material in the clear (HSMs in FIPS mode)
+	 * takes it wrapped. */
+	if (way == TOK_IMPORT_UNWRAP ||
+	    (r != TOK_OK && err->has_ckr && tok_refuses_clear_key(err->ckr))) {
+		char refused[160] = "";
+
+		if (way == TOK_IMPORT_AUTO)
+			snprintf(refused, sizeof(refused),
+				 "the token refused the key in the clear (%s), and unwrapping it "
+				 "failed: ",
+				 tok_ckr_name(err->ckr));
+		arrived = TOK_ARRIVAL_UNWRAPPED;
+		r = unwrap_priv(x, priv, n_common, key->pkcs8, mechs, n_mechs, err);
+		if (r != TOK_OK && refused[0])
+			prefix_msg(err, refused);
+	}
+	if (r == TOK_OK)
+		r = create(x, pub, nq, "public key", err);
+	if (r == TOK_OK)
+		*how = arrived;
+	return r;
 }
 
 tok_rv tok_txn_add_cert(tok_txn *x, const tok_cert *c, tok_err *err)

@@ -26,11 +26,13 @@ static void import_usage(FILE *f)
 {
 	fprintf(f,
 		"Usage: vzp11 [GLOBAL OPTIONS] import FILE.p12 [--password-source SRC] [--label LABEL]\n"
-		"                                  [--replace] [--allow-personal]\n"
+		"                                  [--replace] [--allow-personal] [--unwrap]\n"
 		"Import a VECOZO system certificate with its private key and chain from a\n"
 		"PKCS#12 (.pfx/.p12) file onto the token. The key is stored sensitive and not\n"
 		"extractable and may only sign; if any write fails, everything written is\n"
-		"removed again.\n"
+		"removed again. A token that refuses a private key in the clear (an HSM in\n"
+		"FIPS mode) gets it wrapped: a session AES key on the token, the key wrapped\n"
+		"with it on the host, C_UnwrapKey on the token.\n"
 		"  --password-source SRC  the file's password: env:VAR, file:PATH (mode 0600),\n"
 		"                         fd:N, stdin or prompt (default on a terminal)\n"
 		"  --label LABEL          label on the token (default: " DEFAULT_LABEL ")\n"
@@ -38,7 +40,9 @@ static void import_usage(FILE *f)
 		"                         same label; the old objects go only after the new ones\n"
 		"                         are written\n"
 		"  --allow-personal       import a personal certificate anyway (COV and billing\n"
-		"                         need the system certificate)\n");
+		"                         need the system certificate)\n"
+		"  --unwrap               always bring the key wrapped (C_UnwrapKey), never in the\n"
+		"                         clear (C_CreateObject)\n");
 }
 
 struct import_opts {
@@ -47,6 +51,7 @@ struct import_opts {
 	const char *label;
 	bool replace;
 	bool allow_personal;
+	bool unwrap;
 };
 
 /* The whole file in memory (a .pfx is small); wiped by the caller. */
@@ -322,9 +327,11 @@ static vz_rv check_protected(const vz_entry *e, vz_err *err)
  * CA certificates the token lacks, the replaced public objects; then a read
  * back that must show a sensitive, non-extractable key; the replaced
  * private key goes last. Any failure puts the token back as it was. */
-static vz_rv apply(vz_token *tk, const vz_store *st, const struct source *src, const char *label,
-		   bool reuse_key, bool has_old, vz_store **after, vz_err *err)
+static vz_rv apply(vz_token *tk, const vz_store *st, const struct source *src,
+		   const struct import_opts *o, bool reuse_key, bool has_old, tok_arrival *how,
+		   vz_store **after, vz_err *err)
 {
+	const char *label = o->label;
 	unsigned char *subj = NULL;
 	const vz_entry *e;
 	tok_txn *x = NULL;
@@ -340,7 +347,9 @@ static vz_rv apply(vz_token *tk, const vz_store *st, const struct source *src, c
 	if (!reuse_key) {
 		tok_bytes s = der_of(i2d_name, X509_get_subject_name(src->leaf), &subj);
 
-		r = tok_txn_add_keypair(x, label, (tok_bytes){src->id, 20}, s, &src->km.key, &te);
+		r = tok_txn_import_keypair(x, label, (tok_bytes){src->id, 20}, s, &src->km.key,
+					   o->unwrap ? TOK_IMPORT_UNWRAP : TOK_IMPORT_AUTO, how,
+					   &te);
 	}
 	if (r == TOK_OK)
 		r = add_cert(x, src->leaf, label, src->id, false, &te);
@@ -394,8 +403,17 @@ abort:
 	return ret;
 }
 
+/* "created" or "unwrapped" for this run's key; NULL when the key was kept. */
+static const char *way_name(tok_arrival how)
+{
+	return how == TOK_ARRIVAL_CREATED     ? "created"
+	       : how == TOK_ARRIVAL_UNWRAPPED ? "unwrapped"
+					      : NULL;
+}
+
 static void print_result(const vz_global *g, const vz_token *tk, const vz_entry *e,
-			 const char *status, const struct import_opts *o, size_t unrelated)
+			 const char *status, tok_arrival how, const struct import_opts *o,
+			 size_t unrelated)
 {
 	static const char reminder[] =
 		"the .pfx file still holds the private key; delete it (and any copies) now that "
@@ -405,6 +423,8 @@ static void print_result(const vz_global *g, const vz_token *tk, const vz_entry 
 		json_t *j = vz_out_entry_json(tk->tok, e);
 
 		json_object_set_new(j, "status", json_string(status));
+		json_object_set_new(j, "key_import",
+				    way_name(how) ? json_string(way_name(how)) : json_null());
 		json_object_set_new(j, "token", json_string(tok_token_info_of(tk->tok)->label));
 		json_object_set_new(j, "unrelated_certificates_ignored",
 				    json_integer((json_int_t)unrelated));
@@ -419,6 +439,10 @@ static void print_result(const vz_global *g, const vz_token *tk, const vz_entry 
 		printf("%s '%s' on token '%s'.\n",
 		       strcmp(status, "replaced") ? "Imported" : "Replaced", e->cert->label,
 		       tok_token_info_of(tk->tok)->label);
+	if (way_name(how))
+		printf("The key was %s on the token (%s).\n", way_name(how),
+		       how == TOK_ARRIVAL_UNWRAPPED ? "C_UnwrapKey, it never crossed in the clear"
+						    : "C_CreateObject");
 	vz_out_entry_full(stdout, tk->tok, e);
 	if (unrelated)
 		vz_note(g,
@@ -500,6 +524,7 @@ static int parse_args(vz_global *g, int argc, char **argv, struct import_opts *o
 		{"label", required_argument, NULL, 'l'},
 		{"replace", no_argument, NULL, 'r'},
 		{"allow-personal", no_argument, NULL, 'a'},
+		{"unwrap", no_argument, NULL, 'u'},
 		{NULL, 0, NULL, 0},
 	};
 	vz_err err = {0};
@@ -519,6 +544,9 @@ static int parse_args(vz_global *g, int argc, char **argv, struct import_opts *o
 			break;
 		case 'a':
 			o->allow_personal = true;
+			break;
+		case 'u':
+			o->unwrap = true;
 			break;
 		case OPT_HELP:
 			import_usage(stdout);
@@ -551,6 +579,7 @@ int cmd_import(vz_global *g, int argc, char **argv)
 	vz_err err = {0};
 	bool same, has_old, reuse_key;
 	const char *status = "imported";
+	tok_arrival how = TOK_ARRIVAL_UNKNOWN;
 	int ret = VZ_EXIT_FAIL;
 	vz_rv r;
 
@@ -569,7 +598,7 @@ int cmd_import(vz_global *g, int argc, char **argv)
 	if (r == VZ_OK && same) {
 		status = "unchanged";
 	} else if (r == VZ_OK) {
-		r = apply(&tk, st, &src, o.label, reuse_key, has_old, &after, &err);
+		r = apply(&tk, st, &src, &o, reuse_key, has_old, &how, &after, &err);
 		if (has_old)
 			status = "replaced";
 	}
@@ -584,7 +613,7 @@ int cmd_import(vz_global *g, int argc, char **argv)
 				"token\n");
 		goto out;
 	}
-	print_result(g, &tk, e, status, &o, src.unrelated);
+	print_result(g, &tk, e, status, how, &o, src.unrelated);
 	ret = VZ_EXIT_OK;
 out:
 	vz_store_free(after);

@@ -3,6 +3,7 @@
 
 #include <openssl/core_names.h>
 #include <openssl/objects.h>
+#include <openssl/x509.h>
 
 #include "keymat.h"
 
@@ -119,6 +120,22 @@ fail:
 	return VZ_FAIL;
 }
 
+/* The whole key as PKCS#8 DER, for tokens that take keys only wrapped. */
+static vz_rv pkcs8_der(EVP_PKEY *pk, vz_keymat *m, vz_err *err)
+{
+	PKCS8_PRIV_KEY_INFO *p8 = EVP_PKEY2PKCS8(pk);
+	unsigned char *der = NULL;
+	int len = p8 ? i2d_PKCS8_PRIV_KEY_INFO(p8, &der) : -1;
+
+	PKCS8_PRIV_KEY_INFO_free(p8); /* clears the key octets it held */
+	if (len <= 0 || !keep(m, der, (size_t)len, &m->key.pkcs8)) {
+		vz_err_set(err, "the private key cannot be encoded as PKCS#8");
+		vz_err_openssl(err);
+		return VZ_FAIL;
+	}
+	return VZ_OK;
+}
+
 vz_rv vz_keymat_from_pkey(EVP_PKEY *pkey, vz_keymat *out, vz_err *err)
 {
 	vz_rv r;
@@ -133,6 +150,8 @@ vz_rv vz_keymat_from_pkey(EVP_PKEY *pkey, vz_keymat *out, vz_err *err)
 			   EVP_PKEY_get0_type_name(pkey) ? EVP_PKEY_get0_type_name(pkey) : "?");
 		r = VZ_FAIL;
 	}
+	if (r == VZ_OK)
+		r = pkcs8_der(pkey, out, err);
 	if (r != VZ_OK)
 		vz_keymat_wipe(out);
 	return r;

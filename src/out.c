@@ -36,6 +36,23 @@ static json_t *flag_json(tok_flag f)
 	return f == TOK_FLAG_UNKNOWN ? json_null() : json_boolean(f == TOK_FLAG_YES);
 }
 
+/* How the key arrived; NULL when unknown. See tok_arrival for what each
+ * rests on. */
+static const char *arrival_name(tok_arrival a)
+{
+	switch (a) {
+	case TOK_ARRIVAL_CREATED:
+		return "created";
+	case TOK_ARRIVAL_UNWRAPPED:
+		return "unwrapped";
+	case TOK_ARRIVAL_GENERATED:
+		return "generated";
+	case TOK_ARRIVAL_UNKNOWN:
+		break;
+	}
+	return NULL;
+}
+
 /* Sign only: every other use off and the mechanisms limited to signing. */
 static tok_flag sign_only(const tok_obj *k)
 {
@@ -67,7 +84,7 @@ json_t *vz_out_entry_json(const tok_token *t, const vz_entry *e)
 		json_array_append_new(chain, json_string(name));
 	}
 	j = json_pack("{s:s?, s:s?, s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:s, "
-		      "s:{s:s, s:i, s:o, s:o, s:o, s:o}, s:{s:s?, s:s?}, s:o}",
+		      "s:{s:s, s:i, s:o, s:o, s:o, s:o, s:s?}, s:{s:s?, s:s?}, s:o}",
 		      "label", e->cert->label, "id", id, "subject", e->info.subject, "issuer",
 		      e->info.issuer, "serial", e->info.serial, "not_before", e->info.not_before,
 		      "not_after", e->info.not_after, "days_left", (json_int_t)e->info.days_left,
@@ -79,7 +96,8 @@ json_t *vz_out_entry_json(const tok_token *t, const vz_entry *e)
 		      "bits", key_bits(e), "sensitive", flag_json(e->key->sensitive), "extractable",
 		      flag_json(e->key->extractable), "value_readable",
 		      flag_json(e->key->value_readable), "sign_only", flag_json(sign_only(e->key)),
-		      "uri", "key", kuri, "cert", curi, "chain", chain);
+		      "arrived", arrival_name(e->key->arrival), "uri", "key", kuri, "cert", curi,
+		      "chain", chain);
 	free(id);
 	free(kuri);
 	free(curi);
@@ -142,6 +160,8 @@ void vz_out_entry_full(FILE *f, const tok_token *t, const vz_entry *e)
 		yn(e->key->can_sign), yn(e->key->can_decrypt), yn(e->key->can_unwrap),
 		yn(e->key->can_derive), yn(e->key->can_sign_recover),
 		mechs_text(e->key->sign_only_mechs));
+	fprintf(f, "key arrived:  %s\n",
+		arrival_name(e->key->arrival) ? arrival_name(e->key->arrival) : "unknown");
 	fprintf(f, "fingerprint:  SHA-256 %s\n", e->info.fingerprint);
 	fprintf(f, "id:           %s\n", id ? id : "");
 	fprintf(f, "key URI:      %s\n", kuri ? kuri : "");

@@ -171,6 +171,35 @@ case_sweep_import() {
 	sweep "$VZP11_BIN" import "$PKI/sys-rsa2048.p12" --password-source env:VZT_P12
 }
 
+# The same sweep on tokens that refuse clear private keys (and clear secret
+# keys): the import unwraps, with session objects on the token; each fault
+# still ends in the complete import or the token exactly as before.
+case_sweep_import_strict_private() {
+	seed
+	export FAULTY_P11_STRICT=private
+	sweep "$VZP11_BIN" import "$PKI/sys-rsa2048.p12" --password-source env:VZT_P12
+	strict_clean_run 1 "$VZP11_BIN" import "$PKI/sys-rsa2048.p12" --password-source env:VZT_P12
+}
+
+case_sweep_import_strict_secret() {
+	seed
+	export FAULTY_P11_STRICT=secret
+	sweep "$VZP11_BIN" import "$PKI/sys-rsa4096.p12" --password-source env:VZT_P12
+	strict_clean_run 2 "$VZP11_BIN" import "$PKI/sys-rsa4096.p12" --password-source env:VZT_P12
+}
+
+# strict_clean_run N CMD...: the swept command, run once more without a
+# fault, really met N refusals of clear keys and unwrapped.
+strict_clean_run() {
+	want=$1
+	shift
+	FAULTY_P11_REPORT=$T/report VZP11_MODULE=$FAULTY_P11 run "$@"
+	expect_rc 0 "the clean run in strict=$FAULTY_P11_STRICT mode"
+	expect_in "$T/report" "^strict-refused $want$" "the token refused $want clear key(s)"
+	expect_in "$T/out" "The key was unwrapped" "the key was unwrapped"
+	unset FAULTY_P11_STRICT
+}
+
 case_sweep_replace() {
 	imp "$PKI/sys-rsa2048.p12"
 	snapshot before

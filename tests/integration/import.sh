@@ -148,7 +148,8 @@ o = json.load(open(sys.argv[1]))
 assert o["status"] == "imported", o["status"]
 assert o["label"] == "vecozo-system"
 assert o["key"] == {"type": "rsa", "bits": 2048, "sensitive": True, "extractable": False,
-                    "value_readable": False, "sign_only": True}, o["key"]
+                    "value_readable": False, "sign_only": True, "arrived": "created"}, o["key"]
+assert o["key_import"] == "created", o["key_import"]
 assert o["kind"] == "system"
 assert o["uri"]["key"].startswith("pkcs11:") and "pin" not in o["uri"]["key"]
 assert len(o["chain"]) == 2
@@ -156,6 +157,140 @@ assert "delete" in o["reminder"]
 print("json ok")
 PY
 	expect_in "$T/check" "^json ok$" "JSON object has status, key attributes, URIs and chain"
+}
+
+# ---- tokens that refuse key material in the clear (faulty-p11 strict) ----
+
+# p11_objects: the token's objects without what may differ between two
+# tokens holding the same objects (none that pkcs11-tool 0.23 prints today;
+# later versions print a unique id and a URI).
+p11_objects() { objects | grep -Ev '^ *(uri|Unique ID):'; }
+
+# reference FILE ARGS...: the objects a plain import of FILE leaves on a
+# fresh token of its own, into $T/ref.objects.
+reference() {
+	keepT=$T keepconf=$SOFTHSM2_CONF
+	new_token "$(basename "$T")-ref"
+	imp "$@"
+	[ "$rc" -eq 0 ] || { fail "reference import of $1 failed"; cat "$T/err"; finish; }
+	p11_objects >"$keepT/ref.objects"
+	rm -rf "$T"
+	T=$keepT SOFTHSM2_CONF=$keepconf
+	export SOFTHSM2_CONF
+}
+
+# signs_like_cert CERT: the token's key with CERT's CKA_ID (the key
+# identifier) signs, and the signature verifies with CERT's public key:
+# the key that arrived is the right one. pkcs11-tool 0.23 picks the signing
+# key by --id only, and SoftHSM 2.6 has no hashed ECDSA: EC signs a digest.
+signs_like_cert() {
+	printf 'vzp11 unwrap check\n' >"$T/data"
+	openssl dgst -sha256 -binary "$T/data" >"$T/hash"
+	openssl x509 -in "$1" -noout -pubkey >"$T/pub.pem"
+	kid=$(openssl x509 -in "$1" -noout -ext subjectKeyIdentifier | tail -1 | tr -d ' :')
+	set +e
+	if openssl x509 -in "$1" -noout -text | grep -q rsaEncryption; then
+		p11 --sign --id "$kid" -m SHA256-RSA-PKCS --input-file "$T/data" \
+			--output-file "$T/sig" >/dev/null 2>&1 &&
+			openssl dgst -sha256 -verify "$T/pub.pem" -signature "$T/sig" "$T/data" >/dev/null 2>&1
+	else
+		p11 --sign --id "$kid" -m ECDSA --signature-format openssl --input-file "$T/hash" \
+			--output-file "$T/sig" >/dev/null 2>&1 &&
+			openssl pkeyutl -verify -pubin -inkey "$T/pub.pem" -in "$T/hash" \
+				-sigfile "$T/sig" >/dev/null 2>&1
+	fi
+	ok=$?
+	set -e
+	[ "$ok" -eq 0 ] && pass "the key signs and the certificate verifies it" ||
+		fail "the key with id $kid does not sign for its certificate"
+}
+
+# strict_import MODE FILE CERT: on a token that refuses clear private keys
+# (MODE private) or clear secret keys too (MODE secret), import arrives by
+# unwrapping and ends with exactly the objects of a plain import.
+strict_import() {
+	reference "$2"
+	FAULTY_P11_MODULE=$SOFTHSM_MODULE FAULTY_P11_STRICT=$1 FAULTY_P11_REPORT=$T/report \
+		VZP11_MODULE=$FAULTY_P11 run vz --json import "$2" --password-source env:VZT_P12
+	expect_rc 0 "import onto a token with strict=$1"
+	want=1
+	[ "$1" = secret ] && want=2
+	expect_in "$T/report" "^strict-refused $want$" "the token refused $want clear key(s)"
+	expect_in "$T/report" "^func C_UnwrapKey" "the key came through C_UnwrapKey"
+	python3 - "$T/out" >"$T/check" 2>&1 <<'PY' || true
+import json, sys
+o = json.load(open(sys.argv[1]))
+assert o["key_import"] == "unwrapped", o["key_import"]
+assert o["key"]["arrived"] == "unwrapped", o["key"]
+assert o["key"]["sensitive"] is True and o["key"]["extractable"] is False, o["key"]
+assert o["key"]["sign_only"] is True, o["key"]
+print("json ok")
+PY
+	expect_in "$T/check" "^json ok$" "import --json says the key was unwrapped"
+	p11_objects >"$T/now.objects"
+	if cmp -s "$T/ref.objects" "$T/now.objects"; then
+		pass "exactly the objects of a plain import, nothing else"
+	else
+		fail "the token's objects differ from a plain import"
+		diff "$T/ref.objects" "$T/now.objects" | head -20
+	fi
+	run vz show vecozo-system
+	expect_in "$T/out" "^key arrived: +unwrapped$" "show says unwrapped"
+	signs_like_cert "$3"
+}
+case_strict_private_rsa() { strict_import private "$PKI/sys-rsa2048.p12" "$PKI/sys-rsa2048.crt"; }
+case_strict_private_ec() { strict_import private "$PKI/sys-ec256.p12" "$PKI/sys-ec256.crt"; }
+case_strict_private_legacy() {
+	strict_import private "$PKI/sys-rsa2048-legacy.p12" "$PKI/sys-rsa2048.crt"
+}
+case_strict_secret_rsa() { strict_import secret "$PKI/sys-rsa2048.p12" "$PKI/sys-rsa2048.crt"; }
+case_strict_secret_ec() { strict_import secret "$PKI/sys-ec256.p12" "$PKI/sys-ec256.crt"; }
+case_strict_secret_legacy() {
+	strict_import secret "$PKI/sys-rsa2048-legacy.p12" "$PKI/sys-rsa2048.crt"
+}
+
+# Each code with which HSMs refuse a clear key leads to unwrapping; any
+# other failure of C_CreateObject stays a failure, with the token as before.
+case_strict_codes() {
+	for code in CKR_ATTRIBUTE_VALUE_INVALID CKR_FUNCTION_NOT_SUPPORTED CKR_ACTION_PROHIBITED; do
+		new_token "import-strict-codes-$code"
+		FAULTY_P11_MODULE=$SOFTHSM_MODULE FAULTY_P11_STRICT=private FAULTY_P11_STRICT_RV=$code \
+			VZP11_MODULE=$FAULTY_P11 imp "$PKI/sys-ec256.p12"
+		expect_rc 0 "import when the token refuses the clear key with $code"
+		expect_in "$T/out" "The key was unwrapped" "unwrapped after $code"
+		rm -rf "$T"
+	done
+	new_token import-strict-codes
+	seed
+	FAULTY_P11_MODULE=$SOFTHSM_MODULE FAULTY_P11_STRICT=private FAULTY_P11_STRICT_RV=0x31 \
+		FAULTY_P11_REPORT=$T/report VZP11_MODULE=$FAULTY_P11 imp "$PKI/sys-rsa2048.p12"
+	expect_rc 1 "CKR_DEVICE_MEMORY is a failure, not a refusal of clear keys"
+	expect_in "$T/err" "C_CreateObject \(private key\) failed: CKR_DEVICE_MEMORY" "names the call and the code"
+	expect_not_in "$T/report" "^func C_UnwrapKey" "no unwrapping was tried"
+	expect_unchanged before "failed clear import"
+}
+
+# --unwrap on a token that would take the key in the clear.
+case_unwrap_option() {
+	reference "$PKI/sys-rsa2048.p12"
+	FAULTY_P11_MODULE=$SOFTHSM_MODULE FAULTY_P11_REPORT=$T/report VZP11_MODULE=$FAULTY_P11 \
+		run vz --json import "$PKI/sys-rsa2048.p12" --unwrap --password-source env:VZT_P12
+	expect_rc 0 "import --unwrap"
+	expect_in "$T/out" '"key_import":"unwrapped"' "import --json says unwrapped"
+	expect_in "$T/report" "^func C_UnwrapKey 1$" "one C_UnwrapKey: the session AES key went in the clear"
+	p11_objects >"$T/now.objects"
+	if cmp -s "$T/ref.objects" "$T/now.objects"; then
+		pass "exactly the objects of a plain import, nothing else"
+	else
+		fail "the token's objects differ from a plain import"
+		diff "$T/ref.objects" "$T/now.objects" | head -20
+	fi
+	run vz --json show vecozo-system
+	expect_in "$T/out" '"arrived":"unwrapped"' "show --json says unwrapped"
+	signs_like_cert "$PKI/sys-rsa2048.crt"
+	imp "$PKI/sys-ec256.p12" --label plain
+	run vz show plain
+	expect_in "$T/out" "^key arrived: +created$" "a plain import shows as created"
 }
 
 # wrong_password FILE: a wrong password is named as such, not as damage.

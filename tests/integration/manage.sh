@@ -32,7 +32,7 @@ fp = subprocess.run(["openssl", "x509", "-in", sys.argv[2], "-noout", "-fingerpr
 assert o["fingerprint_sha256"] == fp
 assert o["kind"] == "system"
 assert o["key"] == {"type": "rsa", "bits": 2048, "sensitive": True, "extractable": False,
-                    "value_readable": False, "sign_only": True}, o["key"]
+                    "value_readable": False, "sign_only": True, "arrived": "created"}, o["key"]
 assert o["not_after"].endswith("Z") and "T" in o["not_after"]
 assert 700 < o["days_left"] < 740
 assert o["chain"] == ["CN=vzp11 Test Issuing CA G4,O=vzp11 Test,C=NL",
