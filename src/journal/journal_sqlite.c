@@ -2,6 +2,8 @@
  * WAL mode and a busy timeout let several vzp11 processes share the file;
  * every read-then-write runs inside BEGIN IMMEDIATE so it is atomic. */
 #include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -622,35 +624,51 @@ out:
 	return rv;
 }
 
-/* WAL lets readers and one writer work at once; FULL syncs each commit,
- * because a lost "sending" row could mean a declaration sent twice. */
-static vz_rv configure(vz_journal *j, vz_err *err)
+/* The journal mode, lower case, into mode; false when it cannot be read
+ * (the database is busy). */
+static bool journal_mode(vz_journal *j, const char *sql, char mode[16])
 {
 	sqlite3_stmt *st = NULL;
-	const char *mode;
-	vz_rv rv;
+	const char *m;
+	bool ok = false;
+
+	if (sqlite3_prepare_v2(j->conn, sql, -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW) {
+		m = (const char *)sqlite3_column_text(st, 0);
+		snprintf(mode, 16, "%s", m ? m : "");
+		ok = true;
+	}
+	sqlite3_finalize(st);
+	return ok;
+}
+
+/* WAL lets readers and one writer work at once; FULL syncs each commit,
+ * because a lost "sending" row could mean a declaration sent twice.
+ * Switching a new file to WAL needs it to itself, and SQLite may answer
+ * BUSY at once (no busy handler) while another process creates the
+ * schema: look whether someone else switched it, else try again, until
+ * the busy timeout. */
+static vz_rv configure(vz_journal *j, vz_err *err)
+{
+	char mode[16] = "";
+	int waited = 0;
 
 	sqlite3_extended_result_codes(j->conn, 1);
 	sqlite3_busy_timeout(j->conn, BUSY_TIMEOUT_MS);
-	rv = sq_prepare(j, "PRAGMA journal_mode = WAL", &st, err);
-	if (rv != VZ_OK)
-		goto out;
-	if (sqlite3_step(st) != SQLITE_ROW) {
-		rv = sq_fail(j, "switching to WAL mode", err);
-		goto out;
+	while (!(journal_mode(j, "PRAGMA journal_mode", mode) && strcmp(mode, "wal") == 0) &&
+	       !journal_mode(j, "PRAGMA journal_mode = WAL", mode)) {
+		if (waited >= BUSY_TIMEOUT_MS)
+			return sq_fail(j, "switching to WAL mode", err);
+		sqlite3_sleep(50);
+		waited += 50;
 	}
-	mode = col_text(st, 0);
-	if (!mode || strcmp(mode, "wal") != 0) {
+	if (strcmp(mode, "wal") != 0) {
 		vz_err_set(err, "journal %s: SQLite kept journal mode %s instead of WAL", j->where,
-			   mode ? mode : "(none)");
+			   mode[0] ? mode : "(none)");
 		vz_err_hint(err, "keep the journal on a local file system");
-		rv = VZ_FAIL;
-		goto out;
+		return VZ_FAIL;
 	}
-	rv = sq_exec(j, "PRAGMA synchronous = FULL", "setting synchronous = FULL", err);
-out:
-	sqlite3_finalize(st);
-	return rv;
+	return sq_exec(j, "PRAGMA synchronous = FULL", "setting synchronous = FULL", err);
 }
 
 static vz_rv create_schema(vz_journal *j, vz_err *err)
