@@ -22,7 +22,6 @@
 #include "outfile.h"
 #include "tls.h"
 
-#define DEFAULT_LABEL "vecozo-system"
 /* How long a batch waits for a token that went away to come back. */
 #define TOKEN_WAIT_MS 120000L
 
@@ -46,7 +45,7 @@ static void cov_usage(FILE *f)
 		"  --out FILE             write the batch result here (mode 0600) instead of stdout\n"
 		"  --jobs N               parallel requests, 1..32 (default 4)\n"
 		"  --agb CODE             the practice's 8-digit AGB code (env VZP11_AGB)\n"
-		"  --label LABEL          certificate on the token (default: " DEFAULT_LABEL ")\n"
+		"  --label LABEL          certificate on the token (default: " VZ_DEFAULT_LABEL ")\n"
 		"  --env tst|acc|prd      VECOZO environment (env VZP11_ENV)\n"
 		"  --endpoint URL         the COV endpoint itself, instead of --env\n"
 		"  --cacert FILE          trust only the CA certificates in FILE for the server\n"
@@ -541,7 +540,7 @@ out:
 
 int cmd_cov(vz_global *g, int argc, char **argv)
 {
-	struct cov_opts o = {.label = DEFAULT_LABEL,
+	struct cov_opts o = {.label = VZ_DEFAULT_LABEL,
 			     .jobs = 4,
 			     .retries = 3,
 			     .timeout_s = 30,

@@ -29,7 +29,6 @@
 #include "store.h"
 #include "tls.h"
 
-#define DEFAULT_LABEL "vecozo-system"
 #define MIN_DAYS      14 /* check's default CRITICAL threshold */
 #define MAX_STEPS     16
 /* A person the mock (tests/mock/population.json) and VECOZO's test
@@ -79,7 +78,7 @@ static void selftest_usage(FILE *f)
 		"through pkcs11-provider and signs a random challenge that the certificate's\n"
 		"public key verifies, in each scheme TLS may use (RSA: PKCS#1 v1.5 and PSS with\n"
 		"SHA-256; EC: ECDSA), and with an endpoint a real COV check over mutual TLS.\n"
-		"  --label LABEL      certificate on the token (default: " DEFAULT_LABEL ")\n"
+		"  --label LABEL      certificate on the token (default: " VZ_DEFAULT_LABEL ")\n"
 		"  --env tst|acc|prd  VECOZO environment for the COV handshake (env VZP11_ENV)\n"
 		"  --endpoint URL     the COV endpoint itself, instead of --env\n"
 		"  --cacert FILE      trust only the CA certificates in FILE for the server\n"
@@ -678,7 +677,7 @@ static int parse(vz_global *g, int argc, char **argv, struct selftest *t)
 
 int cmd_selftest(vz_global *g, int argc, char **argv)
 {
-	struct selftest t = {.label = DEFAULT_LABEL, .pin_source = g->pin_source};
+	struct selftest t = {.label = VZ_DEFAULT_LABEL, .pin_source = g->pin_source};
 	int ret;
 
 	ret = parse(g, argc, argv, &t);

@@ -11,7 +11,7 @@
 void vz_bill_defaults(vz_bill_opts *o)
 {
 	memset(o, 0, sizeof(*o));
-	o->label = VZ_BILL_DEFAULT_LABEL;
+	o->label = VZ_DEFAULT_LABEL;
 	o->retries = 3;
 	o->timeout_s = 30;
 	o->connect_timeout_s = 10;
@@ -67,7 +67,7 @@ int vz_bill_resolve(vz_bill_opts *o, const char *cmd)
 void vz_bill_usage(FILE *f)
 {
 	fprintf(f,
-		"  --label LABEL          certificate on the token (default: " VZ_BILL_DEFAULT_LABEL
+		"  --label LABEL          certificate on the token (default: " VZ_DEFAULT_LABEL
 		")\n"
 		"  --env tst|acc|prd      VECOZO environment (env VZP11_ENV)\n"
 		"  --endpoint URL         the Berichtenservice base itself, instead of --env\n"

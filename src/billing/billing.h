@@ -12,7 +12,6 @@
 #include "rest.h"
 #include "tls.h"
 
-#define VZ_BILL_DEFAULT_LABEL "vecozo-system"
 
 enum {
 	OPT_B_LABEL = 1100,
