@@ -7,9 +7,6 @@
 
 #include "err.h"
 
-/* The label a certificate gets and is looked up by when none is given. */
-#define VZ_DEFAULT_LABEL "vecozo-system"
-
 enum {
 	VZ_EXIT_OK = 0,
 	VZ_EXIT_FAIL = 1,
@@ -86,6 +83,7 @@ int cmd_declare(vz_global *g, int argc, char **argv);
 int cmd_declare_status(vz_global *g, int argc, char **argv);
 int cmd_retour(vz_global *g, int argc, char **argv);
 int cmd_journal(vz_global *g, int argc, char **argv);
+int cmd_gateway(vz_global *g, int argc, char **argv);
 int cmd_check(vz_global *g, int argc, char **argv);
 int cmd_selftest(vz_global *g, int argc, char **argv);
 

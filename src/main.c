@@ -36,6 +36,9 @@ static const struct command commands[] = {
 	{"declare-status", cmd_declare_status, "declare-status [TRACEER-ID | --open] [--watch]"},
 	{"retour", cmd_retour, "retour --dir DIR [--limit N]"},
 	{"journal", cmd_journal, "journal"},
+	{"gateway", cmd_gateway,
+	 "gateway --listen ADDR... (--env tst|acc|prd | --upstream URL) [--label LABEL...]\n"
+	 "      [--pool N] [--max-clients N] [--client-ca FILE --tls-cert FILE --tls-key FILE]"},
 	{"check", cmd_check, "check [--label LABEL] [--warn-days N] [--crit-days N]"},
 	{"selftest", cmd_selftest,
 	 "selftest [--label LABEL] [--env tst|acc|prd | --endpoint URL] [--cacert FILE]"},

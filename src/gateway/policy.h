@@ -1,0 +1,78 @@
+/* policy.h - what the gateway lets through: service paths, hosts, labels,
+ * listen addresses. Pure functions, no I/O: unit-tested in
+ * tests/unit/test_gateway.c. */
+#ifndef VZP11_GW_POLICY_H
+#define VZP11_GW_POLICY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+#include "err.h"
+
+/* The services the gateway serves; a metric label each. */
+typedef enum vz_gw_service {
+	VZ_GW_SVC_COV,
+	VZ_GW_SVC_BERICHTEN,
+	VZ_GW_SVC_OPS, /* /_vzp11/health and /_vzp11/metrics */
+	VZ_GW_SVC_REFUSED,
+	VZ_GW_SVC_N
+} vz_gw_service;
+
+/* The metric label of a service ("cov", "berichtenservice", ...). */
+const char *vz_gw_service_name(vz_gw_service s);
+
+/* The gateway's own paths, answered locally. */
+#define VZ_GW_HEALTH_PATH  "/_vzp11/health"
+#define VZ_GW_METRICS_PATH "/_vzp11/metrics"
+
+/* Checks a request line's method and raw request-target (as received, not
+ * unescaped). Allowed: an origin-form path under a VECOZO service prefix,
+ * or an absolute-form http(s) URI whose host is upstream_host. Refused
+ * before any matching: CONNECT and unknown methods, "*", a fragment, "."
+ * or ".." segments, empty segments, percent-encoded '/', '.' or '\', a
+ * backslash, control characters or spaces. Returns NULL and sets *path (a
+ * pointer into target: path and query, to append to the upstream base) and
+ * *svc; or a one-line reason for a 403. */
+const char *vz_gw_check_target(const char *method, const char *target, const char *upstream_host,
+			       const char **path, vz_gw_service *svc);
+
+/* Checks the Host header (NULL: none, as in HTTP/1.0): the upstream's host,
+ * a loopback name or address, or one of the listen hosts, any port.
+ * NULL when fine, else a one-line reason. */
+const char *vz_gw_check_host(const char *host, const char *upstream_host,
+			     const char *const *listen_hosts, size_t n_listen);
+
+/* Which of the labels a Vzp11-Label header value (NULL: none) picks: the
+ * first without the header. NULL and *idx, or a one-line reason. */
+const char *vz_gw_pick_label(const char *header, const char *const *labels, size_t n, size_t *idx);
+
+/* A header that belongs to one connection, not to the message (RFC 9110
+ * 7.6.1), or one the gateway sets itself (Host, Content-Length, Expect,
+ * Vzp11-Label); connection is the Connection header's value (its tokens are
+ * hop-by-hop too), or NULL. */
+bool vz_gw_hop_by_hop(const char *name, const char *connection);
+
+/* A parsed --listen ADDR. */
+typedef struct vz_gw_addr {
+	bool is_unix;
+	bool loopback;
+	char host[64];		    /* numeric address, without brackets; "" for unix */
+	char path[108];		    /* the socket's path for unix: */
+	struct sockaddr_storage sa; /* for TCP */
+	socklen_t sa_len;
+} vz_gw_addr;
+
+/* 127.0.0.1:PORT, [::1]:PORT, localhost:PORT, unix:/path, or a numeric
+ * HOST:PORT (loopback false unless in 127.0.0.0/8 or ::1). */
+vz_rv vz_gw_parse_listen(const char *addr, vz_gw_addr *out, vz_err *err);
+
+/* The base URL of a VECOZO environment (tst, acc, prd): where /cov/... and
+ * /berichtenservice/... live; NULL if unknown. */
+const char *vz_gw_env_base(const char *env, char *buf, size_t size);
+
+/* Checks an --upstream base URL (https://host[:port][/prefix], no query,
+ * fragment or user) and copies its host (without brackets) to host. */
+vz_rv vz_gw_parse_upstream(const char *url, char *host, size_t size, vz_err *err);
+
+#endif

@@ -1,0 +1,407 @@
+#!/bin/sh
+# gateway.sh CASE: practice software talks plain HTTP to `vzp11 gateway`,
+# which reaches the mock VECOZO over mutual TLS with the token's key.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/mock.sh"
+
+CASE=$1
+new_token "gateway-$CASE"
+imp "$PKI/sys-rsa2048.p12"
+[ "$rc" -eq 0 ] || { fail "import"; cat "$T/err"; finish; }
+
+GW_PID=
+stop_all() {
+	if [ -n "$GW_PID" ]; then kill "$GW_PID" 2>/dev/null || true; wait "$GW_PID" 2>/dev/null || true; fi
+	GW_PID=
+	stop_mock
+}
+trap stop_all EXIT
+
+# start_gw [gateway options]: the gateway on a unix socket and a free
+# loopback port towards the mock; sets GW (http://127.0.0.1:PORT), SOCK.
+start_gw() {
+	SOCK=$T/gw.sock
+	: >"$T/gw.log"
+	# shellcheck disable=SC2086
+	${VZP11_WRAPPER:-} "$VZP11_BIN" gateway --listen "unix:$SOCK" --listen 127.0.0.1:0 --cacert "$PKI/root.crt" "$@" \
+		2>"$T/gw.log" &
+	GW_PID=$!
+	trap stop_all EXIT
+	i=0
+	while ! grep -q 'listening on 127.0.0.1:' "$T/gw.log" && [ $i -lt 200 ] &&
+		kill -0 "$GW_PID" 2>/dev/null; do sleep 0.05; i=$((i + 1)); done
+	port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$T/gw.log" | head -1)
+	[ -n "$port" ] || { fail "the gateway did not start"; cat "$T/gw.log"; finish; }
+	GW=http://127.0.0.1:$port
+}
+# mock [vzmock options]: start_mock, keeping the trap that stops both.
+mock() {
+	start_mock "$@"
+	trap stop_all EXIT
+}
+up() { echo "--upstream https://localhost:$(cat "$T/port")"; }
+
+soap() { # soap FILE: a VZ801 request for the known test person
+	cat >"$1" <<'XML'
+<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" xmlns:v1="http://schemas.vecozo.nl/VZ801802/v1" xmlns:mes="http://schemas.vecozo.nl/VZ801802/v1/messages" xmlns:typ="http://schemas.vecozo.nl/VZ801802/v1/types"><s:Body><v1:Controleer><v1:request><mes:Zoekopdrachten><typ:Zoekopdracht><typ:Volgnummer>1</typ:Volgnummer><typ:Geboortedatum>1962-03-15</typ:Geboortedatum><typ:Peildatum>2026-01-01</typ:Peildatum><typ:Bsn>999979668</typ:Bsn></typ:Zoekopdracht></mes:Zoekopdrachten></v1:request></v1:Controleer></s:Body></s:Envelope>
+XML
+}
+SOAP_ACTION=http://schemas.vecozo.nl/VZ801802/v1/Controleer
+
+# cov_curl OUT [curl options]: one COV check through the gateway; the HTTP
+# status in $code.
+cov_curl() {
+	out=$1
+	shift
+	[ -f "$T/req.xml" ] || soap "$T/req.xml"
+	code=$(curl -s -o "$out" -w '%{http_code}' --max-time 20 -H 'Content-Type: text/xml; charset=utf-8' \
+		-H "SOAPAction: $SOAP_ACTION" --data-binary "@$T/req.xml" "$@" || true)
+}
+
+# raw REQUEST-TEXT: sends bytes as they are (curl normalizes paths) and
+# prints the status line's code and the body's first line.
+raw() {
+	python3 - "$port" "$1" <<'PY'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+s.sendall(sys.argv[2].encode().replace(b"\n", b"\r\n"))
+data = b""
+while True:
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    data += chunk
+    if b"\r\n\r\n" in data:
+        head, _, body = data.partition(b"\r\n\r\n")
+        if b"Content-Length:" in head or b"content-length:" in head.lower():
+            import re
+            n = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+            if len(body) >= n:
+                break
+code = data.split(b" ")[1].decode() if data else "none"
+body = data.partition(b"\r\n\r\n")[2].decode(errors="replace").split("\n")[0]
+print(code, body)
+PY
+}
+
+metrics() { curl -s --max-time 10 "$GW/_vzp11/metrics" >"$T/metrics"; }
+metric() { sed -n "s/^$1 \([0-9.]*\)$/\1/p" "$T/metrics" | head -1; }
+
+case_cov_curl() {
+	mock
+	start_gw $(up)
+	cov_curl "$T/a.xml" "$GW/cov/vz801802/v1/soap11"
+	[ "$code" = 200 ] && pass "COV through the gateway over TCP: 200" || fail "TCP: HTTP $code"
+	expect_in "$T/a.xml" "<[a-z0-9]*:?Resultaat>Gevonden<" "the mock found the person (it saw the token's certificate with the COV right)"
+	cov_curl "$T/b.xml" --unix-socket "$SOCK" "http://localhost/cov/vz801802/v1/soap11"
+	[ "$code" = 200 ] && pass "COV through the unix socket: 200" || fail "unix: HTTP $code"
+	mode=$(stat -c %a "$SOCK")
+	[ "$mode" = 660 ] && pass "the unix socket is mode 0660" || fail "socket mode $mode"
+	[ "$(mock_stat requests)" -eq 2 ] && pass "the mock got both requests" || fail "mock requests $(mock_stat requests)"
+	[ "$(mock_stat connections)" -eq 1 ] && pass "one kept-alive TLS connection for both" || fail "$(mock_stat connections) connections"
+	expect_in "$T/gw.log" "POST /cov/vz801802/v1/soap11 200 in=[0-9]+ out=[0-9]+" "a log line per request"
+	expect_not_in "$T/gw.log" "999979668" "no BSN in the log"
+	metrics
+	[ "$(metric 'vzp11_gateway_requests_total{service="cov",status="200"}')" = 2 ] &&
+		pass "metrics count the COV requests" || fail "metrics: $(grep requests_total "$T/metrics")"
+	[ "$(metric vzp11_gateway_upstream_handshakes_total)" = 1 ] && pass "metrics: one handshake" ||
+		fail "handshakes $(metric vzp11_gateway_upstream_handshakes_total)"
+	expect_in "$T/metrics" '^vzp11_gateway_certificate_days_left\{label="vecozo-system"\} 7[0-9][0-9]$' "days left of the certificate"
+	h=$(curl -s -o "$T/h.txt" -w '%{http_code}' --max-time 10 "$GW/_vzp11/health")
+	[ "$h" = 200 ] && [ "$(cat "$T/h.txt")" = ok ] && pass "health: ok" || fail "health: $h $(cat "$T/h.txt")"
+}
+
+case_billing_python() {
+	mock
+	start_gw $(up)
+	tid=11111111-2222-4333-8444-555555555555
+	cat >"$T/meta.json" <<EOF2
+{"routeringgegevens":{"afzender":{"rol":"Praktijk","code":"01234567"},"geadresseerden":[{"rol":"Zorgverzekeraar","code":"3311"}],"berichtstroom":{"berichttype":"Declaratie","berichtversie":1,"berichtsubversie":0,"actie":"Indienen"}},"referentiegegevens":{"conversatieId":"$tid","traceerId":"$tid"}}
+EOF2
+	printf 'declaratie regel 1\n' >"$T/decl.txt"
+	code=$(curl -s -o "$T/push.out" -w '%{http_code}' --max-time 20 \
+		-F "berichtMetadata=@$T/meta.json;type=application/json" \
+		-F "payload=@$T/decl.txt;filename=decl.txt;type=application/octet-stream" \
+		"$GW/berichtenservice/berichten/rest-push/v1/berichten" || true)
+	[ "$code" = 204 ] && pass "a declaration pushed through the gateway: 204" || { fail "push: $code"; cat "$T/push.out"; }
+	soap "$T/req.xml"
+	python3 - "$port" "$tid" "$T/req.xml" >"$T/py.out" 2>&1 <<'PY' || true
+import http.client, json, sys
+port, tid, req = int(sys.argv[1]), sys.argv[2], open(sys.argv[3], "rb").read()
+c = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+c.request("GET", "/berichtenservice/berichtstatus/rest-pull/v3/berichtstatussen?traceerId=" + tid)
+r = c.getresponse()
+body = json.loads(r.read())
+print("status", r.status, body[0]["berichtstatus"], body[0]["referentiegegevens"]["traceerId"] == tid)
+c.request("POST", "/cov/vz801802/v1/soap11", body=req, headers={
+    "Content-Type": "text/xml; charset=utf-8",
+    "SOAPAction": "http://schemas.vecozo.nl/VZ801802/v1/Controleer"})
+r = c.getresponse()
+print("cov", r.status, b"Gevonden" in r.read())
+PY
+	expect_in "$T/py.out" "^status 200 Ontvangen True$" "python http.client: the status of the declaration"
+	expect_in "$T/py.out" "^cov 200 True$" "python http.client: COV on the same connection"
+	[ "$(mock_stat accepted)" -eq 1 ] && pass "the mock accepted the declaration" || fail "accepted $(mock_stat accepted)"
+}
+
+case_refusals() {
+	mock
+	start_gw $(up)
+	n=0
+	refused() { # refused WHAT REQUEST-TEXT
+		out=$(raw "$2")
+		case $out in
+		"403 refused: "*) pass "$1: 403 (${out#403 })" ;;
+		*) fail "$1: $out" ;;
+		esac
+	}
+	refused "CONNECT" "CONNECT evil.example:443 HTTP/1.1
+Host: evil.example:443
+
+"
+	refused "absolute URI to another host" "GET http://evil.example/cov/x HTTP/1.1
+Host: evil.example
+
+"
+	refused "Host header of another host" "GET /cov/x HTTP/1.1
+Host: evil.example
+
+"
+	refused "a path outside the services" "GET /admin/x HTTP/1.1
+Host: localhost
+
+"
+	refused "a '..' segment" "GET /cov/../admin HTTP/1.1
+Host: localhost
+
+"
+	refused "a percent-encoded slash" "GET /cov%2f..%2fadmin HTTP/1.1
+Host: localhost
+
+"
+	refused "a percent-encoded dot" "GET /cov/%2e%2e/admin HTTP/1.1
+Host: localhost
+
+"
+	refused "an unknown label" "GET /cov/x HTTP/1.1
+Host: localhost
+Vzp11-Label: someone-else
+
+"
+	refused "TRACE" "TRACE /cov/x HTTP/1.1
+Host: localhost
+
+"
+	[ "$(mock_stat requests)" -eq 0 ] && [ "$(mock_stat connections)" -eq 0 ] &&
+		pass "nothing reached the mock" || fail "the mock saw $(mock_stat connections) connections"
+	out=$(raw "GET https://localhost/berichtenservice/berichtstatus/rest-pull/v3/berichtstatussen?traceerId=11111111-2222-4333-8444-555555555555 HTTP/1.1
+Host: localhost
+Connection: close
+
+")
+	case $out in 200*) pass "an absolute URI to the upstream host itself is served" ;; *) fail "absolute to upstream: $out" ;; esac
+}
+
+case_listen_refused() {
+	run vz gateway --listen 0.0.0.0:0 --upstream https://localhost:1 --cacert "$PKI/root.crt"
+	expect_rc 2 "a non-loopback address without --client-ca"
+	expect_in "$T/err" "without --client-ca" "says why"
+	run vz gateway --listen '[::]:0' --upstream https://localhost:1
+	expect_rc 2 "[::] without --client-ca"
+	run vz gateway --listen 127.0.0.1:0 --upstream http://localhost:1
+	expect_rc 2 "a plain http upstream"
+	run vz gateway --listen 127.0.0.1:0
+	expect_rc 2 "no upstream"
+}
+
+case_client_ca() {
+	mock
+	openssl req -x509 -newkey rsa:2048 -nodes -keyout "$T/other.key" -subj "/CN=other client" \
+		-days 2 -out "$T/other.crt" 2>/dev/null
+	start_gw $(up) --client-ca "$PKI/chain.pem" --tls-cert "$PKI/server-chain.pem" --tls-key "$PKI/server.key"
+	expect_in "$T/gw.log" "listening on 127.0.0.1:[0-9]+ \\(HTTPS" "HTTPS towards the gateway"
+	G=https://localhost:$port
+	cov_curl "$T/a.xml" --cacert "$PKI/root.crt" --cert "$PKI/sys-ec256.crt" --key "$PKI/sys-ec256.key" "$G/cov/vz801802/v1/soap11"
+	[ "$code" = 200 ] && pass "a client certificate from --client-ca: 200" || fail "good client: $code"
+	cov_curl "$T/b.xml" --cacert "$PKI/root.crt" --cert "$T/other.crt" --key "$T/other.key" "$G/cov/vz801802/v1/soap11"
+	[ "$code" != 200 ] && pass "a certificate from another CA is refused ($code)" || fail "other CA got 200"
+	cov_curl "$T/c.xml" --cacert "$PKI/root.crt" "$G/cov/vz801802/v1/soap11"
+	[ "$code" = 403 ] && pass "no client certificate: 403" || fail "no cert: $code"
+	[ "$(mock_stat requests)" -eq 1 ] && pass "only the good client reached the mock" || fail "mock requests $(mock_stat requests)"
+}
+
+case_upstream_down() {
+	mock
+	mport=$(cat "$T/port")
+	stop_mock
+	start_gw --upstream "https://localhost:$mport"
+	cov_curl "$T/a.txt" "$GW/cov/vz801802/v1/soap11"
+	[ "$code" = 502 ] && pass "upstream down: 502" || fail "down: $code"
+	expect_in "$T/a.txt" "^bad gateway: .*cannot connect" "a one-line body naming the cause"
+	h=$(curl -s -o "$T/h.txt" -w '%{http_code}' --max-time 10 "$GW/_vzp11/health")
+	[ "$h" = 503 ] && pass "health: 503 while the upstream is down" || fail "health $h"
+	mock --port "$mport"
+	cov_curl "$T/b.xml" "$GW/cov/vz801802/v1/soap11"
+	[ "$code" = 200 ] && pass "upstream back: 200" || fail "back: $code"
+	h=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 "$GW/_vzp11/health")
+	[ "$h" = 200 ] && pass "health: 200 again" || fail "health $h"
+}
+
+case_sigterm_drains() {
+	mock --delay 1500
+	start_gw $(up)
+	cov_curl "$T/a.xml" "$GW/cov/vz801802/v1/soap11" &
+	cpid=$!
+	sleep 0.5
+	kill -TERM "$GW_PID"
+	wait "$cpid" || true
+	soap "$T/req.xml"
+	code=$(curl -s -o "$T/a2.xml" -w '%{http_code}' --max-time 20 -H "SOAPAction: $SOAP_ACTION" \
+		-H 'Content-Type: text/xml' --data-binary "@$T/req.xml" "$GW/cov/vz801802/v1/soap11" || true)
+	set +e
+	wait "$GW_PID"
+	grc=$?
+	set -e
+	GW_PID=
+	[ "$grc" -eq 0 ] && pass "the gateway exits 0 after SIGTERM" || fail "exit $grc"
+	expect_in "$T/gw.log" "POST /cov/vz801802/v1/soap11 200" "the request in flight finished with 200"
+	expect_in "$T/gw.log" "stopped \(0 requests cut off\)" "drained"
+	[ "$code" = 000 ] && pass "no new connections after SIGTERM" || fail "after SIGTERM: $code"
+}
+
+case_oversized() {
+	mock --fault oversized --oversize 8388608
+	start_gw $(up) --max-request 100K --max-response 1M
+	head -c 200000 /dev/zero >"$T/big"
+	code=$(curl -s -o "$T/a.txt" -w '%{http_code}' --max-time 20 --data-binary "@$T/big" "$GW/cov/vz801802/v1/soap11" || true)
+	[ "$code" = 413 ] && pass "a request over --max-request: 413" || fail "big request: $code"
+	code=$(curl -s -o "$T/a.txt" -w '%{http_code}' --max-time 20 -H 'Transfer-Encoding: chunked' --data-binary "@$T/big" "$GW/cov/vz801802/v1/soap11" || true)
+	[ "$code" = 413 ] && pass "a chunked request over --max-request: 413" || fail "big chunked request: $code"
+	cov_curl "$T/b.txt" "$GW/cov/vz801802/v1/soap11"
+	[ "$code" = 502 ] && pass "an answer over --max-response: 502" || fail "big answer: $code"
+	expect_in "$T/b.txt" "larger than the gateway's limit" "says so"
+	stop_all
+	mock --fault oversized --oversize 50331648
+	start_gw $(up)
+	cov_curl "$T/c.txt" "$GW/cov/vz801802/v1/soap11"
+	size=$(stat -c %s "$T/c.txt")
+	[ "$code" = 200 ] && [ "$size" -ge 50000000 ] && pass "a 48 MiB answer streams through" || fail "stream: $code $size"
+	hwm=$(sed -n 's/^VmHWM:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$GW_PID/status")
+	[ "${VZP11_WRAPPER:-}" ] || { [ "$hwm" -lt 60000 ] && pass "peak RSS ${hwm} kB: the answer was never held whole" || fail "peak RSS $hwm kB"; }
+}
+
+case_slowloris() {
+	mock
+	start_gw $(up) --max-clients 200
+	soap "$T/req.xml"
+	python3 - "$port" "$T/req.xml" >"$T/py.out" 2>&1 <<'PY' || true
+import socket, sys, time, http.client
+port, req = int(sys.argv[1]), open(sys.argv[2], "rb").read()
+slow = []
+for i in range(60):
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(b"POST /cov/vz801802/v1/soap11 HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100000\r\n\r\n<s:")
+    slow.append(s)
+worst, ok = 0.0, 0
+for i in range(30):
+    t = time.time()
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    c.request("POST", "/cov/vz801802/v1/soap11", body=req, headers={
+        "Content-Type": "text/xml; charset=utf-8",
+        "SOAPAction": "http://schemas.vecozo.nl/VZ801802/v1/Controleer"})
+    r = c.getresponse(); r.read(); c.close()
+    ok += r.status == 200
+    worst = max(worst, time.time() - t)
+    for s in slow:
+        s.sendall(b"x")
+print("ok", ok, "worst %.3f" % worst)
+PY
+	expect_in "$T/py.out" "^ok 30 worst 0\.[0-9]+" "60 slow clients do not hold up 30 others (each under a second)"
+}
+
+case_labels() {
+	imp "$PKI/sys-ec256.p12" --label second
+	[ "$rc" -eq 0 ] || { fail "import second"; cat "$T/err"; finish; }
+	mock
+	start_gw $(up) --label vecozo-system --label second
+	cov_curl "$T/a.xml" "$GW/cov/vz801802/v1/soap11"
+	[ "$code" = 200 ] && pass "no Vzp11-Label: the first label" || fail "first: $code"
+	cov_curl "$T/b.xml" -H "Vzp11-Label: second" "$GW/cov/vz801802/v1/soap11"
+	expect_in "$T/b.xml" "Niet geautoriseerd" "Vzp11-Label: second uses the EC certificate (no COV right at the mock)"
+	cov_curl "$T/c.xml" -H "Vzp11-Label: third" "$GW/cov/vz801802/v1/soap11"
+	[ "$code" = 403 ] && pass "a label not served: 403" || fail "third: $code"
+	[ "$(mock_stat connections)" -eq 2 ] && pass "one connection per label" || fail "$(mock_stat connections) connections"
+}
+
+case_pool() {
+	mock
+	start_gw $(up) --pool 2
+	soap "$T/req.xml"
+	python3 - "$port" "$T/req.xml" >"$T/py.out" 2>&1 <<'PY' || true
+import sys, threading, http.client
+port, req = int(sys.argv[1]), open(sys.argv[2], "rb").read()
+res = []
+def worker():
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+    for i in range(25):
+        c.request("POST", "/cov/vz801802/v1/soap11", body=req, headers={
+            "Content-Type": "text/xml; charset=utf-8",
+            "SOAPAction": "http://schemas.vecozo.nl/VZ801802/v1/Controleer"})
+        r = c.getresponse(); b = r.read()
+        res.append(r.status == 200 and b"Gevonden" in b)
+ts = [threading.Thread(target=worker) for _ in range(16)]
+[t.start() for t in ts]; [t.join() for t in ts]
+print("ok", sum(res), "of", len(res))
+PY
+	expect_in "$T/py.out" "^ok 400 of 400$" "16 clients x 25 checks all answered"
+	c=$(mock_stat connections)
+	[ "$c" -le 2 ] && pass "the mock saw $c TLS connections (--pool 2)" || fail "$c connections for --pool 2"
+}
+
+case_sighup() {
+	mock
+	start_gw $(up) --pin-source env:VZT_PIN
+	soap "$T/req.xml"
+	python3 - "$port" "$T/req.xml" >"$T/py.out" 2>&1 <<'PY' &
+import sys, threading, http.client
+port, req = int(sys.argv[1]), open(sys.argv[2], "rb").read()
+res = []
+def worker():
+    for i in range(40):
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+        c.request("POST", "/cov/vz801802/v1/soap11", body=req, headers={
+            "Content-Type": "text/xml; charset=utf-8",
+            "SOAPAction": "http://schemas.vecozo.nl/VZ801802/v1/Controleer"})
+        r = c.getresponse(); r.read(); c.close()
+        res.append(r.status)
+ts = [threading.Thread(target=worker) for _ in range(8)]
+[t.start() for t in ts]; [t.join() for t in ts]
+print("ok", res.count(200), "of", len(res))
+PY
+	ppid=$!
+	sleep 0.3
+	kill -HUP "$GW_PID"
+	sleep 0.3
+	kill -HUP "$GW_PID"
+	wait "$ppid" || true
+	expect_in "$T/py.out" "^ok 320 of 320$" "no request failed across two reloads"
+	expect_in "$T/gw.log" "reloaded the certificates and keys" "the log says it reloaded"
+	metrics
+	[ "$(metric vzp11_gateway_reloads_total)" = 2 ] && pass "metrics: two reloads" || fail "reloads $(metric vzp11_gateway_reloads_total)"
+	c=$(mock_stat connections)
+	[ "$c" -ge 2 ] && pass "new connections after the reload ($c)" || fail "$c connections"
+}
+
+case_help() {
+	run vz gateway --help
+	expect_rc 0 "gateway --help"
+	for o in --listen --env --upstream --cacert --label --pool --max-clients --client-ca --tls-cert \
+		--tls-key --max-request --max-response --timeout --drain --syslog Vzp11-Label /_vzp11/health; do
+		expect_in "$T/out" "$o" "help names $o"
+	done
+	run vz --help
+	expect_in "$T/out" "gateway --listen" "vzp11 --help lists gateway"
+}
+
+"case_$(echo "$CASE" | tr - _)"
+finish
