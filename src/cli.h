@@ -7,6 +7,9 @@
 
 #include "err.h"
 
+/* The label a certificate gets and is looked up by when none is given. */
+#define VZ_DEFAULT_LABEL "vecozo-system"
+
 enum {
 	VZ_EXIT_OK = 0,
 	VZ_EXIT_FAIL = 1,
