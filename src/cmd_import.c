@@ -19,8 +19,7 @@
 #include "store.h"
 #include "token.h"
 
-#define DEFAULT_LABEL "vecozo-system"
-#define MAX_P12	      (10 * 1024 * 1024)
+#define MAX_P12 (10 * 1024 * 1024)
 
 static void import_usage(FILE *f)
 {
@@ -35,7 +34,7 @@ static void import_usage(FILE *f)
 		"with it on the host, C_UnwrapKey on the token.\n"
 		"  --password-source SRC  the file's password: env:VAR, file:PATH (mode 0600),\n"
 		"                         fd:N, stdin or prompt (default on a terminal)\n"
-		"  --label LABEL          label on the token (default: " DEFAULT_LABEL ")\n"
+		"  --label LABEL          label on the token (default: " VZ_DEFAULT_LABEL ")\n"
 		"  --replace              put this certificate in place of another one with the\n"
 		"                         same label; the old objects go only after the new ones\n"
 		"                         are written\n"
@@ -571,7 +570,7 @@ static int parse_args(vz_global *g, int argc, char **argv, struct import_opts *o
 
 int cmd_import(vz_global *g, int argc, char **argv)
 {
-	struct import_opts o = {.label = DEFAULT_LABEL};
+	struct import_opts o = {.label = VZ_DEFAULT_LABEL};
 	struct source src;
 	vz_token tk = {0};
 	vz_store *st = NULL, *after = NULL;

@@ -22,8 +22,6 @@
 #include "proxy.h"
 #include "secret.h"
 
-#define DEFAULT_LABEL "vecozo-system"
-
 static void gateway_usage(FILE *f)
 {
 	fprintf(f,
@@ -44,7 +42,7 @@ static void gateway_usage(FILE *f)
 		"  --upstream URL       https:// base URL instead (an optional path is put before\n"
 		"                       the client's path)\n"
 		"  --cacert FILE        trust only these CAs for the upstream (default: the system's)\n"
-		"  --label LABEL        certificate on the token (default: " DEFAULT_LABEL
+		"  --label LABEL        certificate on the token (default: " VZ_DEFAULT_LABEL
 		"); repeatable:\n"
 		"                       clients pick one with the header 'Vzp11-Label: LABEL', the\n"
 		"                       first without it; a label not served gets 403\n"
@@ -225,7 +223,7 @@ static int parse_opts(vz_global *g, int argc, char **argv, struct opts *o)
 	if (!o->n_listen)
 		return vz_usage("gateway", "say where to listen: --listen 127.0.0.1:PORT");
 	if (!o->n_labels)
-		o->labels[o->n_labels++] = DEFAULT_LABEL;
+		o->labels[o->n_labels++] = VZ_DEFAULT_LABEL;
 	if ((o->tls_cert || o->tls_key) && !o->client_ca)
 		return vz_usage("gateway", "--tls-cert and --tls-key go with --client-ca");
 	if (o->client_ca && (!o->tls_cert || !o->tls_key))
