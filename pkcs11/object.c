@@ -403,6 +403,14 @@ out:
 	return ret;
 }
 
+tok_rv tok_set_label(tok_session *s, unsigned long handle, const char *label, tok_err *err)
+{
+	CK_ATTRIBUTE a = {CKA_LABEL, (void *)label, strlen(label)};
+	CK_RV rv = s->t->f->C_SetAttributeValue(s->h, handle, &a, 1);
+
+	return rv == CKR_OK ? TOK_OK : tok_err_ckr(err, "C_SetAttributeValue", rv);
+}
+
 void tok_objs_free(tok_obj *objs, size_t n)
 {
 	if (!objs)

@@ -155,6 +155,10 @@ tok_rv tok_find(tok_session *s, tok_class cls, const char *label, tok_bytes id, 
 		size_t *n, tok_err *err);
 void tok_objs_free(tok_obj *objs, size_t n);
 
+/* Gives one object a new CKA_LABEL: a single C_SetAttributeValue, which
+ * either happens or not (what `rotate` builds its steps on). */
+tok_rv tok_set_label(tok_session *s, unsigned long handle, const char *label, tok_err *err);
+
 /* ---- all-or-nothing writes (txn.c) ---- */
 
 typedef struct tok_key {

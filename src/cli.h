@@ -81,6 +81,7 @@ int cmd_import(vz_global *g, int argc, char **argv);
 int cmd_list(vz_global *g, int argc, char **argv);
 int cmd_show(vz_global *g, int argc, char **argv);
 int cmd_remove(vz_global *g, int argc, char **argv);
+int cmd_rotate(vz_global *g, int argc, char **argv);
 int cmd_cov(vz_global *g, int argc, char **argv);
 int cmd_declare(vz_global *g, int argc, char **argv);
 int cmd_declare_status(vz_global *g, int argc, char **argv);

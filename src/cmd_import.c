@@ -12,6 +12,7 @@
 
 #include "cert.h"
 #include "cli.h"
+#include "import.h"
 #include "keymat.h"
 #include "out.h"
 #include "p12.h"
@@ -43,15 +44,6 @@ static void import_usage(FILE *f)
 		"  --unwrap               always bring the key wrapped (C_UnwrapKey), never in the\n"
 		"                         clear (C_CreateObject)\n");
 }
-
-struct import_opts {
-	const char *file;
-	const char *password_source;
-	const char *label;
-	bool replace;
-	bool allow_personal;
-	bool unwrap;
-};
 
 /* The whole file in memory (a .pfx is small); wiped by the caller. */
 static vz_rv read_whole(const char *path, unsigned char **out, size_t *len, vz_err *err)
@@ -97,17 +89,8 @@ static vz_rv read_whole(const char *path, unsigned char **out, size_t *len, vz_e
 }
 
 /* Everything taken from the file, checked before the token is touched. */
-struct source {
-	vz_p12 *p12;
-	X509 *leaf;
-	STACK_OF(X509) *chain;
-	vz_cert_info info;
-	vz_keymat km;
-	unsigned char id[20];
-	size_t unrelated;
-};
 
-static void source_free(struct source *s)
+void vz_import_src_free(struct vz_import_src *s)
 {
 	vz_keymat_wipe(&s->km);
 	sk_X509_free(s->chain);
@@ -134,7 +117,7 @@ static vz_rv check_dates(const vz_cert_info *i, vz_err *err)
 	return VZ_OK;
 }
 
-static vz_rv load_source(const struct import_opts *o, struct source *src, vz_err *err)
+vz_rv vz_import_load(const struct vz_import_opts *o, struct vz_import_src *src, vz_err *err)
 {
 	unsigned char *der = NULL;
 	size_t der_len = 0;
@@ -252,7 +235,7 @@ static tok_rv add_cert(tok_txn *x, const X509 *c, const char *label, const unsig
 }
 
 /* Finds the entry of label and id after writing, to show what the token says. */
-static const vz_entry *find_entry(const vz_store *st, const char *label, const unsigned char id[20])
+const vz_entry *vz_import_find(const vz_store *st, const char *label, const unsigned char id[20])
 {
 	for (size_t i = 0; i < st->n_entries; i++)
 		if (vz_obj_has_label(st->entries[i].cert, label) && has_id(st->entries[i].cert, id))
@@ -326,9 +309,9 @@ static vz_rv check_protected(const vz_entry *e, vz_err *err)
  * CA certificates the token lacks, the replaced public objects; then a read
  * back that must show a sensitive, non-extractable key; the replaced
  * private key goes last. Any failure puts the token back as it was. */
-static vz_rv apply(vz_token *tk, const vz_store *st, const struct source *src,
-		   const struct import_opts *o, bool reuse_key, bool has_old, tok_arrival *how,
-		   vz_store **after, vz_err *err)
+vz_rv vz_import_apply(vz_token *tk, const vz_store *st, const struct vz_import_src *src,
+		      const struct vz_import_opts *o, bool reuse_key, bool has_old,
+		      tok_arrival *how, vz_store **after, vz_err *err)
 {
 	const char *label = o->label;
 	unsigned char *subj = NULL;
@@ -372,7 +355,7 @@ static vz_rv apply(vz_token *tk, const vz_store *st, const struct source *src,
 	}
 	if (vz_store_load(tk->s, after, err) != VZ_OK)
 		goto abort;
-	e = find_entry(*after, label, src->id);
+	e = vz_import_find(*after, label, src->id);
 	if (check_protected(e, err) != VZ_OK)
 		goto abort;
 	if (has_old) {
@@ -402,8 +385,7 @@ abort:
 	return ret;
 }
 
-/* "created" or "unwrapped" for this run's key; NULL when the key was kept. */
-static const char *way_name(tok_arrival how)
+const char *vz_import_way(tok_arrival how)
 {
 	return how == TOK_ARRIVAL_CREATED     ? "created"
 	       : how == TOK_ARRIVAL_UNWRAPPED ? "unwrapped"
@@ -411,7 +393,7 @@ static const char *way_name(tok_arrival how)
 }
 
 static void print_result(const vz_global *g, const vz_token *tk, const vz_entry *e,
-			 const char *status, tok_arrival how, const struct import_opts *o,
+			 const char *status, tok_arrival how, const struct vz_import_opts *o,
 			 size_t unrelated)
 {
 	static const char reminder[] =
@@ -423,7 +405,8 @@ static void print_result(const vz_global *g, const vz_token *tk, const vz_entry 
 
 		json_object_set_new(j, "status", json_string(status));
 		json_object_set_new(j, "key_import",
-				    way_name(how) ? json_string(way_name(how)) : json_null());
+				    vz_import_way(how) ? json_string(vz_import_way(how))
+						       : json_null());
 		json_object_set_new(j, "token", json_string(tok_token_info_of(tk->tok)->label));
 		json_object_set_new(j, "unrelated_certificates_ignored",
 				    json_integer((json_int_t)unrelated));
@@ -438,8 +421,8 @@ static void print_result(const vz_global *g, const vz_token *tk, const vz_entry 
 		printf("%s '%s' on token '%s'.\n",
 		       strcmp(status, "replaced") ? "Imported" : "Replaced", e->cert->label,
 		       tok_token_info_of(tk->tok)->label);
-	if (way_name(how))
-		printf("The key was %s on the token (%s).\n", way_name(how),
+	if (vz_import_way(how))
+		printf("The key was %s on the token (%s).\n", vz_import_way(how),
 		       how == TOK_ARRIVAL_UNWRAPPED ? "C_UnwrapKey, it never crossed in the clear"
 						    : "C_CreateObject");
 	vz_out_entry_full(stdout, tk->tok, e);
@@ -452,9 +435,9 @@ static void print_result(const vz_global *g, const vz_token *tk, const vz_entry 
 		printf("Reminder: %s: %s\n", o->file, reminder);
 }
 
-static vz_rv check_existing(const vz_store *st, const struct source *src,
-			    const struct import_opts *o, bool *same, bool *has_old, bool *reuse_key,
-			    vz_err *err)
+vz_rv vz_import_check(const vz_store *st, const struct vz_import_src *src,
+		      const struct vz_import_opts *o, bool *same, bool *has_old, bool *reuse_key,
+		      vz_err *err)
 {
 	long idx = vz_store_find_cert(st, src->leaf);
 
@@ -475,7 +458,7 @@ static vz_rv check_existing(const vz_store *st, const struct source *src,
 		}
 	}
 	if (idx >= 0 && vz_obj_has_label(&st->certs[idx], o->label)) {
-		const vz_entry *e = find_entry(st, o->label, src->id);
+		const vz_entry *e = vz_import_find(st, o->label, src->id);
 
 		if (e) {
 			*same = true;
@@ -515,7 +498,7 @@ static vz_rv check_existing(const vz_store *st, const struct source *src,
 	return VZ_OK;
 }
 
-static int parse_args(vz_global *g, int argc, char **argv, struct import_opts *o)
+static int parse_args(vz_global *g, int argc, char **argv, struct vz_import_opts *o)
 {
 	static const struct option longopts[] = {
 		VZ_GLOBAL_LONGOPTS,
@@ -570,8 +553,8 @@ static int parse_args(vz_global *g, int argc, char **argv, struct import_opts *o
 
 int cmd_import(vz_global *g, int argc, char **argv)
 {
-	struct import_opts o = {.label = VZ_DEFAULT_LABEL};
-	struct source src;
+	struct vz_import_opts o = {.label = VZ_DEFAULT_LABEL};
+	struct vz_import_src src;
 	vz_token tk = {0};
 	vz_store *st = NULL, *after = NULL;
 	const vz_entry *e;
@@ -587,17 +570,17 @@ int cmd_import(vz_global *g, int argc, char **argv)
 		return VZ_EXIT_OK;
 	if (r != 0)
 		return (int)r;
-	r = load_source(&o, &src, &err);
+	r = vz_import_load(&o, &src, &err);
 	if (r == VZ_OK)
 		r = vz_token_open(g, true, true, &tk, &err);
 	if (r == VZ_OK)
 		r = vz_store_load(tk.s, &st, &err);
 	if (r == VZ_OK)
-		r = check_existing(st, &src, &o, &same, &has_old, &reuse_key, &err);
+		r = vz_import_check(st, &src, &o, &same, &has_old, &reuse_key, &err);
 	if (r == VZ_OK && same) {
 		status = "unchanged";
 	} else if (r == VZ_OK) {
-		r = apply(&tk, st, &src, &o, reuse_key, has_old, &how, &after, &err);
+		r = vz_import_apply(&tk, st, &src, &o, reuse_key, has_old, &how, &after, &err);
 		if (has_old)
 			status = "replaced";
 	}
@@ -606,7 +589,7 @@ int cmd_import(vz_global *g, int argc, char **argv)
 		ret = vz_exit_code(r == VZ_USAGE ? VZ_USAGE : VZ_FAIL);
 		goto out;
 	}
-	e = find_entry(after ? after : st, o.label, src.id);
+	e = vz_import_find(after ? after : st, o.label, src.id);
 	if (!e) {
 		fprintf(stderr, "vzp11: the objects were written but cannot be read back from the "
 				"token\n");
@@ -618,6 +601,6 @@ out:
 	vz_store_free(after);
 	vz_store_free(st);
 	vz_token_close(&tk);
-	source_free(&src);
+	vz_import_src_free(&src);
 	return ret;
 }

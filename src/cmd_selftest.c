@@ -26,11 +26,12 @@
 #include "http.h"
 #include "out.h"
 #include "secret.h"
+#include "selftest.h"
 #include "store.h"
 #include "tls.h"
 
-#define MIN_DAYS      14 /* check's default CRITICAL threshold */
-#define MAX_STEPS     16
+#define MIN_DAYS  14 /* check's default CRITICAL threshold */
+#define MAX_STEPS 16
 /* A person the mock (tests/mock/population.json) and VECOZO's test
  * environment know; any answer, or a fault, shows the handshake worked. */
 #define PROBE_BSN	"999979668"
@@ -159,17 +160,11 @@ static tok_rv read_pin(void *ctx, char *buf, size_t size, size_t *len)
 
 static const vz_entry *find_entry(struct selftest *t, const vz_store *st)
 {
-	const vz_entry *found = NULL;
-	size_t n = 0;
+	size_t n;
+	const vz_entry *found = vz_store_resolve(st, t->label, &n);
 	struct step *s;
 
-	for (size_t i = 0; i < st->n_entries; i++) {
-		if (vz_obj_has_label(st->entries[i].cert, t->label)) {
-			found = &st->entries[i];
-			n++;
-		}
-	}
-	if (n == 1) {
+	if (found) {
 		step(t, "certificate", R_PASS, "'%s': %s, serial %s", t->label, found->info.subject,
 		     found->info.serial);
 		return found;
@@ -608,7 +603,7 @@ static void print_text(const struct selftest *t)
 		printf("selftest: all checks passed\n");
 }
 
-static void print_json(const struct selftest *t)
+static json_t *checks_json(const struct selftest *t)
 {
 	json_t *arr = json_array();
 
@@ -619,8 +614,35 @@ static void print_json(const struct selftest *t)
 						     "status", result_names[s->r], "detail",
 						     s->detail, "fix", s->fix[0] ? s->fix : NULL));
 	}
+	return arr;
+}
+
+static void print_json(const struct selftest *t)
+{
 	vz_out_json(stdout, json_pack("{s:s, s:b, s:o}", "label", t->label, "passed", !t->failed,
-				      "checks", arr));
+				      "checks", checks_json(t)));
+}
+
+/* Every check, the PIN read at most once; t->failed tells the verdict. */
+static void run_all(const vz_global *g, struct selftest *t)
+{
+	t->pin_source = g->pin_source;
+	if (token_steps(g, t))
+		provider_steps(g, t);
+	vz_secret_wipe(&t->pin);
+}
+
+bool vz_selftest(const vz_global *g, const char *label, const char *endpoint, const char *cacert,
+		 json_t **checks)
+{
+	struct selftest t = {.label = label, .endpoint = endpoint, .cacert = cacert};
+
+	run_all(g, &t);
+	if (checks)
+		*checks = checks_json(&t);
+	else
+		print_text(&t);
+	return !t.failed;
 }
 
 enum {
@@ -677,20 +699,17 @@ static int parse(vz_global *g, int argc, char **argv, struct selftest *t)
 
 int cmd_selftest(vz_global *g, int argc, char **argv)
 {
-	struct selftest t = {.label = VZ_DEFAULT_LABEL, .pin_source = g->pin_source};
+	struct selftest t = {.label = VZ_DEFAULT_LABEL};
 	int ret;
 
 	ret = parse(g, argc, argv, &t);
 	if (ret != 0)
 		return ret == -1 ? VZ_EXIT_OK : ret;
-	t.pin_source = g->pin_source;
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		fprintf(stderr, "vzp11: cannot initialize libcurl\n");
 		return VZ_EXIT_FAIL;
 	}
-	if (token_steps(g, &t))
-		provider_steps(g, &t);
-	vz_secret_wipe(&t.pin);
+	run_all(g, &t);
 	if (g->json)
 		print_json(&t);
 	else

@@ -22,7 +22,8 @@ int cmd_show(vz_global *g, int argc, char **argv)
 	vz_token tk;
 	vz_store *st = NULL;
 	vz_err err = {0};
-	size_t shown = 0;
+	const vz_entry *one;
+	size_t shown = 0, tied, others = 0;
 	int ret = VZ_EXIT_OK;
 	vz_rv r;
 	int c;
@@ -46,17 +47,28 @@ int cmd_show(vz_global *g, int argc, char **argv)
 		vz_token_close(&tk);
 		return vz_exit_code(r == VZ_USAGE ? VZ_USAGE : VZ_FAIL);
 	}
+	/* The one the label names (while a rotation is half-way, two
+	 * certificates carry it: see vz_store_resolve); all when it is
+	 * ambiguous. */
+	one = vz_store_resolve(st, label, &tied);
 	for (size_t i = 0; i < st->n_entries; i++) {
 		const vz_entry *e = &st->entries[i];
 
-		if (!e->cert->label || strcmp(e->cert->label, label) != 0)
+		if (!vz_obj_has_label(e->cert, label) || (one && e != one)) {
+			others += one && vz_obj_has_label(e->cert, label);
 			continue;
+		}
 		if (g->json)
 			vz_out_json(stdout, vz_out_entry_json(tk.tok, e));
 		else
 			vz_out_entry_full(stdout, tk.tok, e);
 		shown++;
 	}
+	if (others)
+		vz_note(g,
+			"another certificate carries the label '%s' too: a rotation is half-way; "
+			"'vzp11 rotate' with --finish, --rollback or the new file completes it",
+			label);
 	if (shown == 0) {
 		fprintf(stderr,
 			"vzp11: no certificate with a key has the label '%s' on token '%s'\n",

@@ -25,6 +25,10 @@ static const struct command commands[] = {
 	{"list", cmd_list, "list"},
 	{"show", cmd_show, "show LABEL"},
 	{"remove", cmd_remove, "remove LABEL [--yes]"},
+	{"rotate", cmd_rotate,
+	 "rotate NEW.p12 [--label LABEL] [--password-source SRC] [--env tst|acc|prd | --endpoint URL]\n"
+	 "      [--cacert FILE]"},
+	{"rotate", cmd_rotate, "rotate --rollback|--finish [--label LABEL]"},
 	{"cov", cmd_cov,
 	 "cov --bsn BSN --birthdate YYYY-MM-DD [--date YYYY-MM-DD] [--agb CODE]\n"
 	 "      [--label LABEL] [--env tst|acc|prd | --endpoint URL] [--cacert FILE]"},

@@ -105,6 +105,43 @@ bool vz_obj_has_label(const tok_obj *o, const char *label)
 	return o->label && strcmp(o->label, label) == 0;
 }
 
+/* 0: the key carries the label too; 1: another label; 2: LABEL.previous. */
+static int rank(const vz_entry *e, const char *label)
+{
+	const char *k = e->key->label ? e->key->label : "";
+	size_t n = strlen(label);
+
+	if (strcmp(k, label) == 0)
+		return 0;
+	if (strncmp(k, label, n) == 0 && strcmp(k + n, VZ_PREVIOUS_SUFFIX) == 0)
+		return 2;
+	return 1;
+}
+
+const vz_entry *vz_store_resolve(const vz_store *st, const char *label, size_t *n)
+{
+	const vz_entry *best = NULL;
+	int best_rank = 3;
+
+	*n = 0;
+	for (size_t i = 0; i < st->n_entries; i++) {
+		const vz_entry *e = &st->entries[i];
+		int r;
+
+		if (!vz_obj_has_label(e->cert, label))
+			continue;
+		r = rank(e, label);
+		if (r < best_rank) {
+			best = e;
+			best_rank = r;
+			*n = 1;
+		} else if (r == best_rank) {
+			(*n)++;
+		}
+	}
+	return *n == 1 ? best : NULL;
+}
+
 long vz_store_find_cert(const vz_store *st, const X509 *c)
 {
 	for (size_t i = 0; i < st->n_certs; i++)

@@ -30,6 +30,18 @@ typedef struct vz_store {
 /* True when the object carries exactly this label. */
 bool vz_obj_has_label(const tok_obj *o, const char *label);
 
+/* The labels `rotate` gives a renewed certificate before it is active, and
+ * the replaced one after. */
+#define VZ_NEXT_SUFFIX	   ".next"
+#define VZ_PREVIOUS_SUFFIX ".previous"
+
+/* The entry label names, or NULL; *n is how many entries tie for it (1
+ * when found). Normally the one certificate with that label. While `rotate`
+ * switches, two can carry it for a moment: then the one whose private key
+ * carries it too wins, and one whose key already went to LABEL.previous
+ * loses (see cmd_rotate.c). */
+const vz_entry *vz_store_resolve(const vz_store *st, const char *label, size_t *n);
+
 /* Reads every certificate and key object of the session's token. */
 vz_rv vz_store_load(tok_session *s, vz_store **out, vz_err *err);
 void vz_store_free(vz_store *st);

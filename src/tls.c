@@ -292,32 +292,54 @@ static vz_rv take_cert(vz_tls *t, const vz_store *st, size_t found, vz_err *err)
 	return VZ_OK;
 }
 
+/* Certificates (not a CA's) with this label; *last is the last one's index. */
+static size_t count_labelled(const vz_store *st, const char *label, size_t *last)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < st->n_certs; i++) {
+		if (vz_obj_has_label(&st->certs[i], label) && !st->certs[i].authority &&
+		    st->x509s[i]) {
+			*last = i;
+			n++;
+		}
+	}
+	return n;
+}
+
 /* The certificate of label and its chain; public objects first, after a
- * login when the token keeps its certificates private. A session that had
- * to log in stays open in t->login: the provider's sessions share its login,
- * so the PIN is sent once. */
+ * login when the token keeps its certificates private, or when two carry
+ * the label (a rotation under way: the private keys' labels decide, see
+ * vz_store_resolve). A session that had to log in stays open in t->login:
+ * the provider's sessions share its login, so the PIN is sent once. The
+ * key is named by its CKA_ID alone (when it has one), so it is found
+ * whatever its label. */
 static vz_rv find_cert(const vz_global *g, const char *label, vz_tls *t, vz_err *err)
 {
 	vz_token tk;
 	vz_store *st = NULL;
+	const vz_entry *e;
 	tok_err te = {0};
 	tok_rv tr;
-	size_t found = 0, n = 0;
+	size_t found = 0, n;
 	vz_rv r;
 
 	r = vz_token_open(g, false, false, &tk, err);
 	if (r == VZ_OK)
 		r = vz_store_load_or_login(g, &tk, label, &st, err);
+	if (r == VZ_OK && !tk.logged_in && count_labelled(st, label, &found) > 1) {
+		vz_store_free(st);
+		st = NULL;
+		r = vz_token_login(g, &tk, err);
+		if (r == VZ_OK)
+			r = vz_store_load(tk.s, &st, err);
+	}
 	if (r != VZ_OK)
 		goto out;
-	for (size_t i = 0; i < st->n_certs; i++) {
-		const tok_obj *o = &st->certs[i];
-
-		if (vz_obj_has_label(o, label) && !o->authority && st->x509s[i]) {
-			found = i;
-			n++;
-		}
-	}
+	n = count_labelled(st, label, &found);
+	e = n > 1 ? vz_store_resolve(st, label, &n) : NULL;
+	if (e)
+		found = (size_t)(e->cert - st->certs);
 	if (n != 1) {
 		vz_err_set(err,
 			   n ? "%zu certificates have the label '%s' on token '%s'"
@@ -333,7 +355,7 @@ static vz_rv find_cert(const vz_global *g, const char *label, vz_tls *t, vz_err 
 	if (r != VZ_OK)
 		goto out;
 	check_pss(t, tk.tok);
-	t->key_uri = tok_uri(tk.tok, TOK_PRIVKEY, st->certs[found].label,
+	t->key_uri = tok_uri(tk.tok, TOK_PRIVKEY, st->certs[found].id_len ? NULL : label,
 			     (tok_bytes){st->certs[found].id, st->certs[found].id_len});
 	if (!t->key_uri) {
 		vz_err_set(err, "out of memory");

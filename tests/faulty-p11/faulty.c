@@ -5,6 +5,7 @@
  *   FAULTY_P11_MODULE       the real module (default: SoftHSM2)
  *   FAULTY_P11_FAIL_AT=N    fail the Nth call (counting every call)
  *   FAULTY_P11_FAIL_FUNC=F  fail every call of function F (e.g. C_Login)
+ *   FAULTY_P11_FAIL_NTH=N   with FAIL_FUNC: fail only the Nth call of F
  *   FAULTY_P11_RV=CKR_...   what the failed call returns (default CKR_DEVICE_ERROR)
  *   FAULTY_P11_TOKEN_FLAGS  comma list added to C_GetTokenInfo's flags:
  *                           write-protected, pin-locked, pin-final-try, protected-path
@@ -90,7 +91,7 @@ CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR list);
 
 static CK_FUNCTION_LIST *real;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static unsigned long calls, fail_at;
+static unsigned long calls, fail_at, fail_nth, func_calls;
 static const char *fail_func;
 static CK_RV fail_rv = CKR_DEVICE_ERROR;
 static CK_FLAGS extra_token_flags;
@@ -198,7 +199,9 @@ static bool fault(const char *name, CK_RV *rv)
 	pthread_mutex_lock(&lock);
 	calls++;
 	count_call(name);
-	hit = (fail_at && calls == fail_at) || (fail_func && strcmp(fail_func, name) == 0);
+	hit = fail_at && calls == fail_at;
+	if (fail_func && strcmp(fail_func, name) == 0)
+		hit |= !fail_nth || ++func_calls == fail_nth;
 	if (hit) {
 		*rv = fail_rv;
 		snprintf(injected, sizeof(injected), "%s", name);
@@ -593,6 +596,8 @@ static void configure(void)
 	v = getenv("FAULTY_P11_FAIL_AT");
 	fail_at = v ? strtoul(v, NULL, 10) : 0;
 	fail_func = getenv("FAULTY_P11_FAIL_FUNC");
+	v = getenv("FAULTY_P11_FAIL_NTH");
+	fail_nth = v ? strtoul(v, NULL, 10) : 0;
 	parse_rv(getenv("FAULTY_P11_RV"), &fail_rv);
 	configure_modes();
 	extra_token_flags = parse_flags(getenv("FAULTY_P11_TOKEN_FLAGS"));

@@ -1,0 +1,59 @@
+/* import.h - what `import` and `rotate` share: a .pfx file read and
+ * checked, and its all-or-nothing write onto the token. */
+#ifndef VZP11_IMPORT_H
+#define VZP11_IMPORT_H
+
+#include <stdbool.h>
+
+#include "cert.h"
+#include "keymat.h"
+#include "p12.h"
+#include "store.h"
+#include "token.h"
+
+struct vz_import_opts {
+	const char *file;
+	const char *password_source;
+	const char *label;
+	bool replace;
+	bool allow_personal;
+	bool unwrap;
+};
+
+/* The file's system certificate, key and chain, in memory. */
+struct vz_import_src {
+	vz_p12 *p12;
+	X509 *leaf;
+	STACK_OF(X509) *chain;
+	vz_cert_info info;
+	vz_keymat km;
+	unsigned char id[20]; /* CKA_ID: SHA-1 of the public key */
+	size_t unrelated;     /* certificates in the file outside the chain */
+};
+
+/* Reads o->file with the password from o->password_source and checks it:
+ * a key with its certificate, valid now, not personal unless allowed. */
+vz_rv vz_import_load(const struct vz_import_opts *o, struct vz_import_src *src, vz_err *err);
+/* Wipes the key material. */
+void vz_import_src_free(struct vz_import_src *s);
+
+/* What writing src under o->label would do to the token st shows: *same
+ * (it is there already), *has_old (the label holds other objects, only
+ * allowed with o->replace), *reuse_key (the label's key is src's). */
+vz_rv vz_import_check(const vz_store *st, const struct vz_import_src *src,
+		      const struct vz_import_opts *o, bool *same, bool *has_old, bool *reuse_key,
+		      vz_err *err);
+
+/* Writes src under o->label in one transaction and reads it back into
+ * *after; on any failure the token is put back as it was. */
+vz_rv vz_import_apply(vz_token *tk, const vz_store *st, const struct vz_import_src *src,
+		      const struct vz_import_opts *o, bool reuse_key, bool has_old,
+		      tok_arrival *how, vz_store **after, vz_err *err);
+
+/* The entry of this label and key id, or NULL. */
+const vz_entry *vz_import_find(const vz_store *st, const char *label, const unsigned char id[20]);
+
+/* "created" or "unwrapped"; NULL when no key was written. */
+const char *vz_import_way(tok_arrival how);
+
+#endif

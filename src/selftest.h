@@ -1,0 +1,19 @@
+/* selftest.h - the self-test, for `selftest` and for `rotate`'s trial of a
+ * renewed certificate. */
+#ifndef VZP11_SELFTEST_H
+#define VZP11_SELFTEST_H
+
+#include <stdbool.h>
+
+#include <jansson.h>
+
+#include "cli.h"
+
+/* Every check of `vzp11 selftest` on the certificate of label; with an
+ * endpoint also a COV handshake. The lines are printed, or with checks
+ * given handed back as the JSON array `selftest --json` shows. curl must be
+ * initialized. True when every check passed. */
+bool vz_selftest(const vz_global *g, const char *label, const char *endpoint, const char *cacert,
+		 json_t **checks);
+
+#endif

@@ -1,0 +1,252 @@
+#!/bin/sh
+# rotate.sh CASE: `vzp11 rotate` renews the system certificate with no
+# moment in which its label names none, and whatever call fails, the label
+# still names one complete, usable certificate and key.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/mock.sh"
+: "${FAULTY_P11:?}"
+CASE=$1
+L=vecozo-system
+
+must() { # must WHAT: the last run had to succeed for the case to go on
+	[ "$rc" -eq 0 ] || { fail "$1: exit $rc"; sed 's/^/  stderr: /' "$T/err"; finish; }
+}
+
+rot() { run vz rotate "$@"; }
+rot_new() { # rot_new FILE [ARGS]
+	f=$1
+	shift
+	rot "$f" --password-source env:VZT_P12 "$@"
+}
+
+# rights COV-CERTS...: only these certificates have the COV right.
+rights() {
+	: >"$T/rights"
+	for c in "$@"; do
+		echo "$(openssl x509 -in "$PKI/$c.crt" -noout -fingerprint -sha256 | sed 's/.*=//') cov" >>"$T/rights"
+	done
+}
+
+# cov_with [LABEL]: one COV check with the token's key; rc and $T/out.
+cov_with() {
+	echo "999979668,1962-03-15" >"$T/stdin"
+	set +e
+	vz cov --label "${1:-$L}" --endpoint "$ENDPOINT" --cacert "$PKI/chain.pem" --stdin \
+		<"$T/stdin" >"$T/cov.out" 2>"$T/cov.err"
+	rc=$?
+	set -e
+}
+
+# serial_of LABEL: the serial `show --json` gives for LABEL ("" if none).
+serial_of() {
+	vz --json show "$1" 2>/dev/null | python3 -c 'import json, sys; print(json.load(sys.stdin)["serial"])' 2>/dev/null || true
+}
+
+crt_serial() { openssl x509 -in "$PKI/$1.crt" -noout -serial | sed 's/.*=//'; }
+
+setup() {
+	new_token "$CASE"
+	imp "$PKI/sys-rsa2048.p12"
+	must "importing the certificate to renew"
+	OLD=$(crt_serial sys-rsa2048)
+	NEW=$(crt_serial sys-renewed)
+}
+
+case_renew() {
+	setup
+	rights sys-renewed
+	start_mock
+	cov_with
+	expect_in "$T/cov.err" "Niet geauthenticeerd|not accept" "before: the mock knows only the renewal"
+	rot_new "$PKI/sys-renewed.p12" --endpoint "$ENDPOINT" --cacert "$PKI/chain.pem"
+	expect_rc 0 "rotate to the renewed certificate"
+	expect_in "$T/out" "^ok +cov handshake " "the renewal passed a COV handshake first"
+	expect_in "$T/out" "^selftest: all checks passed$" "the renewal passed the self-test"
+	expect_in "$T/out" "^active: .*serial $NEW" "says the renewal is active"
+	expect_in "$T/out" "^previous: .*serial $OLD" "says the old one is kept"
+	[ "$(serial_of $L)" = "$NEW" ] && pass "'$L' is the renewal" || fail "'$L' is serial $(serial_of $L)"
+	[ "$(serial_of $L.previous)" = "$OLD" ] && pass "'$L.previous' is the old one" ||
+		fail "'$L.previous' is serial $(serial_of $L.previous)"
+	[ -z "$(serial_of $L.next)" ] && pass "nothing is left as '$L.next'" || fail "'$L.next' is still there"
+	cov_with
+	expect_rc 0 "COV with '$L' after the rotation"
+	expect_in "$T/cov.out" "^Result: +Gevonden" "COV answers with the renewed certificate"
+	# The old one is untouched until --finish: back to it, and COV follows.
+	rot --rollback
+	expect_rc 0 "rollback"
+	[ "$(serial_of $L)" = "$OLD" ] && pass "rollback: '$L' is the old one again" || fail "rollback: '$L' is $(serial_of $L)"
+	[ "$(serial_of $L.previous)" = "$NEW" ] && pass "rollback: the renewal is '$L.previous'" || fail "rollback: previous is $(serial_of $L.previous)"
+	cov_with
+	expect_in "$T/cov.err" "Niet geauthenticeerd|not accept" "after the rollback COV uses the old certificate"
+	rot --rollback
+	expect_rc 0 "rollback of the rollback"
+	[ "$(serial_of $L)" = "$NEW" ] && pass "the renewal is active again" || fail "'$L' is $(serial_of $L)"
+	rot --finish
+	expect_rc 0 "finish"
+	expect_in "$T/out" "^Deleted the previous certificate" "says the old one was deleted"
+	[ -z "$(serial_of $L.previous)" ] && pass "'$L.previous' is gone" || fail "'$L.previous' is still there"
+	# Exactly what a plain import of the renewal leaves: its three
+	# objects under the label and the two CA certificates.
+	[ "$(count_objects '^Private Key Object')" -eq 1 ] && [ "$(count_objects '^Public Key Object')" -eq 1 ] &&
+		[ "$(count_objects '^Certificate Object')" -eq 3 ] && pass "one key pair and three certificates left" ||
+		{ fail "objects left:"; objects; }
+	[ "$(objects | grep -c "label: *$L\$")" -eq 3 ] && pass "all three carry '$L'" || fail "labels: $(objects | grep label:)"
+	rot --finish
+	expect_rc 0 "finish again"
+	expect_in "$T/out" "nothing to finish" "says there is nothing to finish"
+	cov_with
+	expect_in "$T/cov.out" "^Result: +Gevonden" "COV still answers after finish"
+}
+
+case_refusals() {
+	setup
+	snapshot before
+	rot_new "$PKI/sys-ec256.p12"
+	expect_rc 1 "rotate to another certificate of the same organisation"
+	expect_in "$T/err" "not for the same organisation: its subject has 'CN=Demo Praktijk B.V. systeemcertificaat EC' where the active one has 'CN=Demo Praktijk B.V. systeemcertificaat 01234567'" \
+		"names the difference"
+	rot_new "$PKI/personal.p12" --allow-personal
+	expect_rc 2 "rotate has no --allow-personal"
+	rot_new "$PKI/sys-samekey.p12"
+	expect_rc 1 "rotate to a certificate for the same key"
+	expect_in "$T/err" "same key as the active one" "says it is the same key"
+	expect_in "$T/err" "import --replace" "points to import --replace"
+	rot_new "$PKI/sys-rsa2048.p12"
+	expect_rc 0 "rotate to the active certificate itself"
+	expect_in "$T/out" "active already; nothing was changed" "says nothing changed"
+	rot_new "$PKI/expired.p12"
+	expect_rc 1 "rotate to an expired certificate"
+	rot --rollback
+	expect_rc 1 "rollback with nothing to go back to"
+	expect_in "$T/err" "no previous certificate" "says there is none"
+	rot
+	expect_rc 2 "no file"
+	rot --finish --rollback
+	expect_rc 2 "--finish with --rollback"
+	expect_unchanged before "refused rotations"
+	rot_new "$PKI/sys-renewed.p12" --label nothing-here
+	expect_rc 1 "rotate of a label that does not exist"
+	expect_in "$T/err" "for a first one use 'vzp11 import'" "points to import"
+	# After a rotation, the next one waits for --finish.
+	rot_new "$PKI/sys-renewed.p12"
+	must "rotation"
+	snapshot rotated
+	rot_new "$PKI/sys-rsa2048.p12"
+	expect_rc 1 "rotate back to the old certificate by file"
+	expect_in "$T/err" "go back to it with 'vzp11 rotate --rollback'" "points to --rollback"
+	rot_new "$PKI/sys-soon30.p12"
+	expect_rc 1 "another rotation before --finish"
+	expect_unchanged rotated "refused second rotation"
+}
+
+# A renewal that fails the self-test (here: VECOZO cannot be reached) is
+# removed again; the active certificate never changed.
+case_selftest_fails() {
+	setup
+	snapshot before
+	rot_new "$PKI/sys-renewed.p12" --endpoint "https://127.0.0.1:9/cov/vz801802/v1/soap11" \
+		--cacert "$PKI/chain.pem"
+	expect_rc 1 "rotate when the renewal's COV handshake fails"
+	expect_in "$T/out" "^FAIL +cov handshake " "the self-test says the handshake failed"
+	expect_in "$T/err" "failed the self-test; it was removed again and '$L' is unchanged" "says what happened"
+	expect_unchanged before "failed self-test"
+	FAULTY_P11_MODULE=$SOFTHSM_MODULE FAULTY_P11_FAIL_FUNC=C_SignInit VZP11_MODULE=$FAULTY_P11 \
+		rot_new "$PKI/sys-renewed.p12"
+	expect_rc 1 "rotate when the renewed key cannot sign"
+	expect_in "$T/out" "^FAIL +sign " "the self-test says signing failed"
+	expect_unchanged before "key that cannot sign"
+}
+
+case_json() {
+	setup
+	run vz --json rotate "$PKI/sys-renewed.p12" --password-source env:VZT_P12
+	expect_rc 0 "rotate --json"
+	python3 - "$T/out" "$NEW" "$OLD" >"$T/check" 2>&1 <<'PY' || true
+import json, sys
+o = json.load(open(sys.argv[1]))
+assert o["status"] == "rotated", o
+assert o["active"]["serial"] == sys.argv[2] and o["active"]["label"] == "vecozo-system", o
+assert o["previous"]["serial"] == sys.argv[3] and o["previous"]["label"] == "vecozo-system.previous", o
+steps = [(s["object"], s["to"]) for s in o["label_changes"]]
+assert steps == [("certificate", "vecozo-system"), ("private key", "vecozo-system.previous"),
+                 ("certificate", "vecozo-system.previous"), ("public key", "vecozo-system.previous"),
+                 ("public key", "vecozo-system"), ("private key", "vecozo-system")], steps
+print("json ok")
+PY
+	expect_in "$T/check" "^json ok$" "the JSON names both certificates and the label changes in order"
+}
+
+# Each call of rotate fails in turn (FAULT_SWEEP_STRIDE samples; every call
+# that changes a label or deletes fails in turn always). After each: LABEL
+# names exactly one complete certificate and key, a COV check with it is
+# answered, and the next rotate completes the renewal.
+sweep_one() { # sweep_one WHAT ENV...
+	what=$1
+	shift
+	restore
+	env "$@" FAULTY_P11_MODULE=$SOFTHSM_MODULE FAULTY_P11_REPORT=$T/report \
+		VZP11_MODULE=$FAULTY_P11 "$VZP11_BIN" rotate $op >"$T/out" 2>"$T/err" && fault_rc=0 || fault_rc=$?
+	swept=$((swept + 1))
+	ok=true
+	[ "$fault_rc" -eq 0 ] || [ -s "$T/err" ] || { ok=false; echo "  no message on failure"; }
+	s=$(serial_of $L)
+	case " $OLD $NEW " in *" $s "*) ;; *) ok=false; echo "  '$L' names '$s'" ;; esac
+	cov_with
+	[ "$rc" -eq 0 ] && grep -q "^Result: *Gevonden" "$T/cov.out" || { ok=false; echo "  COV with '$L' failed:"; sed 's/^/  | /' "$T/cov.err" | head -3; }
+	# A run the fault did not stop is complete; one it stopped, the same
+	# command run again completes (run twice, --rollback would go back).
+	if [ "$fault_rc" -ne 0 ]; then
+		run vz rotate $op
+		[ "$rc" -eq 0 ] || { ok=false; echo "  completing: exit $rc"; sed 's/^/  | /' "$T/err" | head -3; }
+	fi
+	[ "$(serial_of $L)" = "$want" ] || { ok=false; echo "  completed, but '$L' is $(serial_of $L)"; }
+	objects | grep 'label:' | sort >"$T/labels"
+	cmp -s "$T/labels" "$T/want-labels" || { ok=false; echo "  completed, but labels differ:"; diff "$T/want-labels" "$T/labels" | head; }
+	$ok && survived=$((survived + 1)) || fail "$op: fault $what ($(sed -n 's/^injected //p' "$T/report"))"
+}
+
+sweep() { # sweep OP... : sets up its own start state in $T/pristine first
+	op="$*"
+	cp -a "$T/hsm/tokens" "$T/pristine"
+	restore() { rm -rf "$T/hsm/tokens" && cp -a "$T/pristine" "$T/hsm/tokens"; }
+	FAULTY_P11_MODULE=$SOFTHSM_MODULE FAULTY_P11_REPORT=$T/report VZP11_MODULE=$FAULTY_P11 run vz rotate $op
+	must "clean run of rotate $op"
+	want=$(serial_of $L)
+	objects | grep 'label:' | sort >"$T/want-labels"
+	k=$(sed -n 's/^calls //p' "$T/report")
+	swept=0 survived=0
+	for f in C_SetAttributeValue C_DestroyObject; do
+		m=$(sed -n "s/^func $f //p" "$T/report")
+		i=1
+		while [ "$i" -le "${m:-0}" ]; do
+			sweep_one "$f #$i" FAULTY_P11_FAIL_FUNC=$f FAULTY_P11_FAIL_NTH=$i
+			i=$((i + 1))
+		done
+	done
+	stride=$((${ROTATE_SWEEP_STRIDE:-10} * ${FAULT_SWEEP_STRIDE:-1}))
+	n=1
+	while [ "$n" -le "$k" ]; do
+		sweep_one "at call $n" FAULTY_P11_FAIL_AT=$n
+		n=$((n + stride))
+	done
+	echo "survived $survived of $swept injected faults ($k calls, every ${stride}th, and each label change and deletion): rotate $op"
+	[ "$survived" -eq "$swept" ] && pass "every injected fault left one usable '$L' and rotate $op completed"
+	restore
+	rm -rf "$T/pristine"
+}
+
+case_sweep() {
+	setup
+	rights sys-rsa2048 sys-renewed
+	start_mock
+	sweep "$PKI/sys-renewed.p12" --password-source env:VZT_P12
+	run vz rotate "$PKI/sys-renewed.p12" --password-source env:VZT_P12
+	must "rotation before the rollback sweep"
+	sweep --rollback
+	run vz rotate --rollback
+	must "rollback before the finish sweep"
+	sweep --finish
+}
+
+"case_$(echo "$CASE" | tr - _)"
+finish
