@@ -403,9 +403,10 @@ abort:
 	return ret;
 }
 
-/* The audit trail of this run (audit.h), after is the token read back: the
- * certificate written (with the one it replaced) and each CA certificate
- * the token gained. failed: the attempt, rolled back, with its reason. */
+/* The audit trail of this run (audit.h): the certificate written, as the
+ * token reads back in after (with the one of its label in before that it
+ * replaced), and each CA certificate the token gained; or, failed, the
+ * attempt that was rolled back, with its reason. */
 static void audit_import(const vz_token *tk, const vz_store *before, const vz_store *after,
 			 const struct source *src, const struct import_opts *o, bool replace,
 			 tok_arrival how, const vz_err *failed)
