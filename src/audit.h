@@ -45,7 +45,8 @@ typedef struct vz_audit_rec {
  * {subject, issuer, serial, not_before, not_after, fingerprint_sha256}, id
  * (hex), arrived, previous {subject, serial, fingerprint_sha256}, token
  * {label, serial, manufacturer, model}, user {uid, name}, detail, error.
- * Bytes that are not UTF-8 become '?'. NULL only when out of memory. */
+ * A string that is not valid UTF-8 has each of its non-ASCII bytes
+ * written as '?'. NULL only when out of memory. */
 json_t *vz_audit_json(const tok_token_info *token, const vz_audit_rec *rec);
 
 /* Sends the record to syslog: openlog("vzp11", LOG_PID | LOG_NDELAY,
