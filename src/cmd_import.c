@@ -10,6 +10,7 @@
 
 #include <openssl/crypto.h>
 
+#include "audit.h"
 #include "cert.h"
 #include "cli.h"
 #include "import.h"
@@ -385,6 +386,44 @@ abort:
 	return ret;
 }
 
+void vz_import_audit(const vz_token *tk, const char *action, const vz_store *before,
+		     const vz_store *after, const struct vz_import_src *src,
+		     const struct vz_import_opts *o, bool replace, tok_arrival how,
+		     const vz_err *failed)
+{
+	const vz_entry *e = after && !failed ? vz_import_find(after, o->label, src->id) : NULL;
+	vz_audit_rec r = vz_audit_rec_of(action ? action : replace ? "replace" : "import", e);
+
+	for (size_t i = 0; i < before->n_entries && !r.previous; i++)
+		if (vz_obj_has_label(before->entries[i].cert, o->label))
+			r.previous = &before->entries[i].info;
+	if (!e) {
+		r.label = o->label;
+		r.cert = &src->info;
+		r.id = src->id;
+		r.id_len = sizeof(src->id);
+		r.failed = true;
+		r.error = failed ? failed->msg : "the objects cannot be read back";
+	} else if (how == TOK_ARRIVAL_UNKNOWN) {
+		r.detail = "key kept";
+	}
+	vz_audit(tk, &r);
+	for (int i = 0; e && i < sk_X509_num(src->chain); i++) {
+		long idx = vz_store_find_cert(after, sk_X509_value(src->chain, i));
+		vz_cert_info info;
+		vz_err ignored = {0};
+
+		if (idx < 0 || vz_store_find_cert(before, sk_X509_value(src->chain, i)) >= 0 ||
+		    vz_cert_info_get(after->x509s[idx], &info, &ignored) != VZ_OK)
+			continue;
+		vz_audit(tk, &(vz_audit_rec){.action = "import-ca",
+					     .label = after->certs[idx].label,
+					     .cert = &info,
+					     .id = after->certs[idx].id,
+					     .id_len = after->certs[idx].id_len});
+	}
+}
+
 const char *vz_import_way(tok_arrival how)
 {
 	return how == TOK_ARRIVAL_CREATED     ? "created"
@@ -583,6 +622,8 @@ int cmd_import(vz_global *g, int argc, char **argv)
 		r = vz_import_apply(&tk, st, &src, &o, reuse_key, has_old, &how, &after, &err);
 		if (has_old)
 			status = "replaced";
+		vz_import_audit(&tk, NULL, st, after, &src, &o, has_old, how,
+				r == VZ_OK ? NULL : &err);
 	}
 	if (r != VZ_OK) {
 		vz_report(&err);

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "audit.h"
 #include "cli.h"
 #include "out.h"
 #include "store.h"
@@ -166,6 +167,66 @@ static vz_rv destroy_planned(vz_token *tk, const vz_store *st, const char *label
 	return VZ_OK;
 }
 
+/* The object in objs with this label and o's CKA_ID, or NULL. */
+static const tok_obj *same_label_id(const tok_obj *objs, size_t n, const char *label,
+				    const tok_obj *o)
+{
+	for (size_t i = 0; i < n; i++)
+		if (vz_obj_has_label(&objs[i], label) && objs[i].id_len == o->id_len &&
+		    (!o->id_len || memcmp(objs[i].id, o->id, o->id_len) == 0))
+			return &objs[i];
+	return NULL;
+}
+
+/* One audit record (audit.h) for an object that went, or (failed) was to go. */
+static void audit_one(const vz_token *tk, const char *action, const tok_obj *o, const X509 *x509,
+		      tok_arrival arrival, const char *detail, const vz_err *failed)
+{
+	vz_cert_info info;
+	vz_err ignored = {0};
+	bool have_info = x509 && vz_cert_info_get(x509, &info, &ignored) == VZ_OK;
+
+	vz_audit(tk, &(vz_audit_rec){.action = action,
+				     .failed = failed != NULL,
+				     .label = o->label,
+				     .cert = have_info ? &info : NULL,
+				     .id = o->id,
+				     .id_len = o->id_len,
+				     .arrival = arrival,
+				     .detail = detail,
+				     .error = failed ? failed->msg : NULL});
+}
+
+/* The audit trail of a remove: a record per certificate of the label (with
+ * how its key arrived), per key or public key of the label without such a
+ * certificate, and per CA certificate that went with them. */
+static void audit_removed(const vz_token *tk, const vz_store *st, const char *label,
+			  const struct plan *p, const vz_err *failed)
+{
+	for (size_t i = 0; i < st->n_certs; i++) {
+		const tok_obj *key = same_label_id(st->keys, st->n_keys, label, &st->certs[i]);
+
+		if (leaving(st, i, label))
+			audit_one(tk, "remove", &st->certs[i], st->x509s[i],
+				  key ? key->arrival : TOK_ARRIVAL_UNKNOWN,
+				  key ? NULL : "certificate without a key", failed);
+	}
+	for (size_t i = 0; i < st->n_keys; i++)
+		if (vz_obj_has_label(&st->keys[i], label) &&
+		    !same_label_id(st->certs, st->n_certs, label, &st->keys[i]))
+			audit_one(tk, "remove", &st->keys[i], NULL, st->keys[i].arrival,
+				  "key without a certificate", failed);
+	for (size_t i = 0; i < st->n_pubs; i++)
+		if (vz_obj_has_label(&st->pubs[i], label) &&
+		    !same_label_id(st->certs, st->n_certs, label, &st->pubs[i]) &&
+		    !same_label_id(st->keys, st->n_keys, label, &st->pubs[i]))
+			audit_one(tk, "remove", &st->pubs[i], NULL, TOK_ARRIVAL_UNKNOWN,
+				  "public key alone", failed);
+	for (size_t i = 0; i < p->n_ca; i++)
+		audit_one(tk, "remove-ca", &st->certs[p->cas[i]], st->x509s[p->cas[i]],
+			  TOK_ARRIVAL_UNKNOWN, "no longer used", failed);
+}
+
 static void print_removed(const vz_global *g, const vz_token *tk, const char *label,
 			  const struct plan *p)
 {
@@ -241,7 +302,9 @@ int cmd_remove(vz_global *g, int argc, char **argv)
 		fprintf(stderr, "vzp11: not confirmed; nothing was removed\n");
 		goto out;
 	}
-	if (destroy_planned(&tk, st, label, &plan, &err) != VZ_OK) {
+	r = destroy_planned(&tk, st, label, &plan, &err);
+	audit_removed(&tk, st, label, &plan, r == VZ_OK ? NULL : &err);
+	if (r != VZ_OK) {
 		vz_report(&err);
 		goto out;
 	}

@@ -33,6 +33,7 @@
 #include <openssl/objects.h>
 #include <openssl/x509.h>
 
+#include "audit.h"
 #include "cli.h"
 #include "cov.h"
 #include "import.h"
@@ -93,6 +94,7 @@ struct group {
 	tok_obj *cert, *key, *pub; /* the store's; relabel() keeps their labels current */
 	bool was_previous;	   /* an object is labelled .previous or .rollback */
 	bool rolling_back;	   /* an object is labelled .rollback */
+	const vz_cert_info *info;  /* its certificate's, for the audit trail; may be NULL */
 };
 
 struct rotate {
@@ -103,7 +105,8 @@ struct rotate {
 	char next[160], previous[160], back[160];
 	vz_secret pin;
 	bool have_pin;
-	json_t *steps; /* every label write, for --json */
+	const char *action; /* of the audit records: "rotate", "rotate-rollback", ... */
+	json_t *steps;	    /* every label write, for --json */
 	size_t n_steps;
 	bool rolled_back; /* settle() completed a rollback that had switched */
 };
@@ -217,6 +220,10 @@ static vz_rv groups_of(const struct rotate *r, const vz_store *st, struct group 
 	for (size_t i = 0; i < st->n_pubs; i++)
 		if (add_obj(r, gs, n, &st->pubs[i], err) != VZ_OK)
 			return VZ_FAIL;
+	for (size_t i = 0; i < *n; i++)
+		for (size_t j = 0; j < st->n_entries && !gs[i].info; j++)
+			if (st->entries[j].cert == gs[i].cert)
+				gs[i].info = &st->entries[j].info;
 	return VZ_OK;
 }
 
@@ -261,19 +268,34 @@ static const char *class_name(tok_class c)
 }
 
 /* One label write (nothing when the object has it already). */
-static vz_rv relabel(struct rotate *r, vz_token *tk, tok_obj *o, const char *to, vz_err *err)
+static vz_rv relabel(struct rotate *r, vz_token *tk, const struct group *g, tok_obj *o,
+		     const char *to, vz_err *err)
 {
+	vz_audit_rec rec = {.action = r->action,
+			    .label = r->label,
+			    .old_label = o ? o->label : NULL,
+			    .new_label = to,
+			    .cert = g->info,
+			    .id = g->id,
+			    .id_len = g->id_len,
+			    .detail = o ? class_name(o->cls) : NULL};
 	tok_err te = {0};
 	tok_rv tr;
 	char *now;
 
 	if (!o || labelled(o, to))
 		return VZ_OK;
+	if (g->key)
+		rec.arrival = g->key->arrival;
 	tr = tok_set_label(tk->s, o->handle, to, &te);
 	if (tr != TOK_OK) {
 		vz_err_from_tok(err, &te, tr);
+		rec.failed = true;
+		rec.error = err->msg;
+		vz_audit(tk, &rec);
 		return VZ_FAIL;
 	}
+	vz_audit(tk, &rec);
 	if (r->g->verbose)
 		fprintf(stderr, "vzp11: %s '%s' -> '%s'\n", class_name(o->cls),
 			o->label ? o->label : "", to);
@@ -296,26 +318,29 @@ static vz_rv settle(struct rotate *r, vz_token *tk, const vz_entry *act, struct 
 		    vz_err *err)
 {
 	struct group *a = group_of(gs, n, act->cert);
+	const char *action = r->action;
 	vz_rv ret = VZ_OK;
 
+	r->action = "rotate-complete";
 	/* Other certificates first: then act is the only one with LABEL. */
 	for (size_t i = 0; ret == VZ_OK && i < n; i++)
 		if (&gs[i] != a)
-			ret = relabel(r, tk, gs[i].cert, gs[i].was_previous ? r->previous : r->next,
-				      err);
+			ret = relabel(r, tk, &gs[i], gs[i].cert,
+				      gs[i].was_previous ? r->previous : r->next, err);
 	if (ret == VZ_OK)
-		ret = relabel(r, tk, a->key, r->label, err);
+		ret = relabel(r, tk, a, a->key, r->label, err);
 	if (ret == VZ_OK)
-		ret = relabel(r, tk, a->pub, r->label, err);
+		ret = relabel(r, tk, a, a->pub, r->label, err);
 	for (size_t i = 0; ret == VZ_OK && i < n; i++) {
 		const char *to = gs[i].was_previous ? r->previous : r->next;
 
 		if (&gs[i] == a)
 			continue;
-		ret = relabel(r, tk, gs[i].key, to, err);
+		ret = relabel(r, tk, &gs[i], gs[i].key, to, err);
 		if (ret == VZ_OK)
-			ret = relabel(r, tk, gs[i].pub, to, err);
+			ret = relabel(r, tk, &gs[i], gs[i].pub, to, err);
 	}
+	r->action = action;
 	return ret;
 }
 
@@ -325,27 +350,35 @@ static vz_rv settle(struct rotate *r, vz_token *tk, const vz_entry *act, struct 
 static vz_rv switch_to(struct rotate *r, vz_token *tk, const struct group *a, const struct group *b,
 		       vz_err *err)
 {
-	vz_rv ret = relabel(r, tk, b->cert, r->label, err);
+	vz_rv ret = relabel(r, tk, b, b->cert, r->label, err);
 
 	if (ret == VZ_OK)
-		ret = relabel(r, tk, a->key, r->previous, err);
+		ret = relabel(r, tk, a, a->key, r->previous, err);
 	if (ret == VZ_OK)
-		ret = relabel(r, tk, a->cert, r->previous, err);
+		ret = relabel(r, tk, a, a->cert, r->previous, err);
 	if (ret == VZ_OK)
-		ret = relabel(r, tk, a->pub, r->previous, err);
+		ret = relabel(r, tk, a, a->pub, r->previous, err);
 	if (ret == VZ_OK)
-		ret = relabel(r, tk, b->pub, r->label, err);
+		ret = relabel(r, tk, b, b->pub, r->label, err);
 	if (ret == VZ_OK)
-		ret = relabel(r, tk, b->key, r->label, err);
+		ret = relabel(r, tk, b, b->key, r->label, err);
 	return ret;
 }
 
 /* Deletes a group: certificate and public key, then the private key (which
  * cannot be restored); the public objects come back if that fails. CA
  * certificates stay. */
-static vz_rv drop(vz_token *tk, struct group *g, vz_err *err)
+static vz_rv drop(const struct rotate *r, vz_token *tk, struct group *g, vz_err *err)
 {
 	const tok_obj *objs[] = {g->cert, g->pub, g->key};
+	const tok_obj *any = g->cert ? g->cert : g->key ? g->key : g->pub;
+	vz_audit_rec rec = {.action = r->action,
+			    .label = any ? any->label : NULL,
+			    .cert = g->info,
+			    .id = g->id,
+			    .id_len = g->id_len,
+			    .arrival = g->key ? g->key->arrival : TOK_ARRIVAL_UNKNOWN,
+			    .detail = "deleted"};
 	tok_txn *x = NULL;
 	tok_err te = {0};
 	tok_rv tr = tok_txn_begin(tk->s, &x, &te);
@@ -355,10 +388,15 @@ static vz_rv drop(vz_token *tk, struct group *g, vz_err *err)
 			tr = tok_txn_destroy(x, objs[i]->handle, &te);
 	if (tr == TOK_OK) {
 		tok_txn_commit(x);
+		vz_audit(tk, &rec);
 		g->cert = g->key = g->pub = NULL;
+		g->info = NULL;
 		return VZ_OK;
 	}
 	vz_err_from_tok(err, &te, tr);
+	rec.failed = true;
+	rec.error = err->msg;
+	vz_audit(tk, &rec);
 	if (x) {
 		tok_err ae = {0};
 		size_t used = strlen(err->msg);
@@ -500,7 +538,7 @@ static int rotate_finish(struct rotate *r)
 	rv = open_settled(r, &tk, &st, &act, gs, &n, &err);
 	for (size_t i = 0; rv == VZ_OK && i < n; i++) {
 		if (gs[i].was_previous) {
-			rv = drop(&tk, &gs[i], &err);
+			rv = drop(r, &tk, &gs[i], &err);
 			dropped += rv == VZ_OK;
 		}
 	}
@@ -541,14 +579,14 @@ static int rotate_rollback(struct rotate *r)
 	if (r->rolled_back) {
 		/* An earlier --rollback had switched already; settle() finished it. */
 	} else if (prev) {
-		rv = relabel(r, &tk, prev->key, r->back, &err);
+		rv = relabel(r, &tk, prev, prev->key, r->back, &err);
 		if (rv == VZ_OK)
 			rv = switch_to(r, &tk, a, prev, &err);
 	} else if (staged) {
 		/* No previous one: drop a renewal that never became active. */
 		for (size_t i = 0; rv == VZ_OK && i < n; i++)
 			if (!gs[i].was_previous && &gs[i] != a)
-				rv = drop(&tk, &gs[i], &err);
+				rv = drop(r, &tk, &gs[i], &err);
 		status = "dropped-next";
 	} else {
 		vz_err_set(&err, "'%s' has no previous certificate to go back to on token '%s'",
@@ -579,7 +617,7 @@ static vz_rv drop_staged(struct rotate *r, vz_token *tk, struct group *gs, size_
 		if (&gs[i] == a || &gs[i] == keep || gs[i].was_previous)
 			continue;
 		vz_note(r->g, "deleting '%s', left by an unfinished rotate", r->next);
-		if (drop(tk, &gs[i], err) != VZ_OK)
+		if (drop(r, tk, &gs[i], err) != VZ_OK)
 			return VZ_FAIL;
 	}
 	return VZ_OK;
@@ -664,9 +702,12 @@ static int rotate_new(struct rotate *r)
 		rv = vz_store_load(tk.s, &st, &err);
 		if (rv == VZ_OK)
 			rv = vz_import_check(st, &src, &r->imp, &same, &has_old, &reuse_key, &err);
-		if (rv == VZ_OK)
+		if (rv == VZ_OK) {
 			rv = vz_import_apply(&tk, st, &src, &r->imp, false, false, &how, &after,
 					     &err);
+			vz_import_audit(&tk, "rotate-import", st, after, &src, &r->imp, false, how,
+					rv == VZ_OK ? NULL : &err);
+		}
 	}
 	vz_store_free(st);
 	vz_store_free(after);
@@ -694,7 +735,7 @@ static int rotate_new(struct rotate *r)
 			b = &gs[i];
 	if (!passed) {
 		if (b)
-			rv = drop(&tk, b, &err);
+			rv = drop(r, &tk, b, &err);
 		if (rv == VZ_OK)
 			vz_err_set(&err,
 				   "the renewed certificate failed the self-test; it was "
@@ -857,6 +898,9 @@ int cmd_rotate(vz_global *g, int argc, char **argv)
 		goto out;
 	}
 	r.have_pin = true;
+	r.action = r.mode == M_FINISH	  ? "rotate-finish"
+		   : r.mode == M_ROLLBACK ? "rotate-rollback"
+					  : "rotate";
 	ret = r.mode == M_FINISH     ? rotate_finish(&r)
 	      : r.mode == M_ROLLBACK ? rotate_rollback(&r)
 				     : rotate_new(&r);

@@ -36,9 +36,7 @@ static json_t *flag_json(tok_flag f)
 	return f == TOK_FLAG_UNKNOWN ? json_null() : json_boolean(f == TOK_FLAG_YES);
 }
 
-/* How the key arrived; NULL when unknown. See tok_arrival for what each
- * rests on. */
-static const char *arrival_name(tok_arrival a)
+const char *vz_out_arrival_name(tok_arrival a)
 {
 	switch (a) {
 	case TOK_ARRIVAL_CREATED:
@@ -96,8 +94,8 @@ json_t *vz_out_entry_json(const tok_token *t, const vz_entry *e)
 		      "bits", key_bits(e), "sensitive", flag_json(e->key->sensitive), "extractable",
 		      flag_json(e->key->extractable), "value_readable",
 		      flag_json(e->key->value_readable), "sign_only", flag_json(sign_only(e->key)),
-		      "arrived", arrival_name(e->key->arrival), "uri", "key", kuri, "cert", curi,
-		      "chain", chain);
+		      "arrived", vz_out_arrival_name(e->key->arrival), "uri", "key", kuri, "cert",
+		      curi, "chain", chain);
 	free(id);
 	free(kuri);
 	free(curi);
@@ -161,7 +159,8 @@ void vz_out_entry_full(FILE *f, const tok_token *t, const vz_entry *e)
 		yn(e->key->can_derive), yn(e->key->can_sign_recover),
 		mechs_text(e->key->sign_only_mechs));
 	fprintf(f, "key arrived:  %s\n",
-		arrival_name(e->key->arrival) ? arrival_name(e->key->arrival) : "unknown");
+		vz_out_arrival_name(e->key->arrival) ? vz_out_arrival_name(e->key->arrival)
+						     : "unknown");
 	fprintf(f, "fingerprint:  SHA-256 %s\n", e->info.fingerprint);
 	fprintf(f, "id:           %s\n", id ? id : "");
 	fprintf(f, "key URI:      %s\n", kuri ? kuri : "");

@@ -20,6 +20,10 @@ void vz_out_entry_line(FILE *f, const vz_entry *e);
  * chain. */
 void vz_out_entry_full(FILE *f, const tok_token *t, const vz_entry *e);
 
+/* How a key arrived: "created", "unwrapped", "generated"; NULL when
+ * unknown. See tok_arrival for what each rests on. */
+const char *vz_out_arrival_name(tok_arrival a);
+
 /* Prints j (compact) and a newline; frees j. */
 int vz_out_json(FILE *f, json_t *j);
 
