@@ -224,8 +224,17 @@ case_concurrent() {
 	setup_token
 	start_bill_mock --push-delay 1500
 	make_decl decl.txt
+	# Each process its own copy of the token (the same key and certificate,
+	# as each machine of a practice group has its own HSM): SoftHSM rewrites
+	# token.object at every C_Login, and a process reading it at that moment
+	# finds no initialized token. The race under test is the journal's.
 	for k in 1 2 3; do
-		"$VZP11_BIN" --json declare "$T/decl.txt" --from "$FROM" --to "$TO" --flow "$FLOW" \
+		cp -a "$T/hsm" "$T/hsm$k"
+		sed "s|$T/hsm/|$T/hsm$k/|" "$T/hsm/softhsm2.conf" >"$T/hsm$k/softhsm2.conf"
+	done
+	for k in 1 2 3; do
+		SOFTHSM2_CONF=$T/hsm$k/softhsm2.conf \
+			"$VZP11_BIN" --json declare "$T/decl.txt" --from "$FROM" --to "$TO" --flow "$FLOW" \
 			--endpoint "$BASE" --cacert "$PKI/root.crt" >"$T/out$k" 2>"$T/err$k" &
 		eval "pid$k=\$!"
 	done
