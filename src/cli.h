@@ -21,6 +21,9 @@ typedef struct vz_global {
 	const char *token;	/* --token or VZP11_TOKEN */
 	const char *pin_source; /* --pin-source or VZP11_PIN_SOURCE */
 	const char *journal;	/* --journal or VZP11_JOURNAL (billing) */
+	const char *config;	/* --config FILE */
+	unsigned cli_set;	/* bit i: the ith of module, token, pin_source,
+				   journal came from the command line */
 	bool json;
 	int verbose;
 	bool quiet;
@@ -32,6 +35,7 @@ enum {
 	OPT_TOKEN,
 	OPT_PIN_SOURCE,
 	OPT_JOURNAL,
+	OPT_CONFIG,
 	OPT_JSON,
 	OPT_HELP,
 	OPT_VERSION,
@@ -42,6 +46,7 @@ enum {
 		{"token", required_argument, NULL, OPT_TOKEN},                                     \
 		{"pin-source", required_argument, NULL, OPT_PIN_SOURCE},                           \
 		{"journal", required_argument, NULL, OPT_JOURNAL},                                 \
+		{"config", required_argument, NULL, OPT_CONFIG},                                   \
 		{"json", no_argument, NULL, OPT_JSON}, {"verbose", no_argument, NULL, 'v'},        \
 		{"quiet", no_argument, NULL, 'q'},                                                 \
 	{                                                                                          \
@@ -90,5 +95,6 @@ int cmd_journal(vz_global *g, int argc, char **argv);
 int cmd_gateway(vz_global *g, int argc, char **argv);
 int cmd_check(vz_global *g, int argc, char **argv);
 int cmd_selftest(vz_global *g, int argc, char **argv);
+int cmd_config(vz_global *g, int argc, char **argv);
 
 #endif

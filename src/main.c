@@ -7,9 +7,14 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 
+#include <curl/curl.h>
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
+#include <openssl/params.h>
+#include <openssl/provider.h>
 
 #include "cli.h"
+#include "config.h"
 #include "vzp11-version.h"
 
 struct command {
@@ -46,6 +51,7 @@ static const struct command commands[] = {
 	{"check", cmd_check, "check [--label LABEL] [--warn-days N] [--crit-days N]"},
 	{"selftest", cmd_selftest,
 	 "selftest [--label LABEL] [--env tst|acc|prd | --endpoint URL] [--cacert FILE]"},
+	{"config", cmd_config, "config"},
 };
 
 static void usage(FILE *out)
@@ -65,6 +71,8 @@ static void usage(FILE *out)
 		"  --pin-source SRC    user PIN source (env VZP11_PIN_SOURCE); default: prompt\n"
 		"  --journal PATH|URI  billing journal: a SQLite file or postgresql://... (env\n"
 		"                      VZP11_JOURNAL); default: ~/.local/state/vzp11/journal.db\n"
+		"  --config FILE       settings read after %s and the user's\n"
+		"                      ~/.config/vzp11/config (see 'vzp11 config')\n"
 		"  --json              machine-readable output on stdout\n"
 		"  -v, --verbose       say more about what is done\n"
 		"  -q, --quiet         print only results and errors\n"
@@ -73,7 +81,8 @@ static void usage(FILE *out)
 		"SRC is env:VAR, file:PATH (mode 0600), fd:N, stdin or prompt. Secrets are never\n"
 		"taken from the command line.\n"
 		"Exit: 0 done, 1 refused or failed (nothing changed), 2 usage error;\n"
-		"check: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.\n");
+		"check: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.\n",
+		vz_config_system_file());
 }
 
 bool vz_global_opt(vz_global *g, int c, const char *arg)
@@ -81,15 +90,22 @@ bool vz_global_opt(vz_global *g, int c, const char *arg)
 	switch (c) {
 	case OPT_MODULE:
 		g->module = arg;
+		g->cli_set |= 1u;
 		return true;
 	case OPT_TOKEN:
 		g->token = arg;
+		g->cli_set |= 2u;
 		return true;
 	case OPT_PIN_SOURCE:
 		g->pin_source = arg;
+		g->cli_set |= 4u;
 		return true;
 	case OPT_JOURNAL:
 		g->journal = arg;
+		g->cli_set |= 8u;
+		return true;
+	case OPT_CONFIG:
+		g->config = arg;
 		return true;
 	case OPT_JSON:
 		g->json = true;
@@ -209,6 +225,57 @@ const char *vz_env(const char *name)
 	return v && *v ? v : NULL;
 }
 
+/* The Debian package version of pkg from dpkg's status file, or "". */
+static void dpkg_version(const char *pkg, char *out, size_t size)
+{
+	FILE *f = fopen("/var/lib/dpkg/status", "r");
+	char line[512];
+	bool in = false;
+
+	out[0] = '\0';
+	while (f && fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = '\0';
+		if (strncmp(line, "Package: ", 9) == 0)
+			in = strcmp(line + 9, pkg) == 0;
+		else if (in && strncmp(line, "Version: ", 9) == 0) {
+			snprintf(out, size, "%.100s", line + 9);
+			break;
+		}
+	}
+	if (f)
+		fclose(f);
+}
+
+/* vzp11's version, and those of the libraries found at run time. */
+static void version(void)
+{
+	const curl_version_info_data *cv = curl_version_info(CURLVERSION_NOW);
+	OSSL_LIB_CTX *ctx = OSSL_LIB_CTX_new();
+	OSSL_PROVIDER *prov = NULL;
+	char *pv = NULL, deb[128];
+	OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_ptr(OSSL_PROV_PARAM_VERSION, &pv, 0),
+			       OSSL_PARAM_construct_end()};
+
+	printf("vzp11 %s\n", VZP11_VERSION);
+	printf("%s (built with %s)\n", OpenSSL_version(OPENSSL_VERSION), OPENSSL_VERSION_TEXT);
+	printf("libcurl %s (%s)\n", cv->version, cv->ssl_version ? cv->ssl_version : "no TLS");
+	/* default first, as for TLS (DESIGN.md: provider load order) */
+	if (ctx && OSSL_PROVIDER_load(ctx, "default"))
+		prov = OSSL_PROVIDER_load(ctx, "pkcs11");
+	if (!prov) {
+		printf("pkcs11-provider: not found in %s\n",
+		       OPENSSL_info(OPENSSL_INFO_MODULES_DIR));
+		return;
+	}
+	/* pkcs11-provider 1.0 answers "version" with the OpenSSL it was built
+	 * with: the package that installed it says more. */
+	OSSL_PROVIDER_get_params(prov, params);
+	dpkg_version("pkcs11-provider", deb, sizeof(deb));
+	printf("pkcs11-provider %s (%s/pkcs11.so, which reports version %s)\n",
+	       deb[0] ? deb : "of unknown version", OPENSSL_info(OPENSSL_INFO_MODULES_DIR),
+	       pv ? pv : "none");
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -237,7 +304,7 @@ int main(int argc, char **argv)
 			return VZ_EXIT_OK;
 		}
 		if (c == OPT_VERSION) {
-			printf("vzp11 %s\n", VZP11_VERSION);
+			version();
 			return VZ_EXIT_OK;
 		}
 		return vz_usage(NULL, "unknown or incomplete option '%s'", argv[optind - 1]);
@@ -246,11 +313,26 @@ int main(int argc, char **argv)
 		return vz_usage(NULL, "no command given");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
 		if (strcmp(argv[optind], commands[i].name) == 0) {
-			int sub_argc = argc - optind;
+			int sub_argc = argc - optind, ret;
 			char **sub_argv = argv + optind;
+			vz_err err = {0};
+			vz_rv r;
 
+			/* Settings from the files, below the environment and the
+			 * command line (cli.h has the order). */
+			r = vz_config_load(vz_config_option(argc, argv), &err);
+			if (r != VZ_OK) {
+				vz_report(&err);
+				vz_config_free();
+				return vz_exit_code(r);
+			}
+			vz_config_globals(&g);
+			ret = vz_config_args(commands[i].name, &sub_argc, &sub_argv);
 			optind = 0; /* reset getopt for the command's own options */
-			return commands[i].run(&g, sub_argc, sub_argv);
+			if (ret == 0)
+				ret = commands[i].run(&g, sub_argc, sub_argv);
+			vz_config_free();
+			return ret;
 		}
 	}
 	return vz_usage(NULL, "unknown command '%s'", argv[optind]);

@@ -237,7 +237,7 @@ case_module_registry() {
 # Every command answers --help with its synopsis and exit 0; the options
 # the help names are the ones the command takes.
 case_help() {
-	for cmd in import list show remove rotate cov declare declare-status retour journal check selftest; do
+	for cmd in import list show remove rotate cov declare declare-status retour journal check selftest config; do
 		run vz "$cmd" --help
 		expect_rc 0 "$cmd --help"
 		expect_in "$T/out" "^Usage: vzp11 \[GLOBAL OPTIONS\] $cmd" "$cmd --help starts with the synopsis"
@@ -251,7 +251,7 @@ case_help() {
 	done
 	run vz --help
 	expect_rc 0 "vzp11 --help"
-	for cmd in import list show remove rotate cov declare declare-status retour journal check selftest; do
+	for cmd in import list show remove rotate cov declare declare-status retour journal check selftest config; do
 		expect_in "$T/out" "^  $cmd" "--help lists $cmd"
 	done
 	run vz --version
