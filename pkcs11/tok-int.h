@@ -2,9 +2,14 @@
 #ifndef VZP11_TOK_INT_H
 #define VZP11_TOK_INT_H
 
+#include <libintl.h>
 #include <p11-kit/pkcs11.h>
 
 #include "tok.h"
+
+/* Messages are translated (gettext, domain "vzp11"; see src/i18n.h). */
+#define _(s)  gettext(s)
+#define N_(s) s
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 

@@ -9,6 +9,7 @@
 #include <openssl/x509v3.h>
 
 #include "cert.h"
+#include "i18n.h"
 
 const char *vz_kind_name(vz_kind k)
 {
@@ -163,7 +164,7 @@ vz_kind vz_cert_classify(const X509 *c, char *reason, size_t reason_size)
 	reason[0] = '\0';
 	for (size_t i = 0; i < sizeof(person_nids) / sizeof(person_nids[0]); i++) {
 		if (X509_NAME_get_index_by_NID(n, person_nids[i], -1) >= 0) {
-			snprintf(reason, reason_size, "the subject has a %s attribute",
+			snprintf(reason, reason_size, _("the subject has a %s attribute"),
 				 OBJ_nid2ln(person_nids[i]));
 			return VZ_KIND_PERSONAL;
 		}
@@ -171,12 +172,12 @@ vz_kind vz_cert_classify(const X509 *c, char *reason, size_t reason_size)
 	vz_name_cn(n, cn, sizeof(cn));
 	name_entry(n, NID_organizationName, org, sizeof(org));
 	if (cn[0] && cn_reads_as_person(cn)) {
-		snprintf(reason, reason_size, "the common name '%s' reads as a person's name", cn);
+		snprintf(reason, reason_size, _("the common name '%s' reads as a person's name"), cn);
 		return VZ_KIND_PERSONAL;
 	}
 	if (cn[0] || org[0])
 		return VZ_KIND_SYSTEM;
-	snprintf(reason, reason_size, "the subject has neither a common name nor an organisation");
+	snprintf(reason, reason_size, _("the subject has neither a common name nor an organisation"));
 	return VZ_KIND_UNKNOWN;
 }
 

@@ -15,6 +15,7 @@
 #include "out.h"
 #include "store.h"
 #include "token.h"
+#include "i18n.h"
 
 #define WARN_DAYS    45
 #define CRIT_DAYS    14
@@ -60,26 +61,26 @@ struct check {
 static void check_usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: vzp11 [GLOBAL OPTIONS] check [--label LABEL] [--warn-days N] [--crit-days N]\n"
-		"Monitoring plugin (Nagios, Icinga, Checkmk) for the certificates on the token:\n"
-		"one line 'VZP11 OK|WARNING|CRITICAL|UNKNOWN - ...' with perfdata\n"
-		"'days_left'=N;WARN:;CRIT: per certificate, then one line per finding.\n"
-		"  --label LABEL     check only this certificate (default: every certificate with\n"
-		"                    a key)\n"
-		"  --warn-days N     WARNING when fewer than N days are left (default %d)\n"
-		"  --crit-days N     CRITICAL when fewer than N days are left (default %d)\n"
-		"CRITICAL: expired or not yet valid, fewer than --crit-days left, private key\n"
-		"missing, key readable or extractable, key type or size not the certificate's,\n"
-		"issuing CA certificate missing from the token or expired, no certificate at all.\n"
-		"WARNING: fewer than --warn-days left, key identifier not the certificate's, a\n"
-		"protection attribute without a clear answer, a higher CA certificate missing.\n"
-		"An imported key is never 'never extractable' (it was outside the token once);\n"
-		"that is reported, not alarmed. UNKNOWN: module, token, PIN or options wrong.\n"
-		"Without a PIN source (--pin-source or VZP11_PIN_SOURCE) check does not log in and\n"
-		"cannot see private keys: it checks certificates that have a public key object and\n"
-		"says the key was not checked. The PIN is read once and never retried.\n"
-		"--json prints one object with the details per certificate instead.\n"
-		"Exit: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.\n",
+		_("Usage: vzp11 [GLOBAL OPTIONS] check [--label LABEL] [--warn-days N] [--crit-days N]\n"
+		  "Monitoring plugin (Nagios, Icinga, Checkmk) for the certificates on the token:\n"
+		  "one line 'VZP11 OK|WARNING|CRITICAL|UNKNOWN - ...' with perfdata\n"
+		  "'days_left'=N;WARN:;CRIT: per certificate, then one line per finding.\n"
+		  "  --label LABEL     check only this certificate (default: every certificate with\n"
+		  "                    a key)\n"
+		  "  --warn-days N     WARNING when fewer than N days are left (default %d)\n"
+		  "  --crit-days N     CRITICAL when fewer than N days are left (default %d)\n"
+		  "CRITICAL: expired or not yet valid, fewer than --crit-days left, private key\n"
+		  "missing, key readable or extractable, key type or size not the certificate's,\n"
+		  "issuing CA certificate missing from the token or expired, no certificate at all.\n"
+		  "WARNING: fewer than --warn-days left, key identifier not the certificate's, a\n"
+		  "protection attribute without a clear answer, a higher CA certificate missing.\n"
+		  "An imported key is never 'never extractable' (it was outside the token once);\n"
+		  "that is reported, not alarmed. UNKNOWN: module, token, PIN or options wrong.\n"
+		  "Without a PIN source (--pin-source or VZP11_PIN_SOURCE) check does not log in and\n"
+		  "cannot see private keys: it checks certificates that have a public key object and\n"
+		  "says the key was not checked. The PIN is read once and never retried.\n"
+		  "--json prints one object with the details per certificate instead.\n"
+		  "Exit: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.\n"),
 		WARN_DAYS, CRIT_DAYS);
 }
 
@@ -93,7 +94,7 @@ static void add(struct verdict *v, state st, const char *fmt, ...)
 	if (v->n_f == MAX_FINDINGS)
 		return;
 	va_start(ap, fmt);
-	vsnprintf(v->f[v->n_f].text, sizeof(v->f[v->n_f].text), fmt, ap);
+	vsnprintf(v->f[v->n_f].text, sizeof(v->f[v->n_f].text), _(fmt), ap);
 	va_end(ap);
 	v->f[v->n_f].st = st;
 	v->n_f++;
@@ -341,9 +342,9 @@ static void none_text(const struct check *c, const char *token, char *buf, size_
 	clean(token, t, sizeof(t));
 	clean(c->label, l, sizeof(l));
 	if (c->label)
-		snprintf(buf, size, "no certificate with the label '%s' on token '%s'", l, t);
+		snprintf(buf, size, _("no certificate with the label '%s' on token '%s'"), l, t);
 	else
-		snprintf(buf, size, "no certificate with a key on token '%s'%s", t,
+		snprintf(buf, size, _("no certificate with a key on token '%s'%s"), t,
 			 c->logged_in ? ""
 				      : " (without login; give a PIN source if the token keeps "
 					"certificates private)");
@@ -386,7 +387,7 @@ static void print_text(FILE *f, const struct check *c, state s, const char *toke
 		}
 	}
 	if (c->n > 0 && !c->logged_in)
-		fputs(" (keys not checked: no PIN source)", f);
+		fputs(_(" (keys not checked: no PIN source)"), f);
 	if (c->n > 0) {
 		fputs(" | ", f);
 		perfdata(f, c);
@@ -491,7 +492,7 @@ static int unknown(const vz_global *g, const struct check *c, const vz_err *err)
 static int usage_unknown(const char *msg)
 {
 	printf("VZP11 UNKNOWN - %s\n", msg);
-	fprintf(stderr, "vzp11: %s\nTry 'vzp11 check --help'.\n", msg);
+	fprintf(stderr, _("vzp11: %s\nTry 'vzp11 check --help'.\n"), msg);
 	return ST_UNKNOWN;
 }
 
@@ -532,13 +533,13 @@ static int parse(vz_global *g, int argc, char **argv, struct check *c)
 								   "days, 0 to 100000");
 			break;
 		default:
-			snprintf(msg, sizeof(msg), "unknown or incomplete option '%.100s'",
+			snprintf(msg, sizeof(msg), _("unknown or incomplete option '%.100s'"),
 				 argv[optind - 1]);
 			return usage_unknown(msg);
 		}
 	}
 	if (optind < argc) {
-		snprintf(msg, sizeof(msg), "unexpected argument '%.100s'", argv[optind]);
+		snprintf(msg, sizeof(msg), _("unexpected argument '%.100s'"), argv[optind]);
 		return usage_unknown(msg);
 	}
 	if (c->crit > c->warn)

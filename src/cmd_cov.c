@@ -21,6 +21,7 @@
 #include "csv.h"
 #include "outfile.h"
 #include "tls.h"
+#include "i18n.h"
 
 /* How long a batch waits for a token that went away to come back. */
 #define TOKEN_WAIT_MS 120000L
@@ -28,35 +29,36 @@
 static void cov_usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: vzp11 [GLOBAL OPTIONS] cov --bsn BSN --birthdate YYYY-MM-DD [--date YYYY-MM-DD]\n"
-		"                                [--reference REF] [OPTIONS]\n"
-		"       vzp11 [GLOBAL OPTIONS] cov --stdin [OPTIONS]\n"
-		"       vzp11 [GLOBAL OPTIONS] cov --batch FILE.csv|- [--out FILE] [--jobs N] [OPTIONS]\n"
-		"Check insurance (COV, VZ801/802) at VECOZO with the system certificate on the token.\n"
-		"  --bsn BSN              the person's BSN: 9 digits that pass the eleven-test. Every\n"
-		"                         user of this machine can read a command line: prefer --stdin\n"
-		"  --birthdate DATE       birth date, YYYY-MM-DD\n"
-		"  --date DATE            the date the insurance is checked for (default: today)\n"
-		"  --reference REF        your own reference (at most 80 characters), echoed back\n"
-		"  --stdin                read one check from standard input, one line:\n"
-		"                         bsn,birthdate[,date][,reference]\n"
-		"  --batch FILE.csv|-     header bsn,birthdate[,date][,reference] (',' or ';');\n"
-		"                         - reads standard input\n"
-		"  --out FILE             write the batch result here (mode 0600) instead of stdout\n"
-		"  --jobs N               parallel requests, 1..32 (default 4)\n"
-		"  --agb CODE             the practice's 8-digit AGB code (env VZP11_AGB)\n"
-		"  --label LABEL          certificate on the token (default: " VZ_DEFAULT_LABEL ")\n"
-		"  --env tst|acc|prd      VECOZO environment (env VZP11_ENV)\n"
-		"  --endpoint URL         the COV endpoint itself, instead of --env\n"
-		"  --cacert FILE          trust only the CA certificates in FILE for the server\n"
-		"                         (env VZP11_CACERT; default: the system store)\n"
-		"  --retries N            extra tries after a transient failure, 0..10 (default 3)\n"
-		"  --timeout SECONDS      limit for one request (default 30)\n"
-		"  --connect-timeout SECONDS  limit for connecting (default 10)\n"
-		"  --max-response BYTES   largest response accepted (default 4194304)\n"
-		"Output: plain text, or with --json the object described in the README; a batch\n"
-		"writes CSV (or a JSON array) with exactly one row per input line, in input order.\n"
-		"Exit: 0 the check(s) succeeded (found or not), 1 a check failed, 2 usage error.\n");
+		_("Usage: vzp11 [GLOBAL OPTIONS] cov --bsn BSN --birthdate YYYY-MM-DD [--date YYYY-MM-DD]\n"
+		  "                                [--reference REF] [OPTIONS]\n"
+		  "       vzp11 [GLOBAL OPTIONS] cov --stdin [OPTIONS]\n"
+		  "       vzp11 [GLOBAL OPTIONS] cov --batch FILE.csv|- [--out FILE] [--jobs N] [OPTIONS]\n"
+		  "Check insurance (COV, VZ801/802) at VECOZO with the system certificate on the token.\n"
+		  "  --bsn BSN              the person's BSN: 9 digits that pass the eleven-test. Every\n"
+		  "                         user of this machine can read a command line: prefer --stdin\n"
+		  "  --birthdate DATE       birth date, YYYY-MM-DD\n"
+		  "  --date DATE            the date the insurance is checked for (default: today)\n"
+		  "  --reference REF        your own reference (at most 80 characters), echoed back\n"
+		  "  --stdin                read one check from standard input, one line:\n"
+		  "                         bsn,birthdate[,date][,reference]\n"
+		  "  --batch FILE.csv|-     header bsn,birthdate[,date][,reference] (',' or ';');\n"
+		  "                         - reads standard input\n"
+		  "  --out FILE             write the batch result here (mode 0600) instead of stdout\n"
+		  "  --jobs N               parallel requests, 1..32 (default 4)\n"
+		  "  --agb CODE             the practice's 8-digit AGB code (env VZP11_AGB)\n"
+		  "  --label LABEL          certificate on the token (default: %s)\n"
+		  "  --env tst|acc|prd      VECOZO environment (env VZP11_ENV)\n"
+		  "  --endpoint URL         the COV endpoint itself, instead of --env\n"
+		  "  --cacert FILE          trust only the CA certificates in FILE for the server\n"
+		  "                         (env VZP11_CACERT; default: the system store)\n"
+		  "  --retries N            extra tries after a transient failure, 0..10 (default 3)\n"
+		  "  --timeout SECONDS      limit for one request (default 30)\n"
+		  "  --connect-timeout SECONDS  limit for connecting (default 10)\n"
+		  "  --max-response BYTES   largest response accepted (default 4194304)\n"
+		  "Output: plain text, or with --json the object described in the README; a batch\n"
+		  "writes CSV (or a JSON array) with exactly one row per input line, in input order.\n"
+		  "Exit: 0 the check(s) succeeded (found or not), 1 a check failed, 2 usage error.\n"),
+		VZ_DEFAULT_LABEL);
 }
 
 struct cov_opts {
@@ -270,7 +272,7 @@ static int read_stdin_row(vz_cov_row *row, const char *default_date)
 	int r, more;
 
 	if (!csv) {
-		fprintf(stderr, "vzp11: out of memory\n");
+		fprintf(stderr, _("vzp11: out of memory\n"));
 		return VZ_EXIT_FAIL;
 	}
 	r = vz_csv_read(csv, &f, &n, &err);
@@ -314,7 +316,7 @@ static int single_prepare(vz_global *g, const struct cov_opts *o, struct single 
 	if (!s->in.done)
 		return -1;
 	single_emit(s, &s->in, NULL);
-	fprintf(stderr, "vzp11: %s\n", s->in.error);
+	fprintf(stderr, _("vzp11: %s\n"), s->in.error);
 	return VZ_EXIT_FAIL;
 }
 
@@ -421,7 +423,8 @@ static void batch_progress(void *ctx, const vz_cov_stats *st)
 
 	if (!b->tty || b->g->quiet)
 		return;
-	fprintf(stderr, "\r\033[Kvzp11: %zu rows (%zu failed), %.0f/s, %zu requests", st->rows,
+	fputs("\r\033[K", stderr); /* back to the start of the line, cleared */
+	fprintf(stderr, _("vzp11: %zu rows (%zu failed), %.0f/s, %zu requests"), st->rows,
 		st->failed, secs > 0.5 ? (double)st->rows / secs : 0.0, st->requests);
 	if (b->in_size > 0)
 		fprintf(stderr, ", %ld%%", vz_csv_offset(b->csv) * 100 / b->in_size);
@@ -457,7 +460,7 @@ static int run_single(vz_global *g, const struct cov_opts *o, struct single *s, 
 	if (st.reconnects)
 		vz_note(g, "re-connected to the token %zu time(s)", st.reconnects);
 	if (s->error[0]) {
-		fprintf(stderr, "vzp11: the check failed: %s\n", s->error);
+		fprintf(stderr, _("vzp11: the check failed: %s\n"), s->error);
 		return VZ_EXIT_FAIL;
 	}
 	return VZ_EXIT_OK;
@@ -562,7 +565,7 @@ int cmd_cov(vz_global *g, int argc, char **argv)
 			return ret;
 	}
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-		fprintf(stderr, "vzp11: cannot initialize libcurl\n");
+		fprintf(stderr, _("vzp11: cannot initialize libcurl\n"));
 		return VZ_EXIT_FAIL;
 	}
 	if (vz_tls_open(g, o.label, &tls, &err) != VZ_OK) {

@@ -20,30 +20,32 @@
 #include "secret.h"
 #include "store.h"
 #include "token.h"
+#include "i18n.h"
 
 #define MAX_P12 (10 * 1024 * 1024)
 
 static void import_usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: vzp11 [GLOBAL OPTIONS] import FILE.p12 [--password-source SRC] [--label LABEL]\n"
-		"                                  [--replace] [--allow-personal] [--unwrap]\n"
-		"Import a VECOZO system certificate with its private key and chain from a\n"
-		"PKCS#12 (.pfx/.p12) file onto the token. The key is stored sensitive and not\n"
-		"extractable and may only sign; if any write fails, everything written is\n"
-		"removed again. A token that refuses a private key in the clear (an HSM in\n"
-		"FIPS mode) gets it wrapped: a session AES key on the token, the key wrapped\n"
-		"with it on the host, C_UnwrapKey on the token.\n"
-		"  --password-source SRC  the file's password: env:VAR, file:PATH (mode 0600),\n"
-		"                         fd:N, stdin or prompt (default on a terminal)\n"
-		"  --label LABEL          label on the token (default: " VZ_DEFAULT_LABEL ")\n"
-		"  --replace              put this certificate in place of another one with the\n"
-		"                         same label; the old objects go only after the new ones\n"
-		"                         are written\n"
-		"  --allow-personal       import a personal certificate anyway (COV and billing\n"
-		"                         need the system certificate)\n"
-		"  --unwrap               always bring the key wrapped (C_UnwrapKey), never in the\n"
-		"                         clear (C_CreateObject)\n");
+		_("Usage: vzp11 [GLOBAL OPTIONS] import FILE.p12 [--password-source SRC] [--label LABEL]\n"
+		  "                                  [--replace] [--allow-personal] [--unwrap]\n"
+		  "Import a VECOZO system certificate with its private key and chain from a\n"
+		  "PKCS#12 (.pfx/.p12) file onto the token. The key is stored sensitive and not\n"
+		  "extractable and may only sign; if any write fails, everything written is\n"
+		  "removed again. A token that refuses a private key in the clear (an HSM in\n"
+		  "FIPS mode) gets it wrapped: a session AES key on the token, the key wrapped\n"
+		  "with it on the host, C_UnwrapKey on the token.\n"
+		  "  --password-source SRC  the file's password: env:VAR, file:PATH (mode 0600),\n"
+		  "                         fd:N, stdin or prompt (default on a terminal)\n"
+		  "  --label LABEL          label on the token (default: %s)\n"
+		  "  --replace              put this certificate in place of another one with the\n"
+		  "                         same label; the old objects go only after the new ones\n"
+		  "                         are written\n"
+		  "  --allow-personal       import a personal certificate anyway (COV and billing\n"
+		  "                         need the system certificate)\n"
+		  "  --unwrap               always bring the key wrapped (C_UnwrapKey), never in the\n"
+		  "                         clear (C_CreateObject)\n"),
+		VZ_DEFAULT_LABEL);
 }
 
 /* The whole file in memory (a .pfx is small); wiped by the caller. */
@@ -130,7 +132,7 @@ vz_rv vz_import_load(const struct vz_import_opts *o, struct vz_import_src *src, 
 	r = read_whole(o->file, &der, &der_len, err);
 	if (r != VZ_OK)
 		return r;
-	snprintf(what, sizeof(what), "password for %s", o->file);
+	snprintf(what, sizeof(what), _("password for %s"), o->file);
 	r = vz_secret_read(o->password_source, what, &pass, err);
 	if (r == VZ_OK)
 		r = vz_p12_parse(der, der_len, pass.buf, pass.len, &src->p12, err);
@@ -227,7 +229,7 @@ static tok_rv add_cert(tok_txn *x, const X509 *c, const char *label, const unsig
 	if (tc.der.p && tc.subject.p && tc.issuer.p && tc.serial.p)
 		r = tok_txn_add_cert(x, &tc, te);
 	else
-		snprintf(te->msg, sizeof(te->msg), "cannot encode a certificate for the token");
+		snprintf(te->msg, sizeof(te->msg), _("cannot encode a certificate for the token"));
 	OPENSSL_free(der);
 	OPENSSL_free(subj);
 	OPENSSL_free(iss);
@@ -376,7 +378,7 @@ abort:
 
 		if (tok_txn_abort(x, &ae) == TOK_OK)
 			snprintf(err->msg + used, sizeof(err->msg) - used,
-				 "; the token is unchanged");
+				 _("; the token is unchanged"));
 		else
 			snprintf(err->msg + used, sizeof(err->msg) - used, "; and %s", ae.msg);
 		vz_store_free(*after);
@@ -454,14 +456,14 @@ static void print_result(const vz_global *g, const vz_token *tk, const vz_entry 
 		return;
 	}
 	if (strcmp(status, "unchanged") == 0)
-		printf("'%s' is already on the token '%s'; nothing was changed.\n", e->cert->label,
-		       tok_token_info_of(tk->tok)->label);
+		printf(_("'%s' is already on the token '%s'; nothing was changed.\n"),
+		       e->cert->label, tok_token_info_of(tk->tok)->label);
 	else
-		printf("%s '%s' on token '%s'.\n",
+		printf(_("%s '%s' on token '%s'.\n"),
 		       strcmp(status, "replaced") ? "Imported" : "Replaced", e->cert->label,
 		       tok_token_info_of(tk->tok)->label);
 	if (vz_import_way(how))
-		printf("The key was %s on the token (%s).\n", vz_import_way(how),
+		printf(_("The key was %s on the token (%s).\n"), vz_import_way(how),
 		       how == TOK_ARRIVAL_UNWRAPPED ? "C_UnwrapKey, it never crossed in the clear"
 						    : "C_CreateObject");
 	vz_out_entry_full(stdout, tk->tok, e);
@@ -471,7 +473,7 @@ static void print_result(const vz_global *g, const vz_token *tk, const vz_entry 
 			"and were ignored",
 			unrelated);
 	if (!g->quiet)
-		printf("Reminder: %s: %s\n", o->file, reminder);
+		printf(_("Reminder: %s: %s\n"), o->file, reminder);
 }
 
 vz_rv vz_import_check(const vz_store *st, const struct vz_import_src *src,
@@ -632,8 +634,9 @@ int cmd_import(vz_global *g, int argc, char **argv)
 	}
 	e = vz_import_find(after ? after : st, o.label, src.id);
 	if (!e) {
-		fprintf(stderr, "vzp11: the objects were written but cannot be read back from the "
-				"token\n");
+		fprintf(stderr,
+			_("vzp11: the objects were written but cannot be read back from the "
+			  "token\n"));
 		goto out;
 	}
 	print_result(g, &tk, e, status, how, &o, src.unrelated);

@@ -5,13 +5,15 @@
 #include "out.h"
 #include "store.h"
 #include "token.h"
+#include "i18n.h"
 
 static void list_usage(FILE *f)
 {
-	fprintf(f, "Usage: vzp11 [GLOBAL OPTIONS] list\n"
-		   "List every certificate that has a private key on the token: label, subject,\n"
-		   "expiry date, days left and key type; expired ones are marked. --json gives an\n"
-		   "array of objects (see README).\n");
+	fprintf(f,
+		_("Usage: vzp11 [GLOBAL OPTIONS] list\n"
+		  "List every certificate that has a private key on the token: label, subject,\n"
+		  "expiry date, days left and key type; expired ones are marked. --json gives an\n"
+		  "array of objects (see README).\n"));
 }
 
 int cmd_list(vz_global *g, int argc, char **argv)

@@ -9,13 +9,14 @@
 #include "out.h"
 #include "store.h"
 #include "token.h"
+#include "i18n.h"
 
 static void remove_usage(FILE *f)
 {
-	fprintf(f, "Usage: vzp11 [GLOBAL OPTIONS] remove LABEL [--yes]\n"
-		   "Delete the private key, public key and certificate with this label, and the\n"
-		   "CA certificates no other certificate on the token uses.\n"
-		   "  -y, --yes   do not ask; needed when there is no terminal\n");
+	fprintf(f, _("Usage: vzp11 [GLOBAL OPTIONS] remove LABEL [--yes]\n"
+		     "Delete the private key, public key and certificate with this label, and the\n"
+		     "CA certificates no other certificate on the token uses.\n"
+		     "  -y, --yes   do not ask; needed when there is no terminal\n"));
 }
 
 /* Asks on the terminal; anything but y/yes is no. */
@@ -28,8 +29,8 @@ static bool confirm(const char *label, const char *token)
 	if (!tty)
 		return false;
 	fprintf(tty,
-		"Remove '%s' (key and certificate) from token '%s'? This cannot be undone. "
-		"[y/N] ",
+		_("Remove '%s' (key and certificate) from token '%s'? This cannot be undone. "
+		  "[y/N] "),
 		label, token);
 	fflush(tty);
 	if (!fgets(answer, sizeof(answer), tty))
@@ -158,7 +159,7 @@ static vz_rv destroy_planned(vz_token *tk, const vz_store *st, const char *label
 		vz_err_from_tok(err, &te, r);
 		used = strlen(err->msg);
 		if (!x || tok_txn_abort(x, &ae) == TOK_OK)
-			snprintf(err->msg + used, sizeof(err->msg) - used, "; nothing was removed");
+			snprintf(err->msg + used, sizeof(err->msg) - used, _("; nothing was removed"));
 		else
 			snprintf(err->msg + used, sizeof(err->msg) - used, "; %s", ae.msg);
 		return VZ_FAIL;
@@ -241,8 +242,8 @@ static void print_removed(const vz_global *g, const vz_token *tk, const char *la
 				      (json_int_t)p->n_ca));
 		return;
 	}
-	printf("Removed '%s' from token '%s': %zu private key(s), %zu public key(s), "
-	       "%zu certificate(s), %zu CA certificate(s) no longer used.\n",
+	printf(_("Removed '%s' from token '%s': %zu private key(s), %zu public key(s), "
+		 "%zu certificate(s), %zu CA certificate(s) no longer used.\n"),
 	       label, token, p->n_key, p->n_pub, p->n_cert, p->n_ca);
 }
 
@@ -277,9 +278,10 @@ int cmd_remove(vz_global *g, int argc, char **argv)
 				optind == argc ? "LABEL is missing" : "too many arguments");
 	label = argv[optind];
 	if (!yes && (!isatty(STDIN_FILENO) || access("/dev/tty", R_OK | W_OK) != 0)) {
-		fprintf(stderr, "vzp11: removing needs a confirmation and there is no terminal to "
-				"ask; nothing was removed\n"
-				"vzp11: pass --yes to remove without asking\n");
+		fprintf(stderr,
+			_("vzp11: removing needs a confirmation and there is no terminal to "
+			  "ask; nothing was removed\n"
+			  "vzp11: pass --yes to remove without asking\n"));
 		return VZ_EXIT_FAIL;
 	}
 	r = vz_token_open(g, true, true, &tk, &err);
@@ -293,13 +295,13 @@ int cmd_remove(vz_global *g, int argc, char **argv)
 	}
 	if (plan.n_key + plan.n_pub + plan.n_cert == 0) {
 		fprintf(stderr,
-			"vzp11: nothing has the label '%s' on token '%s'; nothing was removed\n"
-			"vzp11: see the labels with 'vzp11 list'\n",
+			_("vzp11: nothing has the label '%s' on token '%s'; nothing was removed\n"
+			  "vzp11: see the labels with 'vzp11 list'\n"),
 			label, tok_token_info_of(tk.tok)->label);
 		goto out;
 	}
 	if (!yes && !confirm(label, tok_token_info_of(tk.tok)->label)) {
-		fprintf(stderr, "vzp11: not confirmed; nothing was removed\n");
+		fprintf(stderr, _("vzp11: not confirmed; nothing was removed\n"));
 		goto out;
 	}
 	r = destroy_planned(&tk, st, label, &plan, &err);

@@ -42,43 +42,40 @@
 #include "selftest.h"
 #include "store.h"
 #include "token.h"
+#include "i18n.h"
 
 #define VZ_ROLLBACK_SUFFIX ".rollback"
 #define MAX_GROUPS	   8
 
 static void rotate_usage(FILE *f)
 {
+	/* The labels are written out: VZ_NEXT_SUFFIX, VZ_PREVIOUS_SUFFIX. */
 	fprintf(f,
-		"Usage: vzp11 [GLOBAL OPTIONS] rotate NEW.p12 [--label LABEL] [--password-source SRC]\n"
-		"                                  [--unwrap] [--env tst|acc|prd | --endpoint URL]\n"
-		"                                  [--cacert FILE]\n"
-		"       vzp11 [GLOBAL OPTIONS] rotate --rollback [--label LABEL]\n"
-		"       vzp11 [GLOBAL OPTIONS] rotate --finish [--label LABEL]\n"
-		"Put a renewed system certificate in place of the active one without a gap.\n"
-		"The renewal must be for the same organisation (same subject apart from its\n"
-		"serial number) with a new key. It is imported beside the active one as\n"
-		"LABEL" VZ_NEXT_SUFFIX
-		", passes the self-test (with --env or --endpoint also a COV\n"
-		"handshake), and then becomes LABEL; the old one stays as LABEL" VZ_PREVIOUS_SUFFIX
-		".\n"
-		"Each step is one label change on the token: if vzp11 stops anywhere, LABEL\n"
-		"still names one complete certificate and key, and the next rotate,\n"
-		"--rollback or --finish completes what was left.\n"
-		"  --label LABEL          the active certificate's label (default: " VZ_DEFAULT_LABEL
-		")\n"
-		"  --password-source SRC  NEW.p12's password: env:VAR, file:PATH (mode 0600),\n"
-		"                         fd:N, stdin or prompt (default on a terminal)\n"
-		"  --unwrap               bring the new key wrapped (C_UnwrapKey), as import does\n"
-		"  --env ENV              also try a COV handshake with the renewal: tst, acc or prd\n"
-		"  --endpoint URL         ... or with this COV endpoint\n"
-		"  --cacert FILE          trust only the CA certificates in FILE for the server\n"
-		"  --rollback             make LABEL" VZ_PREVIOUS_SUFFIX
-		" active again (the current one\n"
-		"                         becomes LABEL" VZ_PREVIOUS_SUFFIX
-		"); without one, drop an unfinished\n"
-		"                         LABEL" VZ_NEXT_SUFFIX "\n"
-		"  --finish               delete LABEL" VZ_PREVIOUS_SUFFIX
-		" (key and certificate) for good\n");
+		_("Usage: vzp11 [GLOBAL OPTIONS] rotate NEW.p12 [--label LABEL] [--password-source SRC]\n"
+		  "                                  [--unwrap] [--env tst|acc|prd | --endpoint URL]\n"
+		  "                                  [--cacert FILE]\n"
+		  "       vzp11 [GLOBAL OPTIONS] rotate --rollback [--label LABEL]\n"
+		  "       vzp11 [GLOBAL OPTIONS] rotate --finish [--label LABEL]\n"
+		  "Put a renewed system certificate in place of the active one without a gap.\n"
+		  "The renewal must be for the same organisation (same subject apart from its\n"
+		  "serial number) with a new key. It is imported beside the active one as\n"
+		  "LABEL.next, passes the self-test (with --env or --endpoint also a COV\n"
+		  "handshake), and then becomes LABEL; the old one stays as LABEL.previous.\n"
+		  "Each step is one label change on the token: if vzp11 stops anywhere, LABEL\n"
+		  "still names one complete certificate and key, and the next rotate,\n"
+		  "--rollback or --finish completes what was left.\n"
+		  "  --label LABEL          the active certificate's label (default: %s)\n"
+		  "  --password-source SRC  NEW.p12's password: env:VAR, file:PATH (mode 0600),\n"
+		  "                         fd:N, stdin or prompt (default on a terminal)\n"
+		  "  --unwrap               bring the new key wrapped (C_UnwrapKey), as import does\n"
+		  "  --env ENV              also try a COV handshake with the renewal: tst, acc or prd\n"
+		  "  --endpoint URL         ... or with this COV endpoint\n"
+		  "  --cacert FILE          trust only the CA certificates in FILE for the server\n"
+		  "  --rollback             make LABEL.previous active again (the current one\n"
+		  "                         becomes LABEL.previous); without one, drop an\n"
+		  "                         unfinished LABEL.next\n"
+		  "  --finish               delete LABEL.previous (key and certificate) for good\n"),
+		VZ_DEFAULT_LABEL);
 }
 
 enum mode {
@@ -297,7 +294,7 @@ static vz_rv relabel(struct rotate *r, vz_token *tk, const struct group *g, tok_
 	}
 	vz_audit(tk, &rec);
 	if (r->g->verbose)
-		fprintf(stderr, "vzp11: %s '%s' -> '%s'\n", class_name(o->cls),
+		fprintf(stderr, _("vzp11: %s '%s' -> '%s'\n"), class_name(o->cls),
 			o->label ? o->label : "", to);
 	json_array_append_new(r->steps, json_pack("{s:s, s:s, s:s}", "object", class_name(o->cls),
 						  "from", o->label ? o->label : "", "to", to));
@@ -403,7 +400,7 @@ static vz_rv drop(const struct rotate *r, vz_token *tk, struct group *g, vz_err 
 
 		if (tok_txn_abort(x, &ae) == TOK_OK)
 			snprintf(err->msg + used, sizeof(err->msg) - used,
-				 "; the token is unchanged");
+				 _("; the token is unchanged"));
 		else
 			snprintf(err->msg + used, sizeof(err->msg) - used, "; and %s", ae.msg);
 	}
@@ -463,8 +460,8 @@ static vz_rv same_subject(const X509 *old, const X509 *renewed, vz_err *err)
 static void print_entry(const struct rotate *r, const char *what, const vz_entry *e)
 {
 	if (!r->g->json && e)
-		printf("%-9s %s, serial %s, expires %.10s\n", what, e->info.subject, e->info.serial,
-		       e->info.not_after);
+		printf(_("%-9s %s, serial %s, expires %.10s\n"), what, e->info.subject,
+		       e->info.serial, e->info.not_after);
 }
 
 /* The entry of group g in st, or NULL. */
@@ -716,7 +713,7 @@ static int rotate_new(struct rotate *r)
 	if (rv != VZ_OK)
 		goto out;
 	if (!r->g->json && !r->g->quiet)
-		printf("Imported the renewal as '%s'%s; self-test:\n", r->next,
+		printf(_("Imported the renewal as '%s'%s; self-test:\n"), r->next,
 		       vz_import_way(how) ? "" : " (it was there already)");
 	g2 = *r->g;
 	fd = pin_fd(r, pinsrc, sizeof(pinsrc));
@@ -886,7 +883,7 @@ int cmd_rotate(vz_global *g, int argc, char **argv)
 		return ret == -1 ? VZ_EXIT_OK : ret;
 	r.steps = json_array();
 	if (!r.steps || curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-		fprintf(stderr, "vzp11: out of memory\n");
+		fprintf(stderr, _("vzp11: out of memory\n"));
 		json_decref(r.steps);
 		return VZ_EXIT_FAIL;
 	}

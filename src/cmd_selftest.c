@@ -29,6 +29,7 @@
 #include "selftest.h"
 #include "store.h"
 #include "tls.h"
+#include "i18n.h"
 
 #define MIN_DAYS  14 /* check's default CRITICAL threshold */
 #define MAX_STEPS 16
@@ -69,27 +70,27 @@ struct selftest {
 static void selftest_usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: vzp11 [GLOBAL OPTIONS] selftest [--label LABEL]\n"
-		"                                     [--env tst|acc|prd | --endpoint URL] "
-		"[--cacert FILE]\n"
-		"Check everything a COV or billing call needs, one line per check with pass or\n"
-		"fail and, on fail, what to do: the module loads, the token is there, the PIN is\n"
-		"accepted (read once, never retried), the key is sensitive and not extractable,\n"
-		"the chain is complete and valid now, at least %d days are left, the key loads\n"
-		"through pkcs11-provider and signs a random challenge that the certificate's\n"
-		"public key verifies, in each scheme TLS may use (RSA: PKCS#1 v1.5 and PSS with\n"
-		"SHA-256; EC: ECDSA), and with an endpoint a real COV check over mutual TLS.\n"
-		"  --label LABEL      certificate on the token (default: " VZ_DEFAULT_LABEL ")\n"
-		"  --env tst|acc|prd  VECOZO environment for the COV handshake (env VZP11_ENV)\n"
-		"  --endpoint URL     the COV endpoint itself, instead of --env\n"
-		"  --cacert FILE      trust only the CA certificates in FILE for the server\n"
-		"                     (env VZP11_CACERT; default: the system store)\n"
-		"Without --env, --endpoint or VZP11_ENV the COV handshake is skipped. It passes\n"
-		"when the TLS handshake completes; the line names VECOZO's answer (a Zoekresultaat\n"
-		"or the fault, such as Niet geauthenticeerd).\n"
-		"--json prints one object: {label, passed, checks: [{name, status, detail, fix}]}.\n"
-		"Exit: 0 every check passed (skipped ones aside), 1 a check failed, 2 usage error.\n",
-		MIN_DAYS);
+		_("Usage: vzp11 [GLOBAL OPTIONS] selftest [--label LABEL]\n"
+		  "                                     [--env tst|acc|prd | --endpoint URL] "
+		  "[--cacert FILE]\n"
+		  "Check everything a COV or billing call needs, one line per check with pass or\n"
+		  "fail and, on fail, what to do: the module loads, the token is there, the PIN is\n"
+		  "accepted (read once, never retried), the key is sensitive and not extractable,\n"
+		  "the chain is complete and valid now, at least %d days are left, the key loads\n"
+		  "through pkcs11-provider and signs a random challenge that the certificate's\n"
+		  "public key verifies, in each scheme TLS may use (RSA: PKCS#1 v1.5 and PSS with\n"
+		  "SHA-256; EC: ECDSA), and with an endpoint a real COV check over mutual TLS.\n"
+		  "  --label LABEL      certificate on the token (default: %s)\n"
+		  "  --env tst|acc|prd  VECOZO environment for the COV handshake (env VZP11_ENV)\n"
+		  "  --endpoint URL     the COV endpoint itself, instead of --env\n"
+		  "  --cacert FILE      trust only the CA certificates in FILE for the server\n"
+		  "                     (env VZP11_CACERT; default: the system store)\n"
+		  "Without --env, --endpoint or VZP11_ENV the COV handshake is skipped. It passes\n"
+		  "when the TLS handshake completes; the line names VECOZO's answer (a Zoekresultaat\n"
+		  "or the fault, such as Niet geauthenticeerd).\n"
+		  "--json prints one object: {label, passed, checks: [{name, status, detail, fix}]}.\n"
+		  "Exit: 0 every check passed (skipped ones aside), 1 a check failed, 2 usage error.\n"),
+		MIN_DAYS, VZ_DEFAULT_LABEL);
 }
 
 static struct step *step(struct selftest *t, const char *name, result r, const char *fmt, ...)
@@ -105,7 +106,7 @@ static struct step *step(struct selftest *t, const char *name, result r, const c
 	snprintf(s->name, sizeof(s->name), "%s", name);
 	s->r = r;
 	va_start(ap, fmt);
-	vsnprintf(s->detail, sizeof(s->detail), fmt, ap);
+	vsnprintf(s->detail, sizeof(s->detail), _(fmt), ap);
 	va_end(ap);
 	t->failed |= r == R_FAIL;
 	return s;
@@ -118,7 +119,7 @@ static void fix(struct step *s, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(s->fix, sizeof(s->fix), fmt, ap);
+	vsnprintf(s->fix, sizeof(s->fix), _(fmt), ap);
 	va_end(ap);
 }
 
@@ -594,13 +595,13 @@ static void print_text(const struct selftest *t)
 					: "skip",
 		       s->name, s->detail);
 		if (s->r == R_FAIL && s->fix[0])
-			printf("      %-27s fix: %s\n", "", s->fix);
+			printf(_("      %-27s fix: %s\n"), "", s->fix);
 		failed += s->r == R_FAIL;
 	}
 	if (failed)
-		printf("selftest: %zu of %zu checks failed\n", failed, t->n);
+		printf(_("selftest: %zu of %zu checks failed\n"), failed, t->n);
 	else
-		printf("selftest: all checks passed\n");
+		printf(_("selftest: all checks passed\n"));
 }
 
 static json_t *checks_json(const struct selftest *t)
@@ -706,7 +707,7 @@ int cmd_selftest(vz_global *g, int argc, char **argv)
 	if (ret != 0)
 		return ret == -1 ? VZ_EXIT_OK : ret;
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-		fprintf(stderr, "vzp11: cannot initialize libcurl\n");
+		fprintf(stderr, _("vzp11: cannot initialize libcurl\n"));
 		return VZ_EXIT_FAIL;
 	}
 	run_all(g, &t);
@@ -716,7 +717,7 @@ int cmd_selftest(vz_global *g, int argc, char **argv)
 		print_text(&t);
 	ret = t.failed ? VZ_EXIT_FAIL : VZ_EXIT_OK;
 	if (fflush(stdout) != 0 || ferror(stdout)) {
-		fprintf(stderr, "vzp11: cannot write the output\n");
+		fprintf(stderr, _("vzp11: cannot write the output\n"));
 		ret = VZ_EXIT_FAIL;
 	}
 	curl_global_cleanup();

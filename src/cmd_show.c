@@ -6,13 +6,14 @@
 #include "out.h"
 #include "store.h"
 #include "token.h"
+#include "i18n.h"
 
 static void show_usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: vzp11 [GLOBAL OPTIONS] show LABEL\n"
-		"Show the certificate with this label in full: subject, issuer, serial,\n"
-		"validity, kind, the key's attributes as read from the token, URIs and chain.\n");
+		_("Usage: vzp11 [GLOBAL OPTIONS] show LABEL\n"
+		  "Show the certificate with this label in full: subject, issuer, serial,\n"
+		  "validity, kind, the key's attributes as read from the token, URIs and chain.\n"));
 }
 
 int cmd_show(vz_global *g, int argc, char **argv)
@@ -71,9 +72,9 @@ int cmd_show(vz_global *g, int argc, char **argv)
 			label);
 	if (shown == 0) {
 		fprintf(stderr,
-			"vzp11: no certificate with a key has the label '%s' on token '%s'\n",
+			_("vzp11: no certificate with a key has the label '%s' on token '%s'\n"),
 			label, tok_token_info_of(tk.tok)->label);
-		fprintf(stderr, "vzp11: see the labels with 'vzp11 list'\n");
+		fprintf(stderr, _("vzp11: see the labels with 'vzp11 list'\n"));
 		ret = VZ_EXIT_FAIL;
 	} else if (vz_out_flush(stdout, &err) != VZ_OK) {
 		vz_report(&err);

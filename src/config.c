@@ -15,6 +15,7 @@
 #include "config.h"
 #include "out.h"
 #include "secret.h"
+#include "i18n.h"
 
 #ifndef VZP11_SYSCONFDIR
 #define VZP11_SYSCONFDIR "/etc"
@@ -98,7 +99,8 @@ static struct {
 	size_t n_flows;
 	char *files[3]; /* the files read, for `vzp11 config` */
 	bool present[3];
-	char **argv; /* vz_config_args()'s array */
+	bool unreadable[3]; /* there, but this user may not read it */
+	char **argv;	    /* vz_config_args()'s array */
 } conf;
 
 /* ---- reading ---- */
@@ -320,8 +322,13 @@ static vz_rv load_file(size_t slot, const char *path, bool required, vz_err *err
 	conf.files[slot] = strdup(path);
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0) {
-		if (errno == ENOENT && !required)
+		/* One this user may not read (a root-only /etc/vzp11, a $HOME
+		 * that is someone else's) is skipped like a missing one; `vzp11
+		 * config` says which. */
+		if (!required && (errno == ENOENT || errno == ENOTDIR || errno == EACCES)) {
+			conf.unreadable[slot] = errno == EACCES;
 			return VZ_OK;
+		}
 		vz_err_set(err, "cannot read the configuration %s: %s", path, strerror(errno));
 		return VZ_FAIL;
 	}
@@ -552,11 +559,12 @@ const char *vz_config_option(int argc, char **argv)
 static void config_usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: vzp11 [GLOBAL OPTIONS] config\n"
-		"Show the settings in effect and where each comes from: the command line,\n"
-		"the environment, a configuration file (FILE:LINE) or the built-in default.\n"
-		"Files, later ones winning: " SYSTEM_FILE ", then\n"
-		"$XDG_CONFIG_HOME/vzp11/config (or ~/.config/vzp11/config), then --config FILE.\n");
+		_("Usage: vzp11 [GLOBAL OPTIONS] config\n"
+		  "Show the settings in effect and where each comes from: the command line,\n"
+		  "the environment, a configuration file (FILE:LINE) or the built-in default.\n"
+		  "Files, later ones winning: %s, then\n"
+		  "$XDG_CONFIG_HOME/vzp11/config (or ~/.config/vzp11/config), then --config FILE.\n"),
+		SYSTEM_FILE);
 }
 
 /* The value and its origin, for one key. */
@@ -604,9 +612,10 @@ int cmd_config(vz_global *g, int argc, char **argv)
 	files = json_array();
 	for (size_t i = 0; i < 3; i++)
 		if (conf.files[i])
-			json_array_append_new(files, json_pack("{s:s, s:s, s:b}", "file",
+			json_array_append_new(files, json_pack("{s:s, s:s, s:b, s:b}", "file",
 							       conf.files[i], "kind", slot_names[i],
-							       "read", conf.present[i]));
+							       "read", conf.present[i], "readable",
+							       !conf.unreadable[i]));
 	for (size_t i = 0; i < N_KEYS; i++) {
 		const char *v;
 
@@ -635,9 +644,12 @@ int cmd_config(vz_global *g, int argc, char **argv)
 
 		json_array_foreach(files, i, v)
 		{
-			printf("# %s file %s%s\n", json_string_value(json_object_get(v, "kind")),
+			printf(_("# %s file %s%s\n"), json_string_value(json_object_get(v, "kind")),
 			       json_string_value(json_object_get(v, "file")),
-			       json_is_true(json_object_get(v, "read")) ? "" : " (not there)");
+			       json_is_true(json_object_get(v, "read")) ? ""
+			       : json_is_false(json_object_get(v, "readable"))
+				       ? _(" (not readable for you)")
+				       : _(" (not there)"));
 		}
 		json_array_foreach(settings, i, v)
 		{

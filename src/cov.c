@@ -11,6 +11,7 @@
 
 #include "cov.h"
 #include "text.h"
+#include "i18n.h"
 
 #define NS_SOAP "http://schemas.xmlsoap.org/soap/envelope/"
 #define NS_V1	"http://schemas.vecozo.nl/VZ801802/v1"
@@ -360,7 +361,7 @@ vz_cov_status vz_cov_parse(const char *body, size_t len, vz_cov_result *results,
 	root = doc && !doc->intSubset ? xmlDocGetRootElement(doc) : NULL;
 	b = is(root, "Envelope") ? child(root, "Body") : NULL;
 	if (!b) {
-		snprintf(detail, detail_size, "the response is not a SOAP envelope");
+		snprintf(detail, detail_size, _("the response is not a SOAP envelope"));
 		goto out;
 	}
 	f = child(b, "Fault");
@@ -391,7 +392,7 @@ vz_cov_status vz_cov_parse(const char *body, size_t len, vz_cov_result *results,
 	res = find(b, "ControleerResult", 0);
 	top = res ? text(res, "Resultaat") : NULL;
 	if (!top) {
-		snprintf(detail, detail_size, "the response has no ControleerResult/Resultaat");
+		snprintf(detail, detail_size, _("the response has no ControleerResult/Resultaat"));
 		goto out;
 	}
 	snprintf(detail, detail_size, "%s", top);
@@ -412,7 +413,7 @@ vz_cov_status vz_cov_parse(const char *body, size_t len, vz_cov_result *results,
 				vz_cov_result_clear(&results[i]);
 			*n_results = 0;
 			snprintf(detail, detail_size,
-				 "the response holds more results than searches");
+				 _("the response holds more results than searches"));
 			goto out;
 		}
 		r = &results[*n_results];

@@ -4,6 +4,7 @@
 
 #include "covout.h"
 #include "csv.h"
+#include "i18n.h"
 
 /* Every key is always there: a string that is not UTF-8 (which the readers
  * should never let through) is replaced, not dropped. */
@@ -127,23 +128,23 @@ void vz_cov_row_text(FILE *f, const vz_cov_row *row)
 	const vz_cov_result *r = &row->r;
 
 	if (row->error[0]) {
-		fprintf(f, "Check failed: %s\n", row->error);
+		fprintf(f, _("Check failed: %s\n"), row->error);
 		return;
 	}
-	fprintf(f, "Result:     %s\n", r->result);
+	fprintf(f, _("Result:     %s\n"), r->result);
 	if (r->has_person) {
-		fprintf(f, "Person:     %s%s%s%s%s (born %s, %s)%s\n",
+		fprintf(f, _("Person:     %s%s%s%s%s (born %s, %s)%s\n"),
 			r->initials ? r->initials : "", r->initials ? " " : "",
 			r->prefix ? r->prefix : "", r->prefix ? " " : "",
 			r->surname ? r->surname : "", r->birthdate ? r->birthdate : "?",
 			r->gender ? r->gender : "?", r->deceased ? ", deceased" : "");
 		if (r->person_result)
-			fprintf(f, "Insurance:  %s on %s\n", r->person_result, row->raw_date);
+			fprintf(f, _("Insurance:  %s on %s\n"), r->person_result, row->raw_date);
 	}
 	for (size_t i = 0; i < r->n_ins; i++) {
 		const vz_cov_insurance *v = &r->ins[i];
 
-		fprintf(f, "  %-9s UZOVI %s  insured nr %s  %s  %s%s%s%s  %s to %s\n",
+		fprintf(f, _("  %-9s UZOVI %s  insured nr %s  %s  %s%s%s%s  %s to %s\n"),
 			v->status ? v->status : "?", v->uzovi ? v->uzovi : "?",
 			v->insured_number ? v->insured_number : "-", v->kind ? v->kind : "?",
 			v->package_name ? v->package_name : "", v->package_code ? " (" : "",

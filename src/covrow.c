@@ -5,6 +5,7 @@
 
 #include "covrow.h"
 #include "text.h"
+#include "i18n.h"
 
 /* src without surrounding spaces and tabs into dst; false when it does not
  * fit (dst then holds a cut copy). NULL is empty. */
@@ -39,18 +40,18 @@ static const char *check(const char *bsn, const char *birthdate, const char *dat
 		return b[0] ? "the BSN is not valid: it must be exactly 9 digits; not sent"
 			    : "the BSN is missing; not sent";
 	if (!vz_bsn_valid(b, s->bsn))
-		return "the BSN is not valid: it must be exactly 9 digits (keep a leading zero) "
-		       "and pass the eleven-test; not sent";
+		return _("the BSN is not valid: it must be exactly 9 digits (keep a leading zero) "
+		       "and pass the eleven-test; not sent");
 	if (!trimmed(d, sizeof(d), birthdate) || !vz_date_valid(d))
-		return "the birth date is not a date written YYYY-MM-DD; not sent";
+		return _("the birth date is not a date written YYYY-MM-DD; not sent");
 	memcpy(s->birthdate, d, sizeof(s->birthdate));
 	if (!trimmed(d, sizeof(d), date) || !vz_date_valid(d[0] ? d : default_date))
-		return "the check date is not a date written YYYY-MM-DD; not sent";
+		return _("the check date is not a date written YYYY-MM-DD; not sent");
 	memcpy(s->date, d[0] ? d : default_date, sizeof(s->date));
 	if (!trimmed(s->reference, sizeof(s->reference), reference) ||
 	    !vz_text_printable(s->reference, VZ_COV_REF_MAX))
-		return "the reference is longer than 80 characters or holds control characters; "
-		       "not sent";
+		return _("the reference is longer than 80 characters or holds control characters; "
+		       "not sent");
 	return NULL;
 }
 
@@ -83,6 +84,6 @@ void vz_cov_row_fill(vz_cov_row *row, const char *bsn, const char *birthdate, co
 void vz_cov_row_malformed(vz_cov_row *row, size_t line, const char *problem)
 {
 	row->line = line;
-	snprintf(row->error, sizeof(row->error), "line %zu: %s; not sent", line, problem);
+	snprintf(row->error, sizeof(row->error), _("line %zu: %s; not sent"), line, problem);
 	row->done = true;
 }

@@ -11,6 +11,7 @@
 
 #include "covrun.h"
 #include "http.h"
+#include "i18n.h"
 
 struct request {
 	size_t rows[VZ_COV_MAX_SEARCHES]; /* positions in the row window */
@@ -198,14 +199,14 @@ static const char *fault_text(vz_cov_fault_kind k)
 {
 	switch (k) {
 	case VZ_FAULT_NOT_AUTHENTICATED:
-		return "VECOZO did not accept the certificate (Niet geauthenticeerd): is it "
+		return _("VECOZO did not accept the certificate (Niet geauthenticeerd): is it "
 		       "expired, not the system certificate, meant for another environment, or is "
-		       "this computer's IP address not registered at VECOZO?";
+		       "this computer's IP address not registered at VECOZO?");
 	case VZ_FAULT_NOT_AUTHORIZED:
-		return "the certificate lacks the COV right (Niet geautoriseerd): ask for the "
-		       "VZ801/802 right for this system certificate in VECOZO's portal";
+		return _("the certificate lacks the COV right (Niet geautoriseerd): ask for the "
+		       "VZ801/802 right for this system certificate in VECOZO's portal");
 	default:
-		return "VECOZO returned a SOAP fault";
+		return _("VECOZO returned a SOAP fault");
 	}
 }
 
@@ -248,13 +249,13 @@ static bool same_date(const char *asked, const char *answer)
 static const char *mismatch(const vz_cov_row *row, const vz_cov_result *res)
 {
 	if (res->reference && strcmp(res->reference, row->s.reference) != 0)
-		return "the answer echoes another reference than this row sent; not used";
+		return _("the answer echoes another reference than this row sent; not used");
 	if (res->has_person && res->bsn && !same_bsn(row->s.bsn, res->bsn))
-		return "the answer is about a person with another BSN than this row asked for; "
-		       "not used";
+		return _("the answer is about a person with another BSN than this row asked for; "
+		       "not used");
 	if (res->has_person && res->birthdate && !same_date(row->s.birthdate, res->birthdate))
-		return "the answer is about a person with another birth date than this row asked "
-		       "for; not used";
+		return _("the answer is about a person with another birth date than this row asked "
+		       "for; not used");
 	return NULL;
 }
 
@@ -348,12 +349,12 @@ static void try_reconnect(struct run *r)
 		return;
 	}
 	if (final) {
-		snprintf(why, sizeof(why), "not checked: re-connecting to the token failed: %.200s",
+		snprintf(why, sizeof(why), _("not checked: re-connecting to the token failed: %.200s"),
 			 e.msg);
 		lose_token(r, why);
 	} else if (now - r->down_since >= r->cfg->token_wait_ms) {
 		snprintf(why, sizeof(why),
-			 "not checked: the token did not come back within %ld s: %.180s",
+			 _("not checked: the token did not come back within %ld s: %.180s"),
 			 r->cfg->token_wait_ms / 1000, e.msg);
 		lose_token(r, why);
 	}
@@ -381,17 +382,17 @@ static void finish(struct run *r, struct slot *s, CURLcode c)
 	}
 	if (s->too_big) {
 		snprintf(q->reason, sizeof(q->reason),
-			 "the response is larger than the limit of %zu bytes",
+			 _("the response is larger than the limit of %zu bytes"),
 			 r->cfg->max_response);
 	} else if (c != CURLE_OK) {
 		snprintf(q->reason, sizeof(q->reason), "%s", vz_http_curl_reason(c));
 		retry = vz_http_transient(c);
 	} else if (http == 429 || http == 502 || http == 503 || http == 504) {
-		snprintf(q->reason, sizeof(q->reason), "HTTP %ld from the endpoint", http);
+		snprintf(q->reason, sizeof(q->reason), _("HTTP %ld from the endpoint"), http);
 		retry = true;
 	} else if (http != 200 && http != 500) {
 		snprintf(q->reason, sizeof(q->reason),
-			 "HTTP %ld from the endpoint (check the endpoint URL)", http);
+			 _("HTTP %ld from the endpoint (check the endpoint URL)"), http);
 	} else {
 		switch (vz_cov_parse(s->resp, s->resp_len, res, VZ_COV_MAX_SEARCHES, &n, &fk,
 				     detail, sizeof(detail))) {
@@ -405,8 +406,8 @@ static void finish(struct run *r, struct slot *s, CURLcode c)
 				vz_cov_result_clear(&res[j]);
 			snprintf(
 				q->reason, sizeof(q->reason),
-				"the answer does not match the request (a Volgnummer is unknown or "
-				"repeated); no result of it was used");
+				_("the answer does not match the request (a Volgnummer is unknown or "
+				"repeated); no result of it was used"));
 			retry = true;
 			break;
 		case VZ_COV_FAULT:
@@ -419,12 +420,12 @@ static void finish(struct run *r, struct slot *s, CURLcode c)
 			}
 			break;
 		case VZ_COV_REQUEST_REFUSED:
-			snprintf(q->reason, sizeof(q->reason), "VECOZO refused the request: %.100s",
+			snprintf(q->reason, sizeof(q->reason), _("VECOZO refused the request: %.100s"),
 				 detail);
 			break;
 		case VZ_COV_MALFORMED:
 			snprintf(q->reason, sizeof(q->reason),
-				 "unreadable response (HTTP %ld): %.100s", http, detail);
+				 _("unreadable response (HTTP %ld): %.100s"), http, detail);
 			retry = true;
 			break;
 		}
@@ -436,7 +437,7 @@ static void finish(struct run *r, struct slot *s, CURLcode c)
 	if (retry && q->attempt > 1) {
 		char why[sizeof(((vz_cov_row *)0)->error)];
 
-		snprintf(why, sizeof(why), "failed after %u attempts: %.256s", q->attempt,
+		snprintf(why, sizeof(why), _("failed after %u attempts: %.256s"), q->attempt,
 			 q->reason);
 		fail_rows(r, q, why);
 	} else {

@@ -6,6 +6,7 @@
 #include <openssl/err.h>
 
 #include "err.h"
+#include "i18n.h"
 
 void vz_err_set(vz_err *err, const char *fmt, ...)
 {
@@ -14,7 +15,7 @@ void vz_err_set(vz_err *err, const char *fmt, ...)
 	if (!err)
 		return;
 	va_start(ap, fmt);
-	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	vsnprintf(err->msg, sizeof(err->msg), _(fmt), ap);
 	va_end(ap);
 	err->hint[0] = '\0';
 }
@@ -26,7 +27,7 @@ void vz_err_hint(vz_err *err, const char *fmt, ...)
 	if (!err)
 		return;
 	va_start(ap, fmt);
-	vsnprintf(err->hint, sizeof(err->hint), fmt, ap);
+	vsnprintf(err->hint, sizeof(err->hint), _(fmt), ap);
 	va_end(ap);
 }
 
@@ -38,7 +39,7 @@ void vz_err_openssl(vz_err *err)
 	if (err && e) {
 		used = strlen(err->msg);
 		snprintf(err->msg + used, sizeof(err->msg) - used, " (%s)",
-			 ERR_reason_error_string(e) ? ERR_reason_error_string(e) : "unknown");
+			 ERR_reason_error_string(e) ? ERR_reason_error_string(e) : _("unknown"));
 	}
 	ERR_clear_error();
 }

@@ -7,6 +7,7 @@
 #include <openssl/rand.h>
 
 #include "http.h"
+#include "i18n.h"
 
 long vz_retry_after_s(const char *value, time_t now)
 {
@@ -38,21 +39,21 @@ const char *vz_http_curl_reason(CURLcode c)
 {
 	switch (c) {
 	case CURLE_PEER_FAILED_VERIFICATION:
-		return "the server's certificate is not trusted or does not match its host name "
-		       "(check --cacert and the endpoint)";
+		return _("the server's certificate is not trusted or does not match its host name "
+		       "(check --cacert and the endpoint)");
 	case CURLE_SSL_CACERT_BADFILE:
-		return "the CA bundle given with --cacert cannot be read";
+		return _("the CA bundle given with --cacert cannot be read");
 	case CURLE_SSL_CERTPROBLEM:
-		return "the client certificate or key from the token cannot be used";
+		return _("the client certificate or key from the token cannot be used");
 	case CURLE_SSL_CONNECT_ERROR:
-		return "the TLS handshake failed (the server may have refused the certificate, "
-		       "or speaks no TLS 1.2+)";
+		return _("the TLS handshake failed (the server may have refused the certificate, "
+		       "or speaks no TLS 1.2+)");
 	case CURLE_COULDNT_RESOLVE_HOST:
-		return "the endpoint's host name cannot be resolved";
+		return _("the endpoint's host name cannot be resolved");
 	case CURLE_COULDNT_CONNECT:
-		return "cannot connect to the endpoint";
+		return _("cannot connect to the endpoint");
 	case CURLE_OPERATION_TIMEDOUT:
-		return "the request timed out";
+		return _("the request timed out");
 	default:
 		return curl_easy_strerror(c);
 	}

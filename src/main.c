@@ -1,5 +1,6 @@
 /* main.c - global options and the command table. */
 #include <errno.h>
+#include <locale.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 #include "cli.h"
 #include "config.h"
 #include "vzp11-version.h"
+#include "i18n.h"
 
 struct command {
 	const char *name;
@@ -57,31 +59,31 @@ static const struct command commands[] = {
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"Usage: vzp11 [GLOBAL OPTIONS] COMMAND [OPTIONS] [ARGS]\n"
-		"Keep a VECOZO system certificate on a PKCS#11 token and use it from there.\n\n"
-		"Commands:\n");
+		_("Usage: vzp11 [GLOBAL OPTIONS] COMMAND [OPTIONS] [ARGS]\n"
+		  "Keep a VECOZO system certificate on a PKCS#11 token and use it from there.\n\n"
+		  "Commands:\n"));
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		fprintf(out, "  %s\n", commands[i].synopsis);
 	fprintf(out,
-		"\nGlobal options (also accepted after the command):\n"
-		"  --module PATH|NAME  PKCS#11 module file, or a p11-kit module name (env VZP11_MODULE);\n"
-		"                      default: the modules registered with p11-kit\n"
-		"  --token URI|LABEL   token as RFC 7512 URI (pkcs11:token=...) or label (env VZP11_TOKEN);\n"
-		"                      default: the only initialized token\n"
-		"  --pin-source SRC    user PIN source (env VZP11_PIN_SOURCE); default: prompt\n"
-		"  --journal PATH|URI  billing journal: a SQLite file or postgresql://... (env\n"
-		"                      VZP11_JOURNAL); default: ~/.local/state/vzp11/journal.db\n"
-		"  --config FILE       settings read after %s and the user's\n"
-		"                      ~/.config/vzp11/config (see 'vzp11 config')\n"
-		"  --json              machine-readable output on stdout\n"
-		"  -v, --verbose       say more about what is done\n"
-		"  -q, --quiet         print only results and errors\n"
-		"  --help              show this help, or a command's with COMMAND --help\n"
-		"  --version           show the version\n\n"
-		"SRC is env:VAR, file:PATH (mode 0600), fd:N, stdin or prompt. Secrets are never\n"
-		"taken from the command line.\n"
-		"Exit: 0 done, 1 refused or failed (nothing changed), 2 usage error;\n"
-		"check: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.\n",
+		_("\nGlobal options (also accepted after the command):\n"
+		  "  --module PATH|NAME  PKCS#11 module file, or a p11-kit module name (env VZP11_MODULE);\n"
+		  "                      default: the modules registered with p11-kit\n"
+		  "  --token URI|LABEL   token as RFC 7512 URI (pkcs11:token=...) or label (env VZP11_TOKEN);\n"
+		  "                      default: the only initialized token\n"
+		  "  --pin-source SRC    user PIN source (env VZP11_PIN_SOURCE); default: prompt\n"
+		  "  --journal PATH|URI  billing journal: a SQLite file or postgresql://... (env\n"
+		  "                      VZP11_JOURNAL); default: ~/.local/state/vzp11/journal.db\n"
+		  "  --config FILE       settings read after %s and the user's\n"
+		  "                      ~/.config/vzp11/config (see 'vzp11 config')\n"
+		  "  --json              machine-readable output on stdout\n"
+		  "  -v, --verbose       say more about what is done\n"
+		  "  -q, --quiet         print only results and errors\n"
+		  "  --help              show this help, or a command's with COMMAND --help\n"
+		  "  --version           show the version\n\n"
+		  "SRC is env:VAR, file:PATH (mode 0600), fd:N, stdin or prompt. Secrets are never\n"
+		  "taken from the command line.\n"
+		  "Exit: 0 done, 1 refused or failed (nothing changed), 2 usage error;\n"
+		  "check: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.\n"),
 		vz_config_system_file());
 }
 
@@ -135,20 +137,20 @@ int vz_next_opt(vz_global *g, int argc, char **argv, const char *shortopts,
 
 void vz_report(const vz_err *err)
 {
-	fprintf(stderr, "vzp11: %s\n", err->msg[0] ? err->msg : "failed");
+	fprintf(stderr, _("vzp11: %s\n"), err->msg[0] ? err->msg : "failed");
 	if (err->hint[0])
-		fprintf(stderr, "vzp11: %s\n", err->hint);
+		fprintf(stderr, _("vzp11: %s\n"), err->hint);
 }
 
 int vz_usage(const char *cmd, const char *fmt, ...)
 {
 	va_list ap;
 
-	fputs("vzp11: ", stderr);
+	fputs(_("vzp11: "), stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vfprintf(stderr, _(fmt), ap);
 	va_end(ap);
-	fprintf(stderr, "\nTry 'vzp11 %s%s--help'.\n", cmd ? cmd : "", cmd ? " " : "");
+	fprintf(stderr, _("\nTry 'vzp11 %s%s--help'.\n"), cmd ? cmd : "", cmd ? " " : "");
 	return VZ_EXIT_USAGE;
 }
 
@@ -158,9 +160,9 @@ void vz_note(const vz_global *g, const char *fmt, ...)
 
 	if (g->quiet)
 		return;
-	fputs("vzp11: ", stderr);
+	fputs(_("vzp11: "), stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vfprintf(stderr, _(fmt), ap);
 	va_end(ap);
 	fputc('\n', stderr);
 }
@@ -256,14 +258,14 @@ static void version(void)
 	OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_ptr(OSSL_PROV_PARAM_VERSION, &pv, 0),
 			       OSSL_PARAM_construct_end()};
 
-	printf("vzp11 %s\n", VZP11_VERSION);
-	printf("%s (built with %s)\n", OpenSSL_version(OPENSSL_VERSION), OPENSSL_VERSION_TEXT);
-	printf("libcurl %s (%s)\n", cv->version, cv->ssl_version ? cv->ssl_version : "no TLS");
+	printf(_("vzp11 %s\n"), VZP11_VERSION);
+	printf(_("%s (built with %s)\n"), OpenSSL_version(OPENSSL_VERSION), OPENSSL_VERSION_TEXT);
+	printf(_("libcurl %s (%s)\n"), cv->version, cv->ssl_version ? cv->ssl_version : "no TLS");
 	/* default first, as for TLS (DESIGN.md: provider load order) */
 	if (ctx && OSSL_PROVIDER_load(ctx, "default"))
 		prov = OSSL_PROVIDER_load(ctx, "pkcs11");
 	if (!prov) {
-		printf("pkcs11-provider: not found in %s\n",
+		printf(_("pkcs11-provider: not found in %s\n"),
 		       OPENSSL_info(OPENSSL_INFO_MODULES_DIR));
 		return;
 	}
@@ -271,7 +273,7 @@ static void version(void)
 	 * with: the package that installed it says more. */
 	OSSL_PROVIDER_get_params(prov, params);
 	dpkg_version("pkcs11-provider", deb, sizeof(deb));
-	printf("pkcs11-provider %s (%s/pkcs11.so, which reports version %s)\n",
+	printf(_("pkcs11-provider %s (%s/pkcs11.so, which reports version %s)\n"),
 	       deb[0] ? deb : "of unknown version", OPENSSL_info(OPENSSL_INFO_MODULES_DIR),
 	       pv ? pv : "none");
 }
@@ -292,6 +294,12 @@ int main(int argc, char **argv)
 	int c;
 
 	harden();
+	/* Messages in the user's language; only messages: numbers, dates and
+	 * character classes stay as in the C locale (JSON, CSV, checks). */
+	setlocale(LC_MESSAGES, "");
+	bindtextdomain("vzp11", VZP11_LOCALEDIR);
+	bind_textdomain_codeset("vzp11", "UTF-8");
+	textdomain("vzp11");
 	/* No OPENSSL_cleanup at exit: pkcs11-provider 1.0 frees a mechanism list
 	 * twice in its teardown after a failed C_GetMechanismList (found by the
 	 * billing fault sweep), turning a finished run into an abort. The

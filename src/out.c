@@ -5,6 +5,7 @@
 
 #include "cert.h"
 #include "out.h"
+#include "i18n.h"
 
 char *vz_hex(const unsigned char *p, size_t len)
 {
@@ -112,7 +113,7 @@ void vz_out_entry_line(FILE *f, const vz_entry *e)
 	char until[16];
 
 	date_only(e->info.not_after, until, sizeof(until));
-	fprintf(f, "%-20s %s  expires %s (%ld days)  %s-%d%s\n",
+	fprintf(f, _("%-20s %s  expires %s (%ld days)  %s-%d%s\n"),
 		e->cert->label ? e->cert->label : "", e->info.subject, until, e->info.days_left,
 		e->key->key_type == TOK_KEY_EC ? "ec" : "rsa", key_bits(e),
 		e->info.expired		? "  EXPIRED"
@@ -136,37 +137,37 @@ void vz_out_entry_full(FILE *f, const tok_token *t, const vz_entry *e)
 	char *kuri = obj_uri(t, TOK_PRIVKEY, e->key);
 	char *curi = obj_uri(t, TOK_CERT, e->cert);
 
-	fprintf(f, "label:        %s\n", e->cert->label ? e->cert->label : "");
-	fprintf(f, "subject:      %s\n", e->info.subject);
-	fprintf(f, "issuer:       %s\n", e->info.issuer);
-	fprintf(f, "serial:       %s\n", e->info.serial);
-	fprintf(f, "valid:        %s to %s (%ld days left)%s\n", e->info.not_before,
+	fprintf(f, _("label:        %s\n"), e->cert->label ? e->cert->label : "");
+	fprintf(f, _("subject:      %s\n"), e->info.subject);
+	fprintf(f, _("issuer:       %s\n"), e->info.issuer);
+	fprintf(f, _("serial:       %s\n"), e->info.serial);
+	fprintf(f, _("valid:        %s to %s (%ld days left)%s\n"), e->info.not_before,
 		e->info.not_after, e->info.days_left,
 		e->info.expired		? " EXPIRED"
 		: e->info.not_yet_valid ? " NOT YET VALID"
 					: "");
-	fprintf(f, "kind:         %s%s%s\n", vz_kind_name(e->info.kind),
+	fprintf(f, _("kind:         %s%s%s\n"), vz_kind_name(e->info.kind),
 		e->info.kind_reason[0] ? ": " : "", e->info.kind_reason);
-	fprintf(f, "key:          %s %d bits\n", e->key->key_type == TOK_KEY_EC ? "ec" : "rsa",
+	fprintf(f, _("key:          %s %d bits\n"), e->key->key_type == TOK_KEY_EC ? "ec" : "rsa",
 		key_bits(e));
-	fprintf(f, "key on token: sensitive=%s extractable=%s value-readable=%s private=%s\n",
+	fprintf(f, _("key on token: sensitive=%s extractable=%s value-readable=%s private=%s\n"),
 		yn(e->key->sensitive), yn(e->key->extractable), yn(e->key->value_readable),
 		yn(e->key->is_private));
 	fprintf(f,
-		"key use:      sign=%s decrypt=%s unwrap=%s derive=%s sign-recover=%s "
-		"mechanisms=%s\n",
+		_("key use:      sign=%s decrypt=%s unwrap=%s derive=%s sign-recover=%s "
+		  "mechanisms=%s\n"),
 		yn(e->key->can_sign), yn(e->key->can_decrypt), yn(e->key->can_unwrap),
 		yn(e->key->can_derive), yn(e->key->can_sign_recover),
 		mechs_text(e->key->sign_only_mechs));
-	fprintf(f, "key arrived:  %s\n",
+	fprintf(f, _("key arrived:  %s\n"),
 		vz_out_arrival_name(e->key->arrival) ? vz_out_arrival_name(e->key->arrival)
 						     : "unknown");
-	fprintf(f, "fingerprint:  SHA-256 %s\n", e->info.fingerprint);
-	fprintf(f, "id:           %s\n", id ? id : "");
-	fprintf(f, "key URI:      %s\n", kuri ? kuri : "");
-	fprintf(f, "cert URI:     %s\n", curi ? curi : "");
+	fprintf(f, _("fingerprint:  SHA-256 %s\n"), e->info.fingerprint);
+	fprintf(f, _("id:           %s\n"), id ? id : "");
+	fprintf(f, _("key URI:      %s\n"), kuri ? kuri : "");
+	fprintf(f, _("cert URI:     %s\n"), curi ? curi : "");
 	if (sk_X509_num(e->chain) == 0)
-		fprintf(f, "chain:        (no CA certificate on the token)\n");
+		fprintf(f, _("chain:        (no CA certificate on the token)\n"));
 	for (int i = 0; i < sk_X509_num(e->chain); i++) {
 		char name[512];
 

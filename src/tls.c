@@ -35,6 +35,7 @@
 #include "store.h"
 #include "tls.h"
 #include "token.h"
+#include "i18n.h"
 
 /* Client signatures TLS 1.2 can make without RSA-PSS: PKCS#1 v1.5. */
 #define PKCS1_SIGALGS "RSA+SHA256:RSA+SHA384:RSA+SHA512"
@@ -121,7 +122,7 @@ static vz_rv load_provider(OSSL_LIB_CTX *libctx, const char *module_path, vz_err
 		return VZ_FAIL;
 	}
 	snprintf(conf, sizeof(conf),
-		 "vzp11 = vzp11_init\n"
+		 _("vzp11 = vzp11_init\n"
 		 "[vzp11_init]\n"
 		 "providers = vzp11_providers\n"
 		 "[vzp11_providers]\n"
@@ -132,7 +133,7 @@ static vz_rv load_provider(OSSL_LIB_CTX *libctx, const char *module_path, vz_err
 		 "[vzp11_pkcs11]\n"
 		 "pkcs11-module-path = \"%s\"\n"
 		 "pkcs11-module-quirks = no-deinit no-operation-state\n"
-		 "activate = 1\n",
+		 "activate = 1\n"),
 		 module_path);
 	OPENSSL_load_builtin_modules();
 	bio = BIO_new_mem_buf(conf, -1);
@@ -245,18 +246,18 @@ static void check_pss(vz_tls *t, const tok_token *tok)
 	if (tok_token_mech_caps(tok, &caps, &te) != TOK_OK) {
 		t->tls12_only = true;
 		snprintf(t->note, sizeof(t->note),
-			 "the mechanisms of token '%s' cannot be read (%.120s): TLS 1.2 with RSA "
-			 "PKCS#1 v1.5 signatures only",
+			 _("the mechanisms of token '%s' cannot be read (%.120s): TLS 1.2 with RSA "
+			 "PKCS#1 v1.5 signatures only"),
 			 label, te.msg);
 	} else if (!caps.rsa_pss) {
 		t->tls12_only = true;
 		snprintf(t->note, sizeof(t->note),
-			 "token '%s' offers no RSA-PSS: TLS 1.2 with RSA PKCS#1 v1.5 signatures "
-			 "only (TLS 1.3 needs RSA-PSS)",
+			 _("token '%s' offers no RSA-PSS: TLS 1.2 with RSA PKCS#1 v1.5 signatures "
+			 "only (TLS 1.3 needs RSA-PSS)"),
 			 label);
 	} else {
 		snprintf(t->note, sizeof(t->note),
-			 "token '%s' signs RSA-PSS: TLS 1.3 when the server offers it", label);
+			 _("token '%s' signs RSA-PSS: TLS 1.3 when the server offers it"), label);
 	}
 }
 

@@ -7,6 +7,7 @@
 
 #include "berichten.h"
 #include "billing.h"
+#include "i18n.h"
 
 void vz_bill_defaults(vz_bill_opts *o)
 {
@@ -67,17 +68,17 @@ int vz_bill_resolve(vz_bill_opts *o, const char *cmd)
 void vz_bill_usage(FILE *f)
 {
 	fprintf(f,
-		"  --label LABEL          certificate on the token (default: " VZ_DEFAULT_LABEL
-		")\n"
-		"  --env tst|acc|prd      VECOZO environment (env VZP11_ENV)\n"
-		"  --endpoint URL         the Berichtenservice base itself, instead of --env\n"
-		"  --cacert FILE          trust only the CA certificates in FILE for the server\n"
-		"                         (env VZP11_CACERT; default: the system store)\n"
-		"  --retries N            extra tries after a transient failure, 0..10 (default 3)\n"
-		"  --timeout SECONDS      limit for one request, or for a stalled transfer (default 30)\n"
-		"  --connect-timeout SECONDS  limit for connecting (default 10)\n"
-		"  --journal PATH|URI     the journal (env VZP11_JOURNAL): a SQLite file, or\n"
-		"                         postgresql://... when several machines bill\n");
+		_("  --label LABEL          certificate on the token (default: %s)\n"
+		  "  --env tst|acc|prd      VECOZO environment (env VZP11_ENV)\n"
+		  "  --endpoint URL         the Berichtenservice base itself, instead of --env\n"
+		  "  --cacert FILE          trust only the CA certificates in FILE for the server\n"
+		  "                         (env VZP11_CACERT; default: the system store)\n"
+		  "  --retries N            extra tries after a transient failure, 0..10 (default 3)\n"
+		  "  --timeout SECONDS      limit for one request, or for a stalled transfer (default 30)\n"
+		  "  --connect-timeout SECONDS  limit for connecting (default 10)\n"
+		  "  --journal PATH|URI     the journal (env VZP11_JOURNAL): a SQLite file, or\n"
+		  "                         postgresql://... when several machines bill\n"),
+		VZ_DEFAULT_LABEL);
 }
 
 vz_rv vz_bill_connect(const vz_global *g, const vz_bill_opts *o, vz_tls **tls, vz_rest **rest,

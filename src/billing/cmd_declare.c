@@ -17,26 +17,28 @@
 
 #include "berichten.h"
 #include "billing.h"
+#include "i18n.h"
 
 static void declare_usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: vzp11 [GLOBAL OPTIONS] declare FILE.txt... --from ROLE:CODE\n"
-		"                 --to ROLE:CODE[,ROLE:CODE...] --flow TYPE[/SUBTYPE]:VERSION.SUBVERSION[:ACTION]\n"
-		"                 [--reference REF] [--force] [OPTIONS]\n"
-		"Send declaration files (Vektis EI, name ending in .txt) to VECOZO's Berichtenservice\n"
-		"with the system certificate on the token, each exactly once.\n"
-		"  --from ROLE:CODE       the sender, e.g. Praktijk:01234567 (AGB code)\n"
-		"  --to ROLE:CODE[,...]   addressees (at most 100), e.g. Zorgverzekeraar:3311 (UZOVI)\n"
-		"  --flow FLOW            berichttype[/subtype]:version.subversion[:action];\n"
-		"                         action defaults to Indienen\n"
-		"  --reference REF        your own reference for the message (referentieId, at most\n"
-		"                         150 characters)\n"
-		"  --force                send content the journal has seen sent already\n");
+		_("Usage: vzp11 [GLOBAL OPTIONS] declare FILE.txt... --from ROLE:CODE\n"
+		  "                 --to ROLE:CODE[,ROLE:CODE...] --flow TYPE[/SUBTYPE]:VERSION.SUBVERSION[:ACTION]\n"
+		  "                 [--reference REF] [--force] [OPTIONS]\n"
+		  "Send declaration files (Vektis EI, name ending in .txt) to VECOZO's Berichtenservice\n"
+		  "with the system certificate on the token, each exactly once.\n"
+		  "  --from ROLE:CODE       the sender, e.g. Praktijk:01234567 (AGB code)\n"
+		  "  --to ROLE:CODE[,...]   addressees (at most 100), e.g. Zorgverzekeraar:3311 (UZOVI)\n"
+		  "  --flow FLOW            berichttype[/subtype]:version.subversion[:action];\n"
+		  "                         action defaults to Indienen\n"
+		  "  --reference REF        your own reference for the message (referentieId, at most\n"
+		  "                         150 characters)\n"
+		  "  --force                send content the journal has seen sent already\n"));
 	vz_bill_usage(f);
-	fprintf(f, "Prints each file's traceerId. Exit: 0 every file accepted (or known to VECOZO\n"
-		   "already), 1 a file was refused, is a duplicate or its fate is not known yet,\n"
-		   "2 usage error.\n");
+	fprintf(f,
+		_("Prints each file's traceerId. Exit: 0 every file accepted (or known to VECOZO\n"
+		  "already), 1 a file was refused, is a duplicate or its fate is not known yet,\n"
+		  "2 usage error.\n"));
 }
 
 struct declare_opts {
@@ -237,7 +239,7 @@ static void outcome_clear(struct outcome *oc)
 static void print_outcome(const vz_global *g, const struct decl_file *f, const struct outcome *oc)
 {
 	if (oc->note[0])
-		fprintf(stderr, "vzp11: %s: %s\n", f->name, oc->note);
+		fprintf(stderr, _("vzp11: %s: %s\n"), f->name, oc->note);
 	if (g->json) {
 		json_t *errs = oc->n_lines ? json_array() : json_null();
 
@@ -360,11 +362,11 @@ static vz_rv send_one(struct run *r, const struct decl_file *f, struct outcome *
 		} else if (a.http == 422) {
 			snprintf(
 				oc->note, sizeof(oc->note),
-				"VECOZO refused the declaration (422); do not send it again as it is");
+				_("VECOZO refused the declaration (422); do not send it again as it is"));
 		} else {
 			snprintf(oc->note, sizeof(oc->note),
-				 "VECOZO found the message malformed "
-				 "(HTTP %ld)",
+				 _("VECOZO found the message malformed "
+				 "(HTTP %ld)"),
 				 a.http);
 		}
 		free(oc->d.meldingen);
@@ -387,8 +389,8 @@ static vz_rv resolve_earlier(struct run *r, const struct decl_file *f, struct ou
 	if (oc->d.state == VZ_DECL_ACCEPTED) {
 		oc->status = "duplicate";
 		snprintf(oc->note, sizeof(oc->note),
-			 "this content was accepted already on %s as traceerId %s; not sent "
-			 "again (--force sends it anyway)",
+			 _("this content was accepted already on %s as traceerId %s; not sent "
+			 "again (--force sends it anyway)"),
 			 oc->d.created_at, oc->d.traceer_id);
 		return VZ_OK;
 	}
@@ -402,16 +404,16 @@ static vz_rv resolve_earlier(struct run *r, const struct decl_file *f, struct ou
 		vz_br_status_clear(&st);
 		oc->status = "accepted";
 		snprintf(oc->note, sizeof(oc->note),
-			 "an earlier run sent this content; VECOZO has it (traceerId %s): not "
-			 "sent again",
+			 _("an earlier run sent this content; VECOZO has it (traceerId %s): not "
+			 "sent again"),
 			 oc->d.traceer_id);
 		return u;
 	}
 	if (age_s(oc->d.updated_at) < r->lease_s) {
 		oc->status = "pending";
 		snprintf(oc->note, sizeof(oc->note),
-			 "another run started sending this content at %s and VECOZO does not know "
-			 "it yet; try again in a few minutes",
+			 _("another run started sending this content at %s and VECOZO does not know "
+			 "it yet; try again in a few minutes"),
 			 oc->d.updated_at);
 		return VZ_OK;
 	}
@@ -468,7 +470,7 @@ int cmd_declare(vz_global *g, int argc, char **argv)
 	first = optind;
 	files = calloc((size_t)(argc - first), sizeof(*files));
 	if (!files) {
-		fprintf(stderr, "vzp11: out of memory\n");
+		fprintf(stderr, _("vzp11: out of memory\n"));
 		return VZ_EXIT_FAIL;
 	}
 	ret = VZ_EXIT_FAIL;

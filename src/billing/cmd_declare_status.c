@@ -11,23 +11,24 @@
 
 #include "berichten.h"
 #include "billing.h"
+#include "i18n.h"
 
 static void status_usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: vzp11 [GLOBAL OPTIONS] declare-status [TRACEER-ID | --open] [--watch]\n"
-		"                 [OPTIONS]\n"
-		"Ask VECOZO's status service about a declaration (its traceerId), or about every\n"
-		"declaration in the journal whose status is not final yet, and record the answer.\n"
-		"  --open                 every declaration the journal holds that is not final\n"
-		"                         (the default without TRACEER-ID)\n"
-		"  --watch                ask again, waiting longer each time (up to a minute),\n"
-		"                         until every status is final\n");
+		_("Usage: vzp11 [GLOBAL OPTIONS] declare-status [TRACEER-ID | --open] [--watch]\n"
+		  "                 [OPTIONS]\n"
+		  "Ask VECOZO's status service about a declaration (its traceerId), or about every\n"
+		  "declaration in the journal whose status is not final yet, and record the answer.\n"
+		  "  --open                 every declaration the journal holds that is not final\n"
+		  "                         (the default without TRACEER-ID)\n"
+		  "  --watch                ask again, waiting longer each time (up to a minute),\n"
+		  "                         until every status is final\n"));
 	vz_bill_usage(f);
 	fprintf(f,
-		"Statuses are VECOZO's own words (Ontvangen, WordtVerwerkt, VerwerkingVoltooid,\n"
-		"AfgekeurdDoorDienst, ...). Exit: 0 every declaration asked about is known to\n"
-		"VECOZO and none was refused, 1 otherwise, 2 usage error.\n");
+		_("Statuses are VECOZO's own words (Ontvangen, WordtVerwerkt, VerwerkingVoltooid,\n"
+		  "AfgekeurdDoorDienst, ...). Exit: 0 every declaration asked about is known to\n"
+		  "VECOZO and none was refused, 1 otherwise, 2 usage error.\n"));
 }
 
 /* One declaration being followed. */
@@ -135,7 +136,7 @@ static void print_items(const vz_global *g, const struct status_run *s)
 			continue;
 		}
 		if (!it->known) {
-			printf("%s  not known to VECOZO (yet)\n", it->tid);
+			printf(_("%s  not known to VECOZO (yet)\n"), it->tid);
 			continue;
 		}
 		printf("%s  %s  %s\n", it->tid, st->status, st->changed_at ? st->changed_at : "");

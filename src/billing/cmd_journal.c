@@ -5,17 +5,19 @@
 #include <jansson.h>
 
 #include "billing.h"
+#include "i18n.h"
 
 static const char *const decl_states[] = {"sending", "accepted", "refused"};
 static const char *const retour_states[] = {"stored", "confirmed"};
 
 static void journal_usage(FILE *f)
 {
-	fprintf(f, "Usage: vzp11 [GLOBAL OPTIONS] journal\n"
-		   "List the declarations and return files in the billing journal (--journal, env\n"
-		   "VZP11_JOURNAL) with their state. The journal holds no patient data.\n"
-		   "Declaration states: sending (the answer is not known yet), accepted, refused;\n"
-		   "return files: stored, confirmed (VECOZO was told it arrived).\n");
+	fprintf(f,
+		_("Usage: vzp11 [GLOBAL OPTIONS] journal\n"
+		  "List the declarations and return files in the billing journal (--journal, env\n"
+		  "VZP11_JOURNAL) with their state. The journal holds no patient data.\n"
+		  "Declaration states: sending (the answer is not known yet), accepted, refused;\n"
+		  "return files: stored, confirmed (VECOZO was told it arrived).\n"));
 }
 
 struct listing {
@@ -64,7 +66,7 @@ static vz_rv show_retour(void *ctx, const vz_retour *r, vz_err *err)
 						r->confirmed_at[0] ? r->confirmed_at : NULL));
 		return VZ_OK;
 	}
-	printf("%s  %-9s  %s  %lld bytes  %s\n", r->stored_at, retour_states[r->state],
+	printf(_("%s  %-9s  %s  %lld bytes  %s\n"), r->stored_at, retour_states[r->state],
 	       r->traceer_id, r->size, r->file);
 	return VZ_OK;
 }
@@ -96,12 +98,12 @@ int cmd_journal(vz_global *g, int argc, char **argv)
 		l.decls = json_array();
 		l.retours = json_array();
 	} else {
-		printf("Declarations (%s):\n", vz_journal_where(j));
+		printf(_("Declarations (%s):\n"), vz_journal_where(j));
 	}
 	if (vz_journal_decl_each(j, false, show_decl, &l, &err) != VZ_OK)
 		goto out;
 	if (!g->json)
-		printf("Return files:\n");
+		printf(_("Return files:\n"));
 	if (vz_journal_retour_each(j, show_retour, &l, &err) != VZ_OK)
 		goto out;
 	if (g->json)

@@ -16,20 +16,21 @@
 #include "berichten.h"
 #include "billing.h"
 #include "outfile.h"
+#include "i18n.h"
 
 static void retour_usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: vzp11 [GLOBAL OPTIONS] retour --dir DIR [--limit N] [OPTIONS]\n"
-		"Fetch the return messages waiting at VECOZO, check each one's size and SHA-256,\n"
-		"store it as DIR/retour-TRACEERID (mode 0600; written under a temporary name,\n"
-		"synced, renamed), record it in the journal, and only then confirm receipt.\n"
-		"  --dir DIR              where to store the return files\n"
-		"  --limit N              messages asked for per call, 1..250 (default 250);\n"
-		"                         calls repeat until one brings nothing new\n");
+		_("Usage: vzp11 [GLOBAL OPTIONS] retour --dir DIR [--limit N] [OPTIONS]\n"
+		  "Fetch the return messages waiting at VECOZO, check each one's size and SHA-256,\n"
+		  "store it as DIR/retour-TRACEERID (mode 0600; written under a temporary name,\n"
+		  "synced, renamed), record it in the journal, and only then confirm receipt.\n"
+		  "  --dir DIR              where to store the return files\n"
+		  "  --limit N              messages asked for per call, 1..250 (default 250);\n"
+		  "                         calls repeat until one brings nothing new\n"));
 	vz_bill_usage(f);
-	fprintf(f, "Exit: 0 every waiting message stored and confirmed, 1 one failed (it stays\n"
-		   "waiting at VECOZO), 2 usage error.\n");
+	fprintf(f, _("Exit: 0 every waiting message stored and confirmed, 1 one failed (it stays\n"
+		     "waiting at VECOZO), 2 usage error.\n"));
 }
 
 /* The result for one message. */
@@ -130,7 +131,7 @@ static bool confirm(struct retour_run *r, struct got *gt)
 		ok = false;
 	if (!ok)
 		snprintf(gt->error, sizeof(gt->error),
-			 "stored, but confirming receipt failed: %s (the next run confirms it)",
+			 _("stored, but confirming receipt failed: %s (the next run confirms it)"),
 			 e.msg);
 	return ok;
 }
@@ -150,7 +151,7 @@ static bool record(struct retour_run *r, struct got *gt)
 	if (rv == VZ_OK || rv == VZ_DUPLICATE)
 		return true;
 	gt->result = "failed";
-	snprintf(gt->error, sizeof(gt->error), "stored, but the journal failed: %s", e.msg);
+	snprintf(gt->error, sizeof(gt->error), _("stored, but the journal failed: %s"), e.msg);
 	return false;
 }
 
@@ -189,8 +190,8 @@ static void download(struct retour_run *r, struct got *gt)
 	} else if (s.size != gt->m.size || strcmp(sha, gt->m.sha256) != 0) {
 		gt->result = "checksum-mismatch";
 		snprintf(gt->error, sizeof(gt->error),
-			 "the payload does not match its announced %s (got %lld bytes, SHA-256 "
-			 "%.12s...); not stored, not confirmed",
+			 _("the payload does not match its announced %s (got %lld bytes, SHA-256 "
+			 "%.12s...); not stored, not confirmed"),
 			 s.size != gt->m.size ? "size" : "SHA-256", s.size, sha);
 		ok = false;
 	}
@@ -243,7 +244,7 @@ static void fetch(struct retour_run *r, struct got *gt)
 		}
 		gt->result = "failed";
 		snprintf(gt->error, sizeof(gt->error),
-			 "another file already has the name %s; it was not overwritten", gt->file);
+			 _("another file already has the name %s; it was not overwritten"), gt->file);
 		return;
 	}
 	download(r, gt);
@@ -259,9 +260,9 @@ static void print_got(const vz_global *g, json_t *arr, const struct got *gt)
 						     "error", gt->error[0] ? gt->error : NULL));
 		return;
 	}
-	printf("%s  %s  %lld bytes  %s\n", gt->m.traceer_id, gt->result, gt->m.size, gt->file);
+	printf(_("%s  %s  %lld bytes  %s\n"), gt->m.traceer_id, gt->result, gt->m.size, gt->file);
 	if (gt->error[0])
-		fprintf(stderr, "vzp11: %s: %s\n", gt->m.traceer_id, gt->error);
+		fprintf(stderr, _("vzp11: %s: %s\n"), gt->m.traceer_id, gt->error);
 }
 
 /* Seen this run: a message that failed stays waiting and must not be
