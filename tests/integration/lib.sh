@@ -9,6 +9,9 @@ SOFTHSM_MODULE=${SOFTHSM_MODULE:-/usr/lib/softhsm/libsofthsm2.so}
 PKI=$TESTWORK/pki
 [ -f "$PKI/done" ] || { echo "FAIL: the setup test did not build $PKI"; exit 1; }
 
+# English messages whatever the runner's language (i18n.sh asks for Dutch).
+export LC_ALL=C.UTF-8
+unset LANGUAGE
 export VZT_PIN=4711-test-pin
 export VZT_SO_PIN=so-pin-0815
 export VZT_P12=$(cat "$PKI/password")
