@@ -113,22 +113,7 @@ struct rotate {
 /* A pipe holding the PIN, as "fd:N" in src; -1 when there is no PIN. */
 static int pin_fd(const struct rotate *r, char *src, size_t size)
 {
-	int fds[2];
-	bool ok;
-
-	if (!r->have_pin || pipe(fds) != 0)
-		return -1;
-	fcntl(fds[0], F_SETFD, FD_CLOEXEC);
-	fcntl(fds[1], F_SETFD, FD_CLOEXEC);
-	ok = write(fds[1], r->pin.buf, r->pin.len) == (ssize_t)r->pin.len &&
-	     write(fds[1], "\n", 1) == 1;
-	close(fds[1]);
-	if (!ok) {
-		close(fds[0]);
-		return -1;
-	}
-	snprintf(src, size, "fd:%d", fds[0]);
-	return fds[0];
+	return r->have_pin ? vz_secret_pipe(&r->pin, src, size) : -1;
 }
 
 /* Opens the token read-write and logged in, and reads what it holds. */

@@ -353,28 +353,6 @@ out:
 
 /* ---- the key through pkcs11-provider ---- */
 
-/* The PIN already accepted, for the provider's own login: in a pipe, so it
- * is read from its source once and never lands in a file or argv. */
-static int pin_pipe(struct selftest *t, char *src, size_t size)
-{
-	int fds[2];
-	bool ok;
-
-	if (!t->pin_read || pipe(fds) != 0)
-		return -1;
-	fcntl(fds[0], F_SETFD, FD_CLOEXEC);
-	fcntl(fds[1], F_SETFD, FD_CLOEXEC);
-	ok = write(fds[1], t->pin.buf, t->pin.len) == (ssize_t)t->pin.len &&
-	     write(fds[1], "\n", 1) == 1;
-	close(fds[1]);
-	if (!ok) {
-		close(fds[0]);
-		return -1;
-	}
-	snprintf(src, size, "fd:%d", fds[0]);
-	return fds[0];
-}
-
 /* Signs a random challenge with the token key and verifies it with the
  * certificate's public key. 1 verified, 0 signed but did not verify, -1
  * could not sign. */
@@ -560,7 +538,7 @@ static void provider_steps(const vz_global *g, struct selftest *t)
 	vz_tls *tls = NULL;
 	vz_err err = {0};
 	char src[32];
-	int fd = pin_pipe(t, src, sizeof(src));
+	int fd = t->pin_read ? vz_secret_pipe(&t->pin, src, sizeof(src)) : -1;
 
 	if (fd >= 0)
 		g2.pin_source = src;

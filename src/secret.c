@@ -238,3 +238,22 @@ vz_rv vz_secret_read(const char *src, const char *what, vz_secret *out, vz_err *
 		return read_fd(fd, what, src, out, err);
 	return read_prompt(what, out, err);
 }
+
+int vz_secret_pipe(const vz_secret *s, char *src, size_t size)
+{
+	int fds[2];
+	bool ok;
+
+	if (pipe(fds) != 0)
+		return -1;
+	fcntl(fds[0], F_SETFD, FD_CLOEXEC);
+	fcntl(fds[1], F_SETFD, FD_CLOEXEC);
+	ok = write(fds[1], s->buf, s->len) == (ssize_t)s->len && write(fds[1], "\n", 1) == 1;
+	close(fds[1]);
+	if (!ok) {
+		close(fds[0]);
+		return -1;
+	}
+	snprintf(src, size, "fd:%d", fds[0]);
+	return fds[0];
+}

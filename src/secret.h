@@ -26,4 +26,10 @@ vz_rv vz_secret_read(const char *src, const char *what, vz_secret *out, vz_err *
 
 void vz_secret_wipe(vz_secret *s);
 
+/* A secret already read, handed on to a reader of "fd:N" (the provider's
+ * login, another opening of the token) through a pipe, so it never lands
+ * in a file or argv: src gets "fd:N"; returns N (close it after use), or -1.
+ * A secret fits the pipe's buffer. */
+int vz_secret_pipe(const vz_secret *s, char *src, size_t size);
+
 #endif
