@@ -154,11 +154,15 @@ case_labels() {
 	[ "$rc" -eq 0 ] || { fail "import"; cat "$T/err"; finish; }
 	imp "$PKI/sys-ec256.p12" --label "ec label"
 	[ "$rc" -eq 0 ] || { fail "import"; cat "$T/err"; finish; }
+	imp "$PKI/sys-rsa4096.p12" --label "praktijk:2026"
+	[ "$rc" -eq 0 ] || { fail "import"; cat "$T/err"; finish; }
 	: >"$T/calls"
-	expect_reply "vzp11 show " 'ec\ label vecozo-system'
+	expect_reply "vzp11 show " 'ec\ label praktijk:2026 vecozo-system'
+	# bash replaces what follows the ':' (a COMP_WORDBREAKS character)
+	expect_reply "vzp11 show praktijk:" '2026'
 	expect_reply "vzp11 remove v" "vecozo-system"
 	expect_reply "vzp11 remove ec" 'ec\ label'
-	expect_reply "vzp11 cov --bsn 999979668 --label " 'ec\ label vecozo-system'
+	expect_reply "vzp11 cov --bsn 999979668 --label " 'ec\ label praktijk:2026 vecozo-system'
 	expect_reply "vzp11 check --label=v" "vecozo-system"
 	expect_reply "vzp11 show vecozo-system " ""
 	# the token on the line is the one asked
@@ -209,7 +213,8 @@ case_files() {
 	expect_reply "vzp11 --module " "g.so my dir sub"
 	expect_reply "vzp11 cov --out d" "d.csv"
 	expect_reply "vzp11 import a.p12 " ""
-	expect_reply "vzp11 --pin-source file:c" "file:c.pem"
+	# bash replaces what follows the ':' (a COMP_WORDBREAKS character)
+	expect_reply "vzp11 --pin-source file:c" "c.pem"
 	CWD=
 }
 
