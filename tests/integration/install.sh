@@ -3,11 +3,12 @@
 #   destdir: `meson install --destdir` of this build: the binary, a man page
 #   for every docs/*.scd (when scdoc was found), the bash completion and every
 #   unit in scripts/systemd/ with ExecStart= naming the installed binary,
+#   docs/vzp11.conf.example (when there is one) in the doc directory,
 #   each in the directory the build was configured for; with a prefix other
 #   than /usr, nothing outside the prefix.
 set -eu
 : "${VZP11_BIN:?}" "${SRCDIR:?}" "${TESTWORK:?}" "${BUILDDIR:?}" "${PREFIX:?}" "${BINDIR:?}"
-: "${MANDIR:?}" "${COMPLETIONDIR:?}" "${UNITDIR:?}" "${MAN_PAGES:?}"
+: "${MANDIR:?}" "${DOCDIR:?}" "${COMPLETIONDIR:?}" "${UNITDIR:?}" "${MAN_PAGES:?}"
 T=$TESTWORK/install-$1
 rm -rf "$T"
 mkdir -p "$T"
@@ -53,6 +54,12 @@ case_destdir() {
 	if [ "$MAN_PAGES" = true ]; then
 		grep -q '^\.TH "vzp11-cov" "1"' "$(under "$MANDIR")/man1/vzp11-cov.1" &&
 			pass "vzp11-cov.1 is a man page (roff)" || fail "vzp11-cov.1 is not roff from scdoc"
+	fi
+
+	if [ -f "$SRCDIR/docs/vzp11.conf.example" ]; then
+		cmp -s "$(under "$DOCDIR")/vzp11.conf.example" "$SRCDIR/docs/vzp11.conf.example" &&
+			pass "the example configuration is in $DOCDIR" ||
+			fail "docs/vzp11.conf.example is not in $DOCDIR"
 	fi
 
 	c=$(under "$COMPLETIONDIR")/vzp11
