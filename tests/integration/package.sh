@@ -99,9 +99,17 @@ case_install_purge() {
 	pass "dpkg -i installed it"
 	dpkg -L vzp11 | sort >"$T/files"
 
+	# the package's upstream version is the project's (meson.build)
+	v=$(dpkg-query -W -f='${Version}' vzp11)
+	v=${v%-*}
+	project=$(sed -n "s/^ *version *: *'\([^']*\)'.*/\1/p" "$SRCDIR/meson.build" | head -n1)
+	[ "$v" = "$project" ] && pass "package version $v is meson.build's" ||
+		fail "the package is version $v (debian/changelog), meson.build says $project"
 	/usr/bin/vzp11 --version >"$T/version" 2>&1 || true
-	if head -n1 "$T/version" | grep -q '^vzp11 0\.1\.0\( \|$\)'; then pass "vzp11 --version: $(head -n1 "$T/version")"; else
-		fail "vzp11 --version says: $(head -n1 "$T/version")"
+	re="^vzp11 $(echo "$project" | sed 's/\./\\./g')([^0-9.]|\$)"
+	if grep -Eq "$re" "$T/version"; then pass "vzp11 --version: $(grep -E "$re" "$T/version")"; else
+		fail "vzp11 --version does not say vzp11 $project:"
+		sed 's/^/  | /' "$T/version"
 	fi
 	for page in vzp11 vzp11-cov; do
 		if p=$(man -w "$page" 2>/dev/null) && grep -qxF "$p" "$T/files"; then
