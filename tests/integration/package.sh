@@ -30,6 +30,14 @@ skip() {
 for p in dpkg dpkg-buildpackage dpkg-query; do
 	command -v "$p" >/dev/null || skip "$p is not installed"
 done
+# Two runs on one machine (several build trees) take turns: one's purge
+# must not pull the package from under the other.
+lockdir=/run/lock
+[ -d "$lockdir" ] || lockdir=/tmp
+if command -v flock >/dev/null; then
+	exec 9>"$lockdir/vzp11-package-test.lock"
+	flock 9
+fi
 if dpkg-query -W -f='${Status}\n' vzp11 2>/dev/null | grep -q ' installed$\| half-\| unpacked$'; then
 	skip "the package vzp11 is installed on this machine; not touching it"
 fi
