@@ -168,9 +168,9 @@ case_labels() {
 	# the token on the line is the one asked
 	expect_reply "vzp11 --token $TOKEN_LABEL show v" "vecozo-system"
 	expect_reply "vzp11 --token no-such-token show " ""
-	expect_in "$T/calls" "^argv: --token no-such-token --json check$" "the --token on the line is passed on"
+	expect_in "$T/calls" "^argv: --token no-such-token --json list --public$" "the --token on the line is passed on"
 	expect_reply "vzp11 --module /nonexistent/module.so show " ""
-	expect_in "$T/calls" "^argv: --module /nonexistent/module.so --json check$" "the --module on the line is passed on"
+	expect_in "$T/calls" "^argv: --module /nonexistent/module.so --json list --public$" "the --module on the line is passed on"
 }
 
 # The label lookup never prompts: no PIN source (neither VZP11_PIN_SOURCE nor
@@ -194,8 +194,8 @@ case_no_prompt() {
 	[ "$took" -lt 3 ] && pass "and at once (${took}s)" || fail "it took ${took}s"
 	# the help calls ran in the terminal too; the label lookup did not
 	expect_in "$T/calls" "^ctty:yes$" "the test's completion ran with a terminal"
-	grep -A3 -- '--json check$' "$T/calls" >"$T/check-call"
-	expect_in "$T/check-call" "^argv: --json check$" "check is run without --pin-source"
+	grep -A3 -- '--json list --public$' "$T/calls" >"$T/check-call"
+	expect_in "$T/check-call" "^argv: --json list --public$" "list --public is run without --pin-source"
 	expect_in "$T/check-call" "^pin_source:unset$" "and without VZP11_PIN_SOURCE"
 	expect_in "$T/check-call" "^stdin:not-a-tty$" "stdin is not the terminal"
 	expect_in "$T/check-call" "^ctty:no$" "it has no controlling terminal to prompt on"

@@ -8,6 +8,30 @@ must_import() {
 	[ "$rc" -eq 0 ] || { fail "import $*"; cat "$T/err"; finish; }
 }
 
+# list --public: the certificates without a login, and never a PIN sent,
+# whatever source names one (here the environment and a config file).
+case_list_public() {
+	must_import "$PKI/sys-rsa2048.p12"
+	must_import "$PKI/sys-ec256.p12" --label ec
+	printf 'pin-source = env:VZT_PIN\n' >"$T/vzp11.conf"
+	chmod 600 "$T/vzp11.conf"
+	FAULTY_P11_MODULE=$SOFTHSM_MODULE FAULTY_P11_REPORT=$T/report VZP11_MODULE=$FAULTY_P11 \
+		run vz --config "$T/vzp11.conf" --json list --public
+	expect_rc 0 "list --public"
+	python3 - "$T/out" >"$T/check" 2>&1 <<'PY' || true
+import json, sys
+arr = json.load(open(sys.argv[1]))
+assert sorted(e["label"] for e in arr) == ["ec", "vecozo-system"], arr
+assert all(set(e) == {"label", "subject", "not_after", "days_left"} for e in arr), arr
+print("json ok")
+PY
+	expect_in "$T/check" "^json ok$" "both certificates, no CA certificate"
+	expect_in "$T/report" "^calls [0-9]+" "the module was used"
+	expect_not_in "$T/report" "^func C_Login " "no C_Login, although a PIN source was named"
+	run vz list --public
+	expect_in "$T/out" "^ec +CN=.*expires 20" "a line per certificate"
+}
+
 case_list() {
 	must_import "$PKI/sys-rsa2048.p12"
 	must_import "$PKI/sys-ec256.p12" --label ec
