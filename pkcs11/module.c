@@ -28,7 +28,7 @@ tok_rv tok_lib_open(const char *module, tok_lib **out, tok_err *err)
 		lib->single = p11_kit_module_load(module, P11_KIT_MODULE_CRITICAL);
 		if (!lib->single) {
 			tok_err_set(err, "cannot load the PKCS#11 module %s: %s", module,
-				    p11_kit_message() ? p11_kit_message() : "unknown reason");
+				    p11_kit_message() ? p11_kit_message() : _("unknown reason"));
 			tok_err_hint(err,
 				     "give the full path of the vendor's PKCS#11 library (.so)");
 			ret = TOK_NOT_FOUND;
@@ -40,7 +40,7 @@ tok_rv tok_lib_open(const char *module, tok_lib **out, tok_err *err)
 		if (!lib->registry) {
 			tok_err_set(err,
 				    "cannot load the PKCS#11 modules registered with p11-kit: %s",
-				    p11_kit_message() ? p11_kit_message() : "unknown reason");
+				    p11_kit_message() ? p11_kit_message() : _("unknown reason"));
 			tok_err_hint(err, "pass --module with the path of the PKCS#11 library");
 			goto out;
 		}
@@ -121,7 +121,7 @@ static void module_label(CK_FUNCTION_LIST *m, char *dst, size_t size)
 
 	if (!name)
 		name = p11_kit_module_get_filename(m);
-	snprintf(dst, size, "%s", name ? name : "(unknown module)");
+	snprintf(dst, size, "%s", name ? name : _("(unknown module)"));
 	free(name);
 }
 
@@ -251,7 +251,7 @@ static void describe_tokens(const tok_lib *lib, char *buf, size_t size)
 		const tok_token_info *ti = &lib->tokens[i].info;
 		int w = snprintf(buf + used, size - used, "%s'%s' (%s, serial %s%s)", i ? ", " : "",
 				 ti->label, ti->module, ti->serial,
-				 ti->initialized ? "" : ", not initialized");
+				 ti->initialized ? "" : _(", not initialized"));
 
 		if (w < 0)
 			break;

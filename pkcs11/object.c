@@ -138,7 +138,7 @@ static tok_flag secret_readable(tok_session *s, tok_obj *o, CK_KEY_TYPE kt)
 		return TOK_FLAG_NO;
 	if (rv == CKR_OK && a.ulValueLen > 0)
 		return TOK_FLAG_YES;
-	note_unclear(o, type, rv, rv == CKR_OK ? "empty value" : NULL);
+	note_unclear(o, type, rv, rv == CKR_OK ? _("empty value") : NULL);
 	return TOK_FLAG_UNKNOWN;
 }
 

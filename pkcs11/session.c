@@ -53,9 +53,9 @@ static tok_rv login(tok_session *s, tok_pin_fn pin_fn, void *pin_ctx, tok_err *e
 	if (ret == TOK_PIN_INCORRECT) {
 		refresh_flags(t);
 		tok_err_set(err, "the token '%s' rejected the PIN%s", t->info.label,
-			    t->info.pin_locked	    ? "; the PIN is now locked"
-			    : t->info.pin_final_try ? "; one more wrong PIN will lock it"
-			    : t->info.pin_count_low ? "; few attempts are left before it locks"
+			    t->info.pin_locked	    ? _("; the PIN is now locked")
+			    : t->info.pin_final_try ? _("; one more wrong PIN will lock it")
+			    : t->info.pin_count_low ? _("; few attempts are left before it locks")
 						    : "");
 		err->has_ckr = true;
 		err->ckr = rv;

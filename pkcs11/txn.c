@@ -399,7 +399,7 @@ tok_rv tok_txn_abort(tok_txn *x, tok_err *err)
 		tok_err_set(err,
 			    "the token could not be put back as it was: %zu new object(s) "
 			    "remain, %zu removed object(s) are missing%s",
-			    left, lost, x->irreversible ? ", a private key was removed" : "");
+			    left, lost, x->irreversible ? _(", a private key was removed") : "");
 		tok_err_hint(err,
 			     "check with 'vzp11 list' and remove leftovers with 'vzp11 remove'");
 		ret = TOK_ERR;

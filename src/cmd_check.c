@@ -84,10 +84,10 @@ static void check_usage(FILE *f)
 		WARN_DAYS, CRIT_DAYS);
 }
 
-static void add(struct verdict *v, state st, const char *fmt, ...)
+static void finding(struct verdict *v, state st, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-static void add(struct verdict *v, state st, const char *fmt, ...)
+static void finding(struct verdict *v, state st, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -137,17 +137,17 @@ static void judge_validity(const struct check *c, struct verdict *v)
 
 	snprintf(until, sizeof(until), "%.10s", v->info.not_after);
 	if (v->info.not_yet_valid)
-		add(v, ST_CRITICAL, "not valid before %s", v->info.not_before);
+		finding(v, ST_CRITICAL, "not valid before %s", v->info.not_before);
 	else if (v->info.expired)
-		add(v, ST_CRITICAL, "expired on %s: import the renewed certificate", until);
+		finding(v, ST_CRITICAL, "expired on %s: import the renewed certificate", until);
 	else if (v->info.days_left < c->crit)
-		add(v, ST_CRITICAL, "%ld days left (expires %s): renew at VECOZO now",
-		    v->info.days_left, until);
+		finding(v, ST_CRITICAL, "%ld days left (expires %s): renew at VECOZO now",
+			v->info.days_left, until);
 	else if (v->info.days_left < c->warn)
-		add(v, ST_WARNING, "%ld days left (expires %s): renew at VECOZO", v->info.days_left,
-		    until);
+		finding(v, ST_WARNING, "%ld days left (expires %s): renew at VECOZO",
+			v->info.days_left, until);
 	else
-		add(v, ST_OK, "%ld days left (expires %s)", v->info.days_left, until);
+		finding(v, ST_OK, "%ld days left (expires %s)", v->info.days_left, until);
 }
 
 static const char *flag_word(tok_flag f)
@@ -161,36 +161,37 @@ static void judge_key(const struct check *c, struct verdict *v)
 	const tok_obj *k = v->key;
 
 	if (!c->logged_in) {
-		add(v, ST_OK,
-		    "key not checked: private keys are visible only after login; give a PIN "
-		    "source (--pin-source or VZP11_PIN_SOURCE)");
+		finding(v, ST_OK,
+			"key not checked: private keys are visible only after login; give a PIN "
+			"source (--pin-source or VZP11_PIN_SOURCE)");
 		return;
 	}
 	if (!k) {
-		add(v, ST_CRITICAL,
-		    "no private key on the token for this certificate: import "
-		    "the .pfx again");
+		finding(v, ST_CRITICAL,
+			"no private key on the token for this certificate: import "
+			"the .pfx again");
 		return;
 	}
 	if (k->sensitive == TOK_FLAG_NO || k->extractable == TOK_FLAG_YES ||
 	    k->value_readable == TOK_FLAG_YES) {
-		add(v, ST_CRITICAL,
-		    "the key can leave the token (sensitive=%s extractable=%s value readable=%s): "
-		    "re-import it with 'vzp11 import --replace'",
-		    flag_word(k->sensitive), flag_word(k->extractable),
-		    flag_word(k->value_readable));
+		finding(v, ST_CRITICAL,
+			"the key can leave the token (sensitive=%s extractable=%s value readable=%s): "
+			"re-import it with 'vzp11 import --replace'",
+			flag_word(k->sensitive), flag_word(k->extractable),
+			flag_word(k->value_readable));
 	} else if (k->sensitive != TOK_FLAG_YES || k->extractable != TOK_FLAG_NO ||
 		   k->value_readable != TOK_FLAG_NO) {
-		add(v, ST_WARNING, "the token gave no clear answer about the key's protection (%s)",
-		    k->unclear[0] ? k->unclear : "sensitive, extractable or value");
+		finding(v, ST_WARNING,
+			"the token gave no clear answer about the key's protection (%s)",
+			k->unclear[0] ? k->unclear : "sensitive, extractable or value");
 	} else {
-		add(v, ST_OK, "key sensitive and not extractable");
+		finding(v, ST_OK, "key sensitive and not extractable");
 	}
 	if (k->never_extractable == TOK_FLAG_NO || k->always_sensitive == TOK_FLAG_NO)
-		add(v, ST_OK,
-		    "key was outside the token once (imported: never-extractable=%s "
-		    "always-sensitive=%s); delete every .pfx copy",
-		    flag_word(k->never_extractable), flag_word(k->always_sensitive));
+		finding(v, ST_OK,
+			"key was outside the token once (imported: never-extractable=%s "
+			"always-sensitive=%s); delete every .pfx copy",
+			flag_word(k->never_extractable), flag_word(k->always_sensitive));
 }
 
 /* What public attributes can tell: the CKA_ID import derives from the
@@ -218,17 +219,17 @@ static void judge_match(const struct check *c, struct verdict *v)
 	    (k->key_type == TOK_KEY_RSA && k->bits && (int)k->bits != EVP_PKEY_get_bits(pk)))
 		v->type_match = TOK_FLAG_NO;
 	if (v->type_match == TOK_FLAG_NO)
-		add(v, ST_CRITICAL,
-		    "the %s key does not match the certificate (%s-%d): the certificate or key "
-		    "was replaced",
-		    v->key ? "private" : "public", v->info.key_type, v->info.key_bits);
+		finding(v, ST_CRITICAL,
+			"the %s key does not match the certificate (%s-%d): the certificate or key "
+			"was replaced",
+			v->key ? "private" : "public", v->info.key_type, v->info.key_bits);
 	else if (v->id_match != TOK_FLAG_YES)
-		add(v, ST_WARNING,
-		    "the key's CKA_ID is not the certificate's key identifier: it may belong to "
-		    "another certificate; run 'vzp11 selftest --label %s'",
-		    label_of(v));
+		finding(v, ST_WARNING,
+			"the key's CKA_ID is not the certificate's key identifier: it may belong to "
+			"another certificate; run 'vzp11 selftest --label %s'",
+			label_of(v));
 	else if (c->logged_in)
-		add(v, ST_OK, "key and certificate agree (identifier, type and size)");
+		finding(v, ST_OK, "key and certificate agree (identifier, type and size)");
 }
 
 /* Complete means it reaches a self-signed certificate on the token. */
@@ -241,9 +242,9 @@ static void judge_chain(const struct check *c, struct verdict *v)
 	if (!v->chain_complete) {
 		vz_name_string(X509_get_issuer_name(top), v->chain_missing,
 			       sizeof(v->chain_missing));
-		add(v, n == 0 ? ST_CRITICAL : ST_WARNING,
-		    "chain incomplete: '%s' is not on the token; import the .pfx with its chain",
-		    v->chain_missing);
+		finding(v, n == 0 ? ST_CRITICAL : ST_WARNING,
+			"chain incomplete: '%s' is not on the token; import the .pfx with its chain",
+			v->chain_missing);
 	}
 	for (int i = 0; i < n; i++) {
 		X509 *ca = sk_X509_value(v->chain, i);
@@ -253,14 +254,15 @@ static void judge_chain(const struct check *c, struct verdict *v)
 		if (vz_cert_info_get(ca, &ci, &err) != VZ_OK)
 			continue;
 		if (ci.expired || ci.not_yet_valid)
-			add(v, ST_CRITICAL, "CA certificate '%s' is %s", ci.subject,
-			    ci.expired ? "expired" : "not yet valid");
+			finding(v, ST_CRITICAL, "CA certificate '%s' is %s", ci.subject,
+				ci.expired ? "expired" : "not yet valid");
 		else if (ci.days_left < c->warn && ci.days_left < v->info.days_left)
-			add(v, ci.days_left < c->crit ? ST_CRITICAL : ST_WARNING,
-			    "CA certificate '%s' expires in %ld days", ci.subject, ci.days_left);
+			finding(v, ci.days_left < c->crit ? ST_CRITICAL : ST_WARNING,
+				"CA certificate '%s' expires in %ld days", ci.subject,
+				ci.days_left);
 	}
 	if (v->chain_complete)
-		add(v, ST_OK, "chain complete on the token (%d CA certificates)", n);
+		finding(v, ST_OK, "chain complete on the token (%d CA certificates)", n);
 }
 
 /* The certificates to check: those with a private key (after login) or a

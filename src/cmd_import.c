@@ -405,7 +405,7 @@ void vz_import_audit(const vz_token *tk, const char *action, const vz_store *bef
 		r.id = src->id;
 		r.id_len = sizeof(src->id);
 		r.failed = true;
-		r.error = failed ? failed->msg : "the objects cannot be read back";
+		r.error = failed ? failed->msg : _("the objects cannot be read back");
 	} else if (how == TOK_ARRIVAL_UNKNOWN) {
 		r.detail = "key kept";
 	}
@@ -437,7 +437,7 @@ static void print_result(const vz_global *g, const vz_token *tk, const vz_entry 
 			 const char *status, tok_arrival how, const struct vz_import_opts *o,
 			 size_t unrelated)
 {
-	static const char reminder[] =
+	static const char reminder[] = /* English in the JSON, translated in text */
 		"the .pfx file still holds the private key; delete it (and any copies) now that "
 		"the key is on the token";
 
@@ -459,13 +459,15 @@ static void print_result(const vz_global *g, const vz_token *tk, const vz_entry 
 		printf(_("'%s' is already on the token '%s'; nothing was changed.\n"),
 		       e->cert->label, tok_token_info_of(tk->tok)->label);
 	else
-		printf(_("%s '%s' on token '%s'.\n"),
-		       strcmp(status, "replaced") ? "Imported" : "Replaced", e->cert->label,
-		       tok_token_info_of(tk->tok)->label);
+		printf(strcmp(status, "replaced") ? _("Imported '%s' on token '%s'.\n")
+						  : _("Replaced '%s' on token '%s'.\n"),
+		       e->cert->label, tok_token_info_of(tk->tok)->label);
 	if (vz_import_way(how))
-		printf(_("The key was %s on the token (%s).\n"), vz_import_way(how),
-		       how == TOK_ARRIVAL_UNWRAPPED ? "C_UnwrapKey, it never crossed in the clear"
-						    : "C_CreateObject");
+		printf("%s\n",
+		       how == TOK_ARRIVAL_UNWRAPPED
+			       ? _("The key was unwrapped on the token (C_UnwrapKey, it never "
+				   "crossed in the clear).")
+			       : _("The key was created on the token (C_CreateObject)."));
 	vz_out_entry_full(stdout, tk->tok, e);
 	if (unrelated)
 		vz_note(g,
@@ -473,7 +475,7 @@ static void print_result(const vz_global *g, const vz_token *tk, const vz_entry 
 			"and were ignored",
 			unrelated);
 	if (!g->quiet)
-		printf(_("Reminder: %s: %s\n"), o->file, reminder);
+		printf(_("Reminder: %s: %s\n"), o->file, _(reminder));
 }
 
 vz_rv vz_import_check(const vz_store *st, const struct vz_import_src *src,
@@ -580,8 +582,8 @@ static int parse_args(vz_global *g, int argc, char **argv, struct vz_import_opts
 		}
 	}
 	if (optind + 1 != argc)
-		return vz_usage("import",
-				optind == argc ? "FILE.p12 is missing" : "too many arguments");
+		return vz_usage("import", optind == argc ? _("FILE.p12 is missing")
+							 : _("too many arguments"));
 	o->file = argv[optind];
 	if (o->label[0] == '\0' || strlen(o->label) > 128)
 		return vz_usage("import", "the label must be 1 to 128 characters long");

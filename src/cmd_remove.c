@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "audit.h"
@@ -19,7 +20,8 @@ static void remove_usage(FILE *f)
 		     "  -y, --yes   do not ask; needed when there is no terminal\n"));
 }
 
-/* Asks on the terminal; anything but y/yes is no. */
+/* Asks on the terminal; anything but y/yes (or the translation's word for
+ * them, j/ja in Dutch) is no. */
 static bool confirm(const char *label, const char *token)
 {
 	char answer[16] = "";
@@ -37,7 +39,9 @@ static bool confirm(const char *label, const char *token)
 		answer[0] = '\0';
 	fclose(tty);
 	answer[strcspn(answer, "\r\n")] = '\0';
-	yes = strcmp(answer, "y") == 0 || strcmp(answer, "Y") == 0 || strcmp(answer, "yes") == 0;
+	/* TRANSLATORS: the short and long answer "yes" to the [y/N] question. */
+	yes = strcasecmp(answer, "y") == 0 || strcasecmp(answer, "yes") == 0 ||
+	      strcasecmp(answer, _("y")) == 0 || strcasecmp(answer, _("yes")) == 0;
 	return yes;
 }
 

@@ -433,8 +433,8 @@ static vz_rv same_subject(const X509 *old, const X509 *renewed, vz_err *err)
 	vz_err_set(err,
 		   "the renewed certificate is not for the same organisation: its subject has "
 		   "%s%s%s where the active one has %s%s%s; nothing was changed",
-		   y[0] ? "'" : "", y[0] ? y : "nothing more", y[0] ? "'" : "", x[0] ? "'" : "",
-		   x[0] ? x : "nothing more", x[0] ? "'" : "");
+		   y[0] ? "'" : "", y[0] ? y : _("nothing more"), y[0] ? "'" : "", x[0] ? "'" : "",
+		   x[0] ? x : _("nothing more"), x[0] ? "'" : "");
 	vz_err_hint(err, "rotate renews one system certificate; import another organisation's "
 			 "under its own --label");
 	return VZ_FAIL;
@@ -480,8 +480,8 @@ static void report(struct rotate *r, const vz_token *tk, const vz_store *st, str
 		return;
 	}
 	printf("%s\n", message);
-	print_entry(r, "active:", act);
-	print_entry(r, "previous:", prev);
+	print_entry(r, _("active:"), act);
+	print_entry(r, _("previous:"), prev);
 }
 
 /* Opens the token and settles it; *act, gs and *n describe the result. */
@@ -526,8 +526,8 @@ static int rotate_finish(struct rotate *r)
 	}
 	if (rv == VZ_OK)
 		report(r, &tk, st, gs, n, dropped ? "finished" : "unchanged",
-		       dropped ? "Deleted the previous certificate and its key."
-			       : "There is no previous certificate; nothing to finish.");
+		       dropped ? _("Deleted the previous certificate and its key.")
+			       : _("There is no previous certificate; nothing to finish."));
 	vz_store_free(st);
 	vz_token_close(&tk);
 	if (rv != VZ_OK) {
@@ -579,8 +579,8 @@ static int rotate_rollback(struct rotate *r)
 	if (rv == VZ_OK)
 		report(r, &tk, st, gs, n, status,
 		       strcmp(status, "rolled-back") == 0
-			       ? "Rolled back: the previous certificate is active again."
-			       : "Dropped the renewal that was not active yet.");
+			       ? _("Rolled back: the previous certificate is active again.")
+			       : _("Dropped the renewal that was not active yet."));
 out:
 	vz_store_free(st);
 	vz_token_close(&tk);
@@ -699,7 +699,7 @@ static int rotate_new(struct rotate *r)
 		goto out;
 	if (!r->g->json && !r->g->quiet)
 		printf(_("Imported the renewal as '%s'%s; self-test:\n"), r->next,
-		       vz_import_way(how) ? "" : " (it was there already)");
+		       vz_import_way(how) ? "" : _(" (it was there already)"));
 	g2 = *r->g;
 	fd = pin_fd(r, pinsrc, sizeof(pinsrc));
 	if (fd >= 0)
@@ -734,11 +734,12 @@ static int rotate_new(struct rotate *r)
 	}
 	rv = switch_to(r, &tk, a, b, &err);
 out:
-	snprintf(msg, sizeof(msg),
-		 done ? "The renewed certificate is active already; nothing was changed."
-		      : "Rotated: the renewed certificate is '%s' now; the old one stays as '%s' "
-			"until 'vzp11 rotate --finish' (or 'vzp11 rotate --rollback' to go back).",
-		 r->label, r->previous);
+	snprintf(
+		msg, sizeof(msg),
+		done ? _("The renewed certificate is active already; nothing was changed.")
+		     : _("Rotated: the renewed certificate is '%s' now; the old one stays as '%s' "
+			 "until 'vzp11 rotate --finish' (or 'vzp11 rotate --rollback' to go back)."),
+		r->label, r->previous);
 	if (rv == VZ_OK)
 		report(r, &tk, st, gs, n, done ? "unchanged" : "rotated", msg);
 	vz_store_free(st);
@@ -874,7 +875,7 @@ int cmd_rotate(vz_global *g, int argc, char **argv)
 	}
 	/* The PIN once, for the several openings of the token (and the
 	 * self-test's provider); wiped at the end. */
-	if (vz_secret_read(g->pin_source, "token PIN", &r.pin, &err) != VZ_OK) {
+	if (vz_secret_read(g->pin_source, _("token PIN"), &r.pin, &err) != VZ_OK) {
 		vz_report(&err);
 		ret = VZ_EXIT_FAIL;
 		goto out;

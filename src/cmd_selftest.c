@@ -145,7 +145,7 @@ static tok_rv read_pin(void *ctx, char *buf, size_t size, size_t *len)
 	struct selftest *t = ctx;
 
 	if (!t->pin_read) {
-		t->pin_rv = vz_secret_read(t->pin_source, "token PIN", &t->pin, &t->pin_err);
+		t->pin_rv = vz_secret_read(t->pin_source, _("token PIN"), &t->pin, &t->pin_err);
 		if (t->pin_rv != VZ_OK)
 			return TOK_NO_PIN;
 		t->pin_read = true;

@@ -38,7 +38,8 @@ int cmd_show(vz_global *g, int argc, char **argv)
 		return vz_usage("show", "unknown or incomplete option '%s'", argv[optind - 1]);
 	}
 	if (optind + 1 != argc)
-		return vz_usage("show", optind == argc ? "LABEL is missing" : "too many arguments");
+		return vz_usage("show",
+				optind == argc ? _("LABEL is missing") : _("too many arguments"));
 	label = argv[optind];
 	r = vz_token_open(g, false, true, &tk, &err);
 	if (r == VZ_OK)

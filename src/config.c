@@ -306,7 +306,7 @@ static vz_rv check_owner(const char *path, int fd, vz_err *err)
 		vz_err_set(err,
 			   "%s can be changed by %s; it is not read (it chooses which PKCS#11 "
 			   "module is loaded)",
-			   path, st.st_mode & S_IWOTH ? "anyone" : "its group");
+			   path, st.st_mode & S_IWOTH ? _("anyone") : _("its group"));
 		vz_err_hint(err, "chmod go-w %s", path);
 		return VZ_FAIL;
 	}
@@ -473,7 +473,7 @@ static int expand_flow(int argc, char **argv)
 		if (!f)
 			return vz_usage(
 				"declare",
-				"--flow '%s' is neither TYPE[/SUBTYPE]:VERSION[:ACTION] nor "
+				"--flow '%s' is neither TYPE[/SUBTYPE]:VERSION.SUBVERSION[:ACTION] nor "
 				"a [flow \"%s\"] of the configuration",
 				name, name);
 		spec = flow_spec(f, &err);

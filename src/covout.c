@@ -149,6 +149,6 @@ void vz_cov_row_text(FILE *f, const vz_cov_row *row)
 			v->insured_number ? v->insured_number : "-", v->kind ? v->kind : "?",
 			v->package_name ? v->package_name : "", v->package_code ? " (" : "",
 			v->package_code ? v->package_code : "", v->package_code ? ")" : "",
-			v->start ? v->start : "?", v->end ? v->end : "open end");
+			v->start ? v->start : "?", v->end ? v->end : _("open end"));
 	}
 }

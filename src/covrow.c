@@ -37,11 +37,11 @@ static const char *check(const char *bsn, const char *birthdate, const char *dat
 	char b[16], d[16];
 
 	if (!trimmed(b, sizeof(b), bsn) || !b[0])
-		return b[0] ? "the BSN is not valid: it must be exactly 9 digits; not sent"
-			    : "the BSN is missing; not sent";
+		return b[0] ? _("the BSN is not valid: it must be exactly 9 digits; not sent")
+			    : _("the BSN is missing; not sent");
 	if (!vz_bsn_valid(b, s->bsn))
 		return _("the BSN is not valid: it must be exactly 9 digits (keep a leading zero) "
-		       "and pass the eleven-test; not sent");
+			 "and pass the eleven-test; not sent");
 	if (!trimmed(d, sizeof(d), birthdate) || !vz_date_valid(d))
 		return _("the birth date is not a date written YYYY-MM-DD; not sent");
 	memcpy(s->birthdate, d, sizeof(s->birthdate));
@@ -51,7 +51,7 @@ static const char *check(const char *bsn, const char *birthdate, const char *dat
 	if (!trimmed(s->reference, sizeof(s->reference), reference) ||
 	    !vz_text_printable(s->reference, VZ_COV_REF_MAX))
 		return _("the reference is longer than 80 characters or holds control characters; "
-		       "not sent");
+			 "not sent");
 	return NULL;
 }
 

@@ -137,7 +137,7 @@ int vz_next_opt(vz_global *g, int argc, char **argv, const char *shortopts,
 
 void vz_report(const vz_err *err)
 {
-	fprintf(stderr, _("vzp11: %s\n"), err->msg[0] ? err->msg : "failed");
+	fprintf(stderr, _("vzp11: %s\n"), err->msg[0] ? err->msg : _("failed"));
 	if (err->hint[0])
 		fprintf(stderr, _("vzp11: %s\n"), err->hint);
 }
@@ -227,25 +227,22 @@ const char *vz_env(const char *name)
 	return v && *v ? v : NULL;
 }
 
-/* The Debian package version of pkg from dpkg's status file, or "". */
-static void dpkg_version(const char *pkg, char *out, size_t size)
+/* The version of the installed package pkg (dpkg-query, on Debian and its
+ * derivatives), or "". */
+static void package_version(const char *pkg, char *out, size_t size)
 {
-	FILE *f = fopen("/var/lib/dpkg/status", "r");
-	char line[512];
-	bool in = false;
+	char cmd[128];
+	FILE *p;
 
 	out[0] = '\0';
-	while (f && fgets(line, sizeof(line), f)) {
-		line[strcspn(line, "\n")] = '\0';
-		if (strncmp(line, "Package: ", 9) == 0)
-			in = strcmp(line + 9, pkg) == 0;
-		else if (in && strncmp(line, "Version: ", 9) == 0) {
-			snprintf(out, size, "%.100s", line + 9);
-			break;
-		}
-	}
-	if (f)
-		fclose(f);
+	snprintf(cmd, sizeof(cmd), "dpkg-query -W -f='${Version}' %s 2>/dev/null", pkg);
+	p = popen(cmd, "r");
+	if (!p)
+		return;
+	if (!fgets(out, (int)size, p))
+		out[0] = '\0';
+	out[strcspn(out, "\n")] = '\0';
+	pclose(p);
 }
 
 /* vzp11's version, and those of the libraries found at run time. */
@@ -272,7 +269,7 @@ static void version(void)
 	/* pkcs11-provider 1.0 answers "version" with the OpenSSL it was built
 	 * with: the package that installed it says more. */
 	OSSL_PROVIDER_get_params(prov, params);
-	dpkg_version("pkcs11-provider", deb, sizeof(deb));
+	package_version("pkcs11-provider", deb, sizeof(deb));
 	printf(_("pkcs11-provider %s (%s/pkcs11.so, which reports version %s)\n"),
 	       deb[0] ? deb : "of unknown version", OPENSSL_info(OPENSSL_INFO_MODULES_DIR),
 	       pv ? pv : "none");

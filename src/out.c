@@ -116,8 +116,8 @@ void vz_out_entry_line(FILE *f, const vz_entry *e)
 	fprintf(f, _("%-20s %s  expires %s (%ld days)  %s-%d%s\n"),
 		e->cert->label ? e->cert->label : "", e->info.subject, until, e->info.days_left,
 		e->key->key_type == TOK_KEY_EC ? "ec" : "rsa", key_bits(e),
-		e->info.expired		? "  EXPIRED"
-		: e->info.not_yet_valid ? "  NOT YET VALID"
+		e->info.expired		? _("  EXPIRED")
+		: e->info.not_yet_valid ? _("  NOT YET VALID")
 					: "");
 }
 
@@ -143,7 +143,7 @@ void vz_out_entry_full(FILE *f, const tok_token *t, const vz_entry *e)
 	fprintf(f, _("serial:       %s\n"), e->info.serial);
 	fprintf(f, _("valid:        %s to %s (%ld days left)%s\n"), e->info.not_before,
 		e->info.not_after, e->info.days_left,
-		e->info.expired		? " EXPIRED"
+		e->info.expired		? _(" EXPIRED")
 		: e->info.not_yet_valid ? " NOT YET VALID"
 					: "");
 	fprintf(f, _("kind:         %s%s%s\n"), vz_kind_name(e->info.kind),

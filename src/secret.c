@@ -14,6 +14,7 @@
 #include <openssl/crypto.h>
 
 #include "secret.h"
+#include "i18n.h"
 
 void vz_secret_wipe(vz_secret *s)
 {
@@ -190,7 +191,7 @@ static vz_rv read_prompt(const char *what, vz_secret *out, vz_err *err)
 	quiet = old;
 	quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
 	quiet.c_lflag |= ICANON;
-	snprintf(prompt, sizeof(prompt), "Enter %s: ", what);
+	snprintf(prompt, sizeof(prompt), _("Enter %s: "), what);
 	prompt_guard(fd, &old, old_sa);
 	if (write(fd, prompt, strlen(prompt)) < 0 || tcsetattr(fd, TCSAFLUSH, &quiet) != 0) {
 		tcsetattr(fd, TCSAFLUSH, &old);
@@ -199,7 +200,7 @@ static vz_rv read_prompt(const char *what, vz_secret *out, vz_err *err)
 		close(fd);
 		return VZ_FAIL;
 	}
-	ret = read_fd(fd, what, "the terminal", out, err);
+	ret = read_fd(fd, what, _("the terminal"), out, err);
 	tcsetattr(fd, TCSAFLUSH, &old);
 	prompt_unguard(old_sa);
 	if (write(fd, "\n", 1) < 0) {

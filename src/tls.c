@@ -75,7 +75,7 @@ static int pin_cb(char *buf, int size, int rwflag, void *userdata)
 
 	if (t->pin_asked++ > 0)
 		return -1;
-	if (vz_secret_read(t->pin_source, "token PIN", &t->pin, t->pin_err) != VZ_OK)
+	if (vz_secret_read(t->pin_source, _("token PIN"), &t->pin, t->pin_err) != VZ_OK)
 		return -1;
 	if ((int)t->pin.len >= size)
 		return -1;
@@ -122,7 +122,7 @@ static vz_rv load_provider(OSSL_LIB_CTX *libctx, const char *module_path, vz_err
 		return VZ_FAIL;
 	}
 	snprintf(conf, sizeof(conf),
-		 _("vzp11 = vzp11_init\n"
+		 "vzp11 = vzp11_init\n"
 		 "[vzp11_init]\n"
 		 "providers = vzp11_providers\n"
 		 "[vzp11_providers]\n"
@@ -133,7 +133,7 @@ static vz_rv load_provider(OSSL_LIB_CTX *libctx, const char *module_path, vz_err
 		 "[vzp11_pkcs11]\n"
 		 "pkcs11-module-path = \"%s\"\n"
 		 "pkcs11-module-quirks = no-deinit no-operation-state\n"
-		 "activate = 1\n"),
+		 "activate = 1\n",
 		 module_path);
 	OPENSSL_load_builtin_modules();
 	bio = BIO_new_mem_buf(conf, -1);
@@ -247,13 +247,13 @@ static void check_pss(vz_tls *t, const tok_token *tok)
 		t->tls12_only = true;
 		snprintf(t->note, sizeof(t->note),
 			 _("the mechanisms of token '%s' cannot be read (%.120s): TLS 1.2 with RSA "
-			 "PKCS#1 v1.5 signatures only"),
+			   "PKCS#1 v1.5 signatures only"),
 			 label, te.msg);
 	} else if (!caps.rsa_pss) {
 		t->tls12_only = true;
 		snprintf(t->note, sizeof(t->note),
 			 _("token '%s' offers no RSA-PSS: TLS 1.2 with RSA PKCS#1 v1.5 signatures "
-			 "only (TLS 1.3 needs RSA-PSS)"),
+			   "only (TLS 1.3 needs RSA-PSS)"),
 			 label);
 	} else {
 		snprintf(t->note, sizeof(t->note),
@@ -343,9 +343,9 @@ static vz_rv find_cert(const vz_global *g, const char *label, vz_tls *t, vz_err 
 		found = (size_t)(e->cert - st->certs);
 	if (n != 1) {
 		vz_err_set(err,
-			   n ? "%zu certificates have the label '%s' on token '%s'"
-			     : "%zu certificates have the label '%s' on token '%s'; nothing to "
-			       "authenticate with",
+			   n ? N_("%zu certificates have the label '%s' on token '%s'")
+			     : N_("%zu certificates have the label '%s' on token '%s'; nothing to "
+				  "authenticate with"),
 			   n, label, tok_token_info_of(tk.tok)->label);
 		vz_err_hint(err,
 			    "see 'vzp11 list'; import the system certificate with 'vzp11 import'");

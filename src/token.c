@@ -5,6 +5,7 @@
 
 #include "secret.h"
 #include "token.h"
+#include "i18n.h"
 
 struct pin_ctx {
 	const char *source;
@@ -18,7 +19,7 @@ static tok_rv read_pin(void *ctx, char *buf, size_t size, size_t *len)
 	struct pin_ctx *pc = ctx;
 	vz_secret pin;
 
-	pc->rv = vz_secret_read(pc->source, "token PIN", &pin, pc->err);
+	pc->rv = vz_secret_read(pc->source, _("token PIN"), &pin, pc->err);
 	if (pc->rv != VZ_OK) {
 		vz_secret_wipe(&pin);
 		return TOK_NO_PIN;

@@ -152,7 +152,7 @@ EOF
 	expect_in "$T/out" '"flow":"303:3.1' "the journal has the flow the name stands for"
 	run vz --config "$T/explicit.conf" declare "$T/decl.txt" --to Zorgverzekeraar:3311 --flow nonesuch
 	expect_rc 2 "an unknown flow name"
-	expect_in "$T/err" "neither TYPE\[/SUBTYPE\]:VERSION\[:ACTION\] nor a \[flow \"nonesuch\"\]" "says so"
+	expect_in "$T/err" "neither TYPE\[/SUBTYPE\]:VERSION.SUBVERSION\[:ACTION\] nor a \[flow \"nonesuch\"\]" "says so"
 }
 
 # bad_conf WHAT EXIT REGEX: $T/bad.conf as --config is refused, with the
