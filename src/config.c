@@ -101,6 +101,8 @@ static struct {
 	bool present[3];
 	bool unreadable[3]; /* there, but this user may not read it */
 	char **argv;	    /* vz_config_args()'s array */
+	char *owned[64];    /* strings in it made here, freed with it */
+	size_t n_owned;
 } conf;
 
 /* ---- reading ---- */
@@ -391,11 +393,23 @@ void vz_config_free(void)
 	}
 	for (size_t i = 0; i < 3; i++)
 		free(conf.files[i]);
+	for (size_t i = 0; i < conf.n_owned; i++)
+		free(conf.owned[i]);
 	free(conf.argv);
 	memset(&conf, 0, sizeof(conf));
 }
 
 /* ---- handing it on ---- */
+
+/* A string for the command's arguments, freed by vz_config_free(); NULL
+ * when out of memory or room (the option is then left out). */
+static char *own(char *str)
+{
+	if (str && conf.n_owned < sizeof(conf.owned) / sizeof(conf.owned[0]))
+		return conf.owned[conf.n_owned++] = str;
+	free(str);
+	return NULL;
+}
 
 void vz_config_globals(vz_global *g)
 {
@@ -484,9 +498,9 @@ static int expand_flow(int argc, char **argv)
 		if (asprintf(&arg, "%s%s", joined ? "--flow=" : "", spec) < 0)
 			arg = NULL;
 		free(spec);
-		if (!arg)
+		argv[i] = own(arg);
+		if (!argv[i])
 			return VZ_EXIT_FAIL;
-		argv[i] = arg; /* lives until exit, like argv */
 	}
 	return 0;
 }
@@ -503,6 +517,8 @@ int vz_config_args(const char *cmd, int *argc, char ***argv)
 	out = calloc((size_t)*argc + 2 * N_KEYS + 64, sizeof(*out));
 	if (!out)
 		return VZ_EXIT_FAIL;
+	free(conf.argv);
+	conf.argv = out; /* freed with the rest, also on the way out below */
 	out[0] = (*argv)[0];
 	for (size_t i = 0; i < N_KEYS; i++) {
 		const struct key *k = &keys[i];
@@ -522,8 +538,14 @@ int vz_config_args(const char *cmd, int *argc, char ***argv)
 
 			for (char *w = strtok_r(copy, " \t,", &save);
 			     w && n < (int)(2 * N_KEYS + 60); w = strtok_r(NULL, " \t,", &save)) {
+				char *word = own(strdup(w));
+
+				if (!word) {
+					free(copy);
+					return VZ_EXIT_FAIL;
+				}
 				out[n++] = (char *)k->option;
-				out[n++] = strdup(w); /* lives until exit, like argv */
+				out[n++] = word;
 			}
 			free(copy);
 			continue;
@@ -534,8 +556,6 @@ int vz_config_args(const char *cmd, int *argc, char ***argv)
 	for (int i = 1; i < *argc; i++)
 		out[n++] = (*argv)[i];
 	out[n] = NULL;
-	free(conf.argv);
-	conf.argv = out;
 	*argc = n;
 	*argv = out;
 	return strcmp(cmd, "declare") == 0 ? expand_flow(*argc, *argv) : 0;
