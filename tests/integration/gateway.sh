@@ -17,6 +17,27 @@ stop_all() {
 }
 trap stop_all EXIT
 
+# stop_gw: SIGTERM, and the gateway must exit 0 within a bounded time; so a
+# crash, a sanitizer report or a valgrind error (exit 97) in the gateway
+# fails the test too, not only in the commands the test runs itself.
+stop_gw() {
+	[ -n "$GW_PID" ] || return 0
+	kill -TERM "$GW_PID" 2>/dev/null || true
+	i=0 limit=300
+	[ -z "${VZP11_WRAPPER:-}" ] || limit=1200
+	while kill -0 "$GW_PID" 2>/dev/null && [ $i -lt $limit ]; do sleep 0.1; i=$((i + 1)); done
+	kill -0 "$GW_PID" 2>/dev/null && { fail "the gateway did not stop after SIGTERM"; kill -KILL "$GW_PID"; }
+	set +e
+	wait "$GW_PID"
+	grc=$?
+	set -e
+	GW_PID=
+	if [ "$grc" -ne 0 ]; then
+		fail "the gateway exited $grc after SIGTERM (a crash, a sanitizer report or a valgrind error)"
+		tail -n 60 "$T/gw.log" | sed 's/^/  | /'
+	fi
+}
+
 # start_gw [gateway options]: the gateway on a unix socket and a free
 # loopback port towards the mock; sets GW (http://127.0.0.1:PORT), SOCK.
 start_gw() {
@@ -280,8 +301,13 @@ case_oversized() {
 	cov_curl "$T/b.txt" "$GW/cov/vz801802/v1/soap11"
 	[ "$code" = 502 ] && pass "an answer over --max-response: 502" || fail "big answer: $code"
 	expect_in "$T/b.txt" "larger than the gateway's limit" "says so"
+	stop_gw
 	stop_all
 	mock --fault oversized --oversize 50331648
+	# ASan's quarantine keeps freed chunks resident (256 MB by default):
+	# without it the peak RSS means the same as in a normal build.
+	ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=0
+	export ASAN_OPTIONS
 	start_gw $(up)
 	cov_curl "$T/c.txt" "$GW/cov/vz801802/v1/soap11"
 	size=$(stat -c %s "$T/c.txt")
@@ -316,7 +342,15 @@ for i in range(30):
         s.sendall(b"x")
 print("ok", ok, "worst %.3f" % worst)
 PY
-	expect_in "$T/py.out" "^ok 30 worst 0\.[0-9]+" "60 slow clients do not hold up 30 others (each under a second)"
+	# valgrind runs every thread of the gateway on one core, many times slower.
+	limit=1
+	[ -z "${VZP11_WRAPPER:-}" ] || limit=5
+	worst=$(sed -n 's/^ok 30 worst \([0-9.]*\)$/\1/p' "$T/py.out")
+	if [ -n "$worst" ] && awk -v w="$worst" -v l="$limit" 'BEGIN { exit !(w < l) }'; then
+		pass "60 slow clients do not hold up 30 others (the slowest took ${worst}s, limit ${limit}s)"
+	else
+		fail "slow clients held up others: $(cat "$T/py.out")"
+	fi
 }
 
 case_labels() {
@@ -404,4 +438,5 @@ case_help() {
 }
 
 "case_$(echo "$CASE" | tr - _)"
+stop_gw
 finish
