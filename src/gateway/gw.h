@@ -53,7 +53,13 @@ typedef struct vz_gw_xfer {
 	char *target; /* the raw request-target */
 	struct MHD_Connection *conn;
 	bool started, suspended, client_gone, too_big, submitted;
-	unsigned refuse; /* a status decided while the body still arrives */
+	unsigned refuse;  /* a local answer's status, decided before the last call */
+	char reason[300]; /* its one-line body */
+	enum {
+		VZ_GW_OPS_NONE,
+		VZ_GW_OPS_HEALTH,
+		VZ_GW_OPS_METRICS
+	} ops;
 	unsigned answered;
 	vz_gw_service svc;
 	size_t label;

@@ -332,6 +332,22 @@ static unsigned submit(vz_gw *gw, vz_gw_xfer *x, vz_err *err)
 	return 0;
 }
 
+/* A local answer decided from the headers. Without a request body it is
+ * queued at the request's last call: libmicrohttpd closes the connection
+ * after an answer queued before the request was read to its end, and a
+ * new connection per answer costs a client a TCP (and TLS) handshake each
+ * time. A request with a body is answered at once, its body left unread
+ * (and the connection closed). */
+static enum MHD_Result answer_later(vz_gw *gw, vz_gw_xfer *x, bool body, unsigned status,
+				    const char *text)
+{
+	if (body)
+		return answer_text(gw, x, status, text, NULL);
+	x->refuse = status;
+	snprintf(x->reason, sizeof(x->reason), "%.*s", (int)sizeof(x->reason) - 1, text);
+	return MHD_YES;
+}
+
 /* The first call for a request: its headers are in. Refusals are decided
  * here, before anything goes upstream. */
 static enum MHD_Result begin(struct listener *l, vz_gw_xfer *x, struct MHD_Connection *c,
@@ -350,10 +366,15 @@ static enum MHD_Result begin(struct listener *l, vz_gw_xfer *x, struct MHD_Conne
 	client_name(c, x->client, sizeof(x->client));
 	snprintf(x->method, sizeof(x->method), "%s", method);
 	snprintf(x->path, sizeof(x->path), "%.*s", (int)strcspn(x->target, "?"), x->target);
+	v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+	te = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Transfer-Encoding");
+	if (v)
+		clen = strtoll(v, NULL, 10);
+	body = clen > 0 || (te && strcasecmp(te, "identity") != 0);
 	if (l->client_certs && !client_cert_ok(c))
-		return answer_text(gw, x, 403,
-				   "refused: no client certificate from the gateway's --client-ca",
-				   NULL);
+		return answer_later(
+			gw, x, body, 403,
+			"refused: no client certificate from the gateway's --client-ca");
 	why = vz_gw_check_target(method, x->target, cfg->upstream_host, &path, &x->svc);
 	if (!why)
 		why = vz_gw_check_host(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host"),
@@ -364,20 +385,19 @@ static enum MHD_Result begin(struct listener *l, vz_gw_xfer *x, struct MHD_Conne
 			cfg->n_labels, &x->label);
 	if (why) {
 		x->svc = VZ_GW_SVC_REFUSED;
-		return answer_text(gw, x, 403, why, NULL);
+		return answer_later(gw, x, body, 403, why);
 	}
 	if (x->svc == VZ_GW_SVC_OPS) {
 		if (strcmp(method, "GET") != 0)
-			return answer_text(gw, x, 403, "refused: the gateway's own paths take GET",
-					   NULL);
-		if (strncmp(path, VZ_GW_HEALTH_PATH, strlen(VZ_GW_HEALTH_PATH)) == 0)
-			return health(gw, x);
-		return metrics(gw, x);
+			return answer_later(gw, x, body, 403,
+					    "refused: the gateway's own paths take GET");
+		x->ops = strncmp(path, VZ_GW_HEALTH_PATH, strlen(VZ_GW_HEALTH_PATH)) == 0
+				 ? VZ_GW_OPS_HEALTH
+				 : VZ_GW_OPS_METRICS;
+		if (body) /* at once, as answer_later() does */
+			return x->ops == VZ_GW_OPS_HEALTH ? health(gw, x) : metrics(gw, x);
+		return MHD_YES; /* answered at the last call, see answer_later() */
 	}
-	v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
-	te = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Transfer-Encoding");
-	if (v)
-		clen = strtoll(v, NULL, 10);
 	if (cfg->max_request > 0 && clen > cfg->max_request) {
 		snprintf(msg, sizeof(msg),
 			 "refused: the request body (%lld bytes) is larger than the gateway's "
@@ -385,16 +405,15 @@ static enum MHD_Result begin(struct listener *l, vz_gw_xfer *x, struct MHD_Conne
 			 clen, cfg->max_request);
 		return answer_text(gw, x, 413, msg, NULL);
 	}
-	body = clen > 0 || (te && strcasecmp(te, "identity") != 0);
 	if (build_request(gw, c, x, method, path, clen, body, &err) != VZ_OK)
-		return answer_text(gw, x, 500, err.msg, NULL);
+		return answer_later(gw, x, body, 500, err.msg);
 	/* A request with a body goes upstream once the body is in, or fills
 	 * the buffer: a slow client must not hold a pooled connection. */
 	if (!body) {
 		unsigned st = submit(gw, x, &err);
 
 		if (st)
-			return answer_text(gw, x, st, err.msg, NULL);
+			return answer_later(gw, x, body, st, err.msg);
 	}
 	return MHD_YES;
 }
@@ -409,7 +428,7 @@ static enum MHD_Result upload(vz_gw *gw, vz_gw_xfer *x, struct MHD_Connection *c
 	bool full;
 
 	pthread_mutex_lock(&x->m);
-	if (x->done || x->headers_done || x->too_big || x->refuse) {
+	if (x->done || x->headers_done || x->too_big || x->refuse || x->ops || x->answered) {
 		*size = 0; /* the answer is decided: the rest of the body is moot */
 	} else if (max > 0 && (long long)(x->bytes_in + *size) > max) {
 		x->too_big = true;
@@ -453,6 +472,9 @@ static enum MHD_Result upload(vz_gw *gw, vz_gw_xfer *x, struct MHD_Connection *c
 		vz_err err = {0};
 
 		x->refuse = submit(gw, x, &err); /* MHD calls again with the rest */
+		if (x->refuse)
+			snprintf(x->reason, sizeof(x->reason), "%.*s", (int)sizeof(x->reason) - 1,
+				 err.msg);
 	}
 	return MHD_YES;
 }
@@ -540,7 +562,11 @@ static enum MHD_Result complete(vz_gw *gw, vz_gw_xfer *x, struct MHD_Connection 
 	vz_err err = {0};
 
 	if (x->refuse)
-		return answer_text(gw, x, x->refuse, "the gateway is stopping", NULL);
+		return answer_text(gw, x, x->refuse, x->reason, NULL);
+	if (x->ops == VZ_GW_OPS_HEALTH)
+		return health(gw, x);
+	if (x->ops == VZ_GW_OPS_METRICS)
+		return metrics(gw, x);
 	if (!x->submitted && !x->too_big) {
 		pthread_mutex_lock(&x->m);
 		x->req_eof = true;

@@ -426,6 +426,36 @@ PY
 	[ "$c" -ge 2 ] && pass "new connections after the reload ($c)" || fail "$c connections"
 }
 
+# Answers the gateway gives itself (health, metrics, refusals) keep the
+# client's connection open, as proxied ones do: a connection per answer
+# costs a TLS handshake each time over HTTPS (4-8 ms on a test machine).
+case_keep_alive() {
+	mock
+	start_gw $(up)
+	n=$(curl -s -o /dev/null -o /dev/null -o /dev/null -o /dev/null -w '%{num_connects}\n' --max-time 10 \
+		"$GW/_vzp11/health" "$GW/_vzp11/metrics" "$GW/admin" "$GW/cov/x" | awk '{ s += $1 } END { print s }')
+	[ "$n" = 1 ] && pass "health, metrics, a refusal and a proxied answer on one connection" ||
+		fail "$n connections for four requests"
+	stop_gw
+	start_gw $(up) --client-ca "$PKI/chain.pem" --tls-cert "$PKI/server-chain.pem" --tls-key "$PKI/server.key"
+	G=https://localhost:$port
+	tls="--cacert $PKI/root.crt --cert $PKI/sys-ec256.crt --key $PKI/sys-ec256.key"
+	# shellcheck disable=SC2086
+	n=$(curl -s $tls -o /dev/null -o /dev/null -o /dev/null -w '%{num_connects}\n' --max-time 10 \
+		"$G/_vzp11/health" "$G/admin" "$G/_vzp11/metrics" | awk '{ s += $1 } END { print s }')
+	[ "$n" = 1 ] && pass "over HTTPS too: one connection" || fail "HTTPS: $n connections for three requests"
+	limit=2
+	[ -z "${VZP11_WRAPPER:-}" ] || limit=40
+	# shellcheck disable=SC2086
+	"$LOADGEN" --url "$G/admin" --expect 403 --clients 1 --requests 300 $tls >"$T/load" 2>&1 || true
+	p50=$(sed -n 's/^p50_ms=//p' "$T/load")
+	if [ -n "$p50" ] && awk -v a="$p50" -v l="$limit" 'BEGIN { exit !(a < l) }'; then
+		pass "a refusal over HTTPS keep-alive: median ${p50} ms (limit $limit ms)"
+	else
+		fail "refusals over HTTPS: $(tr '\n' ' ' <"$T/load")"
+	fi
+}
+
 case_help() {
 	run vz gateway --help
 	expect_rc 0 "gateway --help"
