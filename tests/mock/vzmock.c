@@ -1292,8 +1292,10 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
 static void notify(void *cls, struct MHD_Connection *c, void **socket_context,
 		   enum MHD_ConnectionNotificationCode code)
 {
-	if (code == MHD_CONNECTION_NOTIFY_STARTED)
+	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
 		atomic_fetch_add(&n_connections, 1);
+		write_stats(); /* a connection without a request counts too */
+	}
 }
 
 static void on_signal(int sig)
