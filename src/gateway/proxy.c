@@ -35,8 +35,6 @@ struct vz_gw {
 	atomic_bool stopping;
 	atomic_ulong reloads;
 	atomic_size_t handshakes_retired;
-	vz_gw_log_fn log;
-	void *log_ctx;
 };
 
 static void logf_(vz_gw *gw, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -48,7 +46,7 @@ static void logf_(vz_gw *gw, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
-	gw->log(gw->log_ctx, line);
+	gw->cfg->log(gw->cfg->log_ctx, line);
 }
 
 /* A one-line text answer (a refusal, a failure, health). */
@@ -167,28 +165,28 @@ static enum MHD_Result copy_header(void *cls, enum MHD_ValueKind kind, const cha
 	return MHD_YES;
 }
 
+/* 200 "ok" when every label's key signs and its upstream answers a
+ * handshake (see vz_gw_upstream_healthy), else 503 with the reasons. This
+ * thread waits for the upstream threads, at most VZ_GW_HEALTH_WAIT_MS. */
 static enum MHD_Result health(vz_gw *gw, vz_gw_xfer *x)
 {
+	long long deadline = vz_gw_now_us() + VZ_GW_HEALTH_WAIT_MS * 1000LL;
 	char text[1024] = "ok";
 	size_t used = 0;
 	unsigned status = 200;
 
 	pthread_rwlock_rdlock(&gw->lock);
-	for (size_t i = 0; i < gw->cfg->n_labels; i++) {
-		vz_gw_upstream_state st;
+	for (size_t i = 0; i < gw->cfg->n_labels; i++)
+		if (gw->up[i])
+			vz_gw_upstream_check(gw->up[i]);
+	for (size_t i = 0; i < gw->cfg->n_labels && used < sizeof(text); i++) {
+		char why[400];
 
-		if (!gw->up[i])
+		if (!gw->up[i] || vz_gw_upstream_healthy(gw->up[i], deadline, why, sizeof(why)))
 			continue;
-		vz_gw_upstream_state_get(gw->up[i], &st);
-		if (st.last_fail_us > st.last_ok_us) {
-			used += (size_t)snprintf(
-				text + used, sizeof(text) - used,
-				"%slabel %s: the last upstream connection failed: %s",
-				status == 200 ? "" : "; ", st.label, st.last_why);
-			status = 503;
-		}
-		if (used >= sizeof(text))
-			break;
+		used += (size_t)snprintf(text + used, sizeof(text) - used, "%s%s",
+					 status == 200 ? "" : "; ", why);
+		status = 503;
 	}
 	pthread_rwlock_unlock(&gw->lock);
 	if (atomic_load(&gw->stopping)) {
@@ -220,7 +218,12 @@ static enum MHD_Result metrics(vz_gw *gw, vz_gw_xfer *x)
 		   "# TYPE vzp11_gateway_upstream_handshakes_total counter\n"
 		   "# TYPE vzp11_gateway_upstream_active gauge\n"
 		   "# TYPE vzp11_gateway_upstream_failures_total counter\n"
-		   "# TYPE vzp11_gateway_certificate_days_left gauge\n");
+		   "# TYPE vzp11_gateway_certificate_days_left gauge\n"
+		   "# HELP vzp11_gateway_token_up 1 while the token's key signs handshakes, 0 "
+		   "from a key failure until a re-connect works.\n"
+		   "# TYPE vzp11_gateway_token_up gauge\n"
+		   "# TYPE vzp11_gateway_token_key_failures_total counter\n"
+		   "# TYPE vzp11_gateway_token_reconnects_total counter\n");
 	pthread_rwlock_rdlock(&gw->lock);
 	for (size_t i = 0; i < gw->cfg->n_labels; i++) {
 		vz_gw_upstream_state st;
@@ -233,6 +236,11 @@ static enum MHD_Result metrics(vz_gw *gw, vz_gw_xfer *x)
 			st.active);
 		fprintf(f, "vzp11_gateway_upstream_failures_total{label=\"%s\"} %lu\n", st.label,
 			st.failures);
+		fprintf(f, "vzp11_gateway_token_up{label=\"%s\"} %d\n", st.label, st.token_up);
+		fprintf(f, "vzp11_gateway_token_key_failures_total{label=\"%s\"} %zu\n", st.label,
+			st.key_failures);
+		fprintf(f, "vzp11_gateway_token_reconnects_total{label=\"%s\"} %zu\n", st.label,
+			st.reconnects);
 		if (st.days_left >= 0)
 			fprintf(f, "vzp11_gateway_certificate_days_left{label=\"%s\"} %ld\n",
 				st.label, st.days_left);
@@ -303,6 +311,7 @@ static vz_rv build_request(vz_gw *gw, struct MHD_Connection *c, vz_gw_xfer *x, c
 static unsigned submit(vz_gw *gw, vz_gw_xfer *x, vz_err *err)
 {
 	vz_gw_upstream *u;
+	char why[300];
 
 	x->submitted = true;
 	pthread_rwlock_rdlock(&gw->lock);
@@ -319,13 +328,13 @@ static unsigned submit(vz_gw *gw, vz_gw_xfer *x, vz_err *err)
 	pthread_mutex_lock(&x->m);
 	x->refs++; /* the upstream side's */
 	pthread_mutex_unlock(&x->m);
-	if (!vz_gw_upstream_submit(u, x)) {
+	if (!vz_gw_upstream_submit(u, x, why, sizeof(why))) {
 		pthread_mutex_lock(&x->m);
 		x->refs--;
 		x->up = NULL;
 		pthread_mutex_unlock(&x->m);
 		pthread_rwlock_unlock(&gw->lock);
-		vz_err_set(err, "the gateway is stopping");
+		vz_err_set(err, "service unavailable: %s", why);
 		return 503;
 	}
 	pthread_rwlock_unlock(&gw->lock);
@@ -595,9 +604,14 @@ static enum MHD_Result complete(vz_gw *gw, vz_gw_xfer *x, struct MHD_Connection 
 	if (x->headers_done) {
 		ret = queue_answer(gw, x);
 	} else if (x->done) {
+		unsigned status = x->unavailable ? 503 : 502;
+
 		pthread_mutex_unlock(&x->m);
-		snprintf(msg, sizeof(msg), "bad gateway: VECOZO could not be reached: %s", x->why);
-		return answer_text(gw, x, 502, msg, NULL);
+		snprintf(msg, sizeof(msg),
+			 status == 503 ? "service unavailable: %s"
+				       : "bad gateway: VECOZO could not be reached: %s",
+			 x->why);
+		return answer_text(gw, x, status, msg, NULL);
 	} else {
 		x->suspended = true;
 		MHD_suspend_connection(c);
@@ -671,8 +685,7 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	logf_(l->gw, "server: %s", line);
 }
 
-vz_rv vz_gw_new(const vz_gw_cfg *cfg, vz_tls **tls, vz_gw_log_fn log, void *log_ctx, vz_gw **out,
-		vz_err *err)
+vz_rv vz_gw_new(const vz_gw_cfg *cfg, vz_tls **tls, vz_gw **out, vz_err *err)
 {
 	vz_gw *gw = calloc(1, sizeof(*gw));
 	size_t i = 0;
@@ -687,8 +700,6 @@ vz_rv vz_gw_new(const vz_gw_cfg *cfg, vz_tls **tls, vz_gw_log_fn log, void *log_
 	}
 	pthread_rwlock_init(&gw->lock, NULL);
 	gw->cfg = cfg;
-	gw->log = log;
-	gw->log_ctx = log_ctx;
 	for (; i < cfg->n_labels; i++) {
 		vz_tls *t = tls[i];
 
