@@ -667,9 +667,9 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
 		logf_(gw, "%s %s %s %s %u in=%zu out=%zu %.1fms%s%s%s", when, x->client, x->method,
 		      x->path, status, x->bytes_in, x->bytes_out, secs * 1000,
 		      x->why[0] ? " (" : "", x->why, x->why[0] ? ")" : "");
-	atomic_fetch_sub(&gw->in_flight, 1);
 	*con_cls = NULL;
 	vz_gw_xfer_release(x);
+	atomic_fetch_sub(&gw->in_flight, 1); /* last: the drain waits for the release */
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)

@@ -353,7 +353,6 @@ vz_rv vz_gw_upstream_prepare(vz_gw_upstream *u, vz_gw_xfer *x, vz_err *err)
 	c |= curl_easy_setopt(x->h, CURLOPT_TIMEOUT_MS, u->cfg->timeout_ms);
 	c |= curl_easy_setopt(x->h, CURLOPT_TCP_KEEPALIVE, 1L);
 	c |= curl_easy_setopt(x->h, CURLOPT_NOSIGNAL, 1L);
-	c |= curl_easy_setopt(x->h, CURLOPT_SHARE, u->share);
 	c |= curl_easy_setopt(x->h, CURLOPT_BUFFERSIZE, 65536L);
 	if (c != CURLE_OK) {
 		vz_err_set(err, "libcurl refused a setting (is it older than 7.85?)");
@@ -698,7 +697,11 @@ static void *run(void *arg)
 			next = x->next;
 			x->next = u->active;
 			u->active = x;
-			if (curl_multi_add_handle(u->multi, x->h) != CURLM_OK)
+			/* Set here, not in vz_gw_upstream_prepare(): without lock
+			 * callbacks a share is for one thread, and setting it or
+			 * cleaning a handle that has it counts its users. */
+			if (curl_easy_setopt(x->h, CURLOPT_SHARE, u->share) != CURLE_OK ||
+			    curl_multi_add_handle(u->multi, x->h) != CURLM_OK)
 				finish(u, x, CURLE_OUT_OF_MEMORY,
 				       "the gateway cannot start a transfer");
 		}
