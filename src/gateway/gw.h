@@ -20,7 +20,10 @@
 #include "tls.h"
 
 /* Body bytes held per request and direction: bodies stream through. */
-#define VZ_GW_BUF	 (128 * 1024)
+#define VZ_GW_BUF (128 * 1024)
+/* An answer starts streaming to the client once this much of its body
+ * waits; a smaller answer goes out whole, with its headers, in one send. */
+#define VZ_GW_WAKE	 (32 * 1024)
 #define VZ_GW_MAX_LISTEN 16
 /* How long /_vzp11/health waits for its signature and handshake. */
 #define VZ_GW_HEALTH_WAIT_MS 4000
@@ -87,6 +90,7 @@ typedef struct vz_gw_xfer {
 	long long resp_clen, resp_total;
 	struct curl_slist *resp_headers;
 	bool headers_done, write_paused;
+	bool streaming; /* queued as a stream: wake the client for every piece */
 	vz_gw_buf resp;
 	bool done;
 	bool unavailable; /* failed because the token is away: 503, not 502 */

@@ -137,7 +137,7 @@ static bool client_cert_ok(struct MHD_Connection *c)
 struct hdr_ctx {
 	vz_gw_xfer *x;
 	const char *connection;
-	bool accept, failed;
+	bool accept, content_type, failed;
 };
 
 static enum MHD_Result copy_header(void *cls, enum MHD_ValueKind kind, const char *key,
@@ -151,6 +151,8 @@ static enum MHD_Result copy_header(void *cls, enum MHD_ValueKind kind, const cha
 		return MHD_YES;
 	if (strcasecmp(key, "Accept") == 0)
 		hc->accept = true;
+	if (strcasecmp(key, "Content-Type") == 0)
+		hc->content_type = true;
 	if (asprintf(&line, "%s: %s", key, value ? value : "") < 0) {
 		hc->failed = true;
 		return MHD_NO;
@@ -275,8 +277,14 @@ static vz_rv build_request(vz_gw *gw, struct MHD_Connection *c, vz_gw_xfer *x, c
 	l = hc.failed ? NULL : curl_slist_append(x->req_headers, "Expect:");
 	if (l)
 		x->req_headers = l;
+	/* Headers libcurl would add on its own: not when the client sent none. */
 	if (l && !hc.accept) {
 		l = curl_slist_append(x->req_headers, "Accept:");
+		if (l)
+			x->req_headers = l;
+	}
+	if (l && !hc.content_type) {
+		l = curl_slist_append(x->req_headers, "Content-Type:");
 		if (l)
 			x->req_headers = l;
 	}
@@ -304,6 +312,24 @@ static vz_rv build_request(vz_gw *gw, struct MHD_Connection *c, vz_gw_xfer *x, c
 	if (!body)
 		x->req_eof = true;
 	return VZ_OK;
+}
+
+/* The whole request body is in x->req: libcurl sends it with the request
+ * headers, in one TLS record and TCP segment where it fits, instead of
+ * asking on_read() for it after the headers went out (two segments, and a
+ * second wake-up of the server for each request). Its length is known now,
+ * also for a chunked request. */
+static vz_rv body_in_memory(vz_gw_xfer *x, const char *method)
+{
+	size_t n = x->req.len - x->req.off;
+	CURLcode cc = CURLE_OK;
+
+	cc |= curl_easy_setopt(x->h, CURLOPT_UPLOAD, 0L);
+	cc |= curl_easy_setopt(x->h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)n);
+	cc |= curl_easy_setopt(x->h, CURLOPT_POSTFIELDS, n ? x->req.data + x->req.off : "");
+	if (strcmp(method, "POST") != 0)
+		cc |= curl_easy_setopt(x->h, CURLOPT_CUSTOMREQUEST, method);
+	return cc == CURLE_OK ? VZ_OK : VZ_FAIL;
 }
 
 /* Hands x to its label's current upstream: 0, or the status to answer
@@ -524,7 +550,9 @@ static void answer_freed(void *cls)
 	vz_gw_xfer_release(cls);
 }
 
-/* The upstream's status and headers, with its body to stream. */
+/* The upstream's status and headers, with its body: whole when it is all
+ * in (headers and body then leave in one send), else streamed; with x->m
+ * held. */
 static enum MHD_Result queue_answer(vz_gw *gw, vz_gw_xfer *x)
 {
 	bool empty = strcmp(x->method, "HEAD") == 0 || x->status == 204 || x->status == 304;
@@ -533,7 +561,14 @@ static enum MHD_Result queue_answer(vz_gw *gw, vz_gw_xfer *x)
 
 	if (empty) {
 		r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+	} else if (x->done && x->result == CURLE_OK) {
+		size_t n = x->resp.len - x->resp.off;
+
+		r = MHD_create_response_from_buffer(n, n ? x->resp.data + x->resp.off : (void *)"",
+						    MHD_RESPMEM_MUST_COPY);
+		x->bytes_out = n;
 	} else {
+		x->streaming = true;
 		r = MHD_create_response_from_callback(x->resp_clen >= 0 ? (uint64_t)x->resp_clen
 									: MHD_SIZE_UNKNOWN,
 						      32 * 1024, read_answer, x, answer_freed);
@@ -580,6 +615,8 @@ static enum MHD_Result complete(vz_gw *gw, vz_gw_xfer *x, struct MHD_Connection 
 		pthread_mutex_lock(&x->m);
 		x->req_eof = true;
 		pthread_mutex_unlock(&x->m);
+		if (body_in_memory(x, x->method) != VZ_OK)
+			return answer_text(gw, x, 500, "libcurl refused a setting", NULL);
 		x->refuse = submit(gw, x, &err);
 		if (x->refuse)
 			return answer_text(gw, x, x->refuse, err.msg, NULL);

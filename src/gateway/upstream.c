@@ -219,8 +219,9 @@ static size_t on_header(char *p, size_t size, size_t n, void *userdata)
 				x->resp_clen, max);
 			ret = 0;
 		} else {
+			/* The client is woken by the body (or the end): an
+			 * answer queued whole goes out in one send. */
 			x->headers_done = true;
-			wake_client(x);
 			note_days_left(x->up, x->h);
 		}
 	} else if (vlen > 0) {
@@ -251,7 +252,9 @@ static size_t on_header(char *p, size_t size, size_t n, void *userdata)
 }
 
 /* The answer's body into x->resp, at most VZ_GW_BUF waiting at a time:
- * when the client reads slower, the transfer pauses. */
+ * when the client reads slower, the transfer pauses. The client is woken
+ * once VZ_GW_WAKE bytes wait (or at the end, by finish()), then for every
+ * piece once its answer streams. */
 static size_t on_body(char *p, size_t size, size_t n, void *userdata)
 {
 	vz_gw_xfer *x = userdata;
@@ -293,7 +296,8 @@ static size_t on_body(char *p, size_t size, size_t n, void *userdata)
 		memcpy(b->data + b->len, p, len);
 		b->len += len;
 		x->resp_total += (long long)len;
-		wake_client(x);
+		if (x->streaming || b->len - b->off >= VZ_GW_WAKE)
+			wake_client(x);
 	}
 	pthread_mutex_unlock(&x->m);
 	return ret;
