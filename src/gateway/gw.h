@@ -53,6 +53,11 @@ typedef struct vz_gw_buf {
 	size_t off, len, cap;
 } vz_gw_buf;
 
+/* Room for total bytes in b: grown by doubling from 4 KiB, or from hint (a
+ * Content-Length; at most VZ_GW_BUF) on the first call, so a small body
+ * costs a small buffer. false when out of memory (b unchanged). */
+bool vz_gw_buf_reserve(vz_gw_buf *b, size_t total, long long hint);
+
 typedef struct vz_gw_upstream vz_gw_upstream;
 
 typedef struct vz_gw_xfer {
@@ -83,6 +88,7 @@ typedef struct vz_gw_xfer {
 	struct curl_slist *req_headers;
 	char *url;
 	vz_gw_upstream *up;
+	long long req_clen; /* the client's Content-Length, -1 without */
 	vz_gw_buf req;
 	bool req_eof, read_paused;
 	/* the answer */

@@ -405,6 +405,7 @@ static enum MHD_Result begin(struct listener *l, vz_gw_xfer *x, struct MHD_Conne
 	te = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Transfer-Encoding");
 	if (v)
 		clen = strtoll(v, NULL, 10);
+	x->req_clen = clen;
 	body = clen > 0 || (te && strcasecmp(te, "identity") != 0);
 	if (l->client_certs && !client_cert_ok(c))
 		return answer_later(
@@ -479,13 +480,9 @@ static enum MHD_Result upload(vz_gw *gw, vz_gw_xfer *x, struct MHD_Connection *c
 			b->off = 0;
 			b->len = waiting;
 		}
-		if (!b->data) {
-			b->data = malloc(VZ_GW_BUF);
-			b->cap = b->data ? VZ_GW_BUF : 0;
-			if (!b->data) {
-				pthread_mutex_unlock(&x->m);
-				return MHD_NO;
-			}
+		if (!vz_gw_buf_reserve(b, b->len + take, x->req_clen)) {
+			pthread_mutex_unlock(&x->m);
+			return MHD_NO;
 		}
 		memcpy(b->data + b->len, data, take);
 		b->len += take;

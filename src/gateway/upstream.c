@@ -112,6 +112,25 @@ long long vz_gw_now_us(void)
 	return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+bool vz_gw_buf_reserve(vz_gw_buf *b, size_t total, long long hint)
+{
+	size_t cap = b->cap ? b->cap : 4096;
+	char *g;
+
+	if (total <= b->cap)
+		return true;
+	if (!b->cap && hint > 0 && (unsigned long long)hint > cap)
+		cap = (unsigned long long)hint < VZ_GW_BUF ? (size_t)hint : VZ_GW_BUF;
+	while (cap < total)
+		cap *= 2;
+	g = realloc(b->data, cap);
+	if (!g)
+		return false;
+	b->data = g;
+	b->cap = cap;
+	return true;
+}
+
 static void buf_free(vz_gw_buf *b)
 {
 	free(b->data);
@@ -282,16 +301,9 @@ static size_t on_body(char *p, size_t size, size_t n, void *userdata)
 			b->off = 0;
 			b->len = waiting;
 		}
-		if (b->len + len > b->cap) {
-			size_t cap = b->len + len > VZ_GW_BUF ? b->len + len : VZ_GW_BUF;
-			char *g = realloc(b->data, cap);
-
-			if (!g) {
-				pthread_mutex_unlock(&x->m);
-				return 0;
-			}
-			b->data = g;
-			b->cap = cap;
+		if (!vz_gw_buf_reserve(b, b->len + len, x->resp_clen)) {
+			pthread_mutex_unlock(&x->m);
+			return 0;
 		}
 		memcpy(b->data + b->len, p, len);
 		b->len += len;
@@ -367,7 +379,7 @@ vz_rv vz_gw_upstream_prepare(vz_gw_upstream *u, vz_gw_xfer *x, vz_err *err)
 
 bool vz_gw_upstream_submit(vz_gw_upstream *u, vz_gw_xfer *x, char *why, size_t size)
 {
-	bool ok;
+	bool ok, wake = false;
 
 	pthread_mutex_lock(&u->m);
 	ok = !u->draining && !u->stop && !u->token_down;
@@ -376,12 +388,15 @@ bool vz_gw_upstream_submit(vz_gw_upstream *u, vz_gw_xfer *x, char *why, size_t s
 	else if (!ok)
 		snprintf(why, size, "the gateway is stopping");
 	if (ok) {
+		/* The thread takes all pending at once: only the first one
+		 * since it last looked needs to wake it. */
+		wake = !u->pending;
 		x->next = u->pending;
 		u->pending = x;
 		atomic_fetch_add(&u->n_active, 1);
 	}
 	pthread_mutex_unlock(&u->m);
-	if (ok)
+	if (wake)
 		curl_multi_wakeup(u->multi);
 	return ok;
 }
