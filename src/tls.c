@@ -236,6 +236,7 @@ static vz_rv load_key(vz_tls *t, OSSL_LIB_CTX *libctx, EVP_PKEY **out, vz_err *e
 		*err = pin_err;
 	} else if (t->pin_asked && !token_gone_in_errors()) {
 		t->pin_refused = true;
+		err->pin_refused = true;
 		vz_err_set(err, "the token did not accept the PIN; the key was not loaded");
 		vz_err_hint(err, "check the PIN source; vzp11 never retries a rejected PIN");
 	} else {

@@ -22,6 +22,9 @@
 #include "proxy.h"
 #include "secret.h"
 
+/* The token refused the PIN at start: not restarted by the unit. */
+#define GW_EXIT_PIN_REFUSED 3
+
 static void gateway_usage(FILE *f)
 {
 	fprintf(f,
@@ -66,7 +69,9 @@ static void gateway_usage(FILE *f)
 		"Signals: SIGHUP reloads certificates and keys from the token (the PIN is read\n"
 		"again from its source: use file: or env:); SIGTERM/SIGINT drain and exit 0.\n"
 		"One log line per request: time, client, method, path, status, bytes, duration.\n"
-		"Exit: 0 stopped by a signal, 1 could not start, 2 usage error.\n");
+		"Exit: 0 stopped by a signal, 1 could not start, 2 usage error, 3 the token\n"
+		"refused the PIN at start (a service manager must not restart the gateway then:\n"
+		"that would send the PIN again; scripts/systemd/vzp11-gateway.service does not).\n");
 }
 
 struct opts {
@@ -524,5 +529,5 @@ fail:
 		OPENSSL_cleanse(key_pem, strlen(key_pem));
 	free(key_pem);
 	free(ca_pem);
-	return VZ_EXIT_FAIL;
+	return err.pin_refused ? GW_EXIT_PIN_REFUSED : VZ_EXIT_FAIL;
 }

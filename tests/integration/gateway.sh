@@ -641,6 +641,20 @@ case_health() {
 	unset FAULTY_P11_FAIL_FUNC
 }
 
+# A wrong PIN at start: exit 3 (the unit does not restart on it), the PIN
+# sent once.
+case_wrong_pin() {
+	through_faulty
+	VZT_BAD=0000 VZP11_PIN_SOURCE=env:VZT_BAD run vz gateway --listen 127.0.0.1:0 \
+		--upstream https://localhost:1 --cacert "$PKI/root.crt"
+	expect_rc 3 "a PIN the token refuses at start"
+	expect_in "$T/err" "did not accept the PIN" "says the PIN is the problem"
+	[ "$(calls C_Login)" -eq 1 ] && pass "the PIN was sent once" || fail "C_Login $(calls C_Login) times"
+	run vz gateway --listen 127.0.0.1:0 --upstream https://localhost:1 --cacert "$PKI/root.crt" \
+		--label no-such-label
+	expect_rc 1 "another failure at start: exit 1"
+}
+
 case_help() {
 	run vz gateway --help
 	expect_rc 0 "gateway --help"
