@@ -679,12 +679,14 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	double secs;
 	time_t now = time(NULL);
 	struct tm tm;
-	char when[32];
+	char when[32], why[sizeof(x->why)];
 	unsigned status;
 
 	if (!x)
 		return;
 	pthread_mutex_lock(&x->m);
+	/* The upstream thread may still write it (a transfer being aborted). */
+	snprintf(why, sizeof(why), "%s", x->why);
 	x->client_gone = true;
 	x->suspended = false;
 	if (x->up && !x->done) {
@@ -699,8 +701,8 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	if (x->started)
 		logf_(gw, "%s %s %s %s %u in=%zu out=%zu %.1fms%s%s%s", when, x->client, x->method,
-		      x->path, status, x->bytes_in, x->bytes_out, secs * 1000,
-		      x->why[0] ? " (" : "", x->why, x->why[0] ? ")" : "");
+		      x->path, status, x->bytes_in, x->bytes_out, secs * 1000, why[0] ? " (" : "",
+		      why, why[0] ? ")" : "");
 	*con_cls = NULL;
 	vz_gw_xfer_release(x);
 	atomic_fetch_sub(&gw->in_flight, 1); /* last: the drain waits for the release */
