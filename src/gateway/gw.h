@@ -101,7 +101,7 @@ typedef struct vz_gw_xfer {
 	bool done;
 	bool unavailable; /* failed because the token is away: 503, not 502 */
 	CURLcode result;
-	char why[200]; /* why it failed, for a 502 body or the log */
+	char why[320]; /* why it failed, for a 502/503 body or the log */
 	/* asked of the upstream thread */
 	bool want_resume, want_abort;
 } vz_gw_xfer;

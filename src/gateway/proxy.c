@@ -394,7 +394,7 @@ static enum MHD_Result begin(struct listener *l, vz_gw_xfer *x, struct MHD_Conne
 	long long clen = -1;
 	bool body;
 	vz_err err = {0};
-	char msg[300];
+	char msg[400];
 
 	x->started = true;
 	x->conn = c;
@@ -548,8 +548,12 @@ static void answer_freed(void *cls)
 }
 
 /* The upstream's status and headers, with its body: whole when it is all
- * in (headers and body then leave in one send), else streamed; with x->m
- * held. */
+ * in (headers and body then leave in one send), else streamed. Called with
+ * x->m held, which it releases before libmicrohttpd queues the answer:
+ * libmicrohttpd holds its response's lock while it calls read_answer(),
+ * which takes x->m, so x->m must never be held while libmicrohttpd takes
+ * that lock (ThreadSanitizer found the inversion). Status and headers no
+ * longer change once x->headers_done is set (on_header ignores trailers). */
 static enum MHD_Result queue_answer(vz_gw *gw, vz_gw_xfer *x)
 {
 	bool empty = strcmp(x->method, "HEAD") == 0 || x->status == 204 || x->status == 304;
@@ -572,6 +576,7 @@ static enum MHD_Result queue_answer(vz_gw *gw, vz_gw_xfer *x)
 		if (r)
 			x->refs++; /* the response's */
 	}
+	pthread_mutex_unlock(&x->m);
 	if (!r)
 		return MHD_NO;
 	for (struct curl_slist *h = x->resp_headers; h; h = h->next) {
@@ -599,7 +604,7 @@ static enum MHD_Result queue_answer(vz_gw *gw, vz_gw_xfer *x)
 static enum MHD_Result complete(vz_gw *gw, vz_gw_xfer *x, struct MHD_Connection *c)
 {
 	enum MHD_Result ret = MHD_YES;
-	char msg[300];
+	char msg[400];
 	vz_err err = {0};
 
 	if (x->refuse)
@@ -636,7 +641,7 @@ static enum MHD_Result complete(vz_gw *gw, vz_gw_xfer *x, struct MHD_Connection 
 		return answer_text(gw, x, 413, msg, NULL);
 	}
 	if (x->headers_done) {
-		ret = queue_answer(gw, x);
+		return queue_answer(gw, x); /* releases x->m */
 	} else if (x->done) {
 		unsigned status = x->unavailable ? 503 : 502;
 

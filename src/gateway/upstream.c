@@ -220,6 +220,9 @@ static size_t on_header(char *p, size_t size, size_t n, void *userdata)
 	pthread_mutex_lock(&x->m);
 	if (x->client_gone) {
 		ret = 0;
+	} else if (x->headers_done) {
+		/* trailers of a chunked answer: not forwarded, and the headers
+		 * must not change once queue_answer() may read them */
 	} else if (vlen > 5 && strncmp(p, "HTTP/", 5) == 0) {
 		char line[64];
 
