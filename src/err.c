@@ -50,6 +50,8 @@ vz_rv vz_err_from_tok(vz_err *err, const tok_err *te, tok_rv r)
 		snprintf(err->msg, sizeof(err->msg), "%s", te->msg);
 		snprintf(err->hint, sizeof(err->hint), "%s", te->hint);
 	}
+	if (err && (r == TOK_PIN_INCORRECT || r == TOK_PIN_LOCKED))
+		err->pin_refused = true;
 	if (r == TOK_OK)
 		return VZ_OK;
 	if (r == TOK_NOT_FOUND)

@@ -19,6 +19,10 @@ typedef enum vz_rv {
 typedef struct vz_err {
 	char msg[768];
 	char hint[512];
+	/* The token refused the PIN (or it is locked): it must not be sent
+	 * again, not even by a restarted process (see `vzp11 gateway`'s exit
+	 * code 3). Set by vz_err_from_tok() and the TLS key load only. */
+	bool pin_refused;
 } vz_err;
 
 void vz_err_set(vz_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

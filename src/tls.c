@@ -67,6 +67,13 @@ static int ctx_index = -1;
 static OSSL_LIB_CTX **retired;
 static size_t n_retired;
 
+/* Keys of provider instances that lost their token, kept and never freed:
+ * pkcs11-provider 1.0 logs in again to release a key, and with the token
+ * logged out (it went away, or the PIN was refused since) it asks for the
+ * PIN on the terminal, even at exit. */
+static EVP_PKEY **retired_keys;
+static size_t n_retired_keys;
+
 /* The provider calls this when the token wants the PIN; it gets the PIN at
  * most once, so a rejected PIN is never sent again. */
 static int pin_cb(char *buf, int size, int rwflag, void *userdata)
@@ -95,6 +102,20 @@ static void retire(OSSL_LIB_CTX *libctx)
 		return; /* unreachable then, but still never torn down */
 	retired = grown;
 	retired[n_retired++] = libctx;
+}
+
+void vz_tls_forget_key(vz_tls *t)
+{
+	EVP_PKEY **grown;
+
+	if (!t->key)
+		return;
+	grown = realloc(retired_keys, (n_retired_keys + 1) * sizeof(*grown));
+	if (grown) {
+		retired_keys = grown;
+		retired_keys[n_retired_keys++] = t->key;
+	} /* else unreachable then, but still never freed */
+	t->key = NULL;
 }
 
 /* A value safe to put in the provider configuration between quotes. */
@@ -216,6 +237,7 @@ static vz_rv load_key(vz_tls *t, OSSL_LIB_CTX *libctx, EVP_PKEY **out, vz_err *e
 		*err = pin_err;
 	} else if (t->pin_asked && !token_gone_in_errors()) {
 		t->pin_refused = true;
+		err->pin_refused = true;
 		vz_err_set(err, "the token did not accept the PIN; the key was not loaded");
 		vz_err_hint(err, "check the PIN source; vzp11 never retries a rejected PIN");
 	} else {
@@ -500,6 +522,7 @@ vz_rv vz_tls_reconnect(vz_tls *t, bool *final, vz_err *err)
 	vz_rv r;
 
 	*final = t->pin_refused;
+	vz_tls_forget_key(t); /* its instance lost the token: see retired_keys */
 	if (t->pin_refused) {
 		vz_err_set(err, "the token is not re-connected: the PIN failed before");
 		vz_err_hint(err, "check the PIN source; vzp11 never retries a rejected PIN");
@@ -524,7 +547,6 @@ vz_rv vz_tls_reconnect(vz_tls *t, bool *final, vz_err *err)
 	retire(t->libctx);
 	t->libctx = libctx;
 	OSSL_LIB_CTX_set0_default(libctx);
-	EVP_PKEY_free(t->key);
 	t->key = key;
 	t->reconnects++;
 	return VZ_OK;

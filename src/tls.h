@@ -47,6 +47,13 @@ size_t vz_tls_handshakes(const vz_tls *t);
  * pointless (the PIN failed, now or before: it is never sent again). */
 vz_rv vz_tls_reconnect(vz_tls *t, bool *final, vz_err *err);
 
+/* The token went away: the key's provider instance is dead. The key is
+ * kept unused until the process ends instead of being freed (freeing it
+ * with the token logged out makes pkcs11-provider 1.0 ask for the PIN on
+ * the terminal); handshakes fail (a key failure) until vz_tls_reconnect(),
+ * which forgets the old key itself. */
+void vz_tls_forget_key(vz_tls *t);
+
 /* Successful vz_tls_reconnect() calls. */
 size_t vz_tls_reconnects(const vz_tls *t);
 

@@ -22,6 +22,9 @@
 #include "proxy.h"
 #include "secret.h"
 
+/* The token refused the PIN at start: not restarted by the unit. */
+#define GW_EXIT_PIN_REFUSED 3
+
 static void gateway_usage(FILE *f)
 {
 	fprintf(f,
@@ -58,12 +61,17 @@ static void gateway_usage(FILE *f)
 		"  --threads N          server threads per listen address (default 2)\n"
 		"  --drain SECONDS      on SIGTERM, wait this long for requests in flight (30)\n"
 		"  --syslog             log to syslog (daemon) instead of stderr\n"
-		"Paths: GET /_vzp11/health (200, or 503 with the reason) and GET /_vzp11/metrics\n"
-		"(Prometheus). Signals: SIGHUP reloads certificates and keys from the token (the\n"
-		"PIN is read again from its source: use file: or env:); SIGTERM/SIGINT drain and\n"
-		"exit 0. One log line per request: time, client, method, path, status, bytes,\n"
-		"duration.\n"
-		"Exit: 0 stopped by a signal, 1 could not start, 2 usage error.\n");
+		"Paths: GET /_vzp11/health: 200 when each label's key signs (a real signature, at\n"
+		"most one a second) and its last handshake with VECOZO worked or a fresh one does,\n"
+		"else 503 with the reason; GET /_vzp11/metrics (Prometheus). When the token's key\n"
+		"stops signing (the token went away), requests get 503 with Retry-After while the\n"
+		"gateway re-opens the token, ever more rarely, never after a PIN failure.\n"
+		"Signals: SIGHUP reloads certificates and keys from the token (the PIN is read\n"
+		"again from its source: use file: or env:); SIGTERM/SIGINT drain and exit 0.\n"
+		"One log line per request: time, client, method, path, status, bytes, duration.\n"
+		"Exit: 0 stopped by a signal, 1 could not start, 2 usage error, 3 the token\n"
+		"refused the PIN at start (a service manager must not restart the gateway then:\n"
+		"that would send the PIN again; scripts/systemd/vzp11-gateway.service does not).\n");
 }
 
 struct opts {
@@ -353,16 +361,20 @@ static void log_line(void *ctx, const char *line)
  * token asks). */
 static vz_rv open_keys(const vz_global *g, const struct opts *o, vz_tls **tls, vz_err *err)
 {
-	for (size_t i = 0; i < o->n_labels; i++) {
-		if (vz_tls_open(g, o->labels[i], &tls[i], err) != VZ_OK) {
+	vz_rv r = VZ_OK;
+
+	vz_gw_token_lock(); /* not while an upstream thread re-connects */
+	for (size_t i = 0; i < o->n_labels && r == VZ_OK; i++) {
+		r = vz_tls_open(g, o->labels[i], &tls[i], err);
+		if (r != VZ_OK) {
 			for (size_t k = 0; k < i; k++) {
 				vz_tls_close(tls[k]);
 				tls[k] = NULL;
 			}
-			return VZ_FAIL;
 		}
 	}
-	return VZ_OK;
+	vz_gw_token_unlock();
+	return r;
 }
 
 /* Runs until SIGTERM or SIGINT; SIGHUP reloads the keys. */
@@ -464,6 +476,8 @@ int cmd_gateway(vz_global *g, int argc, char **argv)
 	cfg.max_response = o.max_response;
 	cfg.labels = o.labels;
 	cfg.n_labels = o.n_labels;
+	cfg.log = log_line;
+	cfg.log_ctx = &o;
 	if (o.syslog)
 		openlog("vzp11-gateway", LOG_PID, LOG_DAEMON);
 	if (o.client_ca) {
@@ -480,8 +494,7 @@ int cmd_gateway(vz_global *g, int argc, char **argv)
 	sigaddset(&sigs, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	if (open_keys(g, &o, tls, &err) != VZ_OK ||
-	    vz_gw_new(&cfg, tls, log_line, &o, &gw, &err) != VZ_OK)
+	if (open_keys(g, &o, tls, &err) != VZ_OK || vz_gw_new(&cfg, tls, &gw, &err) != VZ_OK)
 		goto fail;
 	for (size_t i = 0; i < o.n_listen; i++) {
 		bool https = o.client_ca && !addrs[i].is_unix;
@@ -516,5 +529,5 @@ fail:
 		OPENSSL_cleanse(key_pem, strlen(key_pem));
 	free(key_pem);
 	free(ca_pem);
-	return VZ_EXIT_FAIL;
+	return err.pin_refused ? GW_EXIT_PIN_REFUSED : VZ_EXIT_FAIL;
 }

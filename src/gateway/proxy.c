@@ -35,8 +35,6 @@ struct vz_gw {
 	atomic_bool stopping;
 	atomic_ulong reloads;
 	atomic_size_t handshakes_retired;
-	vz_gw_log_fn log;
-	void *log_ctx;
 };
 
 static void logf_(vz_gw *gw, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -48,7 +46,7 @@ static void logf_(vz_gw *gw, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
-	gw->log(gw->log_ctx, line);
+	gw->cfg->log(gw->cfg->log_ctx, line);
 }
 
 /* A one-line text answer (a refusal, a failure, health). */
@@ -139,7 +137,7 @@ static bool client_cert_ok(struct MHD_Connection *c)
 struct hdr_ctx {
 	vz_gw_xfer *x;
 	const char *connection;
-	bool accept, failed;
+	bool accept, content_type, failed;
 };
 
 static enum MHD_Result copy_header(void *cls, enum MHD_ValueKind kind, const char *key,
@@ -153,6 +151,8 @@ static enum MHD_Result copy_header(void *cls, enum MHD_ValueKind kind, const cha
 		return MHD_YES;
 	if (strcasecmp(key, "Accept") == 0)
 		hc->accept = true;
+	if (strcasecmp(key, "Content-Type") == 0)
+		hc->content_type = true;
 	if (asprintf(&line, "%s: %s", key, value ? value : "") < 0) {
 		hc->failed = true;
 		return MHD_NO;
@@ -167,28 +167,28 @@ static enum MHD_Result copy_header(void *cls, enum MHD_ValueKind kind, const cha
 	return MHD_YES;
 }
 
+/* 200 "ok" when every label's key signs and its upstream answers a
+ * handshake (see vz_gw_upstream_healthy), else 503 with the reasons. This
+ * thread waits for the upstream threads, at most VZ_GW_HEALTH_WAIT_MS. */
 static enum MHD_Result health(vz_gw *gw, vz_gw_xfer *x)
 {
+	long long deadline = vz_gw_now_us() + VZ_GW_HEALTH_WAIT_MS * 1000LL;
 	char text[1024] = "ok";
 	size_t used = 0;
 	unsigned status = 200;
 
 	pthread_rwlock_rdlock(&gw->lock);
-	for (size_t i = 0; i < gw->cfg->n_labels; i++) {
-		vz_gw_upstream_state st;
+	for (size_t i = 0; i < gw->cfg->n_labels; i++)
+		if (gw->up[i])
+			vz_gw_upstream_check(gw->up[i]);
+	for (size_t i = 0; i < gw->cfg->n_labels && used < sizeof(text); i++) {
+		char why[400];
 
-		if (!gw->up[i])
+		if (!gw->up[i] || vz_gw_upstream_healthy(gw->up[i], deadline, why, sizeof(why)))
 			continue;
-		vz_gw_upstream_state_get(gw->up[i], &st);
-		if (st.last_fail_us > st.last_ok_us) {
-			used += (size_t)snprintf(
-				text + used, sizeof(text) - used,
-				"%slabel %s: the last upstream connection failed: %s",
-				status == 200 ? "" : "; ", st.label, st.last_why);
-			status = 503;
-		}
-		if (used >= sizeof(text))
-			break;
+		used += (size_t)snprintf(text + used, sizeof(text) - used, "%s%s",
+					 status == 200 ? "" : "; ", why);
+		status = 503;
 	}
 	pthread_rwlock_unlock(&gw->lock);
 	if (atomic_load(&gw->stopping)) {
@@ -220,7 +220,12 @@ static enum MHD_Result metrics(vz_gw *gw, vz_gw_xfer *x)
 		   "# TYPE vzp11_gateway_upstream_handshakes_total counter\n"
 		   "# TYPE vzp11_gateway_upstream_active gauge\n"
 		   "# TYPE vzp11_gateway_upstream_failures_total counter\n"
-		   "# TYPE vzp11_gateway_certificate_days_left gauge\n");
+		   "# TYPE vzp11_gateway_certificate_days_left gauge\n"
+		   "# HELP vzp11_gateway_token_up 1 while the token's key signs handshakes, 0 "
+		   "from a key failure until a re-connect works.\n"
+		   "# TYPE vzp11_gateway_token_up gauge\n"
+		   "# TYPE vzp11_gateway_token_key_failures_total counter\n"
+		   "# TYPE vzp11_gateway_token_reconnects_total counter\n");
 	pthread_rwlock_rdlock(&gw->lock);
 	for (size_t i = 0; i < gw->cfg->n_labels; i++) {
 		vz_gw_upstream_state st;
@@ -233,6 +238,11 @@ static enum MHD_Result metrics(vz_gw *gw, vz_gw_xfer *x)
 			st.active);
 		fprintf(f, "vzp11_gateway_upstream_failures_total{label=\"%s\"} %lu\n", st.label,
 			st.failures);
+		fprintf(f, "vzp11_gateway_token_up{label=\"%s\"} %d\n", st.label, st.token_up);
+		fprintf(f, "vzp11_gateway_token_key_failures_total{label=\"%s\"} %zu\n", st.label,
+			st.key_failures);
+		fprintf(f, "vzp11_gateway_token_reconnects_total{label=\"%s\"} %zu\n", st.label,
+			st.reconnects);
 		if (st.days_left >= 0)
 			fprintf(f, "vzp11_gateway_certificate_days_left{label=\"%s\"} %ld\n",
 				st.label, st.days_left);
@@ -267,8 +277,14 @@ static vz_rv build_request(vz_gw *gw, struct MHD_Connection *c, vz_gw_xfer *x, c
 	l = hc.failed ? NULL : curl_slist_append(x->req_headers, "Expect:");
 	if (l)
 		x->req_headers = l;
+	/* Headers libcurl would add on its own: not when the client sent none. */
 	if (l && !hc.accept) {
 		l = curl_slist_append(x->req_headers, "Accept:");
+		if (l)
+			x->req_headers = l;
+	}
+	if (l && !hc.content_type) {
+		l = curl_slist_append(x->req_headers, "Content-Type:");
 		if (l)
 			x->req_headers = l;
 	}
@@ -298,11 +314,30 @@ static vz_rv build_request(vz_gw *gw, struct MHD_Connection *c, vz_gw_xfer *x, c
 	return VZ_OK;
 }
 
+/* The whole request body is in x->req: libcurl sends it with the request
+ * headers, in one TLS record and TCP segment where it fits, instead of
+ * asking on_read() for it after the headers went out (two segments, and a
+ * second wake-up of the server for each request). Its length is known now,
+ * also for a chunked request. */
+static vz_rv body_in_memory(vz_gw_xfer *x, const char *method)
+{
+	size_t n = x->req.len - x->req.off;
+	CURLcode cc = CURLE_OK;
+
+	cc |= curl_easy_setopt(x->h, CURLOPT_UPLOAD, 0L);
+	cc |= curl_easy_setopt(x->h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)n);
+	cc |= curl_easy_setopt(x->h, CURLOPT_POSTFIELDS, n ? x->req.data + x->req.off : "");
+	if (strcmp(method, "POST") != 0)
+		cc |= curl_easy_setopt(x->h, CURLOPT_CUSTOMREQUEST, method);
+	return cc == CURLE_OK ? VZ_OK : VZ_FAIL;
+}
+
 /* Hands x to its label's current upstream: 0, or the status to answer
  * (err says why). */
 static unsigned submit(vz_gw *gw, vz_gw_xfer *x, vz_err *err)
 {
 	vz_gw_upstream *u;
+	char why[300];
 
 	x->submitted = true;
 	pthread_rwlock_rdlock(&gw->lock);
@@ -319,17 +354,33 @@ static unsigned submit(vz_gw *gw, vz_gw_xfer *x, vz_err *err)
 	pthread_mutex_lock(&x->m);
 	x->refs++; /* the upstream side's */
 	pthread_mutex_unlock(&x->m);
-	if (!vz_gw_upstream_submit(u, x)) {
+	if (!vz_gw_upstream_submit(u, x, why, sizeof(why))) {
 		pthread_mutex_lock(&x->m);
 		x->refs--;
 		x->up = NULL;
 		pthread_mutex_unlock(&x->m);
 		pthread_rwlock_unlock(&gw->lock);
-		vz_err_set(err, "the gateway is stopping");
+		vz_err_set(err, "service unavailable: %s", why);
 		return 503;
 	}
 	pthread_rwlock_unlock(&gw->lock);
 	return 0;
+}
+
+/* A local answer decided from the headers. Without a request body it is
+ * queued at the request's last call: libmicrohttpd closes the connection
+ * after an answer queued before the request was read to its end, and a
+ * new connection per answer costs a client a TCP (and TLS) handshake each
+ * time. A request with a body is answered at once, its body left unread
+ * (and the connection closed). */
+static enum MHD_Result answer_later(vz_gw *gw, vz_gw_xfer *x, bool body, unsigned status,
+				    const char *text)
+{
+	if (body)
+		return answer_text(gw, x, status, text, NULL);
+	x->refuse = status;
+	snprintf(x->reason, sizeof(x->reason), "%.*s", (int)sizeof(x->reason) - 1, text);
+	return MHD_YES;
 }
 
 /* The first call for a request: its headers are in. Refusals are decided
@@ -343,17 +394,23 @@ static enum MHD_Result begin(struct listener *l, vz_gw_xfer *x, struct MHD_Conne
 	long long clen = -1;
 	bool body;
 	vz_err err = {0};
-	char msg[300];
+	char msg[400];
 
 	x->started = true;
 	x->conn = c;
 	client_name(c, x->client, sizeof(x->client));
 	snprintf(x->method, sizeof(x->method), "%s", method);
 	snprintf(x->path, sizeof(x->path), "%.*s", (int)strcspn(x->target, "?"), x->target);
+	v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+	te = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Transfer-Encoding");
+	if (v)
+		clen = strtoll(v, NULL, 10);
+	x->req_clen = clen;
+	body = clen > 0 || (te && strcasecmp(te, "identity") != 0);
 	if (l->client_certs && !client_cert_ok(c))
-		return answer_text(gw, x, 403,
-				   "refused: no client certificate from the gateway's --client-ca",
-				   NULL);
+		return answer_later(
+			gw, x, body, 403,
+			"refused: no client certificate from the gateway's --client-ca");
 	why = vz_gw_check_target(method, x->target, cfg->upstream_host, &path, &x->svc);
 	if (!why)
 		why = vz_gw_check_host(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host"),
@@ -364,20 +421,19 @@ static enum MHD_Result begin(struct listener *l, vz_gw_xfer *x, struct MHD_Conne
 			cfg->n_labels, &x->label);
 	if (why) {
 		x->svc = VZ_GW_SVC_REFUSED;
-		return answer_text(gw, x, 403, why, NULL);
+		return answer_later(gw, x, body, 403, why);
 	}
 	if (x->svc == VZ_GW_SVC_OPS) {
 		if (strcmp(method, "GET") != 0)
-			return answer_text(gw, x, 403, "refused: the gateway's own paths take GET",
-					   NULL);
-		if (strncmp(path, VZ_GW_HEALTH_PATH, strlen(VZ_GW_HEALTH_PATH)) == 0)
-			return health(gw, x);
-		return metrics(gw, x);
+			return answer_later(gw, x, body, 403,
+					    "refused: the gateway's own paths take GET");
+		x->ops = strncmp(path, VZ_GW_HEALTH_PATH, strlen(VZ_GW_HEALTH_PATH)) == 0
+				 ? VZ_GW_OPS_HEALTH
+				 : VZ_GW_OPS_METRICS;
+		if (body) /* at once, as answer_later() does */
+			return x->ops == VZ_GW_OPS_HEALTH ? health(gw, x) : metrics(gw, x);
+		return MHD_YES; /* answered at the last call, see answer_later() */
 	}
-	v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
-	te = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Transfer-Encoding");
-	if (v)
-		clen = strtoll(v, NULL, 10);
 	if (cfg->max_request > 0 && clen > cfg->max_request) {
 		snprintf(msg, sizeof(msg),
 			 "refused: the request body (%lld bytes) is larger than the gateway's "
@@ -385,16 +441,15 @@ static enum MHD_Result begin(struct listener *l, vz_gw_xfer *x, struct MHD_Conne
 			 clen, cfg->max_request);
 		return answer_text(gw, x, 413, msg, NULL);
 	}
-	body = clen > 0 || (te && strcasecmp(te, "identity") != 0);
 	if (build_request(gw, c, x, method, path, clen, body, &err) != VZ_OK)
-		return answer_text(gw, x, 500, err.msg, NULL);
+		return answer_later(gw, x, body, 500, err.msg);
 	/* A request with a body goes upstream once the body is in, or fills
 	 * the buffer: a slow client must not hold a pooled connection. */
 	if (!body) {
 		unsigned st = submit(gw, x, &err);
 
 		if (st)
-			return answer_text(gw, x, st, err.msg, NULL);
+			return answer_later(gw, x, body, st, err.msg);
 	}
 	return MHD_YES;
 }
@@ -409,7 +464,7 @@ static enum MHD_Result upload(vz_gw *gw, vz_gw_xfer *x, struct MHD_Connection *c
 	bool full;
 
 	pthread_mutex_lock(&x->m);
-	if (x->done || x->headers_done || x->too_big || x->refuse) {
+	if (x->done || x->headers_done || x->too_big || x->refuse || x->ops || x->answered) {
 		*size = 0; /* the answer is decided: the rest of the body is moot */
 	} else if (max > 0 && (long long)(x->bytes_in + *size) > max) {
 		x->too_big = true;
@@ -425,13 +480,9 @@ static enum MHD_Result upload(vz_gw *gw, vz_gw_xfer *x, struct MHD_Connection *c
 			b->off = 0;
 			b->len = waiting;
 		}
-		if (!b->data) {
-			b->data = malloc(VZ_GW_BUF);
-			b->cap = b->data ? VZ_GW_BUF : 0;
-			if (!b->data) {
-				pthread_mutex_unlock(&x->m);
-				return MHD_NO;
-			}
+		if (!vz_gw_buf_reserve(b, b->len + take, x->req_clen)) {
+			pthread_mutex_unlock(&x->m);
+			return MHD_NO;
 		}
 		memcpy(b->data + b->len, data, take);
 		b->len += take;
@@ -453,6 +504,9 @@ static enum MHD_Result upload(vz_gw *gw, vz_gw_xfer *x, struct MHD_Connection *c
 		vz_err err = {0};
 
 		x->refuse = submit(gw, x, &err); /* MHD calls again with the rest */
+		if (x->refuse)
+			snprintf(x->reason, sizeof(x->reason), "%.*s", (int)sizeof(x->reason) - 1,
+				 err.msg);
 	}
 	return MHD_YES;
 }
@@ -493,7 +547,13 @@ static void answer_freed(void *cls)
 	vz_gw_xfer_release(cls);
 }
 
-/* The upstream's status and headers, with its body to stream. */
+/* The upstream's status and headers, with its body: whole when it is all
+ * in (headers and body then leave in one send), else streamed. Called with
+ * x->m held, which it releases before libmicrohttpd queues the answer:
+ * libmicrohttpd holds its response's lock while it calls read_answer(),
+ * which takes x->m, so x->m must never be held while libmicrohttpd takes
+ * that lock (ThreadSanitizer found the inversion). Status and headers no
+ * longer change once x->headers_done is set (on_header ignores trailers). */
 static enum MHD_Result queue_answer(vz_gw *gw, vz_gw_xfer *x)
 {
 	bool empty = strcmp(x->method, "HEAD") == 0 || x->status == 204 || x->status == 304;
@@ -502,13 +562,21 @@ static enum MHD_Result queue_answer(vz_gw *gw, vz_gw_xfer *x)
 
 	if (empty) {
 		r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+	} else if (x->done && x->result == CURLE_OK) {
+		size_t n = x->resp.len - x->resp.off;
+
+		r = MHD_create_response_from_buffer(n, n ? x->resp.data + x->resp.off : (void *)"",
+						    MHD_RESPMEM_MUST_COPY);
+		x->bytes_out = n;
 	} else {
+		x->streaming = true;
 		r = MHD_create_response_from_callback(x->resp_clen >= 0 ? (uint64_t)x->resp_clen
 									: MHD_SIZE_UNKNOWN,
 						      32 * 1024, read_answer, x, answer_freed);
 		if (r)
 			x->refs++; /* the response's */
 	}
+	pthread_mutex_unlock(&x->m);
 	if (!r)
 		return MHD_NO;
 	for (struct curl_slist *h = x->resp_headers; h; h = h->next) {
@@ -536,15 +604,21 @@ static enum MHD_Result queue_answer(vz_gw *gw, vz_gw_xfer *x)
 static enum MHD_Result complete(vz_gw *gw, vz_gw_xfer *x, struct MHD_Connection *c)
 {
 	enum MHD_Result ret = MHD_YES;
-	char msg[300];
+	char msg[400];
 	vz_err err = {0};
 
 	if (x->refuse)
-		return answer_text(gw, x, x->refuse, "the gateway is stopping", NULL);
+		return answer_text(gw, x, x->refuse, x->reason, NULL);
+	if (x->ops == VZ_GW_OPS_HEALTH)
+		return health(gw, x);
+	if (x->ops == VZ_GW_OPS_METRICS)
+		return metrics(gw, x);
 	if (!x->submitted && !x->too_big) {
 		pthread_mutex_lock(&x->m);
 		x->req_eof = true;
 		pthread_mutex_unlock(&x->m);
+		if (body_in_memory(x, x->method) != VZ_OK)
+			return answer_text(gw, x, 500, "libcurl refused a setting", NULL);
 		x->refuse = submit(gw, x, &err);
 		if (x->refuse)
 			return answer_text(gw, x, x->refuse, err.msg, NULL);
@@ -567,11 +641,16 @@ static enum MHD_Result complete(vz_gw *gw, vz_gw_xfer *x, struct MHD_Connection 
 		return answer_text(gw, x, 413, msg, NULL);
 	}
 	if (x->headers_done) {
-		ret = queue_answer(gw, x);
+		return queue_answer(gw, x); /* releases x->m */
 	} else if (x->done) {
+		unsigned status = x->unavailable ? 503 : 502;
+
 		pthread_mutex_unlock(&x->m);
-		snprintf(msg, sizeof(msg), "bad gateway: VECOZO could not be reached: %s", x->why);
-		return answer_text(gw, x, 502, msg, NULL);
+		snprintf(msg, sizeof(msg),
+			 status == 503 ? "service unavailable: %s"
+				       : "bad gateway: VECOZO could not be reached: %s",
+			 x->why);
+		return answer_text(gw, x, status, msg, NULL);
 	} else {
 		x->suspended = true;
 		MHD_suspend_connection(c);
@@ -605,12 +684,14 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	double secs;
 	time_t now = time(NULL);
 	struct tm tm;
-	char when[32];
+	char when[32], why[sizeof(x->why)];
 	unsigned status;
 
 	if (!x)
 		return;
 	pthread_mutex_lock(&x->m);
+	/* The upstream thread may still write it (a transfer being aborted). */
+	snprintf(why, sizeof(why), "%s", x->why);
 	x->client_gone = true;
 	x->suspended = false;
 	if (x->up && !x->done) {
@@ -625,11 +706,11 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	if (x->started)
 		logf_(gw, "%s %s %s %s %u in=%zu out=%zu %.1fms%s%s%s", when, x->client, x->method,
-		      x->path, status, x->bytes_in, x->bytes_out, secs * 1000,
-		      x->why[0] ? " (" : "", x->why, x->why[0] ? ")" : "");
-	atomic_fetch_sub(&gw->in_flight, 1);
+		      x->path, status, x->bytes_in, x->bytes_out, secs * 1000, why[0] ? " (" : "",
+		      why, why[0] ? ")" : "");
 	*con_cls = NULL;
 	vz_gw_xfer_release(x);
+	atomic_fetch_sub(&gw->in_flight, 1); /* last: the drain waits for the release */
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -645,8 +726,7 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	logf_(l->gw, "server: %s", line);
 }
 
-vz_rv vz_gw_new(const vz_gw_cfg *cfg, vz_tls **tls, vz_gw_log_fn log, void *log_ctx, vz_gw **out,
-		vz_err *err)
+vz_rv vz_gw_new(const vz_gw_cfg *cfg, vz_tls **tls, vz_gw **out, vz_err *err)
 {
 	vz_gw *gw = calloc(1, sizeof(*gw));
 	size_t i = 0;
@@ -661,8 +741,6 @@ vz_rv vz_gw_new(const vz_gw_cfg *cfg, vz_tls **tls, vz_gw_log_fn log, void *log_
 	}
 	pthread_rwlock_init(&gw->lock, NULL);
 	gw->cfg = cfg;
-	gw->log = log;
-	gw->log_ctx = log_ctx;
 	for (; i < cfg->n_labels; i++) {
 		vz_tls *t = tls[i];
 

@@ -7,13 +7,9 @@
 
 typedef struct vz_gw vz_gw;
 
-/* One log line (no trailing newline), from any thread. */
-typedef void (*vz_gw_log_fn)(void *ctx, const char *line);
-
 /* Starts one upstream per label, taking tls[i] for cfg->labels[i] (each
- * closed by the gateway, also on failure). */
-vz_rv vz_gw_new(const vz_gw_cfg *cfg, vz_tls **tls, vz_gw_log_fn log, void *log_ctx, vz_gw **out,
-		vz_err *err);
+ * closed by the gateway, also on failure); logs through cfg->log. */
+vz_rv vz_gw_new(const vz_gw_cfg *cfg, vz_tls **tls, vz_gw **out, vz_err *err);
 
 /* Serves on a listening socket fd (taken). With cert_pem, HTTPS, and
  * with ca_pem only clients with a certificate that verifies against it. */

@@ -1,6 +1,7 @@
 /* upstream.c - the VECOZO side of the gateway: one thread per certificate
  * label runs a libcurl multi handle, so at most cfg->pool TLS connections
  * with the token's key are kept alive and shared by every client. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,28 @@
 
 #include "gw.h"
 #include "http.h"
+#include "probe.h"
+
+/* After the token's key failed in a handshake, the first re-connect is
+ * tried after RECONNECT_FIRST_MS, then ever more rarely, at most
+ * RECONNECT_MAX_MS apart: each try re-opens the module and loads a provider
+ * instance (src/tls.c keeps every earlier one), so a token that stays away
+ * costs a try a while, not a try a second. */
+#define RECONNECT_FIRST_MS 1000
+#define RECONNECT_MAX_MS   30000
+
+/* A signature probe's answer holds this long: handshakes that fail in a
+ * row, or a load balancer asking for /_vzp11/health in a loop, cost one
+ * signature a second, not one each. */
+#define PROBE_HOLD_US (1000LL * 1000)
+
+/* How long a health check's answer holds: see check_holds(). */
+#define CHECK_HOLD_US (5000LL * 1000)
+#define CHECK_MIN_US  (1000LL * 1000)
+
+/* One token re-connect (or key load) at a time in the process: src/tls.c
+ * keeps process-wide state for them. */
+static pthread_mutex_t token_m = PTHREAD_MUTEX_INITIALIZER;
 
 struct vz_gw_upstream {
 	const vz_gw_cfg *cfg;
@@ -32,7 +55,54 @@ struct vz_gw_upstream {
 	long long last_ok_us, last_fail_us;
 	unsigned long failures;
 	char last_why[200];
+	/* The token: down after its key failed in a handshake, until a
+	 * re-connect works; final when the PIN failed (never sent again). */
+	bool token_down, token_final;
+	char token_why[300];
+	atomic_size_t key_failures, reconnects;
+	/* Health checks (vz_gw_upstream_check): asked for, running, and the
+	 * last answer (when, ok, why), under m; check_cv signals an answer. */
+	pthread_cond_t check_cv;
+	bool check_wanted, check_running;
+	unsigned long check_gen;
+	long long check_at_us;
+	bool check_ok;
+	char check_why[400];
+	/* the thread's own */
+	CURL *check_h; /* a connect-only handshake for a health check */
+	bool proven;   /* the key signed since the last re-connect */
+	size_t key_failures_seen;
+	long long probe_at_us;
+	vz_gw_probe probe;
+	char probe_why[200];
+	long long next_reconnect_us;
+	long reconnect_wait_ms;
 };
+
+void vz_gw_token_lock(void)
+{
+	pthread_mutex_lock(&token_m);
+}
+
+void vz_gw_token_unlock(void)
+{
+	pthread_mutex_unlock(&token_m);
+}
+
+static void ulog(const vz_gw_upstream *u, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void ulog(const vz_gw_upstream *u, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+
+	if (!u->cfg->log)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	u->cfg->log(u->cfg->log_ctx, line);
+}
 
 long long vz_gw_now_us(void)
 {
@@ -40,6 +110,25 @@ long long vz_gw_now_us(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+bool vz_gw_buf_reserve(vz_gw_buf *b, size_t total, long long hint)
+{
+	size_t cap = b->cap ? b->cap : 4096;
+	char *g;
+
+	if (total <= b->cap)
+		return true;
+	if (!b->cap && hint > 0 && (unsigned long long)hint > cap)
+		cap = (unsigned long long)hint < VZ_GW_BUF ? (size_t)hint : VZ_GW_BUF;
+	while (cap < total)
+		cap *= 2;
+	g = realloc(b->data, cap);
+	if (!g)
+		return false;
+	b->data = g;
+	b->cap = cap;
+	return true;
 }
 
 static void buf_free(vz_gw_buf *b)
@@ -131,6 +220,9 @@ static size_t on_header(char *p, size_t size, size_t n, void *userdata)
 	pthread_mutex_lock(&x->m);
 	if (x->client_gone) {
 		ret = 0;
+	} else if (x->headers_done) {
+		/* trailers of a chunked answer: not forwarded, and the headers
+		 * must not change once queue_answer() may read them */
 	} else if (vlen > 5 && strncmp(p, "HTTP/", 5) == 0) {
 		char line[64];
 
@@ -149,8 +241,9 @@ static size_t on_header(char *p, size_t size, size_t n, void *userdata)
 				x->resp_clen, max);
 			ret = 0;
 		} else {
+			/* The client is woken by the body (or the end): an
+			 * answer queued whole goes out in one send. */
 			x->headers_done = true;
-			wake_client(x);
 			note_days_left(x->up, x->h);
 		}
 	} else if (vlen > 0) {
@@ -181,7 +274,9 @@ static size_t on_header(char *p, size_t size, size_t n, void *userdata)
 }
 
 /* The answer's body into x->resp, at most VZ_GW_BUF waiting at a time:
- * when the client reads slower, the transfer pauses. */
+ * when the client reads slower, the transfer pauses. The client is woken
+ * once VZ_GW_WAKE bytes wait (or at the end, by finish()), then for every
+ * piece once its answer streams. */
 static size_t on_body(char *p, size_t size, size_t n, void *userdata)
 {
 	vz_gw_xfer *x = userdata;
@@ -209,21 +304,15 @@ static size_t on_body(char *p, size_t size, size_t n, void *userdata)
 			b->off = 0;
 			b->len = waiting;
 		}
-		if (b->len + len > b->cap) {
-			size_t cap = b->len + len > VZ_GW_BUF ? b->len + len : VZ_GW_BUF;
-			char *g = realloc(b->data, cap);
-
-			if (!g) {
-				pthread_mutex_unlock(&x->m);
-				return 0;
-			}
-			b->data = g;
-			b->cap = cap;
+		if (!vz_gw_buf_reserve(b, b->len + len, x->resp_clen)) {
+			pthread_mutex_unlock(&x->m);
+			return 0;
 		}
 		memcpy(b->data + b->len, p, len);
 		b->len += len;
 		x->resp_total += (long long)len;
-		wake_client(x);
+		if (x->streaming || b->len - b->off >= VZ_GW_WAKE)
+			wake_client(x);
 	}
 	pthread_mutex_unlock(&x->m);
 	return ret;
@@ -283,7 +372,6 @@ vz_rv vz_gw_upstream_prepare(vz_gw_upstream *u, vz_gw_xfer *x, vz_err *err)
 	c |= curl_easy_setopt(x->h, CURLOPT_TIMEOUT_MS, u->cfg->timeout_ms);
 	c |= curl_easy_setopt(x->h, CURLOPT_TCP_KEEPALIVE, 1L);
 	c |= curl_easy_setopt(x->h, CURLOPT_NOSIGNAL, 1L);
-	c |= curl_easy_setopt(x->h, CURLOPT_SHARE, u->share);
 	c |= curl_easy_setopt(x->h, CURLOPT_BUFFERSIZE, 65536L);
 	if (c != CURLE_OK) {
 		vz_err_set(err, "libcurl refused a setting (is it older than 7.85?)");
@@ -292,47 +380,134 @@ vz_rv vz_gw_upstream_prepare(vz_gw_upstream *u, vz_gw_xfer *x, vz_err *err)
 	return VZ_OK;
 }
 
-bool vz_gw_upstream_submit(vz_gw_upstream *u, vz_gw_xfer *x)
+bool vz_gw_upstream_submit(vz_gw_upstream *u, vz_gw_xfer *x, char *why, size_t size)
 {
-	bool ok;
+	bool ok, wake = false;
 
 	pthread_mutex_lock(&u->m);
-	ok = !u->draining && !u->stop;
+	ok = !u->draining && !u->stop && !u->token_down;
+	if (u->token_down)
+		snprintf(why, size, "%s", u->token_why);
+	else if (!ok)
+		snprintf(why, size, "the gateway is stopping");
 	if (ok) {
+		/* The thread takes all pending at once: only the first one
+		 * since it last looked needs to wake it. */
+		wake = !u->pending;
 		x->next = u->pending;
 		u->pending = x;
 		atomic_fetch_add(&u->n_active, 1);
 	}
 	pthread_mutex_unlock(&u->m);
-	if (ok)
+	if (wake)
 		curl_multi_wakeup(u->multi);
 	return ok;
 }
 
-/* The end of a transfer: the client is woken to send what there is. */
+/* The token's key failed in a handshake: new requests get 503 until a
+ * re-connect works (tried from run()). */
+static void token_lost(vz_gw_upstream *u, const char *how)
+{
+	bool was;
+
+	pthread_mutex_lock(&u->m);
+	was = u->token_down;
+	if (!was) {
+		u->token_down = true;
+		snprintf(u->token_why, sizeof(u->token_why),
+			 "the token's key for label %s cannot sign (%s): the token may be away; "
+			 "re-connecting, try again shortly",
+			 u->label, how);
+	}
+	pthread_mutex_unlock(&u->m);
+	if (was)
+		return;
+	vz_tls_forget_key(u->tls);
+	/* A key that fails again right after a re-connect, before it signed
+	 * anything, is not a token that was away: no quicker tries then. */
+	if (u->proven || !atomic_load(&u->reconnects))
+		u->reconnect_wait_ms = RECONNECT_FIRST_MS;
+	u->next_reconnect_us = vz_gw_now_us() + u->reconnect_wait_ms * 1000LL;
+	ulog(u,
+	     "label %s: the token's key cannot sign (%s); the token may be away: answering "
+	     "503 and re-connecting",
+	     u->label, how);
+}
+
+/* A signature with the token's key now, or the answer of one made less
+ * than PROBE_HOLD_US ago; on the upstream thread only. */
+static vz_gw_probe probe_key(vz_gw_upstream *u)
+{
+	long long now = vz_gw_now_us();
+
+	if (u->probe_at_us && now - u->probe_at_us < PROBE_HOLD_US)
+		return u->probe;
+	u->probe = vz_gw_sign_probe(u->tls, u->probe_why, sizeof(u->probe_why));
+	u->probe_at_us = vz_gw_now_us();
+	if (u->probe == VZ_GW_PROBE_OK)
+		u->proven = true;
+	return u->probe;
+}
+
+/* Whether a failed transfer means the token's key no longer signs: a
+ * handshake in which the key failed (src/tls.c counts those), or a failed
+ * handshake after which a signature with the key fails too (pkcs11-provider
+ * can fail before the CertificateVerify, e.g. reading the key's
+ * attributes); how in words. */
+static bool key_failed(vz_gw_upstream *u, CURLcode c, size_t key_failures, const char **how)
+{
+	*how = "it failed in a TLS handshake";
+	if (key_failures != u->key_failures_seen)
+		return true;
+	*how = u->probe_why;
+	return (c == CURLE_SSL_CONNECT_ERROR || c == CURLE_SSL_CERTPROBLEM) &&
+	       probe_key(u) == VZ_GW_PROBE_NO_SIGNATURE;
+}
+
+/* The end of a transfer: the client is woken to send what there is. A
+ * transfer that failed while the token's key failed is answered 503. */
 static void finish(vz_gw_upstream *u, vz_gw_xfer *x, CURLcode c, const char *why)
 {
 	vz_gw_xfer **pp = &u->active;
+	size_t key_failures = vz_tls_key_failures(u->tls);
+	char token_why[sizeof(u->token_why)] = "";
+	const char *how;
+	bool gone;
 
 	while (*pp && *pp != x)
 		pp = &(*pp)->next;
 	if (*pp)
 		*pp = x->next;
 	curl_multi_remove_handle(u->multi, x->h);
-	bool gone;
-
+	atomic_store(&u->key_failures, key_failures);
+	if (c != CURLE_OK && key_failed(u, c, key_failures, &how))
+		token_lost(u, how);
+	u->key_failures_seen = key_failures;
+	if (c != CURLE_OK) {
+		pthread_mutex_lock(&u->m);
+		if (u->token_down)
+			snprintf(token_why, sizeof(token_why), "%s", u->token_why);
+		pthread_mutex_unlock(&u->m);
+	}
 	pthread_mutex_lock(&x->m);
 	gone = x->client_gone; /* before waking it: then it may go at once */
 	x->done = true;
 	x->result = c;
-	if (c != CURLE_OK && !x->why[0])
+	if (token_why[0]) {
+		x->unavailable = true;
+		snprintf(x->why, sizeof(x->why), "%s", token_why);
+	} else if (c != CURLE_OK && !x->why[0]) {
 		snprintf(x->why, sizeof(x->why), "%s", why ? why : vz_http_curl_reason(c));
+	}
 	wake_client(x);
 	pthread_mutex_unlock(&x->m);
+	if (c == CURLE_OK)
+		u->proven = true;
 	pthread_mutex_lock(&u->m);
 	if (c == CURLE_OK) {
 		u->last_ok_us = vz_gw_now_us();
-	} else if (!why && !gone && (vz_http_not_sent(c) || c == CURLE_OPERATION_TIMEDOUT)) {
+	} else if (!why && !gone && !token_why[0] &&
+		   (vz_http_not_sent(c) || c == CURLE_OPERATION_TIMEDOUT)) {
 		u->last_fail_us = vz_gw_now_us();
 		u->failures++;
 		snprintf(u->last_why, sizeof(u->last_why), "%s", vz_http_curl_reason(c));
@@ -345,15 +520,195 @@ static void finish(vz_gw_upstream *u, vz_gw_xfer *x, CURLcode c, const char *why
 	vz_gw_xfer_release(x);
 }
 
+/* Whether a transfer may be in a TLS handshake (not yet past connecting):
+ * the key must not be swapped under it. */
+static bool in_handshake(const vz_gw_upstream *u)
+{
+	for (const vz_gw_xfer *x = u->active; x; x = x->next) {
+		curl_off_t pre = 0;
+
+		if (curl_easy_getinfo(x->h, CURLINFO_PRETRANSFER_TIME_T, &pre) != CURLE_OK || !pre)
+			return true;
+	}
+	return false;
+}
+
+/* While the token is down: re-opens the module and loads the key again
+ * (src/tls.c), at most once per u->reconnect_wait_ms, never after the PIN
+ * failed; returns the microseconds until the next try (-1: none due). */
+static long long try_reconnect(vz_gw_upstream *u)
+{
+	long long now = vz_gw_now_us();
+	vz_err e = {0};
+	bool down, final = false;
+	vz_rv r;
+
+	pthread_mutex_lock(&u->m);
+	down = u->token_down && !u->token_final;
+	pthread_mutex_unlock(&u->m);
+	if (!down)
+		return -1;
+	if (now < u->next_reconnect_us)
+		return u->next_reconnect_us - now;
+	if (in_handshake(u))
+		return 50 * 1000;
+	vz_gw_token_lock();
+	r = vz_tls_reconnect(u->tls, &final, &e);
+	vz_gw_token_unlock();
+	u->key_failures_seen = vz_tls_key_failures(u->tls);
+	pthread_mutex_lock(&u->m);
+	u->probe_at_us = 0;
+	u->proven = false;
+	if (r == VZ_OK) {
+		u->token_down = false;
+		u->token_why[0] = '\0';
+	} else if (final) {
+		u->token_final = true;
+		snprintf(
+			u->token_why, sizeof(u->token_why),
+			"label %s: the token is not re-connected: %.200s; restart the gateway once "
+			"the PIN source is right",
+			u->label, e.msg);
+	}
+	pthread_mutex_unlock(&u->m);
+	if (r == VZ_OK) {
+		atomic_fetch_add(&u->reconnects, 1);
+		ulog(u, "label %s: re-connected to the token; serving again", u->label);
+		return -1;
+	}
+	u->reconnect_wait_ms = u->reconnect_wait_ms < RECONNECT_FIRST_MS ? RECONNECT_FIRST_MS
+									 : u->reconnect_wait_ms;
+	if (final) {
+		ulog(u, "label %s: re-connecting to the token failed for good: %s %s", u->label,
+		     e.msg, e.hint);
+		return -1;
+	}
+	u->next_reconnect_us = now + u->reconnect_wait_ms * 1000LL;
+	ulog(u, "label %s: the token is still away (%s); next try in %ld s", u->label, e.msg,
+	     u->reconnect_wait_ms / 1000);
+	u->reconnect_wait_ms = u->reconnect_wait_ms * 2 > RECONNECT_MAX_MS
+				       ? RECONNECT_MAX_MS
+				       : u->reconnect_wait_ms * 2;
+	return u->next_reconnect_us - now;
+}
+
+/* The answer of a health check: to every waiter. */
+static void check_done(vz_gw_upstream *u, bool ok, const char *why)
+{
+	pthread_mutex_lock(&u->m);
+	u->check_at_us = vz_gw_now_us();
+	u->check_ok = ok;
+	u->check_running = false;
+	snprintf(u->check_why, sizeof(u->check_why), "%s", ok ? "" : why);
+	u->check_gen++;
+	pthread_cond_broadcast(&u->check_cv);
+	pthread_mutex_unlock(&u->m);
+}
+
+/* A health check: a signature with the token's key (probe_key), and
+ * unless a transfer worked since the last failure, a fresh TLS handshake
+ * with the upstream (a connect-only transfer, no session resumption, so
+ * the key signs in it); its end is in check_handshake_done(). */
+static void check_start(vz_gw_upstream *u)
+{
+	char why[400];
+	vz_err err = {0};
+	bool known_good;
+	CURLcode c = CURLE_OK;
+	CURL *h;
+
+	switch (probe_key(u)) {
+	case VZ_GW_PROBE_NO_SIGNATURE:
+		token_lost(u, u->probe_why);
+		pthread_mutex_lock(&u->m);
+		snprintf(why, sizeof(why), "%s", u->token_why);
+		pthread_mutex_unlock(&u->m);
+		check_done(u, false, why);
+		return;
+	case VZ_GW_PROBE_MISMATCH:
+		snprintf(why, sizeof(why), "label %s: %s", u->label, u->probe_why);
+		check_done(u, false, why);
+		return;
+	case VZ_GW_PROBE_OK:
+		break;
+	}
+	pthread_mutex_lock(&u->m);
+	known_good = u->last_ok_us && u->last_ok_us >= u->last_fail_us;
+	pthread_mutex_unlock(&u->m);
+	if (known_good) {
+		check_done(u, true, "");
+		return;
+	}
+	h = curl_easy_init();
+	if (!h || vz_tls_setup_curl(u->tls, h, u->cfg->cacert, &err) != VZ_OK) {
+		curl_easy_cleanup(h);
+		snprintf(why, sizeof(why),
+			 "label %s: the gateway cannot set up a handshake: %.200s", u->label,
+			 err.msg[0] ? err.msg : "out of memory");
+		check_done(u, false, why);
+		return;
+	}
+	c |= curl_easy_setopt(h, CURLOPT_URL, u->cfg->base);
+	c |= curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https");
+	c |= curl_easy_setopt(h, CURLOPT_CONNECT_ONLY, 1L);
+	c |= curl_easy_setopt(h, CURLOPT_FRESH_CONNECT, 1L);
+	c |= curl_easy_setopt(h, CURLOPT_FORBID_REUSE, 1L);
+	c |= curl_easy_setopt(h, CURLOPT_SSL_SESSIONID_CACHE, 0L);
+	c |= curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	c |= curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, u->cfg->connect_timeout_ms);
+	c |= curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, u->cfg->connect_timeout_ms);
+	if (c != CURLE_OK || curl_multi_add_handle(u->multi, h) != CURLM_OK) {
+		curl_easy_cleanup(h);
+		snprintf(why, sizeof(why), "label %s: libcurl refused the handshake's settings",
+			 u->label);
+		check_done(u, false, why);
+		return;
+	}
+	u->check_h = h;
+}
+
+/* The health check's handshake is over. */
+static void check_handshake_done(vz_gw_upstream *u, CURLcode c)
+{
+	size_t key_failures = vz_tls_key_failures(u->tls);
+	const char *how;
+	char why[400];
+
+	curl_multi_remove_handle(u->multi, u->check_h);
+	curl_easy_cleanup(u->check_h);
+	u->check_h = NULL;
+	atomic_store(&u->handshakes, vz_tls_connections(u->tls));
+	atomic_store(&u->key_failures, key_failures);
+	if (c != CURLE_OK && key_failed(u, c, key_failures, &how))
+		token_lost(u, how);
+	u->key_failures_seen = key_failures;
+	pthread_mutex_lock(&u->m);
+	if (c == CURLE_OK) {
+		u->last_ok_us = vz_gw_now_us();
+	} else if (u->token_down) {
+		snprintf(why, sizeof(why), "%s", u->token_why);
+	} else {
+		u->last_fail_us = vz_gw_now_us();
+		u->failures++;
+		snprintf(u->last_why, sizeof(u->last_why), "%s", vz_http_curl_reason(c));
+		snprintf(why, sizeof(why),
+			 "label %s: a fresh TLS handshake with the upstream failed: %s", u->label,
+			 u->last_why);
+	}
+	pthread_mutex_unlock(&u->m);
+	check_done(u, c == CURLE_OK, c == CURLE_OK ? "" : why);
+}
+
 static void *run(void *arg)
 {
 	vz_gw_upstream *u = arg;
 
 	for (;;) {
 		vz_gw_xfer *fresh, *x, *next;
-		bool stop, idle;
+		bool stop, idle, want;
 		CURLMsg *msg;
-		int running, left;
+		int running, left, wait_ms = 1000;
+		long long due;
 
 		pthread_mutex_lock(&u->m);
 		fresh = u->pending;
@@ -364,7 +719,11 @@ static void *run(void *arg)
 			next = x->next;
 			x->next = u->active;
 			u->active = x;
-			if (curl_multi_add_handle(u->multi, x->h) != CURLM_OK)
+			/* Set here, not in vz_gw_upstream_prepare(): without lock
+			 * callbacks a share is for one thread, and setting it or
+			 * cleaning a handle that has it counts its users. */
+			if (curl_easy_setopt(x->h, CURLOPT_SHARE, u->share) != CURLE_OK ||
+			    curl_multi_add_handle(u->multi, x->h) != CURLM_OK)
 				finish(u, x, CURLE_OUT_OF_MEMORY,
 				       "the gateway cannot start a transfer");
 		}
@@ -372,8 +731,20 @@ static void *run(void *arg)
 			while (u->active)
 				finish(u, u->active, CURLE_ABORTED_BY_CALLBACK,
 				       "the gateway is stopping");
+			if (u->check_h) {
+				curl_multi_remove_handle(u->multi, u->check_h);
+				curl_easy_cleanup(u->check_h);
+				u->check_h = NULL;
+			}
+			check_done(u, false, "the gateway is stopping");
 			break;
 		}
+		pthread_mutex_lock(&u->m);
+		want = u->check_wanted && !u->check_h;
+		u->check_wanted = false;
+		pthread_mutex_unlock(&u->m);
+		if (want)
+			check_start(u);
 		for (x = u->active; x; x = next) {
 			bool abort, resume;
 
@@ -395,15 +766,22 @@ static void *run(void *arg)
 
 			if (msg->msg != CURLMSG_DONE)
 				continue;
+			if (msg->easy_handle == u->check_h) {
+				check_handshake_done(u, msg->data.result);
+				continue;
+			}
 			curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
 			finish(u, priv, msg->data.result, NULL);
 		}
 		pthread_mutex_lock(&u->m);
-		idle = u->draining && !u->pending && !u->active;
+		idle = u->draining && !u->pending && !u->active && !u->check_h;
 		pthread_mutex_unlock(&u->m);
 		if (idle)
 			break;
-		curl_multi_poll(u->multi, NULL, 0, 1000, NULL);
+		due = try_reconnect(u);
+		if (due >= 0 && due / 1000 < wait_ms)
+			wait_ms = (int)(due / 1000) + 1;
+		curl_multi_poll(u->multi, NULL, 0, wait_ms, NULL);
 	}
 	atomic_store(&u->exited, true);
 	return NULL;
@@ -419,7 +797,13 @@ vz_rv vz_gw_upstream_start(const vz_gw_cfg *cfg, const char *label, vz_tls *tls,
 		vz_err_set(err, "out of memory");
 		return VZ_FAIL;
 	}
+	pthread_condattr_t ca;
+
 	pthread_mutex_init(&u->m, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&u->check_cv, &ca);
+	pthread_condattr_destroy(&ca);
 	u->cfg = cfg;
 	u->tls = tls;
 	u->days_left = -1;
@@ -479,6 +863,7 @@ void vz_gw_upstream_free(vz_gw_upstream *u)
 	curl_share_cleanup(u->share);
 	vz_tls_close(u->tls);
 	free(u->label);
+	pthread_cond_destroy(&u->check_cv);
 	pthread_mutex_destroy(&u->m);
 	free(u);
 }
@@ -495,5 +880,78 @@ void vz_gw_upstream_state_get(vz_gw_upstream *u, vz_gw_upstream_state *st)
 	st->last_fail_us = u->last_fail_us;
 	st->failures = u->failures;
 	snprintf(st->last_why, sizeof(st->last_why), "%s", u->last_why);
+	st->token_up = !u->token_down;
+	snprintf(st->token_why, sizeof(st->token_why), "%s", u->token_why);
 	pthread_mutex_unlock(&u->m);
+	st->key_failures = atomic_load(&u->key_failures);
+	st->reconnects = atomic_load(&u->reconnects);
+}
+
+/* Whether the last health check still answers (under u->m): healthy for
+ * CHECK_HOLD_US unless a transfer failed since, unhealthy for CHECK_MIN_US
+ * unless a transfer worked since. */
+static bool check_holds(const vz_gw_upstream *u, long long now)
+{
+	long long age = now - u->check_at_us;
+
+	if (!u->check_at_us)
+		return false;
+	if (u->check_ok)
+		return age < CHECK_MIN_US ||
+		       (age < CHECK_HOLD_US && u->last_fail_us <= u->check_at_us);
+	return age < CHECK_MIN_US && u->last_ok_us <= u->check_at_us;
+}
+
+void vz_gw_upstream_check(vz_gw_upstream *u)
+{
+	bool wake = false;
+
+	pthread_mutex_lock(&u->m);
+	if (!u->token_down && !check_holds(u, vz_gw_now_us()) && !u->check_wanted &&
+	    !u->check_running) {
+		u->check_wanted = u->check_running = true;
+		wake = true;
+	}
+	pthread_mutex_unlock(&u->m);
+	if (wake)
+		curl_multi_wakeup(u->multi);
+}
+
+bool vz_gw_upstream_healthy(vz_gw_upstream *u, long long deadline_us, char *why, size_t size)
+{
+	unsigned long gen;
+	bool ok = false;
+
+	pthread_mutex_lock(&u->m);
+	gen = u->check_gen;
+	for (;;) {
+		long long now = vz_gw_now_us();
+		struct timespec ts;
+
+		if (u->token_down) {
+			snprintf(why, size, "%s", u->token_why);
+			break;
+		}
+		if (u->check_gen != gen || check_holds(u, now)) {
+			ok = u->check_ok;
+			snprintf(why, size, "%s", u->check_why);
+			break;
+		}
+		if (now >= deadline_us) {
+			snprintf(why, size,
+				 "label %s: the health check (a signature with the token's key and "
+				 "a handshake with the upstream) did not finish in time",
+				 u->label);
+			break;
+		}
+		if (!u->check_wanted && !u->check_running) {
+			u->check_wanted = u->check_running = true;
+			curl_multi_wakeup(u->multi);
+		}
+		ts.tv_sec = (time_t)(deadline_us / 1000000);
+		ts.tv_nsec = (long)(deadline_us % 1000000) * 1000;
+		pthread_cond_timedwait(&u->check_cv, &u->m, &ts);
+	}
+	pthread_mutex_unlock(&u->m);
+	return ok;
 }

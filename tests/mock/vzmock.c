@@ -328,7 +328,32 @@ enum auth {
 	AUTH_NO_RIGHT
 };
 
+/* Per connection: the rights of its client certificate, once looked up. */
+struct conn_rights {
+	bool known;
+	const char *rights;
+};
+
+static const char *lookup_rights(struct MHD_Connection *c);
+
+/* The client certificate is verified and looked up once per connection,
+ * as a real server does in its handshake, not once per request. */
 const char *mock_rights(struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	struct conn_rights *cr = ci ? ci->socket_context : NULL;
+
+	if (!cr)
+		return lookup_rights(c);
+	if (!cr->known) {
+		cr->rights = lookup_rights(c);
+		cr->known = true;
+	}
+	return cr->rights;
+}
+
+static const char *lookup_rights(struct MHD_Connection *c)
 {
 	const union MHD_ConnectionInfo *ci =
 		MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
@@ -1292,8 +1317,14 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
 static void notify(void *cls, struct MHD_Connection *c, void **socket_context,
 		   enum MHD_ConnectionNotificationCode code)
 {
-	if (code == MHD_CONNECTION_NOTIFY_STARTED)
+	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		*socket_context = calloc(1, sizeof(struct conn_rights));
 		atomic_fetch_add(&n_connections, 1);
+		write_stats(); /* a connection without a request counts too */
+	} else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+		free(*socket_context);
+		*socket_context = NULL;
+	}
 }
 
 static void on_signal(int sig)
