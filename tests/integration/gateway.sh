@@ -108,6 +108,39 @@ PY
 metrics() { curl -s --max-time 10 "$GW/_vzp11/metrics" >"$T/metrics"; }
 metric() { sed -n "s/^$1 \([0-9.]*\)$/\1/p" "$T/metrics" | head -1; }
 
+# The configuration file's [gateway] section: the listen addresses (a list),
+# the upstream and the pool reach the gateway; a --listen on the command line
+# replaces the whole list.
+case_config() {
+	mock
+	{
+		echo "cacert = $PKI/root.crt"
+		echo "[gateway]"
+		echo "listen = unix:$T/cfg.sock, 127.0.0.1:0"
+		echo "upstream = https://localhost:$(cat "$T/port")"
+		echo "pool = 2"
+	} >"$T/vzp11.conf"
+	chmod 600 "$T/vzp11.conf"
+	: >"$T/gw.log"
+	# shellcheck disable=SC2086
+	${VZP11_WRAPPER:-} "$VZP11_BIN" --config "$T/vzp11.conf" gateway 2>"$T/gw.log" &
+	GW_PID=$!
+	i=0
+	while ! grep -q 'listening on 127.0.0.1:' "$T/gw.log" && [ $i -lt 200 ] &&
+		kill -0 "$GW_PID" 2>/dev/null; do sleep 0.05; i=$((i + 1)); done
+	expect_in "$T/gw.log" "listening on unix:$T/cfg.sock" "listens on the file's unix socket"
+	expect_in "$T/gw.log" "listening on 127.0.0.1:[0-9]+" "and on the file's loopback address"
+	cov_curl "$T/a.xml" --unix-socket "$T/cfg.sock" "http://localhost/cov/vz801802/v1/soap11"
+	[ "$code" = 200 ] && pass "COV through the gateway the file describes: 200" || fail "HTTP $code"
+	expect_in "$T/a.xml" "<[a-z0-9]*:?Resultaat>Gevonden<" "the file's upstream answered"
+	curl -s --max-time 10 --unix-socket "$T/cfg.sock" http://localhost/_vzp11/metrics >"$T/metrics"
+	expect_in "$T/metrics" "^vzp11_gateway_pool_size 2$" "the file's pool size"
+	stop_gw
+	start_gw --config "$T/vzp11.conf"
+	expect_not_in "$T/gw.log" "cfg.sock" "a --listen on the command line replaces the file's list"
+	stop_gw
+}
+
 case_cov_curl() {
 	mock
 	start_gw $(up)
