@@ -96,7 +96,7 @@ static size_t n_msgs, cap_msgs;
 static long max_per_content;
 static struct retour *retours;
 static size_t n_retours;
-static unsigned int fault_seed;
+static unsigned long push_calls, retour_calls; /* for the --*-fault-every counts */
 static pthread_t hasher;
 static bool hasher_started;
 static atomic_bool quitting; /* stops the hashing at exit */
@@ -171,14 +171,16 @@ static bool has_word(const char *list, const char *word)
 
 /* A 1 in every chance, as the COV faults: a fixed every-Kth pattern would
  * hit the same request again when retries come in lockstep. */
-static bool chance(const char *mode, long every)
+/* Every Nth call with this counter faults (N = every): deterministic, so a
+ * client that retries always gets through ("every 2": each retry works). */
+static bool chance(const char *mode, long every, unsigned long *count)
 {
 	bool hit;
 
 	if (!mode || strcmp(mode, "none") == 0 || every <= 0)
 		return false;
 	pthread_mutex_lock(&lock);
-	hit = rand_r(&fault_seed) % (unsigned long)every == 0;
+	hit = ++*count % (unsigned long)every == 0;
 	pthread_mutex_unlock(&lock);
 	if (hit)
 		mock_count_fault();
@@ -355,7 +357,6 @@ void berichten_init(void)
 	if (rf && strcmp(rf, "503") != 0 && strcmp(rf, "reset") != 0 && strcmp(rf, "delay") != 0 &&
 	    strcmp(rf, "none") != 0)
 		mock_die("unknown --retour-fault %s (503, reset, delay or none)", rf);
-	fault_seed = (unsigned int)now * 2654435761u ^ (unsigned int)getpid();
 	for (int i = 0; i < opt.n_specs; i++)
 		total += opt.specs[i].path ? 1 : opt.specs[i].n;
 	if (total > MAX_RETOURS)
@@ -900,7 +901,7 @@ static enum MHD_Result push_done(struct MHD_Connection *c, struct req *r)
 		r->hashing = false;
 		hex(d, 32, sha);
 	}
-	if (chance(opt.push_fault, opt.push_fault_every)) {
+	if (chance(opt.push_fault, opt.push_fault_every, &push_calls)) {
 		json_decref(errors);
 		fprintf(stderr, "vzmock: push fault %s\n", opt.push_fault);
 		if (strcmp(opt.push_fault, "reset") == 0) {
@@ -1086,7 +1087,7 @@ static json_t *retour_json(const struct retour *m)
  * that is to be done, NULL otherwise (after sleeping for "delay"). */
 static const char *retour_fault(void)
 {
-	if (!chance(opt.retour_fault, opt.retour_fault_every))
+	if (!chance(opt.retour_fault, opt.retour_fault_every, &retour_calls))
 		return NULL;
 	fprintf(stderr, "vzmock: return message fault %s\n", opt.retour_fault);
 	if (strcmp(opt.retour_fault, "delay") == 0) {

@@ -118,7 +118,8 @@
  *    whether the first 64 KiB hold AFKEUREN); a traceerId already recorded
  *    (any case) gets 204 again and is not recorded twice.
  *    --push-delay MS: record, then sleep MS before answering.
- *    --push-fault 503|reset, --push-fault-every K (a 1 in K chance per push,
+ *    --push-fault 503|reset, --push-fault-every K (every Kth push, counted
+ *    from the start, so that a client's retry gets through when K > 1;
  *    default every push; decided once the body is read, before the checks):
  *    503 with Retry-After: 1, or the connection dropped without an answer;
  *    either way nothing is recorded.
@@ -158,8 +159,8 @@
  *    receipt that never gets through).
  *    --retour-corrupt K: message K is always served with its middle byte
  *    inverted (its checksum stays that of the right content).
- *    --retour-fault 503|reset|delay, --retour-fault-every K (a 1 in K chance
- *    per list or payload request, after the limit and ID checks): 503 with
+ *    --retour-fault 503|reset|delay, --retour-fault-every K (every Kth list
+ *    or payload request, after the limit and ID checks): 503 with
  *    Retry-After: 1; reset: a list gets no answer, a payload gets its headers
  *    and the first half of its body, then the connection drops; delay: sleeps
  *    --delay MS (1000 when not given), then answers as usual.
