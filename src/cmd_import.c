@@ -373,14 +373,7 @@ vz_rv vz_import_apply(vz_token *tk, const vz_store *st, const struct vz_import_s
 	ret = VZ_OK;
 abort:
 	if (x) {
-		tok_err ae = {0};
-		size_t used = strlen(err->msg);
-
-		if (tok_txn_abort(x, &ae) == TOK_OK)
-			snprintf(err->msg + used, sizeof(err->msg) - used,
-				 _("; the token is unchanged"));
-		else
-			snprintf(err->msg + used, sizeof(err->msg) - used, "; and %s", ae.msg);
+		vz_err_abort(err, x, _("; the token is unchanged"));
 		vz_store_free(*after);
 		*after = NULL;
 	}

@@ -379,16 +379,8 @@ static vz_rv drop(const struct rotate *r, vz_token *tk, struct group *g, vz_err 
 	rec.failed = true;
 	rec.error = err->msg;
 	vz_audit(tk, &rec);
-	if (x) {
-		tok_err ae = {0};
-		size_t used = strlen(err->msg);
-
-		if (tok_txn_abort(x, &ae) == TOK_OK)
-			snprintf(err->msg + used, sizeof(err->msg) - used,
-				 _("; the token is unchanged"));
-		else
-			snprintf(err->msg + used, sizeof(err->msg) - used, "; and %s", ae.msg);
-	}
+	if (x)
+		vz_err_abort(err, x, _("; the token is unchanged"));
 	return VZ_FAIL;
 }
 
@@ -507,6 +499,19 @@ static vz_rv open_settled(struct rotate *r, vz_token *tk, vz_store **st, const v
 	return groups_of(r, *st, gs, n, err);
 }
 
+/* The end of --finish and --rollback: the token closed, the error (if any)
+ * reported; the exit code. */
+static int end_run(vz_token *tk, vz_store *st, vz_rv rv, const vz_err *err)
+{
+	vz_store_free(st);
+	vz_token_close(tk);
+	if (rv != VZ_OK) {
+		vz_report(err);
+		return VZ_EXIT_FAIL;
+	}
+	return VZ_EXIT_OK;
+}
+
 static int rotate_finish(struct rotate *r)
 {
 	vz_token tk = {0};
@@ -528,13 +533,7 @@ static int rotate_finish(struct rotate *r)
 		report(r, &tk, st, gs, n, dropped ? "finished" : "unchanged",
 		       dropped ? _("Deleted the previous certificate and its key.")
 			       : _("There is no previous certificate; nothing to finish."));
-	vz_store_free(st);
-	vz_token_close(&tk);
-	if (rv != VZ_OK) {
-		vz_report(&err);
-		return VZ_EXIT_FAIL;
-	}
-	return VZ_EXIT_OK;
+	return end_run(&tk, st, rv, &err);
 }
 
 static int rotate_rollback(struct rotate *r)
@@ -582,13 +581,7 @@ static int rotate_rollback(struct rotate *r)
 			       ? _("Rolled back: the previous certificate is active again.")
 			       : _("Dropped the renewal that was not active yet."));
 out:
-	vz_store_free(st);
-	vz_token_close(&tk);
-	if (rv != VZ_OK) {
-		vz_report(&err);
-		return VZ_EXIT_FAIL;
-	}
-	return VZ_EXIT_OK;
+	return end_run(&tk, st, rv, &err);
 }
 
 /* Deletes every renewal on trial except keep. */

@@ -58,3 +58,14 @@ vz_rv vz_err_from_tok(vz_err *err, const tok_err *te, tok_rv r)
 		return VZ_NOT_FOUND;
 	return VZ_FAIL;
 }
+
+void vz_err_abort(vz_err *err, tok_txn *x, const char *unchanged)
+{
+	tok_err ae = {0};
+	size_t used = strlen(err->msg);
+
+	if (!x || tok_txn_abort(x, &ae) == TOK_OK)
+		snprintf(err->msg + used, sizeof(err->msg) - used, "%s", unchanged);
+	else
+		snprintf(err->msg + used, sizeof(err->msg) - used, "; and %s", ae.msg);
+}

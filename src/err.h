@@ -30,6 +30,11 @@ void vz_err_hint(vz_err *err, const char *fmt, ...) __attribute__((format(printf
 /* Adds the newest OpenSSL error reason to err->msg and clears the queue. */
 void vz_err_openssl(vz_err *err);
 /* Copies a token-layer error and maps its result. */
+/* Puts the token back as it was before transaction x (x may be NULL: nothing
+ * was written) and says so after err's message: unchanged (e.g. "; the
+ * token is unchanged"), or what could not be undone. */
+void vz_err_abort(vz_err *err, tok_txn *x, const char *unchanged);
+
 vz_rv vz_err_from_tok(vz_err *err, const tok_err *te, tok_rv r);
 
 #endif

@@ -15,12 +15,7 @@ rm -rf "$T"
 mkdir -p "$T"
 DOCS=${DOCS:-$SRCDIR/docs}
 
-failures=0
-fail() {
-	echo "FAIL: $*"
-	failures=$((failures + 1))
-}
-pass() { echo "ok: $*"; }
+. "$(dirname "$0")/checks.sh"
 
 # help [CMD]: the help text in English (the options are the same in every
 # language, the headings are not).

@@ -13,12 +13,7 @@ T=$TESTWORK/install-$1
 rm -rf "$T"
 mkdir -p "$T"
 
-failures=0
-fail() {
-	echo "FAIL: $*"
-	failures=$((failures + 1))
-}
-pass() { echo "ok: $*"; }
+. "$(dirname "$0")/checks.sh"
 # the directory D as installed under the destdir (relative ones are under the prefix)
 under() {
 	case $1 in

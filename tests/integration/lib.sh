@@ -19,12 +19,7 @@ export VZP11_MODULE=$SOFTHSM_MODULE
 export VZP11_PIN_SOURCE=env:VZT_PIN
 unset VZP11_TOKEN
 
-failures=0
-fail() {
-	echo "FAIL: $*"
-	failures=$((failures + 1))
-}
-pass() { echo "ok: $*"; }
+. "$(dirname "$0")/checks.sh"
 
 # new_token NAME [LABEL]: a fresh token in its own directory.
 new_token() {

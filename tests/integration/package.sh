@@ -15,12 +15,7 @@ T=$TESTWORK/package-$1
 rm -rf "$T"
 mkdir -p "$T"
 
-failures=0
-fail() {
-	echo "FAIL: $*"
-	failures=$((failures + 1))
-}
-pass() { echo "ok: $*"; }
+. "$(dirname "$0")/checks.sh"
 skip() {
 	echo "SKIP: $*"
 	exit 77
