@@ -295,11 +295,16 @@ void vz_csv_write(FILE *f, char sep, const char *const *fields, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		const char *v = fields[i] ? fields[i] : "";
+		/* A spreadsheet takes such a cell for a formula: an apostrophe
+		 * keeps it text (the JSON output carries the value as it is). */
+		bool formula = v[0] && strchr("=+-@\t\r", v[0]);
 
 		if (i)
 			putc(sep, f);
 		if (strchr(v, sep) || strpbrk(v, "\"\r\n")) {
 			putc('"', f);
+			if (formula)
+				putc('\'', f);
 			for (; *v; v++) {
 				if (*v == '"')
 					putc('"', f);
@@ -307,6 +312,8 @@ void vz_csv_write(FILE *f, char sep, const char *const *fields, size_t n)
 			}
 			putc('"', f);
 		} else {
+			if (formula)
+				putc('\'', f);
 			fputs(v, f);
 		}
 	}

@@ -43,7 +43,9 @@ long vz_csv_offset(const vz_csv *c);
 /* Lines that were not UTF-8 and were read as Windows-1252. */
 size_t vz_csv_converted(const vz_csv *c);
 
-/* Writes one record, quoting fields that need it. NULL fields are empty. */
+/* Writes one record, quoting fields that need it. NULL fields are empty; a
+ * field starting with = + - @, a tab or a CR (a formula to a spreadsheet)
+ * gets a leading apostrophe. */
 void vz_csv_write(FILE *f, char sep, const char *const *fields, size_t n);
 
 #endif

@@ -294,6 +294,20 @@ static void csv_writer(void **state)
 	free(buf);
 }
 
+/* Cells a spreadsheet would run as formulas stay text. */
+static void csv_writer_formulas(void **state)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	const char *row[] = {"=1+1", "+31", "-2", "@A1", "\tx", "=a,b", "a=b", "0"};
+
+	vz_csv_write(f, ',', row, 8);
+	fclose(f);
+	assert_string_equal(buf, "'=1+1,'+31,'-2,'@A1,'\tx,\"'=a,b\",a=b,0\n");
+	free(buf);
+}
+
 static void text_checks(void **state)
 {
 	char s[64];
@@ -421,6 +435,7 @@ int main(void)
 		cmocka_unit_test(csv_encodings),
 		cmocka_unit_test(csv_long_line),
 		cmocka_unit_test(csv_writer),
+		cmocka_unit_test(csv_writer_formulas),
 		cmocka_unit_test(text_checks),
 		cmocka_unit_test(retry_after),
 		cmocka_unit_test(row_checks),
