@@ -6,3 +6,11 @@ fail() {
 	failures=$((failures + 1))
 }
 pass() { echo "ok: $*"; }
+# checks_end: exit 1 when a check failed (saying how many), else 0.
+checks_end() {
+	if [ "$failures" -ne 0 ]; then
+		echo "$failures check(s) failed"
+		exit 1
+	fi
+	exit 0
+}

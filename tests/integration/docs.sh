@@ -41,8 +41,8 @@ case_man_pages() {
 		/^  [a-z]/ { cmd = $1 }
 		/^  / && cmd != "" { print cmd "\t" $0 }' >"$T/synopses"
 	cut -f1 "$T/synopses" | sort -u >"$T/commands"
-	[ -s "$T/global.opts" ] || { fail "no global options found in vzp11 --help"; finish; }
-	[ -s "$T/commands" ] || { fail "no commands found in vzp11 --help"; finish; }
+	[ -s "$T/global.opts" ] || { fail "no global options found in vzp11 --help"; checks_end; }
+	[ -s "$T/commands" ] || { fail "no commands found in vzp11 --help"; checks_end; }
 	pass "vzp11 --help names $(wc -l <"$T/commands") commands and $(wc -l <"$T/global.opts") global options"
 
 	main=$DOCS/vzp11.1.scd
@@ -103,13 +103,5 @@ compare() {
 	[ -n "$only_a$only_b" ] || pass "$4 and $3 agree on their $what options"
 }
 
-finish() {
-	if [ "$failures" -ne 0 ]; then
-		echo "$failures check(s) failed"
-		exit 1
-	fi
-	exit 0
-}
-
 "case_$(echo "$1" | tr - _)"
-finish
+checks_end

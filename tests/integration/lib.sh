@@ -156,9 +156,5 @@ finish() {
 	if [ -e "$T/p11-list.failed" ]; then
 		fail "pkcs11-tool failed to list the token's objects during the test"
 	fi
-	if [ "$failures" -ne 0 ]; then
-		echo "$failures check(s) failed"
-		exit 1
-	fi
-	exit 0
+	checks_end
 }

@@ -177,7 +177,4 @@ case_install_purge() {
 }
 
 "case_$(echo "$1" | tr - _)"
-if [ "$failures" -ne 0 ]; then
-	echo "$failures check(s) failed"
-	exit 1
-fi
+checks_end
