@@ -68,6 +68,7 @@ typedef struct vz_gw_xfer {
 	char *target; /* the raw request-target */
 	struct MHD_Connection *conn;
 	bool started, suspended, client_gone, too_big, submitted;
+	bool close;	  /* a refusal of the framing: no second request on this connection */
 	unsigned refuse;  /* a local answer's status, decided before the last call */
 	char reason[300]; /* its one-line body */
 	enum {
@@ -88,7 +89,8 @@ typedef struct vz_gw_xfer {
 	struct curl_slist *req_headers;
 	char *url;
 	vz_gw_upstream *up;
-	long long req_clen; /* the client's Content-Length, -1 without */
+	long long req_clen; /* the body's length as libmicrohttpd frames it, -1 chunked */
+	long long req_sent; /* body bytes given to libcurl */
 	vz_gw_buf req;
 	bool req_eof, read_paused;
 	/* the answer */

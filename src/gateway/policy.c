@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <netinet/in.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -428,4 +429,127 @@ out:
 	curl_free(frag);
 	curl_url_cleanup(u);
 	return ret;
+}
+
+/* RFC 9110 5.6.2 tchar. */
+static bool tchar(unsigned char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	       (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+/* The bytes from p to q end one line: a CRLF or LF, both turned to NULs. */
+static bool line_end(const char *p, const char *q)
+{
+	return (q - p == 1 || q - p == 2) && !p[0] && !p[q - p - 1];
+}
+
+/* Whether the fields lie in place in [head, head + size), in order, with
+ * nothing between them but the colon, blanks before the value and line
+ * ends (see vz_gw_check_head). */
+static bool head_in_place(const char *head, size_t size, const vz_gw_field *f, size_t n)
+{
+	uintptr_t lo = (uintptr_t)head, hi = lo + size, at;
+	const char *p = head;
+
+	if (!head || !size || !n)
+		return head && size; /* no fields: nothing MHD could have changed */
+	for (size_t i = 0; i < n; i++) {
+		uintptr_t nm = (uintptr_t)f[i].name, v = (uintptr_t)f[i].value;
+
+		/* compare as numbers first: a glued name lies elsewhere */
+		if (nm < (uintptr_t)p || nm + f[i].name_len + 1 > v || v + f[i].value_len > hi ||
+		    nm >= hi || v < lo)
+			return false;
+		if (i == 0) {
+			const char *q = f[0].name;
+
+			/* the request line ends in CR LF or LF, NULs now */
+			if (q - head < 3 || q[-1])
+				return false;
+		} else if (!line_end(p, f[i].name)) {
+			return false;
+		}
+		for (const char *c = f[i].name + f[i].name_len + 1; c < f[i].value; c++)
+			if (*c != ' ' && *c != '\t')
+				return false;
+		if (f[i].name[f[i].name_len])
+			return false;
+		p = f[i].value + f[i].value_len;
+	}
+	/* the last line's end and the empty line's */
+	at = (uintptr_t)p;
+	if (hi - at < 2 || hi - at > 4)
+		return false;
+	for (const char *c = p; (uintptr_t)c < hi; c++)
+		if (*c)
+			return false;
+	return true;
+}
+
+static bool plain_decimal(const char *v, size_t len, unsigned long long *out)
+{
+	unsigned long long n = 0;
+
+	if (!len || len > 18)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		if (v[i] < '0' || v[i] > '9')
+			return false;
+		n = n * 10 + (unsigned long long)(v[i] - '0');
+	}
+	*out = n;
+	return true;
+}
+
+const char *vz_gw_check_head(const char *head, size_t head_size, const vz_gw_field *f, size_t n,
+			     vz_gw_body *body, unsigned long long *length)
+{
+	unsigned long long clen = 0, v;
+	bool have_clen = false, have_te = false;
+
+	if (n > VZ_GW_MAX_FIELDS)
+		return "refused: the request has more header fields than the gateway takes";
+	if (!head_in_place(head, head_size, f, n))
+		return "refused: a header line is folded (starts with a space or tab) or holds a "
+		       "NUL; send each field on one line";
+	for (size_t i = 0; i < n; i++) {
+		if (!f[i].name_len)
+			return "refused: a header field has an empty name";
+		for (size_t k = 0; k < f[i].name_len; k++)
+			if (!tchar((unsigned char)f[i].name[k]))
+				return "refused: a header field name holds a space, control or "
+				       "separator character";
+		for (size_t k = 0; k < f[i].value_len; k++) {
+			unsigned char c = (unsigned char)f[i].value[k];
+
+			if ((c < 0x20 && c != '\t') || c == 0x7f)
+				return "refused: a header field value holds a CR, LF, NUL or other "
+				       "control character";
+		}
+		if (f[i].name_len == 17 && strncasecmp(f[i].name, "Transfer-Encoding", 17) == 0) {
+			if (have_te)
+				return "refused: the request has two Transfer-Encoding fields";
+			have_te = true;
+			if (f[i].value_len != 7 || strncasecmp(f[i].value, "chunked", 7) != 0)
+				return "refused: the gateway takes no Transfer-Encoding other than "
+				       "chunked";
+		} else if (f[i].name_len == 14 &&
+			   strncasecmp(f[i].name, "Content-Length", 14) == 0) {
+			if (!plain_decimal(f[i].value, f[i].value_len, &v))
+				return "refused: the Content-Length is not a plain decimal number";
+			if (have_clen && v != clen)
+				return "refused: the request has Content-Length fields that differ";
+			have_clen = true;
+			clen = v;
+		}
+	}
+	if (have_te && have_clen)
+		return "refused: the request has both Content-Length and Transfer-Encoding; send "
+		       "one";
+	*body = have_te		    ? VZ_GW_BODY_CHUNKED
+		: have_clen && clen ? VZ_GW_BODY_LENGTH
+				    : VZ_GW_BODY_NONE;
+	*length = clen;
+	return NULL;
 }

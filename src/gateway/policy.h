@@ -53,6 +53,40 @@ const char *vz_gw_pick_label(const char *header, const char *const *labels, size
  * hop-by-hop too), or NULL. */
 bool vz_gw_hop_by_hop(const char *name, const char *connection);
 
+/* One header field as libmicrohttpd handed it: pointers into its read
+ * buffer, where 0.9.75 parses the request head in place. */
+typedef struct vz_gw_field {
+	const char *name, *value;
+	size_t name_len, value_len;
+} vz_gw_field;
+
+/* How the request body is framed (by libmicrohttpd; the gateway only
+ * checks that the headers leave no doubt about it). */
+typedef enum vz_gw_body {
+	VZ_GW_BODY_NONE,
+	VZ_GW_BODY_LENGTH,
+	VZ_GW_BODY_CHUNKED
+} vz_gw_body;
+
+/* At most this many header fields in a request. */
+#define VZ_GW_MAX_FIELDS 100
+
+/* Checks a request head as libmicrohttpd handed it: head is the start of
+ * the request line in its read buffer, head_size the head's length on the
+ * wire (MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE), f the n fields in the
+ * order received. Every byte of the head must be accounted for by the
+ * fields in place, each line ending in CRLF or LF: so a folded line
+ * (libmicrohttpd glues it to the field's name elsewhere in its pool) or a
+ * NUL (it cuts the value short) is refused, not forwarded changed. Also
+ * refused: a name that is not a token, a CR, LF, NUL or other control
+ * character in a value, Content-Length with Transfer-Encoding, two
+ * Transfer-Encoding fields or one other than "chunked", Content-Length
+ * copies that differ or are not plain decimal. Returns NULL and sets *body
+ * and *length (the body's length for VZ_GW_BODY_LENGTH), or a one-line
+ * reason for a 400. */
+const char *vz_gw_check_head(const char *head, size_t head_size, const vz_gw_field *f, size_t n,
+			     vz_gw_body *body, unsigned long long *length);
+
 /* A parsed --listen ADDR. */
 typedef struct vz_gw_addr {
 	bool is_unix;

@@ -72,7 +72,7 @@ static enum MHD_Result answer_text(vz_gw *gw, vz_gw_xfer *x, unsigned status, co
 				content_type ? content_type : "text/plain; charset=utf-8");
 	if (status == 503)
 		MHD_add_response_header(r, "Retry-After", "1");
-	if (atomic_load(&gw->stopping))
+	if (atomic_load(&gw->stopping) || x->close)
 		MHD_add_response_header(r, "Connection", "close");
 	ret = MHD_queue_response(x->conn, status, r);
 	MHD_destroy_response(r);
@@ -383,6 +383,46 @@ static enum MHD_Result answer_later(vz_gw *gw, vz_gw_xfer *x, bool body, unsigne
 	return MHD_YES;
 }
 
+struct fields {
+	vz_gw_field f[VZ_GW_MAX_FIELDS + 1];
+	size_t n;
+};
+
+static enum MHD_Result collect_field(void *cls, enum MHD_ValueKind kind, const char *key,
+				     size_t key_size, const char *value, size_t value_size)
+{
+	struct fields *fs = cls;
+
+	(void)kind;
+	if (fs->n == VZ_GW_MAX_FIELDS + 1)
+		return MHD_NO;
+	fs->f[fs->n++] = (vz_gw_field){.name = key,
+				       .name_len = key_size,
+				       .value = value ? value : "",
+				       .value_len = value ? value_size : 0};
+	return MHD_YES;
+}
+
+/* libmicrohttpd alone frames the body; this refuses a head whose framing
+ * or fields it may have read otherwise than the upstream would (see
+ * vz_gw_check_head). *clen: the body's length, -1 when chunked, 0 none. */
+static const char *check_framing(struct MHD_Connection *c, const char *method, long long *clen)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(c, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
+	struct fields fs = {.n = 0};
+	unsigned long long len = 0;
+	vz_gw_body body = VZ_GW_BODY_NONE;
+	const char *why;
+
+	MHD_get_connection_values_n(c, MHD_HEADER_KIND, collect_field, &fs);
+	why = vz_gw_check_head(method, ci ? ci->header_size : 0, fs.f, fs.n, &body, &len);
+	if (why)
+		return why;
+	*clen = body == VZ_GW_BODY_CHUNKED ? -1 : body == VZ_GW_BODY_LENGTH ? (long long)len : 0;
+	return NULL;
+}
+
 /* The first call for a request: its headers are in. Refusals are decided
  * here, before anything goes upstream. */
 static enum MHD_Result begin(struct listener *l, vz_gw_xfer *x, struct MHD_Connection *c,
@@ -390,7 +430,7 @@ static enum MHD_Result begin(struct listener *l, vz_gw_xfer *x, struct MHD_Conne
 {
 	vz_gw *gw = l->gw;
 	const vz_gw_cfg *cfg = gw->cfg;
-	const char *path = NULL, *why, *v, *te;
+	const char *path = NULL, *why;
 	long long clen = -1;
 	bool body;
 	vz_err err = {0};
@@ -401,12 +441,14 @@ static enum MHD_Result begin(struct listener *l, vz_gw_xfer *x, struct MHD_Conne
 	client_name(c, x->client, sizeof(x->client));
 	snprintf(x->method, sizeof(x->method), "%s", method);
 	snprintf(x->path, sizeof(x->path), "%.*s", (int)strcspn(x->target, "?"), x->target);
-	v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
-	te = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Transfer-Encoding");
-	if (v)
-		clen = strtoll(v, NULL, 10);
+	why = check_framing(c, method, &clen);
+	if (why) {
+		x->svc = VZ_GW_SVC_REFUSED;
+		x->close = true;
+		return answer_text(gw, x, 400, why, NULL);
+	}
 	x->req_clen = clen;
-	body = clen > 0 || (te && strcasecmp(te, "identity") != 0);
+	body = clen != 0;
 	if (l->client_certs && !client_cert_ok(c))
 		return answer_later(
 			gw, x, body, 403,

@@ -329,8 +329,14 @@ static size_t on_read(char *p, size_t size, size_t n, void *userdata)
 	pthread_mutex_lock(&x->m);
 	if (x->client_gone || x->too_big) {
 		ret = CURL_READFUNC_ABORT;
+	} else if (x->req_clen >= 0 && x->req_sent + (long long)(b->len - b->off) > x->req_clen) {
+		/* never more than announced: the pooled connection would read the
+		 * rest as another request (aborting closes it) */
+		ret = CURL_READFUNC_ABORT;
 	} else if (b->len == b->off) {
-		if (x->req_eof) {
+		if (x->req_eof && x->req_clen >= 0 && x->req_sent != x->req_clen) {
+			ret = CURL_READFUNC_ABORT;
+		} else if (x->req_eof) {
 			ret = 0;
 		} else {
 			x->read_paused = true;
@@ -340,6 +346,7 @@ static size_t on_read(char *p, size_t size, size_t n, void *userdata)
 		take = b->len - b->off < max ? b->len - b->off : max;
 		memcpy(p, b->data + b->off, take);
 		b->off += take;
+		x->req_sent += (long long)take;
 		if (b->off == b->len)
 			b->off = b->len = 0;
 		wake_client(x);

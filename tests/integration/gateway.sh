@@ -256,6 +256,86 @@ Connection: close
 	case $out in 200*) pass "an absolute URI to the upstream host itself is served" ;; *) fail "absolute to upstream: $out" ;; esac
 }
 
+# Framing and header rules (issue 14): libmicrohttpd alone frames the body;
+# a head it may have read otherwise than the upstream would is refused with
+# 400 before anything goes upstream. The first request is the smuggling one
+# that reached the pooled upstream as "Content-Length: 10" + 200,000 bytes,
+# with a second request hidden in its body.
+case_framing() {
+	mock
+	start_gw $(up)
+	python3 - "$port" >"$T/framing" <<'PY'
+import socket, sys
+port = int(sys.argv[1])
+cov = b"POST /cov/vz801802/v1/soap11 HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/xml\r\n"
+hidden = (b"GET /berichtenservice/berichtstatus/rest-pull/v3/berichtstatussen?traceerId="
+          b"11111111-2222-4333-8444-555555555555 HTTP/1.1\r\nHost: localhost\r\n\r\n")
+body = b"<x>12345/>" + hidden
+body += b"x" * (200000 - len(body))
+smuggle = cov + b"Content-Length: 10\r\nTransfer-Encoding: chunked\r\n\r\n"
+smuggle += b"%x\r\n" % len(body) + body + b"\r\n0\r\n\r\n"
+get = b"GET /cov/x HTTP/1.1\r\nHost: localhost\r\n"
+cases = [
+    ("smuggling: Content-Length and Transfer-Encoding, body over 128 KiB", smuggle),
+    ("Content-Length with Transfer-Encoding", cov + b"Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"),
+    ("two differing Content-Length", cov + b"Content-Length: 3\r\nContent-Length: 5\r\n\r\nabcde"),
+    ("a Content-Length with a sign", cov + b"Content-Length: +3\r\n\r\nabc"),
+    ("Transfer-Encoding: chunked, identity", cov + b"Transfer-Encoding: chunked, identity\r\n\r\n3\r\nabc\r\n0\r\n\r\n"),
+    ("Transfer-Encoding: gzip", cov + b"Transfer-Encoding: gzip\r\n\r\n"),
+    ("two Transfer-Encoding fields", cov + b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
+    ("a bare CR in a value", get + b"X-A: a\rInjected: yes\r\n\r\n"),
+    ("a NUL in a value", get + b"X-A: a\x00Injected: yes\r\n\r\n"),
+    ("a folded line", get + b"X-A: a\r\n Injected: yes\r\n\r\n"),
+    ("a folded line of blanks", get + b"X-A: a\r\n \r\n\r\n"),
+    ("a space before the colon", get + b"X-A : a\r\n\r\n"),
+    ("a control character in a value", get + b"X-A: a\x1bb\r\n\r\n"),
+]
+for name, req in cases:
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    try:
+        s.sendall(req)
+    except OSError:
+        pass
+    data = b""
+    try:
+        while len(data) < 65536:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+            if b"\r\n\r\n" in data and b"\nrefused" in data:
+                break
+    except OSError:
+        pass
+    code = data.split(b" ")[1].decode() if data.count(b" ") else "none"
+    print(code + "\t" + name)
+PY
+	while IFS="$(printf '\t')" read -r code what; do
+		[ "$code" = 400 ] && pass "$what: 400" || fail "$what: HTTP $code"
+	done <"$T/framing"
+	[ "$(wc -l <"$T/framing")" -eq 13 ] || fail "the client script ran $(wc -l <"$T/framing") of 13 requests"
+	[ "$(mock_stat connections)" -eq 0 ] && [ "$(mock_stat status_queries)" -eq 0 ] &&
+		pass "nothing reached the mock, the hidden request least of all" ||
+		fail "the mock saw $(mock_stat connections) connections, $(mock_stat status_queries) status queries"
+	cov_curl "$T/a.xml" "$GW/cov/vz801802/v1/soap11"
+	[ "$code" = 200 ] && pass "the next client's COV check: 200" || fail "next client: HTTP $code"
+	expect_in "$T/a.xml" "<[a-z0-9]*:?Resultaat>Gevonden<" "the next client gets its own answer"
+	cov_curl "$T/b.xml" -H 'Transfer-Encoding: chunked' "$GW/cov/vz801802/v1/soap11"
+	[ "$code" = 200 ] && pass "a chunked COV check: 200" || fail "chunked: HTTP $code"
+	expect_in "$T/b.xml" "<[a-z0-9]*:?Resultaat>Gevonden<" "a chunked request gets its answer"
+	# Bodies over the 128 KiB buffer stream upstream with the length
+	# libmicrohttpd framed (or chunked): the mock reads them whole and answers.
+	head -c 300000 /dev/zero | tr '\0' x >"$T/big"
+	for te in "" "Transfer-Encoding: chunked"; do
+		code=$(curl -s -o "$T/c.txt" -w '%{http_code}' --max-time 20 -H "$te" -H 'Content-Type: text/xml' \
+			--data-binary "@$T/big" "$GW/cov/vz801802/v1/soap11" || true)
+		case $code in 502 | 000 | 400) fail "a 300 kB body ${te:+($te) }did not stream through: HTTP $code" ;;
+		*) pass "a 300 kB body ${te:+($te) }streams through: the mock answers $code" ;; esac
+	done
+	cov_curl "$T/d.xml" "$GW/cov/vz801802/v1/soap11"
+	expect_in "$T/d.xml" "<[a-z0-9]*:?Resultaat>Gevonden<" "and the next request on the pool gets its own answer"
+}
+
 case_listen_refused() {
 	run vz gateway --listen 0.0.0.0:0 --upstream https://localhost:1 --cacert "$PKI/root.crt"
 	expect_rc 2 "a non-loopback address without --client-ca"

@@ -2,6 +2,7 @@
  * forwarded and what is refused, before anything goes upstream. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -170,13 +171,118 @@ static void upstreams(void **state)
 	assert_null(vz_gw_env_base("dev", base, sizeof(base)));
 }
 
+/* A request head laid out as libmicrohttpd 0.9.75 leaves it in its read
+ * buffer: line ends and each field's colon turned to NULs, blanks after
+ * the colon skipped. raw has no NULs of its own; CR LF or LF line ends. */
+struct head {
+	char buf[1024];
+	size_t size;
+	vz_gw_field f[16];
+	size_t n;
+};
+
+static void lay_out(struct head *h, const char *raw)
+{
+	size_t len = strlen(raw);
+	char *p = h->buf, *end;
+
+	assert_true(len < sizeof(h->buf));
+	memcpy(h->buf, raw, len + 1);
+	h->size = len;
+	h->n = 0;
+	end = h->buf + len;
+	for (bool first = true; p < end; first = false) {
+		char *nl = memchr(p, '\n', (size_t)(end - p));
+		char *line = p, *colon, *v;
+
+		assert_non_null(nl);
+		*nl = '\0';
+		if (nl > p && nl[-1] == '\r')
+			nl[-1] = '\0';
+		p = nl + 1;
+		if (first || !*line || *line == ' ' || *line == '\t')
+			continue; /* a folded line stays behind in the buffer */
+		colon = strchr(line, ':');
+		assert_non_null(colon);
+		*colon = '\0';
+		for (v = colon + 1; *v == ' ' || *v == '\t'; v++)
+			;
+		h->f[h->n++] = (vz_gw_field){line, v, strlen(line), strlen(v)};
+	}
+}
+
+static const char *check_raw(const char *raw, vz_gw_body *body, unsigned long long *len)
+{
+	static struct head h;
+
+	lay_out(&h, raw);
+	return vz_gw_check_head(h.buf, h.size, h.f, h.n, body, len);
+}
+
+static void framing(void **state)
+{
+	static const char *const bad[] = {
+		"POST /cov/x HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: "
+		"chunked\r\n\r\n",
+		"POST /cov/x HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
+		"POST /cov/x HTTP/1.1\r\nContent-Length: 3x\r\n\r\n",
+		"POST /cov/x HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
+		"POST /cov/x HTTP/1.1\r\nContent-Length: \r\n\r\n",
+		"POST /cov/x HTTP/1.1\r\nTransfer-Encoding: chunked, identity\r\n\r\n",
+		"POST /cov/x HTTP/1.1\r\nTransfer-Encoding: identity\r\n\r\n",
+		"POST /cov/x HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: "
+		"chunked\r\n\r\n",
+		"GET /cov/x HTTP/1.1\r\nX-A: a\rb\r\n\r\n",
+		"GET /cov/x HTTP/1.1\r\nX-A: a\x01\r\n\r\n",
+		"GET /cov/x HTTP/1.1\r\nX-A : a\r\n\r\n",
+		"GET /cov/x HTTP/1.1\r\nX(A): a\r\n\r\n",
+		"GET /cov/x HTTP/1.1\r\n: a\r\n\r\n",
+	};
+	vz_gw_body body = VZ_GW_BODY_NONE;
+	unsigned long long len = 7;
+	struct head h;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		const char *why = check_raw(bad[i], &body, &len);
+
+		if (!why)
+			fail_msg("'%s' was allowed", bad[i]);
+		assert_non_null(strstr(why, "refused"));
+	}
+	assert_null(check_raw("POST /cov/x HTTP/1.1\r\nHost: a\r\nContent-Length: 12\r\n"
+			      "content-length: 12\r\n\r\n",
+			      &body, &len));
+	assert_int_equal(body, VZ_GW_BODY_LENGTH);
+	assert_int_equal(len, 12);
+	assert_null(check_raw("POST /cov/x HTTP/1.1\nHost:  a \nTransfer-Encoding: Chunked\n\n",
+			      &body, &len));
+	assert_int_equal(body, VZ_GW_BODY_CHUNKED);
+	assert_null(check_raw("GET /cov/x HTTP/1.1\r\nHost: a\r\nX-E:\r\n\r\n", &body, &len));
+	assert_int_equal(body, VZ_GW_BODY_NONE);
+	assert_null(check_raw("GET /cov/x HTTP/1.0\r\n\r\n", &body, &len));
+
+	/* A NUL in a value: libmicrohttpd hands "a", the rest stays behind. */
+	lay_out(&h, "GET /cov/x HTTP/1.1\r\nX-A: abc\r\nHost: a\r\n\r\n");
+	h.f[0].value_len = 1;
+	h.buf[h.f[0].value - h.buf + 1] = '\0';
+	assert_non_null(vz_gw_check_head(h.buf, h.size, h.f, h.n, &body, &len));
+	/* A folded line: its text glued to the name, elsewhere in the pool. */
+	lay_out(&h, "GET /cov/x HTTP/1.1\r\nX-A: a\r\n b\r\nHost: a\r\n\r\n");
+	h.f[0].name = "X-Ab";
+	h.f[0].name_len = 4;
+	assert_non_null(vz_gw_check_head(h.buf, h.size, h.f, h.n, &body, &len));
+	/* A folded line of blanks: the name stays, the line stays behind. */
+	lay_out(&h, "GET /cov/x HTTP/1.1\r\nX-A: a\r\n \r\nHost: a\r\n\r\n");
+	assert_non_null(vz_gw_check_head(h.buf, h.size, h.f, h.n, &body, &len));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(allowed_paths), cmocka_unit_test(refused_targets),
 		cmocka_unit_test(hosts),	 cmocka_unit_test(labels),
 		cmocka_unit_test(hop_by_hop),	 cmocka_unit_test(listen_addrs),
-		cmocka_unit_test(upstreams),
+		cmocka_unit_test(upstreams),	 cmocka_unit_test(framing),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
