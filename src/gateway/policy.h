@@ -77,7 +77,8 @@ typedef enum vz_gw_body {
  * order received. Every byte of the head must be accounted for by the
  * fields in place, each line ending in CRLF or LF: so a folded line
  * (libmicrohttpd glues it to the field's name elsewhere in its pool) or a
- * NUL (it cuts the value short) is refused, not forwarded changed. Also
+ * NUL (it cuts the value short) is refused, not forwarded changed (NULs
+ * right before a line end look like its CR and are dropped like it). Also
  * refused: a name that is not a token, a CR, LF, NUL or other control
  * character in a value, Content-Length with Transfer-Encoding, two
  * Transfer-Encoding fields or one other than "chunked", Content-Length
