@@ -10,7 +10,7 @@
  *          [--push-delay MS] [--push-fault 503|reset [--push-fault-every K]]
  *          [--retour N:SIZE]... [--retour-file PATH]... [--retour-corrupt K]
  *          [--retour-fault 503|reset|delay [--retour-fault-every K]] [--wrap-list]
- *          [--delete-fault]
+ *          [--delete-fault] [--record F]
  *
  * --port 0 (the default) takes a free port, written to --port-file; the
  * server stops after --idle-exit seconds without activity (default 300), or
@@ -78,6 +78,11 @@
  * at exit (SIGTERM, SIGINT, idle). "connections" counts every connection;
  * "requests", "searches" and "violations" count COV only; "faults" counts the
  * faults applied of COV and REST.
+ * --record F appends a line per request that reaches the mock, written when
+ * its body is complete: "METHOD PATH LENGTH SHA256-HEX" of the body as the
+ * mock received it (COV; "too-big" for both past 1 MiB), or "METHOD PATH - -"
+ * at the start of a REST request (berichten.c reads those bodies). Tests
+ * compare what arrived with what was sent.
  *
  * Berichtenservice REST (base https://localhost:PORT/berichtenservice; docs:
  * VECOZO.md, "Billing"). The COV --fault and --delay do not apply here
@@ -188,6 +193,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 #include <jansson.h>
@@ -215,6 +221,7 @@ static struct {
 	long refuse_after;
 	long oversize;
 	const char *stats_path;
+	const char *record_path;
 } cfg = {.fault_every = 1, .oversize = 64L << 20};
 
 static atomic_long n_connections, n_requests, n_searches, n_faults, n_violations;
@@ -1178,6 +1185,35 @@ static bool fault_now(long req_no)
 	return true;
 }
 
+/* One --record line; u NULL: a REST request, whose body berichten.c reads. */
+static void record(const char *method, const char *url, const struct upload *u)
+{
+	static pthread_mutex_t record_lock = PTHREAD_MUTEX_INITIALIZER;
+	unsigned char md[32];
+	char hex[65] = "-", size[32] = "-";
+	FILE *f;
+
+	if (!cfg.record_path)
+		return;
+	if (u && u->too_big) {
+		strcpy(size, "too-big");
+		strcpy(hex, "too-big");
+	} else if (u) {
+		if (gnutls_hash_fast(GNUTLS_DIG_SHA256, u->buf ? u->buf : "", u->len, md) != 0)
+			die("%s", "cannot hash a request body for --record");
+		for (size_t i = 0; i < sizeof(md); i++)
+			snprintf(hex + 2 * i, 3, "%02x", md[i]);
+		snprintf(size, sizeof(size), "%zu", u->len);
+	}
+	pthread_mutex_lock(&record_lock);
+	f = fopen(cfg.record_path, "a");
+	if (!f)
+		die("cannot append to %s", cfg.record_path);
+	fprintf(f, "%s %s %s %s\n", method, url, size, hex);
+	fclose(f);
+	pthread_mutex_unlock(&record_lock);
+}
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
 			      const char *method, const char *version, const char *data,
 			      size_t *data_size, void **con_cls)
@@ -1191,8 +1227,11 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	xmlDocPtr doc;
 	enum auth a;
 
-	if (berichten_path(url))
+	if (berichten_path(url)) {
+		if (!u)
+			record(method, url, NULL);
 		return berichten_handle(c, url, method, data, data_size, con_cls);
+	}
 	if (!u) {
 		u = calloc(1, sizeof(*u));
 		*con_cls = u;
@@ -1214,6 +1253,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		return MHD_YES;
 	}
 	atomic_store(&last_activity, (long)time(NULL));
+	record(method, url, u);
 	req_no = atomic_fetch_add(&n_requests, 1) + 1;
 	if (cfg.refuse_after > 0 && req_no >= cfg.refuse_after) {
 		atomic_fetch_add(&n_faults, 1);
@@ -1374,6 +1414,8 @@ int main(int argc, char **argv)
 			cfg.fault_every = atol(v);
 		else if (OPT("--oversize"))
 			cfg.oversize = atol(v);
+		else if (OPT("--record"))
+			cfg.record_path = v;
 		else if (OPT("--tls-priority"))
 			priority = v;
 		else if (strcmp(a, "--synthetic") == 0)

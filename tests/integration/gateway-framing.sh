@@ -1,0 +1,35 @@
+#!/bin/sh
+# gateway-framing.sh: raw requests with every framing trick (CL.TE, TE.CL,
+# TE.TE, odd Content-Length and chunk shapes, bare LF, obs-fold, CR and NUL
+# in headers) sent to `vzp11 gateway`; each must be refused with a 4xx with
+# nothing reaching the mock, or reach the mock exactly as an independent
+# parser (h11) reads it: the same requests, the same body bytes (the mock's
+# --record: length and SHA-256). The corpus and the rules: tests/tools/framing-diff.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/mock.sh"
+. "$(dirname "$0")/gwsock.sh"
+
+/usr/bin/python3 -c 'import h11' 2>/dev/null || { echo "SKIP: python3-h11 is not installed"; exit 77; }
+new_token gateway-framing
+imp "$PKI/sys-rsa2048.p12"
+[ "$rc" -eq 0 ] || { fail "import"; cat "$T/err"; finish; }
+rm -f "$T/record"
+start_mock --record "$T/record"
+trap stop_all EXIT
+start_sock_gw
+quiet=0.5 timeout=5
+[ -z "${VZP11_WRAPPER:-}" ] || quiet=3 timeout=30
+set +e
+/usr/bin/python3 "$SRCDIR/tests/tools/framing-diff" --connect "unix:$SOCK" --record "$T/record" \
+	--quiet $quiet --timeout $timeout >"$T/diff.out" 2>"$T/diff.err"
+drc=$?
+set -e
+[ "$drc" -le 1 ] || { fail "framing-diff did not run (exit $drc)"; cat "$T/diff.err"; }
+grep -E '^(ok|FAIL): ' "$T/diff.out" || true
+failures=$((failures + $(grep -c '^FAIL: ' "$T/diff.out" || true)))
+n=$(grep -c '^ok: ' "$T/diff.out" || true)
+[ "$n" -gt 0 ] || fail "no case of the corpus passed (did the gateway answer at all?)"
+tail -n 1 "$T/diff.out"
+stop_sock_gw
+stop_mock
+finish
