@@ -211,6 +211,7 @@ static tok_rv list_module(tok_lib *lib, CK_FUNCTION_LIST *m, tok_err *err)
 			ret = tok_err_ckr(err, "C_GetTokenInfo", rv);
 			goto out;
 		}
+		tok_token_info_clean(&t->ck);
 		fill_info(t, m);
 		lib->n_tokens++;
 	}

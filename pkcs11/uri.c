@@ -6,6 +6,24 @@
 
 #include "tok-int.h"
 
+/* From the first NUL on, a field is padding: some tokens (tpm2-pkcs11) pad
+ * with NULs where PKCS#11 says blanks, and p11-kit strips only blanks. */
+static void blank_pad(unsigned char *f, size_t len)
+{
+	unsigned char *nul = memchr(f, '\0', len);
+
+	if (nul)
+		memset(nul, ' ', len - (size_t)(nul - f));
+}
+
+void tok_token_info_clean(CK_TOKEN_INFO *ck)
+{
+	blank_pad(ck->label, sizeof(ck->label));
+	blank_pad(ck->manufacturerID, sizeof(ck->manufacturerID));
+	blank_pad(ck->model, sizeof(ck->model));
+	blank_pad(ck->serialNumber, sizeof(ck->serialNumber));
+}
+
 char *tok_uri(const tok_token *t, tok_class cls, const char *label, tok_bytes id)
 {
 	P11KitUri *uri = p11_kit_uri_new();
@@ -16,6 +34,7 @@ char *tok_uri(const tok_token *t, tok_class cls, const char *label, tok_bytes id
 	if (!uri)
 		return NULL;
 	memcpy(p11_kit_uri_get_token_info(uri), &t->ck, sizeof(t->ck));
+	tok_token_info_clean(p11_kit_uri_get_token_info(uri));
 	if (cls) {
 		CK_ATTRIBUTE a;
 

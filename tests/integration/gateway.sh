@@ -261,7 +261,7 @@ Connection: close
 # 400 before anything goes upstream. The first request is the smuggling one
 # that reached the pooled upstream as "Content-Length: 10" + 200,000 bytes,
 # with a second request hidden in its body.
-case_framing() {
+case_head_refusals() {
 	mock
 	start_gw $(up)
 	python3 - "$port" >"$T/framing" <<'PY'

@@ -241,18 +241,24 @@ case_token_choice() {
 	expect_rc 1 "a malformed URI"
 }
 
+# With the test's own p11-kit registry (registry.sh), so that what the
+# machine registered (tpm2-pkcs11, OpenSC) is never loaded.
 case_module_registry() {
-	[ -e /usr/share/p11-kit/modules/softhsm2.module ] || { echo "SKIP: softhsm2 not registered with p11-kit"; exit 77; }
+	. "$(dirname "$0")/registry.sh"
+	register vzp11-test-softhsm "$SOFTHSM_MODULE"
 	must_import "$PKI/sys-rsa2048.p12"
-	VZP11_MODULE= VZP11_TOKEN=$TOKEN_LABEL run vz list
+	VZP11_MODULE= VZP11_TOKEN=$TOKEN_LABEL registry_vz list
 	expect_rc 0 "no --module: the modules registered with p11-kit"
 	expect_in "$T/out" "^vecozo-system " "finds the certificate"
-	VZP11_MODULE= run vz --module softhsm2 --token "$TOKEN_LABEL" list
+	VZP11_MODULE= registry_vz list
+	expect_rc 0 "no --module, no --token: the one token of the registered modules"
+	expect_in "$T/out" "^vecozo-system " "finds the certificate without --token"
+	VZP11_MODULE= registry_vz --module vzp11-test-softhsm --token "$TOKEN_LABEL" list
 	expect_rc 0 "--module with a p11-kit module name"
 	expect_in "$T/out" "^vecozo-system " "finds the certificate by module name"
-	VZP11_MODULE= run vz --module no-such-module list
-	expect_rc 1 "an unknown module name"
-	expect_in "$T/err" "no PKCS#11 module named 'no-such-module'" "says the module is unknown"
+	VZP11_MODULE= registry_vz --module softhsm2 list
+	expect_rc 1 "a module the machine registered is not in the test's registry"
+	expect_in "$T/err" "no PKCS#11 module named 'softhsm2'" "says the module is unknown"
 	run vz --module /nonexistent/libpkcs11.so list
 	expect_rc 1 "a module file that does not exist"
 	expect_in "$T/err" "cannot load the PKCS#11 module" "says it cannot load it"

@@ -82,6 +82,31 @@ static void uri_round_trip(void **state)
 	p11_kit_uri_free(uri);
 }
 
+/* tpm2-pkcs11 pads its model with NULs: the URI must carry no %00 (which
+ * pkcs11-provider refuses) and still match the token. */
+static void uri_nul_padding(void **state)
+{
+	struct tok_token t;
+	P11KitUri *uri = p11_kit_uri_new();
+	char *s;
+
+	memset(&t, 0, sizeof(t));
+	fill(t.ck.label, sizeof(t.ck.label), "tpm");
+	fill(t.ck.manufacturerID, sizeof(t.ck.manufacturerID), "IBM");
+	memcpy(t.ck.model, "SW   TPM", 8); /* the other 8 bytes stay NUL */
+	memcpy(t.ck.serialNumber, "0123", 4);
+	s = tok_uri(&t, TOK_PRIVKEY, "vecozo", (tok_bytes){0});
+	assert_non_null(s);
+	assert_null(strstr(s, "%00"));
+	assert_non_null(strstr(s, "model=SW%20%20%20TPM;"));
+	assert_non_null(strstr(s, "serial=0123;"));
+	assert_int_equal(p11_kit_uri_parse(s, P11_KIT_URI_FOR_ANY, uri), P11_KIT_URI_OK);
+	tok_token_info_clean(&t.ck);
+	assert_int_equal(p11_kit_uri_match_token_info(uri, &t.ck), 1);
+	free(s);
+	p11_kit_uri_free(uri);
+}
+
 static void padded_copy(void **state)
 {
 	unsigned char src[32];
@@ -113,9 +138,9 @@ static void module_without_file(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(ckr_names),	       cmocka_unit_test(ckr_to_result),
-		cmocka_unit_test(uri_round_trip),      cmocka_unit_test(padded_copy),
-		cmocka_unit_test(module_without_file),
+		cmocka_unit_test(ckr_names),	  cmocka_unit_test(ckr_to_result),
+		cmocka_unit_test(uri_round_trip), cmocka_unit_test(uri_nul_padding),
+		cmocka_unit_test(padded_copy),	  cmocka_unit_test(module_without_file),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
