@@ -97,6 +97,17 @@ static xmlNodePtr add(xmlNodePtr parent, xmlNsPtr ns, const char *name, const ch
 	return n;
 }
 
+/* The one place a date is written into the request: VZ801 dates go as
+ * YYYY-MM-DD [inferred: no public source shows the schema type], which is
+ * also how a vz_cov_search holds them; another wire form changes here. */
+static void add_date(xmlNodePtr q, xmlNsPtr typ, const char *name, const char *ymd, bool *ok)
+{
+	char text[11];
+
+	snprintf(text, sizeof(text), "%.10s", ymd);
+	add(q, typ, name, text, ok);
+}
+
 static void add_search(xmlNodePtr list, xmlNsPtr typ, const vz_cov_search *s, bool *ok)
 {
 	xmlNodePtr q = add(list, typ, "Zoekopdracht", NULL, ok);
@@ -104,8 +115,8 @@ static void add_search(xmlNodePtr list, xmlNsPtr typ, const vz_cov_search *s, bo
 
 	snprintf(num, sizeof(num), "%lu", s->seq);
 	add(q, typ, "Volgnummer", num, ok);
-	add(q, typ, "Geboortedatum", s->birthdate, ok);
-	add(q, typ, "Peildatum", s->date, ok);
+	add_date(q, typ, "Geboortedatum", s->birthdate, ok);
+	add_date(q, typ, "Peildatum", s->date, ok);
 	add(q, typ, "Bsn", s->bsn, ok);
 	if (s->reference[0])
 		add(q, typ, "ReferentieZorgaanbieder", s->reference, ok);

@@ -18,7 +18,7 @@ const char *vz_cov_endpoint(const char *env);
 
 /* One search: a person by BSN and birth date on a reference date. */
 typedef struct vz_cov_search {
-	unsigned long seq;		 /* Volgnummer: unique within a request */
+	unsigned long seq;		 /* Volgnummer: 1..20 within its request */
 	char bsn[10];			 /* nine digits */
 	char birthdate[11];		 /* YYYY-MM-DD */
 	char date[11];			 /* Peildatum, YYYY-MM-DD */
@@ -57,7 +57,9 @@ bool vz_date_valid(const char *s);
 bool vz_agb_valid(const char *agb);
 
 /* The SOAP 1.1 envelope for n searches (1..VZ_COV_MAX_SEARCHES), elements in
- * the order of the VZ801 schema; agb may be NULL. *out is malloc'ed. */
+ * the order of the VZ801 schema; agb may be NULL. Each search's seq must
+ * fit the WSDL's 16-bit Volgnummer (the engine numbers them 1..n). *out is
+ * malloc'ed. */
 vz_rv vz_cov_build(const vz_cov_search *s, size_t n, const char *agb, char **out, size_t *len,
 		   vz_err *err);
 

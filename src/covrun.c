@@ -142,7 +142,10 @@ static void free_request(struct request *q)
 	free(q);
 }
 
-/* Makes one request of the rows at these window positions. */
+/* Makes one request of the rows at these window positions. The searches
+ * are numbered 1..n in the request (VECOZO's WSDL types Volgnummer as a
+ * 16-bit short, so a line number could not go past 32,767): search i is
+ * q->rows[i - 1], and that map alone says which row an answer is for. */
 static vz_rv make_request(struct run *r, const size_t *pos, size_t n, vz_err *err)
 {
 	vz_cov_search s[VZ_COV_MAX_SEARCHES];
@@ -155,6 +158,7 @@ static vz_rv make_request(struct run *r, const size_t *pos, size_t n, vz_err *er
 	for (size_t i = 0; i < n; i++) {
 		q->rows[i] = pos[i];
 		s[i] = row_at(r, pos[i])->s;
+		s[i].seq = i + 1;
 	}
 	q->n = n;
 	if (vz_cov_build(s, n, r->cfg->agb, &q->body, &q->body_len, err) != VZ_OK ||
@@ -210,19 +214,18 @@ static const char *fault_text(vz_cov_fault_kind k)
 	}
 }
 
-/* Each Volgnummer of the answer belongs to exactly one search of the
- * request; otherwise results cannot be matched to persons at all. */
-static bool numbers_match(struct run *r, const struct request *q, const vz_cov_result *res,
-			  size_t n)
+/* Each Volgnummer of the answer is one the request sent (1..q->n) and is
+ * answered once; otherwise results cannot be matched to persons at all. */
+static bool numbers_match(const struct request *q, const vz_cov_result *res, size_t n)
 {
 	for (size_t j = 0; j < n; j++) {
-		size_t asked = 0, answered = 0;
+		size_t answered = 0;
 
-		for (size_t i = 0; i < q->n; i++)
-			asked += row_at(r, q->rows[i])->s.seq == res[j].seq;
+		if (res[j].seq < 1 || res[j].seq > q->n)
+			return false;
 		for (size_t k = 0; k < n; k++)
 			answered += res[k].seq == res[j].seq;
-		if (asked != 1 || answered != 1)
+		if (answered != 1)
 			return false;
 	}
 	return true;
@@ -259,8 +262,8 @@ static const char *mismatch(const vz_cov_row *row, const vz_cov_result *res)
 	return NULL;
 }
 
-/* Puts each result on the row with its Volgnummer, after checking that it
- * answers that row's question. */
+/* Puts each result on the row its Volgnummer stands for in this request,
+ * after checking that it answers that row's question. */
 static void assign(struct run *r, struct request *q, vz_cov_result *res, size_t n)
 {
 	for (size_t i = 0; i < q->n; i++) {
@@ -268,7 +271,7 @@ static void assign(struct run *r, struct request *q, vz_cov_result *res, size_t 
 		const char *why;
 
 		for (size_t j = 0; j < n; j++) {
-			if (res[j].seq == row->s.seq && res[j].result) {
+			if (res[j].seq == i + 1 && res[j].result) {
 				row->r = res[j];
 				memset(&res[j], 0, sizeof(res[j]));
 				break;
@@ -397,7 +400,7 @@ static void finish(struct run *r, struct slot *s, CURLcode c)
 		switch (vz_cov_parse(s->resp, s->resp_len, res, VZ_COV_MAX_SEARCHES, &n, &fk,
 				     detail, sizeof(detail))) {
 		case VZ_COV_OK:
-			if (numbers_match(r, q, res, n)) {
+			if (numbers_match(q, res, n)) {
 				assign(r, q, res, n);
 				free_request(q);
 				return;
@@ -593,10 +596,8 @@ vz_rv vz_cov_run(const vz_cov_cfg *cfg, vz_tls *tls, vz_cov_next_fn next, vz_cov
 				eof = true;
 				break;
 			}
-			if (!row->done) {
-				row->s.seq = row->line;
+			if (!row->done)
 				batch[batch_n++] = r.head + r.count;
-			}
 			r.count++;
 			if (batch_n == cfg->per_request) {
 				if (make_request(&r, batch, batch_n, err) != VZ_OK)

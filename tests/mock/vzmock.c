@@ -37,8 +37,9 @@
  *  - each Zoekopdracht, all typ, in this order, each at most once, nothing
  *    else: Volgnummer, Geboortedatum, Peildatum (required), Bsn,
  *    Verzekerdenummer, Postcode, ReferentieZorgaanbieder, Huisnummer,
- *    Huisnummertoevoeging (optional); Volgnummer 1 to 18 digits and unique in
- *    the request;
+ *    Huisnummertoevoeging (optional); Volgnummer a number from 1 to 32767 (the
+ *    WSDL's 16-bit short, as a public client generated from it has it) and
+ *    unique in the request;
  *  - values hold text only, without control characters (C0 including tab,
  *    CR and LF, DEL, C1). Between elements, whitespace, comments and
  *    processing instructions are fine; other text is not.
@@ -73,11 +74,12 @@
  *  control-chars-raw: the same fields with raw ESC [ 2 J, ESC ] 0 ; vzmock
  *    BEL and CR: what a broken server might send; not well-formed XML, a
  *    conforming parser refuses the whole answer.
- * Stats (JSON: connections, requests, searches, faults, violations, and the
- * REST counters below) are written to the stats file after every request and
- * at exit (SIGTERM, SIGINT, idle). "connections" counts every connection;
- * "requests", "searches" and "violations" count COV only; "faults" counts the
- * faults applied of COV and REST.
+ * Stats (JSON: connections, requests, searches, faults, violations,
+ * max_volgnummer, and the REST counters below) are written to the stats file
+ * after every request and at exit (SIGTERM, SIGINT, idle). "connections"
+ * counts every connection; "requests", "searches" and "violations" count COV
+ * only, "max_volgnummer" is the highest Volgnummer of a request that kept the
+ * contract; "faults" counts the faults applied of COV and REST.
  * --record F appends a line per request that reaches the mock, written when
  * its body is complete: "METHOD PATH LENGTH SHA256-HEX" of the body as the
  * mock received it (COV; "too-big" for both past 1 MiB), or "METHOD PATH - -"
@@ -225,6 +227,7 @@ static struct {
 } cfg = {.fault_every = 1, .oversize = 64L << 20};
 
 static atomic_long n_connections, n_requests, n_searches, n_faults, n_violations;
+static atomic_long max_volgnummer; /* the highest Volgnummer a valid request held */
 static atomic_long last_activity;
 static volatile sig_atomic_t stop;
 
@@ -289,10 +292,10 @@ static void write_stats(void)
 	if (f) {
 		fprintf(f,
 			"{\"connections\": %ld, \"requests\": %ld, \"searches\": %ld, "
-			"\"faults\": %ld, \"violations\": %ld",
+			"\"faults\": %ld, \"violations\": %ld, \"max_volgnummer\": %ld",
 			atomic_load(&n_connections), atomic_load(&n_requests),
 			atomic_load(&n_searches), atomic_load(&n_faults),
-			atomic_load(&n_violations));
+			atomic_load(&n_violations), atomic_load(&max_volgnummer));
 		berichten_stats(f);
 		fprintf(f, "}\n");
 		fclose(f);
@@ -569,7 +572,11 @@ static bool check_search(const xmlNode *q, unsigned long long *seq, char *why)
 	for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++)
 		if (f[i] && !check_value(f[i], why))
 			return false;
-	return check_digits(f[0], 1, 18, seq, why);
+	if (!check_digits(f[0], 1, 18, seq, why))
+		return false;
+	if (*seq < 1 || *seq > 32767)
+		return refuse(why, "Volgnummer %llu is outside 1..32767 (a 16-bit short)", *seq);
+	return true;
 }
 
 /* The HTTP headers of a SOAP 1.1 call. */
@@ -676,6 +683,10 @@ static bool check_request(xmlDocPtr in, xmlNodePtr *list, size_t *n, char *why)
 			if (seqs[i] == seqs[i - 1])
 				ok = refuse(why, "Volgnummer %llu is not unique", seqs[i]);
 	}
+	for (long top = atomic_load(&max_volgnummer);
+	     ok && *n && (long)seqs[*n - 1] > top &&
+	     !atomic_compare_exchange_weak(&max_volgnummer, &top, (long)seqs[*n - 1]);)
+		;
 	free(seqs);
 	return ok;
 }
