@@ -62,6 +62,12 @@ bool tok_refuses_clear_key(unsigned long ckr);
 tok_rv tok_unwrap_private(tok_session *s, CK_ATTRIBUTE *tmpl, CK_ULONG n, tok_bytes pkcs8,
 			  CK_OBJECT_HANDLE *out, tok_err *err);
 
+/* For writes outside txn.c: the transaction's session; room for n more
+ * objects (so that recording them cannot fail); records one made. */
+tok_session *tok_txn_session(tok_txn *x);
+tok_rv tok_txn_reserve(tok_txn *x, size_t n, tok_err *err);
+void tok_txn_record(tok_txn *x, CK_OBJECT_HANDLE h);
+
 /* Turns the padding of the token's text fields into blanks, as RFC 7512 and
  * p11-kit's URI matching expect: everything from a field's first NUL on. */
 void tok_token_info_clean(CK_TOKEN_INFO *ck);

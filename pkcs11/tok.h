@@ -215,6 +215,22 @@ void tok_txn_commit(tok_txn *x);
 /* Returns TOK_OK when every created object is gone again. */
 tok_rv tok_txn_abort(tok_txn *x, tok_err *err);
 
+/* ---- keys made on the token (keygen.c) ---- */
+
+typedef struct tok_genkey {
+	unsigned long priv, pub; /* object handles */
+	unsigned char point[65]; /* the public point, uncompressed */
+	size_t point_len;
+	unsigned char id[20]; /* CKA_ID of both: SHA-1 of the point */
+} tok_genkey;
+
+/* Makes an EC P-256 key pair on the token (C_GenerateKeyPair), recorded in
+ * x: the private key private, sensitive, never extractable, for signing
+ * only; both with label and CKA_ID = SHA-1 of the public point. subject
+ * (DER) goes on the private key; may be empty. */
+tok_rv tok_txn_generate_ec(tok_txn *x, const char *label, tok_bytes subject, tok_genkey *out,
+			   tok_err *err);
+
 /* ---- URIs (uri.c) ---- */
 
 /* RFC 7512 URI of the token, or of an object on it (cls 0: token only).

@@ -39,10 +39,14 @@ tok_rv tok_txn_begin(tok_session *s, tok_txn **out, tok_err *err)
 	return TOK_OK;
 }
 
-/* Room to record one more object, before it is made. */
-static tok_rv make_room(tok_txn *x, tok_err *err)
+tok_session *tok_txn_session(tok_txn *x)
 {
-	if (x->n == x->cap) {
+	return x->s;
+}
+
+tok_rv tok_txn_reserve(tok_txn *x, size_t n, tok_err *err)
+{
+	while (x->cap - x->n < n) {
 		size_t ncap = x->cap ? x->cap * 2 : 8;
 		CK_OBJECT_HANDLE *grown = realloc(x->made, ncap * sizeof(*grown));
 
@@ -54,6 +58,17 @@ static tok_rv make_room(tok_txn *x, tok_err *err)
 		x->cap = ncap;
 	}
 	return TOK_OK;
+}
+
+void tok_txn_record(tok_txn *x, CK_OBJECT_HANDLE h)
+{
+	x->made[x->n++] = h;
+}
+
+/* Room to record one more object, before it is made. */
+static tok_rv make_room(tok_txn *x, tok_err *err)
+{
+	return tok_txn_reserve(x, 1, err);
 }
 
 static tok_rv create(tok_txn *x, CK_ATTRIBUTE *tmpl, CK_ULONG n, const char *what, tok_err *err)

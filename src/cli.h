@@ -93,6 +93,7 @@ int cmd_declare_status(vz_global *g, int argc, char **argv);
 int cmd_retour(vz_global *g, int argc, char **argv);
 int cmd_journal(vz_global *g, int argc, char **argv);
 int cmd_gateway(vz_global *g, int argc, char **argv);
+int cmd_clients(vz_global *g, int argc, char **argv);
 int cmd_check(vz_global *g, int argc, char **argv);
 int cmd_selftest(vz_global *g, int argc, char **argv);
 int cmd_config(vz_global *g, int argc, char **argv);

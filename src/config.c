@@ -74,6 +74,9 @@ static const struct key keys[] = {
 	{"gateway", "upstream", K_HTTPS, "--upstream", " gateway ", NULL, 0, 0, NULL},
 	{"gateway", "pool", K_NUM, "--pool", " gateway ", NULL, 1, 256, "4"},
 	{"gateway", "max-clients", K_NUM, "--max-clients", " gateway ", NULL, 1, 100000, "256"},
+	{"gateway", "clients", K_TEXT, "--clients", " gateway ", NULL, 0, 0, NULL},
+	{"gateway", "allow-user", K_LIST, "--allow-user", " gateway ", NULL, 0, 0, NULL},
+	{"gateway", "allow-group", K_LIST, "--allow-group", " gateway ", NULL, 0, 0, NULL},
 	{"check", "warn-days", K_NUM, "--warn-days", " check ", NULL, 0, 100000, "45"},
 	{"check", "crit-days", K_NUM, "--crit-days", " check ", NULL, 0, 100000, "14"},
 };

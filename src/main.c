@@ -49,7 +49,11 @@ static const struct command commands[] = {
 	{"journal", cmd_journal, "journal"},
 	{"gateway", cmd_gateway,
 	 "gateway --listen ADDR... (--env tst|acc|prd | --upstream URL) [--label LABEL...]\n"
-	 "      [--pool N] [--max-clients N] [--client-ca FILE --tls-cert FILE --tls-key FILE]"},
+	 "      [--pool N] [--clients DIR] [--allow-user USER...] [--insecure-loopback]"},
+	{"clients", cmd_clients, "clients init [--name HOST...] [--owner USER] [--dir DIR]"},
+	{"clients", cmd_clients,
+	 "clients issue NAME --out FILE.p12 [--password-source SRC] [--days N] [--dir DIR]"},
+	{"clients", cmd_clients, "clients list|revoke NAME|SERIAL [--dir DIR]"},
 	{"check", cmd_check, "check [--label LABEL] [--warn-days N] [--crit-days N]"},
 	{"selftest", cmd_selftest,
 	 "selftest [--label LABEL] [--env tst|acc|prd | --endpoint URL] [--cacert FILE]"},

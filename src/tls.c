@@ -431,6 +431,40 @@ vz_rv vz_tls_open(const vz_global *g, const char *label, vz_tls **out, vz_err *e
 	return VZ_OK;
 }
 
+vz_rv vz_tls_open_key(const vz_global *g, const vz_token *tk, const unsigned char *id,
+		      size_t id_len, vz_tls **out, vz_err *err)
+{
+	vz_tls *t = calloc(1, sizeof(*t));
+	tok_err te = {0};
+	tok_rv tr;
+	vz_rv r = VZ_FAIL;
+
+	if (!t) {
+		vz_err_set(err, "out of memory");
+		return VZ_FAIL;
+	}
+	t->pin_source = g->pin_source;
+	t->g = *g;
+	t->g.verbose = 0;
+	t->key_uri = tok_uri(tk->tok, TOK_PRIVKEY, NULL, (tok_bytes){id, id_len});
+	tr = tok_token_module_path(tk->tok, &t->module, &te);
+	if (!t->key_uri) {
+		vz_err_set(err, "out of memory");
+	} else if (tr != TOK_OK) {
+		vz_err_from_tok(err, &te, tr);
+	} else {
+		r = load_provider(NULL, t->module, err);
+		if (r == VZ_OK)
+			r = load_key(t, NULL, &t->key, err);
+	}
+	if (r != VZ_OK) {
+		vz_tls_close(t);
+		return r;
+	}
+	*out = t;
+	return VZ_OK;
+}
+
 /* Counts handshakes that completed, and those in which the token could not
  * sign the CertificateVerify (the client then sends a fatal alert). */
 static void info_cb(const SSL *ssl, int where, int ret)

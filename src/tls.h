@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "err.h"
+#include "token.h"
 
 typedef struct vz_tls vz_tls;
 
@@ -21,6 +22,14 @@ typedef struct vz_tls vz_tls;
  * provider as a file or argument. An RSA key on a token without RSA-PSS is
  * held to TLS 1.2 with PKCS#1 v1.5 signatures (see vz_tls_note()). */
 vz_rv vz_tls_open(const vz_global *g, const char *label, vz_tls **out, vz_err *err);
+
+/* Loads the private key with this CKA_ID from the token tk names (opened
+ * by the caller, and logged in when its keys need a login: the provider
+ * shares that login) through pkcs11-provider, without a certificate: for
+ * signing other things than handshakes (the gateway's client CA). Only
+ * vz_tls_key() and vz_tls_close() apply to the result. */
+vz_rv vz_tls_open_key(const vz_global *g, const vz_token *tk, const unsigned char *id,
+		      size_t id_len, vz_tls **out, vz_err *err);
 
 /* Prepares a curl handle: the token's certificate, chain and key for the
  * client side; the server verified against cacert alone (NULL: the system

@@ -33,16 +33,18 @@ static void gateway_usage(FILE *f)
 		_("Usage: vzp11 [GLOBAL OPTIONS] gateway --listen ADDR [--listen ADDR ...]\n"
 		  "                      (--env tst|acc|prd | --upstream URL) [--cacert FILE]\n"
 		  "                      [--label LABEL ...] [--pool N] [--max-clients N]\n"
-		  "                      [--client-ca FILE --tls-cert FILE --tls-key FILE]\n"
+		  "                      [--clients DIR | --client-ca FILE --tls-cert FILE --tls-key FILE\n"
+		  "                       [--crl FILE]] [--allow-user USER ...] [--allow-group GROUP ...]\n"
+		  "                      [--insecure-loopback]\n"
 		  "A local forward proxy to VECOZO: practice software sends its COV (SOAP) and\n"
 		  "Berichtenservice (REST) requests over HTTP to the gateway, with the path VECOZO\n"
 		  "would see (POST http://127.0.0.1:8801/cov/vz801802/v1/soap11); the gateway sends\n"
 		  "them over mutual TLS with the token's key and streams the answer back. Only\n"
 		  "/cov/... and /berichtenservice/... on the configured host are forwarded; anything\n"
 		  "else (CONNECT, another host, '..', encoded slashes) gets 403 with a one-line reason.\n"
-		  "  --listen ADDR        127.0.0.1:PORT, [::1]:PORT, unix:/PATH (created 0660), or\n"
-		  "                       HOST:PORT (only with --client-ca); repeatable. PORT 0 picks a\n"
-		  "                       free port (the log's first lines name it)\n"
+		  "  --listen ADDR        unix:/PATH (created 0660), or HOST:PORT (HTTPS with client\n"
+		  "                       certificates: --clients); repeatable. PORT 0 picks a free port\n"
+		  "                       (the log's first lines name it)\n"
 		  "  --env tst|acc|prd    VECOZO environment (or VZP11_ENV)\n"
 		  "  --upstream URL       https:// base URL instead (an optional path is put before\n"
 		  "                       the client's path)\n"
@@ -52,9 +54,19 @@ static void gateway_usage(FILE *f)
 		  "                       first without it; a label not served gets 403\n"
 		  "  --pool N             TLS connections to VECOZO per label, kept alive (default 4)\n"
 		  "  --max-clients N      client connections per listen address (default 256)\n"
-		  "  --client-ca FILE     HTTPS towards the gateway on TCP addresses, clients must\n"
-		  "  --tls-cert FILE      present a certificate from FILE; --tls-cert/--tls-key are\n"
-		  "  --tls-key FILE       the gateway's own (key file mode 0600)\n"
+		  "Who may use the token's key through the gateway (the log's first lines say it):\n"
+		  "  --clients DIR        HTTPS on TCP addresses for clients with a certificate from\n"
+		  "                       the client CA that 'vzp11 clients init' made in DIR (its\n"
+		  "                       ca.crt, ca.crl, server.crt and server.key)\n"
+		  "  --client-ca FILE     the same with files of your own: the client CA, the gateway's\n"
+		  "  --tls-cert FILE      certificate and key (key file mode 0600), and optionally a\n"
+		  "  --tls-key FILE       revocation list (re-read on SIGHUP)\n"
+		  "  --crl FILE\n"
+		  "  --allow-user USER    unix: sockets serve only these users (by the peer's\n"
+		  "  --allow-group GROUP  credentials) and members of these groups; repeatable\n"
+		  "  --insecure-loopback  serve plain HTTP on loopback TCP addresses without client\n"
+		  "                       authentication: every local user could use the key; only\n"
+		  "                       for a single-user machine\n"
 		  "  --max-request BYTES  request body limit (default 64 MiB; larger gets 413)\n"
 		  "  --max-response BYTES answer body limit (default 1 GiB; larger gets 502 or a cut)\n"
 		  "  --timeout SECONDS    limit per upstream request (default 300)\n"
@@ -67,9 +79,13 @@ static void gateway_usage(FILE *f)
 		  "else 503 with the reason; GET /_vzp11/metrics (Prometheus). When the token's key\n"
 		  "stops signing (the token went away), requests get 503 with Retry-After while the\n"
 		  "gateway re-opens the token, ever more rarely, never after a PIN failure.\n"
+		  "Requests from web pages (an Origin header, or Sec-Fetch-Site other than none or\n"
+		  "same-origin) and a Host other than the listen address's names get 403.\n"
 		  "Signals: SIGHUP reloads certificates and keys from the token (the PIN is read\n"
-		  "again from its source: use file: or env:); SIGTERM/SIGINT drain and exit 0.\n"
-		  "One log line per request: time, client, method, path, status, bytes, duration.\n"
+		  "again from its source: use file: or env:) and the revocation list; SIGTERM/SIGINT\n"
+		  "drain and exit 0.\n"
+		  "One log line per request: time, client (certificate name, Unix user or address),\n"
+		  "method, path, status, bytes, duration.\n"
 		  "Exit: 0 stopped by a signal, 1 could not start, 2 usage error, 3 the token\n"
 		  "refused the PIN at start (a service manager must not restart the gateway then:\n"
 		  "that would send the PIN again; scripts/systemd/vzp11-gateway.service does not).\n"),
@@ -81,7 +97,11 @@ struct opts {
 	size_t n_listen;
 	const char *labels[32];
 	size_t n_labels;
-	const char *env, *upstream, *cacert, *client_ca, *tls_cert, *tls_key;
+	const char *env, *upstream, *cacert, *client_ca, *tls_cert, *tls_key, *crl, *clients;
+	const char *users[32], *groups[32];
+	size_t n_users, n_groups;
+	char dir_files[4][1024]; /* --clients DIR's files */
+	bool insecure_loopback;
 	long pool, max_clients, timeout_s, client_timeout_s, threads, drain_s;
 	long long max_request, max_response;
 	bool syslog;
@@ -105,6 +125,11 @@ enum {
 	O_THREADS,
 	O_DRAIN,
 	O_SYSLOG,
+	O_CLIENTS,
+	O_CRL,
+	O_ALLOW_USER,
+	O_ALLOW_GROUP,
+	O_INSECURE_LOOPBACK,
 };
 
 static bool parse_bytes(const char *s, long long *out)
@@ -128,6 +153,8 @@ static bool parse_bytes(const char *s, long long *out)
 	return true;
 }
 
+static int clients_files(struct opts *o);
+
 static int parse_opts(vz_global *g, int argc, char **argv, struct opts *o)
 {
 	static const struct option longopts[] = {
@@ -149,6 +176,11 @@ static int parse_opts(vz_global *g, int argc, char **argv, struct opts *o)
 		{"threads", required_argument, NULL, O_THREADS},
 		{"drain", required_argument, NULL, O_DRAIN},
 		{"syslog", no_argument, NULL, O_SYSLOG},
+		{"clients", required_argument, NULL, O_CLIENTS},
+		{"crl", required_argument, NULL, O_CRL},
+		{"allow-user", required_argument, NULL, O_ALLOW_USER},
+		{"allow-group", required_argument, NULL, O_ALLOW_GROUP},
+		{"insecure-loopback", no_argument, NULL, O_INSECURE_LOOPBACK},
 		{NULL, 0, NULL, 0},
 	};
 	int c;
@@ -193,6 +225,25 @@ static int parse_opts(vz_global *g, int argc, char **argv, struct opts *o)
 		case O_SYSLOG:
 			o->syslog = true;
 			break;
+		case O_CLIENTS:
+			o->clients = optarg;
+			break;
+		case O_CRL:
+			o->crl = optarg;
+			break;
+		case O_ALLOW_USER:
+			if (o->n_users == sizeof(o->users) / sizeof(o->users[0]))
+				return vz_usage("gateway", "too many --allow-user");
+			o->users[o->n_users++] = optarg;
+			break;
+		case O_ALLOW_GROUP:
+			if (o->n_groups == sizeof(o->groups) / sizeof(o->groups[0]))
+				return vz_usage("gateway", "too many --allow-group");
+			o->groups[o->n_groups++] = optarg;
+			break;
+		case O_INSECURE_LOOPBACK:
+			o->insecure_loopback = true;
+			break;
 		case O_POOL:
 			num = &o->pool, hi = 256;
 			break;
@@ -234,11 +285,27 @@ static int parse_opts(vz_global *g, int argc, char **argv, struct opts *o)
 		return vz_usage("gateway", "say where to listen: --listen 127.0.0.1:PORT");
 	if (!o->n_labels)
 		o->labels[o->n_labels++] = VZ_DEFAULT_LABEL;
-	if ((o->tls_cert || o->tls_key) && !o->client_ca)
-		return vz_usage("gateway", "--tls-cert and --tls-key go with --client-ca");
-	if (o->client_ca && (!o->tls_cert || !o->tls_key))
-		return vz_usage("gateway", "--client-ca needs --tls-cert and --tls-key (the "
-					   "gateway's own certificate for HTTPS)");
+	return clients_files(o);
+}
+
+/* --clients DIR stands for the four files 'vzp11 clients init' made. */
+static int clients_files(struct opts *o)
+{
+	static const char *const names[] = {"ca.crt", "ca.crl", "server.crt", "server.key"};
+	const char **files[] = {&o->client_ca, &o->crl, &o->tls_cert, &o->tls_key};
+
+	if (!o->clients)
+		return -1;
+	if (o->client_ca || o->crl || o->tls_cert || o->tls_key)
+		return vz_usage("gateway",
+				"give --clients DIR or --client-ca, --tls-cert, --tls-key "
+				"and --crl, not both");
+	for (size_t i = 0; i < 4; i++) {
+		if ((size_t)snprintf(o->dir_files[i], sizeof(o->dir_files[i]), "%s/%s", o->clients,
+				     names[i]) >= sizeof(o->dir_files[i]))
+			return vz_usage("gateway", "--clients: the directory's name is too long");
+		*files[i] = o->dir_files[i];
+	}
 	return -1;
 }
 
@@ -320,35 +387,6 @@ fail:
 	return VZ_FAIL;
 }
 
-/* A PEM file into memory; a private key readable by others is refused. */
-static char *slurp(const char *path, bool secret, vz_err *err)
-{
-	FILE *f = fopen(path, "rb");
-	struct stat st;
-	char *buf = NULL;
-	size_t n;
-
-	if (!f || fstat(fileno(f), &st) != 0) {
-		vz_err_set(err, "cannot read %s: %s", path, strerror(errno));
-		goto out;
-	}
-	if (secret && (st.st_mode & 077)) {
-		vz_err_set(err, "%s can be read by group or others; make it mode 0600", path);
-		goto out;
-	}
-	buf = malloc((size_t)st.st_size + 1);
-	if (!buf) {
-		vz_err_set(err, "out of memory");
-		goto out;
-	}
-	n = fread(buf, 1, (size_t)st.st_size, f);
-	buf[n] = '\0';
-out:
-	if (f)
-		fclose(f);
-	return buf;
-}
-
 static void log_line(void *ctx, const char *line)
 {
 	const struct opts *o = ctx;
@@ -357,6 +395,20 @@ static void log_line(void *ctx, const char *line)
 		syslog(LOG_INFO, "%s", line);
 	else
 		fprintf(stderr, "vzp11 gateway: %s\n", line);
+}
+
+/* Which libmicrohttpd frames the requests: before 1.0 it takes a bare LF
+ * for CRLF in chunked bodies, and nothing can make it refuse one. */
+static void log_version(const struct opts *o)
+{
+	const char *v = MHD_get_version();
+	char line[200];
+
+	snprintf(line, sizeof(line), "server: libmicrohttpd %s%s", v ? v : "?",
+		 v && strncmp(v, "0.", 2) == 0
+			 ? " (takes a bare LF for CRLF in chunked bodies; 1.0 and later refuse it)"
+			 : "");
+	log_line((void *)o, line);
 }
 
 /* One vz_tls per label, opened now (the PIN read from its source when the
@@ -380,7 +432,8 @@ static vz_rv open_keys(const vz_global *g, const struct opts *o, vz_tls **tls, v
 }
 
 /* Runs until SIGTERM or SIGINT; SIGHUP reloads the keys. */
-static void serve(const vz_global *g, struct opts *o, vz_gw *gw, const sigset_t *sigs)
+static void serve(const vz_global *g, struct opts *o, vz_gw *gw, vz_gw_access *access,
+		  const sigset_t *sigs)
 {
 	for (;;) {
 		struct timespec tick = {0, 200 * 1000 * 1000};
@@ -391,6 +444,16 @@ static void serve(const vz_global *g, struct opts *o, vz_gw *gw, const sigset_t 
 			vz_tls *tls[32] = {0};
 			vz_err err = {0};
 
+			if (vz_gw_access_reload(access, &err) != VZ_OK) {
+				char line[1400];
+
+				snprintf(line, sizeof(line),
+					 "reload of the client revocation list failed, still using "
+					 "the one loaded before: %s",
+					 err.msg);
+				log_line(o, line);
+				err = (vz_err){0};
+			}
 			if (open_keys(g, o, tls, &err) == VZ_OK &&
 			    vz_gw_reload(gw, tls, &err) == VZ_OK) {
 				log_line(o, "reloaded the certificates and keys from the token");
@@ -426,6 +489,54 @@ static void drain(struct opts *o, vz_gw *gw)
 	log_line(o, line);
 }
 
+/* The access policy from the options: who may use each listen address. */
+static int open_access(const struct opts *o, vz_gw_access **out)
+{
+	vz_gw_access_cfg ac = {.insecure_loopback = o->insecure_loopback,
+			       .client_ca = o->client_ca,
+			       .crl = o->crl,
+			       .tls_cert = o->tls_cert,
+			       .tls_key = o->tls_key,
+			       .allow_users = o->users,
+			       .n_users = o->n_users,
+			       .allow_groups = o->groups,
+			       .n_groups = o->n_groups};
+	vz_err err = {0};
+	vz_rv r = vz_gw_access_new(&ac, out, &err);
+
+	if (r == VZ_USAGE)
+		return vz_usage("gateway", "%s", err.msg);
+	if (r != VZ_OK) {
+		vz_report(&err);
+		return VZ_EXIT_FAIL;
+	}
+	return -1;
+}
+
+/* Checks every --listen against the access policy before anything starts. */
+static int plan_listeners(const struct opts *o, const vz_gw_access *access, vz_gw_addr *addrs,
+			  vz_gw_listen_policy *pols, char (*lines)[600])
+{
+	bool any_unix = false;
+
+	for (size_t i = 0; i < o->n_listen; i++) {
+		vz_err err = {0};
+
+		if (vz_gw_parse_listen(o->listen[i], &addrs[i], &err) != VZ_OK)
+			return vz_usage("gateway", "%s", err.msg);
+		if (vz_gw_access_listen(access, &addrs[i], &pols[i], lines[i], sizeof(lines[i]),
+					&err) != VZ_OK) {
+			vz_report(&err);
+			return VZ_EXIT_USAGE;
+		}
+		any_unix = any_unix || addrs[i].is_unix;
+	}
+	if ((o->n_users || o->n_groups) && !any_unix)
+		return vz_usage("gateway", "--allow-user and --allow-group apply to unix: sockets; "
+					   "give a --listen unix:/PATH");
+	return -1;
+}
+
 int cmd_gateway(vz_global *g, int argc, char **argv)
 {
 	struct opts o = {.pool = 4,
@@ -438,9 +549,11 @@ int cmd_gateway(vz_global *g, int argc, char **argv)
 			 .max_response = 1LL << 30};
 	vz_gw_cfg cfg = {0};
 	vz_gw_addr addrs[VZ_GW_MAX_LISTEN];
+	vz_gw_listen_policy pols[VZ_GW_MAX_LISTEN];
+	char lines[VZ_GW_MAX_LISTEN][600];
 	vz_tls *tls[32] = {0};
 	char base[1024];
-	char *cert_pem = NULL, *key_pem = NULL, *ca_pem = NULL;
+	vz_gw_access *access = NULL;
 	vz_gw *gw = NULL;
 	vz_err err = {0};
 	sigset_t sigs;
@@ -449,22 +562,17 @@ int cmd_gateway(vz_global *g, int argc, char **argv)
 	if (rc >= 0)
 		return rc;
 	rc = pick_upstream(&o, &cfg, base, sizeof(base));
-	if (rc >= 0)
+	if (rc < 0)
+		rc = open_access(&o, &access);
+	if (rc < 0)
+		rc = plan_listeners(&o, access, addrs, pols, lines);
+	if (rc >= 0) {
+		vz_gw_access_free(access);
 		return rc;
-	for (size_t i = 0; i < o.n_listen; i++) {
-		if (vz_gw_parse_listen(o.listen[i], &addrs[i], &err) != VZ_OK)
-			return vz_usage("gateway", "%s", err.msg);
-		if (!addrs[i].loopback && !o.client_ca)
-			return vz_usage(
-				"gateway",
-				"refusing to listen on %s without --client-ca: only loopback "
-				"addresses and unix: sockets may serve clients without a "
-				"certificate",
-				o.listen[i]);
-		cfg.listen_hosts[cfg.n_listen++] = addrs[i].host;
 	}
 	if (g->pin_source && vz_secret_check_source(g->pin_source, &err) != VZ_OK) {
 		vz_report(&err);
+		vz_gw_access_free(access);
 		return VZ_EXIT_USAGE;
 	}
 	cfg.cacert = o.cacert;
@@ -478,17 +586,11 @@ int cmd_gateway(vz_global *g, int argc, char **argv)
 	cfg.max_response = o.max_response;
 	cfg.labels = o.labels;
 	cfg.n_labels = o.n_labels;
+	cfg.access = access;
 	cfg.log = log_line;
 	cfg.log_ctx = &o;
 	if (o.syslog)
 		openlog("vzp11-gateway", LOG_PID, LOG_DAEMON);
-	if (o.client_ca) {
-		cert_pem = slurp(o.tls_cert, false, &err);
-		key_pem = cert_pem ? slurp(o.tls_key, true, &err) : NULL;
-		ca_pem = key_pem ? slurp(o.client_ca, false, &err) : NULL;
-		if (!ca_pem)
-			goto fail;
-	}
 	/* One malloc arena for the few threads: with one per thread the peak
 	 * RSS kept rising for the first 100,000 requests (scripts/bench-gateway),
 	 * and requests/s were no better. */
@@ -502,38 +604,33 @@ int cmd_gateway(vz_global *g, int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	if (open_keys(g, &o, tls, &err) != VZ_OK || vz_gw_new(&cfg, tls, &gw, &err) != VZ_OK)
 		goto fail;
+	log_version(&o);
 	for (size_t i = 0; i < o.n_listen; i++) {
-		bool https = o.client_ca && !addrs[i].is_unix;
-		char name[160], line[400];
+		char name[160], line[800];
 		int fd;
 
 		if (open_listener(&addrs[i], &fd, name, sizeof(name), &err) != VZ_OK ||
-		    vz_gw_serve(gw, fd, https ? cert_pem : NULL, https ? key_pem : NULL,
-				https ? ca_pem : NULL, &err) != VZ_OK)
+		    vz_gw_serve(gw, fd, &pols[i], &err) != VZ_OK)
 			goto fail;
 		snprintf(line, sizeof(line), "listening on %s (%s) -> %s", name,
-			 https ? "HTTPS, client certificates required" : "plain HTTP", cfg.base);
+			 pols[i].auth == VZ_GW_AUTH_CERT ? "HTTPS, client certificates required"
+							 : "plain HTTP",
+			 cfg.base);
+		log_line(&o, line);
+		snprintf(line, sizeof(line), "access: %.700s", lines[i]);
 		log_line(&o, line);
 	}
-	serve(g, &o, gw, &sigs);
+	serve(g, &o, gw, access, &sigs);
 	drain(&o, gw);
 	vz_gw_free(gw);
+	vz_gw_access_free(access);
 	for (size_t i = 0; i < o.n_listen; i++)
 		if (addrs[i].is_unix)
 			unlink(addrs[i].path);
-	free(cert_pem);
-	if (key_pem)
-		OPENSSL_cleanse(key_pem, strlen(key_pem));
-	free(key_pem);
-	free(ca_pem);
 	return VZ_EXIT_OK;
 fail:
 	vz_report(&err);
 	vz_gw_free(gw);
-	free(cert_pem);
-	if (key_pem)
-		OPENSSL_cleanse(key_pem, strlen(key_pem));
-	free(key_pem);
-	free(ca_pem);
+	vz_gw_access_free(access);
 	return err.pin_refused ? GW_EXIT_PIN_REFUSED : VZ_EXIT_FAIL;
 }

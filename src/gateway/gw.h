@@ -14,6 +14,7 @@
 #include <curl/curl.h>
 #include <microhttpd.h>
 
+#include "access.h"
 #include "err.h"
 #include "metrics.h"
 #include "policy.h"
@@ -42,8 +43,7 @@ typedef struct vz_gw_cfg {
 	long long max_request, max_response;
 	const char *const *labels;
 	size_t n_labels;
-	const char *listen_hosts[VZ_GW_MAX_LISTEN];
-	size_t n_listen;
+	const vz_gw_access *access; /* who may use the gateway */
 	vz_gw_log_fn log;
 	void *log_ctx;
 } vz_gw_cfg;
@@ -79,7 +79,7 @@ typedef struct vz_gw_xfer {
 	unsigned answered;
 	vz_gw_service svc;
 	size_t label;
-	char client[64];
+	char client[96];
 	char method[16];
 	char path[128]; /* for the log: the path without its query */
 	long long start_us;

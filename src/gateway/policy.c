@@ -229,8 +229,8 @@ static bool is_loopback_host(const char *h)
 	return inet_pton(AF_INET6, h, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
 }
 
-const char *vz_gw_check_host(const char *host, const char *upstream_host,
-			     const char *const *listen_hosts, size_t n_listen)
+const char *vz_gw_check_host(const char *host, const char *upstream_host, const char (*names)[256],
+			     size_t n_names)
 {
 	char h[256];
 
@@ -238,13 +238,12 @@ const char *vz_gw_check_host(const char *host, const char *upstream_host,
 		return NULL;
 	if (!host_only(host, h, sizeof(h)))
 		return "refused: a malformed Host header";
-	if (is_loopback_host(h) || (upstream_host && strcasecmp(h, upstream_host) == 0))
+	if (upstream_host && strcasecmp(h, upstream_host) == 0)
 		return NULL;
-	for (size_t i = 0; i < n_listen; i++)
-		if (listen_hosts[i] && listen_hosts[i][0] && strcasecmp(h, listen_hosts[i]) == 0)
+	for (size_t i = 0; i < n_names; i++)
+		if (names[i][0] && strcasecmp(h, names[i]) == 0)
 			return NULL;
-	return "refused: the Host header names another host; the gateway only forwards to its "
-	       "configured VECOZO host";
+	return "refused: the Host header names neither the gateway nor its VECOZO host";
 }
 
 const char *vz_gw_pick_label(const char *header, const char *const *labels, size_t n, size_t *idx)

@@ -37,11 +37,13 @@ const char *vz_gw_service_name(vz_gw_service s);
 const char *vz_gw_check_target(const char *method, const char *target, const char *upstream_host,
 			       const char **path, vz_gw_service *svc);
 
-/* Checks the Host header (NULL: none, as in HTTP/1.0): the upstream's host,
- * a loopback name or address, or one of the listen hosts, any port.
- * NULL when fine, else a one-line reason. */
-const char *vz_gw_check_host(const char *host, const char *upstream_host,
-			     const char *const *listen_hosts, size_t n_listen);
+/* Checks the Host header (NULL: none, as in HTTP/1.0): one of the names of
+ * the listen address the request came in on (see vz_gw_access_listen), any
+ * port, or the upstream's host (a request in absolute form, the gateway as
+ * an HTTP proxy: a web page cannot make a browser send that Host to the
+ * gateway). NULL when fine, else a one-line reason. */
+const char *vz_gw_check_host(const char *host, const char *upstream_host, const char (*names)[256],
+			     size_t n_names);
 
 /* Which of the labels a Vzp11-Label header value (NULL: none) picks: the
  * first without the header. NULL and *idx, or a one-line reason. */

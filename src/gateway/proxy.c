@@ -3,7 +3,6 @@
  * waits suspended while the upstream thread works, and bodies stream
  * through a bounded buffer each way. */
 #include <arpa/inet.h>
-#include <gnutls/gnutls.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -19,7 +18,16 @@
 struct listener {
 	vz_gw *gw;
 	struct MHD_Daemon *d;
-	bool client_certs;
+	vz_gw_listen_policy pol;
+};
+
+/* One client connection: who it is, checked at its first request and again
+ * after a reload of the revocation list. */
+struct peer {
+	bool checked;
+	unsigned long generation;
+	const char *refused; /* a static reason, or NULL */
+	char client[96];
 };
 
 struct vz_gw {
@@ -102,7 +110,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
 	return x;
 }
 
-static void client_name(struct MHD_Connection *c, char *buf, size_t size)
+static void client_address(struct MHD_Connection *c, char *buf, size_t size)
 {
 	const union MHD_ConnectionInfo *ci =
 		MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
@@ -113,25 +121,52 @@ static void client_name(struct MHD_Connection *c, char *buf, size_t size)
 		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, a, sizeof(a));
 	else if (sa && sa->sa_family == AF_INET6)
 		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, a, sizeof(a));
-	else if (sa && sa->sa_family == AF_UNIX)
-		snprintf(a, sizeof(a), "unix");
 	snprintf(buf, size, "%s", a);
 }
 
-/* Whether the client presented a certificate that verifies against
- * --client-ca (libmicrohttpd only asks for one). */
-static bool client_cert_ok(struct MHD_Connection *c)
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+			  enum MHD_ConnectionNotificationCode toe)
 {
-	const union MHD_ConnectionInfo *ci =
-		MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
-	gnutls_session_t s;
-	unsigned int n = 0, status = 0;
+	(void)cls;
+	(void)c;
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		*socket_context = calloc(1, sizeof(struct peer));
+	} else {
+		free(*socket_context);
+		*socket_context = NULL;
+	}
+}
 
-	if (!ci || !ci->tls_session)
-		return false;
-	s = (gnutls_session_t)ci->tls_session;
-	return gnutls_certificate_get_peers(s, &n) && n > 0 &&
-	       gnutls_certificate_verify_peers2(s, &status) == 0 && status == 0;
+/* Who the client is (x->client), or why it may not use the gateway; asks
+ * the access policy once per connection, again after a reload. */
+static const char *check_peer(struct listener *l, vz_gw_xfer *x, struct MHD_Connection *c)
+{
+	const vz_gw_access *a = l->gw->cfg->access;
+	const union MHD_ConnectionInfo *sc =
+		MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	struct peer *p = sc ? sc->socket_context : NULL;
+	unsigned long gen = vz_gw_access_generation(a);
+
+	if (!p) /* out of memory at the connection's start */
+		return "refused: the gateway is out of memory";
+	if (!p->checked || p->generation != gen) {
+		const union MHD_ConnectionInfo *fd =
+			MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+		const union MHD_ConnectionInfo *tls =
+			l->pol.auth == VZ_GW_AUTH_CERT
+				? MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION)
+				: NULL;
+
+		if (l->pol.auth == VZ_GW_AUTH_NONE)
+			client_address(c, p->client, sizeof(p->client));
+		p->refused = vz_gw_access_peer(a, l->pol.auth, fd ? fd->connect_fd : -1,
+					       tls ? tls->tls_session : NULL, p->client,
+					       sizeof(p->client));
+		p->checked = true;
+		p->generation = gen;
+	}
+	snprintf(x->client, sizeof(x->client), "%s", p->client[0] ? p->client : "?");
+	return p->refused;
 }
 
 struct hdr_ctx {
@@ -438,7 +473,6 @@ static enum MHD_Result begin(struct listener *l, vz_gw_xfer *x, struct MHD_Conne
 
 	x->started = true;
 	x->conn = c;
-	client_name(c, x->client, sizeof(x->client));
 	snprintf(x->method, sizeof(x->method), "%s", method);
 	snprintf(x->path, sizeof(x->path), "%.*s", (int)strcspn(x->target, "?"), x->target);
 	why = check_framing(c, method, &clen);
@@ -449,14 +483,16 @@ static enum MHD_Result begin(struct listener *l, vz_gw_xfer *x, struct MHD_Conne
 	}
 	x->req_clen = clen;
 	body = clen != 0;
-	if (l->client_certs && !client_cert_ok(c))
-		return answer_later(
-			gw, x, body, 403,
-			"refused: no client certificate from the gateway's --client-ca");
-	why = vz_gw_check_target(method, x->target, cfg->upstream_host, &path, &x->svc);
+	why = check_peer(l, x, c);
+	if (!why)
+		why = vz_gw_access_browser(
+			MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin"),
+			MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Sec-Fetch-Site"));
+	if (!why)
+		why = vz_gw_check_target(method, x->target, cfg->upstream_host, &path, &x->svc);
 	if (!why)
 		why = vz_gw_check_host(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host"),
-				       cfg->upstream_host, cfg->listen_hosts, cfg->n_listen);
+				       cfg->upstream_host, l->pol.names, l->pol.n_names);
 	if (!why && x->svc != VZ_GW_SVC_OPS)
 		why = vz_gw_pick_label(
 			MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Vzp11-Label"), cfg->labels,
@@ -801,17 +837,19 @@ fail:
 	return VZ_FAIL;
 }
 
-vz_rv vz_gw_serve(vz_gw *gw, int fd, const char *cert_pem, const char *key_pem, const char *ca_pem,
-		  vz_err *err)
+vz_rv vz_gw_serve(vz_gw *gw, int fd, const vz_gw_listen_policy *pol, vz_err *err)
 {
+	const vz_gw_access *a = gw->cfg->access;
+	bool https = pol->auth == VZ_GW_AUTH_CERT;
 	struct listener *l;
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
 			 MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
 	const vz_gw_cfg *cfg = gw->cfg;
 	struct MHD_OptionItem tls_opts[] = {
-		{MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)cert_pem},
-		{MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)key_pem},
-		{MHD_OPTION_HTTPS_MEM_TRUST, 0, (void *)ca_pem},
+		{MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)vz_gw_access_cert_pem(a)},
+		{MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)vz_gw_access_key_pem(a)},
+		/* so that clients are asked for a certificate; access.c verifies it */
+		{MHD_OPTION_HTTPS_MEM_TRUST, 0, (void *)vz_gw_access_ca_pem(a)},
 		{MHD_OPTION_HTTPS_PRIORITIES, 0,
 		 (void *)"NORMAL:-VERS-SSL3.0:-VERS-TLS1.0:-VERS-TLS1.1"},
 		{MHD_OPTION_END, 0, NULL},
@@ -825,8 +863,8 @@ vz_rv vz_gw_serve(vz_gw *gw, int fd, const char *cert_pem, const char *key_pem, 
 	}
 	l = &gw->listeners[gw->n_listeners];
 	l->gw = gw;
-	l->client_certs = cert_pem && ca_pem;
-	if (cert_pem)
+	l->pol = *pol;
+	if (https)
 		flags |= MHD_USE_TLS;
 	l->d = MHD_start_daemon(
 		flags, 0, NULL, NULL, handle, l, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, l,
@@ -834,12 +872,15 @@ vz_rv vz_gw_serve(vz_gw *gw, int fd, const char *cert_pem, const char *key_pem, 
 		(unsigned)(cfg->threads > 1 ? cfg->threads : 0), MHD_OPTION_CONNECTION_LIMIT,
 		(unsigned)cfg->max_clients, MHD_OPTION_CONNECTION_TIMEOUT,
 		(unsigned)cfg->client_timeout_s, MHD_OPTION_URI_LOG_CALLBACK, on_uri, l,
-		MHD_OPTION_NOTIFY_COMPLETED, completed, l, MHD_OPTION_ARRAY,
-		cert_pem ? tls_opts : none, MHD_OPTION_END);
+		MHD_OPTION_NOTIFY_CONNECTION, on_connection, l,
+		/* pedantic: HTTP/1.1 without Host, spaces in the target; from
+		 * libmicrohttpd 1.0 on also a bare LF ending a line or chunk */
+		MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_NOTIFY_COMPLETED, completed, l,
+		MHD_OPTION_ARRAY, https ? tls_opts : none, MHD_OPTION_END);
 	if (!l->d) {
 		close(fd);
 		vz_err_set(err, "libmicrohttpd cannot serve on this address%s",
-			   cert_pem ? " (check --tls-cert, --tls-key and --client-ca)" : "");
+			   https ? " (check --tls-cert, --tls-key and --client-ca)" : "");
 		return VZ_FAIL;
 	}
 	gw->n_listeners++;

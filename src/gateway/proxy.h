@@ -11,10 +11,9 @@ typedef struct vz_gw vz_gw;
  * closed by the gateway, also on failure); logs through cfg->log. */
 vz_rv vz_gw_new(const vz_gw_cfg *cfg, vz_tls **tls, vz_gw **out, vz_err *err);
 
-/* Serves on a listening socket fd (taken). With cert_pem, HTTPS, and
- * with ca_pem only clients with a certificate that verifies against it. */
-vz_rv vz_gw_serve(vz_gw *gw, int fd, const char *cert_pem, const char *key_pem, const char *ca_pem,
-		  vz_err *err);
+/* Serves on a listening socket fd (taken), as pol says (from
+ * vz_gw_access_listen: plain HTTP, or HTTPS with client certificates). */
+vz_rv vz_gw_serve(vz_gw *gw, int fd, const vz_gw_listen_policy *pol, vz_err *err);
 
 /* New upstreams with tls[i] (taken) for new requests; the old ones finish
  * what they have and are freed by vz_gw_reap(). */

@@ -19,9 +19,17 @@ trap stop_all EXIT
 start_sock_gw
 quiet=0.5 timeout=5
 [ -z "${VZP11_WRAPPER:-}" ] || quiet=3 timeout=30
+# libmicrohttpd before 1.0 takes a bare LF for CRLF in a chunked body and
+# cannot be told otherwise: such cases are judged by their CRLF twin there
+# (see framing-diff), by h11 alone from 1.0 on. The gateway names its
+# libmicrohttpd at start.
+lenient=
+mhd=$(sed -n 's/.*server: libmicrohttpd \([0-9][0-9.]*\).*/\1/p' "$T/gw.log" | head -n1)
+[ -n "$mhd" ] || fail "the gateway did not name its libmicrohttpd at start"
+case $mhd in 0.*) lenient=--bare-lf-chunks-as-crlf ;; esac
 set +e
 /usr/bin/python3 "$SRCDIR/tests/tools/framing-diff" --connect "unix:$SOCK" --record "$T/record" \
-	--quiet $quiet --timeout $timeout >"$T/diff.out" 2>"$T/diff.err"
+	--quiet $quiet --timeout $timeout $lenient >"$T/diff.out" 2>"$T/diff.err"
 drc=$?
 set -e
 [ "$drc" -le 1 ] || { fail "framing-diff did not run (exit $drc)"; cat "$T/diff.err"; }

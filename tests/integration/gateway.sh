@@ -14,6 +14,7 @@ stop_all() {
 	if [ -n "$GW_PID" ]; then kill "$GW_PID" 2>/dev/null || true; wait "$GW_PID" 2>/dev/null || true; fi
 	GW_PID=
 	stop_mock
+	[ -z "${SOCK_DIR:-}" ] || rm -rf "$SOCK_DIR"
 }
 trap stop_all EXIT
 
@@ -40,12 +41,17 @@ stop_gw() {
 
 # start_gw [gateway options]: the gateway on a unix socket and a free
 # loopback port towards the mock; sets GW (http://127.0.0.1:PORT), SOCK.
+# The port is plain HTTP (--insecure-loopback) unless the options give
+# client certificates: the access-* cases test who may connect, the others
+# what the gateway does with a request.
 start_gw() {
-	SOCK=$T/gw.sock
+	SOCK=${SOCK_DIR:-$T}/gw.sock
 	: >"$T/gw.log"
+	insecure=--insecure-loopback
+	case " $* " in *" --clients "* | *" --client-ca "*) insecure= ;; esac
 	# shellcheck disable=SC2086
-	${VZP11_WRAPPER:-} "$VZP11_BIN" gateway --listen "unix:$SOCK" --listen 127.0.0.1:0 --cacert "$PKI/root.crt" "$@" \
-		2>"$T/gw.log" &
+	${VZP11_WRAPPER:-} "$VZP11_BIN" gateway --listen "unix:$SOCK" --listen 127.0.0.1:0 $insecure \
+		--cacert "$PKI/root.crt" "$@" 2>"$T/gw.log" &
 	GW_PID=$!
 	trap stop_all EXIT
 	i=0
@@ -105,6 +111,14 @@ print(code, body)
 PY
 }
 
+# expect_log REGEX WHAT: the gateway logs a request when it has answered,
+# which may be a moment after the client has the answer: wait (bounded).
+expect_log() {
+	i=0
+	while ! grep -Eq -- "$1" "$T/gw.log" && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+	expect_in "$T/gw.log" "$1" "$2"
+}
+
 metrics() { curl -s --max-time 10 "$GW/_vzp11/metrics" >"$T/metrics"; }
 metric() { sed -n "s/^$1 \([0-9.]*\)$/\1/p" "$T/metrics" | head -1; }
 
@@ -119,17 +133,19 @@ case_config() {
 		echo "listen = unix:$T/cfg.sock, 127.0.0.1:0"
 		echo "upstream = https://localhost:$(cat "$T/port")"
 		echo "pool = 2"
+		echo "allow-user = root, $(id -un)"
 	} >"$T/vzp11.conf"
 	chmod 600 "$T/vzp11.conf"
 	: >"$T/gw.log"
 	# shellcheck disable=SC2086
-	${VZP11_WRAPPER:-} "$VZP11_BIN" --config "$T/vzp11.conf" gateway 2>"$T/gw.log" &
+	${VZP11_WRAPPER:-} "$VZP11_BIN" --config "$T/vzp11.conf" gateway --insecure-loopback 2>"$T/gw.log" &
 	GW_PID=$!
 	i=0
 	while ! grep -q 'listening on 127.0.0.1:' "$T/gw.log" && [ $i -lt 200 ] &&
 		kill -0 "$GW_PID" 2>/dev/null; do sleep 0.05; i=$((i + 1)); done
 	expect_in "$T/gw.log" "listening on unix:$T/cfg.sock" "listens on the file's unix socket"
 	expect_in "$T/gw.log" "listening on 127.0.0.1:[0-9]+" "and on the file's loopback address"
+	expect_in "$T/gw.log" "access: unix:$T/cfg.sock: plain HTTP for users root, " "the file's allow-user list"
 	cov_curl "$T/a.xml" --unix-socket "$T/cfg.sock" "http://localhost/cov/vz801802/v1/soap11"
 	[ "$code" = 200 ] && pass "COV through the gateway the file describes: 200" || fail "HTTP $code"
 	expect_in "$T/a.xml" "<[a-z0-9]*:?Resultaat>Gevonden<" "the file's upstream answered"
@@ -338,10 +354,11 @@ PY
 
 case_listen_refused() {
 	run vz gateway --listen 0.0.0.0:0 --upstream https://localhost:1 --cacert "$PKI/root.crt"
-	expect_rc 2 "a non-loopback address without --client-ca"
-	expect_in "$T/err" "without --client-ca" "says why"
-	run vz gateway --listen '[::]:0' --upstream https://localhost:1
-	expect_rc 2 "[::] without --client-ca"
+	expect_rc 2 "a non-loopback address without client certificates"
+	expect_in "$T/err" "without client certificates" "says why"
+	expect_in "$T/err" "vzp11 clients init" "and what to do"
+	run vz gateway --listen '[::]:0' --upstream https://localhost:1 --insecure-loopback
+	expect_rc 2 "[::] without client certificates, even with --insecure-loopback"
 	run vz gateway --listen 127.0.0.1:0 --upstream http://localhost:1
 	expect_rc 2 "a plain http upstream"
 	run vz gateway --listen 127.0.0.1:0
@@ -796,21 +813,226 @@ case_health() {
 # sent once.
 case_wrong_pin() {
 	through_faulty
-	VZT_BAD=0000 VZP11_PIN_SOURCE=env:VZT_BAD run vz gateway --listen 127.0.0.1:0 \
+	VZT_BAD=0000 VZP11_PIN_SOURCE=env:VZT_BAD run vz gateway --listen "unix:$T/gw.sock" \
 		--upstream https://localhost:1 --cacert "$PKI/root.crt"
 	expect_rc 3 "a PIN the token refuses at start"
 	expect_in "$T/err" "did not accept the PIN" "says the PIN is the problem"
 	[ "$(calls C_Login)" -eq 1 ] && pass "the PIN was sent once" || fail "C_Login $(calls C_Login) times"
-	run vz gateway --listen 127.0.0.1:0 --upstream https://localhost:1 --cacert "$PKI/root.crt" \
+	run vz gateway --listen "unix:$T/gw.sock" --upstream https://localhost:1 --cacert "$PKI/root.crt" \
 		--label no-such-label
 	expect_rc 1 "another failure at start: exit 1"
+}
+
+# as_nobody CMD...: runs CMD as user nobody (needs root, and setpriv).
+as_nobody() {
+	setpriv --reuid=nobody --regid=nogroup --clear-groups "$@"
+}
+need_root() {
+	command -v setpriv >/dev/null || { echo "SKIP: no setpriv"; exit 77; }
+	[ "$(id -u)" -eq 0 ] || { echo "SKIP: needs root to run clients as other users"; exit 77; }
+}
+
+# A TCP listener, loopback included, needs client authentication: without
+# it the gateway does not start, and says what to add; --insecure-loopback
+# starts it with a warning, and then any local user gets through.
+case_access_loopback() {
+	need_root
+	mock
+	# bounded: a gateway that starts anyway must not hang the test
+	# shellcheck disable=SC2046
+	run timeout 60 ${VZP11_WRAPPER:-} "$VZP11_BIN" gateway --listen 127.0.0.1:0 $(up) --cacert "$PKI/root.crt"
+	expect_rc 2 "a loopback listener without client authentication"
+	expect_in "$T/err" "without client authentication" "says why"
+	expect_in "$T/err" "--insecure-loopback" "and names the ways out"
+	expect_in "$T/err" "vzp11 clients init" "including client certificates"
+	start_gw $(up)
+	expect_in "$T/gw.log" "access: WARNING: 127.0.0.1: plain HTTP without client authentication" \
+		"--insecure-loopback: a warning at start"
+	expect_in "$T/gw.log" "access: unix:$SOCK: plain HTTP for every user who may open the socket" \
+		"the socket's policy at start"
+	soap "$T/req.xml"
+	code=$(as_nobody curl -s -o /dev/null -w '%{http_code}' --max-time 20 -H 'Content-Type: text/xml' \
+		-H "SOAPAction: $SOAP_ACTION" --data-binary @- "$GW/cov/vz801802/v1/soap11" <"$T/req.xml" || true)
+	[ "$code" = 200 ] && pass "with --insecure-loopback user nobody gets through, as the warning says" ||
+		fail "nobody over --insecure-loopback: $code"
+}
+
+# The client CA: init, issue a .p12, use it with curl, revoke it and
+# reload: refused afterwards. A local user without a certificate, a
+# certificate from another CA and an expired one are refused.
+case_access_clients() {
+	need_root
+	mock
+	export P12PW=gateway-client-pass
+	run vz clients init --dir "$T/clients" --name gw.praktijk.test
+	expect_rc 0 "clients init"
+	for f in ca.crt ca.crl server.crt server.key; do
+		[ -s "$T/clients/$f" ] && pass "init wrote $f" || fail "no $f"
+	done
+	[ "$(stat -c %a "$T/clients/server.key")" = 600 ] && pass "server.key is mode 0600" ||
+		fail "server.key mode $(stat -c %a "$T/clients/server.key")"
+	objects >"$T/ca.objects"
+	grep -q "vzp11-clients-ca" "$T/ca.objects" && pass "the CA's key and certificate are on the token" ||
+		fail "no vzp11-clients-ca on the token"
+	expect_in "$T/ca.objects" "never extractable" "the CA's key was made on the token and never left it"
+	run vz clients init --dir "$T/clients2"
+	expect_rc 1 "a second init on the same token"
+	expect_in "$T/err" "already holds a client CA" "says the token has one"
+	[ ! -e "$T/clients2/ca.crt" ] && pass "and wrote nothing" || fail "a second CA in clients2"
+	run vz clients issue praktijk-pc --out "$T/pc.p12" --password-source env:P12PW --dir "$T/clients"
+	expect_rc 0 "clients issue"
+	[ "$(stat -c %a "$T/pc.p12")" = 600 ] && pass "the .p12 is mode 0600" || fail ".p12 mode"
+	openssl pkcs12 -in "$T/pc.p12" -passin env:P12PW -nokeys -clcerts 2>/dev/null |
+		openssl x509 -noout -subject >"$T/subj" 2>&1
+	expect_in "$T/subj" "CN ?= ?praktijk-pc" "the .p12 opens with its password and names the client"
+	run vz clients issue praktijk-pc --out "$T/pc2.p12" --password-source env:P12PW --dir "$T/clients"
+	expect_rc 1 "a second certificate for a name that has a valid one"
+	expect_in "$T/err" "revoke it first" "says what to do"
+	VZT_SHORT=kort run vz clients issue other --out "$T/o.p12" --password-source env:VZT_SHORT --dir "$T/clients"
+	expect_rc 2 "a password shorter than 8 characters"
+	[ ! -e "$T/o.p12" ] && pass "and no .p12" || fail "a .p12 with a short password"
+	start_gw $(up) --clients "$T/clients"
+	expect_in "$T/gw.log" "access: 127.0.0.1: HTTPS for clients with a certificate from $T/clients/ca.crt \\(0 revoked" \
+		"the TCP listener's policy at start"
+	G=https://localhost:$port
+	# The .p12's password reaches curl through a config file (mode 0600),
+	# never its command line.
+	(umask 077; printf 'cert = "%s:%s"\ncert-type = "P12"\n' "$T/pc.p12" "$P12PW" >"$T/curl.conf")
+	cov_curl "$T/a.xml" -K "$T/curl.conf" --cacert "$T/clients/ca.crt" "$G/cov/vz801802/v1/soap11"
+	[ "$code" = 200 ] && pass "curl with the issued .p12: 200" || fail "with the .p12: $code"
+	expect_in "$T/a.xml" "<[a-z0-9]*:?Resultaat>Gevonden<" "VECOZO's answer came back"
+	expect_log " cert:praktijk-pc POST /cov/vz801802/v1/soap11 200 " "the log line names the client"
+	# ca.crt where nobody can read it (the test's directory is private)
+	SOCK_DIR=$(mktemp -d /tmp/vzp11-gw.XXXXXX)
+	chmod 755 "$SOCK_DIR"
+	cp "$T/clients/ca.crt" "$SOCK_DIR/ca.crt"
+	chmod 644 "$SOCK_DIR/ca.crt"
+	soap "$T/req.xml"
+	code=$(as_nobody curl -s -o - -w '%{http_code}' --max-time 20 --cacert "$SOCK_DIR/ca.crt" \
+		-H 'Content-Type: text/xml' -H "SOAPAction: $SOAP_ACTION" --data-binary @- \
+		"$G/cov/vz801802/v1/soap11" <"$T/req.xml" >"$T/n.txt" || true)
+	code=$(tail -c 3 "$T/n.txt")
+	[ "$code" = 403 ] && pass "user nobody without a client certificate: 403" || fail "nobody: $code"
+	expect_in "$T/n.txt" "no client certificate" "says why"
+	cov_curl "$T/b.xml" --cacert "$T/clients/ca.crt" --cert "$PKI/sys-ec256.crt" --key "$PKI/sys-ec256.key" \
+		"$G/cov/vz801802/v1/soap11"
+	[ "$code" = 403 ] && pass "a certificate from another CA: 403" || fail "other CA: $code"
+	expect_in "$T/b.xml" "not from the gateway's client CA" "says why"
+	n=$(mock_stat requests)
+	run vz clients revoke praktijk-pc --dir "$T/clients"
+	expect_rc 0 "clients revoke"
+	run vz clients list --dir "$T/clients"
+	expect_in "$T/out" "^praktijk-pc .* revoked$" "list shows it revoked"
+	cov_curl "$T/c.xml" -K "$T/curl.conf" --cacert "$T/clients/ca.crt" "$G/cov/vz801802/v1/soap11"
+	[ "$code" = 200 ] && pass "before the reload the gateway still has the old list" || fail "before reload: $code"
+	kill -HUP "$GW_PID"
+	i=0
+	while ! grep -q "reloaded the certificates" "$T/gw.log" && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+	cov_curl "$T/d.xml" -K "$T/curl.conf" --cacert "$T/clients/ca.crt" "$G/cov/vz801802/v1/soap11"
+	[ "$code" = 403 ] && pass "after revoke and SIGHUP the .p12 is refused: 403" || fail "revoked: $code"
+	expect_in "$T/d.xml" "revoked" "says it was revoked"
+	[ "$(mock_stat requests)" -eq $((n + 1)) ] && pass "nothing refused reached the mock" ||
+		fail "mock requests $(mock_stat requests), expected $((n + 1))"
+	run vz clients issue praktijk-pc --out "$T/pc3.p12" --password-source env:P12PW --dir "$T/clients"
+	expect_rc 0 "after the revocation the name can have a new certificate"
+	run vz --json clients list --dir "$T/clients"
+	python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); s=sorted(c["state"] for c in d["clients"]); sys.exit(s != ["revoked", "valid"])' "$T/out" &&
+		pass "list --json: one revoked, one valid" || fail "list --json: $(cat "$T/out")"
+	stop_gw
+	# An expired certificate from the right CA: the test PKI as client CA.
+	start_gw $(up) --client-ca "$PKI/chain.pem" --tls-cert "$PKI/server-chain.pem" --tls-key "$PKI/server.key"
+	cov_curl "$T/e.xml" --cacert "$PKI/root.crt" --cert "$PKI/expired.crt" --key "$PKI/expired.key" \
+		"https://localhost:$port/cov/vz801802/v1/soap11"
+	[ "$code" = 403 ] && pass "an expired client certificate: 403" || fail "expired: $code"
+	expect_in "$T/e.xml" "expired" "says it expired"
+}
+
+# unix: sockets: the peer's user and groups (SO_PEERCRED, SO_PEERGROUPS)
+# against --allow-user and --allow-group. The socket is opened up to all
+# (0666) here, so that only the gateway's own check stands in the way.
+case_access_unix() {
+	need_root
+	mock
+	soap "$T/req.xml"
+	# a socket directory user nobody can reach (the test's own is private)
+	SOCK_DIR=$(mktemp -d /tmp/vzp11-gw.XXXXXX)
+	chmod 755 "$SOCK_DIR"
+	via() { # via WHO: curl through the socket as root, nobody, or nobody in group daemon
+		c="curl -s -w %{http_code} --max-time 20 -H Content-Type:text/xml -H SOAPAction:$SOAP_ACTION --data-binary @- --unix-socket $SOCK http://localhost/cov/vz801802/v1/soap11"
+		case $1 in
+		root) $c <"$T/req.xml" >"$T/u.txt" || true ;;
+		nobody) as_nobody $c <"$T/req.xml" >"$T/u.txt" || true ;;
+		daemon-group)
+			setpriv --reuid=nobody --regid=nogroup --groups="$(getent group daemon | cut -d: -f3)" \
+				$c <"$T/req.xml" >"$T/u.txt" || true
+			;;
+		esac
+		tail -c 3 "$T/u.txt"
+	}
+	start_gw $(up) --allow-user root
+	expect_in "$T/gw.log" "access: unix:$SOCK: plain HTTP for users root \\(checked by the peer's credentials" "the policy at start"
+	chmod 666 "$SOCK"
+	[ "$(via root)" = 200 ] && pass "--allow-user root: root gets through" || fail "root: $(cat "$T/u.txt")"
+	[ "$(via nobody)" = 403 ] && pass "--allow-user root: nobody gets 403" || fail "nobody got through"
+	expect_in "$T/u.txt" "not allowed" "says why"
+	expect_log " uid:nobody POST /cov/vz801802/v1/soap11 403 " "the log names the Unix user"
+	stop_gw
+	start_gw $(up) --allow-group daemon
+	chmod 666 "$SOCK"
+	[ "$(via nobody)" = 403 ] && pass "--allow-group daemon: nobody without the group gets 403" || fail "nobody got through"
+	[ "$(via daemon-group)" = 200 ] && pass "--allow-group daemon: a member (supplementary group) gets through" ||
+		fail "member: $(cat "$T/u.txt")"
+	[ "$(via root)" = 403 ] && pass "--allow-group daemon: root, not a member, gets 403" || fail "root got through"
+	[ "$(mock_stat requests)" -eq 2 ] && pass "only the two allowed requests reached the mock" ||
+		fail "mock requests $(mock_stat requests)"
+	run vz gateway --listen 127.0.0.1:0 --insecure-loopback --allow-user root $(up)
+	expect_rc 2 "--allow-user without a unix: socket"
+	run vz gateway --listen "unix:$T/x.sock" --allow-user no-such-user-here $(up)
+	expect_rc 2 "an unknown user"
+}
+
+# Web pages: an Origin header or Sec-Fetch-Site other than none or
+# same-origin is refused (the CSRF of issue 14: a cross-site form post of
+# a declaration), and so is a Host that is not the listener's name (DNS
+# rebinding); practice software's requests go through.
+case_access_browser() {
+	mock
+	start_gw $(up)
+	soap "$T/req.xml"
+	cov_curl "$T/a.xml" -H "Origin: https://evil.example" "$GW/cov/vz801802/v1/soap11"
+	[ "$code" = 403 ] && pass "a request with Origin: 403" || fail "Origin: $code"
+	expect_in "$T/a.xml" "web page" "says why"
+	printf -- '--b\r\nContent-Disposition: form-data; name="berichtMetadata"\r\n\r\n{}\r\n--b--\r\n' >"$T/form"
+	code=$(curl -s -o "$T/b.txt" -w '%{http_code}' --max-time 20 -H "Origin: null" \
+		-H "Sec-Fetch-Site: cross-site" -H "Sec-Fetch-Mode: no-cors" \
+		-H "Content-Type: multipart/form-data; boundary=b" --data-binary "@$T/form" \
+		"$GW/berichtenservice/berichten/rest-push/v1/berichten" || true)
+	[ "$code" = 403 ] && pass "a cross-site form post of a declaration: 403" || fail "form post: $code"
+	code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 20 -H "Sec-Fetch-Site: cross-site" \
+		"$GW/berichtenservice/berichten/rest-pull/v1/berichten?limit=1" || true)
+	[ "$code" = 403 ] && pass "Sec-Fetch-Site: cross-site without Origin: 403" || fail "cross-site GET: $code"
+	code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 20 -H "Sec-Fetch-Site: same-site" \
+		"$GW/berichtenservice/berichten/rest-pull/v1/berichten?limit=1" || true)
+	[ "$code" = 403 ] && pass "Sec-Fetch-Site: same-site: 403" || fail "same-site GET: $code"
+	cov_curl "$T/c.xml" -H "Host: evil.example:$port" "$GW/cov/vz801802/v1/soap11"
+	[ "$code" = 403 ] && pass "a Host that is not the gateway's name (DNS rebinding): 403" || fail "Host: $code"
+	cov_curl "$T/d.xml" -H "Host: [::1]:$port" "$GW/cov/vz801802/v1/soap11"
+	[ "$code" = 403 ] && pass "the name of an address the gateway does not listen on: 403" || fail "::1: $code"
+	[ "$(mock_stat requests 2>/dev/null || echo 0)" -eq 0 ] && pass "none of them reached the mock" ||
+		fail "mock requests $(mock_stat requests)"
+	cov_curl "$T/e.xml" -H "Sec-Fetch-Site: none" "$GW/cov/vz801802/v1/soap11"
+	[ "$code" = 200 ] && pass "Sec-Fetch-Site: none (typed by the user): 200" || fail "none: $code"
+	cov_curl "$T/f.xml" -H "Host: localhost:$port" "$GW/cov/vz801802/v1/soap11"
+	[ "$code" = 200 ] && pass "Host: localhost: 200" || fail "localhost: $code"
+	expect_log " 127.0.0.1 POST /cov/vz801802/v1/soap11 403 " "the refusals are logged"
 }
 
 case_help() {
 	run vz gateway --help
 	expect_rc 0 "gateway --help"
 	for o in --listen --env --upstream --cacert --label --pool --max-clients --client-ca --tls-cert \
-		--tls-key --max-request --max-response --timeout --drain --syslog Vzp11-Label /_vzp11/health; do
+		--tls-key --crl --clients --allow-user --allow-group --insecure-loopback --max-request \
+		--max-response --timeout --drain --syslog Vzp11-Label /_vzp11/health Origin; do
 		expect_in "$T/out" "$o" "help names $o"
 	done
 	run vz --help

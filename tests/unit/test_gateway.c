@@ -9,6 +9,7 @@
 
 #include <cmocka.h>
 
+#include "access.h"
 #include "policy.h"
 
 static const char *check(const char *method, const char *target, const char **path,
@@ -86,18 +87,73 @@ static void refused_targets(void **state)
 
 static void hosts(void **state)
 {
-	const char *listen[] = {"192.0.2.10", ""};
+	const char loop[][256] = {"127.0.0.1", "localhost"};
+	const char tls[][256] = {"192.0.2.10", "gw.praktijk.example", ""};
 
-	assert_null(vz_gw_check_host(NULL, "api.vecozo.nl", listen, 2));
-	assert_null(vz_gw_check_host("localhost", "api.vecozo.nl", listen, 2));
-	assert_null(vz_gw_check_host("127.0.0.1:8801", "api.vecozo.nl", listen, 2));
-	assert_null(vz_gw_check_host("[::1]:8801", "api.vecozo.nl", listen, 2));
-	assert_null(vz_gw_check_host("API.vecozo.nl", "api.vecozo.nl", listen, 2));
-	assert_null(vz_gw_check_host("192.0.2.10:8801", "api.vecozo.nl", listen, 2));
-	assert_non_null(vz_gw_check_host("evil.example", "api.vecozo.nl", listen, 2));
-	assert_non_null(vz_gw_check_host("192.0.2.11", "api.vecozo.nl", listen, 2));
-	assert_non_null(vz_gw_check_host("[::1", "api.vecozo.nl", listen, 2));
-	assert_non_null(vz_gw_check_host("a:b:c", "api.vecozo.nl", listen, 2));
+	(void)state;
+	assert_null(vz_gw_check_host(NULL, "api.vecozo.nl", loop, 2));
+	assert_null(vz_gw_check_host("localhost", "api.vecozo.nl", loop, 2));
+	assert_null(vz_gw_check_host("127.0.0.1:8801", "api.vecozo.nl", loop, 2));
+	assert_null(vz_gw_check_host("API.vecozo.nl", "api.vecozo.nl", loop, 2));
+	/* a name of another listen address, or any other loopback name: no */
+	assert_non_null(vz_gw_check_host("[::1]:8801", "api.vecozo.nl", loop, 2));
+	assert_non_null(vz_gw_check_host("127.0.0.2", "api.vecozo.nl", loop, 2));
+	assert_non_null(vz_gw_check_host("192.0.2.10", "api.vecozo.nl", loop, 2));
+	/* DNS rebinding: a page's own name that resolves to the gateway */
+	assert_non_null(vz_gw_check_host("evil.example:8801", "api.vecozo.nl", loop, 2));
+	assert_null(vz_gw_check_host("192.0.2.10:8801", "api.vecozo.nl", tls, 3));
+	assert_null(vz_gw_check_host("GW.praktijk.example", "api.vecozo.nl", tls, 3));
+	assert_non_null(vz_gw_check_host("localhost", "api.vecozo.nl", tls, 3));
+	assert_non_null(vz_gw_check_host("", "api.vecozo.nl", tls, 3));
+	assert_non_null(vz_gw_check_host("192.0.2.11", "api.vecozo.nl", tls, 3));
+	assert_non_null(vz_gw_check_host("[::1", "api.vecozo.nl", loop, 2));
+	assert_non_null(vz_gw_check_host("a:b:c", "api.vecozo.nl", loop, 2));
+}
+
+static void browsers(void **state)
+{
+	(void)state;
+	assert_null(vz_gw_access_browser(NULL, NULL));
+	assert_null(vz_gw_access_browser(NULL, "none"));
+	assert_null(vz_gw_access_browser(NULL, "same-origin"));
+	assert_non_null(vz_gw_access_browser("null", NULL));
+	assert_non_null(vz_gw_access_browser("https://evil.example", "cross-site"));
+	assert_non_null(vz_gw_access_browser("http://127.0.0.1:8801", "same-origin"));
+	assert_non_null(vz_gw_access_browser(NULL, "cross-site"));
+	assert_non_null(vz_gw_access_browser(NULL, "same-site"));
+}
+
+/* Who may use which listen address, without client certificates. */
+static void listen_policy(void **state)
+{
+	vz_gw_access_cfg plain = {.insecure_loopback = false};
+	vz_gw_access_cfg insecure = {.insecure_loopback = true};
+	vz_gw_access *a = NULL, *b = NULL;
+	vz_gw_listen_policy p;
+	vz_gw_addr addr;
+	char line[600];
+	vz_err err = {0};
+
+	(void)state;
+	assert_int_equal(vz_gw_access_new(&plain, &a, &err), VZ_OK);
+	assert_int_equal(vz_gw_access_new(&insecure, &b, &err), VZ_OK);
+	assert_int_equal(vz_gw_parse_listen("127.0.0.1:8801", &addr, &err), VZ_OK);
+	/* loopback TCP: refused unless --insecure-loopback, which warns */
+	assert_int_equal(vz_gw_access_listen(a, &addr, &p, line, sizeof(line), &err), VZ_USAGE);
+	assert_non_null(strstr(err.hint, "--insecure-loopback"));
+	assert_int_equal(vz_gw_access_listen(b, &addr, &p, line, sizeof(line), &err), VZ_OK);
+	assert_int_equal(p.auth, VZ_GW_AUTH_NONE);
+	assert_non_null(strstr(line, "WARNING"));
+	/* other addresses: never without client certificates */
+	assert_int_equal(vz_gw_parse_listen("0.0.0.0:8801", &addr, &err), VZ_OK);
+	assert_int_equal(vz_gw_access_listen(b, &addr, &p, line, sizeof(line), &err), VZ_USAGE);
+	/* unix: sockets: plain HTTP, answering to localhost */
+	assert_int_equal(vz_gw_parse_listen("unix:/run/vzp11/gw.sock", &addr, &err), VZ_OK);
+	assert_int_equal(vz_gw_access_listen(a, &addr, &p, line, sizeof(line), &err), VZ_OK);
+	assert_int_equal(p.auth, VZ_GW_AUTH_UNIX);
+	assert_null(vz_gw_check_host("localhost", "api.vecozo.nl", p.names, p.n_names));
+	vz_gw_access_free(a);
+	vz_gw_access_free(b);
 }
 
 static void labels(void **state)
@@ -280,7 +336,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(allowed_paths), cmocka_unit_test(refused_targets),
-		cmocka_unit_test(hosts),	 cmocka_unit_test(labels),
+		cmocka_unit_test(hosts),	 cmocka_unit_test(browsers),
+		cmocka_unit_test(listen_policy), cmocka_unit_test(labels),
 		cmocka_unit_test(hop_by_hop),	 cmocka_unit_test(listen_addrs),
 		cmocka_unit_test(upstreams),	 cmocka_unit_test(framing),
 	};
