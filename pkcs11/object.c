@@ -174,7 +174,8 @@ const CK_MECHANISM_TYPE *tok_sign_mechs(CK_KEY_TYPE kt, size_t *n)
 
 /* YES when CKA_ALLOWED_MECHANISMS lists only signature mechanisms of the
  * key's type; NO when the key has no such list (absent, or empty as
- * SoftHSM reports "no restriction") or one with other mechanisms. */
+ * SoftHSM reports "no restriction"; o->lacks says so) or one with other
+ * mechanisms. */
 static tok_flag sign_only_mechs(tok_session *s, tok_obj *o, CK_KEY_TYPE kt)
 {
 	CK_MECHANISM_TYPE got[64];
@@ -184,8 +185,10 @@ static tok_flag sign_only_mechs(tok_session *s, tok_obj *o, CK_KEY_TYPE kt)
 	CK_RV rv = s->t->f->C_GetAttributeValue(s->h, o->handle, &a, 1);
 
 	if (rv == CKR_ATTRIBUTE_TYPE_INVALID ||
-	    (rv == CKR_OK && (a.ulValueLen == CK_UNAVAILABLE_INFORMATION || a.ulValueLen == 0)))
+	    (rv == CKR_OK && (a.ulValueLen == CK_UNAVAILABLE_INFORMATION || a.ulValueLen == 0))) {
+		o->lacks |= TOK_LACKS_ALLOWED_MECHS;
 		return TOK_FLAG_NO;
+	}
 	if (rv != CKR_OK || a.ulValueLen % sizeof(got[0]) != 0 || (kt != CKK_RSA && kt != CKK_EC))
 		return TOK_FLAG_UNKNOWN; /* too long a list is not "signature only" either */
 	ok = tok_sign_mechs(kt, &n_ok);
@@ -248,6 +251,7 @@ static tok_rv read_obj(tok_session *s, CK_OBJECT_HANDLE h, tok_class cls, tok_ob
 {
 	unsigned char *label = NULL;
 	size_t len = 0;
+	CK_ULONG category;
 	tok_rv r;
 
 	o->handle = h;
@@ -265,8 +269,11 @@ static tok_rv read_obj(tok_session *s, CK_OBJECT_HANDLE h, tok_class cls, tok_ob
 		r = get_bytes(s, h, CKA_VALUE, &o->value, &o->value_len, err);
 		if (r != TOK_OK && r != TOK_NOT_FOUND)
 			return r;
-		o->authority = get_ulong(s, h, CKA_CERTIFICATE_CATEGORY, 0) ==
-			       CK_CERTIFICATE_CATEGORY_AUTHORITY;
+		category = get_ulong(s, h, CKA_CERTIFICATE_CATEGORY, 0);
+		o->authority = category == CK_CERTIFICATE_CATEGORY_AUTHORITY;
+		/* 0 is "unspecified": what a token that keeps none answers */
+		if (category < CK_CERTIFICATE_CATEGORY_TOKEN_USER || category > 3)
+			o->lacks |= TOK_LACKS_CATEGORY;
 		o->unclear[0] = '\0'; /* only a key's protection must be answered */
 		return TOK_OK;
 	}

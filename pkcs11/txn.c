@@ -56,21 +56,37 @@ static tok_rv make_room(tok_txn *x, tok_err *err)
 	return TOK_OK;
 }
 
-static tok_rv create(tok_txn *x, CK_ATTRIBUTE *tmpl, CK_ULONG n, const char *what, tok_err *err)
+struct create_ctx {
+	tok_txn *x;
+	CK_OBJECT_HANDLE h;
+};
+
+static CK_RV create_once(void *ctx, CK_ATTRIBUTE *tmpl, CK_ULONG n)
 {
-	CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;
+	struct create_ctx *c = ctx;
+
+	return c->x->s->t->f->C_CreateObject(c->x->s->h, tmpl, n, &c->h);
+}
+
+/* C_CreateObject of one object, recorded; the last n_opt attributes of the
+ * template are left out one by one where the token does not know them. */
+static tok_rv create(tok_txn *x, CK_ATTRIBUTE *tmpl, CK_ULONG n, CK_ULONG n_opt, const char *what,
+		     tok_err *err)
+{
+	struct create_ctx c = {x, CK_INVALID_HANDLE};
+	unsigned dropped = 0;
 	CK_RV rv;
 
 	if (make_room(x, err) != TOK_OK)
 		return TOK_ERR;
-	rv = x->s->t->f->C_CreateObject(x->s->h, tmpl, n, &h);
+	rv = tok_try_degrading(tmpl, n, n_opt, create_once, &c, &dropped);
 	if (rv != CKR_OK) {
 		char func[64];
 
 		snprintf(func, sizeof(func), "C_CreateObject (%s)", what);
 		return tok_err_ckr(err, func, rv);
 	}
-	x->made[x->n++] = h;
+	x->made[x->n++] = c.h;
 	return TOK_OK;
 }
 
@@ -106,9 +122,9 @@ static tok_rv unwrap_priv(tok_txn *x, const CK_ATTRIBUTE *common, CK_ULONG n, to
 		return TOK_ERR;
 	for (CK_ULONG i = 0; i < n; i++)
 		t[nt++] = common[i];
-	t[nt++] = ATTR(CKA_WRAP_WITH_TRUSTED, &yes, sizeof(yes));
 	t[nt++] = ATTR(CKA_ALLOWED_MECHANISMS, mechs, n_mechs * sizeof(*mechs));
-	r = tok_unwrap_private(x->s, t, nt, pkcs8, &h, err);
+	t[nt++] = ATTR(CKA_WRAP_WITH_TRUSTED, &yes, sizeof(yes));
+	r = tok_unwrap_private(x->s, t, nt, 2, pkcs8, &h, err);
 	if (r != TOK_OK)
 		return r;
 	x->made[x->n++] = h;
@@ -194,33 +210,42 @@ tok_rv tok_txn_import_keypair(tok_txn *x, const char *label, tok_bytes id, tok_b
 	 * hash-and-sign variants: pkcs11-provider signs TLS 1.3's RSA-PSS
 	 * with CKM_SHA256_RSA_PKCS_PSS and friends and refuses itself ("mechanism
 	 * not allowed with this key") when the key's list lacks them. Last in
-	 * the template, so a token that does not know the attribute can get
-	 * the key without it. */
+	 * the template and optional: a token that does not know the attribute
+	 * gets the key without it (show says so). */
 	mechs = tok_sign_mechs(kt, &n_mechs);
 	priv[np++] = ATTR(CKA_ALLOWED_MECHANISMS, mechs, n_mechs * sizeof(*mechs));
-	if (way == TOK_IMPORT_AUTO) {
-		r = create(x, priv, np, "private key", err);
-		if (r != TOK_OK && err->has_ckr && err->ckr == CKR_ATTRIBUTE_TYPE_INVALID)
-			r = create(x, priv, np - 1, "private key", err);
-	}
+	if (way == TOK_IMPORT_AUTO)
+		r = create(x, priv, np, 1, "private key", err);
 	/* A token that refuses key material in the clear (HSMs in FIPS mode)
 	 * takes it wrapped. */
 	if (way == TOK_IMPORT_UNWRAP ||
 	    (r != TOK_OK && err->has_ckr && tok_refuses_clear_key(err->ckr))) {
-		char refused[160] = "";
+		char refused[200] = "";
 
 		if (way == TOK_IMPORT_AUTO)
 			snprintf(refused, sizeof(refused),
-				 "the token refused the key in the clear (%s), and unwrapping it "
-				 "failed: ",
+				 _("the token refused the key in the clear (%s), and "),
 				 tok_ckr_name(err->ckr));
 		arrived = TOK_ARRIVAL_UNWRAPPED;
 		r = unwrap_priv(x, priv, n_common, key->pkcs8, mechs, n_mechs, err);
-		if (r != TOK_OK && refused[0])
-			prefix_msg(err, refused);
+		/* What the token cannot do at all is said as such. */
+		if (r == TOK_UNSUPPORTED) {
+			char why[sizeof(err->msg)];
+
+			snprintf(why, sizeof(why), "%s", err->msg);
+			snprintf(err->msg, sizeof(err->msg),
+				 _("token '%s' cannot take an existing private key over PKCS#11: "
+				   "%s%s"),
+				 x->s->t->info.label, refused, why);
+		} else if (r != TOK_OK && refused[0]) {
+			char prefix[260];
+
+			snprintf(prefix, sizeof(prefix), _("%sunwrapping it failed: "), refused);
+			prefix_msg(err, prefix);
+		}
 	}
 	if (r == TOK_OK)
-		r = create(x, pub, nq, "public key", err);
+		r = create(x, pub, nq, 0, "public key", err);
 	if (r == TOK_OK)
 		*how = arrived;
 	return r;
@@ -238,16 +263,17 @@ tok_rv tok_txn_add_cert(tok_txn *x, const tok_cert *c, tok_err *err)
 		ATTR(CKA_CERTIFICATE_TYPE, &ct, sizeof(ct)),
 		ATTR(CKA_TOKEN, &yes, sizeof(yes)),
 		ATTR(CKA_PRIVATE, &no, sizeof(no)),
-		ATTR(CKA_CERTIFICATE_CATEGORY, &category, sizeof(category)),
 		ATTR_B(CKA_VALUE, c->der),
 		ATTR_B(CKA_SUBJECT, c->subject),
 		ATTR_B(CKA_ISSUER, c->issuer),
 		ATTR_B(CKA_SERIAL_NUMBER, c->serial),
 		ATTR_B(CKA_ID, c->id),
 		ATTR(CKA_LABEL, c->label, strlen(c->label)),
+		/* optional: openCryptoki 3.8 does not know it */
+		ATTR(CKA_CERTIFICATE_CATEGORY, &category, sizeof(category)),
 	};
 
-	return create(x, t, ARRAY_SIZE(t), c->authority ? "CA certificate" : "certificate", err);
+	return create(x, t, ARRAY_SIZE(t), 1, c->authority ? "CA certificate" : "certificate", err);
 }
 
 /* Attributes that describe a public object and may be given to

@@ -308,6 +308,39 @@ static vz_rv check_protected(const vz_entry *e, vz_err *err)
 	return VZ_OK;
 }
 
+/* A token that offers no signature mechanism for the key's type would keep
+ * the key and never sign with it (openCryptoki 3.8 takes an EC key and
+ * offers no ECDSA): refused before anything is written. A list that cannot
+ * be read is no reason to refuse. */
+static vz_rv check_can_sign(const vz_token *tk, tok_keytype type, vz_err *err)
+{
+	const char *label = tok_token_info_of(tk->tok)->label;
+	tok_mech_caps caps;
+	tok_err te = {0};
+
+	if (tok_token_mech_caps(tk->tok, &caps, &te) != TOK_OK)
+		return VZ_OK;
+	if (type == TOK_KEY_EC && !caps.ec_sign) {
+		vz_err_set(err,
+			   "token '%s' cannot sign with an EC key: it offers no ECDSA mechanism "
+			   "(CKM_ECDSA) for signing; nothing was changed",
+			   label);
+		vz_err_hint(err, "use a token that offers ECDSA, or ask VECOZO for a system "
+				 "certificate with an RSA key");
+		return VZ_FAIL;
+	}
+	if (type == TOK_KEY_RSA && !caps.rsa_sign) {
+		vz_err_set(err,
+			   "token '%s' cannot sign with an RSA key: it offers no RSA signature "
+			   "mechanism (CKM_RSA_PKCS, CKM_RSA_PKCS_PSS); nothing was changed",
+			   label);
+		vz_err_hint(err, "use a token that offers RSA signatures, or ask VECOZO for a "
+				 "system certificate with an EC key");
+		return VZ_FAIL;
+	}
+	return VZ_OK;
+}
+
 /* The whole change in one transaction: key pair (unless kept), certificate,
  * CA certificates the token lacks, the replaced public objects; then a read
  * back that must show a sensitive, non-extractable key; the replaced
@@ -324,6 +357,8 @@ vz_rv vz_import_apply(vz_token *tk, const vz_store *st, const struct vz_import_s
 	vz_rv ret = VZ_FAIL;
 	tok_rv r;
 
+	if (!reuse_key && check_can_sign(tk, src->km.key.type, err) != VZ_OK)
+		return VZ_FAIL;
 	r = tok_txn_begin(tk->s, &x, &te);
 	if (r != TOK_OK) {
 		vz_err_from_tok(err, &te, r);

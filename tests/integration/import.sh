@@ -277,7 +277,12 @@ case_unwrap_option() {
 		run vz --json import "$PKI/sys-rsa2048.p12" --unwrap --password-source env:VZT_P12
 	expect_rc 0 "import --unwrap"
 	expect_in "$T/out" '"key_import":"unwrapped"' "import --json says unwrapped"
-	expect_in "$T/report" "^func C_UnwrapKey 1$" "one C_UnwrapKey: the session AES key went in the clear"
+	# SoftHSM lists CKM_AES_KEY_WRAP_PAD, not _KWP: a throwaway probe finds
+	# which reading it has (RFC 5649 is taken, so PKCS#11's PKCS#7 + RFC 3394
+	# is not tried), then the key; no RSA-OAEP detour (the AES key went in
+	# the clear).
+	expect_in "$T/report" "^func C_UnwrapKey 2$" "two C_UnwrapKey: a probe of CKM_AES_KEY_WRAP_PAD, then the key"
+	expect_not_in "$T/report" "^func C_GenerateKeyPair" "the session AES key went in the clear"
 	p11_objects >"$T/now.objects"
 	if cmp -s "$T/ref.objects" "$T/now.objects"; then
 		pass "exactly the objects of a plain import, nothing else"

@@ -39,6 +39,91 @@ static void ckr_to_result(void **state)
 	assert_non_null(strstr(err.msg, "0x80001234"));
 }
 
+/* "Run the command again" only where the failure can pass; the token's
+ * own answer (it does not know an attribute, a mechanism) says it will not
+ * help. */
+static void ckr_hints(void **state)
+{
+	tok_err err;
+
+	tok_err_ckr(&err, "C_CreateObject (certificate)", CKR_ATTRIBUTE_TYPE_INVALID);
+	assert_null(strstr(err.hint, "run the command again;"));
+	assert_non_null(strstr(err.hint, "running the command again will not help"));
+	assert_non_null(strstr(err.hint, "C_CreateObject (certificate)"));
+	tok_err_ckr(&err, "C_Initialize", CKR_ARGUMENTS_BAD);
+	assert_non_null(strstr(err.hint, "will not help"));
+	tok_err_ckr(&err, "C_SignInit", CKR_MECHANISM_INVALID);
+	assert_non_null(strstr(err.hint, "will not help"));
+	tok_err_ckr(&err, "C_Sign", CKR_DEVICE_ERROR);
+	assert_non_null(strstr(err.hint, "run the command again"));
+	tok_err_ckr(&err, "C_FindObjects", CKR_SESSION_HANDLE_INVALID);
+	assert_non_null(strstr(err.hint, "run the command again"));
+}
+
+/* A fake token for tok_try_degrading: it does not know the attribute
+ * types in unknown[], and answers with code to any template that holds one. */
+struct fake {
+	CK_ATTRIBUTE_TYPE unknown[4];
+	size_t n_unknown;
+	CK_RV code;
+	int tries;
+	CK_ATTRIBUTE_TYPE last[8];
+	CK_ULONG n_last;
+};
+
+static CK_RV fake_try(void *ctx, CK_ATTRIBUTE *tmpl, CK_ULONG n)
+{
+	struct fake *f = ctx;
+
+	f->tries++;
+	for (CK_ULONG i = 0; i < n; i++)
+		for (size_t k = 0; k < f->n_unknown; k++)
+			if (tmpl[i].type == f->unknown[k])
+				return f->code;
+	for (CK_ULONG i = 0; i < n && i < 8; i++)
+		f->last[i] = tmpl[i].type;
+	f->n_last = n;
+	return CKR_OK;
+}
+
+static void degrading(void **state)
+{
+	CK_ATTRIBUTE t[] = {{CKA_CLASS, NULL, 0},
+			    {CKA_VALUE, NULL, 0},
+			    {CKA_ALLOWED_MECHANISMS, NULL, 0},
+			    {CKA_CERTIFICATE_CATEGORY, NULL, 0},
+			    {CKA_WRAP_WITH_TRUSTED, NULL, 0}};
+	struct fake f = {{CKA_CERTIFICATE_CATEGORY}, 1, CKR_ATTRIBUTE_TYPE_INVALID, 0, {0}, 0};
+	unsigned dropped = 0;
+
+	/* one unknown optional attribute: left out, the others kept */
+	assert_int_equal(tok_try_degrading(t, 5, 3, fake_try, &f, &dropped), CKR_OK);
+	assert_int_equal(dropped, 2u);
+	assert_int_equal(f.n_last, 4);
+	assert_int_equal(f.last[2], CKA_ALLOWED_MECHANISMS);
+	assert_int_equal(f.last[3], CKA_WRAP_WITH_TRUSTED);
+	/* two (openCryptoki 3.8), NSS's code: both left out, nothing else */
+	f = (struct fake){{CKA_CERTIFICATE_CATEGORY, CKA_ALLOWED_MECHANISMS}, 2, CKR_GENERAL_ERROR};
+	assert_int_equal(tok_try_degrading(t, 5, 3, fake_try, &f, &dropped), CKR_OK);
+	assert_int_equal(dropped, 3u);
+	assert_int_equal(f.n_last, 3);
+	assert_int_equal(f.last[2], CKA_WRAP_WITH_TRUSTED);
+	/* a required attribute unknown: every try fails, the last code returned */
+	f = (struct fake){{CKA_VALUE}, 1, CKR_ATTRIBUTE_TYPE_INVALID};
+	assert_int_equal(tok_try_degrading(t, 5, 3, fake_try, &f, &dropped),
+			 CKR_ATTRIBUTE_TYPE_INVALID);
+	assert_int_equal(f.tries, 8);
+	/* any other answer is a failure at once, never a reason to write less */
+	f = (struct fake){{CKA_ALLOWED_MECHANISMS}, 1, CKR_DEVICE_ERROR};
+	assert_int_equal(tok_try_degrading(t, 5, 3, fake_try, &f, &dropped), CKR_DEVICE_ERROR);
+	assert_int_equal(f.tries, 1);
+	/* no optional attributes: one try */
+	f = (struct fake){{CKA_ALLOWED_MECHANISMS}, 1, CKR_ATTRIBUTE_TYPE_INVALID};
+	assert_int_equal(tok_try_degrading(t, 3, 0, fake_try, &f, &dropped),
+			 CKR_ATTRIBUTE_TYPE_INVALID);
+	assert_int_equal(f.tries, 1);
+}
+
 static void fill(unsigned char *dst, size_t n, const char *s)
 {
 	memset(dst, ' ', n);
@@ -139,6 +224,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(ckr_names),	  cmocka_unit_test(ckr_to_result),
+		cmocka_unit_test(ckr_hints),	  cmocka_unit_test(degrading),
 		cmocka_unit_test(uri_round_trip), cmocka_unit_test(uri_nul_padding),
 		cmocka_unit_test(padded_copy),	  cmocka_unit_test(module_without_file),
 	};
