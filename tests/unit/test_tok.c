@@ -93,7 +93,9 @@ static void degrading(void **state)
 			    {CKA_ALLOWED_MECHANISMS, NULL, 0},
 			    {CKA_CERTIFICATE_CATEGORY, NULL, 0},
 			    {CKA_WRAP_WITH_TRUSTED, NULL, 0}};
-	struct fake f = {{CKA_CERTIFICATE_CATEGORY}, 1, CKR_ATTRIBUTE_TYPE_INVALID, 0, {0}, 0};
+	struct fake f = {.unknown = {CKA_CERTIFICATE_CATEGORY},
+			 .n_unknown = 1,
+			 .code = CKR_ATTRIBUTE_TYPE_INVALID};
 	unsigned dropped = 0;
 
 	/* one unknown optional attribute: left out, the others kept */
@@ -103,22 +105,28 @@ static void degrading(void **state)
 	assert_int_equal(f.last[2], CKA_ALLOWED_MECHANISMS);
 	assert_int_equal(f.last[3], CKA_WRAP_WITH_TRUSTED);
 	/* two (openCryptoki 3.8), NSS's code: both left out, nothing else */
-	f = (struct fake){{CKA_CERTIFICATE_CATEGORY, CKA_ALLOWED_MECHANISMS}, 2, CKR_GENERAL_ERROR};
+	f = (struct fake){.unknown = {CKA_CERTIFICATE_CATEGORY, CKA_ALLOWED_MECHANISMS},
+			  .n_unknown = 2,
+			  .code = CKR_GENERAL_ERROR};
 	assert_int_equal(tok_try_degrading(t, 5, 3, fake_try, &f, &dropped), CKR_OK);
 	assert_int_equal(dropped, 3u);
 	assert_int_equal(f.n_last, 3);
 	assert_int_equal(f.last[2], CKA_WRAP_WITH_TRUSTED);
 	/* a required attribute unknown: every try fails, the last code returned */
-	f = (struct fake){{CKA_VALUE}, 1, CKR_ATTRIBUTE_TYPE_INVALID};
+	f = (struct fake){
+		.unknown = {CKA_VALUE}, .n_unknown = 1, .code = CKR_ATTRIBUTE_TYPE_INVALID};
 	assert_int_equal(tok_try_degrading(t, 5, 3, fake_try, &f, &dropped),
 			 CKR_ATTRIBUTE_TYPE_INVALID);
 	assert_int_equal(f.tries, 8);
 	/* any other answer is a failure at once, never a reason to write less */
-	f = (struct fake){{CKA_ALLOWED_MECHANISMS}, 1, CKR_DEVICE_ERROR};
+	f = (struct fake){
+		.unknown = {CKA_ALLOWED_MECHANISMS}, .n_unknown = 1, .code = CKR_DEVICE_ERROR};
 	assert_int_equal(tok_try_degrading(t, 5, 3, fake_try, &f, &dropped), CKR_DEVICE_ERROR);
 	assert_int_equal(f.tries, 1);
 	/* no optional attributes: one try */
-	f = (struct fake){{CKA_ALLOWED_MECHANISMS}, 1, CKR_ATTRIBUTE_TYPE_INVALID};
+	f = (struct fake){.unknown = {CKA_ALLOWED_MECHANISMS},
+			  .n_unknown = 1,
+			  .code = CKR_ATTRIBUTE_TYPE_INVALID};
 	assert_int_equal(tok_try_degrading(t, 3, 0, fake_try, &f, &dropped),
 			 CKR_ATTRIBUTE_TYPE_INVALID);
 	assert_int_equal(f.tries, 1);
