@@ -199,6 +199,13 @@ typedef struct tok_cert {
 	bool authority; /* a CA certificate (category 2) instead of a user one (1) */
 } tok_cert;
 
+/* The private keys and public key objects on the token whose public part
+ * is key's (RSA: CKA_MODULUS; EC: CKA_EC_POINT, or for a private key
+ * without one, the CKA_ID of a public key object that matches), whatever
+ * their labels and CKA_IDs. Free both arrays with tok_objs_free(). */
+tok_rv tok_find_by_public(tok_session *s, const tok_key *key, tok_obj **priv, size_t *n_priv,
+			  tok_obj **pub, size_t *n_pub, tok_err *err);
+
 typedef struct tok_txn tok_txn;
 
 /* Starts an operation on a read-write session. Every object it creates is
@@ -231,6 +238,18 @@ tok_rv tok_txn_import_keypair(tok_txn *x, const char *label, tok_bytes id, tok_b
 			      const tok_key *key, tok_import_way way, tok_arrival *how,
 			      tok_err *err);
 tok_rv tok_txn_add_cert(tok_txn *x, const tok_cert *c, tok_err *err);
+/* Adopts a private key that is on the token already (priv) and its public
+ * key object (pub; 0: there is none, one is written from key's public
+ * part): both get label and id; the key's other uses (decrypt, unwrap,
+ * derive, sign-recover) are switched off where the token lets it (a
+ * refusal leaves a use as it was). Every change is undone on abort. */
+tok_rv tok_txn_adopt_keypair(tok_txn *x, unsigned long priv, unsigned long pub, const char *label,
+			     tok_bytes id, tok_bytes subject, const tok_key *key, tok_err *err);
+/* Makes an adopted key sensitive and not extractable where it is not yet,
+ * in one C_SetAttributeValue. That cannot be undone, so it comes last
+ * before the read-back; an abort after it says the key stays protected. A
+ * token that refuses the change: TOK_UNSUPPORTED, nothing changed by it. */
+tok_rv tok_txn_protect_key(tok_txn *x, unsigned long priv, tok_err *err);
 /* Destroys an object. A private object cannot be created again on abort:
  * destroy private keys last, after everything else that can fail. */
 tok_rv tok_txn_destroy(tok_txn *x, unsigned long handle, tok_err *err);
