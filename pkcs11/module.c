@@ -337,8 +337,10 @@ static tok_rv match_uri(tok_lib *lib, const char *spec, bool *hit, tok_err *err)
 		CK_INFO mi;
 
 		hit[i] = p11_kit_uri_match_token_info(uri, &lib->tokens[i].ck) == 1;
-		if (hit[i] && lib->tokens[i].f->C_GetInfo(&mi) == CKR_OK)
+		if (hit[i] && lib->tokens[i].f->C_GetInfo(&mi) == CKR_OK) {
+			tok_module_info_clean(&mi);
 			hit[i] = p11_kit_uri_match_module_info(uri, &mi) == 1;
+		}
 	}
 	ret = TOK_OK;
 out:

@@ -83,6 +83,9 @@ tok_rv tok_unwrap_private(tok_session *s, CK_ATTRIBUTE *tmpl, CK_ULONG n, CK_ULO
 /* Turns the padding of the token's text fields into blanks, as RFC 7512 and
  * p11-kit's URI matching expect: everything from a field's first NUL on. */
 void tok_token_info_clean(CK_TOKEN_INFO *ck);
+/* The same for a module's CK_INFO (library-manufacturer,
+ * library-description), before a --token URI is matched against it. */
+void tok_module_info_clean(CK_INFO *mi);
 
 /* Copies a blank-padded PKCS#11 string into a NUL-terminated one. */
 void tok_padded_copy(char *dst, size_t dst_size, const unsigned char *src, size_t src_len);

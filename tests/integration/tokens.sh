@@ -261,6 +261,12 @@ case_tpm() {
 	exercise vecozo-system rsa-2048
 	exercise ec ec-256
 	expect_not_in "$T/show-vecozo-system" "%00" "no NUL padding in the URIs"
+	# The token named by the URI vzp11 printed (its model is NUL-padded).
+	uri=$(sed -n 's/^cert URI: *\(pkcs11:.*;token=[^;]*\);.*/\1/p' "$T/show-vecozo-system")
+	expect_in "$T/show-vecozo-system" "^cert URI: +pkcs11:model=SW%20%20%20TPM;" "the URI names the model"
+	VZP11_TOKEN=$uri run vz list
+	expect_rc 0 "list with --token $uri"
+	expect_in "$T/out" "^vecozo-system " "the URI finds the token"
 }
 
 # tpm_key FILE.p12 rsa|ecc LABEL: the .pfx's key onto the TPM as the recipe
@@ -314,6 +320,14 @@ case_nss() {
 	unset VZP11_MODULE_ARGS
 	export VZP11_MODULE=nss-test
 	exercise ec ec-256
+	# ... and the configuration file's module-args, as an admin writes it.
+	printf 'module = %s\nmodule-args = %s\n' "$SOFTOKN" "$ARGS" >"$T/vzp11.conf"
+	VZP11_MODULE= run vz --config "$T/vzp11.conf" list
+	expect_rc 0 "list with module and module-args from a configuration file"
+	expect_in "$T/out" "^ec +CN=Demo Praktijk" "the NSS database's certificates are listed"
+	VZP11_MODULE= run vz --config "$T/vzp11.conf" config
+	expect_in "$T/out" "^module-args +configdir='sql:.* # $T/vzp11.conf:2\$" \
+		"vzp11 config shows module-args and where it came from"
 
 	# Another certificate under a label in use: refused, nothing changed.
 	snapshot before

@@ -200,6 +200,26 @@ static void uri_nul_padding(void **state)
 	p11_kit_uri_free(uri);
 }
 
+/* A module whose CK_INFO is padded with NULs still matches a --token URI
+ * that names its library-manufacturer. */
+static void module_info_nul_padding(void **state)
+{
+	CK_INFO mi;
+	P11KitUri *uri = p11_kit_uri_new();
+
+	memset(&mi, 0, sizeof(mi));
+	memcpy(mi.manufacturerID, "tpm2-software", 13);
+	memcpy(mi.libraryDescription, "TPM2.0 Cryptoki", 15);
+	assert_int_equal(p11_kit_uri_parse("pkcs11:library-manufacturer=tpm2-software;"
+					   "library-description=TPM2.0%20Cryptoki",
+					   P11_KIT_URI_FOR_ANY, uri),
+			 P11_KIT_URI_OK);
+	assert_int_equal(p11_kit_uri_match_module_info(uri, &mi), 0);
+	tok_module_info_clean(&mi);
+	assert_int_equal(p11_kit_uri_match_module_info(uri, &mi), 1);
+	p11_kit_uri_free(uri);
+}
+
 static void padded_copy(void **state)
 {
 	unsigned char src[32];
@@ -231,10 +251,15 @@ static void module_without_file(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(ckr_names),	  cmocka_unit_test(ckr_to_result),
-		cmocka_unit_test(ckr_hints),	  cmocka_unit_test(degrading),
-		cmocka_unit_test(uri_round_trip), cmocka_unit_test(uri_nul_padding),
-		cmocka_unit_test(padded_copy),	  cmocka_unit_test(module_without_file),
+		cmocka_unit_test(ckr_names),
+		cmocka_unit_test(ckr_to_result),
+		cmocka_unit_test(ckr_hints),
+		cmocka_unit_test(degrading),
+		cmocka_unit_test(module_info_nul_padding),
+		cmocka_unit_test(uri_round_trip),
+		cmocka_unit_test(uri_nul_padding),
+		cmocka_unit_test(padded_copy),
+		cmocka_unit_test(module_without_file),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
