@@ -578,12 +578,11 @@ tok_rv tok_txn_adopt_keypair(tok_txn *x, unsigned long priv, unsigned long pub, 
 	if (r != TOK_OK)
 		return r;
 	/* Sign only where the token lets it; a refusal leaves that use as it
-	 * is (show says so), any other answer is a failure. */
+	 * is (show says so), any other answer is a failure. Set whatever the
+	 * use reads now: a read that fails must not leave it on unseen. */
 	for (size_t i = 0; i < ARRAY_SIZE(uses); i++) {
 		CK_ATTRIBUTE off = ATTR(uses[i], &no, sizeof(no));
 
-		if (read_bool(x, priv, uses[i]) != 1)
-			continue;
 		r = set_undoable(x, priv, &off, 1, "use of the key", err);
 		if (r != TOK_OK && !(err->has_ckr && refuses_change(err->ckr)))
 			return r;

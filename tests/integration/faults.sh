@@ -254,6 +254,17 @@ strict_clean_run() {
 	unset FAULTY_P11_STRICT
 }
 
+# --use-token-key adopts a key another tool wrote (it starts sensitive and
+# not extractable, so the only change that cannot be undone is not
+# needed): label, CKA_ID, uses, public key and certificates go back on
+# every fault.
+case_sweep_use_token_key() {
+	seed
+	put_key "$PKI/sys-rsa2048.p12" by-hand 0102
+	snapshot before
+	sweep "$VZP11_BIN" import "$PKI/sys-rsa2048.p12" --use-token-key --password-source env:VZT_P12
+}
+
 case_sweep_replace() {
 	imp "$PKI/sys-rsa2048.p12"
 	snapshot before
