@@ -323,7 +323,7 @@ static vz_rv load_key(vz_tls *t, OSSL_LIB_CTX *libctx, EVP_PKEY **out, vz_err *e
 /* An RSA key on a token without RSA-PSS signs only PKCS#1 v1.5, which TLS
  * 1.3 forbids for CertificateVerify: such keys are held to TLS 1.2. The
  * token's mechanism list says what it does not offer; what it offers is
- * tried once the key is loaded (probe_rsa). The key's
+ * tried once the key is loaded (probe_key). The key's
  * CKA_ALLOWED_MECHANISMS lists PSS on every key vzp11 imports and decides
  * nothing. */
 static void check_pss(vz_tls *t, const tok_token *tok)
@@ -418,24 +418,27 @@ static vz_rv probe_key(vz_tls *t, vz_err *err)
 
 	if (EVP_PKEY_get_base_id(pub) != EVP_PKEY_RSA) {
 		const char *md = EVP_PKEY_get_bits(pub) > 256 ? "SHA384" : "SHA256";
+		char why[160];
+		int ec = vz_tls_try_sign(t->key, pub, md, false, why, sizeof(why));
 
-		pkcs1 = vz_tls_try_sign(t->key, pub, md, false, why_pss, sizeof(why_pss));
-		if (pkcs1 == 1)
+		if (ec == 1)
 			return VZ_OK;
-		if (pkcs1 == -2)
-			return gone_while_tried(t, why_pss, err);
-		vz_err_set(
-			err,
-			pkcs1 == 0 ? N_("the ECDSA signature of the key of token '%s' does not "
-					"verify with the certificate (%s): key and certificate do "
-					"not match")
-				   : N_("the key of token '%s' does not sign ECDSA (%s), so no "
-					"TLS handshake can use it"),
-			t->token_label, why_pss[0] ? why_pss : _("its signature does not verify"));
-		vz_err_hint(err, pkcs1 == 0 ? N_("import the .pfx again with 'vzp11 import "
-						 "--replace'")
-					    : N_("use a token that offers ECDSA (CKM_ECDSA) for "
-						 "signing"));
+		if (ec == -2)
+			return gone_while_tried(t, why, err);
+		if (ec == 0) {
+			vz_err_set(
+				err,
+				"the ECDSA signature of the key of token '%s' does not verify with "
+				"the certificate: key and certificate do not match",
+				t->token_label);
+			vz_err_hint(err, "import the .pfx again with 'vzp11 import --replace'");
+		} else {
+			vz_err_set(err,
+				   "the key of token '%s' does not sign ECDSA (%s), so no TLS "
+				   "handshake can use it",
+				   t->token_label, why);
+			vz_err_hint(err, "use a token that offers ECDSA (CKM_ECDSA) for signing");
+		}
 		return VZ_FAIL;
 	}
 	if (t->rsa_sig == VZ_TLS_SIG_PSS)
@@ -451,18 +454,33 @@ static vz_rv probe_key(vz_tls *t, vz_err *err)
 			 t->token_label);
 	} else if (pss == 1) {
 		t->rsa_sig = VZ_TLS_SIG_PSS_ONLY;
-		snprintf(t->note, sizeof(t->note),
-			 _("token '%s' signs RSA-PSS, but its RSA PKCS#1 v1.5 signature does not "
-			   "verify (%s): RSA-PSS signatures only, in TLS 1.2 too"),
-			 t->token_label,
-			 why_pkcs1[0] ? why_pkcs1 : _("its signature does not verify"));
+		if (pkcs1 == 0)
+			snprintf(
+				t->note, sizeof(t->note),
+				_("token '%s' signs RSA-PSS, but its RSA PKCS#1 v1.5 signature does "
+				  "not verify with the certificate: RSA-PSS signatures only, in TLS "
+				  "1.2 too"),
+				t->token_label);
+		else
+			snprintf(t->note, sizeof(t->note),
+				 _("token '%s' signs RSA-PSS but not RSA PKCS#1 v1.5 (%s): RSA-PSS "
+				   "signatures only, in TLS 1.2 too"),
+				 t->token_label, why_pkcs1);
 	} else if (pkcs1 == 1 && t->rsa_sig == VZ_TLS_SIG_PSS) {
 		t->tls12_only = true;
 		t->rsa_sig = VZ_TLS_SIG_PKCS1_FALLBACK;
-		snprintf(t->note, sizeof(t->note),
-			 _("token '%s' offers RSA-PSS but did not sign with it (%s): TLS 1.2 with "
-			   "RSA PKCS#1 v1.5 signatures instead"),
-			 t->token_label, why_pss[0] ? why_pss : _("its signature does not verify"));
+		if (pss == 0)
+			snprintf(t->note, sizeof(t->note),
+				 _("token '%s' offers RSA-PSS but its RSA-PSS signature does not "
+				   "verify with the certificate: TLS 1.2 with RSA PKCS#1 v1.5 "
+				   "signatures instead"),
+				 t->token_label);
+		else
+			snprintf(
+				t->note, sizeof(t->note),
+				_("token '%s' offers RSA-PSS but did not sign with it (%s): TLS 1.2 "
+				  "with RSA PKCS#1 v1.5 signatures instead"),
+				t->token_label, why_pss);
 	} else if (pkcs1 == 0) {
 		vz_err_set(
 			err,
