@@ -122,6 +122,19 @@ seed() {
 	snapshot before
 }
 
+# put_key FILE.p12 LABEL ID [pkcs11-tool options]: the file's key onto the
+# token by another tool (pkcs11-tool), as a token's own tool would.
+put_key() {
+	f=$1 label=$2 id=$3
+	shift 3
+	openssl pkcs12 -in "$f" -nocerts -noenc -passin env:VZT_P12 2>/dev/null |
+		openssl pkey -outform der -out "$T/key.der" ||
+		{ fail "extracting the key of $(basename "$f")"; finish; }
+	p11 --write-object "$T/key.der" --type privkey --label "$label" --id "$id" "$@" \
+		>"$T/put.log" 2>&1 || { fail "pkcs11-tool could not write the key"; cat "$T/put.log"; finish; }
+	rm -f "$T/key.der"
+}
+
 # provider_module: sets PROVIDER_MODULE to pkcs11-provider's file in this
 # machine's OpenSSL modules directory, or skips the test.
 provider_module() {
