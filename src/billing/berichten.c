@@ -9,6 +9,7 @@
 #include <openssl/rand.h>
 
 #include "berichten.h"
+#include "i18n.h"
 #include "text.h"
 
 /* The one place the environments map to the Berichtenservice base. */
@@ -75,57 +76,83 @@ bool vz_br_party_parse(const char *s, vz_br_party *out, const char **why)
 	return true;
 }
 
-/* A name part of a flow: letters, digits, '-' and '_', not empty. */
-static bool flow_word(const char *s, size_t n, char *out, size_t size)
+/* One word of a flow, up to an unescaped character of stops or the end;
+ * a backslash takes the next character as it is. *end is where it stopped.
+ * false when it is empty, too long, not UTF-8 or holds a control character. */
+static bool flow_word(const char *s, const char *stops, char *out, const char **end)
 {
-	if (n == 0 || n >= size)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!isalnum((unsigned char)s[i]) && s[i] != '-' && s[i] != '_')
+	size_t n = 0;
+
+	for (; *s && !strchr(stops, *s); s++) {
+		if (*s == '\\' && s[1])
+			s++;
+		if (n + 1 >= VZ_BR_WORD_SIZE)
 			return false;
-	memcpy(out, s, n);
+		out[n++] = *s;
+	}
 	out[n] = '\0';
-	return true;
+	*end = s;
+	return n > 0 && vz_text_printable(out, VZ_BR_MAX_WORD);
 }
 
-static bool small_number(const char *s, size_t n, unsigned *out)
+/* 1 to 3 digits up to stop, a number of 0..999. */
+static bool flow_number(const char *s, char stop, unsigned *out, const char **end)
 {
 	unsigned v = 0;
+	size_t n = 0;
 
-	if (n == 0 || n > 4)
+	for (; isdigit((unsigned char)s[n]); n++)
+		v = v * 10 + (unsigned)(s[n] - '0');
+	if (n == 0 || n > 3 || s[n] != stop || v > VZ_BR_MAX_VERSION)
 		return false;
-	for (size_t i = 0; i < n; i++) {
-		if (!isdigit((unsigned char)s[i]))
-			return false;
-		v = v * 10 + (unsigned)(s[i] - '0');
-	}
 	*out = v;
+	*end = s + n;
 	return true;
 }
 
 bool vz_br_flow_parse(const char *s, vz_br_flow *out, const char **why)
 {
-	const char *c1 = strchr(s, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
-	const char *dot = c1 ? strchr(c1 + 1, '.') : NULL;
-	const char *slash = c1 ? memchr(s, '/', (size_t)(c1 - s)) : NULL;
-	const char *vend = c2 ? c2 : c1 ? c1 + strlen(c1) : NULL;
+	static const char word_why[] =
+		N_("a berichttype, berichtsubtype or action is 1 to 60 characters of UTF-8 "
+		   "without control characters (write \\/, \\: or \\\\ for /, : or \\ in it)");
+	static const char number_why[] =
+		N_("the version and subversion are whole numbers from 0 to 999");
 	vz_br_flow f = {0};
-	bool ok;
+	const char *p = s, *colon;
 
-	*why = "the flow is TYPE[/SUBTYPE]:VERSION.SUBVERSION[:ACTION], e.g. 303:3.1 or "
-	       "303/ZH:3.1:Indienen";
-	if (!c1 || !dot || dot > vend)
+	*why = N_("the flow is TYPE[/SUBTYPE]:VERSION.SUBVERSION[:ACTION], e.g. 303:3.1 or "
+		  "303/ZH:3.1:Indienen");
+	if (!flow_word(p, "/:", f.type, &p)) {
+		*why = s[0] && s[0] != ':' ? word_why : *why;
 		return false;
-	ok = flow_word(s, (size_t)((slash ? slash : c1) - s), f.type, sizeof(f.type)) &&
-	     (!slash ||
-	      flow_word(slash + 1, (size_t)(c1 - slash - 1), f.subtype, sizeof(f.subtype))) &&
-	     small_number(c1 + 1, (size_t)(dot - c1 - 1), &f.version) &&
-	     small_number(dot + 1, (size_t)(vend - dot - 1), &f.subversion) &&
-	     flow_word(c2 ? c2 + 1 : "Indienen", strlen(c2 ? c2 + 1 : "Indienen"), f.action,
-		       sizeof(f.action));
-	if (ok)
-		*out = f;
-	return ok;
+	}
+	if (*p == '/' && !flow_word(p + 1, ":", f.subtype, &p)) {
+		*why = word_why;
+		return false;
+	}
+	if (*p != ':')
+		return false;
+	colon = strchr(p + 1, ':');
+	if (!flow_number(p + 1, '.', &f.version, &p) ||
+	    !flow_number(p + 1, colon ? ':' : '\0', &f.subversion, &p)) {
+		/* more than 3 digits: say the range */
+		if (strspn(p + 1, "0123456789") > 3)
+			*why = number_why;
+		return false;
+	}
+	if (*p == ':' && !flow_word(p + 1, "", f.action, &p)) {
+		*why = word_why;
+		return false;
+	}
+	if (!f.action[0])
+		snprintf(f.action, sizeof(f.action), "Indienen");
+	*out = f;
+	return true;
+}
+
+bool vz_br_reference_ok(const char *s)
+{
+	return s[0] && vz_text_printable(s, VZ_BR_MAX_REF);
 }
 
 vz_rv vz_br_uuid(char out[37], vz_err *err)

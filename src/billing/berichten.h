@@ -12,6 +12,10 @@
 
 #define VZ_BR_MAX_TO	  100 /* addressees per message, set by VECOZO */
 #define VZ_BR_MAX_REF	  150 /* characters of referentieId */
+#define VZ_BR_MAX_WORD	  60  /* characters of berichttype, berichtsubtype, actie */
+#define VZ_BR_MAX_VERSION 999 /* of berichtversie and berichtsubversie */
+/* Bytes for a word of VZ_BR_MAX_WORD characters of UTF-8, and its NUL. */
+#define VZ_BR_WORD_SIZE (VZ_BR_MAX_WORD * 4 + 1)
 #define VZ_BR_PATH_PUSH	  "/berichten/rest-push/v1/berichten"
 #define VZ_BR_PATH_STATUS "/berichtstatus/rest-pull/v3/berichtstatussen"
 #define VZ_BR_PATH_PULL	  "/berichten/rest-pull/v1/berichten"
@@ -28,18 +32,27 @@ typedef struct vz_br_party {
 	char code[9];
 } vz_br_party;
 
-/* The message flow: berichttype[/subtype]:version.subversion[:action]. */
+/* The message flow: berichttype[/subtype]:version.subversion[:action].
+ * As VECOZO's contract has them: the words 1 to 60 characters (subtype
+ * optional: "" when absent), the numbers 0 to 999. */
 typedef struct vz_br_flow {
-	char type[48], subtype[48];
+	char type[VZ_BR_WORD_SIZE], subtype[VZ_BR_WORD_SIZE];
 	unsigned version, subversion;
-	char action[32]; /* default Indienen */
+	char action[VZ_BR_WORD_SIZE]; /* default Indienen */
 } vz_br_flow;
 
 /* "ROLE:CODE". false with why set (a sentence without the value). */
 bool vz_br_party_parse(const char *s, vz_br_party *out, const char **why);
 
-/* "TYPE[/SUBTYPE]:VERSION.SUBVERSION[:ACTION]". */
+/* "TYPE[/SUBTYPE]:VERSION.SUBVERSION[:ACTION]". A backslash takes the
+ * next character as it is, so a word may hold '/', ':' or '\\'. Each word
+ * is 1 to 60 characters of UTF-8 without control characters; anything else
+ * the contract allows. why (untranslated, marked N_) says what is wrong. */
 bool vz_br_flow_parse(const char *s, vz_br_flow *out, const char **why);
+
+/* A referentieId as the contract takes it: 1 to 150 characters of UTF-8,
+ * without control characters. */
+bool vz_br_reference_ok(const char *s);
 
 /* A new random UUID (version 4) from the CSPRNG, lower case. */
 vz_rv vz_br_uuid(char out[37], vz_err *err);

@@ -30,7 +30,9 @@ static void declare_usage(FILE *f)
 		  "  --from ROLE:CODE       the sender, e.g. Praktijk:01234567 (AGB code)\n"
 		  "  --to ROLE:CODE[,...]   addressees (at most 100), e.g. Zorgverzekeraar:3311 (UZOVI)\n"
 		  "  --flow FLOW            berichttype[/subtype]:version.subversion[:action];\n"
-		  "                         action defaults to Indienen\n"
+		  "                         action defaults to Indienen; words of 1 to 60\n"
+		  "                         characters (\\/, \\: and \\\\ for /, : and \\), numbers\n"
+		  "                         0 to 999\n"
 		  "  --reference REF        your own reference for the message (referentieId, at most\n"
 		  "                         150 characters)\n"
 		  "  --force                send content the journal has seen sent already\n"));
@@ -112,7 +114,7 @@ static int parse_args(vz_global *g, int argc, char **argv, struct declare_opts *
 			break;
 		case O_FLOW:
 			if (!vz_br_flow_parse(optarg, &o->flow, &why))
-				return vz_usage("declare", "--flow: %s", why);
+				return vz_usage("declare", "--flow: %s", _(why));
 			o->flow_text = optarg;
 			o->has_flow = true;
 			break;
@@ -134,8 +136,10 @@ static int parse_args(vz_global *g, int argc, char **argv, struct declare_opts *
 		return vz_usage("declare", "name the declaration file(s) to send");
 	if (!o->has_from || !o->n_to || !o->has_flow)
 		return vz_usage("declare", "give --from, --to and --flow");
-	if (o->reference && (strlen(o->reference) > VZ_BR_MAX_REF || !*o->reference))
-		return vz_usage("declare", "--reference takes 1 to 150 characters");
+	if (o->reference && !vz_br_reference_ok(o->reference))
+		return vz_usage("declare",
+				"--reference takes 1 to 150 characters of UTF-8 without control "
+				"characters");
 	return vz_bill_resolve(&o->b, "declare");
 }
 

@@ -32,7 +32,7 @@ typedef struct vz_decl {
 	char sha256[VZ_SHA256_HEX + 1];
 	long long size;
 	char file[256]; /* the file's base name */
-	char flow[128]; /* berichttype[/subtype]:version.subversion:action, as given */
+	char flow[1024]; /* berichttype[/subtype]:version.subversion:action, as given */
 	vz_decl_state state;
 	bool forced;	  /* sent with --force: exempt from the duplicate rule */
 	int http_status;  /* of the last answer, 0 when none */

@@ -167,6 +167,42 @@ case_bad_input() {
 	expect_json "$T/journal.json" 'assert o["declarations"] == [], o' "nothing was recorded"
 }
 
+# VECOZO's contract for the flow: words of 1 to 60 characters (anything but
+# control characters), numbers 0 to 999, a referentieId of 1 to 150
+# characters. What it refuses is refused here, before anything is sent or
+# recorded; what it takes goes through.
+case_flow_limits() {
+	setup_token
+	start_bill_mock
+	make_decl decl.txt
+	bill declare "$T/decl.txt" --from "$FROM" --to "$TO" --flow 303:1000.0
+	expect_rc 2 "berichtversie 1000"
+	expect_in "$T/err" "--flow: the version and subversion are whole numbers from 0 to 999" \
+		"says the range"
+	bill declare "$T/decl.txt" --from "$FROM" --to "$TO" --flow 303:3.1000
+	expect_rc 2 "berichtsubversie 1000"
+	bill declare "$T/decl.txt" --from "$FROM" --to "$TO" --flow "$(printf 'x%.0s' $(seq 61)):3.1"
+	expect_rc 2 "a berichttype of 61 characters"
+	expect_in "$T/err" "1 to 60 characters" "says the length"
+	bill declare "$T/decl.txt" --from "$FROM" --to "$TO" --flow "$(printf '303:3.1:In\tdienen')"
+	expect_rc 2 "a control character in the action"
+	bill declare "$T/decl.txt" --from "$FROM" --to "$TO" --flow 303:3.1 \
+		--reference "$(printf 'a%.0s' $(seq 151))"
+	expect_rc 2 "a referentieId of 151 characters"
+	[ "$(mock_stat pushes)" -eq 0 ] && pass "nothing was sent" || fail "$(mock_stat pushes) pushes"
+	journal_json
+	expect_json "$T/journal.json" 'assert o["declarations"] == [], o' "nothing was recorded"
+	# 60 characters of two bytes each, a quote, spaces, an escaped '/' and
+	# ':', 999; a reference of 150 two-byte characters.
+	word=$(printf '\303\253%.0s' $(seq 60))
+	ref=$(printf '\303\251%.0s' $(seq 150))
+	bill --json declare "$T/decl.txt" --from "$FROM" --to "$TO" \
+		--flow "$word/Zorg \"303\"\\/ZH:999.999:Indienen\\:spoed" --reference "$ref"
+	expect_rc 0 "what the contract takes is sent"
+	[ "$(mock_stat accepted)" -eq 1 ] && pass "VECOZO (the mock) accepted it" ||
+		fail "$(mock_stat accepted) accepted"
+}
+
 case_duplicate_and_force() {
 	setup_token
 	start_bill_mock

@@ -721,8 +721,61 @@ static const char *text(json_t *parent, const char *name, const char *path, json
 	return NULL;
 }
 
+static size_t utf8_chars(const char *s)
+{
+	size_t n = 0;
+
+	for (; *s; s++)
+		n += ((unsigned char)*s & 0xc0) != 0x80;
+	return n;
+}
+
+/* A string of min..max characters, when present (required: also when
+ * absent). */
+static void check_length(json_t *parent, const char *name, const char *path, size_t min, size_t max,
+			 bool required, json_t *errors)
+{
+	json_t *v = json_object_get(parent, name);
+	char msg[80];
+
+	if (!v || json_is_null(v)) {
+		if (required)
+			add_error(errors, path, "Verplicht veld ontbreekt.");
+		return;
+	}
+	if (!json_is_string(v)) {
+		add_error(errors, path, "Moet een tekst zijn.");
+		return;
+	}
+	if (utf8_chars(json_string_value(v)) < min || utf8_chars(json_string_value(v)) > max) {
+		snprintf(msg, sizeof(msg), "Moet %zu tot %zu tekens lang zijn.", min, max);
+		add_error(errors, path, msg);
+	}
+}
+
+/* The contract's additionalProperties: false. */
+static void only(json_t *o, const char *path, const char *const *names, json_t *errors)
+{
+	const char *key;
+	json_t *v;
+	char at_key[200];
+
+	json_object_foreach(o, key, v)
+	{
+		size_t i;
+
+		for (i = 0; names[i] && strcmp(names[i], key) != 0; i++)
+			;
+		if (names[i])
+			continue;
+		snprintf(at_key, sizeof(at_key), "%s%s%.100s", path, path[0] ? "." : "", key);
+		add_error(errors, at_key, "Onbekend veld.");
+	}
+}
+
 static void check_party(json_t *p, const char *path, json_t *errors)
 {
+	static const char *const relatie[] = {"rol", "code", NULL};
 	char a[160], b[160];
 	const char *rol, *code;
 
@@ -730,6 +783,7 @@ static void check_party(json_t *p, const char *path, json_t *errors)
 		add_error(errors, path, p ? "Moet een object zijn." : "Verplicht veld ontbreekt.");
 		return;
 	}
+	only(p, path, relatie, errors);
 	rol = text(p, "rol", at(a, sizeof(a), path, ".rol"), errors);
 	if (rol && !role_ok(rol))
 		add_error(errors, a,
@@ -749,29 +803,73 @@ static void check_party(json_t *p, const char *path, json_t *errors)
 	}
 }
 
+/* berichtversie, berichtsubversie: 0 to 999 (a JSON integer, or a string
+ * of digits as ASP.NET's web defaults read one). */
 static void check_version(json_t *parent, const char *name, const char *path, json_t *errors)
 {
 	json_t *v = json_object_get(parent, name);
+	const char *s = json_string_value(v);
 
 	if (!v || json_is_null(v))
 		add_error(errors, path, "Verplicht veld ontbreekt.");
 	else if (json_is_integer(v) ? json_integer_value(v) < 0
-				    : !json_is_string(v) || !digits(json_string_value(v), 0))
+				    : !s || !digits(s, 0) || strlen(s) > 9)
 		add_error(errors, path, "Moet een geheel getal zijn.");
+	else if ((json_is_integer(v) ? json_integer_value(v) : atol(s)) > 999)
+		add_error(errors, path, "Moet tussen 0 en 999 liggen.");
 }
 
-static size_t utf8_chars(const char *s)
+/* verwerkingscontext: 1 to 100 of {sleutel, waarde: [1 to 100 texts]}. */
+static void check_context(json_t *c, json_t *errors)
 {
-	size_t n = 0;
+	static const char *const pair[] = {"sleutel", "waarde", NULL};
+	char path[64], p2[96];
+	json_t *e, *w;
+	size_t i, k;
 
-	for (; *s; s++)
-		n += ((unsigned char)*s & 0xc0) != 0x80;
-	return n;
+	if (!json_is_array(c) || json_array_size(c) < 1 || json_array_size(c) > 100) {
+		add_error(errors, "verwerkingscontext", "Moet een lijst van 1 tot 100 paren zijn.");
+		return;
+	}
+	json_array_foreach(c, i, e)
+	{
+		snprintf(path, sizeof(path), "verwerkingscontext[%zu]", i);
+		if (!json_is_object(e)) {
+			add_error(errors, path, "Moet een object zijn.");
+			continue;
+		}
+		only(e, path, pair, errors);
+		snprintf(p2, sizeof(p2), "%s.sleutel", path);
+		check_length(e, "sleutel", p2, 1, 100, true, errors);
+		w = json_object_get(e, "waarde");
+		snprintf(p2, sizeof(p2), "%s.waarde", path);
+		if (!json_is_array(w) || json_array_size(w) < 1 || json_array_size(w) > 100) {
+			add_error(errors, p2, "Moet een lijst van 1 tot 100 teksten zijn.");
+			continue;
+		}
+		for (k = 0; k < json_array_size(w); k++) {
+			const char *t = json_string_value(json_array_get(w, k));
+
+			if (!t || utf8_chars(t) < 1 || utf8_chars(t) > 250)
+				add_error(errors, p2,
+					  "Moet teksten van 1 tot 250 tekens bevatten.");
+		}
+	}
 }
 
-/* Checks the metadata; errors gets one entry per problem. */
+/* Checks the metadata against the published schema (every object
+ * additionalProperties: false) and what VECOZO knows of roles and codes;
+ * errors gets one entry per problem. */
 static void check_meta(json_t *m, json_t *errors)
 {
+	static const char *const top[] = {"routeringgegevens", "referentiegegevens",
+					  "verwerkingscontext", NULL};
+	static const char *const routing[] = {"afzender", "geadresseerden", "berichtstroom", NULL};
+	static const char *const stream[] = {"berichttype",	 "berichtsubtype", "berichtversie",
+					     "berichtsubversie", "actie",	   NULL};
+	static const char *const refs[] = {"conversatieId", "traceerId", "alsAntwoordOp",
+					   "referentieId", NULL};
+	static const char *const uuids[] = {"conversatieId", "traceerId", "alsAntwoordOp"};
 	json_t *rg, *bs, *ref, *g, *v;
 	const char *s;
 	char path[64];
@@ -780,8 +878,13 @@ static void check_meta(json_t *m, json_t *errors)
 		add_error(errors, "berichtMetadata", "Moet een JSON-object zijn.");
 		return;
 	}
+	only(m, "", top, errors);
+	v = json_object_get(m, "verwerkingscontext");
+	if (v && !json_is_null(v))
+		check_context(v, errors);
 	rg = object(m, "routeringgegevens", "routeringgegevens", errors);
 	if (rg) {
+		only(rg, "routeringgegevens", routing, errors);
 		check_party(json_object_get(rg, "afzender"), "routeringgegevens.afzender", errors);
 		g = json_object_get(rg, "geadresseerden");
 		if (!g || json_is_null(g))
@@ -801,34 +904,35 @@ static void check_meta(json_t *m, json_t *errors)
 			}
 		bs = object(rg, "berichtstroom", "routeringgegevens.berichtstroom", errors);
 		if (bs) {
-			text(bs, "berichttype", "routeringgegevens.berichtstroom.berichttype",
-			     errors);
-			v = json_object_get(bs, "berichtsubtype");
-			if (v && !json_is_null(v) && !json_is_string(v))
-				add_error(errors, "routeringgegevens.berichtstroom.berichtsubtype",
-					  "Moet een tekst zijn.");
+			only(bs, "routeringgegevens.berichtstroom", stream, errors);
+			check_length(bs, "berichttype",
+				     "routeringgegevens.berichtstroom.berichttype", 1, 60, true,
+				     errors);
+			check_length(bs, "berichtsubtype",
+				     "routeringgegevens.berichtstroom.berichtsubtype", 1, 60, false,
+				     errors);
 			check_version(bs, "berichtversie",
 				      "routeringgegevens.berichtstroom.berichtversie", errors);
 			check_version(bs, "berichtsubversie",
 				      "routeringgegevens.berichtstroom.berichtsubversie", errors);
-			text(bs, "actie", "routeringgegevens.berichtstroom.actie", errors);
+			check_length(bs, "actie", "routeringgegevens.berichtstroom.actie", 1, 60,
+				     true, errors);
 		}
 	}
 	ref = object(m, "referentiegegevens", "referentiegegevens", errors);
 	if (ref) {
-		s = text(ref, "conversatieId", "referentiegegevens.conversatieId", errors);
-		if (s && !uuid_ok(s))
-			add_error(errors, "referentiegegevens.conversatieId", "Geen geldige UUID.");
-		s = text(ref, "traceerId", "referentiegegevens.traceerId", errors);
-		if (s && !uuid_ok(s))
-			add_error(errors, "referentiegegevens.traceerId", "Geen geldige UUID.");
-		v = json_object_get(ref, "referentieId");
-		if (v && !json_is_null(v) && !json_is_string(v))
-			add_error(errors, "referentiegegevens.referentieId",
-				  "Moet een tekst zijn.");
-		else if (json_is_string(v) && utf8_chars(json_string_value(v)) > 150)
-			add_error(errors, "referentiegegevens.referentieId",
-				  "Mag hoogstens 150 tekens lang zijn.");
+		only(ref, "referentiegegevens", refs, errors);
+		for (size_t i = 0; i < sizeof(uuids) / sizeof(uuids[0]); i++) {
+			snprintf(path, sizeof(path), "referentiegegevens.%s", uuids[i]);
+			v = json_object_get(ref, uuids[i]);
+			if (i == 2 && (!v || json_is_null(v)))
+				continue; /* alsAntwoordOp is optional */
+			s = text(ref, uuids[i], path, errors);
+			if (s && !uuid_ok(s))
+				add_error(errors, path, "Geen geldige UUID.");
+		}
+		check_length(ref, "referentieId", "referentiegegevens.referentieId", 1, 150, false,
+			     errors);
 	}
 }
 

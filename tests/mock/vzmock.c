@@ -105,15 +105,19 @@
  *    or none; at most 1 MiB) and payload (a file name ending in ".txt",
  *    lowercase; Content-Type application/octet-stream), each exactly once;
  *    other parts are ignored. The payload is streamed through SHA-256 and
- *    counted; only its first 64 KiB is kept. The metadata must hold
+ *    counted; only its first 64 KiB is kept. The metadata must hold, as the
+ *    published push v1 schema has it,
  *    routeringgegevens{afzender{rol, code}, geadresseerden[1 to 100 of {rol,
- *    code}], berichtstroom{berichttype (string), berichtsubtype (optional
- *    string), berichtversie and berichtsubversie (a JSON integer >= 0 or a
- *    string of digits), actie (string)}} and referentiegegevens{conversatieId
- *    and traceerId (UUIDs, any case), referentieId (optional string, at most
- *    150 characters)}; roles Praktijk, Zorgverlener, Instelling (AGB code: 8
- *    digits) or Zorgverzekeraar (UZOVI code: 4 digits); required strings not
- *    empty; null counts as absent; other keys are allowed. Every problem found
+ *    code}], berichtstroom{berichttype (1 to 60 characters), berichtsubtype
+ *    (optional, 1 to 60), berichtversie and berichtsubversie (0 to 999: a JSON
+ *    integer or a string of digits), actie (1 to 60)}} and
+ *    referentiegegevens{conversatieId and traceerId (UUIDs, any case),
+ *    alsAntwoordOp (optional UUID), referentieId (optional, 1 to 150
+ *    characters)}, optionally verwerkingscontext [1 to 100 of {sleutel (1 to
+ *    100), waarde [1 to 100 texts of 1 to 250]}]; roles Praktijk,
+ *    Zorgverlener, Instelling (AGB code: 8 digits) or Zorgverzekeraar (UZOVI
+ *    code: 4 digits); required strings not empty; null counts as absent; a
+ *    key the schema does not list is refused ("Onbekend veld."). Every problem found
  *    is one message under its JSON path (routeringgegevens.afzender.code,
  *    routeringgegevens.geadresseerden[0].rol, ...; "berichtMetadata",
  *    "payload" or "multipart" for the parts themselves) -> 400; so does a

@@ -43,8 +43,48 @@ static void parties_and_flows(void **state)
 	assert_false(vz_br_flow_parse("303:3", &f, &why));
 	assert_false(vz_br_flow_parse("303:3.x", &f, &why));
 	assert_false(vz_br_flow_parse(":3.1", &f, &why));
-	assert_false(vz_br_flow_parse("3\"03:3.1", &f, &why));
 	assert_false(vz_br_flow_parse("303:3.1:", &f, &why));
+}
+
+/* The words and numbers of a flow, as VECOZO's contract has them: any
+ * text of 1 to 60 characters but control characters, numbers 0 to 999. */
+static void flow_contract(void **state)
+{
+	char sixty[200], long_flow[300];
+	vz_br_flow f;
+	const char *why;
+
+	assert_true(vz_br_flow_parse("3\"03 \u00e9:999.0:Bevestig ontvangst", &f, &why));
+	assert_string_equal(f.type, "3\"03 \u00e9");
+	assert_int_equal(f.version, 999);
+	assert_string_equal(f.action, "Bevestig ontvangst");
+	assert_true(vz_br_flow_parse("a\\/b/c\\:d:0.0:x:y/z", &f, &why));
+	assert_string_equal(f.type, "a/b");
+	assert_string_equal(f.subtype, "c:d");
+	assert_string_equal(f.action, "x:y/z");
+	assert_true(vz_br_flow_parse("a\\\\:1.2", &f, &why));
+	assert_string_equal(f.type, "a\\");
+	assert_false(vz_br_flow_parse("303:1000.0", &f, &why));
+	assert_non_null(strstr(why, "0 to 999"));
+	assert_false(vz_br_flow_parse("303:3.1000", &f, &why));
+	assert_non_null(strstr(why, "0 to 999"));
+	assert_false(vz_br_flow_parse("30\t3:3.1", &f, &why));
+	assert_non_null(strstr(why, "control characters"));
+	assert_false(vz_br_flow_parse("303:3.1:In\302\205dienen", &f, &why)); /* C1: NEL */
+	assert_false(vz_br_flow_parse("303/\xff:3.1", &f, &why));	      /* not UTF-8 */
+	assert_false(vz_br_flow_parse("303/:3.1", &f, &why));
+	/* 60 characters of two bytes each fit; 61 do not */
+	sixty[0] = '\0';
+	for (int i = 0; i < 60; i++)
+		strcat(sixty, "\u00eb");
+	snprintf(long_flow, sizeof(long_flow), "%s:1.0", sixty);
+	assert_true(vz_br_flow_parse(long_flow, &f, &why));
+	assert_string_equal(f.type, sixty);
+	snprintf(long_flow, sizeof(long_flow), "%s\u00eb:1.0", sixty);
+	assert_false(vz_br_flow_parse(long_flow, &f, &why));
+	assert_true(vz_br_reference_ok("dossier \u00e9\u00e9n"));
+	assert_false(vz_br_reference_ok(""));
+	assert_false(vz_br_reference_ok("a\nb"));
 }
 
 static void uuids(void **state)
@@ -186,9 +226,13 @@ static void pull_list(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(parties_and_flows), cmocka_unit_test(uuids),
-		cmocka_unit_test(metadata),	     cmocka_unit_test(problem_details),
-		cmocka_unit_test(statuses),	     cmocka_unit_test(pull_list),
+		cmocka_unit_test(parties_and_flows),
+		cmocka_unit_test(flow_contract),
+		cmocka_unit_test(uuids),
+		cmocka_unit_test(metadata),
+		cmocka_unit_test(problem_details),
+		cmocka_unit_test(statuses),
+		cmocka_unit_test(pull_list),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
