@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <jansson.h>
 #include <openssl/rand.h>
@@ -322,11 +323,115 @@ static void read_status(const json_t *e, vz_br_status *s)
 	}
 }
 
+/* Days from 1970-01-01 to y-m-d (proleptic Gregorian). */
+static long long days_from_civil(long long y, unsigned m, unsigned d)
+{
+	long long era;
+	unsigned yoe, doy, doe;
+
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = (unsigned)(y - era * 400);
+	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + (long long)doe - 719468;
+}
+
+/* n digits at *p as a number; *p moves past them. */
+static bool fixed_digits(const char **p, size_t n, unsigned *out)
+{
+	unsigned v = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (!isdigit((unsigned char)(*p)[i]))
+			return false;
+		v = v * 10 + (unsigned)((*p)[i] - '0');
+	}
+	*p += n;
+	*out = v;
+	return true;
+}
+
+static bool expect_char(const char **p, const char *any)
+{
+	if (!**p || !strchr(any, **p))
+		return false;
+	(*p)++;
+	return true;
+}
+
+bool vz_br_time_parse(const char *text, vz_br_instant *out)
+{
+	static const unsigned mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	const char *p = text;
+	unsigned y, mo, d, h, mi, se, oh = 0, om = 0;
+	long ns = 0, scale = 100000000;
+	int sign = 0;
+	vz_br_instant t;
+
+	if (!fixed_digits(&p, 4, &y) || !expect_char(&p, "-") || !fixed_digits(&p, 2, &mo) ||
+	    !expect_char(&p, "-") || !fixed_digits(&p, 2, &d) || !expect_char(&p, "Tt ") ||
+	    !fixed_digits(&p, 2, &h) || !expect_char(&p, ":") || !fixed_digits(&p, 2, &mi) ||
+	    !expect_char(&p, ":") || !fixed_digits(&p, 2, &se))
+		return false;
+	if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h > 23 || mi > 59 || se > 60)
+		return false;
+	if (*p == '.') {
+		if (!isdigit((unsigned char)p[1]))
+			return false;
+		for (p++; isdigit((unsigned char)*p); p++, scale /= 10)
+			ns += scale * (*p - '0'); /* digits past nanoseconds add 0 */
+	}
+	if (*p == 'Z' || *p == 'z') {
+		p++;
+	} else if (*p == '+' || *p == '-') {
+		sign = *p++ == '+' ? 1 : -1;
+		if (!fixed_digits(&p, 2, &oh) || !expect_char(&p, ":") ||
+		    !fixed_digits(&p, 2, &om) || oh > 23 || om > 59)
+			return false;
+	} else {
+		return false;
+	}
+	if (*p)
+		return false;
+	t.s = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se -
+	      sign * (long long)(oh * 3600 + om * 60);
+	t.ns = ns;
+	*out = t;
+	return true;
+}
+
+int vz_br_instant_cmp(const vz_br_instant *a, const vz_br_instant *b)
+{
+	if (a->s != b->s)
+		return a->s < b->s ? -1 : 1;
+	return a->ns < b->ns ? -1 : a->ns > b->ns;
+}
+
+/* changed_at in UTC to the second, when it is a time. */
+static void normalize_time(vz_br_status *s, const vz_br_instant *t)
+{
+	time_t secs = (time_t)t->s;
+	struct tm tm;
+	char buf[32];
+
+	if (gmtime_r(&secs, &tm) && strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm)) {
+		char *copy = strdup(buf);
+
+		if (copy) {
+			free(s->changed_at);
+			s->changed_at = copy;
+		}
+	}
+}
+
 vz_rv vz_br_status_parse(const char *body, size_t len, const char *traceer_id, vz_br_status *out,
 			 vz_err *err)
 {
 	json_t *j = load(body, len), *list = first_array(j), *e;
 	vz_br_status best = {0};
+	vz_br_instant best_t = {0};
+	bool best_timed = false, timed;
 	size_t i;
 
 	if (!list && !json_is_object(j)) {
@@ -337,20 +442,27 @@ vz_rv vz_br_status_parse(const char *body, size_t len, const char *traceer_id, v
 	json_array_foreach(list, i, e)
 	{
 		vz_br_status s = {0};
+		vz_br_instant t = {0};
 		const char *tid = json_string_value(
 			json_object_get(json_object_get(e, "referentiegegevens"), "traceerId"));
+		const char *when =
+			json_string_value(json_object_get(e, "berichtstatusGewijzigdOp"));
 
 		if (!tid || strcasecmp(tid, traceer_id) != 0)
 			continue;
 		read_status(e, &s);
-		/* The newest change wins; ISO 8601 UTC sorts as text. */
-		if (!s.status || (best.status && best.changed_at &&
-				  (!s.changed_at || strcmp(s.changed_at, best.changed_at) < 0))) {
+		timed = when && vz_br_time_parse(when, &t);
+		if (!s.status ||
+		    (best.status && best_timed && (!timed || vz_br_instant_cmp(&t, &best_t) < 0))) {
 			vz_br_status_clear(&s);
 			continue;
 		}
+		if (timed)
+			normalize_time(&s, &t);
 		vz_br_status_clear(&best);
 		best = s;
+		best_t = t;
+		best_timed = timed;
 	}
 	json_decref(j);
 	if (!best.status)

@@ -76,7 +76,8 @@ typedef struct vz_br_melding {
 } vz_br_melding;
 
 /* One status of a message, as the status service gives it. Strings are
- * NULL when absent. */
+ * NULL when absent. changed_at is berichtstatusGewijzigdOp in UTC,
+ * YYYY-MM-DDTHH:MM:SSZ, when it could be read; else as it came (cleaned). */
 typedef struct vz_br_status {
 	char *traceer_id, *status, *changed_at;
 	vz_br_melding *meldingen;
@@ -85,9 +86,26 @@ typedef struct vz_br_status {
 
 void vz_br_status_clear(vz_br_status *s);
 
+/* A moment in time: seconds since 1970 (UTC) and nanoseconds. */
+typedef struct vz_br_instant {
+	long long s;
+	long ns;
+} vz_br_instant;
+
+/* An RFC 3339 date-time (YYYY-MM-DDTHH:MM:SS, an optional fraction of any
+ * length, then Z or an offset such as +01:00), as an instant. */
+bool vz_br_time_parse(const char *text, vz_br_instant *out);
+
+/* <0, 0, >0 as a is before, at, after b. */
+int vz_br_instant_cmp(const vz_br_instant *a, const vz_br_instant *b);
+
 /* Reads the status service's answer (a JSON array, or an object holding
- * one) and keeps the newest entry for traceer_id in *out. VZ_OK: found;
- * VZ_NOT_FOUND: the service does not know it; VZ_FAIL: not readable. */
+ * one) and keeps the newest entry for traceer_id in *out: the latest
+ * berichtstatusGewijzigdOp as an instant (VECOZO writes local time with
+ * its offset, and fractions of varying length, so the text does not sort),
+ * an entry whose time cannot be read losing to one whose can, and of two
+ * at one instant the later in the list. VZ_OK: found; VZ_NOT_FOUND: the
+ * service does not know it; VZ_FAIL: not readable. */
 vz_rv vz_br_status_parse(const char *body, size_t len, const char *traceer_id, vz_br_status *out,
 			 vz_err *err);
 

@@ -105,6 +105,35 @@ assert o["retours"] == []
 	expect_in "$T/err" "holds no declaration whose status is open" "says nothing is open"
 }
 
+# VECOZO writes status times in Dutch local time with the offset, and
+# fractions of any length. Around the clock change of 2025-10-26 (the mock's
+# --status-clock: 00:30:00.5Z, 01:00Z, 01:30:00.25Z, that is 02:30:00.5+02:00,
+# 02:00+01:00, 02:30:00.25+01:00) the newest entry is not the one whose text
+# sorts last: the status is read as instants.
+case_status_clock_change() {
+	setup_token
+	start_bill_mock --status-history --status-clock 2025-10-26T00:30:00Z:1800
+	make_decl decl.txt
+	declare_file --json "$T/decl.txt"
+	expect_rc 0 "a declaration is sent"
+	tid=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["traceer_id"])' "$T/out")
+	bill declare-status "$tid"
+	expect_in "$T/out" "^$tid +Ontvangen +2025-10-26T00:30:00Z$" "first: Ontvangen, its time in UTC"
+	bill declare-status "$tid"
+	expect_in "$T/out" "^$tid +WordtVerwerkt +2025-10-26T01:00:00Z$" \
+		"then WordtVerwerkt (02:00+01:00), newer than Ontvangen (02:30:00.5+02:00)"
+	bill --json declare-status "$tid"
+	expect_rc 0 "declare-status once more"
+	expect_json "$T/out" '
+assert [(x["status"], x["changed_at"]) for x in o] == [("VerwerkingVoltooid", "2025-10-26T01:30:00Z")], o
+' "then VerwerkingVoltooid (02:30:00.25+01:00), which sorts before 02:30:00.5+02:00 as text"
+	journal_json
+	expect_json "$T/journal.json" '
+d = o["declarations"]
+assert [(x["status"], x["final"]) for x in d] == [("VerwerkingVoltooid", True)], d
+' "the journal has it final"
+}
+
 case_refused() {
 	setup_token
 	start_bill_mock

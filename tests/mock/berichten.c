@@ -58,6 +58,10 @@ static struct {
 	bool delete_fault; /* every DELETE answers 503: receipt never confirmed */
 	long retour_corrupt;
 	bool wrap_list;
+	bool status_history;	    /* every status so far, not the last only */
+	bool status_clock;	    /* stamps from clock_base, not the real clock */
+	struct timespec clock_base; /* --status-clock UTC:STEP */
+	long clock_step;
 	struct retour_spec specs[64];
 	int n_specs;
 } opt = {.push_fault_every = 1, .retour_fault_every = 1};
@@ -71,10 +75,14 @@ struct msg {
 	char sha[65];
 	uint64_t size;
 	char *filename;
-	time_t arrived, changed;
 	bool afkeuren;
 	unsigned queries;
-	const char *status;
+	/* every status it had, oldest first; [0] is Ontvangen, on arrival */
+	struct {
+		const char *status;
+		struct timespec at;
+	} hist[4];
+	unsigned n_hist;
 };
 
 /* A return message waiting to be pulled. */
@@ -111,12 +119,64 @@ static void hex(const unsigned char *d, size_t n, char *out)
 		snprintf(out + 2 * i, 3, "%02x", d[i]);
 }
 
-static void iso(time_t t, char out[21])
+/* The offset of Dutch local time at t: +02:00 from the last Sunday of
+ * March 01:00 UTC to the last Sunday of October 01:00 UTC, else +01:00. */
+static long amsterdam_offset(time_t t)
 {
-	struct tm tm;
+	struct tm tm, b = {0};
+	time_t start, end;
+	int y;
 
 	gmtime_r(&t, &tm);
-	strftime(out, 21, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	y = tm.tm_year + 1900;
+	b.tm_year = tm.tm_year;
+	b.tm_hour = 1;
+	b.tm_mon = 2;
+	b.tm_mday = 31 - (5 * y / 4 + 4) % 7;
+	start = timegm(&b);
+	b.tm_mon = 9;
+	b.tm_mday = 31 - (5 * y / 4 + 1) % 7;
+	end = timegm(&b);
+	return t >= start && t < end ? 7200 : 3600;
+}
+
+/* A time as VECOZO's services write it (the published examples): Dutch
+ * local time with its offset, the fraction in 100 ns units without
+ * trailing zeros (none when zero), e.g. 2025-11-24T16:58:44.0867+01:00. */
+static void stamp(struct timespec at, char out[40])
+{
+	long off = amsterdam_offset(at.tv_sec);
+	time_t local = at.tv_sec + off;
+	char frac[9] = "";
+	long units = at.tv_nsec / 100;
+	struct tm tm;
+
+	if (units) {
+		int n = snprintf(frac, sizeof(frac), ".%07ld", units);
+
+		while (n > 1 && frac[n - 1] == '0')
+			frac[--n] = '\0';
+	}
+	gmtime_r(&local, &tm);
+	strftime(out, 20, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(out + 19, 21, "%s+%02ld:00", frac, off / 3600);
+}
+
+/* When the status change number k of a message (0: its arrival) happened:
+ * now, or with --status-clock base + k * step seconds and a fraction of .5,
+ * none and .25 in turn (fractions of varying length, as VECOZO's). */
+static struct timespec status_time(unsigned k)
+{
+	static const long fractions[] = {500000000, 0, 250000000};
+	struct timespec t;
+
+	if (!opt.status_clock) {
+		clock_gettime(CLOCK_REALTIME, &t);
+		return t;
+	}
+	t.tv_sec = opt.clock_base.tv_sec + (time_t)k * opt.clock_step;
+	t.tv_nsec = fractions[k % 3];
+	return t;
 }
 
 static bool digits(const char *s, size_t n)
@@ -308,6 +368,10 @@ int berichten_option(const char *o, const char *v)
 		opt.delete_fault = true;
 		return 1;
 	}
+	if (strcmp(o, "--status-history") == 0) {
+		opt.status_history = true;
+		return 1;
+	}
 	if (!v)
 		return 0;
 	if (strcmp(o, "--push-delay") == 0)
@@ -322,7 +386,17 @@ int berichten_option(const char *o, const char *v)
 		opt.retour_fault_every = atol(v);
 	else if (strcmp(o, "--retour-corrupt") == 0)
 		opt.retour_corrupt = atol(v);
-	else if (strcmp(o, "--retour") == 0 || strcmp(o, "--retour-file") == 0) {
+	else if (strcmp(o, "--status-clock") == 0) {
+		/* UTC-TIME:STEP, the time as YYYY-MM-DDTHH:MM:SSZ */
+		struct tm tm = {0};
+		const char *end = strptime(v, "%Y-%m-%dT%H:%M:%SZ", &tm);
+
+		if (!end || *end != ':' || atol(end + 1) <= 0)
+			mock_die("--status-clock %s: YYYY-MM-DDTHH:MM:SSZ:STEP expected", v);
+		opt.status_clock = true;
+		opt.clock_base.tv_sec = timegm(&tm);
+		opt.clock_step = atol(end + 1);
+	} else if (strcmp(o, "--retour") == 0 || strcmp(o, "--retour-file") == 0) {
 		struct retour_spec *s = &opt.specs[opt.n_specs];
 		const char *colon = strchr(v, ':');
 
@@ -977,9 +1051,18 @@ static bool record(json_t *meta, const char *sha, struct req *r)
 	snprintf(m->sha, sizeof(m->sha), "%s", sha);
 	m->size = r->payload_size;
 	m->filename = strdup(r->payload_name);
-	m->arrived = m->changed = time(NULL);
 	m->afkeuren = r->head && memmem(r->head, r->head_len, "AFKEUREN", 8);
-	m->status = "Ontvangen";
+	m->hist[0].status = "Ontvangen";
+	m->hist[0].at = status_time(0);
+	m->n_hist = 1;
+	/* the status service gives the versions as integers, whatever came */
+	for (size_t k = 0; k < 2; k++) {
+		const char *name = k ? "berichtsubversie" : "berichtversie";
+		const char *v = json_string_value(json_object_get(m->berichtstroom, name));
+
+		if (v)
+			json_object_set_new(m->berichtstroom, name, json_integer(atol(v)));
+	}
 	for (size_t i = 0; i < n_msgs; i++)
 		same += strcmp(msgs[i].sha, sha) == 0;
 	if (same > max_per_content)
@@ -1102,11 +1185,31 @@ static enum MHD_Result push_done(struct MHD_Connection *c, struct req *r)
 
 /* ---- status ---- */
 
-static json_t *status_of(struct msg *m, time_t now)
+/* Entry k of m's history as the status service gives it; meldingen only
+ * when there are some (the schema has it 1 to 100 long). */
+static json_t *status_entry(const struct msg *m, unsigned k)
+{
+	char arrived[40], changed[40];
+	json_t *e;
+
+	stamp(m->hist[0].at, arrived);
+	stamp(m->hist[k].at, changed);
+	e = json_pack("{s:{s:s, s:s}, s:o*, s:s, s:s, s:s}", "referentiegegevens", "conversatieId",
+		      m->conversatie, "traceerId", m->traceer, "berichtstroom",
+		      json_deep_copy(m->berichtstroom), "berichtstatus", m->hist[k].status,
+		      "berichtstatusGewijzigdOp", changed, "berichtOntvangenOp", arrived);
+	if (strcmp(m->hist[k].status, "AfgekeurdDoorDienst") == 0)
+		json_object_set_new(e, "meldingen",
+				    json_pack("[{s:s, s:s, s:s}]", "code", "AF01", "omschrijving",
+					      "Bestand afgekeurd", "toelichting",
+					      "Regel 3: onbekende prestatiecode"));
+	return e;
+}
+
+/* Moves m on (each answer that holds it does) and appends its entries. */
+static void status_of(struct msg *m, json_t *out)
 {
 	const char *st;
-	char arrived[21], changed[21];
-	json_t *meldingen = json_array();
 
 	m->queries++;
 	if (m->afkeuren)
@@ -1115,22 +1218,14 @@ static json_t *status_of(struct msg *m, time_t now)
 		st = m->queries <= 1   ? "Ontvangen"
 		     : m->queries == 2 ? "WordtVerwerkt"
 				       : "VerwerkingVoltooid";
-	if (strcmp(st, m->status) != 0) {
-		m->status = st;
-		m->changed = now;
+	if (strcmp(st, m->hist[m->n_hist - 1].status) != 0 &&
+	    m->n_hist < sizeof(m->hist) / sizeof(m->hist[0])) {
+		m->hist[m->n_hist].status = st;
+		m->hist[m->n_hist].at = status_time(m->n_hist);
+		m->n_hist++;
 	}
-	if (m->afkeuren && m->queries > 1)
-		json_array_append_new(meldingen,
-				      json_pack("{s:s, s:s, s:s}", "code", "AF01", "omschrijving",
-						"Bestand afgekeurd", "toelichting",
-						"Regel 3: onbekende prestatiecode"));
-	iso(m->arrived, arrived);
-	iso(m->changed, changed);
-	return json_pack("{s:{s:s, s:s}, s:o*, s:s, s:s, s:s, s:o}", "referentiegegevens",
-			 "conversatieId", m->conversatie, "traceerId", m->traceer, "berichtstroom",
-			 json_deep_copy(m->berichtstroom), "berichtstatus", st,
-			 "berichtstatusGewijzigdOp", changed, "berichtOntvangenOp", arrived,
-			 "meldingen", meldingen);
+	for (unsigned k = opt.status_history ? 0 : m->n_hist - 1; k < m->n_hist; k++)
+		json_array_append_new(out, status_entry(m, k));
 }
 
 static enum MHD_Result status_query(struct MHD_Connection *c)
@@ -1139,7 +1234,6 @@ static enum MHD_Result status_query(struct MHD_Connection *c)
 	const char *cv = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "conversatieId");
 	const char *key = t ? "traceerId" : "conversatieId", *want = t ? t : cv;
 	json_t *out, *errors = json_object();
-	time_t now = time(NULL);
 
 	if (!t && !cv)
 		add_error(errors, "traceerId", "Geef traceerId of conversatieId.");
@@ -1154,7 +1248,7 @@ static enum MHD_Result status_query(struct MHD_Connection *c)
 	pthread_mutex_lock(&lock);
 	for (size_t i = 0; i < n_msgs; i++)
 		if (strcasecmp(t ? msgs[i].traceer : msgs[i].conversatie, want) == 0)
-			json_array_append_new(out, status_of(&msgs[i], now));
+			status_of(&msgs[i], out);
 	pthread_mutex_unlock(&lock);
 	return send_json(c, 200, out, NULL, NULL);
 }
@@ -1172,9 +1266,9 @@ static struct retour *find_retour(const char *id)
 
 static json_t *retour_json(const struct retour *m)
 {
-	char when[21], url[160];
+	char when[40], url[160];
 
-	iso(m->ontvangen, when);
+	stamp((struct timespec){m->ontvangen, 0}, when);
 	snprintf(url, sizeof(url), PULL_PATH "/%s/payload", m->traceer);
 	return json_pack("{s:{s:{s:s, s:s}, s:[{s:s, s:s}], s:{s:s, s:i, s:i, s:s}}, "
 			 "s:{s:s, s:s}, s:{s:s, s:{s:s, s:I, s:{s:s, s:s}}}}",

@@ -10,7 +10,7 @@
  *          [--push-delay MS] [--push-fault 503|reset [--push-fault-every K]]
  *          [--retour N:SIZE]... [--retour-file PATH]... [--retour-corrupt K]
  *          [--retour-fault 503|reset|delay [--retour-fault-every K]] [--wrap-list]
- *          [--delete-fault] [--record F]
+ *          [--delete-fault] [--status-history] [--status-clock UTC:STEP] [--record F]
  *
  * --port 0 (the default) takes a free port, written to --port-file; the
  * server stops after --idle-exit seconds without activity (default 300), or
@@ -137,13 +137,21 @@
  *  - GET {base}/berichtstatus/rest-pull/v3/berichtstatussen?traceerId=UUID or
  *    ?conversatieId=UUID (exactly one of them, else 400): 200, a JSON array
  *    (empty when unknown) of {"referentiegegevens":{conversatieId, traceerId},
- *    "berichtstroom" (as pushed), "berichtstatus", "berichtstatusGewijzigdOp",
- *    "berichtOntvangenOp" (UTC, YYYY-MM-DDTHH:MM:SSZ), "meldingen":[]}. Each
- *    answer that holds a message moves it on: the 1st says Ontvangen, the 2nd
- *    WordtVerwerkt, later ones VerwerkingVoltooid; a payload with AFKEUREN:
- *    Ontvangen, then AfgekeurdDoorDienst with meldingen [{"code":"AF01",
- *    "omschrijving":"Bestand afgekeurd","toelichting":"Regel 3: onbekende
- *    prestatiecode"}]. GewijzigdOp is the time of the answer that changed it.
+ *    "berichtstroom" (as pushed, versions as integers), "berichtstatus",
+ *    "berichtstatusGewijzigdOp", "berichtOntvangenOp"} and "meldingen" only
+ *    when there are some. Times as the published examples write them: Dutch
+ *    local time with its offset, the fraction in 100 ns units without
+ *    trailing zeros (2025-11-24T16:58:44.0867+01:00). Each answer that holds
+ *    a message moves it on: the 1st says Ontvangen, the 2nd WordtVerwerkt,
+ *    later ones VerwerkingVoltooid; a payload with AFKEUREN: Ontvangen, then
+ *    AfgekeurdDoorDienst with meldingen [{"code":"AF01","omschrijving":
+ *    "Bestand afgekeurd","toelichting":"Regel 3: onbekende prestatiecode"}].
+ *    GewijzigdOp is the time of the answer that changed it.
+ *    --status-history: an entry for every status the message had so far,
+ *    oldest first, instead of the last one only.
+ *    --status-clock UTC:STEP (UTC as YYYY-MM-DDTHH:MM:SSZ): the times are not
+ *    the real clock's: the message arrives at UTC and its k-th change is at
+ *    UTC + k * STEP seconds, with fractions .5, none and .25 in turn.
  *  - Return messages: a queue made at start, in option order, from --retour
  *    N:SIZE (N messages of SIZE bytes, suffix K, M or G for KiB, MiB, GiB;
  *    pseudo-random bytes generated from a fixed seed and the message's index,

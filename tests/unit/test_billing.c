@@ -191,6 +191,53 @@ static void statuses(void **state)
 	assert_false(vz_br_status_failed("VerwerkingVoltooid"));
 }
 
+/* Status times are local with an offset and fractions of any length: the
+ * newest entry is the latest instant, not the largest text. */
+static void status_times(void **state)
+{
+	const char *tid = "7e7e7e7e-0000-4000-8000-000000000000";
+	/* 00:30:00.5Z, 01:00:00Z and 01:30:00.25Z, around the clock change of
+	 * 2025-10-26 (02:00+01:00 follows 02:59:59+02:00): as text the first
+	 * sorts last */
+	const char body[] =
+		"[{\"referentiegegevens\":{\"traceerId\":\"7e7e7e7e-0000-4000-8000-000000000000\"},"
+		"\"berichtstatus\":\"Ontvangen\","
+		"\"berichtstatusGewijzigdOp\":\"2025-10-26T02:30:00.5+02:00\"},"
+		"{\"referentiegegevens\":{\"traceerId\":\"7e7e7e7e-0000-4000-8000-000000000000\"},"
+		"\"berichtstatus\":\"VerwerkingVoltooid\","
+		"\"berichtstatusGewijzigdOp\":\"2025-10-26T02:30:00.25+01:00\"},"
+		"{\"referentiegegevens\":{\"traceerId\":\"7e7e7e7e-0000-4000-8000-000000000000\"},"
+		"\"berichtstatus\":\"WordtVerwerkt\","
+		"\"berichtstatusGewijzigdOp\":\"2025-10-26T02:00:00+01:00\"},"
+		"{\"referentiegegevens\":{\"traceerId\":\"7e7e7e7e-0000-4000-8000-000000000000\"},"
+		"\"berichtstatus\":\"Bezorgd\",\"berichtstatusGewijzigdOp\":\"gisteren\"}]";
+	vz_br_instant a, b;
+	vz_br_status st = {0};
+	vz_err err = {0};
+
+	assert_true(vz_br_time_parse("2025-11-24T16:58:44.0867+01:00", &a));
+	assert_true(vz_br_time_parse("2025-11-24T15:58:44.0867Z", &b));
+	assert_int_equal(vz_br_instant_cmp(&a, &b), 0);
+	assert_int_equal(a.ns, 86700000);
+	assert_true(vz_br_time_parse("2025-11-24T15:58:44.08670001z", &b));
+	assert_int_equal(vz_br_instant_cmp(&a, &b), -1);
+	assert_true(vz_br_time_parse("2025-11-24T15:58:44Z", &b));
+	assert_int_equal(vz_br_instant_cmp(&a, &b), 1);
+	assert_true(vz_br_time_parse("1999-12-31T23:30:00-01:00", &a));
+	assert_true(vz_br_time_parse("2000-01-01T00:30:00Z", &b));
+	assert_int_equal(vz_br_instant_cmp(&a, &b), 0);
+	assert_int_equal(b.s, 946686600);
+	assert_false(vz_br_time_parse("2025-11-24T16:58:44", &a)); /* no zone */
+	assert_false(vz_br_time_parse("2025-11-24T16:58:44.+01:00", &a));
+	assert_false(vz_br_time_parse("2025-02-30T16:58:44Z", &a));
+	assert_false(vz_br_time_parse("2025-11-24T16:58:44+0100", &a));
+	assert_false(vz_br_time_parse("2025-11-24T16:58:44Z ", &a));
+	assert_int_equal(vz_br_status_parse(body, strlen(body), tid, &st, &err), VZ_OK);
+	assert_string_equal(st.status, "VerwerkingVoltooid");
+	assert_string_equal(st.changed_at, "2025-10-26T01:30:00Z");
+	vz_br_status_clear(&st);
+}
+
 static void pull_list(void **state)
 {
 	const char one[] =
@@ -232,6 +279,7 @@ int main(void)
 		cmocka_unit_test(metadata),
 		cmocka_unit_test(problem_details),
 		cmocka_unit_test(statuses),
+		cmocka_unit_test(status_times),
 		cmocka_unit_test(pull_list),
 	};
 
