@@ -116,17 +116,27 @@ static bool confirm(struct retour_run *r, struct got *gt)
 	char path[256];
 	vz_rest_answer a = {0};
 	vz_err e = {0};
-	bool ok;
+	bool ok, unknown;
 
 	snprintf(path, sizeof(path), VZ_BR_PATH_PULL "/%s", gt->m.traceer_id);
 	ok = vz_rest_delete(r->rest, path, &a, &e) == VZ_OK;
-	/* 404: VECOZO no longer has it waiting (an earlier confirmation came
-	 * through); either way it is received. */
-	if (ok && a.http != 202 && a.http != 200 && a.http != 204 && a.http != 404) {
+	/* 404 is "not found or not authorised" in VECOZO's contract: not a
+	 * confirmation, whichever of the two it is. */
+	unknown = ok && a.http == 404;
+	if (ok && !unknown && a.http != 202 && a.http != 200 && a.http != 204) {
 		vz_bill_http_error(&a, "confirming receipt", &e);
 		ok = false;
 	}
 	vz_rest_answer_clear(&a);
+	if (unknown) {
+		snprintf(gt->error, sizeof(gt->error),
+			 _("stored, but not confirmed: VECOZO answered 404, so the message is "
+			   "either not found there (confirmed already: by an earlier run whose "
+			   "answer was lost, or by other software with this certificate) or this "
+			   "certificate is not authorised to confirm it; the journal keeps it open "
+			   "(stored, not confirmed) and the next run asks again"));
+		return false;
+	}
 	if (ok && vz_journal_retour_confirmed(r->j, gt->m.traceer_id, &e) != VZ_OK)
 		ok = false;
 	if (!ok)

@@ -448,6 +448,42 @@ assert len(o) == 2 and all(x["result"] == "stored" and "confirming receipt faile
 	[ -z "$(ls -A "$T/in")" ] && pass "no second copy" || fail "copies again: $(ls -A "$T/in")"
 }
 
+# DELETE answers 404, which VECOZO's contract reads "not found or not
+# authorised": never a confirmation. The file stays stored and open in the
+# journal, the message says both, and a later run confirms it.
+case_retour_delete_404() {
+	setup_token
+	start_bill_mock --retour 1:1000 --delete-unknown
+	mkdir "$T/in"
+	bill --json retour --dir "$T/in"
+	expect_rc 1 "a confirmation answered 404"
+	expect_json "$T/out" '
+assert len(o) == 1 and o[0]["result"] == "stored", o
+e = o[0]["error"]
+assert "not confirmed" in e and "not found" in e and "not authorised" in e, e
+' "stored, not confirmed, and it says what 404 may mean"
+	bill retour --dir "$T/in"
+	expect_rc 1 "a second run, the confirmation answered 404 again"
+	expect_in "$T/err" "either not found there .* or this certificate is not authorised" \
+		"the message says both"
+	journal_json
+	expect_json "$T/journal.json" 'assert [r["state"] for r in o["retours"]] == ["stored"], o' \
+		"the journal keeps it open: stored, not confirmed"
+	run vz journal
+	expect_in "$T/out" " stored +7e7e0000-0000-4000-8000-000000000001 " "journal lists it as stored"
+	[ "$(mock_stat retour_waiting)" -eq 1 ] && pass "it is still waiting at VECOZO" ||
+		fail "$(mock_stat retour_waiting) waiting"
+	stop_mock
+	start_bill_mock --retour 1:1000
+	bill --json retour --dir "$T/in"
+	expect_rc 0 "a later run"
+	expect_json "$T/out" 'assert [x["result"] for x in o] == ["already-stored"] and o[0].get("error") is None, o' \
+		"confirms the stored file without a second copy"
+	journal_json
+	expect_json "$T/journal.json" 'assert [r["state"] for r in o["retours"]] == ["confirmed"], o' \
+		"then the journal says confirmed"
+}
+
 # The token fails at each PKCS#11 call of a declare in turn (through
 # faulty-p11, provider calls included): whatever the faulty run left in the
 # journal, a clean re-run of the same file ends accepted, and no content

@@ -55,7 +55,8 @@ static struct {
 	long push_fault_every;
 	const char *retour_fault;
 	long retour_fault_every;
-	bool delete_fault; /* every DELETE answers 503: receipt never confirmed */
+	bool delete_fault;   /* every DELETE answers 503: receipt never confirmed */
+	bool delete_unknown; /* every DELETE answers 404: not found or not authorised */
 	long retour_corrupt;
 	bool wrap_list;
 	bool status_history;	    /* every status so far, not the last only */
@@ -366,6 +367,10 @@ int berichten_option(const char *o, const char *v)
 	}
 	if (strcmp(o, "--delete-fault") == 0) {
 		opt.delete_fault = true;
+		return 1;
+	}
+	if (strcmp(o, "--delete-unknown") == 0) {
+		opt.delete_unknown = true;
 		return 1;
 	}
 	if (strcmp(o, "--status-history") == 0) {
@@ -1449,6 +1454,10 @@ static enum MHD_Result retour_delete(struct MHD_Connection *c, const char *id)
 	if (opt.delete_fault) {
 		fprintf(stderr, "vzmock: delete fault for %s\n", id);
 		return retour_unavailable(c);
+	}
+	if (opt.delete_unknown) {
+		fprintf(stderr, "vzmock: delete of %s answered 404\n", id);
+		return send_empty(c, 404);
 	}
 	pthread_mutex_lock(&lock);
 	m = find_retour(id);

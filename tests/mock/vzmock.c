@@ -10,7 +10,7 @@
  *          [--push-delay MS] [--push-fault 503|reset [--push-fault-every K]]
  *          [--retour N:SIZE]... [--retour-file PATH]... [--retour-corrupt K]
  *          [--retour-fault 503|reset|delay [--retour-fault-every K]] [--wrap-list]
- *          [--delete-fault] [--status-history] [--status-clock UTC:STEP] [--record F]
+ *          [--delete-fault] [--delete-unknown] [--status-history] [--status-clock UTC:STEP] [--record F]
  *
  * --port 0 (the default) takes a free port, written to --port-file; the
  * server stops after --idle-exit seconds without activity (default 300), or
@@ -175,7 +175,9 @@
  *    application/octet-stream, streamed; DELETE {base}/berichten/rest-pull/
  *    v1/berichten/ID: 202, the message leaves the queue. An unknown or
  *    deleted ID gets 404. With --delete-fault every DELETE answers 503 (a
- *    receipt that never gets through).
+ *    receipt that never gets through); with --delete-unknown every DELETE
+ *    answers 404 without a body (the contract's "not found or not
+ *    authorised"), and the message stays waiting.
  *    --retour-corrupt K: message K is always served with its middle byte
  *    inverted (its checksum stays that of the right content).
  *    --retour-fault 503|reset|delay, --retour-fault-every K (every Kth list
