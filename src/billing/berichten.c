@@ -516,11 +516,16 @@ static bool read_retour(const json_t *e, vz_br_retour *r)
 		json_object_get(json_object_get(e, "referentiegegevens"), "traceerId"));
 	const char *alg = json_string_value(json_object_get(sum, "algoritme"));
 	const char *val = json_string_value(json_object_get(sum, "waarde"));
-	const json_t *size = json_object_get(p, "grootte");
+	const json_t *size = json_object_get(p, "grootte"), *url = json_object_get(p, "url");
 
 	if (!tid || !vz_br_uuid_valid(tid) || !alg || strcasecmp(alg, "SHA256") != 0 || !val ||
 	    strlen(val) != 64 || !json_is_integer(size) || json_integer_value(size) < 0)
 		return false;
+	if (url && !json_is_null(url) &&
+	    (!json_is_string(url) || json_string_length(url) >= sizeof(r->url) ||
+	     strlen(json_string_value(url)) != json_string_length(url)))
+		return false; /* not a string, too long, or with a NUL */
+	snprintf(r->url, sizeof(r->url), "%s", json_is_string(url) ? json_string_value(url) : "");
 	for (size_t i = 0; i < 64; i++) {
 		if (!isxdigit((unsigned char)val[i]))
 			return false;

@@ -123,11 +123,13 @@ typedef struct vz_br_retour {
 	char traceer_id[37];
 	long long size;
 	char sha256[65]; /* lower case hex */
+	char url[2048];	 /* basisgegevens.payload.url as it came; "" when absent */
 } vz_br_retour;
 
 /* Reads the pull list (a bare JSON array, or an object with one array
  * member). Entries without a valid traceerId (a UUID), a size >= 0 or a
- * SHA256 checksum of 64 hex digits are counted in *bad and left out.
+ * SHA256 checksum of 64 hex digits, or with a payload URL that is not a
+ * string of at most 2047 bytes, are counted in *bad and left out.
  * *out is malloc'ed (free it), *n its length. */
 vz_rv vz_br_pull_parse(const char *body, size_t len, vz_br_retour **out, size_t *n, size_t *bad,
 		       vz_err *err);

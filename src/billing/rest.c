@@ -11,6 +11,7 @@
 #include <curl/curl.h>
 
 #include "http.h"
+#include "i18n.h"
 #include "rest.h"
 
 #define MAX_ANSWER (4L << 20)
@@ -159,17 +160,12 @@ static bool retry_status(long http)
 	return http == 429 || http == 502 || http == 503 || http == 504;
 }
 
-/* Runs the prepared handle with retries. */
-static vz_rv perform(vz_rest *r, const char *path, struct xfer *x, void (*restart)(void *),
-		     vz_err *err)
+/* Runs the prepared handle with retries, on r->url. */
+static vz_rv perform_url(vz_rest *r, struct xfer *x, void (*restart)(void *), vz_err *err)
 {
 	vz_rest_answer *a = x->a;
 	CURLcode c = CURLE_OK;
 
-	if (snprintf(r->url, sizeof(r->url), "%s%s", r->cfg.base, path) >= (int)sizeof(r->url)) {
-		vz_err_set(err, "the URL is too long");
-		return VZ_FAIL;
-	}
 	curl_easy_setopt(r->h, CURLOPT_URL, r->url);
 	curl_easy_setopt(r->h, CURLOPT_PROTOCOLS_STR, "https");
 	curl_easy_setopt(r->h, CURLOPT_WRITEFUNCTION, on_body);
@@ -228,6 +224,91 @@ static vz_rv perform(vz_rest *r, const char *path, struct xfer *x, void (*restar
 		return VZ_FAIL;
 	}
 	return VZ_OK;
+}
+
+/* Runs the prepared handle with retries, on base+path. */
+static vz_rv perform(vz_rest *r, const char *path, struct xfer *x, void (*restart)(void *),
+		     vz_err *err)
+{
+	if (snprintf(r->url, sizeof(r->url), "%s%s", r->cfg.base, path) >= (int)sizeof(r->url)) {
+		vz_err_set(err, "the URL is too long");
+		return VZ_FAIL;
+	}
+	return perform_url(r, x, restart, err);
+}
+
+/* One part of a parsed URL (malloc'ed by libcurl), NULL when absent. */
+static char *url_part(CURLU *u, CURLUPart what, unsigned flags)
+{
+	char *v = NULL;
+
+	if (curl_url_get(u, what, &v, flags) != CURLUE_OK)
+		return NULL;
+	return v;
+}
+
+static bool same_text(const char *a, const char *b, bool ignore_case)
+{
+	if (!a || !b)
+		return a == b;
+	return ignore_case ? strcasecmp(a, b) == 0 : strcmp(a, b) == 0;
+}
+
+vz_rv vz_rest_on_base(const vz_rest *r, const char *url, char *out, size_t size, vz_err *err)
+{
+	CURLU *base = curl_url(), *u = curl_url();
+	char *bs = NULL, *bh = NULL, *bp = NULL, *us = NULL, *uh = NULL, *up = NULL;
+	char *user = NULL, *full = NULL;
+	vz_rv ret = VZ_FAIL;
+
+	if (!base || !u || curl_url_set(base, CURLUPART_URL, r->cfg.base, 0) != CURLUE_OK ||
+	    curl_url_set(u, CURLUPART_URL, r->cfg.base, 0) != CURLUE_OK) {
+		vz_err_set(err, "cannot read the endpoint's URL");
+		goto out;
+	}
+	/* a relative reference is resolved against the base, as a browser would */
+	if (curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK) {
+		vz_err_set(err, "the payload URL is not a URL");
+		goto out;
+	}
+	bs = url_part(base, CURLUPART_SCHEME, 0);
+	bh = url_part(base, CURLUPART_HOST, 0);
+	bp = url_part(base, CURLUPART_PORT, CURLU_DEFAULT_PORT);
+	us = url_part(u, CURLUPART_SCHEME, 0);
+	uh = url_part(u, CURLUPART_HOST, 0);
+	up = url_part(u, CURLUPART_PORT, CURLU_DEFAULT_PORT);
+	user = url_part(u, CURLUPART_USER, 0);
+	if (!user)
+		user = url_part(u, CURLUPART_PASSWORD, 0);
+	if (!same_text(bs, us, true) || !same_text(bh, uh, true) || !same_text(bp, up, false) ||
+	    user) {
+		vz_err_set(err,
+			   "it points to %s://%s:%s%s, not to the configured Berichtenservice "
+			   "%s://%s:%s",
+			   us ? us : "?", uh ? uh : "?", up ? up : "?",
+			   user ? _(" with a user name") : "", bs ? bs : "?", bh ? bh : "?",
+			   bp ? bp : "?");
+		goto out;
+	}
+	full = url_part(u, CURLUPART_URL, 0);
+	if (!full || strlen(full) >= size) {
+		vz_err_set(err, "the payload URL is too long");
+		goto out;
+	}
+	memcpy(out, full, strlen(full) + 1);
+	ret = VZ_OK;
+out:
+	curl_free(bs);
+	curl_free(bh);
+	curl_free(bp);
+	curl_free(us);
+	curl_free(uh);
+	curl_free(up);
+	curl_free(user);
+	curl_free(full);
+	curl_url_cleanup(base);
+	curl_url_cleanup(u);
+	return ret;
 }
 
 /* Back to a plain GET. Order matters: setting CURLOPT_MIMEPOST, even to
@@ -293,18 +374,22 @@ vz_rv vz_rest_get(vz_rest *r, const char *path, vz_rest_answer *a, vz_err *err)
 	return perform(r, path, &x, NULL, err);
 }
 
-vz_rv vz_rest_download(vz_rest *r, const char *path, vz_rest_sink sink, void (*restart)(void *ctx),
-		       void *ctx, vz_rest_answer *a, vz_err *err)
+vz_rv vz_rest_download_url(vz_rest *r, const char *url, vz_rest_sink sink,
+			   void (*restart)(void *ctx), void *ctx, vz_rest_answer *a, vz_err *err)
 {
 	struct xfer x = {.a = a, .sink = sink, .ctx = ctx};
 	vz_rv ret;
 
 	memset(a, 0, sizeof(*a));
+	if (snprintf(r->url, sizeof(r->url), "%s", url) >= (int)sizeof(r->url)) {
+		vz_err_set(err, "the URL is too long");
+		return VZ_FAIL;
+	}
 	reset(r);
 	curl_easy_setopt(r->h, CURLOPT_TIMEOUT_MS, 0L);
 	curl_easy_setopt(r->h, CURLOPT_LOW_SPEED_LIMIT, 1L);
 	curl_easy_setopt(r->h, CURLOPT_LOW_SPEED_TIME, (long)(r->cfg.timeout_ms / 1000));
-	ret = perform(r, path, &x, restart, err);
+	ret = perform_url(r, &x, restart, err);
 	curl_easy_setopt(r->h, CURLOPT_LOW_SPEED_LIMIT, 0L);
 	return ret;
 }

@@ -47,12 +47,20 @@ vz_rv vz_rest_push(vz_rest *r, const char *path, const char *meta_json, int fd, 
 /* GET base+path (with its query). */
 vz_rv vz_rest_get(vz_rest *r, const char *path, vz_rest_answer *a, vz_err *err);
 
-/* GET base+path, handing a 200 answer's body to sink as it arrives (other
- * answers land in a->body). restart is called before every try after the
- * first, so the sink can start over. sink returns false to abort. */
+/* A sink takes a 200 answer's body as it arrives; false aborts. */
 typedef bool (*vz_rest_sink)(void *ctx, const void *p, size_t n);
-vz_rv vz_rest_download(vz_rest *r, const char *path, vz_rest_sink sink, void (*restart)(void *ctx),
-		       void *ctx, vz_rest_answer *a, vz_err *err);
+
+/* The absolute URL of url (absolute, or relative to the base) when it is
+ * on the base: the same scheme, host and port, no user name or password;
+ * the client certificate goes to no other place. VZ_OK with out (size
+ * bytes) filled; VZ_FAIL with err saying where it points instead. */
+vz_rv vz_rest_on_base(const vz_rest *r, const char *url, char *out, size_t size, vz_err *err);
+
+/* GETs an absolute URL that vz_rest_on_base gave, handing a 200 answer's
+ * body to sink as it arrives (other answers land in a->body). restart is
+ * called before every try after the first, so the sink can start over. */
+vz_rv vz_rest_download_url(vz_rest *r, const char *url, vz_rest_sink sink,
+			   void (*restart)(void *ctx), void *ctx, vz_rest_answer *a, vz_err *err);
 
 /* DELETE base+path. */
 vz_rv vz_rest_delete(vz_rest *r, const char *path, vz_rest_answer *a, vz_err *err);

@@ -13,6 +13,7 @@ FLOW=303:3.1
 
 cleanup() {
 	stop_mock
+	[ -z "${DECOY_PID:-}" ] || { kill "$DECOY_PID" 2>/dev/null; wait "$DECOY_PID" 2>/dev/null; } || true
 	[ -z "${PGDIR:-}" ] || "$SRCDIR/tests/tools/pg-cluster" stop "$PGDIR" >/dev/null 2>&1 || true
 }
 
@@ -482,6 +483,65 @@ assert "not confirmed" in e and "not found" in e and "not authorised" in e, e
 	journal_json
 	expect_json "$T/journal.json" 'assert [r["state"] for r in o["retours"]] == ["confirmed"], o' \
 		"then the journal says confirmed"
+}
+
+# The list's payload.url is followed when it is on the configured base (the
+# same scheme, host and port; absolute or relative) and refused otherwise:
+# the client certificate never goes to another host. The other host here is
+# a second mock that would take the certificate; it must see no connection.
+case_retour_payload_url() {
+	setup_token
+	rights_file
+	"$VZMOCK" --cert "$PKI/server-chain.pem" --key "$PKI/server.key" --ca "$PKI/chain.pem" \
+		--population "$SRCDIR/tests/mock/population.json" --rights "$T/rights" \
+		--port-file "$T/decoy.port" --stats "$T/decoy.json" --idle-exit 120 2>"$T/decoy.log" &
+	DECOY_PID=$!
+	i=0
+	while [ ! -s "$T/decoy.port" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+	D=$(cat "$T/decoy.port")
+	start_bill_mock --retour 3:1000 \
+		--retour-url "https://localhost:$D/berichtenservice/berichten/rest-pull/v1/berichten/%i/payload" \
+		--retour-url "https://127.0.0.1:%p/berichtenservice/downloads/%i" \
+		--retour-url "http://%h/berichtenservice/downloads/%i"
+	mkdir "$T/in"
+	bill --json retour --dir "$T/in"
+	expect_rc 1 "payload URLs on another port, another host name, another scheme"
+	expect_json "$T/out" '
+assert [x["result"] for x in o] == ["foreign-url"] * 3, o
+e = [x["error"] for x in o]
+assert all("was not followed" in x and "stays waiting" in x for x in e), e
+assert "points to https://localhost:'"$D"'," in e[0], e[0]
+assert "points to https://127.0.0.1:" in e[1], e[1]
+assert "points to http://localhost:" in e[2], e[2]
+' "each refused, saying where it points"
+	bill retour --dir "$T/in"
+	expect_rc 1 "the same without --json"
+	expect_in "$T/err" "payload URL https://localhost:$D/berichtenservice/.* was not followed" \
+		"the message names the URL"
+	[ -z "$(ls -A "$T/in")" ] && pass "nothing stored" || fail "stored: $(ls -A "$T/in")"
+	[ "$(mock_stat retour_downloads)" -eq 0 ] && [ "$(mock_stat retour_deleted)" -eq 0 ] &&
+		[ "$(mock_stat retour_waiting)" -eq 3 ] && pass "nothing downloaded or confirmed; all three wait" ||
+		fail "downloads $(mock_stat retour_downloads), deleted $(mock_stat retour_deleted)"
+	kill "$DECOY_PID"
+	wait "$DECOY_PID" 2>/dev/null || true
+	DECOY_PID=
+	n=$(sed -n 's/.*"connections": \([0-9]*\).*/\1/p' "$T/decoy.json")
+	[ "$n" = 0 ] && pass "the other host saw no connection" || fail "the other host saw ${n:-?} connections"
+	journal_json
+	expect_json "$T/journal.json" 'assert o["retours"] == [], o' "nothing in the journal"
+	stop_mock
+	# On the base, at another path: absolute, and relative to the base.
+	start_bill_mock --retour 2:1000 --record "$T/record" \
+		--retour-url "https://%h/berichtenservice/downloads/%i" \
+		--retour-url "/berichtenservice/downloads/%i"
+	bill --json retour --dir "$T/in"
+	expect_rc 0 "payload URLs on the base"
+	expect_json "$T/out" 'assert [x["result"] for x in o] == ["stored", "stored"], o' "both stored"
+	expect_in "$T/record" "^GET /berichtenservice/downloads/7e7e0000-0000-4000-8000-000000000001 " \
+		"the absolute URL was followed"
+	expect_in "$T/record" "^GET /berichtenservice/downloads/7e7e0000-0000-4000-8000-000000000002 " \
+		"the relative URL was followed"
+	expect_not_in "$T/record" "/payload " "not the path the traceerId would give"
 }
 
 # The token fails at each PKCS#11 call of a declare in turn (through

@@ -32,9 +32,10 @@
 #define PUSH_PATH    BASE "/berichten/rest-push/v1/berichten"
 #define STATUS_PATH  BASE "/berichtstatus/rest-pull/v3/berichtstatussen"
 #define PULL_PATH    BASE "/berichten/rest-pull/v1/berichten"
-#define MAX_PUSH     (600ULL << 20) /* a whole push request */
-#define MAX_META     (1 << 20)	    /* the berichtMetadata part */
-#define HEAD_MAX     (64 << 10)	    /* kept of a payload, for the markers */
+#define ALT_PATH     BASE "/downloads" /* --retour-url's other place of a payload */
+#define MAX_PUSH     (600ULL << 20)    /* a whole push request */
+#define MAX_META     (1 << 20)	       /* the berichtMetadata part */
+#define HEAD_MAX     (64 << 10)	       /* kept of a payload, for the markers */
 #define MAX_LIMIT    250
 #define MAX_RETOURS  10000
 #define RETOUR_SEED  0x7665636f7a6f6d6bULL
@@ -63,6 +64,8 @@ static struct {
 	bool status_clock;	    /* stamps from clock_base, not the real clock */
 	struct timespec clock_base; /* --status-clock UTC:STEP */
 	long clock_step;
+	const char *retour_urls[8]; /* --retour-url TEMPLATE..., message k takes [k % n] */
+	int n_retour_urls;
 	struct retour_spec specs[64];
 	int n_specs;
 } opt = {.push_fault_every = 1, .retour_fault_every = 1};
@@ -391,7 +394,12 @@ int berichten_option(const char *o, const char *v)
 		opt.retour_fault_every = atol(v);
 	else if (strcmp(o, "--retour-corrupt") == 0)
 		opt.retour_corrupt = atol(v);
-	else if (strcmp(o, "--status-clock") == 0) {
+	else if (strcmp(o, "--retour-url") == 0) {
+		if (opt.n_retour_urls ==
+		    (int)(sizeof(opt.retour_urls) / sizeof(opt.retour_urls[0])))
+			mock_die("%s", "too many --retour-url options");
+		opt.retour_urls[opt.n_retour_urls++] = v;
+	} else if (strcmp(o, "--status-clock") == 0) {
 		/* UTC-TIME:STEP, the time as YYYY-MM-DDTHH:MM:SSZ */
 		struct tm tm = {0};
 		const char *end = strptime(v, "%Y-%m-%dT%H:%M:%SZ", &tm);
@@ -657,6 +665,13 @@ static enum route route_of(const char *url, char *id, size_t idlen)
 		return R_STATUS;
 	if (strcmp(url, PULL_PATH) == 0)
 		return R_LIST;
+	if (strncmp(url, ALT_PATH "/", strlen(ALT_PATH) + 1) == 0) {
+		rest = url + strlen(ALT_PATH) + 1;
+		if (!rest[0] || strchr(rest, '/') || strlen(rest) >= idlen)
+			return R_NONE;
+		snprintf(id, idlen, "%s", rest);
+		return R_PAYLOAD;
+	}
 	if (strncmp(url, PULL_PATH "/", n + 1) != 0)
 		return R_NONE;
 	rest = url + n + 1;
@@ -1269,12 +1284,50 @@ static struct retour *find_retour(const char *id)
 	return NULL;
 }
 
-static json_t *retour_json(const struct retour *m)
+/* The payload URL of m: --retour-url's template with %h the Host the
+ * client asked for, %p the mock's port, %i the traceerId; by default
+ * https://%h{base}/berichten/rest-pull/v1/berichten/%i/payload, absolute as
+ * in the published example. */
+static void payload_url(struct MHD_Connection *c, const struct retour *m, char *out, size_t size)
 {
-	char when[40], url[160];
+	const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host");
+	const char *t = opt.n_retour_urls
+				? opt.retour_urls[m->index % (unsigned long)opt.n_retour_urls]
+				: "https://%h" PULL_PATH "/%i/payload";
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_DAEMON);
+	const union MHD_DaemonInfo *di =
+		ci ? MHD_get_daemon_info(ci->daemon, MHD_DAEMON_INFO_BIND_PORT) : NULL;
+	char port[8];
+	size_t n = 0;
+
+	snprintf(port, sizeof(port), "%u", di ? (unsigned)di->port : 0);
+	for (; *t && n + 1 < size; t++) {
+		const char *part = NULL;
+
+		if (*t == '%' && t[1]) {
+			t++;
+			part = *t == 'h'   ? (host ? host : "localhost")
+			       : *t == 'p' ? port
+			       : *t == 'i' ? m->traceer
+					   : "%";
+		}
+		if (!part) {
+			out[n++] = *t;
+			continue;
+		}
+		n += (size_t)snprintf(out + n, size - n, "%s", part);
+		if (n >= size)
+			n = size - 1;
+	}
+	out[n] = '\0';
+}
+
+static json_t *retour_json(struct MHD_Connection *c, const struct retour *m)
+{
+	char when[40], url[512];
 
 	stamp((struct timespec){m->ontvangen, 0}, when);
-	snprintf(url, sizeof(url), PULL_PATH "/%s/payload", m->traceer);
+	payload_url(c, m, url, sizeof(url));
 	return json_pack("{s:{s:{s:s, s:s}, s:[{s:s, s:s}], s:{s:s, s:i, s:i, s:s}}, "
 			 "s:{s:s, s:s}, s:{s:s, s:{s:s, s:I, s:{s:s, s:s}}}}",
 			 "routeringgegevens", "afzender", "rol", "Zorgverzekeraar", "code", "3311",
@@ -1345,7 +1398,7 @@ static enum MHD_Result retour_list(struct MHD_Connection *c)
 	}
 	for (size_t i = 0; i < n_retours && (long)json_array_size(list) < limit; i++)
 		if (!retours[i].deleted)
-			json_array_append_new(list, retour_json(&retours[i]));
+			json_array_append_new(list, retour_json(c, &retours[i]));
 	pthread_mutex_unlock(&lock);
 	if (opt.wrap_list)
 		list = json_pack("{s:o}", "berichten", list);

@@ -10,6 +10,7 @@
  *          [--push-delay MS] [--push-fault 503|reset [--push-fault-every K]]
  *          [--retour N:SIZE]... [--retour-file PATH]... [--retour-corrupt K]
  *          [--retour-fault 503|reset|delay [--retour-fault-every K]] [--wrap-list]
+ *          [--retour-url TEMPLATE]...
  *          [--delete-fault] [--delete-unknown] [--status-history] [--status-clock UTC:STEP] [--record F]
  *
  * --port 0 (the default) takes a free port, written to --port-file; the
@@ -168,10 +169,15 @@
  *    "geadresseerden":[{"rol":"Praktijk","code":"01234567"}],"berichtstroom":
  *    {"berichttype":"Retourinformatie","berichtversie":1,"berichtsubversie":0,
  *    "actie":"Retourneren"}},"referentiegegevens":{conversatieId, traceerId},
- *    "basisgegevens":{"ontvangenOp","payload":{"url":"/berichtenservice/
- *    berichten/rest-pull/v1/berichten/ID/payload","grootte":SIZE,"checksum":
- *    {"algoritme":"SHA256","waarde":HEX}}}}.
- *    GET {base}/berichten/rest-pull/v1/berichten/ID/payload: 200
+ *    "basisgegevens":{"ontvangenOp","payload":{"url":"https://HOST/
+ *    berichtenservice/berichten/rest-pull/v1/berichten/ID/payload","grootte":
+ *    SIZE,"checksum":{"algoritme":"SHA256","waarde":HEX}}}} (HOST: the Host
+ *    the client asked for; ontvangenOp in the status service's time form).
+ *    --retour-url TEMPLATE (repeatable: message k takes the k-th, in turn)
+ *    sets the payload URL instead: %h the Host, %p the mock's port, %i the
+ *    traceerId, %% a '%'. {base}/downloads/ID serves payloads too.
+ *    GET {base}/berichten/rest-pull/v1/berichten/ID/payload (or
+ *    {base}/downloads/ID): 200
  *    application/octet-stream, streamed; DELETE {base}/berichten/rest-pull/
  *    v1/berichten/ID: 202, the message leaves the queue. An unknown or
  *    deleted ID gets 404. With --delete-fault every DELETE answers 503 (a

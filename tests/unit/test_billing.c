@@ -259,6 +259,21 @@ static void pull_list(void **state)
 	assert_string_equal(r[0].sha256,
 			    "abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789");
 	assert_int_equal(r[0].size, 12);
+	assert_string_equal(r[0].url, "");
+	free(r);
+	snprintf(
+		body, sizeof(body),
+		"[{\"referentiegegevens\":{\"traceerId\":\"AAAAAAAA-0000-4000-8000-000000000001\"},"
+		"\"basisgegevens\":{\"payload\":{\"url\":\"https://h/p\",\"grootte\":1,"
+		"\"checksum\":{\"algoritme\":\"SHA256\",\"waarde\":\"%064d\"}}}},"
+		"{\"referentiegegevens\":{\"traceerId\":\"AAAAAAAA-0000-4000-8000-000000000002\"},"
+		"\"basisgegevens\":{\"payload\":{\"url\":7,\"grootte\":1,"
+		"\"checksum\":{\"algoritme\":\"SHA256\",\"waarde\":\"%064d\"}}}}]",
+		0, 0);
+	assert_int_equal(vz_br_pull_parse(body, strlen(body), &r, &n, &skipped, &err), VZ_OK);
+	assert_int_equal(n, 1); /* a URL that is not a string: left out */
+	assert_int_equal(skipped, 1);
+	assert_string_equal(r[0].url, "https://h/p");
 	free(r);
 	snprintf(body, sizeof(body), "{\"berichten\":[%s]}", one);
 	assert_int_equal(vz_br_pull_parse(body, strlen(body), &r, &n, &skipped, &err), VZ_OK);
