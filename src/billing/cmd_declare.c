@@ -35,7 +35,8 @@ static void declare_usage(FILE *f)
 		  "                         0 to 999\n"
 		  "  --reference REF        your own reference for the message (referentieId, at most\n"
 		  "                         150 characters)\n"
-		  "  --force                send content the journal has seen sent already\n"));
+		  "  --force                send content the journal has seen sent already, or\n"
+		  "                         refused with 422\n"));
 	vz_bill_usage(f);
 	fprintf(f,
 		_("Prints each file's traceerId. Exit: 0 every file accepted (or known to VECOZO\n"
@@ -339,6 +340,7 @@ static vz_rv send_one(struct run *r, const struct decl_file *f, struct outcome *
 		if (ret != VZ_OK && !a.maybe_sent) {
 			oc->status = "refused"; /* it never left this machine */
 			oc->d.state = VZ_DECL_REFUSED;
+			oc->d.refusal = VZ_REFUSAL_NOT_SENT;
 		}
 		snprintf(
 			oc->note, sizeof(oc->note), "%s%s",
@@ -357,6 +359,10 @@ static vz_rv send_one(struct run *r, const struct decl_file *f, struct outcome *
 	} else {
 		oc->status = "refused";
 		oc->d.state = VZ_DECL_REFUSED;
+		oc->d.refusal = a.http == 422   ? VZ_REFUSAL_CONTENT
+				: a.http == 401 ? VZ_REFUSAL_CERTIFICATE
+				: a.http == 403 ? VZ_REFUSAL_RIGHT
+						: VZ_REFUSAL_REQUEST;
 		oc->n_lines = vz_br_problem(a.body ? a.body : "", a.len, oc->lines, 16, &errors);
 		if (a.http == 401 || a.http == 403 || oc->n_lines == 0) {
 			vz_err e = {0};
@@ -364,9 +370,10 @@ static vz_rv send_one(struct run *r, const struct decl_file *f, struct outcome *
 			vz_bill_http_error(&a, "declarations", &e);
 			snprintf(oc->note, sizeof(oc->note), "%s", e.msg);
 		} else if (a.http == 422) {
-			snprintf(
-				oc->note, sizeof(oc->note),
-				_("VECOZO refused the declaration (422); do not send it again as it is"));
+			snprintf(oc->note, sizeof(oc->note),
+				 _("VECOZO refused the declaration (422: do not send it again as it "
+				   "is); a later declare of this content does not send it (--force "
+				   "does)"));
 		} else {
 			snprintf(oc->note, sizeof(oc->note),
 				 _("VECOZO found the message malformed "
@@ -390,6 +397,17 @@ static vz_rv resolve_earlier(struct run *r, const struct decl_file *f, struct ou
 	vz_rv q;
 
 	*send = false;
+	if (oc->d.state == VZ_DECL_REFUSED) {
+		/* the duplicate rule holds refused content only when VECOZO refused
+		 * the content itself (422) */
+		oc->status = "refused";
+		snprintf(oc->note, sizeof(oc->note),
+			 _("VECOZO refused this content on %s as traceerId %s (422: do not send it "
+			   "again as it is); not sent again: change the file, or --force sends it "
+			   "anyway"),
+			 oc->d.created_at, oc->d.traceer_id);
+		return VZ_OK;
+	}
 	if (oc->d.state == VZ_DECL_ACCEPTED) {
 		oc->status = "duplicate";
 		snprintf(oc->note, sizeof(oc->note),

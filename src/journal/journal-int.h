@@ -23,6 +23,9 @@ typedef struct vz_journal_ops {
 	vz_rv (*retour_each)(vz_journal *j, vz_retour_fn fn, void *ctx, vz_err *err);
 } vz_journal_ops;
 
+/* The refusal texts, as the schema's CHECK lists them. */
+#define VZ_REFUSAL_SQL_LIST "'content', 'request', 'certificate', 'right', 'not-sent'"
+
 /* Room for a path or a URI with its password taken out. */
 #define VZ_JOURNAL_WHERE_MAX 4352
 
@@ -46,6 +49,9 @@ void vz_journal_now(char out[VZ_TIME_LEN + 1]);
 /* The text stored for a state, and back; false for unknown text. */
 const char *vz_decl_state_text(vz_decl_state s);
 bool vz_decl_state_parse(const char *text, vz_decl_state *out);
+/* The text stored for a refusal (NULL for NONE), and back (NULL: NONE). */
+const char *vz_decl_refusal_text(vz_decl_refusal r);
+bool vz_decl_refusal_parse(const char *text, vz_decl_refusal *out);
 const char *vz_retour_state_text(vz_retour_state s);
 bool vz_retour_state_parse(const char *text, vz_retour_state *out);
 

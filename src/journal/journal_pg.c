@@ -11,7 +11,10 @@
 #include "journal-int.h"
 
 #define SQLSTATE_UNIQUE	  "23505"
-#define LIVE_SHA256_INDEX "declarations_live_sha256"
+/* The duplicate rule: content sending, accepted or refused for its content
+ * (422), not forced. Its first form (no refusals) is dropped. */
+#define LIVE_SHA256_INDEX "declarations_live_sha256_v2"
+#define LIVE		  "(state IN ('sending', 'accepted') OR refusal = 'content') AND forced = false"
 /* Serializes schema creation between clients (CREATE ... IF NOT EXISTS
  * alone can still collide in the catalog); an arbitrary fixed key. */
 #define SCHEMA_LOCK_KEY "7620110011"
@@ -35,9 +38,8 @@ static const char schema_sql[] =
 	" final boolean NOT NULL,"
 	" meldingen text,"
 	" created_at text NOT NULL,"
-	" updated_at text NOT NULL);"
-	"CREATE UNIQUE INDEX IF NOT EXISTS " LIVE_SHA256_INDEX " ON declarations (sha256)"
-	" WHERE state IN ('sending', 'accepted') AND forced = false;"
+	" updated_at text NOT NULL,"
+	" refusal text CHECK (refusal IS NULL OR refusal IN (" VZ_REFUSAL_SQL_LIST ")));"
 	"CREATE TABLE IF NOT EXISTS retours ("
 	" seq bigint GENERATED ALWAYS AS IDENTITY,"
 	" traceer_id text PRIMARY KEY,"
@@ -46,11 +48,17 @@ static const char schema_sql[] =
 	" sha256 text NOT NULL,"
 	" state text NOT NULL CHECK (state IN ('stored', 'confirmed')),"
 	" stored_at text NOT NULL,"
-	" confirmed_at text);";
+	" confirmed_at text);"
+	/* a journal from before refusals were told apart */
+	"ALTER TABLE declarations ADD COLUMN IF NOT EXISTS"
+	" refusal text CHECK (refusal IS NULL OR refusal IN (" VZ_REFUSAL_SQL_LIST "));"
+	"CREATE UNIQUE INDEX IF NOT EXISTS " LIVE_SHA256_INDEX " ON declarations (sha256)"
+	" WHERE " LIVE ";"
+	"DROP INDEX IF EXISTS declarations_live_sha256;";
 
 #define DECL_COLS                                                                                  \
 	"traceer_id, conversatie_id, sha256, size, file, flow, state, forced, http_status, "       \
-	"status, final, meldingen, created_at, updated_at"
+	"status, final, meldingen, created_at, updated_at, refusal"
 #define RETOUR_COLS "traceer_id, file, size, sha256, state, stored_at, confirmed_at"
 
 /* Why a statement failed, for the callers that decide on it. */
@@ -163,6 +171,8 @@ static vz_rv row_to_decl(const vz_journal *j, const PGresult *res, int i, vz_dec
 	    !vz_journal_copy(d.file, sizeof(d.file), PQgetvalue(res, i, 4)) ||
 	    !vz_journal_copy(d.flow, sizeof(d.flow), PQgetvalue(res, i, 5)) ||
 	    !vz_decl_state_parse(PQgetvalue(res, i, 6), &d.state) ||
+	    !vz_decl_refusal_parse(PQgetisnull(res, i, 14) ? NULL : PQgetvalue(res, i, 14),
+				   &d.refusal) ||
 	    !parse_bool(PQgetvalue(res, i, 7), &d.forced) ||
 	    !parse_int(PQgetvalue(res, i, 8), &d.http_status) ||
 	    !vz_journal_copy(d.status, sizeof(d.status), PQgetvalue(res, i, 9)) ||
@@ -220,8 +230,7 @@ static vz_rv live_by_sha256(vz_journal *j, const char *sha256, vz_decl *out, vz_
 	vz_rv rv;
 
 	rv = pg_exec(j, "reading the earlier declaration",
-		     "SELECT " DECL_COLS " FROM declarations WHERE sha256 = $1"
-		     " AND state IN ('sending', 'accepted') AND forced = false"
+		     "SELECT " DECL_COLS " FROM declarations WHERE sha256 = $1 AND " LIVE
 		     " ORDER BY created_at, seq LIMIT 1",
 		     1, vals, &res, NULL, err);
 	if (rv != VZ_OK)
@@ -262,7 +271,8 @@ static vz_rv pg_decl_begin(vz_journal *j, const vz_decl *d, vz_decl *earlier, vz
 	for (attempt = 0; attempt < BEGIN_ATTEMPTS; attempt++) {
 		rv = pg_do(j, "recording the declaration",
 			   "INSERT INTO declarations (" DECL_COLS ") VALUES"
-			   " ($1, $2, $3, $4, $5, $6, 'sending', $7, $8, $9, $10, $11, $12, $12)",
+			   " ($1, $2, $3, $4, $5, $6, 'sending', $7, $8, $9, $10, $11, $12, $12,"
+			   " NULL)",
 			   12, vals, &why, err);
 		if (rv == VZ_OK)
 			return VZ_OK;
@@ -298,7 +308,7 @@ static vz_rv pg_decl_begin(vz_journal *j, const vz_decl *d, vz_decl *earlier, vz
 static vz_rv pg_decl_update(vz_journal *j, const vz_decl *d, vz_err *err)
 {
 	char http[16], now[VZ_TIME_LEN + 1];
-	const char *vals[7];
+	const char *vals[8];
 	PGresult *res = NULL;
 	pg_why why;
 	vz_rv rv;
@@ -312,15 +322,17 @@ static vz_rv pg_decl_update(vz_journal *j, const vz_decl *d, vz_err *err)
 	vals[4] = pg_bool(d->final);
 	vals[5] = d->meldingen;
 	vals[6] = now;
+	vals[7] = vz_decl_refusal_text(d->refusal);
 	rv = pg_exec(j, "updating a declaration",
 		     "UPDATE declarations SET state = $2, http_status = $3, status = $4,"
-		     " final = $5, meldingen = $6, updated_at = $7 WHERE traceer_id = $1",
-		     7, vals, &res, &why, err);
+		     " final = $5, meldingen = $6, updated_at = $7, refusal = $8"
+		     " WHERE traceer_id = $1",
+		     8, vals, &res, &why, err);
 	if (rv != VZ_OK) {
 		if (strcmp(why.sqlstate, SQLSTATE_UNIQUE) == 0) {
 			vz_err_set(err,
 				   "journal %s: declaration %s cannot become %s: the same content"
-				   " is already sending or accepted",
+				   " is already sending or accepted (or refused for its content)",
 				   j->where, d->traceer_id, vals[1]);
 			vz_err_hint(err, "look at the earlier declaration of this file first");
 		}

@@ -72,6 +72,11 @@ PY
 }
 
 journal_json() { run vz --json journal; cp "$T/out" "$T/journal.json"; }
+# journal_tid FILE: the traceerId of FILE's first declaration in the journal.
+journal_tid() {
+	journal_json
+	python3 -c 'import json, sys; print([d["traceer_id"] for d in json.load(open(sys.argv[1]))["declarations"] if d["file"] == sys.argv[2]][0])' "$T/journal.json" "$1"
+}
 
 case_submit_and_status() {
 	setup_token
@@ -159,13 +164,69 @@ assert "payload: Regel 9: het sluitrecord ontbreekt." in o["errors"], o["errors"
 ' "400: every problem listed, field by field"
 	bill declare "$T/bad.txt" --from "$FROM" --to "$TO" --flow "$FLOW"
 	expect_in "$T/out" "^  payload: Regel 2: onbekend recordtype" "the text output lists them too"
+	[ "$(mock_stat pushes)" -eq 4 ] && pass "a 400 may be sent again (and is refused again)" ||
+		fail "$(mock_stat pushes) pushes, expected 4"
 	make_decl ok.txt
 	declare_file "$T/ok.txt"
 	expect_rc 0 "a good declaration after the refused ones"
+	# 422 says "do not send this again": a later declare of the same
+	# content does not send it, until --force.
+	first=$(journal_tid weiger.txt)
 	make_decl weiger.txt "WEIGEREN"
-	declare_file "$T/weiger.txt"
-	expect_rc 1 "a refused declaration may be sent again (and is refused again)"
-	expect_not_in "$T/out" "duplicate" "a refused one is no duplicate"
+	declare_file --json "$T/weiger.txt"
+	expect_rc 1 "the content refused with 422, declared again"
+	expect_json "$T/out" 'assert o["status"] == "refused" and o["traceer_id"] == "'"$first"'" and o["http_status"] is None, o' \
+		"refused, naming the traceerId VECOZO refused, nothing sent now"
+	expect_in "$T/err" "VECOZO refused this content on .* as traceerId $first .*not sent again" \
+		"says it was refused before and is not sent"
+	[ "$(mock_stat pushes)" -eq 5 ] && pass "not sent again" || fail "$(mock_stat pushes) pushes, expected 5"
+	declare_file --force "$T/weiger.txt"
+	expect_rc 1 "--force sends it anyway (and VECOZO refuses it again)"
+	[ "$(mock_stat pushes)" -eq 6 ] && pass "sent with --force" || fail "$(mock_stat pushes) pushes, expected 6"
+}
+
+# 422, 400, 401 and 403 are different things to do: the journal and
+# `journal` tell them apart.
+case_refusal_kinds() {
+	setup_token
+	imp "$PKI/sys-ec256.p12" --label no-right
+	imp "$PKI/sys-renewed.p12" --label unknown
+	fp() { openssl x509 -in "$1" -noout -fingerprint -sha256 | sed 's/.*=//'; }
+	{
+		echo "$(fp "$PKI/sys-rsa2048.crt") cov billing"
+		echo "$(fp "$PKI/sys-ec256.crt") cov"
+	} >"$T/rights"
+	start_bill_mock
+	make_decl content.txt "WEIGEREN"
+	make_decl request.txt "ONGELDIG"
+	make_decl certificate.txt
+	make_decl right.txt
+	declare_file "$T/content.txt"
+	declare_file "$T/request.txt"
+	declare_file --label unknown "$T/certificate.txt"
+	expect_in "$T/err" "did not accept the certificate" "401: the certificate"
+	declare_file --label no-right "$T/right.txt"
+	expect_in "$T/err" "lacks the right" "403: the right"
+	journal_json
+	expect_json "$T/journal.json" '
+k = {d["file"]: (d["state"], d["refusal"], d["http_status"]) for d in o["declarations"]}
+assert k == {"content.txt": ("refused", "content", 422), "request.txt": ("refused", "request", 400),
+             "certificate.txt": ("refused", "certificate", 401), "right.txt": ("refused", "right", 403)}, k
+' "the journal says why each was refused"
+	run vz journal
+	for w in content request certificate right; do
+		expect_in "$T/out" " refused:$w .* $w\.txt" "journal shows refused:$w"
+	done
+	# Once the right is there, the 401 and 403 ones go; the 422 one does not.
+	rights_file
+	declare_file "$T/certificate.txt"
+	expect_rc 0 "the 401 content, with a certificate VECOZO knows"
+	declare_file "$T/request.txt"
+	expect_rc 1 "the 400 content is sent again"
+	declare_file "$T/content.txt"
+	expect_rc 1 "the 422 content"
+	[ "$(mock_stat pushes)" -eq 6 ] && pass "the 400 and 401 content sent again, the 422 content not" ||
+		fail "$(mock_stat pushes) pushes, expected 6"
 }
 
 case_bad_input() {
