@@ -314,6 +314,27 @@ struct run {
 	long long lease_s; /* how long a send can take */
 };
 
+/* While a push runs: the journal row stays fresh, so another run does
+ * not take it for one a dead run left (it would send the same content
+ * again at the same time). A failure here changes nothing that matters
+ * now; it is said once. */
+struct beat_ctx {
+	struct run *r;
+	const char *traceer_id;
+	bool failed;
+};
+
+static void still_sending(void *ctx)
+{
+	struct beat_ctx *b = ctx;
+	vz_err e = {0};
+
+	if (vz_journal_decl_touch(b->r->j, b->traceer_id, &e) != VZ_OK && !b->failed) {
+		b->failed = true;
+		vz_note(b->r->g, "cannot mark the declaration as still sending: %s", e.msg);
+	}
+}
+
 /* Sends d (already recorded as SENDING) and records the answer. */
 static vz_rv send_one(struct run *r, const struct decl_file *f, struct outcome *oc, vz_err *err)
 {
@@ -322,6 +343,7 @@ static vz_rv send_one(struct run *r, const struct decl_file *f, struct outcome *
 				    oc->d.traceer_id, o->reference);
 	vz_rest_answer a = {0};
 	vz_err send_err = {0};
+	struct beat_ctx beat = {.r = r, .traceer_id = oc->d.traceer_id};
 	char *errors = NULL;
 	vz_rv ret;
 
@@ -329,7 +351,8 @@ static vz_rv send_one(struct run *r, const struct decl_file *f, struct outcome *
 		vz_err_set(err, "out of memory");
 		return VZ_FAIL;
 	}
-	ret = vz_rest_push(r->rest, VZ_BR_PATH_PUSH, meta, f->fd, f->size, f->name, &a, &send_err);
+	ret = vz_rest_push(r->rest, VZ_BR_PATH_PUSH, meta, f->fd, f->size, f->name, still_sending,
+			   &beat, &a, &send_err);
 	free(meta);
 	oc->http = a.http;
 	oc->d.http_status = (int)a.http;

@@ -34,6 +34,9 @@ struct xfer {
 	/* upload */
 	int fd;
 	long long size, offset;
+	vz_rest_beat beat;
+	void *beat_ctx;
+	struct timespec last_beat;
 };
 
 void vz_rest_answer_clear(vz_rest_answer *a)
@@ -155,6 +158,27 @@ static int on_seek(void *userdata, curl_off_t offset, int origin)
 	return CURL_SEEKFUNC_OK;
 }
 
+/* The beat of a push, at most once per VZ_REST_BEAT_S. */
+static void beat(struct xfer *x)
+{
+	struct timespec now;
+
+	if (!x->beat)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (now.tv_sec - x->last_beat.tv_sec < VZ_REST_BEAT_S)
+		return;
+	x->last_beat = now;
+	x->beat(x->beat_ctx);
+}
+
+static int on_progress(void *userdata, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+		       curl_off_t ulnow)
+{
+	beat(userdata);
+	return 0;
+}
+
 static bool retry_status(long http)
 {
 	return http == 429 || http == 502 || http == 503 || http == 504;
@@ -200,6 +224,7 @@ static vz_rv perform_url(vz_rest *r, struct xfer *x, void (*restart)(void *), vz
 						     r->cfg.max_backoff_ms);
 			struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
 
+			beat(x);
 			while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
 				;
 		}
@@ -324,9 +349,10 @@ static void reset(vz_rest *r)
 }
 
 vz_rv vz_rest_push(vz_rest *r, const char *path, const char *meta_json, int fd, long long size,
-		   const char *file_name, vz_rest_answer *a, vz_err *err)
+		   const char *file_name, vz_rest_beat beat_fn, void *beat_ctx, vz_rest_answer *a,
+		   vz_err *err)
 {
-	struct xfer x = {.a = a, .fd = fd, .size = size};
+	struct xfer x = {.a = a, .fd = fd, .size = size, .beat = beat_fn, .beat_ctx = beat_ctx};
 	curl_mime *mime = curl_mime_init(r->h);
 	curl_mimepart *meta = mime ? curl_mime_addpart(mime) : NULL;
 	curl_mimepart *payload = mime ? curl_mime_addpart(mime) : NULL;
@@ -358,9 +384,17 @@ vz_rv vz_rest_push(vz_rest *r, const char *path, const char *meta_json, int fd, 
 	curl_easy_setopt(r->h, CURLOPT_TIMEOUT_MS, 0L);
 	curl_easy_setopt(r->h, CURLOPT_LOW_SPEED_LIMIT, 1L);
 	curl_easy_setopt(r->h, CURLOPT_LOW_SPEED_TIME, (long)(r->cfg.timeout_ms / 1000));
+	if (beat_fn) {
+		clock_gettime(CLOCK_MONOTONIC, &x.last_beat);
+		curl_easy_setopt(r->h, CURLOPT_XFERINFOFUNCTION, on_progress);
+		curl_easy_setopt(r->h, CURLOPT_XFERINFODATA, &x);
+		curl_easy_setopt(r->h, CURLOPT_NOPROGRESS, 0L);
+	}
 	ret = perform(r, path, &x, NULL, err);
 	reset(r); /* the handle must not keep a pointer to the freed parts */
 	curl_easy_setopt(r->h, CURLOPT_LOW_SPEED_LIMIT, 0L);
+	curl_easy_setopt(r->h, CURLOPT_NOPROGRESS, 1L);
+	curl_easy_setopt(r->h, CURLOPT_XFERINFOFUNCTION, NULL);
 	curl_mime_free(mime);
 	return ret;
 }

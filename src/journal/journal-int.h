@@ -15,6 +15,7 @@ typedef struct vz_journal_ops {
 	void (*close)(vz_journal *j);
 	vz_rv (*decl_begin)(vz_journal *j, const vz_decl *d, vz_decl *earlier, vz_err *err);
 	vz_rv (*decl_update)(vz_journal *j, const vz_decl *d, vz_err *err);
+	vz_rv (*decl_touch)(vz_journal *j, const char *traceer_id, vz_err *err);
 	vz_rv (*decl_get)(vz_journal *j, const char *traceer_id, vz_decl *out, vz_err *err);
 	vz_rv (*decl_each)(vz_journal *j, bool only_open, vz_decl_fn fn, void *ctx, vz_err *err);
 	vz_rv (*retour_stored)(vz_journal *j, const vz_retour *r, vz_retour *earlier, vz_err *err);

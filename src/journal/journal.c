@@ -351,6 +351,13 @@ vz_rv vz_journal_decl_update(vz_journal *j, const vz_decl *d, vz_err *err)
 	return rv;
 }
 
+vz_rv vz_journal_decl_touch(vz_journal *j, const char *traceer_id, vz_err *err)
+{
+	if (!id_ok(traceer_id))
+		return refuse(err, "a declaration touched without a valid traceer id");
+	return j->ops->decl_touch(j, traceer_id, err);
+}
+
 vz_rv vz_journal_decl_get(vz_journal *j, const char *traceer_id, vz_decl *out, vz_err *err)
 {
 	if (!id_ok(traceer_id))

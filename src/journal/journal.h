@@ -100,6 +100,12 @@ vz_rv vz_journal_decl_begin(vz_journal *j, const vz_decl *d, vz_decl *earlier, v
  * updated_at set here. VZ_NOT_FOUND when there is no such row. */
 vz_rv vz_journal_decl_update(vz_journal *j, const vz_decl *d, vz_err *err);
 
+/* A run still sending it says so: updated_at of the declaration with this
+ * traceer_id becomes now, when it is SENDING (nothing else changes). Other
+ * runs take a SENDING row whose updated_at is recent for one in progress.
+ * VZ_OK also when the row has left SENDING meanwhile. */
+vz_rv vz_journal_decl_touch(vz_journal *j, const char *traceer_id, vz_err *err);
+
 /* The declaration with this traceer_id. VZ_OK or VZ_NOT_FOUND. */
 vz_rv vz_journal_decl_get(vz_journal *j, const char *traceer_id, vz_decl *out, vz_err *err);
 

@@ -348,6 +348,20 @@ out:
 	return rv;
 }
 
+static vz_rv pg_decl_touch(vz_journal *j, const char *traceer_id, vz_err *err)
+{
+	char now[VZ_TIME_LEN + 1];
+	const char *vals[2];
+
+	vz_journal_now(now);
+	vals[0] = traceer_id;
+	vals[1] = now;
+	return pg_do(j, "marking a declaration as still sending",
+		     "UPDATE declarations SET updated_at = $2"
+		     " WHERE traceer_id = $1 AND state = 'sending'",
+		     2, vals, NULL, err);
+}
+
 static vz_rv pg_decl_get(vz_journal *j, const char *traceer_id, vz_decl *out, vz_err *err)
 {
 	const char *vals[] = {traceer_id};
@@ -507,6 +521,7 @@ static const vz_journal_ops pg_ops = {
 	.close = pg_close,
 	.decl_begin = pg_decl_begin,
 	.decl_update = pg_decl_update,
+	.decl_touch = pg_decl_touch,
 	.decl_get = pg_decl_get,
 	.decl_each = pg_decl_each,
 	.retour_stored = pg_retour_stored,

@@ -325,6 +325,28 @@ out:
 	return rv;
 }
 
+static vz_rv sq_decl_touch(vz_journal *j, const char *traceer_id, vz_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	char now[VZ_TIME_LEN + 1];
+	vz_rv rv;
+
+	vz_journal_now(now);
+	rv = sq_prepare(j,
+			"UPDATE declarations SET updated_at = ?2"
+			" WHERE traceer_id = ?1 AND state = 'sending'",
+			&st, err);
+	if (rv != VZ_OK)
+		goto out;
+	bind_text(st, 1, traceer_id);
+	bind_text(st, 2, now);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		rv = sq_fail(j, "marking a declaration as still sending", err);
+out:
+	sqlite3_finalize(st);
+	return rv;
+}
+
 static vz_rv sq_decl_get(vz_journal *j, const char *traceer_id, vz_decl *out, vz_err *err)
 {
 	sqlite3_stmt *st = NULL;
@@ -570,6 +592,7 @@ static const vz_journal_ops sqlite_ops = {
 	.close = sq_close,
 	.decl_begin = sq_decl_begin,
 	.decl_update = sq_decl_update,
+	.decl_touch = sq_decl_touch,
 	.decl_get = sq_decl_get,
 	.decl_each = sq_decl_each,
 	.retour_stored = sq_retour_stored,

@@ -380,6 +380,43 @@ assert len({x["traceer_id"] for x in o}) == 1, o
 ' "one accepted, the others accepted, pending or duplicate under the same traceerId"
 }
 
+# A slow upload (the mock stops reading the body for 16 s) outlasts the
+# lease a second run allows a run that is sending: (--timeout 1 +
+# --connect-timeout 1 + 10) x 1 try = 12 s. The sending run keeps its
+# journal row fresh while it uploads, so a second declare of the same file
+# meanwhile finds it in progress: pending, and nothing sent twice at once.
+case_slow_push() {
+	setup_token
+	start_bill_mock --push-stall 16000
+	make_decl decl.txt
+	cp -a "$T/hsm" "$T/hsm2" # each run its own copy of the token (see concurrent)
+	sed "s|$T/hsm/|$T/hsm2/|" "$T/hsm/softhsm2.conf" >"$T/hsm2/softhsm2.conf"
+	${VZP11_WRAPPER:-} "$VZP11_BIN" --json declare "$T/decl.txt" --from "$FROM" --to "$TO" \
+		--flow "$FLOW" --endpoint "$BASE" --cacert "$PKI/root.crt" >"$T/out1" 2>"$T/err1" &
+	pid=$!
+	i=0
+	until grep -q '"state":"sending"' "$T/journal.json" 2>/dev/null || [ $i -ge 100 ]; do
+		sleep 0.1
+		journal_json
+		i=$((i + 1))
+	done
+	expect_in "$T/journal.json" '"state":"sending"' "the first run is sending"
+	sleep 13
+	SOFTHSM2_CONF=$T/hsm2/softhsm2.conf bill --json declare "$T/decl.txt" --from "$FROM" \
+		--to "$TO" --flow "$FLOW" --retries 0 --timeout 1 --connect-timeout 1
+	expect_rc 1 "a second declare 13 s into the upload"
+	expect_json "$T/out" 'assert o["status"] == "pending", o' "pending: another run is sending it"
+	expect_in "$T/err" "another run started sending this content" "says another run sends it"
+	wait "$pid" && rc=0 || rc=$?
+	cp "$T/out1" "$T/out"
+	expect_rc 0 "the slow push"
+	expect_json "$T/out" 'assert o["status"] == "accepted", o' "the slow push is accepted"
+	[ "$(mock_stat pushes)" -eq 1 ] && pass "one push: the content was not sent twice at once" ||
+		fail "$(mock_stat pushes) pushes"
+	[ "$(mock_stat accepted)" -eq 1 ] && pass "one declaration at VECOZO" ||
+		fail "$(mock_stat accepted) accepted"
+}
+
 case_no_billing_right() {
 	fp=$(openssl x509 -in "$PKI/sys-rsa2048.crt" -noout -fingerprint -sha256 | sed 's/.*=//')
 	echo "$fp cov" >"$T/rights"

@@ -52,6 +52,7 @@ struct retour_spec {
 
 static struct {
 	long push_delay_ms;
+	long push_stall_ms; /* the body of each push stops this long after its start */
 	const char *push_fault;
 	long push_fault_every;
 	const char *retour_fault;
@@ -384,6 +385,8 @@ int berichten_option(const char *o, const char *v)
 		return 0;
 	if (strcmp(o, "--push-delay") == 0)
 		opt.push_delay_ms = atol(v);
+	else if (strcmp(o, "--push-stall") == 0)
+		opt.push_stall_ms = atol(v);
 	else if (strcmp(o, "--push-fault") == 0)
 		opt.push_fault = v;
 	else if (strcmp(o, "--push-fault-every") == 0)
@@ -613,6 +616,7 @@ struct req {
 	/* push */
 	struct MHD_PostProcessor *pp;
 	bool pp_error;
+	bool stalled; /* --push-stall done */
 	uint64_t total;
 	int cur; /* the part the last iterator call was for: -1 none, 0 other, 1 meta, 2 payload */
 	uint64_t cur_end;
@@ -1612,6 +1616,14 @@ enum MHD_Result berichten_handle(struct MHD_Connection *c, const char *url, cons
 		return MHD_YES;
 	}
 	if (*data_size) {
+		if (r->route == R_PUSH && opt.push_stall_ms > 0 && !r->stalled) {
+			/* a slow upload: the rest of the body waits in the network */
+			r->stalled = true;
+			fprintf(stderr, "vzmock: push body stalled for %ld ms\n",
+				opt.push_stall_ms);
+			sleep_ms(opt.push_stall_ms);
+			mock_touch();
+		}
 		r->total += *data_size;
 		if (r->total > MAX_PUSH) {
 			fprintf(stderr, "vzmock: request body over 600 MiB: connection dropped\n");

@@ -7,7 +7,8 @@
  *          --rights R.txt [--port N] [--port-file F] [--stats F] [--idle-exit S]
  *          [--synthetic] [--delay MS] [--fault MODE [--fault-every K]]
  *          [--oversize BYTES] [--tls-priority STRING]
- *          [--push-delay MS] [--push-fault 503|reset [--push-fault-every K]]
+ *          [--push-delay MS] [--push-stall MS]
+ *          [--push-fault 503|reset [--push-fault-every K]]
  *          [--retour N:SIZE]... [--retour-file PATH]... [--retour-corrupt K]
  *          [--retour-fault 503|reset|delay [--retour-fault-every K]] [--wrap-list]
  *          [--retour-url TEMPLATE]...
@@ -130,6 +131,8 @@
  *    whether the first 64 KiB hold AFKEUREN); a traceerId already recorded
  *    (any case) gets 204 again and is not recorded twice.
  *    --push-delay MS: record, then sleep MS before answering.
+ *    --push-stall MS: stop reading each push's body for MS once its first
+ *    bytes are in (a slow upload: nothing is recorded until it is whole).
  *    --push-fault 503|reset, --push-fault-every K (every Kth push, counted
  *    from the start, so that a client's retry gets through when K > 1;
  *    default every push; decided once the body is read, before the checks):

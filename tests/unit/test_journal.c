@@ -533,6 +533,32 @@ static void set_column(const fx *f, const char *sql, const char *value)
 	}
 }
 
+/* A run still sending refreshes updated_at; only while it is SENDING. */
+static void touch_while_sending(void **state)
+{
+	fx *f = get_fx(state);
+	vz_decl a, b, got = {0};
+	vz_err err = {0};
+
+	make_decl(&a, 1, SHA_A);
+	make_decl(&b, 2, SHA_B);
+	assert_int_equal(vz_journal_decl_begin(f->j, &a, NULL, &err), VZ_OK);
+	assert_int_equal(vz_journal_decl_begin(f->j, &b, NULL, &err), VZ_OK);
+	b.state = VZ_DECL_ACCEPTED;
+	assert_int_equal(vz_journal_decl_update(f->j, &b, &err), VZ_OK);
+	set_column(f, "UPDATE declarations SET updated_at = $1", "2020-01-01T00:00:00Z");
+	assert_int_equal(vz_journal_decl_touch(f->j, a.traceer_id, &err), VZ_OK);
+	assert_int_equal(vz_journal_decl_touch(f->j, b.traceer_id, &err), VZ_OK);
+	assert_int_equal(vz_journal_decl_get(f->j, a.traceer_id, &got, &err), VZ_OK);
+	assert_time(got.updated_at);
+	assert_int_equal(got.state, VZ_DECL_SENDING);
+	vz_decl_clear(&got);
+	assert_int_equal(vz_journal_decl_get(f->j, b.traceer_id, &got, &err), VZ_OK);
+	assert_string_equal(got.updated_at, "2020-01-01T00:00:00Z");
+	vz_decl_clear(&got);
+	assert_int_equal(vz_journal_decl_touch(f->j, "", &err), VZ_FAIL);
+}
+
 static void retour_stored_confirmed(void **state)
 {
 	fx *f = get_fx(state);
@@ -1014,6 +1040,7 @@ int main(void)
 		BOTH(update_and_get),
 		BOTH(update_into_live_duplicate_fails),
 		BOTH(get_missing),
+		BOTH(touch_while_sending),
 		BOTH(each_oldest_first),
 		BOTH(retour_stored_confirmed),
 		BOTH(retour_each_oldest_first),
