@@ -14,6 +14,7 @@ FLOW=303:3.1
 cleanup() {
 	stop_mock
 	[ -z "${DECOY_PID:-}" ] || { kill "$DECOY_PID" 2>/dev/null; wait "$DECOY_PID" 2>/dev/null; } || true
+	[ -z "${FAKE_PID:-}" ] || { kill "$FAKE_PID" 2>/dev/null; wait "$FAKE_PID" 2>/dev/null; } || true
 	[ -z "${PGDIR:-}" ] || "$SRCDIR/tests/tools/pg-cluster" stop "$PGDIR" >/dev/null 2>&1 || true
 }
 
@@ -640,6 +641,101 @@ assert "points to http://localhost:" in e[2], e[2]
 	expect_in "$T/record" "^GET /berichtenservice/downloads/7e7e0000-0000-4000-8000-000000000002 " \
 		"the relative URL was followed"
 	expect_not_in "$T/record" "/payload " "not the path the traceerId would give"
+}
+
+# psql ARGS: SQL on the test's cluster as its superuser vzp11 (PostgreSQL's
+# own client, from the server's bindir; not under the sanitizers' preload).
+psql_su() {
+	bindir=${PG_BINDIR:-$(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V | tail -n 1)}
+	env -u LD_PRELOAD "$bindir/psql" -X -q -v ON_ERROR_STOP=1 -At "$@"
+}
+
+# Another database user makes a schema named like vzp11's role, first in
+# PostgreSQL's default search_path ("$user", public), with tables like the
+# journal's and a row that says a file was accepted. The journal's tables
+# are named in their own schema (public here), so the shadow is never read
+# or written: the file is sent, and both go to the real journal.
+case_search_path_shadow() {
+	[ "$BACKEND" = postgresql ] || { echo "SKIP: a PostgreSQL case"; exit 77; }
+	setup_token
+	start_bill_mock
+	make_decl a.txt
+	make_decl b.txt
+	declare_file "$T/a.txt"
+	expect_rc 0 "a first declaration makes the journal's tables (in public)"
+	sha=$(sha256sum "$T/b.txt" | cut -c1-64)
+	psql_su "$VZP11_JOURNAL" <<SQL
+CREATE ROLE mallory;
+CREATE SCHEMA vzp11 AUTHORIZATION mallory;
+CREATE TABLE vzp11.declarations (LIKE public.declarations INCLUDING ALL);
+CREATE TABLE vzp11.retours (LIKE public.retours INCLUDING ALL);
+INSERT INTO vzp11.declarations (traceer_id, conversatie_id, sha256, size, file, flow, state,
+  forced, http_status, status, final, created_at, updated_at)
+  VALUES ('0bad0bad-0000-4000-8000-000000000001', '0bad0bad-0000-4000-8000-000000000002',
+  '$sha', 1, 'b.txt', '303:3.1', 'accepted', false, 204, '', false, '2026-01-01T00:00:00Z',
+  '2026-01-01T00:00:00Z');
+ALTER TABLE vzp11.declarations OWNER TO mallory;
+ALTER TABLE vzp11.retours OWNER TO mallory;
+SQL
+	[ "$(psql_su "$VZP11_JOURNAL" -c 'SELECT current_schemas(false)')" = "{vzp11,public}" ] &&
+		pass "the shadow schema is first in vzp11's search_path" || fail "no shadow in the search_path"
+	declare_file --json "$T/b.txt"
+	expect_rc 0 "a file the shadow says was accepted"
+	expect_json "$T/out" 'assert o["status"] == "accepted" and not o["traceer_id"].startswith("0bad"), o' \
+		"it is sent and accepted: the shadow's row was not read"
+	[ "$(mock_stat accepted)" -eq 2 ] && pass "both files reached VECOZO" || fail "$(mock_stat accepted) accepted"
+	journal_json
+	expect_json "$T/journal.json" '
+assert sorted(d["file"] for d in o["declarations"]) == ["a.txt", "b.txt"], o
+assert not [d for d in o["declarations"] if d["traceer_id"].startswith("0bad")], o
+' "journal lists the real journal's two declarations"
+	[ "$(psql_su "$VZP11_JOURNAL" -c 'SELECT count(*) FROM public.declarations')" = 2 ] &&
+		pass "both are in public.declarations" || fail "public.declarations holds $(psql_su "$VZP11_JOURNAL" -c 'SELECT count(*) FROM public.declarations')"
+	[ "$(psql_su "$VZP11_JOURNAL" -c 'SELECT count(*) FROM vzp11.declarations')" = 1 ] &&
+		pass "the shadow table was not written" || fail "the shadow table was written"
+	# A database whose only journal-like tables are someone else's: vzp11
+	# creates no tables beside them unless the URI names a schema.
+	psql_su "$VZP11_JOURNAL" -c 'CREATE DATABASE other'
+	other=$(echo "$VZP11_JOURNAL" | sed 's|:///vzp11?|:///other?|')
+	psql_su "$other" <<SQL
+CREATE SCHEMA vzp11 AUTHORIZATION mallory;
+CREATE TABLE vzp11.declarations (traceer_id text);
+SQL
+	run vz --journal "$other" journal
+	expect_rc 1 "a journal whose tables are only in another schema"
+	expect_in "$T/err" "no journal tables in schema public, but a table declarations is in schema vzp11" \
+		"says so, and creates nothing"
+	[ "$(psql_su "$other" -c "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")" = 0 ] &&
+		pass "nothing was created in public" || fail "tables were created in public"
+	run vz --journal "$other&options=-csearch_path%3Dpublic" journal
+	expect_rc 0 "with the schema named in the URI"
+}
+
+# A journal on another host gets sslmode=verify-full unless the URI says
+# otherwise: no login goes there in clear text. The host is pg-fake, which
+# answers "no TLS" and writes down what it got.
+case_remote_sslmode() {
+	[ "$BACKEND" = postgresql ] || { echo "SKIP: a PostgreSQL case"; exit 77; }
+	unset PGSSLMODE
+	/usr/bin/python3 "$SRCDIR/tests/tools/pg-fake" "$T/fake.port" "$T/fake.log" &
+	FAKE_PID=$!
+	i=0
+	while [ ! -s "$T/fake.port" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+	P=$(cat "$T/fake.port")
+	run vz --journal "postgresql://vzp11@db.example:$P/vzp11?hostaddr=127.0.0.1&connect_timeout=10" journal
+	expect_rc 1 "a journal on another host that offers no TLS"
+	expect_in "$T/err" "SSL" "libpq says TLS is required"
+	expect_in "$T/err" "sslmode=verify-full" "says why vzp11 asks for it"
+	expect_in "$T/fake.log" "^ssl-request$" "TLS was asked for"
+	expect_not_in "$T/fake.log" "^startup" "no login was sent in clear text"
+	: >"$T/fake.log"
+	run vz --journal "postgresql://vzp11@db.example:$P/vzp11?hostaddr=127.0.0.1&sslmode=disable" journal
+	expect_rc 1 "the URI says sslmode=disable"
+	expect_in "$T/fake.log" "^startup user=vzp11 " "then the URI decides"
+	: >"$T/fake.log"
+	run vz --journal "postgresql://vzp11@localhost:$P/vzp11" journal
+	expect_rc 1 "a journal on this machine (localhost)"
+	expect_in "$T/fake.log" "^startup user=vzp11 " "this machine: libpq's default (prefer)"
 }
 
 # The token fails at each PKCS#11 call of a declare in turn (through
