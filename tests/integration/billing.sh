@@ -43,9 +43,10 @@ setup_token() {
 	[ "$rc" -eq 0 ] || { fail "import"; cat "$T/err"; finish; }
 }
 
-# start_bill_mock [vzmock options]: sets BASE.
+# start_bill_mock [vzmock options]: sets BASE. Every exchange goes into
+# $T/contract.jsonl, which check_contract holds to the contract.
 start_bill_mock() {
-	start_mock "$@"
+	start_mock --contract-log "$T/contract.jsonl" "$@"
 	trap cleanup EXIT
 	BASE=https://localhost:$(cat "$T/port")/berichtenservice
 }
@@ -293,6 +294,73 @@ case_flow_limits() {
 	expect_rc 0 "what the contract takes is sent"
 	[ "$(mock_stat accepted)" -eq 1 ] && pass "VECOZO (the mock) accepted it" ||
 		fail "$(mock_stat accepted) accepted"
+}
+
+# The contract check itself: the operations vzp11 uses, each way they end
+# (204, 400, 422, status, pull list, payload, 202 and 404 for DELETE), held
+# to tests/contract/berichtenservice.json at the end like every billing
+# test; and the check finds what breaks the contract: the same exchanges,
+# each changed in one way the published texts forbid.
+case_contract() {
+	/usr/bin/python3 -c 'import jsonschema' 2>/dev/null ||
+		{ echo "SKIP: python3-jsonschema is not installed"; exit 77; }
+	setup_token
+	start_bill_mock --retour 2:1000 --status-history
+	make_decl ok.txt
+	make_decl bad.txt "ONGELDIG"
+	make_decl weiger.txt "WEIGEREN"
+	make_decl afkeuren.txt "AFKEUREN"
+	declare_file --json --reference dossier-1 "$T/ok.txt" "$T/afkeuren.txt"
+	expect_rc 0 "two declarations"
+	declare_file "$T/bad.txt"
+	declare_file "$T/weiger.txt"
+	bill declare-status --open
+	bill declare-status --open
+	bill declare-status --open --watch
+	expect_rc 0 "the statuses, to final (AfgekeurdDoorDienst on the way)"
+	mkdir "$T/in"
+	bill retour --dir "$T/in" --limit 1
+	expect_rc 0 "the return messages"
+	stop_mock
+	start_bill_mock --retour 1:1000 --delete-unknown
+	bill retour --dir "$T/in"
+	expect_rc 1 "a DELETE answered 404"
+	grep -q '"status":422' "$T/contract.jsonl" && grep -q '"meldingen":\[{' "$T/contract.jsonl" &&
+		grep -q '"method":"DELETE".*"status":202' "$T/contract.jsonl" &&
+		grep -q '"method":"DELETE".*"status":404' "$T/contract.jsonl" &&
+		pass "the log holds 422, meldingen, 202 and 404" || fail "the log lacks an exchange"
+	# Each line below breaks the contract once; the check must say so.
+	/usr/bin/python3 - "$T/contract.jsonl" "$T/broken.jsonl" <<'PY'
+import copy, json, sys
+log = [json.loads(l) for l in open(sys.argv[1])]
+def first(method, path_end, status):
+    return copy.deepcopy(next(x for x in log if x["method"] == method and x["path"].endswith(path_end) and x["status"] == status))
+out = []
+x = first("POST", "/berichten", 204); x["request"]["metadata"]["routeringgegevens"]["berichtstroom"]["berichtversie"] = 1000; out.append(x)
+x = first("POST", "/berichten", 204); x["request"]["metadata"]["referentiegegevens"]["kenmerk"] = "x"; out.append(x)
+x = first("POST", "/berichten", 204); x["request"]["parts"].append({"name": "extra", "content_type": "text/plain", "filename": None, "size": 1}); out.append(x)
+x = first("GET", "/berichtstatussen", 200); x["response"]["json"][0]["meldingen"] = []; out.append(x)
+x = first("GET", "/berichtstatussen", 200); x["response"]["json"][0]["berichtstatusGewijzigdOp"] = "2026-11-24 16:58"; out.append(x)
+x = first("GET", "/berichtstatussen", 200); x["query"]["conversatieId"] = x["query"]["traceerId"]; out.append(x)
+x = first("GET", "/rest-pull/v1/berichten", 200); x["response"]["json"][0]["basisgegevens"]["payload"]["url"] = "/relative/payload"; out.append(x)
+x = first("GET", "/rest-pull/v1/berichten", 200); x["query"]["limit"] = "251"; out.append(x)
+x = first("POST", "/berichten", 204); x["status"] = 200; out.append(x)
+x = first("POST", "/berichten", 204); x["path"] = "/berichtenservice/berichten/rest-push/v2/berichten"; out.append(x)
+open(sys.argv[2], "w").write("".join(json.dumps(x) + "\n" for x in out))
+PY
+	set +e
+	/usr/bin/python3 "$SRCDIR/tests/tools/contract-check" "$SRCDIR/tests/contract/berichtenservice.json" \
+		"$T/broken.jsonl" >"$T/broken.out" 2>&1
+	brc=$?
+	set -e
+	[ "$brc" -eq 1 ] && pass "the check fails on the broken exchanges" || fail "the check exits $brc on the broken exchanges"
+	for l in 1 2 3 4 5 6 7 8 9 10; do
+		grep -q "broken.jsonl:$l " "$T/broken.out" || { fail "line $l of the broken exchanges passed the check"; cat "$T/broken.out"; }
+	done
+	expect_in "$T/broken.out" "1000 is greater than the maximum of 999" "names berichtversie 1000"
+	expect_in "$T/broken.out" "'kenmerk' was unexpected" "names a property the schema does not list"
+	expect_in "$T/broken.out" "should be non-empty|is too short" "names an empty meldingen"
+	expect_in "$T/broken.out" "not an operation of the Berichtenservice" "names an unknown path"
 }
 
 case_duplicate_and_force() {
@@ -788,7 +856,28 @@ assert not [d for d in o["declarations"] if d["state"] == "sending"], o
 ' "the journal: each content accepted once, nothing left sending"
 }
 
+# check_contract: every request vzp11 sent to the mock and every answer
+# the mock gave, held to the Berichtenservice's contract
+# (tests/contract/berichtenservice.json, tests/tools/contract-check).
+check_contract() {
+	[ -s "$T/contract.jsonl" ] || return 0
+	set +e
+	/usr/bin/python3 "$SRCDIR/tests/tools/contract-check" "$SRCDIR/tests/contract/berichtenservice.json" \
+		"$T/contract.jsonl" >"$T/contract.out" 2>&1
+	crc=$?
+	set -e
+	case $crc in
+	0) pass "$(tail -n 1 "$T/contract.out")" ;;
+	77) echo "note: the contract was not checked: python3-jsonschema is not installed" ;;
+	*)
+		fail "the exchanges break the contract: $(tail -n 1 "$T/contract.out")"
+		head -20 "$T/contract.out" | sed 's/^/  | /'
+		;;
+	esac
+}
+
 new_token "billing-$CASE-$BACKEND"
 setup_journal
 "case_$(echo "$CASE" | tr - _)"
+check_contract
 finish

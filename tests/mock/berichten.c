@@ -65,6 +65,7 @@ static struct {
 	bool status_clock;	    /* stamps from clock_base, not the real clock */
 	struct timespec clock_base; /* --status-clock UTC:STEP */
 	long clock_step;
+	const char *contract_log;   /* --contract-log F: every exchange, one JSON line */
 	const char *retour_urls[8]; /* --retour-url TEMPLATE..., message k takes [k % n] */
 	int n_retour_urls;
 	struct retour_spec specs[64];
@@ -397,6 +398,8 @@ int berichten_option(const char *o, const char *v)
 		opt.retour_fault_every = atol(v);
 	else if (strcmp(o, "--retour-corrupt") == 0)
 		opt.retour_corrupt = atol(v);
+	else if (strcmp(o, "--contract-log") == 0)
+		opt.contract_log = v;
 	else if (strcmp(o, "--retour-url") == 0) {
 		if (opt.n_retour_urls ==
 		    (int)(sizeof(opt.retour_urls) / sizeof(opt.retour_urls[0])))
@@ -535,6 +538,47 @@ bool berichten_path(const char *url)
 	       (url[strlen(BASE)] == '/' || url[strlen(BASE)] == '\0');
 }
 
+/* ---- per request ---- */
+
+enum route {
+	R_NONE,
+	R_PUSH,
+	R_STATUS,
+	R_LIST,
+	R_PAYLOAD,
+	R_ITEM
+};
+
+struct req {
+	bool rest; /* always true: vzmock.c's completed() tells our state by it */
+	enum route route;
+	char *method, *path; /* for the contract log */
+	bool answered_early; /* before the body came: the log cannot show it */
+	json_t *parts;	     /* every multipart part: name, content_type, filename, size */
+	char id[64];	     /* the {traceerId} of R_PAYLOAD and R_ITEM */
+	/* an answer decided from the headers, sent once the body has been read */
+	int early_status;
+	json_t *early;
+	const char *early_header, *early_value;
+	/* push */
+	struct MHD_PostProcessor *pp;
+	bool pp_error;
+	bool stalled; /* --push-stall done */
+	uint64_t total;
+	int cur; /* the part the last iterator call was for: -1 none, 0 other, 1 meta, 2 payload */
+	uint64_t cur_end;
+	bool meta_seen, meta_dup, meta_too_big;
+	char *meta, *meta_type;
+	size_t meta_len;
+	bool payload_seen, payload_dup;
+	char *payload_name, *payload_type;
+	gnutls_hash_hd_t hash;
+	bool hashing;
+	uint64_t payload_size;
+	unsigned char *head;
+	size_t head_len;
+};
+
 /* ---- responses ---- */
 
 static json_t *problem(int status, const char *title, const char *detail)
@@ -543,19 +587,94 @@ static json_t *problem(int status, const char *title, const char *detail)
 			 status, "detail", detail);
 }
 
+/* ---- the contract log (--contract-log F) ---- */
+
+/* The request this thread is answering (MHD runs a thread per connection,
+ * and a connection has one request at a time). */
+static _Thread_local struct req *current;
+static pthread_mutex_t contract_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static enum MHD_Result add_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+			       const char *value)
+{
+	json_object_set_new(cls, key, value ? json_string(value) : json_null());
+	return MHD_YES;
+}
+
+/* Options that make the mock answer off the published contract on purpose
+ * (the client must cope): the answer check is left out for them. */
+static json_t *deviations(const struct req *r)
+{
+	json_t *d = json_array();
+
+	if (r->route == R_LIST && opt.wrap_list)
+		json_array_append_new(d, json_string("--wrap-list"));
+	if (r->route == R_LIST && opt.n_retour_urls > 0)
+		json_array_append_new(d, json_string("--retour-url"));
+	return d;
+}
+
+/* Appends one line for the answer given now to the current request:
+ * {"method", "path", "query", "request": {"content_type", "body_size",
+ * push: "parts", "metadata" (JSON, or its text when it is none)},
+ * "status" (0: no answer, the connection dropped), "response":
+ * {"content_type", "size", "json"} or null, "deviates"}. body is borrowed. */
+static void contract_log(struct MHD_Connection *c, int status, const char *ctype,
+			 const json_t *body, uint64_t size)
+{
+	struct req *r = current;
+	json_t *query, *req, *ans, *line;
+	char *text;
+	FILE *f;
+
+	if (!opt.contract_log || !r || !r->method)
+		return;
+	query = json_object();
+	MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, add_arg, query);
+	req = json_pack("{s:s?, s:I, s:b}", "content_type",
+			MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type"),
+			"body_size", (json_int_t)r->total, "body_read", !r->answered_early);
+	if (r->route == R_PUSH && !r->answered_early) {
+		json_t *m = r->meta ? json_loadb(r->meta, r->meta_len, 0, NULL) : NULL;
+
+		json_object_set(req, "parts", r->parts ? r->parts : json_array());
+		json_object_set_new(req, "metadata",
+				    m ? m : json_string(r->meta ? r->meta : "(none)"));
+	}
+	ans = status ? json_pack("{s:s?, s:I}", "content_type", ctype, "size", (json_int_t)size)
+		     : json_null();
+	if (status && body)
+		json_object_set(ans, "json", (json_t *)body);
+	line = json_pack("{s:s, s:s, s:o, s:o, s:i, s:o, s:o}", "method", r->method, "path",
+			 r->path, "query", query, "request", req, "status", status, "response", ans,
+			 "deviates", deviations(r));
+	text = line ? json_dumps(line, JSON_COMPACT) : NULL;
+	json_decref(line);
+	pthread_mutex_lock(&contract_lock);
+	f = text ? fopen(opt.contract_log, "a") : NULL;
+	if (f) {
+		fprintf(f, "%s\n", text);
+		fclose(f);
+	}
+	pthread_mutex_unlock(&contract_lock);
+	free(text);
+}
+
 static enum MHD_Result send_json(struct MHD_Connection *c, int status, json_t *j,
 				 const char *header, const char *value)
 {
 	char *text = json_dumps(j, JSON_COMPACT);
+	const char *ctype = status >= 400 ? "application/problem+json" : "application/json";
 	struct MHD_Response *r;
 	enum MHD_Result ret;
 
+	if (text)
+		contract_log(c, status, ctype, j, strlen(text));
 	json_decref(j);
 	if (!text)
 		return MHD_NO;
 	r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
-	MHD_add_response_header(r, "Content-Type",
-				status >= 400 ? "application/problem+json" : "application/json");
+	MHD_add_response_header(r, "Content-Type", ctype);
 	if (header)
 		MHD_add_response_header(r, header, value);
 	ret = MHD_queue_response(c, (unsigned)status, r);
@@ -569,6 +688,7 @@ static enum MHD_Result send_empty(struct MHD_Connection *c, int status)
 	struct MHD_Response *r = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
 	enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, r);
 
+	contract_log(c, status, NULL, NULL, 0);
 	MHD_destroy_response(r);
 	mock_write_stats();
 	return ret;
@@ -594,44 +714,6 @@ static json_t *bad_request(json_t *errors, const char *detail)
 	return p;
 }
 
-/* ---- per request ---- */
-
-enum route {
-	R_NONE,
-	R_PUSH,
-	R_STATUS,
-	R_LIST,
-	R_PAYLOAD,
-	R_ITEM
-};
-
-struct req {
-	bool rest; /* always true: vzmock.c's completed() tells our state by it */
-	enum route route;
-	char id[64]; /* the {traceerId} of R_PAYLOAD and R_ITEM */
-	/* an answer decided from the headers, sent once the body has been read */
-	int early_status;
-	json_t *early;
-	const char *early_header, *early_value;
-	/* push */
-	struct MHD_PostProcessor *pp;
-	bool pp_error;
-	bool stalled; /* --push-stall done */
-	uint64_t total;
-	int cur; /* the part the last iterator call was for: -1 none, 0 other, 1 meta, 2 payload */
-	uint64_t cur_end;
-	bool meta_seen, meta_dup, meta_too_big;
-	char *meta, *meta_type;
-	size_t meta_len;
-	bool payload_seen, payload_dup;
-	char *payload_name, *payload_type;
-	gnutls_hash_hd_t hash;
-	bool hashing;
-	uint64_t payload_size;
-	unsigned char *head;
-	size_t head_len;
-};
-
 void berichten_completed(void *state)
 {
 	struct req *r = state;
@@ -641,6 +723,9 @@ void berichten_completed(void *state)
 	if (r->hashing)
 		gnutls_hash_deinit(r->hash, NULL);
 	json_decref(r->early);
+	json_decref(r->parts);
+	free(r->method);
+	free(r->path);
 	free(r->meta);
 	free(r->meta_type);
 	free(r->payload_name);
@@ -718,6 +803,11 @@ static enum MHD_Result part(void *cls, enum MHD_ValueKind kind, const char *key,
 	/* a new part starts at offset 0; an empty part may come as one call of
 	 * size 0, which a next call at offset 0 continues */
 	if (off == 0 && (r->cur != which || r->cur_end > 0)) {
+		if (!r->parts)
+			r->parts = json_array();
+		json_array_append_new(r->parts, json_pack("{s:s?, s:s?, s:s?, s:I}", "name", key,
+							  "content_type", ctype, "filename",
+							  filename, "size", (json_int_t)0));
 		if (which == 1) {
 			r->meta_dup |= r->meta_seen;
 			r->meta_seen = true;
@@ -739,6 +829,13 @@ static enum MHD_Result part(void *cls, enum MHD_ValueKind kind, const char *key,
 	r->cur_end = off + size;
 	if (size == 0)
 		return MHD_YES;
+	{
+		json_t *last = json_array_get(r->parts, json_array_size(r->parts) - 1);
+
+		json_object_set_new(last, "size",
+				    json_integer(json_integer_value(json_object_get(last, "size")) +
+						 (json_int_t)size));
+	}
 	if (which == 1 && !r->meta_dup && !r->meta_too_big) {
 		char *g;
 
@@ -1116,6 +1213,7 @@ static enum MHD_Result push_done(struct MHD_Connection *c, struct req *r)
 		json_decref(errors);
 		fprintf(stderr, "vzmock: push fault %s\n", opt.push_fault);
 		if (strcmp(opt.push_fault, "reset") == 0) {
+			contract_log(c, 0, NULL, NULL, 0);
 			mock_write_stats();
 			return MHD_NO; /* drops the connection without an answer */
 		}
@@ -1388,6 +1486,7 @@ static enum MHD_Result retour_list(struct MHD_Connection *c)
 	if ((f = retour_fault())) {
 		if (strcmp(f, "503") == 0)
 			return retour_unavailable(c);
+		contract_log(c, 0, NULL, NULL, 0);
 		mock_write_stats();
 		return MHD_NO; /* reset: no answer */
 	}
@@ -1498,6 +1597,7 @@ static enum MHD_Result retour_payload(struct MHD_Connection *c, const char *id)
 		return MHD_NO;
 	}
 	MHD_add_response_header(resp, "Content-Type", "application/octet-stream");
+	contract_log(c, 200, "application/octet-stream", NULL, d->size);
 	ret = MHD_queue_response(c, 200, resp);
 	MHD_destroy_response(resp);
 	mock_write_stats();
@@ -1553,6 +1653,11 @@ static void start(struct MHD_Connection *c, struct req *r, const char *url, cons
 		atomic_fetch_add(&n_status, 1);
 	if (r->route == R_LIST && strcmp(method, "GET") == 0)
 		atomic_fetch_add(&n_lists, 1);
+	/* a push body is read part by part even when the answer is an error
+	 * decided here, so --contract-log shows what the client sent */
+	if (r->route == R_PUSH && strcmp(method, "POST") == 0 &&
+	    media_is(ct, "multipart/form-data"))
+		r->pp = MHD_create_post_processor(c, CHUNK, part, r);
 	if (!rights) {
 		early(r, 401,
 		      problem(401, "Niet geauthenticeerd",
@@ -1583,8 +1688,7 @@ static void start(struct MHD_Connection *c, struct req *r, const char *url, cons
 		early(r, 413, problem(413, "Verzoek te groot", "Hoogstens 600 MiB."), NULL, NULL);
 		return;
 	}
-	if (!media_is(ct, "multipart/form-data") ||
-	    !(r->pp = MHD_create_post_processor(c, CHUNK, part, r)))
+	if (!r->pp)
 		early(r, 415,
 		      problem(415, "Mediatype niet ondersteund",
 			      "Verwacht multipart/form-data met een boundary."),
@@ -1602,7 +1706,10 @@ enum MHD_Result berichten_handle(struct MHD_Connection *c, const char *url, cons
 		if (!r)
 			return MHD_NO;
 		r->rest = true;
+		r->method = strdup(method);
+		r->path = strdup(url);
 		*con_cls = r;
+		current = r;
 		start(c, r, url, method);
 		/* Answer an error before the body when the client waits for 100
 		 * Continue or the body is too big; otherwise read (and drop) the
@@ -1611,10 +1718,12 @@ enum MHD_Result berichten_handle(struct MHD_Connection *c, const char *url, cons
 			json_t *j = r->early;
 
 			r->early = NULL;
+			r->answered_early = true;
 			return send_json(c, r->early_status, j, r->early_header, r->early_value);
 		}
 		return MHD_YES;
 	}
+	current = r;
 	if (*data_size) {
 		if (r->route == R_PUSH && opt.push_stall_ms > 0 && !r->stalled) {
 			/* a slow upload: the rest of the body waits in the network */
@@ -1629,8 +1738,7 @@ enum MHD_Result berichten_handle(struct MHD_Connection *c, const char *url, cons
 			fprintf(stderr, "vzmock: request body over 600 MiB: connection dropped\n");
 			return MHD_NO;
 		}
-		if (r->pp && !r->early && !r->pp_error &&
-		    MHD_post_process(r->pp, data, *data_size) != MHD_YES)
+		if (r->pp && !r->pp_error && MHD_post_process(r->pp, data, *data_size) != MHD_YES)
 			r->pp_error = true;
 		*data_size = 0;
 		return MHD_YES;

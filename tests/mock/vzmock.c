@@ -11,7 +11,7 @@
  *          [--push-fault 503|reset [--push-fault-every K]]
  *          [--retour N:SIZE]... [--retour-file PATH]... [--retour-corrupt K]
  *          [--retour-fault 503|reset|delay [--retour-fault-every K]] [--wrap-list]
- *          [--retour-url TEMPLATE]...
+ *          [--retour-url TEMPLATE]... [--contract-log F]
  *          [--delete-fault] [--delete-unknown] [--status-history] [--status-clock UTC:STEP] [--record F]
  *
  * --port 0 (the default) takes a free port, written to --port-file; the
@@ -194,6 +194,16 @@
  *    Retry-After: 1; reset: a list gets no answer, a payload gets its headers
  *    and the first half of its body, then the connection drops; delay: sleeps
  *    --delay MS (1000 when not given), then answers as usual.
+ *  - --contract-log F appends one JSON line per REST exchange, written when
+ *    the answer is given: {"method", "path", "query": {NAME: VALUE},
+ *    "request": {"content_type", "body_size", "body_read" (false: answered
+ *    before the body came), and for a push "parts": [{"name",
+ *    "content_type", "filename", "size"}] and "metadata" (its JSON, or its
+ *    text when it is not JSON)}, "status" (0: the connection was dropped
+ *    without an answer), "response": {"content_type", "size", "json" (a
+ *    JSON answer)} or null, "deviates": the options that made this answer
+ *    leave the published contract on purpose (--wrap-list, --retour-url)}.
+ *    tests/tools/contract-check holds it to tests/contract/.
  *  - Stats: "pushes" (every POST to the push path, whatever its answer),
  *    "accepted" (204s for new traceerIds), "repeats" (204s for known ones),
  *    "max_per_content" (the most distinct traceerIds accepted with one
