@@ -103,7 +103,7 @@ struct rotate {
 	char next[160], previous[160], back[160];
 	vz_secret pin;
 	bool have_pin;
-	int lock_fd; /* the token's lock (lifecycle/toklock.h), held to the end; -1 before */
+	int lock_fd;	    /* the token's lock (lifecycle/toklock.h), held to the end; -1 before */
 	const char *action; /* of the audit records: "rotate", "rotate-rollback", ... */
 	json_t *steps;	    /* every label write, for --json */
 	size_t n_steps;

@@ -15,7 +15,7 @@
 #define VZ_BR_MAX_WORD	  60  /* characters of berichttype, berichtsubtype, actie */
 #define VZ_BR_MAX_VERSION 999 /* of berichtversie and berichtsubversie */
 /* Bytes for a word of VZ_BR_MAX_WORD characters of UTF-8, and its NUL. */
-#define VZ_BR_WORD_SIZE (VZ_BR_MAX_WORD * 4 + 1)
+#define VZ_BR_WORD_SIZE	  (VZ_BR_MAX_WORD * 4 + 1)
 #define VZ_BR_PATH_PUSH	  "/berichten/rest-push/v1/berichten"
 #define VZ_BR_PATH_STATUS "/berichtstatus/rest-pull/v3/berichtstatussen"
 #define VZ_BR_PATH_PULL	  "/berichten/rest-pull/v1/berichten"

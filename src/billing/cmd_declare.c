@@ -382,7 +382,7 @@ static vz_rv send_one(struct run *r, const struct decl_file *f, struct outcome *
 	} else {
 		oc->status = "refused";
 		oc->d.state = VZ_DECL_REFUSED;
-		oc->d.refusal = a.http == 422   ? VZ_REFUSAL_CONTENT
+		oc->d.refusal = a.http == 422	? VZ_REFUSAL_CONTENT
 				: a.http == 401 ? VZ_REFUSAL_CERTIFICATE
 				: a.http == 403 ? VZ_REFUSAL_RIGHT
 						: VZ_REFUSAL_REQUEST;
@@ -393,10 +393,11 @@ static vz_rv send_one(struct run *r, const struct decl_file *f, struct outcome *
 			vz_bill_http_error(&a, "declarations", &e);
 			snprintf(oc->note, sizeof(oc->note), "%s", e.msg);
 		} else if (a.http == 422) {
-			snprintf(oc->note, sizeof(oc->note),
-				 _("VECOZO refused the declaration (422: do not send it again as it "
-				   "is); a later declare of this content does not send it (--force "
-				   "does)"));
+			snprintf(
+				oc->note, sizeof(oc->note),
+				_("VECOZO refused the declaration (422: do not send it again as it "
+				  "is); a later declare of this content does not send it (--force "
+				  "does)"));
 		} else {
 			snprintf(oc->note, sizeof(oc->note),
 				 _("VECOZO found the message malformed "

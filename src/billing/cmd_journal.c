@@ -9,8 +9,8 @@
 
 static const char *const decl_states[] = {"sending", "accepted", "refused"};
 /* Why a declaration was refused ([0]: not refused, or before vzp11 kept it). */
-static const char *const refusals[] = {NULL, "content", "request", "certificate", "right",
-				       "not-sent"};
+static const char *const refusals[] = {NULL,	      "content", "request",
+				       "certificate", "right",	 "not-sent"};
 static const char *const retour_states[] = {"stored", "confirmed"};
 
 static void journal_usage(FILE *f)

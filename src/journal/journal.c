@@ -12,8 +12,8 @@
 
 static const char *const decl_state_names[] = {"sending", "accepted", "refused"};
 /* [VZ_REFUSAL_NONE] is stored as NULL */
-static const char *const refusal_names[] = {NULL,    "content",	    "request",
-					    "certificate", "right", "not-sent"};
+static const char *const refusal_names[] = {NULL,	   "content", "request",
+					    "certificate", "right",   "not-sent"};
 static const char *const retour_state_names[] = {"stored", "confirmed"};
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))

@@ -42,15 +42,15 @@ typedef struct vz_decl {
 	char conversatie_id[VZ_UUID_LEN + 1];
 	char sha256[VZ_SHA256_HEX + 1];
 	long long size;
-	char file[256]; /* the file's base name */
+	char file[256];	 /* the file's base name */
 	char flow[1024]; /* berichttype[/subtype]:version.subversion:action, as given */
 	vz_decl_state state;
 	vz_decl_refusal refusal; /* with REFUSED; NONE otherwise */
-	bool forced;	  /* sent with --force: exempt from the duplicate rule */
-	int http_status;  /* of the last answer, 0 when none */
-	char status[48];  /* VECOZO's last berichtstatus word, "" when none asked */
-	bool final;	  /* that status is final (set by the caller) */
-	char *meldingen;  /* JSON array text of the last meldingen, or NULL; owned */
+	bool forced;		 /* sent with --force: exempt from the duplicate rule */
+	int http_status;	 /* of the last answer, 0 when none */
+	char status[48];	 /* VECOZO's last berichtstatus word, "" when none asked */
+	bool final;		 /* that status is final (set by the caller) */
+	char *meldingen;	 /* JSON array text of the last meldingen, or NULL; owned */
 	char created_at[VZ_TIME_LEN + 1];
 	char updated_at[VZ_TIME_LEN + 1];
 } vz_decl;

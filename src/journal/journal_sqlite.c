@@ -240,10 +240,11 @@ static vz_rv sq_decl_begin(vz_journal *j, const vz_decl *d, vz_decl *earlier, vz
 	if (rv != VZ_OK)
 		goto out;
 	in_txn = true;
-	rv = sq_prepare(j,
-			"INSERT INTO declarations (" DECL_COLS ") VALUES"
-			" (?1, ?2, ?3, ?4, ?5, ?6, 'sending', ?7, ?8, ?9, ?10, ?11, ?12, ?12, NULL)",
-			&st, err);
+	rv = sq_prepare(
+		j,
+		"INSERT INTO declarations (" DECL_COLS ") VALUES"
+		" (?1, ?2, ?3, ?4, ?5, ?6, 'sending', ?7, ?8, ?9, ?10, ?11, ?12, ?12, NULL)",
+		&st, err);
 	if (rv != VZ_OK)
 		goto out;
 	bind_new_decl(st, d, now);

@@ -12,7 +12,8 @@
  *          [--retour N:SIZE]... [--retour-file PATH]... [--retour-corrupt K]
  *          [--retour-fault 503|reset|delay [--retour-fault-every K]] [--wrap-list]
  *          [--retour-url TEMPLATE]... [--contract-log F]
- *          [--delete-fault] [--delete-unknown] [--status-history] [--status-clock UTC:STEP] [--record F]
+ *          [--delete-fault] [--delete-unknown] [--status-history]
+ *          [--status-clock UTC:STEP] [--record F]
  *
  * --port 0 (the default) takes a free port, written to --port-file; the
  * server stops after --idle-exit seconds without activity (default 300), or
