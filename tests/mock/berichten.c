@@ -165,7 +165,7 @@ static void stamp(struct timespec at, char out[40])
 	}
 	gmtime_r(&local, &tm);
 	strftime(out, 20, "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(out + 19, 21, "%s+%02ld:00", frac, off / 3600);
+	snprintf(out + 19, 21, "%s%s", frac, off == 7200 ? "+02:00" : "+01:00");
 }
 
 /* When the status change number k of a message (0: its arrival) happened:
