@@ -810,6 +810,9 @@ static vz_rv pg_how(const char *uri, struct pg_how *how, vz_err *err)
 	quoted[n] = '\0';
 	snprintf(how->options, sizeof(how->options), "%s%s-c search_path=pg_catalog,%s",
 		 options ? options : "", options ? " " : "", quoted);
+	/* what the URI leaves out, libpq takes from its environment */
+	host = host && *host ? host : getenv("PGHOST");
+	hostaddr = hostaddr && *hostaddr ? hostaddr : getenv("PGHOSTADDR");
 	how->verify_full = !sslmode && !getenv("PGSSLMODE") &&
 			   (remote_host(host) || (!(host && *host) && remote_host(hostaddr)));
 	PQconninfoFree(opts);

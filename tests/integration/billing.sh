@@ -801,6 +801,10 @@ case_remote_sslmode() {
 	expect_rc 1 "the URI says sslmode=disable"
 	expect_in "$T/fake.log" "^startup user=vzp11 " "then the URI decides"
 	: >"$T/fake.log"
+	PGHOST=db.example PGHOSTADDR=127.0.0.1 PGPORT=$P run vz --journal "postgresql://vzp11@/vzp11" journal
+	expect_rc 1 "the host from libpq's environment (PGHOST)"
+	expect_not_in "$T/fake.log" "^startup" "no login in clear text there either"
+	: >"$T/fake.log"
 	run vz --journal "postgresql://vzp11@localhost:$P/vzp11" journal
 	expect_rc 1 "a journal on this machine (localhost)"
 	expect_in "$T/fake.log" "^startup user=vzp11 " "this machine: libpq's default (prefer)"
