@@ -14,6 +14,7 @@
 #include "cert.h"
 #include "cli.h"
 #include "import.h"
+#include "lifecycle/toklock.h"
 #include "keymat.h"
 #include "out.h"
 #include "p12.h"
@@ -738,7 +739,7 @@ int cmd_import(vz_global *g, int argc, char **argv)
 	bool same, has_old, reuse_key;
 	const char *status = "imported";
 	tok_arrival how = TOK_ARRIVAL_UNKNOWN;
-	int ret = VZ_EXIT_FAIL;
+	int ret = VZ_EXIT_FAIL, lock = -1;
 	vz_rv r;
 
 	r = (vz_rv)parse_args(g, argc, argv, &o);
@@ -749,6 +750,8 @@ int cmd_import(vz_global *g, int argc, char **argv)
 	r = vz_import_load(&o, &src, &err);
 	if (r == VZ_OK)
 		r = vz_token_open(g, true, true, &tk, &err);
+	if (r == VZ_OK)
+		r = vz_toklock_take(g, tok_token_info_of(tk.tok), &lock, &err);
 	if (r == VZ_OK)
 		r = vz_store_load(tk.s, &st, &err);
 	if (r == VZ_OK && o.use_token_key)
@@ -782,6 +785,7 @@ out:
 	vz_store_free(after);
 	vz_store_free(st);
 	vz_token_close(&tk);
+	vz_toklock_release(lock);
 	vz_import_src_free(&src);
 	return ret;
 }

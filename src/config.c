@@ -454,21 +454,41 @@ static const struct key *endpoint_key(const char *cmd)
 	return NULL;
 }
 
+/* A flow word for --flow: '\\', '/' and ':' escaped with a backslash, so
+ * the contract's words come through whatever they hold. malloc'ed. */
+static char *flow_escape(const char *w)
+{
+	char *out = malloc(2 * strlen(w) + 1), *o = out;
+
+	for (; out && *w; w++) {
+		if (*w == '\\' || *w == '/' || *w == ':')
+			*o++ = '\\';
+		*o++ = *w;
+	}
+	if (out)
+		*o = '\0';
+	return out;
+}
+
 /* TYPE[/SUBTYPE]:VERSION[:ACTION] from a [flow] section, or NULL. */
 static char *flow_spec(const struct flow *f, vz_err *err)
 {
-	const char *type = f->s[0].value, *sub = f->s[1].value, *ver = f->s[2].value,
-		   *act = f->s[3].value;
+	const char *ver = f->s[2].value;
+	char *type = f->s[0].value ? flow_escape(f->s[0].value) : NULL;
+	char *sub = f->s[1].value ? flow_escape(f->s[1].value) : NULL;
+	char *act = f->s[3].value ? flow_escape(f->s[3].value) : NULL;
 	char *out = NULL;
 
 	if (!type || !ver) {
 		vz_err_set(err, "the flow '%s' in the configuration needs type and version",
 			   f->name);
-		return NULL;
+	} else if (asprintf(&out, "%s%s%s:%s%s%s", type, sub ? "/" : "", sub ? sub : "", ver,
+			    act ? ":" : "", act ? act : "") < 0) {
+		out = NULL;
 	}
-	if (asprintf(&out, "%s%s%s:%s%s%s", type, sub ? "/" : "", sub ? sub : "", ver,
-		     act ? ":" : "", act ? act : "") < 0)
-		return NULL;
+	free(type);
+	free(sub);
+	free(act);
 	return out;
 }
 
