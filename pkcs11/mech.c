@@ -53,6 +53,9 @@ tok_rv tok_token_mech_caps(const tok_token *t, tok_mech_caps *out, tok_err *err)
 		CKM_RSA_PKCS_PSS,	 CKM_SHA1_RSA_PKCS_PSS,	  CKM_SHA224_RSA_PKCS_PSS,
 		CKM_SHA256_RSA_PKCS_PSS, CKM_SHA384_RSA_PKCS_PSS, CKM_SHA512_RSA_PKCS_PSS,
 	};
+	size_t n_rsa, n_ec;
+	const CK_MECHANISM_TYPE *rsa = tok_sign_mechs(CKK_RSA, &n_rsa);
+	const CK_MECHANISM_TYPE *ec = tok_sign_mechs(CKK_EC, &n_ec);
 	tok_mech_caps caps = {0};
 	CK_MECHANISM_TYPE *list = NULL;
 	CK_ULONG n = 0;
@@ -62,13 +65,26 @@ tok_rv tok_token_mech_caps(const tok_token *t, tok_mech_caps *out, tok_err *err)
 	if (ret != TOK_OK)
 		return ret;
 	for (CK_ULONG i = 0; i < n; i++) {
-		if (list[i] == CKM_RSA_PKCS && can_sign(t, list[i]))
-			caps.rsa_pkcs = true;
-		if (list[i] == CKM_ECDSA && can_sign(t, list[i]))
-			caps.ecdsa = true;
-		for (size_t k = 0; k < ARRAY_SIZE(pss) && !caps.rsa_pss; k++)
-			if (list[i] == pss[k] && can_sign(t, list[i]))
-				caps.rsa_pss = true;
+		bool is_pss = false, is_rsa = false, is_ec = false;
+
+		for (size_t k = 0; k < ARRAY_SIZE(pss); k++)
+			is_pss |= list[i] == pss[k];
+		for (size_t k = 0; k < n_rsa; k++)
+			is_rsa |= list[i] == rsa[k];
+		for (size_t k = 0; k < n_ec; k++)
+			is_ec |= list[i] == ec[k];
+		/* C_GetMechanismInfo only where the answer would add something. */
+		if ((!is_rsa || caps.rsa_sign) && (!is_pss || caps.rsa_pss) &&
+		    (list[i] != CKM_RSA_PKCS || caps.rsa_pkcs) && (!is_ec || caps.ec_sign) &&
+		    (list[i] != CKM_ECDSA || caps.ecdsa))
+			continue;
+		if (!can_sign(t, list[i]))
+			continue;
+		caps.rsa_pkcs |= list[i] == CKM_RSA_PKCS;
+		caps.ecdsa |= list[i] == CKM_ECDSA;
+		caps.rsa_pss |= is_pss;
+		caps.rsa_sign |= is_rsa;
+		caps.ec_sign |= is_ec;
 	}
 	free(list);
 	*out = caps;

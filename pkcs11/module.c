@@ -13,7 +13,40 @@ static bool is_path(const char *module)
 	return strchr(module, '/') != NULL || strstr(module, ".so") != NULL;
 }
 
-tok_rv tok_lib_open(const char *module, tok_lib **out, tok_err *err)
+/* C_Initialize, with the module's own arguments when there are any. p11-kit
+ * hands them on as given (they take the place of x-init-reserved). */
+static CK_RV init_module(CK_FUNCTION_LIST *m, const char *args)
+{
+	CK_C_INITIALIZE_ARGS ia;
+
+	if (!args)
+		return p11_kit_module_initialize(m);
+	memset(&ia, 0, sizeof(ia));
+	ia.flags = CKF_OS_LOCKING_OK;
+	ia.pReserved = (void *)args;
+	return m->C_Initialize(&ia);
+}
+
+/* C_Initialize failed: with init arguments, the likely cause is them. */
+static tok_rv init_failed(const tok_lib *lib, const char *module, CK_RV rv, tok_err *err)
+{
+	tok_rv r = tok_err_ckr(err, "C_Initialize", rv);
+
+	if (!lib->module_args &&
+	    (rv == CKR_ARGUMENTS_BAD || rv == CKR_GENERAL_ERROR || rv == CKR_FUNCTION_FAILED))
+		tok_err_hint(err,
+			     "the module %s may need initialization arguments (NSS softoken: "
+			     "configdir=...): give them with --module-args",
+			     module);
+	else if (lib->module_args)
+		tok_err_hint(err,
+			     "check --module-args (module-args): the module %s did not start "
+			     "with them",
+			     module);
+	return r;
+}
+
+tok_rv tok_lib_open(const char *module, const char *module_args, tok_lib **out, tok_err *err)
 {
 	tok_lib *lib = calloc(1, sizeof(*lib));
 	tok_rv ret = TOK_ERR;
@@ -23,6 +56,19 @@ tok_rv tok_lib_open(const char *module, tok_lib **out, tok_err *err)
 	if (!lib) {
 		tok_err_set(err, "out of memory");
 		return TOK_ERR;
+	}
+	if (module_args && !module) {
+		tok_err_set(err, "--module-args (module-args) are the arguments of one module, but "
+				 "no module is named");
+		tok_err_hint(err, "name the module they belong to with --module");
+		goto out;
+	}
+	if (module_args) {
+		lib->module_args = strdup(module_args);
+		if (!lib->module_args) {
+			tok_err_set(err, "out of memory");
+			goto out;
+		}
 	}
 	if (module && is_path(module)) {
 		lib->single = p11_kit_module_load(module, P11_KIT_MODULE_CRITICAL);
@@ -53,9 +99,9 @@ tok_rv tok_lib_open(const char *module, tok_lib **out, tok_err *err)
 		goto out;
 	}
 	if (lib->single) {
-		rv = p11_kit_module_initialize(lib->single);
+		rv = init_module(lib->single, lib->module_args);
 		if (rv != CKR_OK && rv != CKR_CRYPTOKI_ALREADY_INITIALIZED) {
-			ret = tok_err_ckr(err, "C_Initialize", rv);
+			ret = init_failed(lib, module, rv, err);
 			goto out;
 		}
 		lib->used[lib->n_used++] = lib->single;
@@ -81,10 +127,10 @@ tok_rv tok_lib_open(const char *module, tok_lib **out, tok_err *err)
 
 			if (only && m != only)
 				continue;
-			rv = p11_kit_module_initialize(m);
+			rv = init_module(m, lib->module_args);
 			if (rv != CKR_OK && rv != CKR_CRYPTOKI_ALREADY_INITIALIZED) {
 				if (only) {
-					ret = tok_err_ckr(err, "C_Initialize", rv);
+					ret = init_failed(lib, module, rv, err);
 					goto out;
 				}
 				continue; /* a broken module must not hide the others */
@@ -112,6 +158,7 @@ void tok_lib_close(tok_lib *lib)
 		p11_kit_module_release(lib->single);
 	free(lib->used);
 	free(lib->tokens);
+	free(lib->module_args);
 	free(lib);
 }
 
@@ -202,6 +249,7 @@ static tok_rv list_module(tok_lib *lib, CK_FUNCTION_LIST *m, tok_err *err)
 		lib->tokens = grown;
 		t = &lib->tokens[lib->n_tokens];
 		memset(t, 0, sizeof(*t));
+		t->lib = lib;
 		t->f = m;
 		t->slot = slots[i];
 		rv = m->C_GetTokenInfo(slots[i], &t->ck);
@@ -289,8 +337,10 @@ static tok_rv match_uri(tok_lib *lib, const char *spec, bool *hit, tok_err *err)
 		CK_INFO mi;
 
 		hit[i] = p11_kit_uri_match_token_info(uri, &lib->tokens[i].ck) == 1;
-		if (hit[i] && lib->tokens[i].f->C_GetInfo(&mi) == CKR_OK)
+		if (hit[i] && lib->tokens[i].f->C_GetInfo(&mi) == CKR_OK) {
+			tok_module_info_clean(&mi);
 			hit[i] = p11_kit_uri_match_module_info(uri, &mi) == 1;
+		}
 	}
 	ret = TOK_OK;
 out:
@@ -372,4 +422,11 @@ tok_rv tok_token_module_path(const tok_token *t, char **out, tok_err *err)
 	}
 	*out = path;
 	return TOK_OK;
+}
+
+char *tok_token_module_args(const tok_token *t)
+{
+	if (t->lib && t->lib->module_args)
+		return strdup(t->lib->module_args);
+	return p11_kit_config_option(t->f, "x-init-reserved");
 }

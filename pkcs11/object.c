@@ -174,7 +174,8 @@ const CK_MECHANISM_TYPE *tok_sign_mechs(CK_KEY_TYPE kt, size_t *n)
 
 /* YES when CKA_ALLOWED_MECHANISMS lists only signature mechanisms of the
  * key's type; NO when the key has no such list (absent, or empty as
- * SoftHSM reports "no restriction") or one with other mechanisms. */
+ * SoftHSM reports "no restriction"; o->lacks says so) or one with other
+ * mechanisms. */
 static tok_flag sign_only_mechs(tok_session *s, tok_obj *o, CK_KEY_TYPE kt)
 {
 	CK_MECHANISM_TYPE got[64];
@@ -184,8 +185,10 @@ static tok_flag sign_only_mechs(tok_session *s, tok_obj *o, CK_KEY_TYPE kt)
 	CK_RV rv = s->t->f->C_GetAttributeValue(s->h, o->handle, &a, 1);
 
 	if (rv == CKR_ATTRIBUTE_TYPE_INVALID ||
-	    (rv == CKR_OK && (a.ulValueLen == CK_UNAVAILABLE_INFORMATION || a.ulValueLen == 0)))
+	    (rv == CKR_OK && (a.ulValueLen == CK_UNAVAILABLE_INFORMATION || a.ulValueLen == 0))) {
+		o->lacks |= TOK_LACKS_ALLOWED_MECHS;
 		return TOK_FLAG_NO;
+	}
 	if (rv != CKR_OK || a.ulValueLen % sizeof(got[0]) != 0 || (kt != CKK_RSA && kt != CKK_EC))
 		return TOK_FLAG_UNKNOWN; /* too long a list is not "signature only" either */
 	ok = tok_sign_mechs(kt, &n_ok);
@@ -248,6 +251,7 @@ static tok_rv read_obj(tok_session *s, CK_OBJECT_HANDLE h, tok_class cls, tok_ob
 {
 	unsigned char *label = NULL;
 	size_t len = 0;
+	CK_ULONG category;
 	tok_rv r;
 
 	o->handle = h;
@@ -265,8 +269,11 @@ static tok_rv read_obj(tok_session *s, CK_OBJECT_HANDLE h, tok_class cls, tok_ob
 		r = get_bytes(s, h, CKA_VALUE, &o->value, &o->value_len, err);
 		if (r != TOK_OK && r != TOK_NOT_FOUND)
 			return r;
-		o->authority = get_ulong(s, h, CKA_CERTIFICATE_CATEGORY, 0) ==
-			       CK_CERTIFICATE_CATEGORY_AUTHORITY;
+		category = get_ulong(s, h, CKA_CERTIFICATE_CATEGORY, 0);
+		o->authority = category == CK_CERTIFICATE_CATEGORY_AUTHORITY;
+		/* 0 is "unspecified": what a token that keeps none answers */
+		if (category < CK_CERTIFICATE_CATEGORY_TOKEN_USER || category > 3)
+			o->lacks |= TOK_LACKS_CATEGORY;
 		o->unclear[0] = '\0'; /* only a key's protection must be answered */
 		return TOK_OK;
 	}
@@ -360,12 +367,14 @@ out:
 	return TOK_OK;
 }
 
-tok_rv tok_find(tok_session *s, tok_class cls, const char *label, tok_bytes id, tok_obj **out,
-		size_t *n, tok_err *err)
+/* The objects of class cls (token objects) matching the template's other
+ * attributes, read. */
+static tok_rv find_objs(tok_session *s, tok_class cls, CK_ATTRIBUTE *extra, CK_ULONG n_extra,
+			tok_obj **out, size_t *n, tok_err *err)
 {
 	CK_OBJECT_CLASS klass = ck_class(cls);
 	CK_BBOOL yes = CK_TRUE;
-	CK_ATTRIBUTE tmpl[4];
+	CK_ATTRIBUTE tmpl[8];
 	CK_ULONG nt = 0;
 	CK_OBJECT_HANDLE *hs = NULL;
 	size_t count = 0;
@@ -374,10 +383,8 @@ tok_rv tok_find(tok_session *s, tok_class cls, const char *label, tok_bytes id, 
 
 	tmpl[nt++] = (CK_ATTRIBUTE){CKA_CLASS, &klass, sizeof(klass)};
 	tmpl[nt++] = (CK_ATTRIBUTE){CKA_TOKEN, &yes, sizeof(yes)};
-	if (label)
-		tmpl[nt++] = (CK_ATTRIBUTE){CKA_LABEL, (void *)label, strlen(label)};
-	if (id.p)
-		tmpl[nt++] = (CK_ATTRIBUTE){CKA_ID, (void *)id.p, id.len};
+	for (CK_ULONG i = 0; i < n_extra && nt < ARRAY_SIZE(tmpl); i++)
+		tmpl[nt++] = extra[i];
 	ret = find_handles(s, tmpl, nt, &hs, &count, err);
 	if (ret != TOK_OK)
 		return ret;
@@ -401,6 +408,77 @@ tok_rv tok_find(tok_session *s, tok_class cls, const char *label, tok_bytes id, 
 out:
 	free(hs);
 	return ret;
+}
+
+tok_rv tok_find(tok_session *s, tok_class cls, const char *label, tok_bytes id, tok_obj **out,
+		size_t *n, tok_err *err)
+{
+	CK_ATTRIBUTE extra[2];
+	CK_ULONG ne = 0;
+
+	if (label)
+		extra[ne++] = (CK_ATTRIBUTE){CKA_LABEL, (void *)label, strlen(label)};
+	if (id.p)
+		extra[ne++] = (CK_ATTRIBUTE){CKA_ID, (void *)id.p, id.len};
+	return find_objs(s, cls, extra, ne, out, n, err);
+}
+
+/* Objects of class cls whose public part is key's: RSA by CKA_MODULUS; EC
+ * by CKA_EC_POINT, in the DER OCTET STRING form PKCS#11 prescribes or the
+ * raw point some tokens keep. */
+static tok_rv find_public_part(tok_session *s, tok_class cls, const tok_key *key, tok_obj **out,
+			       size_t *n, tok_err *err)
+{
+	CK_ATTRIBUTE a;
+	tok_rv r;
+
+	if (key->type == TOK_KEY_RSA) {
+		a = (CK_ATTRIBUTE){CKA_MODULUS, (void *)key->n.p, key->n.len};
+		return find_objs(s, cls, &a, 1, out, n, err);
+	}
+	a = (CK_ATTRIBUTE){CKA_EC_POINT, (void *)key->ec_point.p, key->ec_point.len};
+	r = find_objs(s, cls, &a, 1, out, n, err);
+	if (r != TOK_OK || *n > 0 || key->ec_point.len < 3)
+		return r;
+	tok_objs_free(*out, *n);
+	a = (CK_ATTRIBUTE){CKA_EC_POINT, (void *)(key->ec_point.p + 2), key->ec_point.len - 2};
+	return find_objs(s, cls, &a, 1, out, n, err);
+}
+
+tok_rv tok_find_by_public(tok_session *s, const tok_key *key, tok_obj **priv, size_t *n_priv,
+			  tok_obj **pub, size_t *n_pub, tok_err *err)
+{
+	tok_obj *ks = NULL, *ps = NULL;
+	size_t nk = 0, np = 0;
+	tok_rv r;
+
+	if (key->type != TOK_KEY_RSA && key->type != TOK_KEY_EC) {
+		tok_err_set(err, "internal error: unknown key type");
+		return TOK_ERR;
+	}
+	r = find_public_part(s, TOK_PUBKEY, key, &ps, &np, err);
+	if (r == TOK_OK)
+		r = find_public_part(s, TOK_PRIVKEY, key, &ks, &nk, err);
+	/* An EC private key need not carry its point: its public key's CKA_ID
+	 * names it. */
+	for (size_t i = 0; r == TOK_OK && nk == 0 && i < np; i++) {
+		if (!ps[i].id_len)
+			continue;
+		tok_objs_free(ks, nk);
+		ks = NULL;
+		r = tok_find(s, TOK_PRIVKEY, NULL, (tok_bytes){ps[i].id, ps[i].id_len}, &ks, &nk,
+			     err);
+	}
+	if (r != TOK_OK) {
+		tok_objs_free(ks, nk);
+		tok_objs_free(ps, np);
+		return r;
+	}
+	*priv = ks;
+	*n_priv = nk;
+	*pub = ps;
+	*n_pub = np;
+	return TOK_OK;
 }
 
 tok_rv tok_set_label(tok_session *s, unsigned long handle, const char *label, tok_err *err)

@@ -163,16 +163,33 @@ tok_rv tok_err_ckr(tok_err *err, const char *func, CK_RV rv)
 		tok_err_hint(err,
 			     "choose a token that can be written to, or lift its write protection");
 		break;
+	case CKR_DEVICE_ERROR:
 	case CKR_DEVICE_REMOVED:
 	case CKR_TOKEN_NOT_PRESENT:
-		tok_err_hint(err, "reconnect the token and run the command again");
+		tok_err_hint(err, "check the token and its connection (reconnect it, or the "
+				  "network to the HSM) and run the command again");
 		break;
 	case CKR_DEVICE_MEMORY:
 		tok_err_hint(err, "remove unused objects from the token and try again");
 		break;
-	default:
+	case CKR_HOST_MEMORY:
+	case CKR_FUNCTION_FAILED:
+	case CKR_SESSION_CLOSED:
+	case CKR_SESSION_COUNT:
+	case CKR_SESSION_HANDLE_INVALID:
+	case CKR_OPERATION_ACTIVE:
+	case CKR_CRYPTOKI_NOT_INITIALIZED:
 		tok_err_hint(err, "run the command again; if it keeps failing, check the token "
 				  "and its PKCS#11 library");
+		break;
+	default:
+		/* The token's answer to what was asked, not a passing fault. */
+		tok_err_hint(
+			err,
+			"this token cannot do what %s asks, and running the command again will "
+			"not help; the README's \"Using a real HSM or smartcard\" says what "
+			"each kind of token supports",
+			func);
 		break;
 	}
 	return r;

@@ -21,11 +21,16 @@ static void refresh_flags(struct tok_token *t)
 static tok_rv login(tok_session *s, tok_pin_fn pin_fn, void *pin_ctx, tok_err *err)
 {
 	struct tok_token *t = s->t;
+	CK_SESSION_INFO si;
 	char pin[256];
 	size_t len = 0;
 	tok_rv ret = TOK_ERR;
 	CK_RV rv;
 
+	/* Logged in already (by another session of this process): no PIN. */
+	if (t->f->C_GetSessionInfo(s->h, &si) == CKR_OK &&
+	    (si.state == CKS_RO_USER_FUNCTIONS || si.state == CKS_RW_USER_FUNCTIONS))
+		return TOK_OK;
 	refresh_flags(t);
 	if (t->info.pin_locked) {
 		tok_err_set(err, "the user PIN of token '%s' is locked; no PIN was sent",
@@ -104,6 +109,14 @@ tok_rv tok_session_open(tok_token *t, bool rw, tok_pin_fn pin_fn, void *pin_ctx,
 	}
 	*out = s;
 	return TOK_OK;
+}
+
+void tok_session_close_shared(tok_session *s)
+{
+	if (!s)
+		return;
+	s->t->f->C_CloseSession(s->h);
+	free(s);
 }
 
 void tok_session_close(tok_session *s)

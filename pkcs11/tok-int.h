@@ -20,6 +20,7 @@
 #endif
 
 struct tok_token {
+	const struct tok_lib *lib; /* NULL in unit tests */
 	CK_FUNCTION_LIST *f;
 	CK_SLOT_ID slot;
 	CK_TOKEN_INFO ck;
@@ -34,6 +35,7 @@ struct tok_lib {
 	struct tok_token *tokens;
 	size_t n_tokens;
 	bool listed;
+	char *module_args; /* pReserved of C_Initialize, or NULL */
 };
 
 struct tok_session {
@@ -53,14 +55,30 @@ void tok_err_hint(tok_err *err, const char *fmt, ...) __attribute__((format(prin
  * (CKA_ALLOWED_MECHANISMS); *n is their number. */
 const CK_MECHANISM_TYPE *tok_sign_mechs(CK_KEY_TYPE kt, size_t *n);
 
+/* One attempt to make an object from a template (C_CreateObject,
+ * C_UnwrapKey, ...). */
+typedef CK_RV (*tok_try_fn)(void *ctx, CK_ATTRIBUTE *tmpl, CK_ULONG n);
+
+/* Makes an object with try_once from a template whose last n_opt (at most
+ * 4) attributes a token may not know (template.c): the whole template
+ * first; while the token answers that it does not know an attribute
+ * (CKR_ATTRIBUTE_TYPE_INVALID; NSS softoken: CKR_GENERAL_ERROR), again
+ * with one optional attribute left out, then two, ... Each try makes
+ * either the one object or nothing. *dropped: bit i set when optional
+ * attribute i was left out. Returns the first other answer: CKR_OK, a real
+ * failure, or the last try's code when every optional attribute was left
+ * out. */
+CK_RV tok_try_degrading(CK_ATTRIBUTE *tmpl, CK_ULONG n, CK_ULONG n_opt, tok_try_fn try_once,
+			void *ctx, unsigned *dropped);
+
 /* CKR_ codes with which tokens refuse key material in the clear. */
 bool tok_refuses_clear_key(unsigned long ckr);
 
 /* Puts a private key on the token with C_UnwrapKey (unwrap.c): tmpl is the
- * key's template without key material, CKA_ALLOWED_MECHANISMS last (left
- * out again when the token does not know it). Writes *out on success. */
-tok_rv tok_unwrap_private(tok_session *s, CK_ATTRIBUTE *tmpl, CK_ULONG n, tok_bytes pkcs8,
-			  CK_OBJECT_HANDLE *out, tok_err *err);
+ * key's template without key material; its last n_opt attributes are
+ * optional (see tok_try_degrading). Writes *out on success. */
+tok_rv tok_unwrap_private(tok_session *s, CK_ATTRIBUTE *tmpl, CK_ULONG n, CK_ULONG n_opt,
+			  tok_bytes pkcs8, CK_OBJECT_HANDLE *out, tok_err *err);
 
 /* For writes outside txn.c: the transaction's session; room for n more
  * objects (so that recording them cannot fail); records one made. */
@@ -71,6 +89,9 @@ void tok_txn_record(tok_txn *x, CK_OBJECT_HANDLE h);
 /* Turns the padding of the token's text fields into blanks, as RFC 7512 and
  * p11-kit's URI matching expect: everything from a field's first NUL on. */
 void tok_token_info_clean(CK_TOKEN_INFO *ck);
+/* The same for a module's CK_INFO (library-manufacturer,
+ * library-description), before a --token URI is matched against it. */
+void tok_module_info_clean(CK_INFO *mi);
 
 /* Copies a blank-padded PKCS#11 string into a NUL-terminated one. */
 void tok_padded_copy(char *dst, size_t dst_size, const unsigned char *src, size_t src_len);

@@ -20,6 +20,7 @@ typedef enum tok_rv {
 	TOK_PIN_LOCKED,	   /* the user PIN is locked */
 	TOK_READ_ONLY,	   /* token is write-protected */
 	TOK_NO_PIN,	   /* the PIN source gave nothing */
+	TOK_UNSUPPORTED,   /* the token cannot do this at all: trying again will not help */
 } tok_rv;
 
 /* What failed (msg), what to do (hint), and the CKR_ code if any. */
@@ -56,8 +57,11 @@ typedef struct tok_token_info {
 } tok_token_info;
 
 /* Loads modules. module: a file path, a p11-kit module name, or NULL for
- * every module registered with p11-kit. Free with tok_lib_close(). */
-tok_rv tok_lib_open(const char *module, tok_lib **out, tok_err *err);
+ * every module registered with p11-kit. module_args (NULL: none) goes to
+ * the module's C_Initialize as pReserved (NSS softoken's "configdir=...");
+ * it needs one module named in module, and takes the place of a p11-kit
+ * module's x-init-reserved. Free with tok_lib_close(). */
+tok_rv tok_lib_open(const char *module, const char *module_args, tok_lib **out, tok_err *err);
 void tok_lib_close(tok_lib *lib);
 
 /* Picks a token by RFC 7512 URI ("pkcs11:token=...") or by label. spec NULL:
@@ -72,6 +76,12 @@ const tok_token_info *tok_token_info_of(const tok_token *t);
  * module without a file here (a p11-kit remote module). */
 tok_rv tok_token_module_path(const tok_token *t, char **out, tok_err *err);
 
+/* The C_Initialize argument (pReserved) the token's module was given: the
+ * module_args of tok_lib_open(), else its p11-kit x-init-reserved; NULL
+ * when none. For pkcs11-provider's pkcs11-module-init-args. Caller frees
+ * with free(). */
+char *tok_token_module_args(const tok_token *t);
+
 /* ---- sessions (session.c) ---- */
 
 typedef struct tok_session tok_session;
@@ -83,10 +93,14 @@ typedef tok_rv (*tok_pin_fn)(void *ctx, char *buf, size_t size, size_t *len);
 /* Opens a session (read-write if rw) and logs in as user when the token
  * needs it. pin NULL: no login, only public objects are visible. The PIN is
  * wiped from memory right after C_Login and never sent twice; a locked PIN
- * is reported without sending anything. */
+ * is reported without sending anything; a token this process is logged in
+ * to already is not asked again (and not logged out by this session). */
 tok_rv tok_session_open(tok_token *t, bool rw, tok_pin_fn pin, void *pin_ctx, tok_session **out,
 			tok_err *err);
 void tok_session_close(tok_session *s);
+/* Closes the session without C_Logout: other sessions of this process
+ * (pkcs11-provider's) share its login and go on using it. */
+void tok_session_close_shared(tok_session *s);
 
 /* ---- objects (object.c) ---- */
 
@@ -123,6 +137,13 @@ typedef enum tok_arrival {
 	TOK_ARRIVAL_GENERATED
 } tok_arrival;
 
+/* Attributes vzp11 writes that an object does not carry (tok_obj.lacks):
+ * the token does not know them, or holds no value for them. */
+enum {
+	TOK_LACKS_CATEGORY = 1u << 0,	   /* a certificate's CKA_CERTIFICATE_CATEGORY */
+	TOK_LACKS_ALLOWED_MECHS = 1u << 1, /* a private key's CKA_ALLOWED_MECHANISMS */
+};
+
 /* One object as read from the token. Absent attributes are empty; flags
  * that were not answered are TOK_FLAG_UNKNOWN. */
 typedef struct tok_obj {
@@ -133,7 +154,9 @@ typedef struct tok_obj {
 	size_t id_len;
 	unsigned char *value; /* certificate DER */
 	size_t value_len;
-	bool authority; /* a CA certificate (CKA_CERTIFICATE_CATEGORY 2) */
+	bool authority; /* a CA certificate (CKA_CERTIFICATE_CATEGORY 2; without a
+			   category the caller decides from the certificate) */
+	unsigned lacks; /* TOK_LACKS_* */
 	tok_keytype key_type;
 	unsigned long bits;	  /* RSA modulus bits */
 	unsigned char *ec_params; /* DER of the curve OID */
@@ -176,6 +199,13 @@ typedef struct tok_cert {
 	bool authority; /* a CA certificate (category 2) instead of a user one (1) */
 } tok_cert;
 
+/* The private keys and public key objects on the token whose public part
+ * is key's (RSA: CKA_MODULUS; EC: CKA_EC_POINT, or for a private key
+ * without one, the CKA_ID of a public key object that matches), whatever
+ * their labels and CKA_IDs. Free both arrays with tok_objs_free(). */
+tok_rv tok_find_by_public(tok_session *s, const tok_key *key, tok_obj **priv, size_t *n_priv,
+			  tok_obj **pub, size_t *n_pub, tok_err *err);
+
 typedef struct tok_txn tok_txn;
 
 /* Starts an operation on a read-write session. Every object it creates is
@@ -208,6 +238,18 @@ tok_rv tok_txn_import_keypair(tok_txn *x, const char *label, tok_bytes id, tok_b
 			      const tok_key *key, tok_import_way way, tok_arrival *how,
 			      tok_err *err);
 tok_rv tok_txn_add_cert(tok_txn *x, const tok_cert *c, tok_err *err);
+/* Adopts a private key that is on the token already (priv) and its public
+ * key object (pub; 0: there is none, one is written from key's public
+ * part): both get label and id; the key's other uses (decrypt, unwrap,
+ * derive, sign-recover) are switched off where the token lets it (a
+ * refusal leaves a use as it was). Every change is undone on abort. */
+tok_rv tok_txn_adopt_keypair(tok_txn *x, unsigned long priv, unsigned long pub, const char *label,
+			     tok_bytes id, tok_bytes subject, const tok_key *key, tok_err *err);
+/* Makes an adopted key sensitive and not extractable where it is not yet,
+ * in one C_SetAttributeValue. That cannot be undone, so it comes last
+ * before the read-back; an abort after it says the key stays protected. A
+ * token that refuses the change: TOK_UNSUPPORTED, nothing changed by it. */
+tok_rv tok_txn_protect_key(tok_txn *x, unsigned long priv, tok_err *err);
 /* Destroys an object. A private object cannot be created again on abort:
  * destroy private keys last, after everything else that can fail. */
 tok_rv tok_txn_destroy(tok_txn *x, unsigned long handle, tok_err *err);
@@ -252,6 +294,8 @@ typedef struct tok_mech_caps {
 	bool rsa_pkcs; /* CKM_RSA_PKCS: PKCS#1 v1.5, enough for TLS 1.2 */
 	bool rsa_pss;  /* CKM_RSA_PKCS_PSS or a CKM_SHA*_RSA_PKCS_PSS: TLS 1.3 with RSA */
 	bool ecdsa;    /* CKM_ECDSA */
+	bool rsa_sign; /* any RSA signature mechanism (PKCS#1 v1.5 or PSS, hashed or not) */
+	bool ec_sign;  /* CKM_ECDSA or a CKM_ECDSA_SHA* */
 } tok_mech_caps;
 
 /* Reads the signature mechanisms of the token's slot into *out. */

@@ -12,13 +12,24 @@ struct gone {
 	CK_ULONG n;
 };
 
+/* An attribute change on an object that was there before, with the old
+ * values to write back on abort. */
+struct changed {
+	CK_OBJECT_HANDLE h;
+	CK_ATTRIBUTE old[4];
+	CK_ULONG n;
+};
+
 struct tok_txn {
 	tok_session *s;
 	CK_OBJECT_HANDLE *made;
 	size_t n, cap;
 	struct gone *gone;
 	size_t n_gone;
-	bool irreversible; /* a private object was destroyed */
+	struct changed *changed;
+	size_t n_changed;
+	bool irreversible;  /* a private object was destroyed */
+	bool protected_key; /* an adopted key was made sensitive / not extractable */
 };
 
 tok_rv tok_txn_begin(tok_session *s, tok_txn **out, tok_err *err)
@@ -71,21 +82,37 @@ static tok_rv make_room(tok_txn *x, tok_err *err)
 	return tok_txn_reserve(x, 1, err);
 }
 
-static tok_rv create(tok_txn *x, CK_ATTRIBUTE *tmpl, CK_ULONG n, const char *what, tok_err *err)
+struct create_ctx {
+	tok_txn *x;
+	CK_OBJECT_HANDLE h;
+};
+
+static CK_RV create_once(void *ctx, CK_ATTRIBUTE *tmpl, CK_ULONG n)
 {
-	CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;
+	struct create_ctx *c = ctx;
+
+	return c->x->s->t->f->C_CreateObject(c->x->s->h, tmpl, n, &c->h);
+}
+
+/* C_CreateObject of one object, recorded; the last n_opt attributes of the
+ * template are left out one by one where the token does not know them. */
+static tok_rv create(tok_txn *x, CK_ATTRIBUTE *tmpl, CK_ULONG n, CK_ULONG n_opt, const char *what,
+		     tok_err *err)
+{
+	struct create_ctx c = {x, CK_INVALID_HANDLE};
+	unsigned dropped = 0;
 	CK_RV rv;
 
 	if (make_room(x, err) != TOK_OK)
 		return TOK_ERR;
-	rv = x->s->t->f->C_CreateObject(x->s->h, tmpl, n, &h);
+	rv = tok_try_degrading(tmpl, n, n_opt, create_once, &c, &dropped);
 	if (rv != CKR_OK) {
 		char func[64];
 
 		snprintf(func, sizeof(func), "C_CreateObject (%s)", what);
 		return tok_err_ckr(err, func, rv);
 	}
-	x->made[x->n++] = h;
+	x->made[x->n++] = c.h;
 	return TOK_OK;
 }
 
@@ -121,9 +148,9 @@ static tok_rv unwrap_priv(tok_txn *x, const CK_ATTRIBUTE *common, CK_ULONG n, to
 		return TOK_ERR;
 	for (CK_ULONG i = 0; i < n; i++)
 		t[nt++] = common[i];
-	t[nt++] = ATTR(CKA_WRAP_WITH_TRUSTED, &yes, sizeof(yes));
 	t[nt++] = ATTR(CKA_ALLOWED_MECHANISMS, mechs, n_mechs * sizeof(*mechs));
-	r = tok_unwrap_private(x->s, t, nt, pkcs8, &h, err);
+	t[nt++] = ATTR(CKA_WRAP_WITH_TRUSTED, &yes, sizeof(yes));
+	r = tok_unwrap_private(x->s, t, nt, 2, pkcs8, &h, err);
 	if (r != TOK_OK)
 		return r;
 	x->made[x->n++] = h;
@@ -209,33 +236,42 @@ tok_rv tok_txn_import_keypair(tok_txn *x, const char *label, tok_bytes id, tok_b
 	 * hash-and-sign variants: pkcs11-provider signs TLS 1.3's RSA-PSS
 	 * with CKM_SHA256_RSA_PKCS_PSS and friends and refuses itself ("mechanism
 	 * not allowed with this key") when the key's list lacks them. Last in
-	 * the template, so a token that does not know the attribute can get
-	 * the key without it. */
+	 * the template and optional: a token that does not know the attribute
+	 * gets the key without it (show says so). */
 	mechs = tok_sign_mechs(kt, &n_mechs);
 	priv[np++] = ATTR(CKA_ALLOWED_MECHANISMS, mechs, n_mechs * sizeof(*mechs));
-	if (way == TOK_IMPORT_AUTO) {
-		r = create(x, priv, np, "private key", err);
-		if (r != TOK_OK && err->has_ckr && err->ckr == CKR_ATTRIBUTE_TYPE_INVALID)
-			r = create(x, priv, np - 1, "private key", err);
-	}
+	if (way == TOK_IMPORT_AUTO)
+		r = create(x, priv, np, 1, "private key", err);
 	/* A token that refuses key material in the clear (HSMs in FIPS mode)
 	 * takes it wrapped. */
 	if (way == TOK_IMPORT_UNWRAP ||
 	    (r != TOK_OK && err->has_ckr && tok_refuses_clear_key(err->ckr))) {
-		char refused[160] = "";
+		char refused[200] = "";
 
 		if (way == TOK_IMPORT_AUTO)
 			snprintf(refused, sizeof(refused),
-				 "the token refused the key in the clear (%s), and unwrapping it "
-				 "failed: ",
+				 _("the token refused the key in the clear (%s), and "),
 				 tok_ckr_name(err->ckr));
 		arrived = TOK_ARRIVAL_UNWRAPPED;
 		r = unwrap_priv(x, priv, n_common, key->pkcs8, mechs, n_mechs, err);
-		if (r != TOK_OK && refused[0])
-			prefix_msg(err, refused);
+		/* What the token cannot do at all is said as such. */
+		if (r == TOK_UNSUPPORTED) {
+			char why[sizeof(err->msg)];
+
+			snprintf(why, sizeof(why), "%s", err->msg);
+			snprintf(err->msg, sizeof(err->msg),
+				 _("token '%s' cannot take an existing private key over PKCS#11: "
+				   "%s%s"),
+				 x->s->t->info.label, refused, why);
+		} else if (r != TOK_OK && refused[0]) {
+			char prefix[260];
+
+			snprintf(prefix, sizeof(prefix), _("%sunwrapping it failed: "), refused);
+			prefix_msg(err, prefix);
+		}
 	}
 	if (r == TOK_OK)
-		r = create(x, pub, nq, "public key", err);
+		r = create(x, pub, nq, 0, "public key", err);
 	if (r == TOK_OK)
 		*how = arrived;
 	return r;
@@ -253,16 +289,17 @@ tok_rv tok_txn_add_cert(tok_txn *x, const tok_cert *c, tok_err *err)
 		ATTR(CKA_CERTIFICATE_TYPE, &ct, sizeof(ct)),
 		ATTR(CKA_TOKEN, &yes, sizeof(yes)),
 		ATTR(CKA_PRIVATE, &no, sizeof(no)),
-		ATTR(CKA_CERTIFICATE_CATEGORY, &category, sizeof(category)),
 		ATTR_B(CKA_VALUE, c->der),
 		ATTR_B(CKA_SUBJECT, c->subject),
 		ATTR_B(CKA_ISSUER, c->issuer),
 		ATTR_B(CKA_SERIAL_NUMBER, c->serial),
 		ATTR_B(CKA_ID, c->id),
 		ATTR(CKA_LABEL, c->label, strlen(c->label)),
+		/* optional: openCryptoki 3.8 does not know it */
+		ATTR(CKA_CERTIFICATE_CATEGORY, &category, sizeof(category)),
 	};
 
-	return create(x, t, ARRAY_SIZE(t), c->authority ? "CA certificate" : "certificate", err);
+	return create(x, t, ARRAY_SIZE(t), 1, c->authority ? "CA certificate" : "certificate", err);
 }
 
 /* Attributes that describe a public object and may be given to
@@ -375,11 +412,21 @@ tok_rv tok_txn_destroy(tok_txn *x, unsigned long handle, tok_err *err)
 	return TOK_OK;
 }
 
+static void changed_free(struct changed *c)
+{
+	for (CK_ULONG i = 0; i < c->n; i++)
+		free(c->old[i].pValue);
+	c->n = 0;
+}
+
 static void txn_free(tok_txn *x)
 {
 	for (size_t i = 0; i < x->n_gone; i++)
 		gone_free(&x->gone[i]);
 	free(x->gone);
+	for (size_t i = 0; i < x->n_changed; i++)
+		changed_free(&x->changed[i]);
+	free(x->changed);
 	free(x->made);
 	free(x);
 }
@@ -393,7 +440,7 @@ void tok_txn_commit(tok_txn *x)
 tok_rv tok_txn_abort(tok_txn *x, tok_err *err)
 {
 	tok_rv ret = TOK_OK;
-	size_t left = 0, lost = 0;
+	size_t left = 0, lost = 0, unrestored = 0;
 
 	if (!x)
 		return TOK_OK;
@@ -410,15 +457,210 @@ tok_rv tok_txn_abort(tok_txn *x, tok_err *err)
 		if (rv != CKR_OK)
 			lost++;
 	}
-	if (left || lost || x->irreversible) {
+	for (size_t i = x->n_changed; i-- > 0;) {
+		struct changed *c = &x->changed[i];
+
+		if (x->s->t->f->C_SetAttributeValue(x->s->h, c->h, c->old, c->n) != CKR_OK)
+			unrestored++;
+	}
+	if (!left && !lost && !unrestored && !x->irreversible && x->protected_key) {
+		tok_err_set(err,
+			    "the token is as it was, except that the key that was to be "
+			    "adopted stays sensitive and not extractable (that cannot be undone)");
+		tok_err_hint(err, "the key is only safer so; import again once the cause is "
+				  "fixed");
+		ret = TOK_ERR;
+	} else if (left || lost || unrestored || x->irreversible) {
 		tok_err_set(err,
 			    "the token could not be put back as it was: %zu new object(s) "
-			    "remain, %zu removed object(s) are missing%s",
-			    left, lost, x->irreversible ? _(", a private key was removed") : "");
+			    "remain, %zu removed object(s) are missing, %zu object(s) keep "
+			    "a new label or CKA_ID%s",
+			    left, lost, unrestored,
+			    x->irreversible ? _(", a private key was removed") : "");
 		tok_err_hint(err,
 			     "check with 'vzp11 list' and remove leftovers with 'vzp11 remove'");
 		ret = TOK_ERR;
 	}
 	txn_free(x);
 	return ret;
+}
+
+/* Room for one more attribute change. */
+static struct changed *new_change(tok_txn *x, tok_err *err)
+{
+	struct changed *grown = realloc(x->changed, (x->n_changed + 1) * sizeof(*grown));
+
+	if (!grown) {
+		tok_err_set(err, "out of memory");
+		return NULL;
+	}
+	x->changed = grown;
+	memset(&x->changed[x->n_changed], 0, sizeof(*grown));
+	return &x->changed[x->n_changed];
+}
+
+/* Reads the current values of the attributes in set (two passes) into c,
+ * so that an abort can write them back. */
+static tok_rv read_old(tok_txn *x, CK_OBJECT_HANDLE h, const CK_ATTRIBUTE *set, CK_ULONG n,
+		       struct changed *c, tok_err *err)
+{
+	CK_FUNCTION_LIST *f = x->s->t->f;
+
+	c->h = h;
+	for (CK_ULONG i = 0; i < n && i < ARRAY_SIZE(c->old); i++) {
+		CK_ATTRIBUTE a = {set[i].type, NULL, 0};
+		CK_RV rv = f->C_GetAttributeValue(x->s->h, h, &a, 1);
+
+		if (rv == CKR_OK && a.ulValueLen != CK_UNAVAILABLE_INFORMATION) {
+			a.pValue = malloc(a.ulValueLen ? a.ulValueLen : 1);
+			if (!a.pValue) {
+				changed_free(c);
+				tok_err_set(err, "out of memory");
+				return TOK_ERR;
+			}
+			rv = f->C_GetAttributeValue(x->s->h, h, &a, 1);
+		}
+		if (rv != CKR_OK) {
+			free(a.pValue);
+			changed_free(c);
+			return tok_err_ckr(err, "C_GetAttributeValue", rv);
+		}
+		c->old[c->n++] = a;
+	}
+	return TOK_OK;
+}
+
+/* C_SetAttributeValue of set on an object that was there before; the old
+ * values are kept for an abort. */
+static tok_rv set_undoable(tok_txn *x, CK_OBJECT_HANDLE h, CK_ATTRIBUTE *set, CK_ULONG n,
+			   const char *what, tok_err *err)
+{
+	struct changed *c = new_change(x, err);
+	char func[80];
+	tok_rv r;
+	CK_RV rv;
+
+	if (!c)
+		return TOK_ERR;
+	r = read_old(x, h, set, n, c, err);
+	if (r != TOK_OK)
+		return r;
+	rv = x->s->t->f->C_SetAttributeValue(x->s->h, h, set, n);
+	if (rv != CKR_OK) {
+		changed_free(c);
+		snprintf(func, sizeof(func), "C_SetAttributeValue (%s)", what);
+		return tok_err_ckr(err, func, rv);
+	}
+	x->n_changed++;
+	return TOK_OK;
+}
+
+/* What a token answers when it will not change an attribute this way. */
+static bool refuses_change(CK_RV rv)
+{
+	return rv == CKR_ATTRIBUTE_READ_ONLY || rv == CKR_ATTRIBUTE_VALUE_INVALID ||
+	       rv == CKR_ATTRIBUTE_TYPE_INVALID || rv == CKR_TEMPLATE_INCONSISTENT ||
+	       rv == CKR_ACTION_PROHIBITED || rv == CKR_FUNCTION_NOT_SUPPORTED ||
+	       rv == CKR_KEY_FUNCTION_NOT_PERMITTED;
+}
+
+/* A yes/no attribute of the key as the token has it: 1 yes, 0 no, -1 no
+ * clear answer. */
+static int read_bool(tok_txn *x, CK_OBJECT_HANDLE h, CK_ATTRIBUTE_TYPE type)
+{
+	CK_BBOOL v = 0xff;
+	CK_ATTRIBUTE a = {type, &v, sizeof(v)};
+
+	if (x->s->t->f->C_GetAttributeValue(x->s->h, h, &a, 1) != CKR_OK ||
+	    a.ulValueLen != sizeof(v) || (v != CK_TRUE && v != CK_FALSE))
+		return -1;
+	return v == CK_TRUE;
+}
+
+tok_rv tok_txn_adopt_keypair(tok_txn *x, unsigned long priv, unsigned long pub, const char *label,
+			     tok_bytes id, tok_bytes subject, const tok_key *key, tok_err *err)
+{
+	static const CK_ATTRIBUTE_TYPE uses[] = {CKA_DECRYPT, CKA_UNWRAP, CKA_DERIVE,
+						 CKA_SIGN_RECOVER};
+	CK_BBOOL no = CK_FALSE;
+	CK_ATTRIBUTE names[] = {
+		ATTR(CKA_LABEL, label, strlen(label)),
+		ATTR_B(CKA_ID, id),
+	};
+	tok_rv r;
+
+	r = set_undoable(x, priv, names, ARRAY_SIZE(names), "label and CKA_ID of the key", err);
+	if (r != TOK_OK)
+		return r;
+	/* Sign only where the token lets it; a refusal leaves that use as it
+	 * is (show says so), any other answer is a failure. Set whatever the
+	 * use reads now: a read that fails must not leave it on unseen. */
+	for (size_t i = 0; i < ARRAY_SIZE(uses); i++) {
+		CK_ATTRIBUTE off = ATTR(uses[i], &no, sizeof(no));
+
+		r = set_undoable(x, priv, &off, 1, "use of the key", err);
+		if (r != TOK_OK && !(err->has_ckr && refuses_change(err->ckr)))
+			return r;
+	}
+	if (pub != 0) {
+		r = set_undoable(x, pub, names, ARRAY_SIZE(names),
+				 "label and CKA_ID of the public key", err);
+	} else {
+		CK_OBJECT_CLASS pub_class = CKO_PUBLIC_KEY;
+		CK_KEY_TYPE kt = key->type == TOK_KEY_RSA ? CKK_RSA : CKK_EC;
+		CK_BBOOL yes = CK_TRUE;
+		CK_ATTRIBUTE t[12];
+		CK_ULONG n = 0;
+
+		t[n++] = ATTR(CKA_CLASS, &pub_class, sizeof(pub_class));
+		t[n++] = ATTR(CKA_KEY_TYPE, &kt, sizeof(kt));
+		t[n++] = ATTR(CKA_TOKEN, &yes, sizeof(yes));
+		t[n++] = ATTR(CKA_PRIVATE, &no, sizeof(no));
+		t[n++] = ATTR(CKA_VERIFY, &yes, sizeof(yes));
+		t[n++] = ATTR(CKA_LABEL, label, strlen(label));
+		t[n++] = ATTR_B(CKA_ID, id);
+		t[n++] = ATTR_B(CKA_SUBJECT, subject);
+		if (kt == CKK_RSA) {
+			t[n++] = ATTR_B(CKA_MODULUS, key->n);
+			t[n++] = ATTR_B(CKA_PUBLIC_EXPONENT, key->e);
+		} else {
+			t[n++] = ATTR_B(CKA_EC_PARAMS, key->ec_params);
+			t[n++] = ATTR_B(CKA_EC_POINT, key->ec_point);
+		}
+		r = create(x, t, n, 0, "public key", err);
+	}
+	return r;
+}
+
+tok_rv tok_txn_protect_key(tok_txn *x, unsigned long priv, tok_err *err)
+{
+	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+	CK_ATTRIBUTE set[2];
+	CK_ULONG n = 0;
+	CK_RV rv;
+
+	if (read_bool(x, priv, CKA_SENSITIVE) != 1)
+		set[n++] = ATTR(CKA_SENSITIVE, &yes, sizeof(yes));
+	if (read_bool(x, priv, CKA_EXTRACTABLE) != 0)
+		set[n++] = ATTR(CKA_EXTRACTABLE, &no, sizeof(no));
+	if (n == 0)
+		return TOK_OK;
+	/* One call: a token either takes both or neither. */
+	rv = x->s->t->f->C_SetAttributeValue(x->s->h, priv, set, n);
+	if (rv == CKR_OK) {
+		x->protected_key = true;
+		return TOK_OK;
+	}
+	tok_err_ckr(err, "C_SetAttributeValue (CKA_SENSITIVE, CKA_EXTRACTABLE)", rv);
+	if (!refuses_change(rv))
+		return TOK_ERR;
+	tok_err_set(err,
+		    "token '%s' does not let the key on it be made sensitive and not extractable "
+		    "(C_SetAttributeValue: %s), so vzp11 does not adopt it",
+		    x->s->t->info.label, tok_ckr_name(rv));
+	tok_err_hint(err, "make the key sensitive and not extractable with the token's own tool, "
+			  "or use a token that allows it");
+	err->has_ckr = true;
+	err->ckr = rv;
+	return TOK_UNSUPPORTED;
 }

@@ -21,6 +21,13 @@
 #define CKM_AES_KEY_WRAP_KWP 0x210BUL /* PKCS#11 3.0: RFC 5649 by definition */
 #endif
 
+/* How the PKCS#8 key is wrapped on the host for the mechanism chosen. */
+enum wrap_form {
+	FORM_RFC5649,	 /* CKM_AES_KEY_WRAP_KWP; SoftHSM 2.6's CKM_AES_KEY_WRAP_PAD */
+	FORM_PKCS7_3394, /* CKM_AES_KEY_WRAP_PAD as PKCS#11 defines it */
+	FORM_CBC_PAD,	 /* CKM_AES_CBC_PAD, random IV */
+};
+
 #define AES_KEY_LEN   32
 #define TRANSPORT_RSA 2048UL /* the session key pair only carries AES-256 for seconds */
 
@@ -48,6 +55,16 @@ static bool listed(const struct unwrap *u, CK_MECHANISM_TYPE m)
 		if (u->mechs[i] == m)
 			return true;
 	return false;
+}
+
+/* Listed, and offered for this use (CKF_UNWRAP, CKF_GENERATE_KEY_PAIR): a
+ * token may list a mechanism for other uses only. */
+static bool offers(const struct unwrap *u, CK_MECHANISM_TYPE m, CK_FLAGS use)
+{
+	CK_MECHANISM_INFO info;
+
+	return listed(u, m) && u->s->t->f->C_GetMechanismInfo(u->s->t->slot, m, &info) == CKR_OK &&
+	       (info.flags & use) == use;
 }
 
 static tok_rv read_mechs(struct unwrap *u, tok_err *err)
@@ -228,12 +245,13 @@ static tok_rv aes_by_oaep(struct unwrap *u, tok_err *err)
 	tok_rv r;
 	CK_RV rv;
 
-	if (!listed(u, CKM_RSA_PKCS_KEY_PAIR_GEN) || !listed(u, CKM_RSA_PKCS_OAEP)) {
-		tok_err_set(err,
-			    "the token refuses key material in the clear and offers no RSA-OAEP "
-			    "to bring a wrapping key onto it");
-		tok_err_hint(err, "import the key with the HSM vendor's own tool");
-		return TOK_ERR;
+	if (!offers(u, CKM_RSA_PKCS_KEY_PAIR_GEN, CKF_GENERATE_KEY_PAIR) ||
+	    !offers(u, CKM_RSA_PKCS_OAEP, CKF_UNWRAP)) {
+		tok_err_set(err, "it refuses a secret key in the clear too and offers no RSA-OAEP "
+				 "unwrapping to bring a transport key onto it");
+		tok_err_hint(err, "put the key on the token with its own tool and adopt it with "
+				  "'vzp11 import --use-token-key' (see vzp11-import(1))");
+		return TOK_UNSUPPORTED;
 	}
 	rv = f->C_GenerateKeyPair(u->s->h, &gen, pub, ARRAY_SIZE(pub), priv, ARRAY_SIZE(priv),
 				  &u->rsa_pub, &u->rsa_priv);
@@ -265,27 +283,50 @@ static tok_rv aes_by_oaep(struct unwrap *u, tok_err *err)
 	return r;
 }
 
-/* The PKCS#8 key wrapped on the host with the AES key in the mechanism the
- * token lists: RFC 5649 key wrap with padding, or AES-CBC with PKCS#7
- * padding under a random IV (kept in iv). *out is freed by the caller. */
-static tok_rv wrap_pkcs8(struct unwrap *u, tok_bytes pkcs8, CK_MECHANISM_TYPE mech,
-			 unsigned char iv[16], unsigned char **out, size_t *out_len, tok_err *err)
+/* PKCS#7 padding to a multiple of 8 bytes (1 to 8 bytes, each the count),
+ * as PKCS#11's CKM_AES_KEY_WRAP_PAD puts in front of RFC 3394. */
+static size_t pkcs7_pad(const unsigned char *in, size_t len, unsigned char *out)
 {
-	bool kwp = mech != CKM_AES_CBC_PAD;
-	EVP_CIPHER *c = EVP_CIPHER_fetch(NULL, kwp ? "AES-256-WRAP-PAD" : "AES-256-CBC", NULL);
+	size_t pad = 8 - len % 8;
+
+	memcpy(out, in, len);
+	memset(out + len, (int)pad, pad);
+	return len + pad;
+}
+
+/* in wrapped on the host with the AES key in the given form: RFC 5649 key
+ * wrap with padding, PKCS#7 padding and RFC 3394 key wrap, or AES-CBC with
+ * PKCS#7 padding under a random IV (kept in iv). *out is freed by the
+ * caller with OPENSSL_clear_free(*out, *out_len). */
+static tok_rv wrap_bytes(const unsigned char aes[AES_KEY_LEN], const unsigned char *in,
+			 size_t in_len, enum wrap_form form, unsigned char iv[16],
+			 unsigned char **out, size_t *out_len, tok_err *err)
+{
+	const char *name = form == FORM_RFC5649	     ? "AES-256-WRAP-PAD"
+			   : form == FORM_PKCS7_3394 ? "AES-256-WRAP"
+						     : "AES-256-CBC";
+	EVP_CIPHER *c = EVP_CIPHER_fetch(NULL, name, NULL);
 	EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
-	size_t cap = pkcs8.len + 32;
-	unsigned char *buf = OPENSSL_malloc(cap);
+	size_t cap = in_len + 32, plen = in_len;
+	unsigned char *buf = OPENSSL_malloc(cap), *padded = NULL;
+	const unsigned char *src = in;
 	int len = 0, fin = 0;
 	tok_rv r = TOK_ERR;
 
-	if (!kwp && RAND_bytes(iv, 16) != 1)
+	if (form == FORM_CBC_PAD && RAND_bytes(iv, 16) != 1)
 		goto out;
-	if (!c || !ctx || !buf || pkcs8.len > (size_t)INT32_MAX)
+	if (!c || !ctx || !buf || in_len > (size_t)INT32_MAX - 16)
 		goto out;
+	if (form == FORM_PKCS7_3394) {
+		padded = OPENSSL_malloc(in_len + 8);
+		if (!padded)
+			goto out;
+		plen = pkcs7_pad(in, in_len, padded);
+		src = padded;
+	}
 	EVP_CIPHER_CTX_set_flags(ctx, EVP_CIPHER_CTX_FLAG_WRAP_ALLOW);
-	if (EVP_EncryptInit_ex2(ctx, c, u->aes, kwp ? NULL : iv, NULL) != 1 ||
-	    EVP_EncryptUpdate(ctx, buf, &len, pkcs8.p, (int)pkcs8.len) != 1 ||
+	if (EVP_EncryptInit_ex2(ctx, c, aes, form == FORM_CBC_PAD ? iv : NULL, NULL) != 1 ||
+	    EVP_EncryptUpdate(ctx, buf, &len, src, (int)plen) != 1 ||
 	    EVP_EncryptFinal_ex(ctx, buf + len, &fin) != 1)
 		goto out;
 	*out = buf;
@@ -295,10 +336,61 @@ static tok_rv wrap_pkcs8(struct unwrap *u, tok_bytes pkcs8, CK_MECHANISM_TYPE me
 out:
 	if (r != TOK_OK)
 		tok_err_set(err, "wrapping the private key on the host failed");
+	OPENSSL_clear_free(padded, in_len + 8);
 	OPENSSL_clear_free(buf, cap);
 	EVP_CIPHER_CTX_free(ctx);
 	EVP_CIPHER_free(c);
 	return r;
+}
+
+/* Whether the token reads CKM_AES_KEY_WRAP_PAD as PKCS#11 defines it
+ * (PKCS#7 padding + RFC 3394) or as RFC 5649 (SoftHSM 2.6): a throwaway
+ * session secret of random bytes is unwrapped in each form; the form the
+ * token takes is the one it implements (each form carries an integrity
+ * check the other fails, so the order decides nothing). RFC 5649 first:
+ * SoftHSM logs every unwrap it refuses to syslog. */
+static tok_rv probe_wrap_pad(struct unwrap *u, enum wrap_form *form, tok_err *err)
+{
+	static const enum wrap_form forms[] = {FORM_RFC5649, FORM_PKCS7_3394};
+	CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
+	CK_KEY_TYPE kt = CKK_GENERIC_SECRET;
+	CK_BBOOL no = CK_FALSE;
+	CK_ATTRIBUTE t[] = {
+		ATTR(CKA_CLASS, &cls, sizeof(cls)),
+		ATTR(CKA_KEY_TYPE, &kt, sizeof(kt)),
+		ATTR(CKA_TOKEN, &no, sizeof(no)),
+		ATTR(CKA_EXTRACTABLE, &no, sizeof(no)),
+	};
+	CK_MECHANISM m = {CKM_AES_KEY_WRAP_PAD, NULL, 0};
+	unsigned char probe[32];
+	CK_RV rv = CKR_OK;
+
+	if (RAND_bytes(probe, sizeof(probe)) != 1) {
+		tok_err_set(err, "no random bytes for the transport key");
+		return TOK_ERR;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(forms); i++) {
+		unsigned char *w = NULL, iv[16];
+		size_t wlen = 0;
+		CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;
+
+		if (wrap_bytes(u->aes, probe, sizeof(probe), forms[i], iv, &w, &wlen, err) !=
+		    TOK_OK)
+			return TOK_ERR;
+		rv = u->s->t->f->C_UnwrapKey(u->s->h, &m, u->aes_h, w, wlen, t, ARRAY_SIZE(t), &h);
+		OPENSSL_clear_free(w, wlen);
+		if (rv == CKR_OK) {
+			u->s->t->f->C_DestroyObject(u->s->h, h); /* a session object */
+			*form = forms[i];
+			return TOK_OK;
+		}
+	}
+	tok_err_ckr(err, "C_UnwrapKey (CKM_AES_KEY_WRAP_PAD, probe)", rv);
+	tok_err_hint(err, "the token unwrapped neither form of CKM_AES_KEY_WRAP_PAD (PKCS#7 + "
+			  "RFC 3394, RFC 5649); try --unwrap on a token that offers "
+			  "CKM_AES_KEY_WRAP_KWP or CKM_AES_CBC_PAD, or import the key with the "
+			  "token's own tool");
+	return TOK_ERR;
 }
 
 static void destroy_session_objects(struct unwrap *u)
@@ -314,16 +406,52 @@ static void destroy_session_objects(struct unwrap *u)
 	}
 }
 
-tok_rv tok_unwrap_private(tok_session *s, CK_ATTRIBUTE *tmpl, CK_ULONG n, tok_bytes pkcs8,
-			  CK_OBJECT_HANDLE *out, tok_err *err)
+struct unwrap_try {
+	struct unwrap *u;
+	CK_MECHANISM *m;
+	unsigned char *wrapped;
+	size_t wlen;
+	CK_OBJECT_HANDLE h;
+};
+
+static CK_RV unwrap_once(void *ctx, CK_ATTRIBUTE *tmpl, CK_ULONG n)
+{
+	struct unwrap_try *t = ctx;
+
+	return t->u->s->t->f->C_UnwrapKey(t->u->s->h, t->m, t->u->aes_h, t->wrapped, t->wlen, tmpl,
+					  n, &t->h);
+}
+
+/* The mechanism the PKCS#8 key is unwrapped with, among those the token
+ * offers for unwrapping: RFC 5649 by its own name first. */
+static tok_rv choose_mech(struct unwrap *u, CK_MECHANISM_TYPE *mech, tok_err *err)
+{
+	static const CK_MECHANISM_TYPE prefer[] = {CKM_AES_KEY_WRAP_KWP, CKM_AES_KEY_WRAP_PAD,
+						   CKM_AES_CBC_PAD};
+
+	for (size_t i = 0; i < ARRAY_SIZE(prefer); i++) {
+		if (offers(u, prefer[i], CKF_UNWRAP)) {
+			*mech = prefer[i];
+			return TOK_OK;
+		}
+	}
+	tok_err_set(err, "it offers no mechanism to unwrap a private key with (neither AES key "
+			 "wrap with padding nor AES-CBC with padding for C_UnwrapKey)");
+	tok_err_hint(err, "put the key on the token with its own tool and adopt it with 'vzp11 "
+			  "import --use-token-key' (see vzp11-import(1))");
+	return TOK_UNSUPPORTED;
+}
+
+tok_rv tok_unwrap_private(tok_session *s, CK_ATTRIBUTE *tmpl, CK_ULONG n, CK_ULONG n_opt,
+			  tok_bytes pkcs8, CK_OBJECT_HANDLE *out, tok_err *err)
 {
 	struct unwrap u = {.s = s};
-	CK_MECHANISM_TYPE mech;
+	CK_MECHANISM_TYPE mech = 0;
 	CK_MECHANISM m = {0, NULL, 0};
+	struct unwrap_try t = {.u = &u, .m = &m, .h = CK_INVALID_HANDLE};
+	enum wrap_form form = FORM_RFC5649;
 	unsigned char iv[16] = {0};
-	unsigned char *wrapped = NULL;
-	size_t wlen = 0;
-	CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;
+	unsigned dropped = 0;
 	bool refused = false;
 	tok_rv r;
 	CK_RV rv;
@@ -333,19 +461,10 @@ tok_rv tok_unwrap_private(tok_session *s, CK_ATTRIBUTE *tmpl, CK_ULONG n, tok_by
 		return TOK_ERR;
 	}
 	r = read_mechs(&u, err);
+	if (r == TOK_OK)
+		r = choose_mech(&u, &mech, err);
 	if (r != TOK_OK)
 		goto out;
-	mech = listed(&u, CKM_AES_KEY_WRAP_KWP)	  ? CKM_AES_KEY_WRAP_KWP
-	       : listed(&u, CKM_AES_KEY_WRAP_PAD) ? CKM_AES_KEY_WRAP_PAD
-	       : listed(&u, CKM_AES_CBC_PAD)	  ? CKM_AES_CBC_PAD
-						  : CK_UNAVAILABLE_INFORMATION;
-	if (mech == CK_UNAVAILABLE_INFORMATION) {
-		tok_err_set(err, "the token offers neither AES key wrap with padding nor AES-CBC "
-				 "with padding to unwrap the key");
-		tok_err_hint(err, "import the key with the HSM vendor's own tool");
-		r = TOK_ERR;
-		goto out;
-	}
 	if (RAND_priv_bytes(u.aes, sizeof(u.aes)) != 1) {
 		tok_err_set(err, "no random bytes for the transport key");
 		r = TOK_ERR;
@@ -354,8 +473,12 @@ tok_rv tok_unwrap_private(tok_session *s, CK_ATTRIBUTE *tmpl, CK_ULONG n, tok_by
 	r = aes_create(&u, &refused, err);
 	if (r != TOK_OK && refused)
 		r = aes_by_oaep(&u, err);
+	if (r == TOK_OK && mech == CKM_AES_KEY_WRAP_PAD)
+		r = probe_wrap_pad(&u, &form, err);
+	if (r == TOK_OK && mech == CKM_AES_CBC_PAD)
+		form = FORM_CBC_PAD;
 	if (r == TOK_OK)
-		r = wrap_pkcs8(&u, pkcs8, mech, iv, &wrapped, &wlen, err);
+		r = wrap_bytes(u.aes, pkcs8.p, pkcs8.len, form, iv, &t.wrapped, &t.wlen, err);
 	if (r != TOK_OK)
 		goto out;
 	m.mechanism = mech;
@@ -363,20 +486,16 @@ tok_rv tok_unwrap_private(tok_session *s, CK_ATTRIBUTE *tmpl, CK_ULONG n, tok_by
 		m.pParameter = iv;
 		m.ulParameterLen = sizeof(iv);
 	}
-	rv = s->t->f->C_UnwrapKey(s->h, &m, u.aes_h, wrapped, wlen, tmpl, n, &h);
-	/* The last attribute is CKA_ALLOWED_MECHANISMS: a token that does not
-	 * know it gets the key without it, as with C_CreateObject. */
-	if (rv == CKR_ATTRIBUTE_TYPE_INVALID && n > 0 && tmpl[n - 1].type == CKA_ALLOWED_MECHANISMS)
-		rv = s->t->f->C_UnwrapKey(s->h, &m, u.aes_h, wrapped, wlen, tmpl, n - 1, &h);
+	rv = tok_try_degrading(tmpl, n, n_opt, unwrap_once, &t, &dropped);
 	if (rv != CKR_OK) {
 		r = tok_err_ckr(err, "C_UnwrapKey (private key)", rv);
 		goto out;
 	}
-	*out = h;
+	*out = t.h;
 out:
 	destroy_session_objects(&u);
 	OPENSSL_cleanse(u.aes, sizeof(u.aes));
-	OPENSSL_clear_free(wrapped, wlen);
+	OPENSSL_clear_free(t.wrapped, t.wlen);
 	free(u.mechs);
 	return r;
 }

@@ -24,6 +24,12 @@ void tok_token_info_clean(CK_TOKEN_INFO *ck)
 	blank_pad(ck->serialNumber, sizeof(ck->serialNumber));
 }
 
+void tok_module_info_clean(CK_INFO *mi)
+{
+	blank_pad(mi->manufacturerID, sizeof(mi->manufacturerID));
+	blank_pad(mi->libraryDescription, sizeof(mi->libraryDescription));
+}
+
 char *tok_uri(const tok_token *t, tok_class cls, const char *label, tok_bytes id)
 {
 	P11KitUri *uri = p11_kit_uri_new();

@@ -17,13 +17,14 @@ enum {
 };
 
 typedef struct vz_global {
-	const char *module;	/* --module or VZP11_MODULE */
-	const char *token;	/* --token or VZP11_TOKEN */
-	const char *pin_source; /* --pin-source or VZP11_PIN_SOURCE */
-	const char *journal;	/* --journal or VZP11_JOURNAL (billing) */
-	const char *config;	/* --config FILE */
-	unsigned cli_set;	/* bit i: the ith of module, token, pin_source,
-				   journal came from the command line */
+	const char *module;	 /* --module or VZP11_MODULE */
+	const char *module_args; /* --module-args or VZP11_MODULE_ARGS: C_Initialize's pReserved */
+	const char *token;	 /* --token or VZP11_TOKEN */
+	const char *pin_source;	 /* --pin-source or VZP11_PIN_SOURCE */
+	const char *journal;	 /* --journal or VZP11_JOURNAL (billing) */
+	const char *config;	 /* --config FILE */
+	unsigned cli_set;	 /* bit i: the ith of module, token, pin_source,
+				    journal, module_args came from the command line */
 	bool json;
 	int verbose;
 	bool quiet;
@@ -32,6 +33,7 @@ typedef struct vz_global {
 /* Global options, accepted before and after the command name. */
 enum {
 	OPT_MODULE = 1000,
+	OPT_MODULE_ARGS,
 	OPT_TOKEN,
 	OPT_PIN_SOURCE,
 	OPT_JOURNAL,
@@ -39,10 +41,12 @@ enum {
 	OPT_JSON,
 	OPT_HELP,
 	OPT_VERSION,
+	/* Last: each command numbers its own options from here on. */
 	OPT_CMD
 };
 #define VZ_GLOBAL_LONGOPTS                                                                         \
 	{"module", required_argument, NULL, OPT_MODULE},                                           \
+		{"module-args", required_argument, NULL, OPT_MODULE_ARGS},                         \
 		{"token", required_argument, NULL, OPT_TOKEN},                                     \
 		{"pin-source", required_argument, NULL, OPT_PIN_SOURCE},                           \
 		{"journal", required_argument, NULL, OPT_JOURNAL},                                 \

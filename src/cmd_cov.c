@@ -573,11 +573,11 @@ int cmd_cov(vz_global *g, int argc, char **argv)
 		curl_global_cleanup();
 		return VZ_EXIT_FAIL;
 	}
-	if (g->verbose) {
+	if (g->verbose)
 		vz_note(g, "certificate: %s; endpoint: %s", vz_tls_subject(tls), o.endpoint);
-		if (vz_tls_note(tls)[0])
-			vz_note(g, "%s", vz_tls_note(tls));
-	}
+	/* A key that signs otherwise than its token promised: said once. */
+	if ((g->verbose || vz_tls_fell_back(tls)) && vz_tls_note(tls)[0])
+		vz_note(g, "%s", vz_tls_note(tls));
 	ret = o.batch ? run_batch(g, &o, tls) : run_single(g, &o, &single, tls);
 	vz_tls_close(tls);
 	curl_global_cleanup();

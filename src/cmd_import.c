@@ -14,6 +14,7 @@
 #include "cert.h"
 #include "cli.h"
 #include "import.h"
+#include "lifecycle/toklock.h"
 #include "keymat.h"
 #include "out.h"
 #include "p12.h"
@@ -28,7 +29,8 @@ static void import_usage(FILE *f)
 {
 	fprintf(f,
 		_("Usage: vzp11 [GLOBAL OPTIONS] import FILE.p12 [--password-source SRC] [--label LABEL]\n"
-		  "                                  [--replace] [--allow-personal] [--unwrap]\n"
+		  "                                  [--replace] [--allow-personal]\n"
+		  "                                  [--unwrap | --use-token-key]\n"
 		  "Import a VECOZO system certificate with its private key and chain from a\n"
 		  "PKCS#12 (.pfx/.p12) file onto the token. The key is stored sensitive and not\n"
 		  "extractable and may only sign; if any write fails, everything written is\n"
@@ -44,7 +46,13 @@ static void import_usage(FILE *f)
 		  "  --allow-personal       import a personal certificate anyway (COV and billing\n"
 		  "                         need the system certificate)\n"
 		  "  --unwrap               always bring the key wrapped (C_UnwrapKey), never in the\n"
-		  "                         clear (C_CreateObject)\n"),
+		  "                         clear (C_CreateObject)\n"
+		  "  --use-token-key        take no key from the file: adopt the private key already\n"
+		  "                         on the token whose public key is the certificate's,\n"
+		  "                         whatever its label and CKA_ID (a TPM 2.0 after\n"
+		  "                         'tpm2_ptool import'): it gets the label and CKA_ID, is\n"
+		  "                         made sensitive and not extractable, and the\n"
+		  "                         certificate, public key and chain are written\n"),
 		VZ_DEFAULT_LABEL);
 }
 
@@ -308,6 +316,39 @@ static vz_rv check_protected(const vz_entry *e, vz_err *err)
 	return VZ_OK;
 }
 
+/* A token that offers no signature mechanism for the key's type would keep
+ * the key and never sign with it (openCryptoki 3.8 takes an EC key and
+ * offers no ECDSA): refused before anything is written. A list that cannot
+ * be read is no reason to refuse. */
+static vz_rv check_can_sign(const vz_token *tk, tok_keytype type, vz_err *err)
+{
+	const char *label = tok_token_info_of(tk->tok)->label;
+	tok_mech_caps caps;
+	tok_err te = {0};
+
+	if (tok_token_mech_caps(tk->tok, &caps, &te) != TOK_OK)
+		return VZ_OK;
+	if (type == TOK_KEY_EC && !caps.ec_sign) {
+		vz_err_set(err,
+			   "token '%s' cannot sign with an EC key: it offers no ECDSA mechanism "
+			   "(CKM_ECDSA) for signing; nothing was changed",
+			   label);
+		vz_err_hint(err, "use a token that offers ECDSA, or ask VECOZO for a system "
+				 "certificate with an RSA key");
+		return VZ_FAIL;
+	}
+	if (type == TOK_KEY_RSA && !caps.rsa_sign) {
+		vz_err_set(err,
+			   "token '%s' cannot sign with an RSA key: it offers no RSA signature "
+			   "mechanism (CKM_RSA_PKCS, CKM_RSA_PKCS_PSS); nothing was changed",
+			   label);
+		vz_err_hint(err, "use a token that offers RSA signatures, or ask VECOZO for a "
+				 "system certificate with an EC key");
+		return VZ_FAIL;
+	}
+	return VZ_OK;
+}
+
 /* The whole change in one transaction: key pair (unless kept), certificate,
  * CA certificates the token lacks, the replaced public objects; then a read
  * back that must show a sensitive, non-extractable key; the replaced
@@ -324,12 +365,19 @@ vz_rv vz_import_apply(vz_token *tk, const vz_store *st, const struct vz_import_s
 	vz_rv ret = VZ_FAIL;
 	tok_rv r;
 
+	if (!reuse_key && check_can_sign(tk, src->km.key.type, err) != VZ_OK)
+		return VZ_FAIL;
 	r = tok_txn_begin(tk->s, &x, &te);
 	if (r != TOK_OK) {
 		vz_err_from_tok(err, &te, r);
 		return VZ_FAIL;
 	}
-	if (!reuse_key) {
+	if (!reuse_key && src->adopt) {
+		tok_bytes s = der_of(i2d_name, X509_get_subject_name(src->leaf), &subj);
+
+		r = tok_txn_adopt_keypair(x, src->token_priv, src->token_pub, label,
+					  (tok_bytes){src->id, 20}, s, &src->km.key, &te);
+	} else if (!reuse_key) {
 		tok_bytes s = der_of(i2d_name, X509_get_subject_name(src->leaf), &subj);
 
 		r = tok_txn_import_keypair(x, label, (tok_bytes){src->id, 20}, s, &src->km.key,
@@ -352,6 +400,9 @@ vz_rv vz_import_apply(vz_token *tk, const vz_store *st, const struct vz_import_s
 	}
 	if (r == TOK_OK && has_old)
 		r = destroy_old(x, st, label, reuse_key, src->id, false, &te);
+	/* Last before the read-back: it cannot be undone. */
+	if (r == TOK_OK && src->token_priv)
+		r = tok_txn_protect_key(x, src->token_priv, &te);
 	if (r != TOK_OK) {
 		vz_err_from_tok(err, &te, r);
 		goto abort;
@@ -399,6 +450,8 @@ void vz_import_audit(const vz_token *tk, const char *action, const vz_store *bef
 		r.id_len = sizeof(src->id);
 		r.failed = true;
 		r.error = failed ? failed->msg : _("the objects cannot be read back");
+	} else if (src->adopt) {
+		r.detail = "key adopted";
 	} else if (how == TOK_ARRIVAL_UNKNOWN) {
 		r.detail = "key kept";
 	}
@@ -426,10 +479,17 @@ const char *vz_import_way(tok_arrival how)
 					      : NULL;
 }
 
+const char *vz_import_key_way(const struct vz_import_src *src, tok_arrival how)
+{
+	return src->adopt ? "adopted" : vz_import_way(how);
+}
+
 static void print_result(const vz_global *g, const vz_token *tk, const vz_entry *e,
 			 const char *status, tok_arrival how, const struct vz_import_opts *o,
-			 size_t unrelated)
+			 const struct vz_import_src *src)
 {
+	const char *way = vz_import_key_way(src, how);
+
 	static const char reminder[] = /* English in the JSON, translated in text */
 		"the .pfx file still holds the private key; delete it (and any copies) now that "
 		"the key is on the token";
@@ -438,12 +498,10 @@ static void print_result(const vz_global *g, const vz_token *tk, const vz_entry 
 		json_t *j = vz_out_entry_json(tk->tok, e);
 
 		json_object_set_new(j, "status", json_string(status));
-		json_object_set_new(j, "key_import",
-				    vz_import_way(how) ? json_string(vz_import_way(how))
-						       : json_null());
+		json_object_set_new(j, "key_import", way ? json_string(way) : json_null());
 		json_object_set_new(j, "token", json_string(tok_token_info_of(tk->tok)->label));
 		json_object_set_new(j, "unrelated_certificates_ignored",
-				    json_integer((json_int_t)unrelated));
+				    json_integer((json_int_t)src->unrelated));
 		json_object_set_new(j, "reminder", json_string(reminder));
 		vz_out_json(stdout, j);
 		return;
@@ -455,20 +513,94 @@ static void print_result(const vz_global *g, const vz_token *tk, const vz_entry 
 		printf(strcmp(status, "replaced") ? _("Imported '%s' on token '%s'.\n")
 						  : _("Replaced '%s' on token '%s'.\n"),
 		       e->cert->label, tok_token_info_of(tk->tok)->label);
-	if (vz_import_way(how))
+	if (src->adopt)
+		printf("%s\n", _("The key already on the token was adopted: it got the label and "
+				 "CKA_ID, and is sensitive and not extractable."));
+	else if (vz_import_way(how))
 		printf("%s\n",
 		       how == TOK_ARRIVAL_UNWRAPPED
 			       ? _("The key was unwrapped on the token (C_UnwrapKey, it never "
 				   "crossed in the clear).")
 			       : _("The key was created on the token (C_CreateObject)."));
 	vz_out_entry_full(stdout, tk->tok, e);
-	if (unrelated)
+	if (src->unrelated)
 		vz_note(g,
 			"%zu certificate(s) in the file belong to neither the key nor its chain "
 			"and were ignored",
-			unrelated);
+			src->unrelated);
 	if (!g->quiet)
 		printf(_("Reminder: %s: %s\n"), o->file, _(reminder));
+}
+
+vz_rv vz_import_token_key(vz_token *tk, const vz_store *st, struct vz_import_src *src,
+			  const struct vz_import_opts *o, vz_err *err)
+{
+	const char *token = tok_token_info_of(tk->tok)->label;
+	tok_obj *keys = NULL, *pubs = NULL;
+	size_t nk = 0, np = 0;
+	const tok_obj *k;
+	tok_err te = {0};
+	vz_rv ret = VZ_FAIL;
+	tok_rv r;
+
+	r = tok_find_by_public(tk->s, &src->km.key, &keys, &nk, &pubs, &np, &te);
+	if (r != TOK_OK) {
+		vz_err_from_tok(err, &te, r);
+		return VZ_FAIL;
+	}
+	if (nk != 1) {
+		vz_err_set(err,
+			   nk ? N_("%zu private keys on token '%s' have the public key of this "
+				   "certificate; nothing was changed")
+			      : N_("%zu private keys on token '%s' have the public key of this "
+				   "certificate: there is none to adopt; nothing was changed"),
+			   nk, token);
+		vz_err_hint(err,
+			    nk ? N_("remove the extra copies with the token's own tool")
+			       : N_("put the key on the token with its own tool first (a TPM 2.0: "
+				    "tpm2_ptool import, see vzp11-import(1)), or import without "
+				    "--use-token-key"));
+		goto out;
+	}
+	k = &keys[0];
+	/* Taking another certificate's key away from it would break that one. */
+	for (size_t i = 0; i < st->n_certs; i++) {
+		const tok_obj *c = &st->certs[i];
+
+		if (c->authority || !k->id_len || c->id_len != k->id_len ||
+		    memcmp(c->id, k->id, k->id_len) != 0 || vz_obj_has_label(c, o->label))
+			continue;
+		if (st->x509s[i] && X509_cmp(st->x509s[i], src->leaf) == 0)
+			continue;
+		vz_err_set(err,
+			   "the key on token '%s' belongs to the certificate '%s' there (the same "
+			   "CKA_ID); nothing was changed",
+			   token, c->label ? c->label : "");
+		vz_err_hint(err, "renew that certificate with --label %s --replace",
+			    c->label ? c->label : "LABEL");
+		goto out;
+	}
+	src->token_priv = k->handle;
+	src->token_pub = 0;
+	for (size_t i = 0; i < np; i++)
+		if (!src->token_pub ||
+		    (pubs[i].id_len == k->id_len && memcmp(pubs[i].id, k->id, k->id_len) == 0))
+			src->token_pub = pubs[i].handle;
+	/* Adopted before (a run that stopped after it): only what is missing. */
+	src->adopt = !(vz_obj_has_label(k, o->label) && k->id_len == sizeof(src->id) &&
+		       memcmp(k->id, src->id, sizeof(src->id)) == 0);
+	ret = VZ_OK;
+out:
+	tok_objs_free(keys, nk);
+	tok_objs_free(pubs, np);
+	return ret;
+}
+
+/* An object of the label that --use-token-key adopts is not "another"
+ * object under that label. */
+static bool adopted(const struct vz_import_src *src, const tok_obj *o)
+{
+	return src->token_priv && (o->handle == src->token_priv || o->handle == src->token_pub);
 }
 
 vz_rv vz_import_check(const vz_store *st, const struct vz_import_src *src,
@@ -502,7 +634,7 @@ vz_rv vz_import_check(const vz_store *st, const struct vz_import_src *src,
 		}
 	}
 	for (size_t i = 0; i < st->n_keys; i++) {
-		if (vz_obj_has_label(&st->keys[i], o->label)) {
+		if (vz_obj_has_label(&st->keys[i], o->label) && !adopted(src, &st->keys[i])) {
 			*has_old = true;
 			*reuse_key |= has_id(&st->keys[i], src->id);
 		}
@@ -510,7 +642,9 @@ vz_rv vz_import_check(const vz_store *st, const struct vz_import_src *src,
 	for (size_t i = 0; i < st->n_certs; i++)
 		*has_old |= vz_obj_has_label(&st->certs[i], o->label) && !st->certs[i].authority;
 	for (size_t i = 0; i < st->n_pubs; i++)
-		*has_old |= vz_obj_has_label(&st->pubs[i], o->label);
+		*has_old |= vz_obj_has_label(&st->pubs[i], o->label) && !adopted(src, &st->pubs[i]);
+	/* Adopted before: the key is the one to keep. */
+	*reuse_key |= src->token_priv && !src->adopt;
 	if (*has_old && !o->replace) {
 		const vz_entry *old = NULL;
 
@@ -543,6 +677,7 @@ static int parse_args(vz_global *g, int argc, char **argv, struct vz_import_opts
 		{"replace", no_argument, NULL, 'r'},
 		{"allow-personal", no_argument, NULL, 'a'},
 		{"unwrap", no_argument, NULL, 'u'},
+		{"use-token-key", no_argument, NULL, 'k'},
 		{NULL, 0, NULL, 0},
 	};
 	vz_err err = {0};
@@ -566,6 +701,9 @@ static int parse_args(vz_global *g, int argc, char **argv, struct vz_import_opts
 		case 'u':
 			o->unwrap = true;
 			break;
+		case 'k':
+			o->use_token_key = true;
+			break;
 		case OPT_HELP:
 			import_usage(stdout);
 			return -1;
@@ -580,6 +718,9 @@ static int parse_args(vz_global *g, int argc, char **argv, struct vz_import_opts
 	o->file = argv[optind];
 	if (o->label[0] == '\0' || strlen(o->label) > 128)
 		return vz_usage("import", "the label must be 1 to 128 characters long");
+	if (o->unwrap && o->use_token_key)
+		return vz_usage("import", "--unwrap brings the file's key onto the token, "
+					  "--use-token-key takes the one already there: give one");
 	if (o->password_source && vz_secret_check_source(o->password_source, &err) != VZ_OK) {
 		vz_report(&err);
 		return VZ_EXIT_USAGE;
@@ -598,7 +739,7 @@ int cmd_import(vz_global *g, int argc, char **argv)
 	bool same, has_old, reuse_key;
 	const char *status = "imported";
 	tok_arrival how = TOK_ARRIVAL_UNKNOWN;
-	int ret = VZ_EXIT_FAIL;
+	int ret = VZ_EXIT_FAIL, lock = -1;
 	vz_rv r;
 
 	r = (vz_rv)parse_args(g, argc, argv, &o);
@@ -610,7 +751,11 @@ int cmd_import(vz_global *g, int argc, char **argv)
 	if (r == VZ_OK)
 		r = vz_token_open(g, true, true, &tk, &err);
 	if (r == VZ_OK)
+		r = vz_toklock_take(g, tok_token_info_of(tk.tok), &lock, &err);
+	if (r == VZ_OK)
 		r = vz_store_load(tk.s, &st, &err);
+	if (r == VZ_OK && o.use_token_key)
+		r = vz_import_token_key(&tk, st, &src, &o, &err);
 	if (r == VZ_OK)
 		r = vz_import_check(st, &src, &o, &same, &has_old, &reuse_key, &err);
 	if (r == VZ_OK && same) {
@@ -634,12 +779,13 @@ int cmd_import(vz_global *g, int argc, char **argv)
 			  "token\n"));
 		goto out;
 	}
-	print_result(g, &tk, e, status, how, &o, src.unrelated);
+	print_result(g, &tk, e, status, how, &o, &src);
 	ret = VZ_EXIT_OK;
 out:
 	vz_store_free(after);
 	vz_store_free(st);
 	vz_token_close(&tk);
+	vz_toklock_release(lock);
 	vz_import_src_free(&src);
 	return ret;
 }

@@ -7,6 +7,7 @@
 
 #include "audit.h"
 #include "cli.h"
+#include "lifecycle/toklock.h"
 #include "out.h"
 #include "store.h"
 #include "token.h"
@@ -261,7 +262,7 @@ int cmd_remove(vz_global *g, int argc, char **argv)
 	vz_store *st = NULL;
 	vz_err err = {0};
 	struct plan plan;
-	int ret = VZ_EXIT_FAIL;
+	int ret = VZ_EXIT_FAIL, lock = -1;
 	vz_rv r;
 	int c;
 
@@ -289,6 +290,8 @@ int cmd_remove(vz_global *g, int argc, char **argv)
 		return VZ_EXIT_FAIL;
 	}
 	r = vz_token_open(g, true, true, &tk, &err);
+	if (r == VZ_OK)
+		r = vz_toklock_take(g, tok_token_info_of(tk.tok), &lock, &err);
 	if (r == VZ_OK)
 		r = vz_store_load(tk.s, &st, &err);
 	if (r == VZ_OK)
@@ -319,5 +322,6 @@ int cmd_remove(vz_global *g, int argc, char **argv)
 out:
 	vz_store_free(st);
 	vz_token_close(&tk);
+	vz_toklock_release(lock);
 	return ret;
 }

@@ -37,6 +37,7 @@
 #include "cli.h"
 #include "cov.h"
 #include "import.h"
+#include "lifecycle/toklock.h"
 #include "out.h"
 #include "secret.h"
 #include "selftest.h"
@@ -102,6 +103,7 @@ struct rotate {
 	char next[160], previous[160], back[160];
 	vz_secret pin;
 	bool have_pin;
+	int lock_fd;	    /* the token's lock (lifecycle/toklock.h), held to the end; -1 before */
 	const char *action; /* of the audit records: "rotate", "rotate-rollback", ... */
 	json_t *steps;	    /* every label write, for --json */
 	size_t n_steps;
@@ -129,6 +131,10 @@ static vz_rv open_token(struct rotate *r, vz_token *tk, vz_store **st, vz_err *e
 	ret = vz_token_open(&g2, true, true, tk, err);
 	if (fd >= 0)
 		close(fd);
+	/* one rotate (or import, remove) at a time on a token, from its first
+	 * look at the labels to its last write */
+	if (ret == VZ_OK && r->lock_fd < 0)
+		ret = vz_toklock_take(r->g, tok_token_info_of(tk->tok), &r->lock_fd, err);
 	if (ret == VZ_OK)
 		ret = vz_store_load(tk->s, st, err);
 	return ret;
@@ -347,6 +353,62 @@ static vz_rv switch_to(struct rotate *r, vz_token *tk, const struct group *a, co
 	return ret;
 }
 
+/* A label write of a switch failed. Until the next run settles it,
+ * vz_store_resolve() still picks one certificate, but a program that finds
+ * the key by its RFC 7512 URI (pkcs11:object=LABEL;type=private) finds
+ * none or two. So before rotate exits the labels are put in line the way
+ * settle() does: the certificate resolve picks (the old one while its key
+ * still has LABEL, the new one once it gave it up) keeps LABEL on its key,
+ * public key and certificate, every other object gives it up; the switch
+ * is undone, or finished. *st, *act, gs and *n describe the token after.
+ * VZ_OK when that worked; err keeps the first failure either way, and
+ * says what became of the switch. */
+static vz_rv realign(struct rotate *r, vz_token *tk, vz_store **st, const vz_entry **act,
+		     struct group *gs, size_t *n, vz_err *err)
+{
+	vz_err again = {0};
+	size_t used = strlen(err->msg);
+
+	vz_store_free(*st);
+	*st = NULL;
+	if (vz_store_load(tk->s, st, &again) == VZ_OK && (*act = active(r, tk, *st, &again)) &&
+	    groups_of(r, *st, gs, n, &again) == VZ_OK &&
+	    settle(r, tk, *act, gs, *n, &again) == VZ_OK) {
+		vz_store_free(*st);
+		*st = NULL;
+		if (vz_store_load(tk->s, st, &again) == VZ_OK &&
+		    (*act = active(r, tk, *st, &again)) &&
+		    groups_of(r, *st, gs, n, &again) == VZ_OK)
+			return VZ_OK;
+	}
+	snprintf(err->msg + used, sizeof(err->msg) - used,
+		 _("; putting the labels back in line failed too: %s"), again.msg);
+	vz_err_hint(err, "run the same command again: it completes the change");
+	return VZ_FAIL;
+}
+
+/* After realign(): VZ_OK when the certificate with key id want is
+ * active (the switch was finished: said on stderr), else VZ_FAIL with err
+ * saying that it was undone. */
+static vz_rv settled_after(const struct rotate *r, const vz_entry *act, const unsigned char *want,
+			   vz_err *err)
+{
+	size_t used = strlen(err->msg);
+
+	if (act->cert->id_len == 20 && memcmp(act->cert->id, want, 20) == 0) {
+		vz_note(r->g, "%s; the switch was finished with the label writes after it",
+			err->msg);
+		err->msg[0] = '\0';
+		err->hint[0] = '\0';
+		return VZ_OK;
+	}
+	snprintf(err->msg + used, sizeof(err->msg) - used,
+		 _("; the switch was undone: '%s' names the certificate it named before"),
+		 r->label);
+	vz_err_hint(err, "run the same command again to switch");
+	return VZ_FAIL;
+}
+
 /* Deletes a group: certificate and public key, then the private key (which
  * cannot be restored); the public objects come back if that fails. CA
  * certificates stay. */
@@ -560,9 +622,16 @@ static int rotate_rollback(struct rotate *r)
 	if (r->rolled_back) {
 		/* An earlier --rollback had switched already; settle() finished it. */
 	} else if (prev) {
+		unsigned char want[20];
+		bool sized = prev->id_len == sizeof(want);
+
+		if (sized)
+			memcpy(want, prev->id, sizeof(want));
 		rv = relabel(r, &tk, prev, prev->key, r->back, &err);
 		if (rv == VZ_OK)
 			rv = switch_to(r, &tk, a, prev, &err);
+		if (rv != VZ_OK && realign(r, &tk, &st, &act, gs, &n, &err) == VZ_OK)
+			rv = sized ? settled_after(r, act, want, &err) : VZ_FAIL;
 	} else if (staged) {
 		/* No previous one: drop a renewal that never became active. */
 		for (size_t i = 0; rv == VZ_OK && i < n; i++)
@@ -726,6 +795,8 @@ static int rotate_new(struct rotate *r)
 		goto out;
 	}
 	rv = switch_to(r, &tk, a, b, &err);
+	if (rv != VZ_OK && realign(r, &tk, &st, &act, gs, &n, &err) == VZ_OK)
+		rv = settled_after(r, act, src.id, &err);
 out:
 	snprintf(
 		msg, sizeof(msg),
@@ -853,7 +924,7 @@ static int parse(vz_global *g, int argc, char **argv, struct rotate *r)
 
 int cmd_rotate(vz_global *g, int argc, char **argv)
 {
-	struct rotate r = {.g = g, .label = VZ_DEFAULT_LABEL};
+	struct rotate r = {.g = g, .label = VZ_DEFAULT_LABEL, .lock_fd = -1};
 	vz_err err = {0};
 	int ret;
 
@@ -885,6 +956,7 @@ int cmd_rotate(vz_global *g, int argc, char **argv)
 		ret = VZ_EXIT_FAIL;
 	}
 out:
+	vz_toklock_release(r.lock_fd);
 	vz_secret_wipe(&r.pin);
 	json_decref(r.steps);
 	curl_global_cleanup();

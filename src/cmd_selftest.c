@@ -58,7 +58,6 @@ struct selftest {
 	struct step s[MAX_STEPS];
 	size_t n;
 	bool failed;
-	tok_flag pss; /* the token's slot offers RSA-PSS (what tls.c decides by) */
 	/* the PIN, read once from its source and handed on to the provider */
 	const char *pin_source;
 	vz_secret pin;
@@ -193,8 +192,8 @@ static void key_attributes(struct selftest *t, const vz_entry *e)
 	s = step(t, "key attributes", ok ? R_PASS : R_FAIL,
 		 "sensitive=%s extractable=%s value-readable=%s; %s", yn(k->sensitive),
 		 yn(k->extractable), yn(k->value_readable),
-		 k->never_extractable == TOK_FLAG_YES ? "generated on the token (never extractable)"
-		 : k->never_extractable == TOK_FLAG_NO
+		 k->arrival == TOK_ARRIVAL_GENERATED ? "generated on the token"
+		 : k->arrival == TOK_ARRIVAL_CREATED || k->arrival == TOK_ARRIVAL_UNWRAPPED
 			 ? "imported: the key was outside the token once, delete every .pfx copy"
 			 : "origin unknown");
 	if (!ok)
@@ -276,20 +275,6 @@ static void days_left(struct selftest *t, const vz_entry *e)
 	       "--replace'");
 }
 
-/* Whether the token's slot offers RSA-PSS: the TLS layer reads the same
- * list and holds an RSA key to TLS 1.2 without it. UNKNOWN for EC keys. */
-static tok_flag pss_offered(const tok_token *tok, const vz_entry *e)
-{
-	tok_mech_caps caps;
-	tok_err te = {0};
-
-	if (e->key->key_type != TOK_KEY_RSA)
-		return TOK_FLAG_UNKNOWN;
-	if (tok_token_mech_caps(tok, &caps, &te) != TOK_OK)
-		return TOK_FLAG_NO; /* as tls.c: unreadable means TLS 1.2 only */
-	return caps.rsa_pss ? TOK_FLAG_YES : TOK_FLAG_NO;
-}
-
 /* Module, token, PIN and what the token holds. Leaves the module finalized
  * (the provider loads it next). false when the key cannot be tried. */
 static bool token_steps(const vz_global *g, struct selftest *t)
@@ -304,7 +289,7 @@ static bool token_steps(const vz_global *g, struct selftest *t)
 	bool ok = false;
 	tok_rv r;
 
-	r = tok_lib_open(g->module, &lib, &te);
+	r = tok_lib_open(g->module, g->module_args, &lib, &te);
 	if (r != TOK_OK) {
 		fail_tok(t, "module", &te,
 			 "install the module, or name it with --module or "
@@ -342,7 +327,6 @@ static bool token_steps(const vz_global *g, struct selftest *t)
 	key_attributes(t, e);
 	chain_valid(t, e);
 	days_left(t, e);
-	t->pss = pss_offered(tok, e);
 	ok = true;
 out:
 	vz_store_free(st);
@@ -353,44 +337,9 @@ out:
 
 /* ---- the key through pkcs11-provider ---- */
 
-/* Signs a random challenge with the token key and verifies it with the
- * certificate's public key. 1 verified, 0 signed but did not verify, -1
- * could not sign. */
-static int sign_verify(EVP_PKEY *key, EVP_PKEY *pub, const char *md, bool pss, char *why,
-		       size_t why_size)
-{
-	unsigned char challenge[32], sig[1024];
-	size_t sig_len = sizeof(sig);
-	EVP_MD_CTX *mc = EVP_MD_CTX_new();
-	EVP_PKEY_CTX *pc = NULL;
-	int ret = -1;
-
-	why[0] = '\0';
-	if (!mc || RAND_bytes(challenge, sizeof(challenge)) != 1 ||
-	    EVP_DigestSignInit_ex(mc, &pc, md, NULL, NULL, key, NULL) != 1 ||
-	    (pss && (EVP_PKEY_CTX_set_rsa_padding(pc, RSA_PKCS1_PSS_PADDING) != 1 ||
-		     EVP_PKEY_CTX_set_rsa_pss_saltlen(pc, RSA_PSS_SALTLEN_DIGEST) != 1)) ||
-	    EVP_DigestSign(mc, sig, &sig_len, challenge, sizeof(challenge)) != 1) {
-		ERR_error_string_n(ERR_peek_last_error(), why, why_size);
-		goto out;
-	}
-	EVP_MD_CTX_free(mc);
-	mc = EVP_MD_CTX_new();
-	pc = NULL;
-	ret = 0;
-	if (mc && EVP_DigestVerifyInit_ex(mc, &pc, md, NULL, "provider=default", pub, NULL) == 1 &&
-	    (!pss || (EVP_PKEY_CTX_set_rsa_padding(pc, RSA_PKCS1_PSS_PADDING) == 1 &&
-		      EVP_PKEY_CTX_set_rsa_pss_saltlen(pc, RSA_PSS_SALTLEN_DIGEST) == 1)) &&
-	    EVP_DigestVerify(mc, sig, sig_len, challenge, sizeof(challenge)) == 1)
-		ret = 1;
-out:
-	ERR_clear_error();
-	EVP_MD_CTX_free(mc);
-	return ret;
-}
-
-/* The schemes TLS 1.2 and 1.3 sign handshakes with for this key. */
-static void signatures(struct selftest *t, vz_tls *tls)
+/* The schemes TLS 1.2 and 1.3 sign handshakes with for this key; tried:
+ * the TLS layer tried the key and decided how it signs. */
+static void signatures(struct selftest *t, vz_tls *tls, bool tried)
 {
 	EVP_PKEY *key = vz_tls_key(tls);
 	EVP_PKEY *pub = X509_get0_pubkey(vz_tls_cert(tls));
@@ -407,20 +356,37 @@ static void signatures(struct selftest *t, vz_tls *tls)
 	struct step *s;
 	int v;
 
-	if (is_rsa && t->pss == TOK_FLAG_YES)
+	/* What the TLS layer decided when it tried the key: the token's
+	 * mechanism list, and a signature in each scheme. When it could not
+	 * decide, the signature steps below say what fails. */
+	if (tried && is_rsa && vz_tls_rsa_scheme(tls) == VZ_TLS_SIG_PSS)
 		step(t, "pss", R_PASS,
-		     "the token offers RSA-PSS: TLS 1.3 when the server offers it");
-	else if (is_rsa)
+		     "the token offers RSA-PSS and signed with it: TLS 1.3 when the server offers "
+		     "it");
+	else if (tried && is_rsa && vz_tls_fell_back(tls))
+		step(t, "pss", R_PASS, "%s", vz_tls_note(tls));
+	else if (tried && is_rsa)
 		step(t, "pss", R_PASS,
 		     "the token offers no RSA-PSS: TLS 1.2 with PKCS#1 v1.5 signatures will be used "
 		     "(TLS 1.3 needs RSA-PSS)");
 	for (size_t i = 0; i < n; i++) {
 		snprintf(name, sizeof(name), "sign %s", sc[i].name);
-		if (sc[i].pss && t->pss != TOK_FLAG_YES) {
+		if (sc[i].pss && vz_tls_rsa_scheme(tls) == VZ_TLS_SIG_PKCS1_UNLISTED) {
 			step(t, name, R_SKIP, "not used: the token offers no RSA-PSS");
 			continue;
 		}
-		v = pub ? sign_verify(key, pub, sc[i].md, sc[i].pss, why, sizeof(why)) : -1;
+		if (sc[i].pss && vz_tls_rsa_scheme(tls) == VZ_TLS_SIG_PKCS1_FALLBACK) {
+			step(t, name, R_SKIP,
+			     "not used: the token did not sign RSA-PSS with this key (see pss)");
+			continue;
+		}
+		if (!sc[i].pss && vz_tls_rsa_scheme(tls) == VZ_TLS_SIG_PSS_ONLY) {
+			step(t, name, R_SKIP,
+			     "not used: this signature did not verify when the key was loaded, "
+			     "RSA-PSS did (see pss): the key matches the certificate");
+			continue;
+		}
+		v = pub ? vz_tls_try_sign(key, pub, sc[i].md, sc[i].pss, why, sizeof(why)) : -1;
 		if (v == 1) {
 			step(t, name, R_PASS,
 			     "a random challenge signed on the token verifies with "
@@ -436,7 +402,7 @@ static void signatures(struct selftest *t, vz_tls *tls)
 		} else if (sc[i].pss) {
 			s = step(
 				t, name, R_FAIL,
-				"the token offers RSA-PSS but does not sign with it for this key (%s): "
+				"the token offers RSA-PSS but did not sign with it for this key (%s): "
 				"TLS 1.3 handshakes will fail",
 				why);
 			fix(s,
@@ -542,12 +508,13 @@ static void provider_steps(const vz_global *g, struct selftest *t)
 
 	if (fd >= 0)
 		g2.pin_source = src;
-	if (vz_tls_open(&g2, t->label, &tls, &err) != VZ_OK) {
+	if (vz_tls_open_untried(&g2, t->label, &tls, &err) != VZ_OK) {
 		fail_vz(t, "provider", &err, "install pkcs11-provider");
 		goto out;
 	}
 	step(t, "provider", R_PASS, "the key loads through pkcs11-provider");
-	signatures(t, tls);
+	/* A key that cannot sign is shown by the signature steps, one each. */
+	signatures(t, tls, vz_tls_try_key(tls, &err) == VZ_OK);
 	if (!t->endpoint)
 		step(t, "cov handshake", R_SKIP, "no --env, --endpoint or VZP11_ENV given");
 	else

@@ -32,7 +32,8 @@ typedef enum kind {
 } kind;
 
 /* A key of the file. cmds: the commands it is an option of (" a b "), NULL
- * for the global options of vz_global. env: the variable that wins over
+ * for the global options of vz_global (the first five keys, in the order of
+ * vz_config_globals() and of vz_global.cli_set's bits). env: the variable that wins over
  * the file. pair: the key of the other half of "where to send" (env and
  * an endpoint exclude each other). */
 struct key {
@@ -55,6 +56,7 @@ static const struct key keys[] = {
 	{NULL, "pin-source", K_SOURCE, "--pin-source", NULL, "VZP11_PIN_SOURCE", 0, 0, "prompt"},
 	{NULL, "journal", K_TEXT, "--journal", NULL, "VZP11_JOURNAL", 0, 0,
 	 "~/.local/state/vzp11/journal.db"},
+	{NULL, "module-args", K_TEXT, "--module-args", NULL, "VZP11_MODULE_ARGS", 0, 0, NULL},
 	{NULL, "label", K_TEXT, "--label", " import rotate cov selftest gateway" BILLING, NULL, 0,
 	 0, VZ_DEFAULT_LABEL},
 	{NULL, "env", K_ENVNAME, "--env", TARGETS, "VZP11_ENV", 0, 0, NULL},
@@ -416,9 +418,10 @@ static char *own(char *str)
 
 void vz_config_globals(vz_global *g)
 {
-	const char **fields[] = {&g->module, &g->token, &g->pin_source, &g->journal};
+	const char **fields[] = {&g->module, &g->token, &g->pin_source, &g->journal,
+				 &g->module_args};
 
-	for (size_t i = 0; i < 4; i++)
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
 		if (!*fields[i])
 			*fields[i] = conf.s[i].value;
 }
@@ -451,21 +454,41 @@ static const struct key *endpoint_key(const char *cmd)
 	return NULL;
 }
 
+/* A flow word for --flow: '\\', '/' and ':' escaped with a backslash, so
+ * the contract's words come through whatever they hold. malloc'ed. */
+static char *flow_escape(const char *w)
+{
+	char *out = malloc(2 * strlen(w) + 1), *o = out;
+
+	for (; out && *w; w++) {
+		if (*w == '\\' || *w == '/' || *w == ':')
+			*o++ = '\\';
+		*o++ = *w;
+	}
+	if (out)
+		*o = '\0';
+	return out;
+}
+
 /* TYPE[/SUBTYPE]:VERSION[:ACTION] from a [flow] section, or NULL. */
 static char *flow_spec(const struct flow *f, vz_err *err)
 {
-	const char *type = f->s[0].value, *sub = f->s[1].value, *ver = f->s[2].value,
-		   *act = f->s[3].value;
+	const char *ver = f->s[2].value;
+	char *type = f->s[0].value ? flow_escape(f->s[0].value) : NULL;
+	char *sub = f->s[1].value ? flow_escape(f->s[1].value) : NULL;
+	char *act = f->s[3].value ? flow_escape(f->s[3].value) : NULL;
 	char *out = NULL;
 
 	if (!type || !ver) {
 		vz_err_set(err, "the flow '%s' in the configuration needs type and version",
 			   f->name);
-		return NULL;
+	} else if (asprintf(&out, "%s%s%s:%s%s%s", type, sub ? "/" : "", sub ? sub : "", ver,
+			    act ? ":" : "", act ? act : "") < 0) {
+		out = NULL;
 	}
-	if (asprintf(&out, "%s%s%s:%s%s%s", type, sub ? "/" : "", sub ? sub : "", ver,
-		     act ? ":" : "", act ? act : "") < 0)
-		return NULL;
+	free(type);
+	free(sub);
+	free(act);
 	return out;
 }
 
@@ -594,10 +617,10 @@ static void config_usage(FILE *f)
 static void origin(const vz_global *g, size_t i, const char **value, char *from, size_t size)
 {
 	const struct key *k = &keys[i];
-	const char *gval[] = {g->module, g->token, g->pin_source, g->journal};
+	const char *gval[] = {g->module, g->token, g->pin_source, g->journal, g->module_args};
 
 	*value = NULL;
-	if (!k->cmds && i < 4 && (g->cli_set & (1u << i))) {
+	if (!k->cmds && i < sizeof(gval) / sizeof(gval[0]) && (g->cli_set & (1u << i))) {
 		*value = gval[i];
 		snprintf(from, size, "command line");
 	} else if (k->env && vz_env(k->env)) {

@@ -18,6 +18,7 @@ struct vz_import_opts {
 	bool replace;
 	bool allow_personal;
 	bool unwrap;
+	bool use_token_key; /* adopt the private key already on the token */
 };
 
 /* The file's system certificate, key and chain, in memory. */
@@ -29,6 +30,11 @@ struct vz_import_src {
 	vz_keymat km;
 	unsigned char id[20]; /* CKA_ID: SHA-1 of the public key */
 	size_t unrelated;     /* certificates in the file outside the chain */
+	/* --use-token-key: the private key on the token whose public part is
+	 * the certificate's, and its public key object (0: none); adopt when
+	 * its label and CKA_ID are still to be set (vz_import_token_key). */
+	unsigned long token_priv, token_pub;
+	bool adopt;
 };
 
 /* Reads o->file with the password from o->password_source and checks it:
@@ -36,6 +42,13 @@ struct vz_import_src {
 vz_rv vz_import_load(const struct vz_import_opts *o, struct vz_import_src *src, vz_err *err);
 /* Wipes the key material. */
 void vz_import_src_free(struct vz_import_src *s);
+
+/* --use-token-key: finds the private key on the token whose public key is
+ * the certificate's, whatever its label and CKA_ID, into src (token_priv,
+ * token_pub, adopt). Refused, with what to do, when there is none or more
+ * than one, or when it is the key of another certificate on the token. */
+vz_rv vz_import_token_key(vz_token *tk, const vz_store *st, struct vz_import_src *src,
+			  const struct vz_import_opts *o, vz_err *err);
 
 /* What writing src under o->label would do to the token st shows: *same
  * (it is there already), *has_old (the label holds other objects, only
@@ -65,5 +78,8 @@ void vz_import_audit(const vz_token *tk, const char *action, const vz_store *bef
 
 /* "created" or "unwrapped"; NULL when no key was written. */
 const char *vz_import_way(tok_arrival how);
+/* As vz_import_way(), and "adopted" for a key on the token that src
+ * adopted (--use-token-key). */
+const char *vz_import_key_way(const struct vz_import_src *src, tok_arrival how);
 
 #endif

@@ -72,6 +72,10 @@ static void usage(FILE *out)
 		_("\nGlobal options (also accepted after the command):\n"
 		  "  --module PATH|NAME  PKCS#11 module file, or a p11-kit module name (env VZP11_MODULE);\n"
 		  "                      default: the modules registered with p11-kit\n"
+		  "  --module-args ARGS  the module's initialization arguments (C_Initialize's\n"
+		  "                      pReserved), e.g. NSS softoken's \"configdir='sql:DIR'\"\n"
+		  "                      (env VZP11_MODULE_ARGS); default: none, or the p11-kit\n"
+		  "                      module's x-init-reserved\n"
 		  "  --token URI|LABEL   token as RFC 7512 URI (pkcs11:token=...) or label (env VZP11_TOKEN);\n"
 		  "                      default: the only initialized token\n"
 		  "  --pin-source SRC    user PIN source (env VZP11_PIN_SOURCE); default: prompt\n"
@@ -97,6 +101,10 @@ bool vz_global_opt(vz_global *g, int c, const char *arg)
 	case OPT_MODULE:
 		g->module = arg;
 		g->cli_set |= 1u;
+		return true;
+	case OPT_MODULE_ARGS:
+		g->module_args = arg;
+		g->cli_set |= 16u;
 		return true;
 	case OPT_TOKEN:
 		g->token = arg;
@@ -288,6 +296,7 @@ int main(int argc, char **argv)
 	};
 	vz_global g = {
 		.module = vz_env("VZP11_MODULE"),
+		.module_args = vz_env("VZP11_MODULE_ARGS"),
 		.token = vz_env("VZP11_TOKEN"),
 		.pin_source = vz_env("VZP11_PIN_SOURCE"),
 		.journal = vz_env("VZP11_JOURNAL"),

@@ -67,6 +67,19 @@ static tok_flag sign_only(const tok_obj *k)
 	return r;
 }
 
+/* The attributes vzp11 writes that the token did not keep for this
+ * certificate and its key, by their PKCS#11 names. */
+static json_t *not_kept(const vz_entry *e)
+{
+	json_t *a = json_array();
+
+	if (e->cert->lacks & TOK_LACKS_CATEGORY)
+		json_array_append_new(a, json_string("CKA_CERTIFICATE_CATEGORY"));
+	if (e->key->lacks & TOK_LACKS_ALLOWED_MECHS)
+		json_array_append_new(a, json_string("CKA_ALLOWED_MECHANISMS"));
+	return a;
+}
+
 json_t *vz_out_entry_json(const tok_token *t, const vz_entry *e)
 {
 	char *id = vz_hex(e->cert->id, e->cert->id_len);
@@ -83,7 +96,7 @@ json_t *vz_out_entry_json(const tok_token *t, const vz_entry *e)
 		json_array_append_new(chain, json_string(name));
 	}
 	j = json_pack("{s:s?, s:s?, s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:s, "
-		      "s:{s:s, s:i, s:o, s:o, s:o, s:o, s:s?}, s:{s:s?, s:s?}, s:o}",
+		      "s:{s:s, s:i, s:o, s:o, s:o, s:o, s:s?}, s:{s:s?, s:s?}, s:o, s:o}",
 		      "label", e->cert->label, "id", id, "subject", e->info.subject, "issuer",
 		      e->info.issuer, "serial", e->info.serial, "not_before", e->info.not_before,
 		      "not_after", e->info.not_after, "days_left", (json_int_t)e->info.days_left,
@@ -96,7 +109,7 @@ json_t *vz_out_entry_json(const tok_token *t, const vz_entry *e)
 		      flag_json(e->key->extractable), "value_readable",
 		      flag_json(e->key->value_readable), "sign_only", flag_json(sign_only(e->key)),
 		      "arrived", vz_out_arrival_name(e->key->arrival), "uri", "key", kuri, "cert",
-		      curi, "chain", chain);
+		      curi, "chain", chain, "not_kept", not_kept(e));
 	free(id);
 	free(kuri);
 	free(curi);
@@ -162,6 +175,13 @@ void vz_out_entry_full(FILE *f, const tok_token *t, const vz_entry *e)
 	fprintf(f, _("key arrived:  %s\n"),
 		vz_out_arrival_name(e->key->arrival) ? vz_out_arrival_name(e->key->arrival)
 						     : "unknown");
+	if (e->cert->lacks & TOK_LACKS_CATEGORY)
+		fprintf(f, _("not kept:     CKA_CERTIFICATE_CATEGORY (the token has no "
+			     "certificate categories; vzp11 tells CA certificates apart by their "
+			     "basic constraints)\n"));
+	if (e->key->lacks & TOK_LACKS_ALLOWED_MECHS)
+		fprintf(f, _("not kept:     CKA_ALLOWED_MECHANISMS (the token does not limit the "
+			     "key to signature mechanisms; it still cannot decrypt)\n"));
 	fprintf(f, _("fingerprint:  SHA-256 %s\n"), e->info.fingerprint);
 	fprintf(f, _("id:           %s\n"), id ? id : "");
 	fprintf(f, _("key URI:      %s\n"), kuri ? kuri : "");

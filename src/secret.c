@@ -240,21 +240,31 @@ vz_rv vz_secret_read(const char *src, const char *what, vz_secret *out, vz_err *
 	return read_prompt(what, out, err);
 }
 
+/* Where the reading end of a handed-on secret goes: far above the numbers a
+ * PKCS#11 module takes and closes. openCryptoki 3.8 closes its old socket
+ * number again in C_Finalize; a pipe that got that number in between was
+ * closed under the reader, and the number's next file (/etc/group) was read
+ * as the PIN. */
+#define PIPE_FD_MIN 200
+
 int vz_secret_pipe(const vz_secret *s, char *src, size_t size)
 {
-	int fds[2];
+	int fds[2], high;
 	bool ok;
 
 	if (pipe(fds) != 0)
 		return -1;
-	fcntl(fds[0], F_SETFD, FD_CLOEXEC);
+	high = fcntl(fds[0], F_DUPFD_CLOEXEC, PIPE_FD_MIN);
+	close(fds[0]);
 	fcntl(fds[1], F_SETFD, FD_CLOEXEC);
-	ok = write(fds[1], s->buf, s->len) == (ssize_t)s->len && write(fds[1], "\n", 1) == 1;
+	ok = high >= 0 && write(fds[1], s->buf, s->len) == (ssize_t)s->len &&
+	     write(fds[1], "\n", 1) == 1;
 	close(fds[1]);
 	if (!ok) {
-		close(fds[0]);
+		if (high >= 0)
+			close(high);
 		return -1;
 	}
-	snprintf(src, size, "fd:%d", fds[0]);
-	return fds[0];
+	snprintf(src, size, "fd:%d", high);
+	return high;
 }

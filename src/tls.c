@@ -25,6 +25,8 @@
 #include <openssl/conf.h>
 #include <openssl/err.h>
 #include <openssl/provider.h>
+#include <openssl/rand.h>
+#include <openssl/rsa.h>
 #include <openssl/ssl.h>
 #include <openssl/store.h>
 #include <openssl/ui.h>
@@ -39,14 +41,17 @@
 
 /* Client signatures TLS 1.2 can make without RSA-PSS: PKCS#1 v1.5. */
 #define PKCS1_SIGALGS "RSA+SHA256:RSA+SHA384:RSA+SHA512"
+/* ... and with RSA-PSS only, in TLS 1.2 as in 1.3. */
+#define PSS_SIGALGS "rsa_pss_rsae_sha256:rsa_pss_rsae_sha384:rsa_pss_rsae_sha512"
 
 struct vz_tls {
 	X509 *cert;
 	STACK_OF(X509) *chain; /* intermediates to send, nearest first */
 	EVP_PKEY *key;
 	char subject[512];
-	char *key_uri; /* kept for re-connects */
-	char *module;  /* file of the PKCS#11 module */
+	char *key_uri;	   /* kept for re-connects */
+	char *module;	   /* file of the PKCS#11 module */
+	char *module_args; /* its C_Initialize argument, or NULL */
 	const char *pin_source;
 	vz_secret pin;
 	int pin_asked;
@@ -55,8 +60,10 @@ struct vz_tls {
 	vz_token login;	      /* held open when certificates needed a login */
 	vz_global g;	      /* module, token and PIN source, for re-connects */
 	OSSL_LIB_CTX *libctx; /* the key's context; NULL: the default one */
-	bool tls12_only;      /* an RSA key on a token without RSA-PSS */
-	char note[256];
+	bool tls12_only;      /* an RSA key that is not to sign RSA-PSS */
+	vz_tls_rsa_sig rsa_sig;
+	char token_label[33];
+	char note[320];
 	size_t connections, key_failures, handshakes, reconnects;
 };
 
@@ -74,15 +81,18 @@ static size_t n_retired;
 static EVP_PKEY **retired_keys;
 static size_t n_retired_keys;
 
-/* The provider calls this when the token wants the PIN; it gets the PIN at
- * most once, so a rejected PIN is never sent again. */
+/* The provider calls this when the token wants the PIN (normally it does
+ * not: login_for_key() logged in first); it gets the PIN at most once, so a
+ * rejected PIN is never sent again: the one login_for_key() read, else
+ * from its source. */
 static int pin_cb(char *buf, int size, int rwflag, void *userdata)
 {
 	struct vz_tls *t = userdata;
 
 	if (t->pin_asked++ > 0)
 		return -1;
-	if (vz_secret_read(t->pin_source, _("token PIN"), &t->pin, t->pin_err) != VZ_OK)
+	if (!t->pin.len &&
+	    vz_secret_read(t->pin_source, _("token PIN"), &t->pin, t->pin_err) != VZ_OK)
 		return -1;
 	if ((int)t->pin.len >= size)
 		return -1;
@@ -127,11 +137,13 @@ static bool conf_safe(const char *s)
 /* default first, then pkcs11 (the other order deadlocks with SoftHSM), in
  * the default library context where libssl looks for the key's methods.
  * OpenSSL 3.0 cannot pass parameters to OSSL_PROVIDER_load, so the
- * configuration is built in memory; it holds no PIN. */
-static vz_rv load_provider(OSSL_LIB_CTX *libctx, const char *module_path, vz_err *err)
+ * configuration is built in memory; it holds no PIN. The module gets the
+ * same initialization arguments as the token layer gave it. */
+static vz_rv load_provider(OSSL_LIB_CTX *libctx, const char *module_path, const char *module_args,
+			   vz_err *err)
 {
 	static bool loaded; /* into the default context */
-	char conf[1024];
+	char *conf = NULL, args[1200] = "";
 	CONF *cnf = NULL;
 	BIO *bio = NULL;
 	vz_rv ret = VZ_FAIL;
@@ -142,20 +154,33 @@ static vz_rv load_provider(OSSL_LIB_CTX *libctx, const char *module_path, vz_err
 		vz_err_set(err, "the PKCS#11 module path contains characters vzp11 cannot pass on");
 		return VZ_FAIL;
 	}
-	snprintf(conf, sizeof(conf),
-		 "vzp11 = vzp11_init\n"
-		 "[vzp11_init]\n"
-		 "providers = vzp11_providers\n"
-		 "[vzp11_providers]\n"
-		 "default = vzp11_default\n"
-		 "pkcs11 = vzp11_pkcs11\n"
-		 "[vzp11_default]\n"
-		 "activate = 1\n"
-		 "[vzp11_pkcs11]\n"
-		 "pkcs11-module-path = \"%s\"\n"
-		 "pkcs11-module-quirks = no-deinit no-operation-state\n"
-		 "activate = 1\n",
-		 module_path);
+	if (module_args && (!conf_safe(module_args) || strlen(module_args) > 1000)) {
+		vz_err_set(err, "the module's initialization arguments (--module-args) are longer "
+				"than 1000 characters or hold a character pkcs11-provider's "
+				"configuration cannot carry (\", \\, $ or a line end)");
+		vz_err_hint(err, "write them without those characters");
+		return VZ_FAIL;
+	}
+	if (module_args)
+		snprintf(args, sizeof(args), "pkcs11-module-init-args = \"%s\"\n", module_args);
+	if (asprintf(&conf,
+		     "vzp11 = vzp11_init\n"
+		     "[vzp11_init]\n"
+		     "providers = vzp11_providers\n"
+		     "[vzp11_providers]\n"
+		     "default = vzp11_default\n"
+		     "pkcs11 = vzp11_pkcs11\n"
+		     "[vzp11_default]\n"
+		     "activate = 1\n"
+		     "[vzp11_pkcs11]\n"
+		     "pkcs11-module-path = \"%s\"\n"
+		     "%s"
+		     "pkcs11-module-quirks = no-deinit no-operation-state\n"
+		     "activate = 1\n",
+		     module_path, args) < 0) {
+		vz_err_set(err, "out of memory");
+		return VZ_FAIL;
+	}
 	OPENSSL_load_builtin_modules();
 	bio = BIO_new_mem_buf(conf, -1);
 	cnf = NCONF_new_ex(libctx, NULL);
@@ -171,46 +196,71 @@ static vz_rv load_provider(OSSL_LIB_CTX *libctx, const char *module_path, vz_err
 out:
 	NCONF_free(cnf);
 	BIO_free(bio);
+	free(conf);
 	return ret;
 }
 
-/* Whether the provider's errors on the queue say the token went away
- * (pkcs11-provider raises the CKR_ value as the reason); empties the queue. */
-static bool token_gone_in_errors(void)
+/* What pkcs11-provider's errors on the queue say (it raises the CKR_ value
+ * as the reason); empties the queue. */
+struct provider_errors {
+	bool gone;	   /* the token went away */
+	unsigned long pin; /* C_Login refused the PIN: its CKR_ code, else 0 */
+	char reason[160];  /* the first of its errors, for messages */
+};
+
+static void read_provider_errors(struct provider_errors *pe)
 {
-	bool gone = false;
 	unsigned long e;
+	const char *data = NULL;
+	int flags = 0;
 
-	for (e = ERR_get_error(); e != 0; e = ERR_get_error()) {
+	memset(pe, 0, sizeof(*pe));
+	for (e = ERR_get_error_all(NULL, NULL, NULL, &data, &flags); e != 0;
+	     e = ERR_get_error_all(NULL, NULL, NULL, &data, &flags)) {
 		const char *lib = ERR_lib_error_string(e);
+		unsigned long reason = (unsigned long)ERR_GET_REASON(e);
 
+		if (!pe->reason[0])
+			snprintf(pe->reason, sizeof(pe->reason), "%s",
+				 (flags & ERR_TXT_STRING) && data && *data
+					 ? data
+					 : (ERR_reason_error_string(e) ? ERR_reason_error_string(e)
+								       : "unknown"));
 		if (!lib || strcmp(lib, "pkcs11") != 0)
 			continue;
-		switch (ERR_GET_REASON(e)) {
+		switch (reason) {
 		case 0x30:  /* CKR_DEVICE_ERROR */
 		case 0x32:  /* CKR_DEVICE_REMOVED */
 		case 0xB3:  /* CKR_SESSION_HANDLE_INVALID */
 		case 0xE0:  /* CKR_TOKEN_NOT_PRESENT */
 		case 0x190: /* CKR_CRYPTOKI_NOT_INITIALIZED */
-			gone = true;
+			pe->gone = true;
+			break;
+		case 0xA0: /* CKR_PIN_INCORRECT */
+		case 0xA1: /* CKR_PIN_INVALID */
+		case 0xA2: /* CKR_PIN_LEN_RANGE */
+		case 0xA3: /* CKR_PIN_EXPIRED */
+		case 0xA4: /* CKR_PIN_LOCKED */
+			pe->pin = pe->pin ? pe->pin : reason;
 			break;
 		default:
 			break;
 		}
 	}
-	return gone;
 }
 
 /* Loads the private key through the provider of libctx (NULL: the default
  * context) into *out. The PIN is read at most once per call, only if the
- * token asks; a failure that cannot be told apart from a refused PIN sets
- * t->pin_refused, so the PIN is never sent again. */
+ * token asks. "The token did not accept the PIN" only when C_Login said
+ * so; any failure after the PIN was read sets t->pin_refused all the same,
+ * so a PIN that may have been refused is never sent again. */
 static vz_rv load_key(vz_tls *t, OSSL_LIB_CTX *libctx, EVP_PKEY **out, vz_err *err)
 {
 	UI_METHOD *ui = UI_UTIL_wrap_read_pem_callback(pin_cb, 0);
 	OSSL_STORE_CTX *st = NULL;
 	EVP_PKEY *key = NULL;
 	vz_err pin_err = {0};
+	struct provider_errors pe;
 	vz_rv ret = VZ_FAIL;
 
 	ERR_clear_error();
@@ -229,22 +279,39 @@ static vz_rv load_key(vz_tls *t, OSSL_LIB_CTX *libctx, EVP_PKEY **out, vz_err *e
 		OSSL_STORE_INFO_free(info);
 	}
 	vz_secret_wipe(&t->pin);
+	read_provider_errors(&pe);
 	if (key) {
 		*out = key;
 		ret = VZ_OK;
 	} else if (pin_err.msg[0]) {
 		t->pin_refused = true;
 		*err = pin_err;
-	} else if (t->pin_asked && !token_gone_in_errors()) {
+	} else if (pe.pin) {
 		t->pin_refused = true;
 		err->pin_refused = true;
-		vz_err_set(err, "the token did not accept the PIN; the key was not loaded");
+		vz_err_set(err,
+			   "the token did not accept the PIN (C_Login: %s); the key was not loaded",
+			   tok_ckr_name(pe.pin));
 		vz_err_hint(err, "check the PIN source; vzp11 never retries a rejected PIN");
+	} else if (pe.gone) {
+		vz_err_set(err, "the token went away while pkcs11-provider loaded the key (%s)",
+			   pe.reason);
+		vz_err_hint(err, "check the token and its connection and run the command again");
+	} else if (t->pin_asked) {
+		t->pin_refused = true; /* the PIN may have reached the token: not again */
+		vz_err_set(err,
+			   "pkcs11-provider read the PIN but did not load the key (%s); the token "
+			   "did not say that it refused the PIN",
+			   pe.reason[0] ? pe.reason : _("no reason given"));
+		vz_err_hint(err, "see 'vzp11 show LABEL' for the key; vzp11 does not send the PIN "
+				 "again in this run");
 	} else {
 		vz_err_set(err,
 			   "the private key for this certificate cannot be loaded from the token "
-			   "through pkcs11-provider");
-		vz_err_hint(err, "check that the key is on the token with 'vzp11 list'");
+			   "through pkcs11-provider (%s)",
+			   pe.reason[0] ? pe.reason : _("no reason given"));
+		vz_err_hint(err, "check that 'vzp11 show LABEL' shows the key; if it does, the "
+				 "provider cannot use this token's key");
 	}
 	ERR_clear_error();
 	OSSL_STORE_close(st);
@@ -255,32 +322,193 @@ static vz_rv load_key(vz_tls *t, OSSL_LIB_CTX *libctx, EVP_PKEY **out, vz_err *e
 
 /* An RSA key on a token without RSA-PSS signs only PKCS#1 v1.5, which TLS
  * 1.3 forbids for CertificateVerify: such keys are held to TLS 1.2. The
- * token's mechanism list decides, not the key's CKA_ALLOWED_MECHANISMS
- * (which lists PSS on every key vzp11 imports). */
+ * token's mechanism list says what it does not offer; what it offers is
+ * tried once the key is loaded (probe_key). The key's
+ * CKA_ALLOWED_MECHANISMS lists PSS on every key vzp11 imports and decides
+ * nothing. */
 static void check_pss(vz_tls *t, const tok_token *tok)
 {
 	const char *label = tok_token_info_of(tok)->label;
 	tok_mech_caps caps;
 	tok_err te = {0};
 
+	snprintf(t->token_label, sizeof(t->token_label), "%s", label);
 	if (EVP_PKEY_get_base_id(X509_get0_pubkey(t->cert)) != EVP_PKEY_RSA)
 		return;
 	if (tok_token_mech_caps(tok, &caps, &te) != TOK_OK) {
 		t->tls12_only = true;
+		t->rsa_sig = VZ_TLS_SIG_PKCS1_UNLISTED;
 		snprintf(t->note, sizeof(t->note),
 			 _("the mechanisms of token '%s' cannot be read (%.120s): TLS 1.2 with RSA "
 			   "PKCS#1 v1.5 signatures only"),
 			 label, te.msg);
 	} else if (!caps.rsa_pss) {
 		t->tls12_only = true;
+		t->rsa_sig = VZ_TLS_SIG_PKCS1_UNLISTED;
 		snprintf(t->note, sizeof(t->note),
 			 _("token '%s' offers no RSA-PSS: TLS 1.2 with RSA PKCS#1 v1.5 signatures "
 			   "only (TLS 1.3 needs RSA-PSS)"),
 			 label);
 	} else {
-		snprintf(t->note, sizeof(t->note),
-			 _("token '%s' signs RSA-PSS: TLS 1.3 when the server offers it"), label);
+		t->rsa_sig = VZ_TLS_SIG_PSS; /* to be tried */
 	}
+}
+
+int vz_tls_try_sign(EVP_PKEY *key, EVP_PKEY *pub, const char *md, bool pss, char *why,
+		    size_t why_size)
+{
+	unsigned char challenge[32], sig[1024];
+	size_t sig_len = sizeof(sig);
+	EVP_MD_CTX *mc = EVP_MD_CTX_new();
+	EVP_PKEY_CTX *pc = NULL;
+	int ret = -1;
+
+	why[0] = '\0';
+	if (!mc || RAND_bytes(challenge, sizeof(challenge)) != 1 ||
+	    EVP_DigestSignInit_ex(mc, &pc, md, NULL, NULL, key, NULL) != 1 ||
+	    (pss && (EVP_PKEY_CTX_set_rsa_padding(pc, RSA_PKCS1_PSS_PADDING) != 1 ||
+		     EVP_PKEY_CTX_set_rsa_pss_saltlen(pc, RSA_PSS_SALTLEN_DIGEST) != 1)) ||
+	    EVP_DigestSign(mc, sig, &sig_len, challenge, sizeof(challenge)) != 1) {
+		struct provider_errors pe;
+
+		read_provider_errors(&pe);
+		snprintf(why, why_size, "%s", pe.reason[0] ? pe.reason : _("no reason given"));
+		ret = pe.gone ? -2 : -1;
+		goto out;
+	}
+	EVP_MD_CTX_free(mc);
+	mc = EVP_MD_CTX_new();
+	pc = NULL;
+	ret = 0;
+	if (mc && EVP_DigestVerifyInit_ex(mc, &pc, md, NULL, "provider=default", pub, NULL) == 1 &&
+	    (!pss || (EVP_PKEY_CTX_set_rsa_padding(pc, RSA_PKCS1_PSS_PADDING) == 1 &&
+		      EVP_PKEY_CTX_set_rsa_pss_saltlen(pc, RSA_PSS_SALTLEN_DIGEST) == 1)) &&
+	    EVP_DigestVerify(mc, sig, sig_len, challenge, sizeof(challenge)) == 1)
+		ret = 1;
+out:
+	ERR_clear_error();
+	EVP_MD_CTX_free(mc);
+	return ret;
+}
+
+/* The token went away while the key was tried: nothing is decided (the
+ * handshakes go by the mechanism list, and their failures by the
+ * re-connect logic). */
+static vz_rv gone_while_tried(const vz_tls *t, const char *why, vz_err *err)
+{
+	vz_err_set(err, "token '%s' went away while its key was tried (%s)", t->token_label, why);
+	vz_err_hint(err, "check the token and its connection and run the command again");
+	return VZ_FAIL;
+}
+
+/* The key signs once in each scheme the TLS layer may use, and the
+ * certificate's public key verifies each signature: the mechanism list
+ * says what a token does not offer, only signing shows what it does. An
+ * RSA key that does not sign RSA-PSS (p11-kit 0.24 remoting lists it and
+ * refuses CKM_SHA256_RSA_PKCS_PSS) is held to TLS 1.2 with PKCS#1 v1.5; one
+ * whose PKCS#1 v1.5 signature does not verify (pkcs11-provider 1.0 sends
+ * no DigestInfo where a token lacks CKM_SHA256_RSA_PKCS: openCryptoki 3.8)
+ * signs RSA-PSS only, in TLS 1.2 too. A failure here is what the token
+ * does with this key, never a lost token or a PIN. */
+static vz_rv probe_key(vz_tls *t, vz_err *err)
+{
+	EVP_PKEY *pub = X509_get0_pubkey(t->cert);
+	char why_pss[160] = "", why_pkcs1[160] = "";
+	int pss = -1, pkcs1;
+
+	if (EVP_PKEY_get_base_id(pub) != EVP_PKEY_RSA) {
+		const char *md = EVP_PKEY_get_bits(pub) > 256 ? "SHA384" : "SHA256";
+		char why[160];
+		int ec = vz_tls_try_sign(t->key, pub, md, false, why, sizeof(why));
+
+		if (ec == 1)
+			return VZ_OK;
+		if (ec == -2)
+			return gone_while_tried(t, why, err);
+		if (ec == 0) {
+			vz_err_set(
+				err,
+				"the ECDSA signature of the key of token '%s' does not verify with "
+				"the certificate: key and certificate do not match",
+				t->token_label);
+			vz_err_hint(err, "import the .pfx again with 'vzp11 import --replace'");
+		} else {
+			vz_err_set(err,
+				   "the key of token '%s' does not sign ECDSA (%s), so no TLS "
+				   "handshake can use it",
+				   t->token_label, why);
+			vz_err_hint(err, "use a token that offers ECDSA (CKM_ECDSA) for signing");
+		}
+		return VZ_FAIL;
+	}
+	if (t->rsa_sig == VZ_TLS_SIG_PSS)
+		pss = vz_tls_try_sign(t->key, pub, "SHA256", true, why_pss, sizeof(why_pss));
+	if (pss == -2)
+		return gone_while_tried(t, why_pss, err);
+	pkcs1 = vz_tls_try_sign(t->key, pub, "SHA256", false, why_pkcs1, sizeof(why_pkcs1));
+	if (pkcs1 == -2)
+		return gone_while_tried(t, why_pkcs1, err);
+	if (pss == 1 && pkcs1 == 1) {
+		snprintf(t->note, sizeof(t->note),
+			 _("token '%s' signs RSA-PSS: TLS 1.3 when the server offers it"),
+			 t->token_label);
+	} else if (pss == 1) {
+		t->rsa_sig = VZ_TLS_SIG_PSS_ONLY;
+		if (pkcs1 == 0)
+			snprintf(
+				t->note, sizeof(t->note),
+				_("token '%s' signs RSA-PSS, but its RSA PKCS#1 v1.5 signature does "
+				  "not verify with the certificate: RSA-PSS signatures only, in TLS "
+				  "1.2 too"),
+				t->token_label);
+		else
+			snprintf(t->note, sizeof(t->note),
+				 _("token '%s' signs RSA-PSS but not RSA PKCS#1 v1.5 (%s): RSA-PSS "
+				   "signatures only, in TLS 1.2 too"),
+				 t->token_label, why_pkcs1);
+	} else if (pkcs1 == 1 && t->rsa_sig == VZ_TLS_SIG_PSS) {
+		t->tls12_only = true;
+		t->rsa_sig = VZ_TLS_SIG_PKCS1_FALLBACK;
+		if (pss == 0)
+			snprintf(t->note, sizeof(t->note),
+				 _("token '%s' offers RSA-PSS but its RSA-PSS signature does not "
+				   "verify with the certificate: TLS 1.2 with RSA PKCS#1 v1.5 "
+				   "signatures instead"),
+				 t->token_label);
+		else
+			snprintf(
+				t->note, sizeof(t->note),
+				_("token '%s' offers RSA-PSS but did not sign with it (%s): TLS 1.2 "
+				  "with RSA PKCS#1 v1.5 signatures instead"),
+				t->token_label, why_pss);
+	} else if (pkcs1 == 0) {
+		vz_err_set(
+			err,
+			pss == 0
+				? N_("the key of token '%s' signs, but no signature verifies with "
+				     "the certificate: key and certificate do not match")
+				: N_("the RSA PKCS#1 v1.5 signature of the key of token '%s' does "
+				     "not verify with the certificate, and it signs no RSA-PSS: key "
+				     "and certificate do not match, or the token signs wrongly"),
+			t->token_label);
+		vz_err_hint(err,
+			    "import the .pfx again with 'vzp11 import --replace' (the key with "
+			    "this certificate's CKA_ID belongs to another certificate)");
+		return VZ_FAIL;
+	} else if (pkcs1 != 1) {
+		vz_err_set(err,
+			   "the key of token '%s' signs neither RSA-PSS (%s) nor RSA PKCS#1 v1.5 "
+			   "(%s), so no TLS handshake can use it",
+			   t->token_label,
+			   pss == -1 && !why_pss[0] ? _("the token offers no RSA-PSS")
+			   : why_pss[0]		    ? why_pss
+						    : _("its signature does not verify"),
+			   why_pkcs1[0] ? why_pkcs1 : _("its signature does not verify"));
+		vz_err_hint(err, "check the key with 'vzp11 show LABEL': the token does not let it "
+				 "sign");
+		return VZ_FAIL;
+	}
+	return VZ_OK;
 }
 
 /* Copies the certificate of store index found and the intermediates of its
@@ -313,6 +541,24 @@ static vz_rv take_cert(vz_tls *t, const vz_store *st, size_t found, vz_err *err)
 	}
 	vz_name_string(X509_get_subject_name(t->cert), t->subject, sizeof(t->subject));
 	return VZ_OK;
+}
+
+/* Logs in with the token layer before pkcs11-provider needs the key: then
+ * C_Login's own answer says whether the PIN was refused (pkcs11-provider
+ * 1.0 keeps that to itself), the session stays open in t->login so the
+ * provider's sessions share the login and it sends no PIN, and the PIN
+ * read is kept in t->pin in case the provider asks all the same (wiped
+ * once the key is loaded). */
+static vz_rv login_for_key(const vz_global *g, vz_tls *t, vz_token *tk, vz_err *err)
+{
+	vz_rv r;
+
+	if (tk->logged_in || !tok_token_info_of(tk->tok)->login_required)
+		return VZ_OK;
+	r = vz_token_login_pin(g, tk, &t->pin, err);
+	if (r != VZ_OK)
+		t->pin_refused = t->pin_refused || err->pin_refused;
+	return r;
 }
 
 /* Certificates (not a CA's) with this label; *last is the last one's index. */
@@ -375,6 +621,8 @@ static vz_rv find_cert(const vz_global *g, const char *label, vz_tls *t, vz_err 
 		goto out;
 	}
 	r = take_cert(t, st, found, err);
+	if (r == VZ_OK)
+		r = login_for_key(g, t, &tk, err);
 	if (r != VZ_OK)
 		goto out;
 	check_pss(t, tk.tok);
@@ -386,21 +634,21 @@ static vz_rv find_cert(const vz_global *g, const char *label, vz_tls *t, vz_err 
 		goto out;
 	}
 	tr = tok_token_module_path(tk.tok, &t->module, &te);
+	t->module_args = tok_token_module_args(tk.tok);
 	if (tr != TOK_OK) {
 		vz_err_from_tok(err, &te, tr);
 		r = VZ_FAIL;
 	}
 out:
 	vz_store_free(st);
-	if (r == VZ_OK && tk.logged_in) {
+	if (r == VZ_OK && tk.logged_in)
 		t->login = tk;
-	} else {
+	else
 		vz_token_close(&tk); /* finalized before the provider loads the module */
-	}
 	return r;
 }
 
-vz_rv vz_tls_open(const vz_global *g, const char *label, vz_tls **out, vz_err *err)
+vz_rv vz_tls_open_untried(const vz_global *g, const char *label, vz_tls **out, vz_err *err)
 {
 	vz_tls *t = calloc(1, sizeof(*t));
 	vz_rv r;
@@ -420,7 +668,7 @@ vz_rv vz_tls_open(const vz_global *g, const char *label, vz_tls **out, vz_err *e
 	if (r == VZ_OK)
 		r = find_cert(g, label, t, err);
 	if (r == VZ_OK)
-		r = load_provider(NULL, t->module, err);
+		r = load_provider(NULL, t->module, t->module_args, err);
 	if (r == VZ_OK)
 		r = load_key(t, NULL, &t->key, err);
 	if (r != VZ_OK) {
@@ -448,12 +696,13 @@ vz_rv vz_tls_open_key(const vz_global *g, const vz_token *tk, const unsigned cha
 	t->g.verbose = 0;
 	t->key_uri = tok_uri(tk->tok, TOK_PRIVKEY, NULL, (tok_bytes){id, id_len});
 	tr = tok_token_module_path(tk->tok, &t->module, &te);
+	t->module_args = tok_token_module_args(tk->tok);
 	if (!t->key_uri) {
 		vz_err_set(err, "out of memory");
 	} else if (tr != TOK_OK) {
 		vz_err_from_tok(err, &te, tr);
 	} else {
-		r = load_provider(NULL, t->module, err);
+		r = load_provider(NULL, t->module, t->module_args, err);
 		if (r == VZ_OK)
 			r = load_key(t, NULL, &t->key, err);
 	}
@@ -461,6 +710,27 @@ vz_rv vz_tls_open_key(const vz_global *g, const vz_token *tk, const unsigned cha
 		vz_tls_close(t);
 		return r;
 	}
+	*out = t;
+	return VZ_OK;
+}
+
+vz_rv vz_tls_try_key(vz_tls *t, vz_err *err)
+{
+	return probe_key(t, err);
+}
+
+vz_rv vz_tls_open(const vz_global *g, const char *label, vz_tls **out, vz_err *err)
+{
+	vz_tls *t = NULL;
+	vz_err untried = {0};
+	vz_rv r = vz_tls_open_untried(g, label, &t, err);
+
+	if (r != VZ_OK)
+		return r;
+	/* A key that signs in no scheme is left to the handshakes, as before
+	 * this try: the gateway starts and says so in its health check. */
+	if (vz_tls_try_key(t, &untried) != VZ_OK)
+		snprintf(t->note, sizeof(t->note), "%.300s", untried.msg);
 	*out = t;
 	return VZ_OK;
 }
@@ -495,6 +765,9 @@ static CURLcode ctx_cb(CURL *h, void *ssl_ctx, void *userdata)
 	 * still sign with PSS, which OpenSSL verifies in software. */
 	if (t->tls12_only && (SSL_CTX_set_max_proto_version(ctx, TLS1_2_VERSION) != 1 ||
 			      SSL_CTX_set1_client_sigalgs_list(ctx, PKCS1_SIGALGS) != 1))
+		return CURLE_SSL_CERTPROBLEM;
+	if (t->rsa_sig == VZ_TLS_SIG_PSS_ONLY &&
+	    SSL_CTX_set1_client_sigalgs_list(ctx, PSS_SIGALGS) != 1)
 		return CURLE_SSL_CERTPROBLEM;
 	SSL_CTX_set_info_callback(ctx, info_cb);
 	if (SSL_CTX_use_certificate(ctx, t->cert) != 1)
@@ -542,9 +815,13 @@ static vz_rv token_back(vz_tls *t, vz_err *err)
 	vz_token tk;
 	vz_rv r;
 
-	vz_token_close(&t->login);
+	vz_token_close_shared(&t->login);
 	r = vz_token_open(&t->g, false, false, &tk, err);
 	if (r == VZ_OK)
+		r = login_for_key(&t->g, t, &tk, err);
+	if (r == VZ_OK && tk.logged_in)
+		t->login = tk; /* the new provider instance shares its login */
+	else
 		vz_token_close(&tk);
 	return r;
 }
@@ -570,7 +847,7 @@ vz_rv vz_tls_reconnect(vz_tls *t, bool *final, vz_err *err)
 		vz_err_set(err, "out of memory");
 		return VZ_FAIL;
 	}
-	r = load_provider(libctx, t->module, err);
+	r = load_provider(libctx, t->module, t->module_args, err);
 	if (r == VZ_OK)
 		r = load_key(t, libctx, &key, err);
 	if (r != VZ_OK) {
@@ -626,6 +903,16 @@ const char *vz_tls_note(const vz_tls *t)
 	return t->note;
 }
 
+vz_tls_rsa_sig vz_tls_rsa_scheme(const vz_tls *t)
+{
+	return t->rsa_sig;
+}
+
+bool vz_tls_fell_back(const vz_tls *t)
+{
+	return t->rsa_sig == VZ_TLS_SIG_PKCS1_FALLBACK || t->rsa_sig == VZ_TLS_SIG_PSS_ONLY;
+}
+
 void vz_tls_close(vz_tls *t)
 {
 	if (!t)
@@ -635,7 +922,8 @@ void vz_tls_close(vz_tls *t)
 	sk_X509_pop_free(t->chain, X509_free);
 	free(t->key_uri);
 	free(t->module);
+	free(t->module_args);
 	vz_secret_wipe(&t->pin);
-	vz_token_close(&t->login);
+	vz_token_close_shared(&t->login);
 	free(t);
 }

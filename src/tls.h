@@ -19,8 +19,12 @@ typedef struct vz_tls vz_tls;
  * loads pkcs11-provider into the default library context (default provider
  * first) and the private key through it. The PIN is read from
  * g->pin_source once, only if the token asks, and is never passed to the
- * provider as a file or argument. An RSA key on a token without RSA-PSS is
- * held to TLS 1.2 with PKCS#1 v1.5 signatures (see vz_tls_note()). */
+ * provider as a file or argument. The key signs once in each scheme TLS
+ * may use, verified with the certificate; an RSA key on a token without
+ * RSA-PSS, or one that offers it but does not sign with it, is held to TLS
+ * 1.2 with PKCS#1 v1.5 signatures (see vz_tls_rsa_scheme()). A key that
+ * signs in no scheme is not refused here (its handshakes fail as they
+ * would have; vz_tls_note() says why). */
 vz_rv vz_tls_open(const vz_global *g, const char *label, vz_tls **out, vz_err *err);
 
 /* Loads the private key with this CKA_ID from the token tk names (opened
@@ -30,6 +34,14 @@ vz_rv vz_tls_open(const vz_global *g, const char *label, vz_tls **out, vz_err *e
  * vz_tls_key() and vz_tls_close() apply to the result. */
 vz_rv vz_tls_open_key(const vz_global *g, const vz_token *tk, const unsigned char *id,
 		      size_t id_len, vz_tls **out, vz_err *err);
+
+/* vz_tls_open() in its two steps, for `selftest`, which reports each: the
+ * key loaded but not tried yet (handshakes sign as the token's mechanism
+ * list says), then tried (vz_tls_rsa_scheme() set from what it did; a key
+ * that signs in no scheme, or a token that went away meanwhile, fails with
+ * the reason and decides nothing). */
+vz_rv vz_tls_open_untried(const vz_global *g, const char *label, vz_tls **out, vz_err *err);
+vz_rv vz_tls_try_key(vz_tls *t, vz_err *err);
 
 /* Prepares a curl handle: the token's certificate, chain and key for the
  * client side; the server verified against cacert alone (NULL: the system
@@ -76,6 +88,32 @@ X509 *vz_tls_cert(const vz_tls *t);
 
 /* What the token allows TLS to do with the key, for -v; "" for EC keys. */
 const char *vz_tls_note(const vz_tls *t);
+
+/* How an RSA key signs TLS handshakes, as decided when it was loaded. */
+typedef enum vz_tls_rsa_sig {
+	VZ_TLS_SIG_NOT_RSA = 0,
+	VZ_TLS_SIG_PSS,		   /* it signed RSA-PSS: TLS 1.3 when the server offers it */
+	VZ_TLS_SIG_PKCS1_UNLISTED, /* the token offers no RSA-PSS: TLS 1.2, PKCS#1 v1.5 */
+	VZ_TLS_SIG_PKCS1_FALLBACK, /* the token offers RSA-PSS but did not sign with it
+				      (vz_tls_note() says why): TLS 1.2, PKCS#1 v1.5; say
+				      so once */
+	VZ_TLS_SIG_PSS_ONLY,	   /* its PKCS#1 v1.5 signature does not verify: RSA-PSS
+				      only, in TLS 1.2 too (vz_tls_note() says why) */
+} vz_tls_rsa_sig;
+vz_tls_rsa_sig vz_tls_rsa_scheme(const vz_tls *t);
+/* The key signs otherwise than the token's mechanism list promised
+ * (VZ_TLS_SIG_PKCS1_FALLBACK, VZ_TLS_SIG_PSS_ONLY): callers say
+ * vz_tls_note() once, without -v too. */
+bool vz_tls_fell_back(const vz_tls *t);
+
+/* Signs 32 random bytes with key (digest md; RSA-PSS with the salt as long
+ * as the digest when pss, as TLS does) and verifies the signature with pub
+ * in OpenSSL's default provider: 1 verified, 0 signed but did not verify,
+ * -1 could not sign (why, never empty then, says what the provider said),
+ * -2 could not sign because the token went away (CKR_DEVICE_ERROR, ...).
+ * The error queue is left empty. */
+int vz_tls_try_sign(EVP_PKEY *key, EVP_PKEY *pub, const char *md, bool pss, char *why,
+		    size_t why_size);
 
 /* Frees everything, wipes the cached PIN, closes a session held for its
  * login. The provider stays loaded: the process is to end soon after. */

@@ -11,6 +11,7 @@ struct pin_ctx {
 	const char *source;
 	vz_err *err;
 	vz_rv rv;
+	vz_secret *keep; /* a copy of the PIN read, for the caller; NULL: none */
 };
 
 /* Called by the token layer only when the token needs a PIN. */
@@ -32,6 +33,8 @@ static tok_rv read_pin(void *ctx, char *buf, size_t size, size_t *len)
 	}
 	memcpy(buf, pin.buf, pin.len);
 	*len = pin.len;
+	if (pc->keep)
+		*pc->keep = pin;
 	vz_secret_wipe(&pin);
 	return TOK_OK;
 }
@@ -49,7 +52,7 @@ vz_rv vz_token_open(const vz_global *g, bool rw, bool login, vz_token *out, vz_e
 		if (v != VZ_OK)
 			return v;
 	}
-	r = tok_lib_open(g->module, &out->lib, &te);
+	r = tok_lib_open(g->module, g->module_args, &out->lib, &te);
 	if (r == TOK_OK)
 		r = tok_lib_select(out->lib, g->token, &out->tok, &te);
 	if (r == TOK_OK && g->verbose) {
@@ -78,7 +81,12 @@ vz_rv vz_token_open(const vz_global *g, bool rw, bool login, vz_token *out, vz_e
 
 vz_rv vz_token_login(const vz_global *g, vz_token *t, vz_err *err)
 {
-	struct pin_ctx pc = {.source = g->pin_source, .err = err, .rv = VZ_OK};
+	return vz_token_login_pin(g, t, NULL, err);
+}
+
+vz_rv vz_token_login_pin(const vz_global *g, vz_token *t, vz_secret *pin, vz_err *err)
+{
+	struct pin_ctx pc = {.source = g->pin_source, .err = err, .rv = VZ_OK, .keep = pin};
 	tok_session *s = NULL;
 	tok_err te = {0};
 	tok_rv r;
@@ -104,6 +112,13 @@ vz_rv vz_token_login(const vz_global *g, vz_token *t, vz_err *err)
 	t->s = s;
 	t->logged_in = true;
 	return VZ_OK;
+}
+
+void vz_token_close_shared(vz_token *t)
+{
+	tok_session_close_shared(t->s);
+	tok_lib_close(t->lib);
+	memset(t, 0, sizeof(*t));
 }
 
 void vz_token_close(vz_token *t)

@@ -4,11 +4,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <jansson.h>
 #include <openssl/rand.h>
 
 #include "berichten.h"
+#include "i18n.h"
 #include "text.h"
 
 /* The one place the environments map to the Berichtenservice base. */
@@ -75,57 +77,83 @@ bool vz_br_party_parse(const char *s, vz_br_party *out, const char **why)
 	return true;
 }
 
-/* A name part of a flow: letters, digits, '-' and '_', not empty. */
-static bool flow_word(const char *s, size_t n, char *out, size_t size)
+/* One word of a flow, up to an unescaped character of stops or the end;
+ * a backslash takes the next character as it is. *end is where it stopped.
+ * false when it is empty, too long, not UTF-8 or holds a control character. */
+static bool flow_word(const char *s, const char *stops, char *out, const char **end)
 {
-	if (n == 0 || n >= size)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!isalnum((unsigned char)s[i]) && s[i] != '-' && s[i] != '_')
+	size_t n = 0;
+
+	for (; *s && !strchr(stops, *s); s++) {
+		if (*s == '\\' && s[1])
+			s++;
+		if (n + 1 >= VZ_BR_WORD_SIZE)
 			return false;
-	memcpy(out, s, n);
+		out[n++] = *s;
+	}
 	out[n] = '\0';
-	return true;
+	*end = s;
+	return n > 0 && vz_text_printable(out, VZ_BR_MAX_WORD);
 }
 
-static bool small_number(const char *s, size_t n, unsigned *out)
+/* 1 to 3 digits up to stop, a number of 0..999. */
+static bool flow_number(const char *s, char stop, unsigned *out, const char **end)
 {
 	unsigned v = 0;
+	size_t n = 0;
 
-	if (n == 0 || n > 4)
+	for (; isdigit((unsigned char)s[n]); n++)
+		v = v * 10 + (unsigned)(s[n] - '0');
+	if (n == 0 || n > 3 || s[n] != stop || v > VZ_BR_MAX_VERSION)
 		return false;
-	for (size_t i = 0; i < n; i++) {
-		if (!isdigit((unsigned char)s[i]))
-			return false;
-		v = v * 10 + (unsigned)(s[i] - '0');
-	}
 	*out = v;
+	*end = s + n;
 	return true;
 }
 
 bool vz_br_flow_parse(const char *s, vz_br_flow *out, const char **why)
 {
-	const char *c1 = strchr(s, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
-	const char *dot = c1 ? strchr(c1 + 1, '.') : NULL;
-	const char *slash = c1 ? memchr(s, '/', (size_t)(c1 - s)) : NULL;
-	const char *vend = c2 ? c2 : c1 ? c1 + strlen(c1) : NULL;
+	static const char word_why[] =
+		N_("a berichttype, berichtsubtype or action is 1 to 60 characters of UTF-8 "
+		   "without control characters (write \\/, \\: or \\\\ for /, : or \\ in it)");
+	static const char number_why[] =
+		N_("the version and subversion are whole numbers from 0 to 999");
 	vz_br_flow f = {0};
-	bool ok;
+	const char *p = s, *colon;
 
-	*why = "the flow is TYPE[/SUBTYPE]:VERSION.SUBVERSION[:ACTION], e.g. 303:3.1 or "
-	       "303/ZH:3.1:Indienen";
-	if (!c1 || !dot || dot > vend)
+	*why = N_("the flow is TYPE[/SUBTYPE]:VERSION.SUBVERSION[:ACTION], e.g. 303:3.1 or "
+		  "303/ZH:3.1:Indienen");
+	if (!flow_word(p, "/:", f.type, &p)) {
+		*why = s[0] && s[0] != ':' ? word_why : *why;
 		return false;
-	ok = flow_word(s, (size_t)((slash ? slash : c1) - s), f.type, sizeof(f.type)) &&
-	     (!slash ||
-	      flow_word(slash + 1, (size_t)(c1 - slash - 1), f.subtype, sizeof(f.subtype))) &&
-	     small_number(c1 + 1, (size_t)(dot - c1 - 1), &f.version) &&
-	     small_number(dot + 1, (size_t)(vend - dot - 1), &f.subversion) &&
-	     flow_word(c2 ? c2 + 1 : "Indienen", strlen(c2 ? c2 + 1 : "Indienen"), f.action,
-		       sizeof(f.action));
-	if (ok)
-		*out = f;
-	return ok;
+	}
+	if (*p == '/' && !flow_word(p + 1, ":", f.subtype, &p)) {
+		*why = word_why;
+		return false;
+	}
+	if (*p != ':')
+		return false;
+	colon = strchr(p + 1, ':');
+	if (!flow_number(p + 1, '.', &f.version, &p) ||
+	    !flow_number(p + 1, colon ? ':' : '\0', &f.subversion, &p)) {
+		/* more than 3 digits: say the range */
+		if (strspn(p + 1, "0123456789") > 3)
+			*why = number_why;
+		return false;
+	}
+	if (*p == ':' && !flow_word(p + 1, "", f.action, &p)) {
+		*why = word_why;
+		return false;
+	}
+	if (!f.action[0])
+		snprintf(f.action, sizeof(f.action), "Indienen");
+	*out = f;
+	return true;
+}
+
+bool vz_br_reference_ok(const char *s)
+{
+	return s[0] && vz_text_printable(s, VZ_BR_MAX_REF);
 }
 
 vz_rv vz_br_uuid(char out[37], vz_err *err)
@@ -295,11 +323,115 @@ static void read_status(const json_t *e, vz_br_status *s)
 	}
 }
 
+/* Days from 1970-01-01 to y-m-d (proleptic Gregorian). */
+static long long days_from_civil(long long y, unsigned m, unsigned d)
+{
+	long long era;
+	unsigned yoe, doy, doe;
+
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = (unsigned)(y - era * 400);
+	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + (long long)doe - 719468;
+}
+
+/* n digits at *p as a number; *p moves past them. */
+static bool fixed_digits(const char **p, size_t n, unsigned *out)
+{
+	unsigned v = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (!isdigit((unsigned char)(*p)[i]))
+			return false;
+		v = v * 10 + (unsigned)((*p)[i] - '0');
+	}
+	*p += n;
+	*out = v;
+	return true;
+}
+
+static bool expect_char(const char **p, const char *any)
+{
+	if (!**p || !strchr(any, **p))
+		return false;
+	(*p)++;
+	return true;
+}
+
+bool vz_br_time_parse(const char *text, vz_br_instant *out)
+{
+	static const unsigned mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	const char *p = text;
+	unsigned y, mo, d, h, mi, se, oh = 0, om = 0;
+	long ns = 0, scale = 100000000;
+	int sign = 0;
+	vz_br_instant t;
+
+	if (!fixed_digits(&p, 4, &y) || !expect_char(&p, "-") || !fixed_digits(&p, 2, &mo) ||
+	    !expect_char(&p, "-") || !fixed_digits(&p, 2, &d) || !expect_char(&p, "Tt ") ||
+	    !fixed_digits(&p, 2, &h) || !expect_char(&p, ":") || !fixed_digits(&p, 2, &mi) ||
+	    !expect_char(&p, ":") || !fixed_digits(&p, 2, &se))
+		return false;
+	if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h > 23 || mi > 59 || se > 60)
+		return false;
+	if (*p == '.') {
+		if (!isdigit((unsigned char)p[1]))
+			return false;
+		for (p++; isdigit((unsigned char)*p); p++, scale /= 10)
+			ns += scale * (*p - '0'); /* digits past nanoseconds add 0 */
+	}
+	if (*p == 'Z' || *p == 'z') {
+		p++;
+	} else if (*p == '+' || *p == '-') {
+		sign = *p++ == '+' ? 1 : -1;
+		if (!fixed_digits(&p, 2, &oh) || !expect_char(&p, ":") ||
+		    !fixed_digits(&p, 2, &om) || oh > 23 || om > 59)
+			return false;
+	} else {
+		return false;
+	}
+	if (*p)
+		return false;
+	t.s = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se -
+	      sign * (long long)(oh * 3600 + om * 60);
+	t.ns = ns;
+	*out = t;
+	return true;
+}
+
+int vz_br_instant_cmp(const vz_br_instant *a, const vz_br_instant *b)
+{
+	if (a->s != b->s)
+		return a->s < b->s ? -1 : 1;
+	return a->ns < b->ns ? -1 : a->ns > b->ns;
+}
+
+/* changed_at in UTC to the second, when it is a time. */
+static void normalize_time(vz_br_status *s, const vz_br_instant *t)
+{
+	time_t secs = (time_t)t->s;
+	struct tm tm;
+	char buf[32];
+
+	if (gmtime_r(&secs, &tm) && strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm)) {
+		char *copy = strdup(buf);
+
+		if (copy) {
+			free(s->changed_at);
+			s->changed_at = copy;
+		}
+	}
+}
+
 vz_rv vz_br_status_parse(const char *body, size_t len, const char *traceer_id, vz_br_status *out,
 			 vz_err *err)
 {
 	json_t *j = load(body, len), *list = first_array(j), *e;
 	vz_br_status best = {0};
+	vz_br_instant best_t = {0};
+	bool best_timed = false, timed;
 	size_t i;
 
 	if (!list && !json_is_object(j)) {
@@ -310,20 +442,27 @@ vz_rv vz_br_status_parse(const char *body, size_t len, const char *traceer_id, v
 	json_array_foreach(list, i, e)
 	{
 		vz_br_status s = {0};
+		vz_br_instant t = {0};
 		const char *tid = json_string_value(
 			json_object_get(json_object_get(e, "referentiegegevens"), "traceerId"));
+		const char *when =
+			json_string_value(json_object_get(e, "berichtstatusGewijzigdOp"));
 
 		if (!tid || strcasecmp(tid, traceer_id) != 0)
 			continue;
 		read_status(e, &s);
-		/* The newest change wins; ISO 8601 UTC sorts as text. */
-		if (!s.status || (best.status && best.changed_at &&
-				  (!s.changed_at || strcmp(s.changed_at, best.changed_at) < 0))) {
+		timed = when && vz_br_time_parse(when, &t);
+		if (!s.status ||
+		    (best.status && best_timed && (!timed || vz_br_instant_cmp(&t, &best_t) < 0))) {
 			vz_br_status_clear(&s);
 			continue;
 		}
+		if (timed)
+			normalize_time(&s, &t);
 		vz_br_status_clear(&best);
 		best = s;
+		best_t = t;
+		best_timed = timed;
 	}
 	json_decref(j);
 	if (!best.status)
@@ -377,11 +516,16 @@ static bool read_retour(const json_t *e, vz_br_retour *r)
 		json_object_get(json_object_get(e, "referentiegegevens"), "traceerId"));
 	const char *alg = json_string_value(json_object_get(sum, "algoritme"));
 	const char *val = json_string_value(json_object_get(sum, "waarde"));
-	const json_t *size = json_object_get(p, "grootte");
+	const json_t *size = json_object_get(p, "grootte"), *url = json_object_get(p, "url");
 
 	if (!tid || !vz_br_uuid_valid(tid) || !alg || strcasecmp(alg, "SHA256") != 0 || !val ||
 	    strlen(val) != 64 || !json_is_integer(size) || json_integer_value(size) < 0)
 		return false;
+	if (url && !json_is_null(url) &&
+	    (!json_is_string(url) || json_string_length(url) >= sizeof(r->url) ||
+	     strlen(json_string_value(url)) != json_string_length(url)))
+		return false; /* not a string, too long, or with a NUL */
+	snprintf(r->url, sizeof(r->url), "%s", json_is_string(url) ? json_string_value(url) : "");
 	for (size_t i = 0; i < 64; i++) {
 		if (!isxdigit((unsigned char)val[i]))
 			return false;

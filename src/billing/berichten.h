@@ -12,6 +12,10 @@
 
 #define VZ_BR_MAX_TO	  100 /* addressees per message, set by VECOZO */
 #define VZ_BR_MAX_REF	  150 /* characters of referentieId */
+#define VZ_BR_MAX_WORD	  60  /* characters of berichttype, berichtsubtype, actie */
+#define VZ_BR_MAX_VERSION 999 /* of berichtversie and berichtsubversie */
+/* Bytes for a word of VZ_BR_MAX_WORD characters of UTF-8, and its NUL. */
+#define VZ_BR_WORD_SIZE	  (VZ_BR_MAX_WORD * 4 + 1)
 #define VZ_BR_PATH_PUSH	  "/berichten/rest-push/v1/berichten"
 #define VZ_BR_PATH_STATUS "/berichtstatus/rest-pull/v3/berichtstatussen"
 #define VZ_BR_PATH_PULL	  "/berichten/rest-pull/v1/berichten"
@@ -28,18 +32,27 @@ typedef struct vz_br_party {
 	char code[9];
 } vz_br_party;
 
-/* The message flow: berichttype[/subtype]:version.subversion[:action]. */
+/* The message flow: berichttype[/subtype]:version.subversion[:action].
+ * As VECOZO's contract has them: the words 1 to 60 characters (subtype
+ * optional: "" when absent), the numbers 0 to 999. */
 typedef struct vz_br_flow {
-	char type[48], subtype[48];
+	char type[VZ_BR_WORD_SIZE], subtype[VZ_BR_WORD_SIZE];
 	unsigned version, subversion;
-	char action[32]; /* default Indienen */
+	char action[VZ_BR_WORD_SIZE]; /* default Indienen */
 } vz_br_flow;
 
 /* "ROLE:CODE". false with why set (a sentence without the value). */
 bool vz_br_party_parse(const char *s, vz_br_party *out, const char **why);
 
-/* "TYPE[/SUBTYPE]:VERSION.SUBVERSION[:ACTION]". */
+/* "TYPE[/SUBTYPE]:VERSION.SUBVERSION[:ACTION]". A backslash takes the
+ * next character as it is, so a word may hold '/', ':' or '\\'. Each word
+ * is 1 to 60 characters of UTF-8 without control characters; anything else
+ * the contract allows. why (untranslated, marked N_) says what is wrong. */
 bool vz_br_flow_parse(const char *s, vz_br_flow *out, const char **why);
+
+/* A referentieId as the contract takes it: 1 to 150 characters of UTF-8,
+ * without control characters. */
+bool vz_br_reference_ok(const char *s);
 
 /* A new random UUID (version 4) from the CSPRNG, lower case. */
 vz_rv vz_br_uuid(char out[37], vz_err *err);
@@ -63,7 +76,8 @@ typedef struct vz_br_melding {
 } vz_br_melding;
 
 /* One status of a message, as the status service gives it. Strings are
- * NULL when absent. */
+ * NULL when absent. changed_at is berichtstatusGewijzigdOp in UTC,
+ * YYYY-MM-DDTHH:MM:SSZ, when it could be read; else as it came (cleaned). */
 typedef struct vz_br_status {
 	char *traceer_id, *status, *changed_at;
 	vz_br_melding *meldingen;
@@ -72,9 +86,26 @@ typedef struct vz_br_status {
 
 void vz_br_status_clear(vz_br_status *s);
 
+/* A moment in time: seconds since 1970 (UTC) and nanoseconds. */
+typedef struct vz_br_instant {
+	long long s;
+	long ns;
+} vz_br_instant;
+
+/* An RFC 3339 date-time (YYYY-MM-DDTHH:MM:SS, an optional fraction of any
+ * length, then Z or an offset such as +01:00), as an instant. */
+bool vz_br_time_parse(const char *text, vz_br_instant *out);
+
+/* <0, 0, >0 as a is before, at, after b. */
+int vz_br_instant_cmp(const vz_br_instant *a, const vz_br_instant *b);
+
 /* Reads the status service's answer (a JSON array, or an object holding
- * one) and keeps the newest entry for traceer_id in *out. VZ_OK: found;
- * VZ_NOT_FOUND: the service does not know it; VZ_FAIL: not readable. */
+ * one) and keeps the newest entry for traceer_id in *out: the latest
+ * berichtstatusGewijzigdOp as an instant (VECOZO writes local time with
+ * its offset, and fractions of varying length, so the text does not sort),
+ * an entry whose time cannot be read losing to one whose can, and of two
+ * at one instant the later in the list. VZ_OK: found; VZ_NOT_FOUND: the
+ * service does not know it; VZ_FAIL: not readable. */
 vz_rv vz_br_status_parse(const char *body, size_t len, const char *traceer_id, vz_br_status *out,
 			 vz_err *err);
 
@@ -92,11 +123,13 @@ typedef struct vz_br_retour {
 	char traceer_id[37];
 	long long size;
 	char sha256[65]; /* lower case hex */
+	char url[2048];	 /* basisgegevens.payload.url as it came; "" when absent */
 } vz_br_retour;
 
 /* Reads the pull list (a bare JSON array, or an object with one array
  * member). Entries without a valid traceerId (a UUID), a size >= 0 or a
- * SHA256 checksum of 64 hex digits are counted in *bad and left out.
+ * SHA256 checksum of 64 hex digits, or with a payload URL that is not a
+ * string of at most 2047 bytes, are counted in *bad and left out.
  * *out is malloc'ed (free it), *n its length. */
 vz_rv vz_br_pull_parse(const char *body, size_t len, vz_br_retour **out, size_t *n, size_t *bad,
 		       vz_err *err);

@@ -103,6 +103,9 @@ vz_rv vz_bill_connect(const vz_global *g, const vz_bill_opts *o, vz_tls **tls, v
 		curl_global_cleanup();
 		return VZ_FAIL;
 	}
+	/* A key that signs otherwise than its token promised: said once. */
+	if ((g->verbose || vz_tls_fell_back(*tls)) && vz_tls_note(*tls)[0])
+		vz_note(g, "%s", vz_tls_note(*tls));
 	if (vz_rest_new(&cfg, *tls, rest, err) != VZ_OK) {
 		vz_bill_disconnect(*tls, NULL);
 		*tls = NULL;

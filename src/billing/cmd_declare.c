@@ -30,10 +30,13 @@ static void declare_usage(FILE *f)
 		  "  --from ROLE:CODE       the sender, e.g. Praktijk:01234567 (AGB code)\n"
 		  "  --to ROLE:CODE[,...]   addressees (at most 100), e.g. Zorgverzekeraar:3311 (UZOVI)\n"
 		  "  --flow FLOW            berichttype[/subtype]:version.subversion[:action];\n"
-		  "                         action defaults to Indienen\n"
+		  "                         action defaults to Indienen; words of 1 to 60\n"
+		  "                         characters (\\/, \\: and \\\\ for /, : and \\), numbers\n"
+		  "                         0 to 999\n"
 		  "  --reference REF        your own reference for the message (referentieId, at most\n"
 		  "                         150 characters)\n"
-		  "  --force                send content the journal has seen sent already\n"));
+		  "  --force                send content the journal has seen sent already, or\n"
+		  "                         refused with 422\n"));
 	vz_bill_usage(f);
 	fprintf(f,
 		_("Prints each file's traceerId. Exit: 0 every file accepted (or known to VECOZO\n"
@@ -112,7 +115,7 @@ static int parse_args(vz_global *g, int argc, char **argv, struct declare_opts *
 			break;
 		case O_FLOW:
 			if (!vz_br_flow_parse(optarg, &o->flow, &why))
-				return vz_usage("declare", "--flow: %s", why);
+				return vz_usage("declare", "--flow: %s", _(why));
 			o->flow_text = optarg;
 			o->has_flow = true;
 			break;
@@ -134,8 +137,10 @@ static int parse_args(vz_global *g, int argc, char **argv, struct declare_opts *
 		return vz_usage("declare", "name the declaration file(s) to send");
 	if (!o->has_from || !o->n_to || !o->has_flow)
 		return vz_usage("declare", "give --from, --to and --flow");
-	if (o->reference && (strlen(o->reference) > VZ_BR_MAX_REF || !*o->reference))
-		return vz_usage("declare", "--reference takes 1 to 150 characters");
+	if (o->reference && !vz_br_reference_ok(o->reference))
+		return vz_usage("declare",
+				"--reference takes 1 to 150 characters of UTF-8 without control "
+				"characters");
 	return vz_bill_resolve(&o->b, "declare");
 }
 
@@ -309,6 +314,27 @@ struct run {
 	long long lease_s; /* how long a send can take */
 };
 
+/* While a push runs: the journal row stays fresh, so another run does
+ * not take it for one a dead run left (it would send the same content
+ * again at the same time). A failure here changes nothing that matters
+ * now; it is said once. */
+struct beat_ctx {
+	struct run *r;
+	const char *traceer_id;
+	bool failed;
+};
+
+static void still_sending(void *ctx)
+{
+	struct beat_ctx *b = ctx;
+	vz_err e = {0};
+
+	if (vz_journal_decl_touch(b->r->j, b->traceer_id, &e) != VZ_OK && !b->failed) {
+		b->failed = true;
+		vz_note(b->r->g, "cannot mark the declaration as still sending: %s", e.msg);
+	}
+}
+
 /* Sends d (already recorded as SENDING) and records the answer. */
 static vz_rv send_one(struct run *r, const struct decl_file *f, struct outcome *oc, vz_err *err)
 {
@@ -317,6 +343,7 @@ static vz_rv send_one(struct run *r, const struct decl_file *f, struct outcome *
 				    oc->d.traceer_id, o->reference);
 	vz_rest_answer a = {0};
 	vz_err send_err = {0};
+	struct beat_ctx beat = {.r = r, .traceer_id = oc->d.traceer_id};
 	char *errors = NULL;
 	vz_rv ret;
 
@@ -324,7 +351,8 @@ static vz_rv send_one(struct run *r, const struct decl_file *f, struct outcome *
 		vz_err_set(err, "out of memory");
 		return VZ_FAIL;
 	}
-	ret = vz_rest_push(r->rest, VZ_BR_PATH_PUSH, meta, f->fd, f->size, f->name, &a, &send_err);
+	ret = vz_rest_push(r->rest, VZ_BR_PATH_PUSH, meta, f->fd, f->size, f->name, still_sending,
+			   &beat, &a, &send_err);
 	free(meta);
 	oc->http = a.http;
 	oc->d.http_status = (int)a.http;
@@ -335,6 +363,7 @@ static vz_rv send_one(struct run *r, const struct decl_file *f, struct outcome *
 		if (ret != VZ_OK && !a.maybe_sent) {
 			oc->status = "refused"; /* it never left this machine */
 			oc->d.state = VZ_DECL_REFUSED;
+			oc->d.refusal = VZ_REFUSAL_NOT_SENT;
 		}
 		snprintf(
 			oc->note, sizeof(oc->note), "%s%s",
@@ -353,6 +382,10 @@ static vz_rv send_one(struct run *r, const struct decl_file *f, struct outcome *
 	} else {
 		oc->status = "refused";
 		oc->d.state = VZ_DECL_REFUSED;
+		oc->d.refusal = a.http == 422	? VZ_REFUSAL_CONTENT
+				: a.http == 401 ? VZ_REFUSAL_CERTIFICATE
+				: a.http == 403 ? VZ_REFUSAL_RIGHT
+						: VZ_REFUSAL_REQUEST;
 		oc->n_lines = vz_br_problem(a.body ? a.body : "", a.len, oc->lines, 16, &errors);
 		if (a.http == 401 || a.http == 403 || oc->n_lines == 0) {
 			vz_err e = {0};
@@ -362,7 +395,9 @@ static vz_rv send_one(struct run *r, const struct decl_file *f, struct outcome *
 		} else if (a.http == 422) {
 			snprintf(
 				oc->note, sizeof(oc->note),
-				_("VECOZO refused the declaration (422); do not send it again as it is"));
+				_("VECOZO refused the declaration (422: do not send it again as it "
+				  "is); a later declare of this content does not send it (--force "
+				  "does)"));
 		} else {
 			snprintf(oc->note, sizeof(oc->note),
 				 _("VECOZO found the message malformed "
@@ -386,6 +421,17 @@ static vz_rv resolve_earlier(struct run *r, const struct decl_file *f, struct ou
 	vz_rv q;
 
 	*send = false;
+	if (oc->d.state == VZ_DECL_REFUSED) {
+		/* the duplicate rule holds refused content only when VECOZO refused
+		 * the content itself (422) */
+		oc->status = "refused";
+		snprintf(oc->note, sizeof(oc->note),
+			 _("VECOZO refused this content on %s as traceerId %s (422: do not send it "
+			   "again as it is); not sent again: change the file, or --force sends it "
+			   "anyway"),
+			 oc->d.created_at, oc->d.traceer_id);
+		return VZ_OK;
+	}
 	if (oc->d.state == VZ_DECL_ACCEPTED) {
 		oc->status = "duplicate";
 		snprintf(oc->note, sizeof(oc->note),

@@ -8,6 +8,9 @@
 #include "i18n.h"
 
 static const char *const decl_states[] = {"sending", "accepted", "refused"};
+/* Why a declaration was refused ([0]: not refused, or before vzp11 kept it). */
+static const char *const refusals[] = {NULL,	      "content", "request",
+				       "certificate", "right",	 "not-sent"};
 static const char *const retour_states[] = {"stored", "confirmed"};
 
 static void journal_usage(FILE *f)
@@ -17,7 +20,11 @@ static void journal_usage(FILE *f)
 		  "List the declarations and return files in the billing journal (--journal, env\n"
 		  "VZP11_JOURNAL) with their state. The journal holds no patient data.\n"
 		  "Declaration states: sending (the answer is not known yet), accepted, refused;\n"
-		  "return files: stored, confirmed (VECOZO was told it arrived).\n"));
+		  "a refused one says why: refused:content (422: VECOZO refused the content;\n"
+		  "declare does not send it again unless forced), refused:request (400 or another\n"
+		  "4xx: the request as sent), refused:certificate (401), refused:right (403: no\n"
+		  "Berichtenservice right), refused:not-sent (it never left this machine).\n"
+		  "Return files: stored, confirmed (VECOZO was told it arrived).\n"));
 }
 
 struct listing {
@@ -29,17 +36,19 @@ static vz_rv show_decl(void *ctx, const vz_decl *d, vz_err *err)
 {
 	struct listing *l = ctx;
 	json_t *m = d->meldingen ? json_loads(d->meldingen, 0, NULL) : NULL;
+	const char *why = refusals[d->refusal];
+	char state[32];
 
 	if (l->decls) {
 		json_array_append_new(
 			l->decls,
 			json_pack(
-				"{s:s, s:s, s:s, s:s, s:I, s:s, s:s, s:b, s:o, s:s?, s:b, s:o, s:s, "
-				"s:s}",
+				"{s:s, s:s, s:s, s:s, s:I, s:s, s:s, s:s?, s:b, s:o, s:s?, s:b, s:o, "
+				"s:s, s:s}",
 				"traceer_id", d->traceer_id, "conversatie_id", d->conversatie_id,
 				"file", d->file, "sha256", d->sha256, "size", (json_int_t)d->size,
-				"flow", d->flow, "state", decl_states[d->state], "forced",
-				d->forced, "http_status",
+				"flow", d->flow, "state", decl_states[d->state], "refusal", why,
+				"forced", d->forced, "http_status",
 				d->http_status ? json_integer(d->http_status) : json_null(),
 				"status", d->status[0] ? d->status : NULL, "final", d->final,
 				"meldingen", m ? m : json_null(), "created_at", d->created_at,
@@ -47,7 +56,9 @@ static vz_rv show_decl(void *ctx, const vz_decl *d, vz_err *err)
 		return VZ_OK;
 	}
 	json_decref(m);
-	printf("%s  %-8s  %-20s  %s  %s  %s\n", d->created_at, decl_states[d->state],
+	snprintf(state, sizeof(state), "%s%s%s", decl_states[d->state], why ? ":" : "",
+		 why ? why : "");
+	printf("%s  %-19s  %-20s  %s  %s  %s\n", d->created_at, state,
 	       d->status[0] ? d->status : "-", d->traceer_id, d->file, d->forced ? "(forced)" : "");
 	return VZ_OK;
 }

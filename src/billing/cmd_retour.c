@@ -16,6 +16,7 @@
 #include "berichten.h"
 #include "billing.h"
 #include "outfile.h"
+#include "text.h"
 #include "i18n.h"
 
 static void retour_usage(FILE *f)
@@ -37,7 +38,7 @@ static void retour_usage(FILE *f)
 struct got {
 	vz_br_retour m;
 	char file[4096];
-	const char *result; /* stored, already-stored, checksum-mismatch, failed */
+	const char *result; /* stored, already-stored, checksum-mismatch, foreign-url, failed */
 	char error[5120];   /* room for a message and a path */
 };
 
@@ -116,17 +117,27 @@ static bool confirm(struct retour_run *r, struct got *gt)
 	char path[256];
 	vz_rest_answer a = {0};
 	vz_err e = {0};
-	bool ok;
+	bool ok, unknown;
 
 	snprintf(path, sizeof(path), VZ_BR_PATH_PULL "/%s", gt->m.traceer_id);
 	ok = vz_rest_delete(r->rest, path, &a, &e) == VZ_OK;
-	/* 404: VECOZO no longer has it waiting (an earlier confirmation came
-	 * through); either way it is received. */
-	if (ok && a.http != 202 && a.http != 200 && a.http != 204 && a.http != 404) {
+	/* 404 is "not found or not authorised" in VECOZO's contract: not a
+	 * confirmation, whichever of the two it is. */
+	unknown = ok && a.http == 404;
+	if (ok && !unknown && a.http != 202 && a.http != 200 && a.http != 204) {
 		vz_bill_http_error(&a, "confirming receipt", &e);
 		ok = false;
 	}
 	vz_rest_answer_clear(&a);
+	if (unknown) {
+		snprintf(gt->error, sizeof(gt->error),
+			 _("stored, but not confirmed: VECOZO answered 404, so the message is "
+			   "either not found there (confirmed already: by an earlier run whose "
+			   "answer was lost, or by other software with this certificate) or this "
+			   "certificate is not authorised to confirm it; the journal keeps it open "
+			   "(stored, not confirmed) and the next run asks again"));
+		return false;
+	}
 	if (ok && vz_journal_retour_confirmed(r->j, gt->m.traceer_id, &e) != VZ_OK)
 		ok = false;
 	if (!ok)
@@ -155,27 +166,57 @@ static bool record(struct retour_run *r, struct got *gt)
 	return false;
 }
 
+/* Where the payload is: the list's payload.url when it is on the
+ * configured base (the client certificate goes to no other host), else
+ * false with gt saying why. Without a URL, the path VECOZO documents. */
+static bool payload_url(struct retour_run *r, struct got *gt, char *url, size_t size)
+{
+	char path[256], shown[160];
+	vz_err e = {0};
+
+	if (!gt->m.url[0]) {
+		snprintf(path, sizeof(path), VZ_BR_PATH_PULL "/%s/payload", gt->m.traceer_id);
+		return vz_rest_on_base(r->rest, path, url, size, &e) == VZ_OK;
+	}
+	if (vz_rest_on_base(r->rest, gt->m.url, url, size, &e) == VZ_OK)
+		return true;
+	snprintf(shown, sizeof(shown), "%.150s%s", gt->m.url, strlen(gt->m.url) > 150 ? "..." : "");
+	vz_text_clean(shown);
+	gt->result = "foreign-url";
+	snprintf(gt->error, sizeof(gt->error),
+		 _("its payload URL %s was not followed: %s; the client certificate goes to no "
+		   "other host. Not stored, not confirmed: it stays waiting at VECOZO"),
+		 shown, e.msg);
+	return false;
+}
+
 /* Downloads into the final name through a partial file. */
 static void download(struct retour_run *r, struct got *gt)
 {
-	struct sink s = {.limit = gt->m.size, .md = EVP_MD_CTX_new()};
+	struct sink s = {.limit = gt->m.size};
 	unsigned char sum[32];
 	unsigned int n = 0;
-	char path[256], sha[65] = "";
+	char url[2048], sha[65] = "";
 	vz_rest_answer a = {0};
 	vz_err e = {0};
 	size_t stale = 0;
 	bool ok;
 
 	gt->result = "failed";
+	if (!payload_url(r, gt, url, sizeof(url))) {
+		if (!gt->error[0])
+			snprintf(gt->error, sizeof(gt->error), "%s",
+				 _("the payload's URL cannot be built"));
+		return;
+	}
+	s.md = EVP_MD_CTX_new();
 	if (!s.md || EVP_DigestInit_ex(s.md, EVP_sha256(), NULL) != 1 ||
 	    vz_outfile_open(gt->file, &s.out, &stale, &e) != VZ_OK) {
 		snprintf(gt->error, sizeof(gt->error), "%s", e.msg[0] ? e.msg : "out of memory");
 		EVP_MD_CTX_free(s.md);
 		return;
 	}
-	snprintf(path, sizeof(path), VZ_BR_PATH_PULL "/%s/payload", gt->m.traceer_id);
-	ok = vz_rest_download(r->rest, path, sink_write, sink_restart, &s, &a, &e) == VZ_OK;
+	ok = vz_rest_download_url(r->rest, url, sink_write, sink_restart, &s, &a, &e) == VZ_OK;
 	if (ok && a.http != 200) {
 		vz_bill_http_error(&a, "the payload", &e);
 		ok = false;

@@ -11,6 +11,7 @@
 #include <curl/curl.h>
 
 #include "http.h"
+#include "i18n.h"
 #include "rest.h"
 
 #define MAX_ANSWER (4L << 20)
@@ -33,6 +34,9 @@ struct xfer {
 	/* upload */
 	int fd;
 	long long size, offset;
+	vz_rest_beat beat;
+	void *beat_ctx;
+	struct timespec last_beat;
 };
 
 void vz_rest_answer_clear(vz_rest_answer *a)
@@ -154,22 +158,38 @@ static int on_seek(void *userdata, curl_off_t offset, int origin)
 	return CURL_SEEKFUNC_OK;
 }
 
+/* The beat of a push, at most once per VZ_REST_BEAT_S. */
+static void beat(struct xfer *x)
+{
+	struct timespec now;
+
+	if (!x->beat)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (now.tv_sec - x->last_beat.tv_sec < VZ_REST_BEAT_S)
+		return;
+	x->last_beat = now;
+	x->beat(x->beat_ctx);
+}
+
+static int on_progress(void *userdata, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+		       curl_off_t ulnow)
+{
+	beat(userdata);
+	return 0;
+}
+
 static bool retry_status(long http)
 {
 	return http == 429 || http == 502 || http == 503 || http == 504;
 }
 
-/* Runs the prepared handle with retries. */
-static vz_rv perform(vz_rest *r, const char *path, struct xfer *x, void (*restart)(void *),
-		     vz_err *err)
+/* Runs the prepared handle with retries, on r->url. */
+static vz_rv perform_url(vz_rest *r, struct xfer *x, void (*restart)(void *), vz_err *err)
 {
 	vz_rest_answer *a = x->a;
 	CURLcode c = CURLE_OK;
 
-	if (snprintf(r->url, sizeof(r->url), "%s%s", r->cfg.base, path) >= (int)sizeof(r->url)) {
-		vz_err_set(err, "the URL is too long");
-		return VZ_FAIL;
-	}
 	curl_easy_setopt(r->h, CURLOPT_URL, r->url);
 	curl_easy_setopt(r->h, CURLOPT_PROTOCOLS_STR, "https");
 	curl_easy_setopt(r->h, CURLOPT_WRITEFUNCTION, on_body);
@@ -204,6 +224,7 @@ static vz_rv perform(vz_rest *r, const char *path, struct xfer *x, void (*restar
 						     r->cfg.max_backoff_ms);
 			struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
 
+			beat(x);
 			while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
 				;
 		}
@@ -230,6 +251,91 @@ static vz_rv perform(vz_rest *r, const char *path, struct xfer *x, void (*restar
 	return VZ_OK;
 }
 
+/* Runs the prepared handle with retries, on base+path. */
+static vz_rv perform(vz_rest *r, const char *path, struct xfer *x, void (*restart)(void *),
+		     vz_err *err)
+{
+	if (snprintf(r->url, sizeof(r->url), "%s%s", r->cfg.base, path) >= (int)sizeof(r->url)) {
+		vz_err_set(err, "the URL is too long");
+		return VZ_FAIL;
+	}
+	return perform_url(r, x, restart, err);
+}
+
+/* One part of a parsed URL (malloc'ed by libcurl), NULL when absent. */
+static char *url_part(CURLU *u, CURLUPart what, unsigned flags)
+{
+	char *v = NULL;
+
+	if (curl_url_get(u, what, &v, flags) != CURLUE_OK)
+		return NULL;
+	return v;
+}
+
+static bool same_text(const char *a, const char *b, bool ignore_case)
+{
+	if (!a || !b)
+		return a == b;
+	return ignore_case ? strcasecmp(a, b) == 0 : strcmp(a, b) == 0;
+}
+
+vz_rv vz_rest_on_base(const vz_rest *r, const char *url, char *out, size_t size, vz_err *err)
+{
+	CURLU *base = curl_url(), *u = curl_url();
+	char *bs = NULL, *bh = NULL, *bp = NULL, *us = NULL, *uh = NULL, *up = NULL;
+	char *user = NULL, *full = NULL;
+	vz_rv ret = VZ_FAIL;
+
+	if (!base || !u || curl_url_set(base, CURLUPART_URL, r->cfg.base, 0) != CURLUE_OK ||
+	    curl_url_set(u, CURLUPART_URL, r->cfg.base, 0) != CURLUE_OK) {
+		vz_err_set(err, "cannot read the endpoint's URL");
+		goto out;
+	}
+	/* a relative reference is resolved against the base, as a browser would */
+	if (curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK) {
+		vz_err_set(err, "the payload URL is not a URL");
+		goto out;
+	}
+	bs = url_part(base, CURLUPART_SCHEME, 0);
+	bh = url_part(base, CURLUPART_HOST, 0);
+	bp = url_part(base, CURLUPART_PORT, CURLU_DEFAULT_PORT);
+	us = url_part(u, CURLUPART_SCHEME, 0);
+	uh = url_part(u, CURLUPART_HOST, 0);
+	up = url_part(u, CURLUPART_PORT, CURLU_DEFAULT_PORT);
+	user = url_part(u, CURLUPART_USER, 0);
+	if (!user)
+		user = url_part(u, CURLUPART_PASSWORD, 0);
+	if (!same_text(bs, us, true) || !same_text(bh, uh, true) || !same_text(bp, up, false) ||
+	    user) {
+		vz_err_set(err,
+			   "it points to %s://%s:%s%s, not to the configured Berichtenservice "
+			   "%s://%s:%s",
+			   us ? us : "?", uh ? uh : "?", up ? up : "?",
+			   user ? _(" with a user name") : "", bs ? bs : "?", bh ? bh : "?",
+			   bp ? bp : "?");
+		goto out;
+	}
+	full = url_part(u, CURLUPART_URL, 0);
+	if (!full || strlen(full) >= size) {
+		vz_err_set(err, "the payload URL is too long");
+		goto out;
+	}
+	memcpy(out, full, strlen(full) + 1);
+	ret = VZ_OK;
+out:
+	curl_free(bs);
+	curl_free(bh);
+	curl_free(bp);
+	curl_free(us);
+	curl_free(uh);
+	curl_free(up);
+	curl_free(user);
+	curl_free(full);
+	curl_url_cleanup(base);
+	curl_url_cleanup(u);
+	return ret;
+}
+
 /* Back to a plain GET. Order matters: setting CURLOPT_MIMEPOST, even to
  * NULL, makes the method a POST again, so HTTPGET comes last. */
 static void reset(vz_rest *r)
@@ -243,9 +349,10 @@ static void reset(vz_rest *r)
 }
 
 vz_rv vz_rest_push(vz_rest *r, const char *path, const char *meta_json, int fd, long long size,
-		   const char *file_name, vz_rest_answer *a, vz_err *err)
+		   const char *file_name, vz_rest_beat beat_fn, void *beat_ctx, vz_rest_answer *a,
+		   vz_err *err)
 {
-	struct xfer x = {.a = a, .fd = fd, .size = size};
+	struct xfer x = {.a = a, .fd = fd, .size = size, .beat = beat_fn, .beat_ctx = beat_ctx};
 	curl_mime *mime = curl_mime_init(r->h);
 	curl_mimepart *meta = mime ? curl_mime_addpart(mime) : NULL;
 	curl_mimepart *payload = mime ? curl_mime_addpart(mime) : NULL;
@@ -277,9 +384,17 @@ vz_rv vz_rest_push(vz_rest *r, const char *path, const char *meta_json, int fd, 
 	curl_easy_setopt(r->h, CURLOPT_TIMEOUT_MS, 0L);
 	curl_easy_setopt(r->h, CURLOPT_LOW_SPEED_LIMIT, 1L);
 	curl_easy_setopt(r->h, CURLOPT_LOW_SPEED_TIME, (long)(r->cfg.timeout_ms / 1000));
+	if (beat_fn) {
+		clock_gettime(CLOCK_MONOTONIC, &x.last_beat);
+		curl_easy_setopt(r->h, CURLOPT_XFERINFOFUNCTION, on_progress);
+		curl_easy_setopt(r->h, CURLOPT_XFERINFODATA, &x);
+		curl_easy_setopt(r->h, CURLOPT_NOPROGRESS, 0L);
+	}
 	ret = perform(r, path, &x, NULL, err);
 	reset(r); /* the handle must not keep a pointer to the freed parts */
 	curl_easy_setopt(r->h, CURLOPT_LOW_SPEED_LIMIT, 0L);
+	curl_easy_setopt(r->h, CURLOPT_NOPROGRESS, 1L);
+	curl_easy_setopt(r->h, CURLOPT_XFERINFOFUNCTION, NULL);
 	curl_mime_free(mime);
 	return ret;
 }
@@ -293,18 +408,22 @@ vz_rv vz_rest_get(vz_rest *r, const char *path, vz_rest_answer *a, vz_err *err)
 	return perform(r, path, &x, NULL, err);
 }
 
-vz_rv vz_rest_download(vz_rest *r, const char *path, vz_rest_sink sink, void (*restart)(void *ctx),
-		       void *ctx, vz_rest_answer *a, vz_err *err)
+vz_rv vz_rest_download_url(vz_rest *r, const char *url, vz_rest_sink sink,
+			   void (*restart)(void *ctx), void *ctx, vz_rest_answer *a, vz_err *err)
 {
 	struct xfer x = {.a = a, .sink = sink, .ctx = ctx};
 	vz_rv ret;
 
 	memset(a, 0, sizeof(*a));
+	if (snprintf(r->url, sizeof(r->url), "%s", url) >= (int)sizeof(r->url)) {
+		vz_err_set(err, "the URL is too long");
+		return VZ_FAIL;
+	}
 	reset(r);
 	curl_easy_setopt(r->h, CURLOPT_TIMEOUT_MS, 0L);
 	curl_easy_setopt(r->h, CURLOPT_LOW_SPEED_LIMIT, 1L);
 	curl_easy_setopt(r->h, CURLOPT_LOW_SPEED_TIME, (long)(r->cfg.timeout_ms / 1000));
-	ret = perform(r, path, &x, restart, err);
+	ret = perform_url(r, &x, restart, err);
 	curl_easy_setopt(r->h, CURLOPT_LOW_SPEED_LIMIT, 0L);
 	return ret;
 }

@@ -602,7 +602,13 @@ int cmd_gateway(vz_global *g, int argc, char **argv)
 	sigaddset(&sigs, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	if (open_keys(g, &o, tls, &err) != VZ_OK || vz_gw_new(&cfg, tls, &gw, &err) != VZ_OK)
+	if (open_keys(g, &o, tls, &err) != VZ_OK)
+		goto fail;
+	/* A key that signs otherwise than its token promised (tls.h): said once. */
+	for (size_t i = 0; i < o.n_labels; i++)
+		if (vz_tls_fell_back(tls[i]))
+			log_line(&o, vz_tls_note(tls[i]));
+	if (vz_gw_new(&cfg, tls, &gw, &err) != VZ_OK)
 		goto fail;
 	log_version(&o);
 	for (size_t i = 0; i < o.n_listen; i++) {

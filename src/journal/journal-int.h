@@ -15,6 +15,7 @@ typedef struct vz_journal_ops {
 	void (*close)(vz_journal *j);
 	vz_rv (*decl_begin)(vz_journal *j, const vz_decl *d, vz_decl *earlier, vz_err *err);
 	vz_rv (*decl_update)(vz_journal *j, const vz_decl *d, vz_err *err);
+	vz_rv (*decl_touch)(vz_journal *j, const char *traceer_id, vz_err *err);
 	vz_rv (*decl_get)(vz_journal *j, const char *traceer_id, vz_decl *out, vz_err *err);
 	vz_rv (*decl_each)(vz_journal *j, bool only_open, vz_decl_fn fn, void *ctx, vz_err *err);
 	vz_rv (*retour_stored)(vz_journal *j, const vz_retour *r, vz_retour *earlier, vz_err *err);
@@ -22,6 +23,9 @@ typedef struct vz_journal_ops {
 	vz_rv (*retour_get)(vz_journal *j, const char *traceer_id, vz_retour *out, vz_err *err);
 	vz_rv (*retour_each)(vz_journal *j, vz_retour_fn fn, void *ctx, vz_err *err);
 } vz_journal_ops;
+
+/* The refusal texts, as the schema's CHECK lists them. */
+#define VZ_REFUSAL_SQL_LIST "'content', 'request', 'certificate', 'right', 'not-sent'"
 
 /* Room for a path or a URI with its password taken out. */
 #define VZ_JOURNAL_WHERE_MAX 4352
@@ -46,6 +50,9 @@ void vz_journal_now(char out[VZ_TIME_LEN + 1]);
 /* The text stored for a state, and back; false for unknown text. */
 const char *vz_decl_state_text(vz_decl_state s);
 bool vz_decl_state_parse(const char *text, vz_decl_state *out);
+/* The text stored for a refusal (NULL for NONE), and back (NULL: NONE). */
+const char *vz_decl_refusal_text(vz_decl_refusal r);
+bool vz_decl_refusal_parse(const char *text, vz_decl_refusal *out);
 const char *vz_retour_state_text(vz_retour_state s);
 bool vz_retour_state_parse(const char *text, vz_retour_state *out);
 

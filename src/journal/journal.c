@@ -11,6 +11,9 @@
 #include "journal-int.h"
 
 static const char *const decl_state_names[] = {"sending", "accepted", "refused"};
+/* [VZ_REFUSAL_NONE] is stored as NULL */
+static const char *const refusal_names[] = {NULL,	   "content", "request",
+					    "certificate", "right",   "not-sent"};
 static const char *const retour_state_names[] = {"stored", "confirmed"};
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -48,6 +51,30 @@ bool vz_decl_state_parse(const char *text, vz_decl_state *out)
 	for (i = 0; text && i < ARRAY_SIZE(decl_state_names); i++) {
 		if (strcmp(text, decl_state_names[i]) == 0) {
 			*out = (vz_decl_state)i;
+			return true;
+		}
+	}
+	return false;
+}
+
+const char *vz_decl_refusal_text(vz_decl_refusal r)
+{
+	if ((size_t)r >= ARRAY_SIZE(refusal_names))
+		return NULL;
+	return refusal_names[r];
+}
+
+bool vz_decl_refusal_parse(const char *text, vz_decl_refusal *out)
+{
+	size_t i;
+
+	if (!text) {
+		*out = VZ_REFUSAL_NONE;
+		return true;
+	}
+	for (i = 1; i < ARRAY_SIZE(refusal_names); i++) {
+		if (strcmp(text, refusal_names[i]) == 0) {
+			*out = (vz_decl_refusal)i;
 			return true;
 		}
 	}
@@ -278,6 +305,8 @@ static vz_rv decl_ok(const vz_decl *d, vz_err *err)
 		return refuse(err, "a declaration whose sha256 is not 64 lower-case hex digits");
 	if (!vz_decl_state_text(d->state))
 		return refuse(err, "a declaration with an unknown state");
+	if ((size_t)d->refusal >= ARRAY_SIZE(refusal_names))
+		return refuse(err, "a declaration with an unknown refusal");
 	if (d->size < 0)
 		return refuse(err, "a declaration with a negative size");
 	return VZ_OK;
@@ -315,8 +344,18 @@ vz_rv vz_journal_decl_update(vz_journal *j, const vz_decl *d, vz_err *err)
 		return refuse(err, "a declaration update with an unterminated status");
 	if (!vz_decl_state_text(d->state))
 		return refuse(err, "a declaration update with an unknown state");
+	if ((size_t)d->refusal >= ARRAY_SIZE(refusal_names) ||
+	    (d->refusal != VZ_REFUSAL_NONE && d->state != VZ_DECL_REFUSED))
+		return refuse(err, "a declaration update with a refusal but not refused");
 	rv = j->ops->decl_update(j, d, err);
 	return rv;
+}
+
+vz_rv vz_journal_decl_touch(vz_journal *j, const char *traceer_id, vz_err *err)
+{
+	if (!id_ok(traceer_id))
+		return refuse(err, "a declaration touched without a valid traceer id");
+	return j->ops->decl_touch(j, traceer_id, err);
 }
 
 vz_rv vz_journal_decl_get(vz_journal *j, const char *traceer_id, vz_decl *out, vz_err *err)

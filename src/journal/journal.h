@@ -23,22 +23,34 @@ typedef struct vz_journal vz_journal;
 typedef enum vz_decl_state {
 	VZ_DECL_SENDING = 0, /* recorded, the answer not (yet) known */
 	VZ_DECL_ACCEPTED,    /* VECOZO said 204, or its status service knows it */
-	VZ_DECL_REFUSED,     /* 400 or 422: not taken; may be sent again */
+	VZ_DECL_REFUSED,     /* not taken; why is in its vz_decl_refusal */
 } vz_decl_state;
+
+/* Why a declaration was REFUSED. Only CONTENT keeps the same content from
+ * being sent again (without --force); the others can be put right. */
+typedef enum vz_decl_refusal {
+	VZ_REFUSAL_NONE = 0,	/* not refused, or refused before vzp11 told these apart */
+	VZ_REFUSAL_CONTENT,	/* 422: VECOZO refused it; do not send it again as it is */
+	VZ_REFUSAL_REQUEST,	/* 400 or another 4xx: the request as sent was not taken */
+	VZ_REFUSAL_CERTIFICATE, /* 401: the certificate was not accepted */
+	VZ_REFUSAL_RIGHT,	/* 403: the certificate lacks the Berichtenservice right */
+	VZ_REFUSAL_NOT_SENT,	/* the request never left this machine */
+} vz_decl_refusal;
 
 typedef struct vz_decl {
 	char traceer_id[VZ_UUID_LEN + 1];
 	char conversatie_id[VZ_UUID_LEN + 1];
 	char sha256[VZ_SHA256_HEX + 1];
 	long long size;
-	char file[256]; /* the file's base name */
-	char flow[128]; /* berichttype[/subtype]:version.subversion:action, as given */
+	char file[256];	 /* the file's base name */
+	char flow[1024]; /* berichttype[/subtype]:version.subversion:action, as given */
 	vz_decl_state state;
-	bool forced;	  /* sent with --force: exempt from the duplicate rule */
-	int http_status;  /* of the last answer, 0 when none */
-	char status[48];  /* VECOZO's last berichtstatus word, "" when none asked */
-	bool final;	  /* that status is final (set by the caller) */
-	char *meldingen;  /* JSON array text of the last meldingen, or NULL; owned */
+	vz_decl_refusal refusal; /* with REFUSED; NONE otherwise */
+	bool forced;		 /* sent with --force: exempt from the duplicate rule */
+	int http_status;	 /* of the last answer, 0 when none */
+	char status[48];	 /* VECOZO's last berichtstatus word, "" when none asked */
+	bool final;		 /* that status is final (set by the caller) */
+	char *meldingen;	 /* JSON array text of the last meldingen, or NULL; owned */
 	char created_at[VZ_TIME_LEN + 1];
 	char updated_at[VZ_TIME_LEN + 1];
 } vz_decl;
@@ -77,16 +89,22 @@ const char *vz_journal_where(const vz_journal *j);
 
 /* Records d as SENDING before it is sent (created_at/updated_at set here).
  * VZ_OK: recorded. VZ_DUPLICATE: content with the same sha256 is already
- * SENDING or ACCEPTED (and neither is forced); *earlier gets that row and
- * nothing is written. With d->forced the duplicate rule does not apply. Two
- * callers racing with the same sha256, in one process or on two hosts:
- * exactly one gets VZ_OK. */
+ * SENDING, ACCEPTED, or REFUSED for its content (VZ_REFUSAL_CONTENT), and
+ * not forced; *earlier gets that row and nothing is written. With
+ * d->forced the duplicate rule does not apply. Two callers racing with the
+ * same sha256, in one process or on two hosts: exactly one gets VZ_OK. */
 vz_rv vz_journal_decl_begin(vz_journal *j, const vz_decl *d, vz_decl *earlier, vz_err *err);
 
-/* Updates the declaration with this traceer_id: state, http_status,
- * status, final and meldingen (copied; NULL clears) from d; updated_at set
- * here. VZ_NOT_FOUND when there is no such row. */
+/* Updates the declaration with this traceer_id: state, refusal,
+ * http_status, status, final and meldingen (copied; NULL clears) from d;
+ * updated_at set here. VZ_NOT_FOUND when there is no such row. */
 vz_rv vz_journal_decl_update(vz_journal *j, const vz_decl *d, vz_err *err);
+
+/* A run still sending it says so: updated_at of the declaration with this
+ * traceer_id becomes now, when it is SENDING (nothing else changes). Other
+ * runs take a SENDING row whose updated_at is recent for one in progress.
+ * VZ_OK also when the row has left SENDING meanwhile. */
+vz_rv vz_journal_decl_touch(vz_journal *j, const char *traceer_id, vz_err *err);
 
 /* The declaration with this traceer_id. VZ_OK or VZ_NOT_FOUND. */
 vz_rv vz_journal_decl_get(vz_journal *j, const char *traceer_id, vz_decl *out, vz_err *err);

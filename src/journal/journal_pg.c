@@ -1,17 +1,22 @@
 /* journal_pg.c - the journal in PostgreSQL, for several machines billing.
  * Every statement is one round trip with bound parameters; the unique
  * indexes decide races between hosts (SQLSTATE 23505). */
+#include <ctype.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <libpq-fe.h>
 
 #include "journal-int.h"
 
-#define SQLSTATE_UNIQUE	  "23505"
-#define LIVE_SHA256_INDEX "declarations_live_sha256"
+#define SQLSTATE_UNIQUE "23505"
+/* The duplicate rule: content sending, accepted or refused for its content
+ * (422), not forced. Its first form (no refusals) is dropped. */
+#define LIVE_SHA256_INDEX "declarations_live_sha256_v2"
+#define LIVE		  "(state IN ('sending', 'accepted') OR refusal = 'content') AND forced = false"
 /* Serializes schema creation between clients (CREATE ... IF NOT EXISTS
  * alone can still collide in the catalog); an arbitrary fixed key. */
 #define SCHEMA_LOCK_KEY "7620110011"
@@ -19,8 +24,10 @@
  * our read of it; then the insert is simply tried again. */
 #define BEGIN_ATTEMPTS 5
 
+/* The tables, in the schema @S@ stands for (created there by name: the
+ * session's search_path starts with pg_catalog, where nothing may be made). */
 static const char schema_sql[] =
-	"CREATE TABLE IF NOT EXISTS declarations ("
+	"CREATE TABLE IF NOT EXISTS @S@.declarations ("
 	" seq bigint GENERATED ALWAYS AS IDENTITY,"
 	" traceer_id text PRIMARY KEY,"
 	" conversatie_id text NOT NULL,"
@@ -35,10 +42,9 @@ static const char schema_sql[] =
 	" final boolean NOT NULL,"
 	" meldingen text,"
 	" created_at text NOT NULL,"
-	" updated_at text NOT NULL);"
-	"CREATE UNIQUE INDEX IF NOT EXISTS " LIVE_SHA256_INDEX " ON declarations (sha256)"
-	" WHERE state IN ('sending', 'accepted') AND forced = false;"
-	"CREATE TABLE IF NOT EXISTS retours ("
+	" updated_at text NOT NULL,"
+	" refusal text CHECK (refusal IS NULL OR refusal IN (" VZ_REFUSAL_SQL_LIST ")));"
+	"CREATE TABLE IF NOT EXISTS @S@.retours ("
 	" seq bigint GENERATED ALWAYS AS IDENTITY,"
 	" traceer_id text PRIMARY KEY,"
 	" file text NOT NULL,"
@@ -46,11 +52,17 @@ static const char schema_sql[] =
 	" sha256 text NOT NULL,"
 	" state text NOT NULL CHECK (state IN ('stored', 'confirmed')),"
 	" stored_at text NOT NULL,"
-	" confirmed_at text);";
+	" confirmed_at text);"
+	/* a journal from before refusals were told apart */
+	"ALTER TABLE @S@.declarations ADD COLUMN IF NOT EXISTS"
+	" refusal text CHECK (refusal IS NULL OR refusal IN (" VZ_REFUSAL_SQL_LIST "));"
+	"CREATE UNIQUE INDEX IF NOT EXISTS " LIVE_SHA256_INDEX " ON @S@.declarations (sha256)"
+	" WHERE " LIVE ";"
+	"DROP INDEX IF EXISTS @S@.declarations_live_sha256;";
 
 #define DECL_COLS                                                                                  \
 	"traceer_id, conversatie_id, sha256, size, file, flow, state, forced, http_status, "       \
-	"status, final, meldingen, created_at, updated_at"
+	"status, final, meldingen, created_at, updated_at, refusal"
 #define RETOUR_COLS "traceer_id, file, size, sha256, state, stored_at, confirmed_at"
 
 /* Why a statement failed, for the callers that decide on it. */
@@ -163,6 +175,8 @@ static vz_rv row_to_decl(const vz_journal *j, const PGresult *res, int i, vz_dec
 	    !vz_journal_copy(d.file, sizeof(d.file), PQgetvalue(res, i, 4)) ||
 	    !vz_journal_copy(d.flow, sizeof(d.flow), PQgetvalue(res, i, 5)) ||
 	    !vz_decl_state_parse(PQgetvalue(res, i, 6), &d.state) ||
+	    !vz_decl_refusal_parse(PQgetisnull(res, i, 14) ? NULL : PQgetvalue(res, i, 14),
+				   &d.refusal) ||
 	    !parse_bool(PQgetvalue(res, i, 7), &d.forced) ||
 	    !parse_int(PQgetvalue(res, i, 8), &d.http_status) ||
 	    !vz_journal_copy(d.status, sizeof(d.status), PQgetvalue(res, i, 9)) ||
@@ -220,8 +234,7 @@ static vz_rv live_by_sha256(vz_journal *j, const char *sha256, vz_decl *out, vz_
 	vz_rv rv;
 
 	rv = pg_exec(j, "reading the earlier declaration",
-		     "SELECT " DECL_COLS " FROM declarations WHERE sha256 = $1"
-		     " AND state IN ('sending', 'accepted') AND forced = false"
+		     "SELECT " DECL_COLS " FROM declarations WHERE sha256 = $1 AND " LIVE
 		     " ORDER BY created_at, seq LIMIT 1",
 		     1, vals, &res, NULL, err);
 	if (rv != VZ_OK)
@@ -262,7 +275,8 @@ static vz_rv pg_decl_begin(vz_journal *j, const vz_decl *d, vz_decl *earlier, vz
 	for (attempt = 0; attempt < BEGIN_ATTEMPTS; attempt++) {
 		rv = pg_do(j, "recording the declaration",
 			   "INSERT INTO declarations (" DECL_COLS ") VALUES"
-			   " ($1, $2, $3, $4, $5, $6, 'sending', $7, $8, $9, $10, $11, $12, $12)",
+			   " ($1, $2, $3, $4, $5, $6, 'sending', $7, $8, $9, $10, $11, $12, $12,"
+			   " NULL)",
 			   12, vals, &why, err);
 		if (rv == VZ_OK)
 			return VZ_OK;
@@ -298,7 +312,7 @@ static vz_rv pg_decl_begin(vz_journal *j, const vz_decl *d, vz_decl *earlier, vz
 static vz_rv pg_decl_update(vz_journal *j, const vz_decl *d, vz_err *err)
 {
 	char http[16], now[VZ_TIME_LEN + 1];
-	const char *vals[7];
+	const char *vals[8];
 	PGresult *res = NULL;
 	pg_why why;
 	vz_rv rv;
@@ -312,15 +326,17 @@ static vz_rv pg_decl_update(vz_journal *j, const vz_decl *d, vz_err *err)
 	vals[4] = pg_bool(d->final);
 	vals[5] = d->meldingen;
 	vals[6] = now;
+	vals[7] = vz_decl_refusal_text(d->refusal);
 	rv = pg_exec(j, "updating a declaration",
 		     "UPDATE declarations SET state = $2, http_status = $3, status = $4,"
-		     " final = $5, meldingen = $6, updated_at = $7 WHERE traceer_id = $1",
-		     7, vals, &res, &why, err);
+		     " final = $5, meldingen = $6, updated_at = $7, refusal = $8"
+		     " WHERE traceer_id = $1",
+		     8, vals, &res, &why, err);
 	if (rv != VZ_OK) {
 		if (strcmp(why.sqlstate, SQLSTATE_UNIQUE) == 0) {
 			vz_err_set(err,
 				   "journal %s: declaration %s cannot become %s: the same content"
-				   " is already sending or accepted",
+				   " is already sending or accepted (or refused for its content)",
 				   j->where, d->traceer_id, vals[1]);
 			vz_err_hint(err, "look at the earlier declaration of this file first");
 		}
@@ -334,6 +350,20 @@ static vz_rv pg_decl_update(vz_journal *j, const vz_decl *d, vz_err *err)
 out:
 	PQclear(res);
 	return rv;
+}
+
+static vz_rv pg_decl_touch(vz_journal *j, const char *traceer_id, vz_err *err)
+{
+	char now[VZ_TIME_LEN + 1];
+	const char *vals[2];
+
+	vz_journal_now(now);
+	vals[0] = traceer_id;
+	vals[1] = now;
+	return pg_do(j, "marking a declaration as still sending",
+		     "UPDATE declarations SET updated_at = $2"
+		     " WHERE traceer_id = $1 AND state = 'sending'",
+		     2, vals, NULL, err);
 }
 
 static vz_rv pg_decl_get(vz_journal *j, const char *traceer_id, vz_decl *out, vz_err *err)
@@ -495,6 +525,7 @@ static const vz_journal_ops pg_ops = {
 	.close = pg_close,
 	.decl_begin = pg_decl_begin,
 	.decl_update = pg_decl_update,
+	.decl_touch = pg_decl_touch,
 	.decl_get = pg_decl_get,
 	.decl_each = pg_decl_each,
 	.retour_stored = pg_retour_stored,
@@ -503,12 +534,77 @@ static const vz_journal_ops pg_ops = {
 	.retour_each = pg_retour_each,
 };
 
+/* Refuses to make new tables in schema when the journal's may be
+ * elsewhere: a table declarations in another schema, while the connection
+ * string did not name one (then vzp11 used to find its tables through
+ * the search_path, which is also how another user's tables could pass for
+ * them). VZ_OK: nothing else there. */
+static vz_rv tables_elsewhere(vz_journal *j, const char *schema, vz_err *err)
+{
+	const char *vals[] = {schema};
+	PGresult *res = NULL;
+	vz_rv rv;
+
+	rv = pg_exec(j, "looking for the tables",
+		     "SELECT string_agg(quote_ident(n.nspname), ', ' ORDER BY n.nspname)"
+		     " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+		     " WHERE c.relname = 'declarations' AND c.relkind IN ('r', 'p')"
+		     " AND n.nspname <> $1",
+		     1, vals, &res, NULL, err);
+	if (rv == VZ_OK && !PQgetisnull(res, 0, 0)) {
+		vz_err_set(err,
+			   "journal %s: no journal tables in schema %s, but a table declarations "
+			   "is in schema %s; vzp11 creates none beside it",
+			   j->where, schema, PQgetvalue(res, 0, 0));
+		vz_err_hint(err,
+			    "if that is the journal, name its schema in the URI "
+			    "(options=-csearch_path%%3DSCHEMA); to start a new journal in %s, name "
+			    "that one",
+			    schema);
+		rv = VZ_FAIL;
+	}
+	PQclear(res);
+	return rv;
+}
+
+/* schema_sql with @S@ the schema's quoted name; malloc'ed, NULL when out
+ * of memory. */
+static char *schema_ddl(vz_journal *j, const char *schema)
+{
+	char *q = PQescapeIdentifier(j->conn, schema, strlen(schema)), *out;
+	size_t n = 0, qlen, used = 0;
+	const char *p, *at;
+
+	if (!q)
+		return NULL;
+	qlen = strlen(q);
+	for (p = strstr(schema_sql, "@S@"); p; p = strstr(p + 3, "@S@"))
+		n++;
+	out = malloc(sizeof(schema_sql) + n * qlen);
+	for (p = schema_sql; out; p = at + 3) {
+		at = strstr(p, "@S@");
+		if (!at) {
+			memcpy(out + used, p, strlen(p) + 1);
+			break;
+		}
+		memcpy(out + used, p, (size_t)(at - p));
+		used += (size_t)(at - p);
+		memcpy(out + used, q, qlen);
+		used += qlen;
+	}
+	PQfreemem(q);
+	return out;
+}
+
 /* Creates the tables unless they are all there; under an advisory lock
  * so two clients starting on an empty database do not collide. Tables
- * that exist need no CREATE right on the schema. */
-static vz_rv create_schema(vz_journal *j, vz_err *err)
+ * that exist need no CREATE right on the schema. The session's
+ * search_path is pinned to pg_catalog and schema (vz_journal_pg_open), so
+ * every name below is found there and nowhere else. */
+static vz_rv create_schema(vz_journal *j, const char *schema, bool named, vz_err *err)
 {
 	PGresult *res = NULL;
+	char *ddl = NULL;
 	vz_rv rv;
 
 	rv = pg_do(j, "starting a transaction", "BEGIN", 0, NULL, NULL, err);
@@ -521,14 +617,27 @@ static vz_rv create_schema(vz_journal *j, vz_err *err)
 	rv = pg_exec(j, "looking for the tables",
 		     "SELECT to_regclass('declarations') IS NOT NULL"
 		     " AND to_regclass('retours') IS NOT NULL"
-		     " AND to_regclass('" LIVE_SHA256_INDEX "') IS NOT NULL",
+		     " AND to_regclass('" LIVE_SHA256_INDEX "') IS NOT NULL,"
+		     " to_regclass('declarations') IS NOT NULL",
 		     0, NULL, &res, NULL, err);
 	if (rv != VZ_OK)
 		goto out;
 	if (PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
+		if (!named && strcmp(PQgetvalue(res, 0, 1), "t") != 0) {
+			rv = tables_elsewhere(j, schema, err);
+			if (rv != VZ_OK)
+				goto out;
+		}
 		/* PQexec: several statements, no parameters */
 		PQclear(res);
-		res = PQexec(j->conn, schema_sql);
+		res = NULL;
+		ddl = schema_ddl(j, schema);
+		if (!ddl) {
+			vz_err_set(err, "out of memory opening the journal");
+			rv = VZ_FAIL;
+			goto out;
+		}
+		res = PQexec(j->conn, ddl);
 		if (!res || PQresultStatus(res) != PGRES_COMMAND_OK) {
 			set_pg_msg(err, j, "creating the tables",
 				   res ? PQresultErrorMessage(res) : PQerrorMessage(j->conn));
@@ -541,19 +650,191 @@ static vz_rv create_schema(vz_journal *j, vz_err *err)
 	rv = pg_do(j, "creating the tables", "COMMIT", 0, NULL, NULL, err);
 out:
 	PQclear(res);
+	free(ddl);
 	if (rv != VZ_OK)
 		PQclear(PQexec(j->conn, "ROLLBACK"));
 	return rv;
 }
 
+/* The value of search_path in libpq's options (-c search_path=..., -csearch_path=...
+ * or --search_path=..., also with '-' for '_'; a backslash escapes the next
+ * character), the last one given; false when there is none. */
+static bool options_search_path(const char *options, char *out, size_t size)
+{
+	char tok[1024];
+	bool found = false, want_c = false;
+	const char *p = options;
+
+	while (p && *p) {
+		size_t n = 0;
+		const char *kv;
+
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (!*p)
+			break;
+		for (; *p && *p != ' ' && *p != '\t'; p++) {
+			if (*p == '\\' && p[1])
+				p++;
+			if (n + 1 < sizeof(tok))
+				tok[n++] = *p;
+		}
+		tok[n] = '\0';
+		kv = want_c				    ? tok
+		     : strncmp(tok, "--", 2) == 0	    ? tok + 2
+		     : strncmp(tok, "-c", 2) == 0 && tok[2] ? tok + 2
+							    : NULL;
+		want_c = strcmp(tok, "-c") == 0;
+		if (kv && (strncmp(kv, "search_path=", 12) == 0 ||
+			   strncmp(kv, "search-path=", 12) == 0)) {
+			snprintf(out, size, "%s", kv + 12);
+			found = true;
+		}
+	}
+	return found;
+}
+
+/* The first schema of a search_path value that names one: "$user",
+ * pg_catalog and pg_temp are passed over, quoted or not (the first could
+ * name a schema someone else made); unquoted names fold to lower case.
+ * false when none is left. */
+static bool first_schema(const char *path, char *out, size_t size)
+{
+	const char *p = path;
+
+	while (*p) {
+		size_t n = 0;
+
+		while (*p == ' ' || *p == ',')
+			p++;
+		if (!*p)
+			break;
+		if (*p == '"') {
+			for (p++; *p; p++) {
+				if (*p == '"' && p[1] != '"') {
+					p++;
+					break;
+				}
+				p += *p == '"'; /* "" is one quote */
+				if (n + 1 < size)
+					out[n++] = *p;
+			}
+		} else {
+			for (; *p && *p != ','; p++)
+				if (n + 1 < size)
+					out[n++] = (char)tolower((unsigned char)*p);
+			while (n > 0 && out[n - 1] == ' ')
+				n--;
+		}
+		out[n] = '\0';
+		if (n && strcmp(out, "$user") != 0 && strcmp(out, "pg_catalog") != 0 &&
+		    strncmp(out, "pg_temp", 7) != 0)
+			return true;
+		while (*p && *p != ',')
+			p++;
+	}
+	return false;
+}
+
+/* A host of the connection that is reached over TCP and is not this
+ * machine (localhost, 127.0.0.0/8, ::1). */
+static bool remote_host(const char *hosts)
+{
+	char h[256];
+	const char *p = hosts;
+
+	while (p && *p) {
+		size_t n = strcspn(p, ",");
+
+		snprintf(h, sizeof(h), "%.*s", (int)n, p);
+		p += n + (p[n] == ',');
+		if (!h[0] || h[0] == '/' || h[0] == '@')
+			continue; /* a Unix socket */
+		if (strcasecmp(h, "localhost") == 0 || strncmp(h, "127.", 4) == 0 ||
+		    strcmp(h, "::1") == 0)
+			continue;
+		return true;
+	}
+	return false;
+}
+
+/* How vzp11 connects, beyond what the URI says: the search_path pinned to
+ * pg_catalog and the journal's schema (in options, so it holds after a
+ * reconnection too), and sslmode=verify-full for a host on the network
+ * when neither the URI nor PGSSLMODE says otherwise. */
+struct pg_how {
+	char schema[128];
+	bool named;	    /* the URI's options named the schema */
+	char options[2048]; /* the URI's options and the pinned search_path */
+	bool verify_full;
+};
+
+static vz_rv pg_how(const char *uri, struct pg_how *how, vz_err *err)
+{
+	char *msg = NULL, path[1024], quoted[300];
+	PQconninfoOption *opts = PQconninfoParse(uri, &msg);
+	const char *options = NULL, *sslmode = NULL, *host = NULL, *hostaddr = NULL;
+	size_t n = 0;
+
+	if (!opts) {
+		vz_err_set(err, "the journal's URI cannot be read: %s",
+			   msg ? msg : "out of memory");
+		PQfreemem(msg);
+		return VZ_FAIL;
+	}
+	for (PQconninfoOption *o = opts; o->keyword; o++) {
+		if (strcmp(o->keyword, "options") == 0)
+			options = o->val;
+		else if (strcmp(o->keyword, "sslmode") == 0)
+			sslmode = o->val;
+		else if (strcmp(o->keyword, "host") == 0)
+			host = o->val;
+		else if (strcmp(o->keyword, "hostaddr") == 0)
+			hostaddr = o->val;
+	}
+	memset(how, 0, sizeof(*how));
+	how->named = options && options_search_path(options, path, sizeof(path)) &&
+		     first_schema(path, how->schema, sizeof(how->schema));
+	if (!how->named)
+		snprintf(how->schema, sizeof(how->schema), "public");
+	/* "schema" with " doubled; then spaces and backslashes escaped for libpq */
+	quoted[n++] = '"';
+	for (const char *c = how->schema; *c && n + 3 < sizeof(quoted); c++) {
+		if (*c == '"')
+			quoted[n++] = '"';
+		if (*c == ' ' || *c == '\\')
+			quoted[n++] = '\\';
+		quoted[n++] = *c;
+	}
+	quoted[n++] = '"';
+	quoted[n] = '\0';
+	snprintf(how->options, sizeof(how->options), "%s%s-c search_path=pg_catalog,%s",
+		 options ? options : "", options ? " " : "", quoted);
+	/* what the URI leaves out, libpq takes from its environment */
+	host = host && *host ? host : getenv("PGHOST");
+	hostaddr = hostaddr && *hostaddr ? hostaddr : getenv("PGHOSTADDR");
+	how->verify_full = !sslmode && !getenv("PGSSLMODE") &&
+			   (remote_host(host) || (!(host && *host) && remote_host(hostaddr)));
+	PQconninfoFree(opts);
+	return VZ_OK;
+}
+
 vz_rv vz_journal_pg_open(const char *uri, vz_journal *j, vz_err *err)
 {
 	vz_journal tmp = {.ops = &pg_ops};
+	const char *keys[] = {"dbname", "options", "sslmode", NULL};
+	const char *vals[] = {uri, NULL, "verify-full", NULL};
+	struct pg_how how;
 	PGconn *c;
 	vz_rv rv = VZ_FAIL;
 
 	vz_journal_redact_uri(uri, tmp.where, sizeof(tmp.where));
-	c = PQconnectdb(uri);
+	if (pg_how(uri, &how, err) != VZ_OK)
+		return VZ_FAIL;
+	vals[1] = how.options;
+	if (!how.verify_full)
+		keys[2] = NULL;
+	c = PQconnectdbParams(keys, vals, 1);
 	if (!c) {
 		vz_err_set(err, "out of memory connecting to the journal %s", tmp.where);
 		return VZ_FAIL;
@@ -562,11 +843,19 @@ vz_rv vz_journal_pg_open(const char *uri, vz_journal *j, vz_err *err)
 	tmp.conn = c;
 	if (PQstatus(c) != CONNECTION_OK) {
 		set_pg_msg(err, &tmp, "cannot connect", PQerrorMessage(c));
-		vz_err_hint(err, "check that the server runs and the URI's host, port, user and"
-				 " database are right");
+		if (how.verify_full)
+			vz_err_hint(
+				err,
+				"the database is on another host, so vzp11 connects with "
+				"sslmode=verify-full (TLS, and the server's certificate checked "
+				"against its name): give the CA with sslrootcert=, or another "
+				"sslmode in the URI");
+		else
+			vz_err_hint(err, "check that the server runs and the URI's host, port, "
+					 "user and database are right");
 		goto out;
 	}
-	rv = create_schema(&tmp, err);
+	rv = create_schema(&tmp, how.schema, how.named, err);
 	if (rv != VZ_OK)
 		goto out;
 	*j = tmp;

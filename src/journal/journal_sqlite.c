@@ -16,8 +16,8 @@
 
 #define BUSY_TIMEOUT_MS 10000
 
-/* Two tables; the partial unique index is the duplicate rule. Booleans
- * are 0/1 integers, times UTC text, states text. */
+/* Two tables; the partial unique index (see live_index_sql) is the
+ * duplicate rule. Booleans are 0/1 integers, times UTC text, states text. */
 static const char schema_sql[] =
 	"CREATE TABLE IF NOT EXISTS declarations ("
 	" traceer_id TEXT NOT NULL PRIMARY KEY,"
@@ -33,9 +33,8 @@ static const char schema_sql[] =
 	" final INTEGER NOT NULL CHECK (final IN (0, 1)),"
 	" meldingen TEXT,"
 	" created_at TEXT NOT NULL,"
-	" updated_at TEXT NOT NULL);"
-	"CREATE UNIQUE INDEX IF NOT EXISTS declarations_live_sha256 ON declarations (sha256)"
-	" WHERE state IN ('sending', 'accepted') AND forced = 0;"
+	" updated_at TEXT NOT NULL,"
+	" refusal TEXT CHECK (refusal IS NULL OR refusal IN (" VZ_REFUSAL_SQL_LIST ")));"
 	"CREATE TABLE IF NOT EXISTS retours ("
 	" traceer_id TEXT NOT NULL PRIMARY KEY,"
 	" file TEXT NOT NULL,"
@@ -45,9 +44,21 @@ static const char schema_sql[] =
 	" stored_at TEXT NOT NULL,"
 	" confirmed_at TEXT);";
 
+/* A journal from before refusals were told apart gets the column (NULL in
+ * its rows), and the duplicate rule its second form: content VECOZO
+ * refused (422) counts as live too, so it is not sent again. */
+static const char refusal_column_sql[] =
+	"ALTER TABLE declarations ADD COLUMN"
+	" refusal TEXT CHECK (refusal IS NULL OR refusal IN (" VZ_REFUSAL_SQL_LIST "))";
+static const char live_index_sql[] =
+	"CREATE UNIQUE INDEX IF NOT EXISTS declarations_live_sha256_v2 ON declarations (sha256)"
+	" WHERE (state IN ('sending', 'accepted') OR refusal = 'content') AND forced = 0;"
+	"DROP INDEX IF EXISTS declarations_live_sha256;";
+#define LIVE "(state IN ('sending', 'accepted') OR refusal = 'content') AND forced = 0"
+
 #define DECL_COLS                                                                                  \
 	"traceer_id, conversatie_id, sha256, size, file, flow, state, forced, http_status, "       \
-	"status, final, meldingen, created_at, updated_at"
+	"status, final, meldingen, created_at, updated_at, refusal"
 #define RETOUR_COLS "traceer_id, file, size, sha256, state, stored_at, confirmed_at"
 
 /* Fills err with what failed and SQLite's reason. */
@@ -120,6 +131,7 @@ static vz_rv row_to_decl(const vz_journal *j, sqlite3_stmt *st, vz_decl *out, vz
 	    !vz_journal_copy(d.file, sizeof(d.file), col_text(st, 4)) ||
 	    !vz_journal_copy(d.flow, sizeof(d.flow), col_text(st, 5)) ||
 	    !vz_decl_state_parse(col_text(st, 6), &d.state) ||
+	    !vz_decl_refusal_parse(col_text(st, 14), &d.refusal) ||
 	    !vz_journal_copy(d.status, sizeof(d.status), col_text(st, 9)) ||
 	    !vz_journal_copy(d.created_at, sizeof(d.created_at), col_text(st, 12)) ||
 	    !vz_journal_copy(d.updated_at, sizeof(d.updated_at), col_text(st, 13))) {
@@ -163,7 +175,8 @@ static vz_rv row_to_retour(const vz_journal *j, sqlite3_stmt *st, vz_retour *out
 	return VZ_OK;
 }
 
-/* The live (sending or accepted, not forced) declaration of this content. */
+/* The live declaration of this content (sending, accepted, or refused for
+ * its content; not forced). */
 static vz_rv live_by_sha256(vz_journal *j, const char *sha256, vz_decl *out, vz_err *err)
 {
 	sqlite3_stmt *st = NULL;
@@ -171,8 +184,7 @@ static vz_rv live_by_sha256(vz_journal *j, const char *sha256, vz_decl *out, vz_
 	int rc;
 
 	rv = sq_prepare(j,
-			"SELECT " DECL_COLS " FROM declarations WHERE sha256 = ?1"
-			" AND state IN ('sending', 'accepted') AND forced = 0"
+			"SELECT " DECL_COLS " FROM declarations WHERE sha256 = ?1 AND " LIVE
 			" ORDER BY created_at, rowid LIMIT 1",
 			&st, err);
 	if (rv != VZ_OK)
@@ -228,10 +240,11 @@ static vz_rv sq_decl_begin(vz_journal *j, const vz_decl *d, vz_decl *earlier, vz
 	if (rv != VZ_OK)
 		goto out;
 	in_txn = true;
-	rv = sq_prepare(j,
-			"INSERT INTO declarations (" DECL_COLS ") VALUES"
-			" (?1, ?2, ?3, ?4, ?5, ?6, 'sending', ?7, ?8, ?9, ?10, ?11, ?12, ?12)",
-			&st, err);
+	rv = sq_prepare(
+		j,
+		"INSERT INTO declarations (" DECL_COLS ") VALUES"
+		" (?1, ?2, ?3, ?4, ?5, ?6, 'sending', ?7, ?8, ?9, ?10, ?11, ?12, ?12, NULL)",
+		&st, err);
 	if (rv != VZ_OK)
 		goto out;
 	bind_new_decl(st, d, now);
@@ -277,7 +290,8 @@ static vz_rv sq_decl_update(vz_journal *j, const vz_decl *d, vz_err *err)
 	vz_journal_now(now);
 	rv = sq_prepare(j,
 			"UPDATE declarations SET state = ?2, http_status = ?3, status = ?4,"
-			" final = ?5, meldingen = ?6, updated_at = ?7 WHERE traceer_id = ?1",
+			" final = ?5, meldingen = ?6, updated_at = ?7, refusal = ?8"
+			" WHERE traceer_id = ?1",
 			&st, err);
 	if (rv != VZ_OK)
 		goto out;
@@ -288,11 +302,12 @@ static vz_rv sq_decl_update(vz_journal *j, const vz_decl *d, vz_err *err)
 	sqlite3_bind_int(st, 5, d->final ? 1 : 0);
 	bind_text(st, 6, d->meldingen);
 	bind_text(st, 7, now);
+	bind_text(st, 8, vz_decl_refusal_text(d->refusal));
 	if (sqlite3_step(st) != SQLITE_DONE) {
 		if (sqlite3_extended_errcode(j->conn) == SQLITE_CONSTRAINT_UNIQUE) {
 			vz_err_set(err,
 				   "journal %s: declaration %s cannot become %s: the same content"
-				   " is already sending or accepted",
+				   " is already sending or accepted (or refused for its content)",
 				   j->where, d->traceer_id, vz_decl_state_text(d->state));
 			vz_err_hint(err, "look at the earlier declaration of this file first");
 			rv = VZ_FAIL;
@@ -306,6 +321,28 @@ static vz_rv sq_decl_update(vz_journal *j, const vz_decl *d, vz_err *err)
 			   d->traceer_id);
 		rv = VZ_NOT_FOUND;
 	}
+out:
+	sqlite3_finalize(st);
+	return rv;
+}
+
+static vz_rv sq_decl_touch(vz_journal *j, const char *traceer_id, vz_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	char now[VZ_TIME_LEN + 1];
+	vz_rv rv;
+
+	vz_journal_now(now);
+	rv = sq_prepare(j,
+			"UPDATE declarations SET updated_at = ?2"
+			" WHERE traceer_id = ?1 AND state = 'sending'",
+			&st, err);
+	if (rv != VZ_OK)
+		goto out;
+	bind_text(st, 1, traceer_id);
+	bind_text(st, 2, now);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		rv = sq_fail(j, "marking a declaration as still sending", err);
 out:
 	sqlite3_finalize(st);
 	return rv;
@@ -556,6 +593,7 @@ static const vz_journal_ops sqlite_ops = {
 	.close = sq_close,
 	.decl_begin = sq_decl_begin,
 	.decl_update = sq_decl_update,
+	.decl_touch = sq_decl_touch,
 	.decl_get = sq_decl_get,
 	.decl_each = sq_decl_each,
 	.retour_stored = sq_retour_stored,
@@ -671,6 +709,22 @@ static vz_rv configure(vz_journal *j, vz_err *err)
 	return sq_exec(j, "PRAGMA synchronous = FULL", "setting synchronous = FULL", err);
 }
 
+/* Whether declarations has the column refusal (false also on an error,
+ * which the ALTER TABLE after it then reports). */
+static bool has_refusal_column(vz_journal *j)
+{
+	sqlite3_stmt *st = NULL;
+	bool found = false;
+
+	if (sqlite3_prepare_v2(j->conn,
+			       "SELECT 1 FROM pragma_table_info('declarations')"
+			       " WHERE name = 'refusal'",
+			       -1, &st, NULL) == SQLITE_OK)
+		found = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_finalize(st);
+	return found;
+}
+
 static vz_rv create_schema(vz_journal *j, vz_err *err)
 {
 	vz_rv rv;
@@ -679,6 +733,10 @@ static vz_rv create_schema(vz_journal *j, vz_err *err)
 	if (rv != VZ_OK)
 		return rv;
 	rv = sq_exec(j, schema_sql, "creating the tables", err);
+	if (rv == VZ_OK && !has_refusal_column(j))
+		rv = sq_exec(j, refusal_column_sql, "adding the column refusal", err);
+	if (rv == VZ_OK)
+		rv = sq_exec(j, live_index_sql, "creating the duplicate rule", err);
 	if (rv == VZ_OK)
 		rv = sq_exec(j, "COMMIT", "creating the tables", err);
 	if (rv != VZ_OK)

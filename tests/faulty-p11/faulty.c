@@ -18,7 +18,10 @@
  *   FAULTY_P11_CREATE_FAIL_ATTR=A
  *                           fail every C_CreateObject whose template holds A
  *                           (a token that does not know the attribute:
- *                           FAULTY_P11_RV=CKR_ATTRIBUTE_TYPE_INVALID)
+ *                           FAULTY_P11_RV=CKR_ATTRIBUTE_TYPE_INVALID; NSS
+ *                           softoken's answer: CKR_GENERAL_ERROR); names as
+ *                           for FAULTY_P11_FAIL_ATTR, CKA_CERTIFICATE_CATEGORY
+ *                           too
  *   FAULTY_P11_SLEEP=F:MS   sleep MS milliseconds before each call of F
  *   FAULTY_P11_HIDE_SLOT=1  the first C_GetSlotList length query reports one
  *                           slot fewer than there are (a slot appearing
@@ -174,6 +177,7 @@ static const struct {
 	{"CKA_SIGN", CKA_SIGN},
 	{"CKA_DECRYPT", CKA_DECRYPT},
 	{"CKA_SIGN_RECOVER", CKA_SIGN_RECOVER},
+	{"CKA_CERTIFICATE_CATEGORY", CKA_CERTIFICATE_CATEGORY},
 };
 
 static void count_call(const char *name)

@@ -229,6 +229,17 @@ case_import_unwrap() {
 		"$ISSUING_IN" "$ROOT_IN"
 }
 
+# A key another tool put on the token, adopted: the record names the
+# certificate, how the key arrived as the token says (created: it came from
+# outside) and that it was adopted.
+case_import_use_token_key() {
+	put_key "$PKI/sys-rsa2048.p12" by-hand 0102
+	ns_imp "$PKI/sys-rsa2048.p12" --use-token-key
+	expect_rc 0 "import --use-token-key"
+	stop_sink
+	check_records "$IMPORTED,detail=key adopted" "$ISSUING_IN" "$ROOT_IN"
+}
+
 case_replace() {
 	must import "$PKI/sys-rsa2048.p12" --password-source env:VZT_P12
 	ns_imp "$PKI/sys-renewed.p12" --replace

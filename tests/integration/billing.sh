@@ -13,6 +13,8 @@ FLOW=303:3.1
 
 cleanup() {
 	stop_mock
+	[ -z "${DECOY_PID:-}" ] || { kill "$DECOY_PID" 2>/dev/null; wait "$DECOY_PID" 2>/dev/null; } || true
+	[ -z "${FAKE_PID:-}" ] || { kill "$FAKE_PID" 2>/dev/null; wait "$FAKE_PID" 2>/dev/null; } || true
 	[ -z "${PGDIR:-}" ] || "$SRCDIR/tests/tools/pg-cluster" stop "$PGDIR" >/dev/null 2>&1 || true
 }
 
@@ -41,9 +43,10 @@ setup_token() {
 	[ "$rc" -eq 0 ] || { fail "import"; cat "$T/err"; finish; }
 }
 
-# start_bill_mock [vzmock options]: sets BASE.
+# start_bill_mock [vzmock options]: sets BASE. Every exchange goes into
+# $T/contract.jsonl, which check_contract holds to the contract.
 start_bill_mock() {
-	start_mock "$@"
+	start_mock --contract-log "$T/contract.jsonl" "$@"
 	trap cleanup EXIT
 	BASE=https://localhost:$(cat "$T/port")/berichtenservice
 }
@@ -71,6 +74,11 @@ PY
 }
 
 journal_json() { run vz --json journal; cp "$T/out" "$T/journal.json"; }
+# journal_tid FILE: the traceerId of FILE's first declaration in the journal.
+journal_tid() {
+	journal_json
+	python3 -c 'import json, sys; print([d["traceer_id"] for d in json.load(open(sys.argv[1]))["declarations"] if d["file"] == sys.argv[2]][0])' "$T/journal.json" "$1"
+}
 
 case_submit_and_status() {
 	setup_token
@@ -105,6 +113,35 @@ assert o["retours"] == []
 	expect_in "$T/err" "holds no declaration whose status is open" "says nothing is open"
 }
 
+# VECOZO writes status times in Dutch local time with the offset, and
+# fractions of any length. Around the clock change of 2025-10-26 (the mock's
+# --status-clock: 00:30:00.5Z, 01:00Z, 01:30:00.25Z, that is 02:30:00.5+02:00,
+# 02:00+01:00, 02:30:00.25+01:00) the newest entry is not the one whose text
+# sorts last: the status is read as instants.
+case_status_clock_change() {
+	setup_token
+	start_bill_mock --status-history --status-clock 2025-10-26T00:30:00Z:1800
+	make_decl decl.txt
+	declare_file --json "$T/decl.txt"
+	expect_rc 0 "a declaration is sent"
+	tid=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["traceer_id"])' "$T/out")
+	bill declare-status "$tid"
+	expect_in "$T/out" "^$tid +Ontvangen +2025-10-26T00:30:00Z$" "first: Ontvangen, its time in UTC"
+	bill declare-status "$tid"
+	expect_in "$T/out" "^$tid +WordtVerwerkt +2025-10-26T01:00:00Z$" \
+		"then WordtVerwerkt (02:00+01:00), newer than Ontvangen (02:30:00.5+02:00)"
+	bill --json declare-status "$tid"
+	expect_rc 0 "declare-status once more"
+	expect_json "$T/out" '
+assert [(x["status"], x["changed_at"]) for x in o] == [("VerwerkingVoltooid", "2025-10-26T01:30:00Z")], o
+' "then VerwerkingVoltooid (02:30:00.25+01:00), which sorts before 02:30:00.5+02:00 as text"
+	journal_json
+	expect_json "$T/journal.json" '
+d = o["declarations"]
+assert [(x["status"], x["final"]) for x in d] == [("VerwerkingVoltooid", True)], d
+' "the journal has it final"
+}
+
 case_refused() {
 	setup_token
 	start_bill_mock
@@ -129,13 +166,69 @@ assert "payload: Regel 9: het sluitrecord ontbreekt." in o["errors"], o["errors"
 ' "400: every problem listed, field by field"
 	bill declare "$T/bad.txt" --from "$FROM" --to "$TO" --flow "$FLOW"
 	expect_in "$T/out" "^  payload: Regel 2: onbekend recordtype" "the text output lists them too"
+	[ "$(mock_stat pushes)" -eq 4 ] && pass "a 400 may be sent again (and is refused again)" ||
+		fail "$(mock_stat pushes) pushes, expected 4"
 	make_decl ok.txt
 	declare_file "$T/ok.txt"
 	expect_rc 0 "a good declaration after the refused ones"
+	# 422 says "do not send this again": a later declare of the same
+	# content does not send it, until --force.
+	first=$(journal_tid weiger.txt)
 	make_decl weiger.txt "WEIGEREN"
-	declare_file "$T/weiger.txt"
-	expect_rc 1 "a refused declaration may be sent again (and is refused again)"
-	expect_not_in "$T/out" "duplicate" "a refused one is no duplicate"
+	declare_file --json "$T/weiger.txt"
+	expect_rc 1 "the content refused with 422, declared again"
+	expect_json "$T/out" 'assert o["status"] == "refused" and o["traceer_id"] == "'"$first"'" and o["http_status"] is None, o' \
+		"refused, naming the traceerId VECOZO refused, nothing sent now"
+	expect_in "$T/err" "VECOZO refused this content on .* as traceerId $first .*not sent again" \
+		"says it was refused before and is not sent"
+	[ "$(mock_stat pushes)" -eq 5 ] && pass "not sent again" || fail "$(mock_stat pushes) pushes, expected 5"
+	declare_file --force "$T/weiger.txt"
+	expect_rc 1 "--force sends it anyway (and VECOZO refuses it again)"
+	[ "$(mock_stat pushes)" -eq 6 ] && pass "sent with --force" || fail "$(mock_stat pushes) pushes, expected 6"
+}
+
+# 422, 400, 401 and 403 are different things to do: the journal and
+# `journal` tell them apart.
+case_refusal_kinds() {
+	setup_token
+	imp "$PKI/sys-ec256.p12" --label no-right
+	imp "$PKI/sys-renewed.p12" --label unknown
+	fp() { openssl x509 -in "$1" -noout -fingerprint -sha256 | sed 's/.*=//'; }
+	{
+		echo "$(fp "$PKI/sys-rsa2048.crt") cov billing"
+		echo "$(fp "$PKI/sys-ec256.crt") cov"
+	} >"$T/rights"
+	start_bill_mock
+	make_decl content.txt "WEIGEREN"
+	make_decl request.txt "ONGELDIG"
+	make_decl certificate.txt
+	make_decl right.txt
+	declare_file "$T/content.txt"
+	declare_file "$T/request.txt"
+	declare_file --label unknown "$T/certificate.txt"
+	expect_in "$T/err" "did not accept the certificate" "401: the certificate"
+	declare_file --label no-right "$T/right.txt"
+	expect_in "$T/err" "lacks the right" "403: the right"
+	journal_json
+	expect_json "$T/journal.json" '
+k = {d["file"]: (d["state"], d["refusal"], d["http_status"]) for d in o["declarations"]}
+assert k == {"content.txt": ("refused", "content", 422), "request.txt": ("refused", "request", 400),
+             "certificate.txt": ("refused", "certificate", 401), "right.txt": ("refused", "right", 403)}, k
+' "the journal says why each was refused"
+	run vz journal
+	for w in content request certificate right; do
+		expect_in "$T/out" " refused:$w .* $w\.txt" "journal shows refused:$w"
+	done
+	# Once the right is there, the 401 and 403 ones go; the 422 one does not.
+	rights_file
+	declare_file "$T/certificate.txt"
+	expect_rc 0 "the 401 content, with a certificate VECOZO knows"
+	declare_file "$T/request.txt"
+	expect_rc 1 "the 400 content is sent again"
+	declare_file "$T/content.txt"
+	expect_rc 1 "the 422 content"
+	[ "$(mock_stat pushes)" -eq 6 ] && pass "the 400 and 401 content sent again, the 422 content not" ||
+		fail "$(mock_stat pushes) pushes, expected 6"
 }
 
 case_bad_input() {
@@ -165,6 +258,109 @@ case_bad_input() {
 	[ "$(mock_stat pushes)" -eq 0 ] && pass "nothing was sent" || fail "$(mock_stat pushes) pushes"
 	journal_json
 	expect_json "$T/journal.json" 'assert o["declarations"] == [], o' "nothing was recorded"
+}
+
+# VECOZO's contract for the flow: words of 1 to 60 characters (anything but
+# control characters), numbers 0 to 999, a referentieId of 1 to 150
+# characters. What it refuses is refused here, before anything is sent or
+# recorded; what it takes goes through.
+case_flow_limits() {
+	setup_token
+	start_bill_mock
+	make_decl decl.txt
+	bill declare "$T/decl.txt" --from "$FROM" --to "$TO" --flow 303:1000.0
+	expect_rc 2 "berichtversie 1000"
+	expect_in "$T/err" "--flow: the version and subversion are whole numbers from 0 to 999" \
+		"says the range"
+	bill declare "$T/decl.txt" --from "$FROM" --to "$TO" --flow 303:3.1000
+	expect_rc 2 "berichtsubversie 1000"
+	bill declare "$T/decl.txt" --from "$FROM" --to "$TO" --flow "$(printf 'x%.0s' $(seq 61)):3.1"
+	expect_rc 2 "a berichttype of 61 characters"
+	expect_in "$T/err" "1 to 60 characters" "says the length"
+	bill declare "$T/decl.txt" --from "$FROM" --to "$TO" --flow "$(printf '303:3.1:In\tdienen')"
+	expect_rc 2 "a control character in the action"
+	bill declare "$T/decl.txt" --from "$FROM" --to "$TO" --flow 303:3.1 \
+		--reference "$(printf 'a%.0s' $(seq 151))"
+	expect_rc 2 "a referentieId of 151 characters"
+	[ "$(mock_stat pushes)" -eq 0 ] && pass "nothing was sent" || fail "$(mock_stat pushes) pushes"
+	journal_json
+	expect_json "$T/journal.json" 'assert o["declarations"] == [], o' "nothing was recorded"
+	# 60 characters of two bytes each, a quote, spaces, an escaped '/' and
+	# ':', 999; a reference of 150 two-byte characters.
+	word=$(printf '\303\253%.0s' $(seq 60))
+	ref=$(printf '\303\251%.0s' $(seq 150))
+	bill --json declare "$T/decl.txt" --from "$FROM" --to "$TO" \
+		--flow "$word/Zorg \"303\"\\/ZH:999.999:Indienen\\:spoed" --reference "$ref"
+	expect_rc 0 "what the contract takes is sent"
+	[ "$(mock_stat accepted)" -eq 1 ] && pass "VECOZO (the mock) accepted it" ||
+		fail "$(mock_stat accepted) accepted"
+}
+
+# The contract check itself: the operations vzp11 uses, each way they end
+# (204, 400, 422, status, pull list, payload, 202 and 404 for DELETE), held
+# to tests/contract/berichtenservice.json at the end like every billing
+# test; and the check finds what breaks the contract: the same exchanges,
+# each changed in one way the published texts forbid.
+case_contract() {
+	/usr/bin/python3 -c 'import jsonschema' 2>/dev/null ||
+		{ echo "SKIP: python3-jsonschema is not installed"; exit 77; }
+	setup_token
+	start_bill_mock --retour 2:1000 --status-history
+	make_decl ok.txt
+	make_decl bad.txt "ONGELDIG"
+	make_decl weiger.txt "WEIGEREN"
+	make_decl afkeuren.txt "AFKEUREN"
+	declare_file --json --reference dossier-1 "$T/ok.txt" "$T/afkeuren.txt"
+	expect_rc 0 "two declarations"
+	declare_file "$T/bad.txt"
+	declare_file "$T/weiger.txt"
+	bill declare-status --open
+	bill declare-status --open
+	bill declare-status --open --watch
+	expect_rc 0 "the statuses, to final (AfgekeurdDoorDienst on the way)"
+	mkdir "$T/in"
+	bill retour --dir "$T/in" --limit 1
+	expect_rc 0 "the return messages"
+	stop_mock
+	start_bill_mock --retour 1:1000 --delete-unknown
+	bill retour --dir "$T/in"
+	expect_rc 1 "a DELETE answered 404"
+	grep -q '"status":422' "$T/contract.jsonl" && grep -q '"meldingen":\[{' "$T/contract.jsonl" &&
+		grep -q '"method":"DELETE".*"status":202' "$T/contract.jsonl" &&
+		grep -q '"method":"DELETE".*"status":404' "$T/contract.jsonl" &&
+		pass "the log holds 422, meldingen, 202 and 404" || fail "the log lacks an exchange"
+	# Each line below breaks the contract once; the check must say so.
+	/usr/bin/python3 - "$T/contract.jsonl" "$T/broken.jsonl" <<'PY'
+import copy, json, sys
+log = [json.loads(l) for l in open(sys.argv[1])]
+def first(method, path_end, status):
+    return copy.deepcopy(next(x for x in log if x["method"] == method and x["path"].endswith(path_end) and x["status"] == status))
+out = []
+x = first("POST", "/berichten", 204); x["request"]["metadata"]["routeringgegevens"]["berichtstroom"]["berichtversie"] = 1000; out.append(x)
+x = first("POST", "/berichten", 204); x["request"]["metadata"]["referentiegegevens"]["kenmerk"] = "x"; out.append(x)
+x = first("POST", "/berichten", 204); x["request"]["parts"].append({"name": "extra", "content_type": "text/plain", "filename": None, "size": 1}); out.append(x)
+x = first("GET", "/berichtstatussen", 200); x["response"]["json"][0]["meldingen"] = []; out.append(x)
+x = first("GET", "/berichtstatussen", 200); x["response"]["json"][0]["berichtstatusGewijzigdOp"] = "2026-11-24 16:58"; out.append(x)
+x = first("GET", "/berichtstatussen", 200); x["query"]["conversatieId"] = x["query"]["traceerId"]; out.append(x)
+x = first("GET", "/rest-pull/v1/berichten", 200); x["response"]["json"][0]["basisgegevens"]["payload"]["url"] = "/relative/payload"; out.append(x)
+x = first("GET", "/rest-pull/v1/berichten", 200); x["query"]["limit"] = "251"; out.append(x)
+x = first("POST", "/berichten", 204); x["status"] = 200; out.append(x)
+x = first("POST", "/berichten", 204); x["path"] = "/berichtenservice/berichten/rest-push/v2/berichten"; out.append(x)
+open(sys.argv[2], "w").write("".join(json.dumps(x) + "\n" for x in out))
+PY
+	set +e
+	/usr/bin/python3 "$SRCDIR/tests/tools/contract-check" "$SRCDIR/tests/contract/berichtenservice.json" \
+		"$T/broken.jsonl" >"$T/broken.out" 2>&1
+	brc=$?
+	set -e
+	[ "$brc" -eq 1 ] && pass "the check fails on the broken exchanges" || fail "the check exits $brc on the broken exchanges"
+	for l in 1 2 3 4 5 6 7 8 9 10; do
+		grep -q "broken.jsonl:$l " "$T/broken.out" || { fail "line $l of the broken exchanges passed the check"; cat "$T/broken.out"; }
+	done
+	expect_in "$T/broken.out" "1000 is greater than the maximum of 999" "names berichtversie 1000"
+	expect_in "$T/broken.out" "'kenmerk' was unexpected" "names a property the schema does not list"
+	expect_in "$T/broken.out" "should be non-empty|is too short" "names an empty meldingen"
+	expect_in "$T/broken.out" "not an operation of the Berichtenservice" "names an unknown path"
 }
 
 case_duplicate_and_force() {
@@ -251,6 +447,43 @@ s = sorted(x["status"] for x in o)
 assert s.count("accepted") >= 1 and all(x in ("accepted", "pending", "duplicate") for x in s), s
 assert len({x["traceer_id"] for x in o}) == 1, o
 ' "one accepted, the others accepted, pending or duplicate under the same traceerId"
+}
+
+# A slow upload (the mock stops reading the body for 16 s) outlasts the
+# lease a second run allows a run that is sending: (--timeout 1 +
+# --connect-timeout 1 + 10) x 1 try = 12 s. The sending run keeps its
+# journal row fresh while it uploads, so a second declare of the same file
+# meanwhile finds it in progress: pending, and nothing sent twice at once.
+case_slow_push() {
+	setup_token
+	start_bill_mock --push-stall 16000
+	make_decl decl.txt
+	cp -a "$T/hsm" "$T/hsm2" # each run its own copy of the token (see concurrent)
+	sed "s|$T/hsm/|$T/hsm2/|" "$T/hsm/softhsm2.conf" >"$T/hsm2/softhsm2.conf"
+	${VZP11_WRAPPER:-} "$VZP11_BIN" --json declare "$T/decl.txt" --from "$FROM" --to "$TO" \
+		--flow "$FLOW" --endpoint "$BASE" --cacert "$PKI/root.crt" >"$T/out1" 2>"$T/err1" &
+	pid=$!
+	i=0
+	until grep -q '"state":"sending"' "$T/journal.json" 2>/dev/null || [ $i -ge 100 ]; do
+		sleep 0.1
+		journal_json
+		i=$((i + 1))
+	done
+	expect_in "$T/journal.json" '"state":"sending"' "the first run is sending"
+	sleep 13
+	SOFTHSM2_CONF=$T/hsm2/softhsm2.conf bill --json declare "$T/decl.txt" --from "$FROM" \
+		--to "$TO" --flow "$FLOW" --retries 0 --timeout 1 --connect-timeout 1
+	expect_rc 1 "a second declare 13 s into the upload"
+	expect_json "$T/out" 'assert o["status"] == "pending", o' "pending: another run is sending it"
+	expect_in "$T/err" "another run started sending this content" "says another run sends it"
+	wait "$pid" && rc=0 || rc=$?
+	cp "$T/out1" "$T/out"
+	expect_rc 0 "the slow push"
+	expect_json "$T/out" 'assert o["status"] == "accepted", o' "the slow push is accepted"
+	[ "$(mock_stat pushes)" -eq 1 ] && pass "one push: the content was not sent twice at once" ||
+		fail "$(mock_stat pushes) pushes"
+	[ "$(mock_stat accepted)" -eq 1 ] && pass "one declaration at VECOZO" ||
+		fail "$(mock_stat accepted) accepted"
 }
 
 case_no_billing_right() {
@@ -383,6 +616,200 @@ assert len(o) == 2 and all(x["result"] == "stored" and "confirming receipt faile
 	[ -z "$(ls -A "$T/in")" ] && pass "no second copy" || fail "copies again: $(ls -A "$T/in")"
 }
 
+# DELETE answers 404, which VECOZO's contract reads "not found or not
+# authorised": never a confirmation. The file stays stored and open in the
+# journal, the message says both, and a later run confirms it.
+case_retour_delete_404() {
+	setup_token
+	start_bill_mock --retour 1:1000 --delete-unknown
+	mkdir "$T/in"
+	bill --json retour --dir "$T/in"
+	expect_rc 1 "a confirmation answered 404"
+	expect_json "$T/out" '
+assert len(o) == 1 and o[0]["result"] == "stored", o
+e = o[0]["error"]
+assert "not confirmed" in e and "not found" in e and "not authorised" in e, e
+' "stored, not confirmed, and it says what 404 may mean"
+	bill retour --dir "$T/in"
+	expect_rc 1 "a second run, the confirmation answered 404 again"
+	expect_in "$T/err" "either not found there .* or this certificate is not authorised" \
+		"the message says both"
+	journal_json
+	expect_json "$T/journal.json" 'assert [r["state"] for r in o["retours"]] == ["stored"], o' \
+		"the journal keeps it open: stored, not confirmed"
+	run vz journal
+	expect_in "$T/out" " stored +7e7e0000-0000-4000-8000-000000000001 " "journal lists it as stored"
+	[ "$(mock_stat retour_waiting)" -eq 1 ] && pass "it is still waiting at VECOZO" ||
+		fail "$(mock_stat retour_waiting) waiting"
+	stop_mock
+	start_bill_mock --retour 1:1000
+	bill --json retour --dir "$T/in"
+	expect_rc 0 "a later run"
+	expect_json "$T/out" 'assert [x["result"] for x in o] == ["already-stored"] and o[0].get("error") is None, o' \
+		"confirms the stored file without a second copy"
+	journal_json
+	expect_json "$T/journal.json" 'assert [r["state"] for r in o["retours"]] == ["confirmed"], o' \
+		"then the journal says confirmed"
+}
+
+# The list's payload.url is followed when it is on the configured base (the
+# same scheme, host and port; absolute or relative) and refused otherwise:
+# the client certificate never goes to another host. The other host here is
+# a second mock that would take the certificate; it must see no connection.
+case_retour_payload_url() {
+	setup_token
+	rights_file
+	"$VZMOCK" --cert "$PKI/server-chain.pem" --key "$PKI/server.key" --ca "$PKI/chain.pem" \
+		--population "$SRCDIR/tests/mock/population.json" --rights "$T/rights" \
+		--port-file "$T/decoy.port" --stats "$T/decoy.json" --idle-exit 120 2>"$T/decoy.log" &
+	DECOY_PID=$!
+	i=0
+	while [ ! -s "$T/decoy.port" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+	D=$(cat "$T/decoy.port")
+	start_bill_mock --retour 3:1000 \
+		--retour-url "https://localhost:$D/berichtenservice/berichten/rest-pull/v1/berichten/%i/payload" \
+		--retour-url "https://127.0.0.1:%p/berichtenservice/downloads/%i" \
+		--retour-url "http://%h/berichtenservice/downloads/%i"
+	mkdir "$T/in"
+	bill --json retour --dir "$T/in"
+	expect_rc 1 "payload URLs on another port, another host name, another scheme"
+	expect_json "$T/out" '
+assert [x["result"] for x in o] == ["foreign-url"] * 3, o
+e = [x["error"] for x in o]
+assert all("was not followed" in x and "stays waiting" in x for x in e), e
+assert "points to https://localhost:'"$D"'," in e[0], e[0]
+assert "points to https://127.0.0.1:" in e[1], e[1]
+assert "points to http://localhost:" in e[2], e[2]
+' "each refused, saying where it points"
+	bill retour --dir "$T/in"
+	expect_rc 1 "the same without --json"
+	expect_in "$T/err" "payload URL https://localhost:$D/berichtenservice/.* was not followed" \
+		"the message names the URL"
+	[ -z "$(ls -A "$T/in")" ] && pass "nothing stored" || fail "stored: $(ls -A "$T/in")"
+	[ "$(mock_stat retour_downloads)" -eq 0 ] && [ "$(mock_stat retour_deleted)" -eq 0 ] &&
+		[ "$(mock_stat retour_waiting)" -eq 3 ] && pass "nothing downloaded or confirmed; all three wait" ||
+		fail "downloads $(mock_stat retour_downloads), deleted $(mock_stat retour_deleted)"
+	kill "$DECOY_PID"
+	wait "$DECOY_PID" 2>/dev/null || true
+	DECOY_PID=
+	n=$(sed -n 's/.*"connections": \([0-9]*\).*/\1/p' "$T/decoy.json")
+	[ "$n" = 0 ] && pass "the other host saw no connection" || fail "the other host saw ${n:-?} connections"
+	journal_json
+	expect_json "$T/journal.json" 'assert o["retours"] == [], o' "nothing in the journal"
+	stop_mock
+	# On the base, at another path: absolute, and relative to the base.
+	start_bill_mock --retour 2:1000 --record "$T/record" \
+		--retour-url "https://%h/berichtenservice/downloads/%i" \
+		--retour-url "/berichtenservice/downloads/%i"
+	bill --json retour --dir "$T/in"
+	expect_rc 0 "payload URLs on the base"
+	expect_json "$T/out" 'assert [x["result"] for x in o] == ["stored", "stored"], o' "both stored"
+	expect_in "$T/record" "^GET /berichtenservice/downloads/7e7e0000-0000-4000-8000-000000000001 " \
+		"the absolute URL was followed"
+	expect_in "$T/record" "^GET /berichtenservice/downloads/7e7e0000-0000-4000-8000-000000000002 " \
+		"the relative URL was followed"
+	expect_not_in "$T/record" "/payload " "not the path the traceerId would give"
+}
+
+# psql ARGS: SQL on the test's cluster as its superuser vzp11 (PostgreSQL's
+# own client, from the server's bindir; not under the sanitizers' preload).
+psql_su() {
+	bindir=${PG_BINDIR:-$(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V | tail -n 1)}
+	env -u LD_PRELOAD "$bindir/psql" -X -q -v ON_ERROR_STOP=1 -At "$@"
+}
+
+# Another database user makes a schema named like vzp11's role, first in
+# PostgreSQL's default search_path ("$user", public), with tables like the
+# journal's and a row that says a file was accepted. The journal's tables
+# are named in their own schema (public here), so the shadow is never read
+# or written: the file is sent, and both go to the real journal.
+case_search_path_shadow() {
+	[ "$BACKEND" = postgresql ] || { echo "SKIP: a PostgreSQL case"; exit 77; }
+	setup_token
+	start_bill_mock
+	make_decl a.txt
+	make_decl b.txt
+	declare_file "$T/a.txt"
+	expect_rc 0 "a first declaration makes the journal's tables (in public)"
+	sha=$(sha256sum "$T/b.txt" | cut -c1-64)
+	psql_su "$VZP11_JOURNAL" <<SQL
+CREATE ROLE mallory;
+CREATE SCHEMA vzp11 AUTHORIZATION mallory;
+CREATE TABLE vzp11.declarations (LIKE public.declarations INCLUDING ALL);
+CREATE TABLE vzp11.retours (LIKE public.retours INCLUDING ALL);
+INSERT INTO vzp11.declarations (traceer_id, conversatie_id, sha256, size, file, flow, state,
+  forced, http_status, status, final, created_at, updated_at)
+  VALUES ('0bad0bad-0000-4000-8000-000000000001', '0bad0bad-0000-4000-8000-000000000002',
+  '$sha', 1, 'b.txt', '303:3.1', 'accepted', false, 204, '', false, '2026-01-01T00:00:00Z',
+  '2026-01-01T00:00:00Z');
+ALTER TABLE vzp11.declarations OWNER TO mallory;
+ALTER TABLE vzp11.retours OWNER TO mallory;
+SQL
+	[ "$(psql_su "$VZP11_JOURNAL" -c 'SELECT current_schemas(false)')" = "{vzp11,public}" ] &&
+		pass "the shadow schema is first in vzp11's search_path" || fail "no shadow in the search_path"
+	declare_file --json "$T/b.txt"
+	expect_rc 0 "a file the shadow says was accepted"
+	expect_json "$T/out" 'assert o["status"] == "accepted" and not o["traceer_id"].startswith("0bad"), o' \
+		"it is sent and accepted: the shadow's row was not read"
+	[ "$(mock_stat accepted)" -eq 2 ] && pass "both files reached VECOZO" || fail "$(mock_stat accepted) accepted"
+	journal_json
+	expect_json "$T/journal.json" '
+assert sorted(d["file"] for d in o["declarations"]) == ["a.txt", "b.txt"], o
+assert not [d for d in o["declarations"] if d["traceer_id"].startswith("0bad")], o
+' "journal lists the real journal's two declarations"
+	[ "$(psql_su "$VZP11_JOURNAL" -c 'SELECT count(*) FROM public.declarations')" = 2 ] &&
+		pass "both are in public.declarations" || fail "public.declarations holds $(psql_su "$VZP11_JOURNAL" -c 'SELECT count(*) FROM public.declarations')"
+	[ "$(psql_su "$VZP11_JOURNAL" -c 'SELECT count(*) FROM vzp11.declarations')" = 1 ] &&
+		pass "the shadow table was not written" || fail "the shadow table was written"
+	# A database whose only journal-like tables are someone else's: vzp11
+	# creates no tables beside them unless the URI names a schema.
+	psql_su "$VZP11_JOURNAL" -c 'CREATE DATABASE other'
+	other=$(echo "$VZP11_JOURNAL" | sed 's|:///vzp11?|:///other?|')
+	psql_su "$other" <<SQL
+CREATE SCHEMA vzp11 AUTHORIZATION mallory;
+CREATE TABLE vzp11.declarations (traceer_id text);
+SQL
+	run vz --journal "$other" journal
+	expect_rc 1 "a journal whose tables are only in another schema"
+	expect_in "$T/err" "no journal tables in schema public, but a table declarations is in schema vzp11" \
+		"says so, and creates nothing"
+	[ "$(psql_su "$other" -c "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")" = 0 ] &&
+		pass "nothing was created in public" || fail "tables were created in public"
+	run vz --journal "$other&options=-csearch_path%3Dpublic" journal
+	expect_rc 0 "with the schema named in the URI"
+}
+
+# A journal on another host gets sslmode=verify-full unless the URI says
+# otherwise: no login goes there in clear text. The host is pg-fake, which
+# answers "no TLS" and writes down what it got.
+case_remote_sslmode() {
+	[ "$BACKEND" = postgresql ] || { echo "SKIP: a PostgreSQL case"; exit 77; }
+	unset PGSSLMODE
+	/usr/bin/python3 "$SRCDIR/tests/tools/pg-fake" "$T/fake.port" "$T/fake.log" &
+	FAKE_PID=$!
+	i=0
+	while [ ! -s "$T/fake.port" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+	P=$(cat "$T/fake.port")
+	run vz --journal "postgresql://vzp11@db.example:$P/vzp11?hostaddr=127.0.0.1&connect_timeout=10" journal
+	expect_rc 1 "a journal on another host that offers no TLS"
+	expect_in "$T/err" "SSL" "libpq says TLS is required"
+	expect_in "$T/err" "sslmode=verify-full" "says why vzp11 asks for it"
+	expect_in "$T/fake.log" "^ssl-request$" "TLS was asked for"
+	expect_not_in "$T/fake.log" "^startup" "no login was sent in clear text"
+	: >"$T/fake.log"
+	run vz --journal "postgresql://vzp11@db.example:$P/vzp11?hostaddr=127.0.0.1&sslmode=disable" journal
+	expect_rc 1 "the URI says sslmode=disable"
+	expect_in "$T/fake.log" "^startup user=vzp11 " "then the URI decides"
+	: >"$T/fake.log"
+	PGHOST=db.example PGHOSTADDR=127.0.0.1 PGPORT=$P run vz --journal "postgresql://vzp11@/vzp11" journal
+	expect_rc 1 "the host from libpq's environment (PGHOST)"
+	expect_not_in "$T/fake.log" "^startup" "no login in clear text there either"
+	: >"$T/fake.log"
+	run vz --journal "postgresql://vzp11@localhost:$P/vzp11" journal
+	expect_rc 1 "a journal on this machine (localhost)"
+	expect_in "$T/fake.log" "^startup user=vzp11 " "this machine: libpq's default (prefer)"
+}
+
 # The token fails at each PKCS#11 call of a declare in turn (through
 # faulty-p11, provider calls included): whatever the faulty run left in the
 # journal, a clean re-run of the same file ends accepted, and no content
@@ -433,7 +860,28 @@ assert not [d for d in o["declarations"] if d["state"] == "sending"], o
 ' "the journal: each content accepted once, nothing left sending"
 }
 
+# check_contract: every request vzp11 sent to the mock and every answer
+# the mock gave, held to the Berichtenservice's contract
+# (tests/contract/berichtenservice.json, tests/tools/contract-check).
+check_contract() {
+	[ -s "$T/contract.jsonl" ] || return 0
+	set +e
+	/usr/bin/python3 "$SRCDIR/tests/tools/contract-check" "$SRCDIR/tests/contract/berichtenservice.json" \
+		"$T/contract.jsonl" >"$T/contract.out" 2>&1
+	crc=$?
+	set -e
+	case $crc in
+	0) pass "$(tail -n 1 "$T/contract.out")" ;;
+	77) echo "note: the contract was not checked: python3-jsonschema is not installed" ;;
+	*)
+		fail "the exchanges break the contract: $(tail -n 1 "$T/contract.out")"
+		head -20 "$T/contract.out" | sed 's/^/  | /'
+		;;
+	esac
+}
+
 new_token "billing-$CASE-$BACKEND"
 setup_journal
 "case_$(echo "$CASE" | tr - _)"
+check_contract
 finish

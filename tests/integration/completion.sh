@@ -171,6 +171,9 @@ case_labels() {
 	expect_in "$T/calls" "^argv: --token no-such-token --json list --public$" "the --token on the line is passed on"
 	expect_reply "vzp11 --module /nonexistent/module.so show " ""
 	expect_in "$T/calls" "^argv: --module /nonexistent/module.so --json list --public$" "the --module on the line is passed on"
+	# module arguments as typed, one pair of quotes taken off, never evaluated
+	comp "vzp11 --module-args 'configdir' show "
+	expect_in "$T/calls" "^argv: --module-args configdir --json list --public$" "the --module-args on the line are passed on"
 }
 
 # The label lookup never prompts: no PIN source (neither VZP11_PIN_SOURCE nor

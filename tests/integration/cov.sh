@@ -165,7 +165,7 @@ case_wrong_pin() {
 	start_mock
 	VZT_BAD=0000 VZP11_PIN_SOURCE=env:VZT_BAD cov --bsn 999979668 --birthdate 1962-03-15
 	expect_rc 1 "wrong PIN"
-	expect_in "$T/err" "did not accept the PIN" "says the PIN is the problem"
+	expect_in "$T/err" "rejected the PIN" "says the PIN is the problem"
 	expect_in "$T/err" "never retries" "says it was not retried"
 	[ "$(mock_stat requests)" -eq 0 ] && pass "nothing sent" || fail "a request was sent"
 }
@@ -890,6 +890,7 @@ while n < 2000:
         out.write(f"{b};1970-01-01;row{n + 1}\n")
         n += 1
 PY
+	# after the 6th signature (the key's two tries at start are 1 and 2)
 	faulty FAULTY_P11_OUTAGE=6:6 -- run vz cov --endpoint "$ENDPOINT" --cacert "$PKI/root.crt" \
 		--batch "$T/in.csv" --out "$T/result.csv" --timeout 5 --retries 3 --jobs 4
 	expect_rc 0 "a batch through a token outage"

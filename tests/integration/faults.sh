@@ -116,9 +116,59 @@ case_allowed_mechanisms_unknown() {
 	expect_in "$T/report" "^injected attribute" "the token refused the attribute"
 	expect_in "$T/out" "sensitive=yes extractable=no value-readable=no" "the key is protected"
 	expect_in "$T/out" "decrypt=no unwrap=no derive=no sign-recover=no mechanisms=any" "show says the mechanisms are not limited"
+	expect_in "$T/out" "^not kept: +CKA_ALLOWED_MECHANISMS " "import says what the token did not keep"
 	objects | awk '/^[A-Z]/ {p = 0} /label: +vecozo-system/ {p = 1} p' >"$T/priv"
 	expect_in "$T/priv" "label: +vecozo-system" "pkcs11-tool shows the new key"
 	expect_not_in "$T/priv" "Allowed mechanisms" "no mechanism list on the key"
+}
+
+# NSS softoken answers CKR_GENERAL_ERROR to an attribute it does not know:
+# the key goes on without the list, and the JSON says so. Any other answer
+# (CKR_DEVICE_ERROR) is a failure, never a reason to write less.
+case_allowed_mechanisms_general_error() {
+	seed
+	FAULTY_P11_CREATE_FAIL_ATTR=CKA_ALLOWED_MECHANISMS FAULTY_P11_RV=CKR_GENERAL_ERROR \
+		FAULTY_P11_REPORT=$T/report VZP11_MODULE=$FAULTY_P11 imp "$PKI/sys-rsa2048.p12" --json
+	expect_rc 0 "import onto a token that answers CKR_GENERAL_ERROR to CKA_ALLOWED_MECHANISMS"
+	expect_in "$T/report" "^injected attribute" "the token refused the attribute"
+	expect_in "$T/out" '"not_kept":\["CKA_ALLOWED_MECHANISMS"\]' "the JSON says the list was not kept"
+	expect_in "$T/out" '"sensitive":true,"extractable":false' "the key is protected"
+	run vz show vecozo-system
+	expect_in "$T/out" "^not kept: +CKA_ALLOWED_MECHANISMS " "show says so too"
+	run vz remove vecozo-system --yes
+	expect_rc 0 "remove it again"
+	expect_unchanged before "import and remove"
+	FAULTY_P11_CREATE_FAIL_ATTR=CKA_ALLOWED_MECHANISMS FAULTY_P11_RV=CKR_DEVICE_ERROR \
+		VZP11_MODULE=$FAULTY_P11 imp "$PKI/sys-rsa2048.p12"
+	expect_rc 1 "CKR_DEVICE_ERROR on the attribute is a failure"
+	expect_in "$T/err" "C_CreateObject \(private key\) failed: CKR_DEVICE_ERROR" "names the call and the code"
+	expect_unchanged before "device error"
+}
+
+# openCryptoki 3.8 does not know CKA_CERTIFICATE_CATEGORY: certificates go on
+# without it, show says so, and the CA certificates are still told apart
+# (by their basic constraints): the chain is complete and remove takes them.
+case_certificate_category_unknown() {
+	FAULTY_P11_CREATE_FAIL_ATTR=CKA_CERTIFICATE_CATEGORY FAULTY_P11_RV=CKR_ATTRIBUTE_TYPE_INVALID \
+		FAULTY_P11_REPORT=$T/report VZP11_MODULE=$FAULTY_P11 imp "$PKI/sys-rsa2048.p12"
+	expect_rc 0 "import onto a token without certificate categories"
+	expect_in "$T/report" "^injected attribute" "the token refused the attribute"
+	expect_in "$T/out" "^not kept: +CKA_CERTIFICATE_CATEGORY " "import says what the token did not keep"
+	[ "$(count_objects '^Certificate Object')" -eq 3 ] && pass "certificate and 2 CA certificates written" ||
+		fail "$(count_objects '^Certificate Object') certificates on the token"
+	run vz --json show vecozo-system
+	expect_in "$T/out" '"not_kept":\["CKA_CERTIFICATE_CATEGORY"\]' "the JSON says the category was not kept"
+	expect_in "$T/out" '"chain":\["CN=vzp11 Test Issuing CA G4' "the chain is found"
+	run vz list --public
+	[ "$(wc -l <"$T/out")" -eq 1 ] && pass "list --public: one certificate, the CA certificates are not taken for one" ||
+		{ fail "list --public shows $(wc -l <"$T/out") lines"; cat "$T/out"; }
+	run vz check
+	expect_rc 0 "check: OK"
+	expect_in "$T/out" "chain complete on the token \(2 CA certificates\)" "check sees the whole chain"
+	run vz remove vecozo-system --yes
+	expect_rc 0 "remove"
+	[ "$(count_objects '^[A-Z][a-z]+ ?[A-Za-z]* Object')" -eq 0 ] && pass "remove took the CA certificates too" ||
+		{ fail "objects left after remove"; objects; }
 }
 
 case_write_fails() {
@@ -202,6 +252,17 @@ strict_clean_run() {
 	expect_in "$T/report" "^strict-refused $want$" "the token refused $want clear key(s)"
 	expect_in "$T/out" "The key was unwrapped" "the key was unwrapped"
 	unset FAULTY_P11_STRICT
+}
+
+# --use-token-key adopts a key another tool wrote (it starts sensitive and
+# not extractable, so the only change that cannot be undone is not
+# needed): label, CKA_ID, uses, public key and certificates go back on
+# every fault.
+case_sweep_use_token_key() {
+	seed
+	put_key "$PKI/sys-rsa2048.p12" by-hand 0102
+	snapshot before
+	sweep "$VZP11_BIN" import "$PKI/sys-rsa2048.p12" --use-token-key --password-source env:VZT_P12
 }
 
 case_sweep_replace() {

@@ -18,6 +18,10 @@ export VZT_P12=$(cat "$PKI/password")
 export VZP11_MODULE=$SOFTHSM_MODULE
 export VZP11_PIN_SOURCE=env:VZT_PIN
 unset VZP11_TOKEN
+# The tokens' lock files (src/lifecycle/toklock.h) in the build, not in
+# /run/lock; one file per token, and every test token has its own serial.
+export VZP11_LOCK_DIR=$TESTWORK/locks
+mkdir -p "$VZP11_LOCK_DIR"
 
 . "$(dirname "$0")/checks.sh"
 
@@ -120,6 +124,19 @@ seed() {
 	imp "$PKI/sys-ec256.p12" --label seeded
 	[ "$rc" -eq 0 ] || { fail "seeding the token failed"; cat "$T/err"; finish; }
 	snapshot before
+}
+
+# put_key FILE.p12 LABEL ID [pkcs11-tool options]: the file's key onto the
+# token by another tool (pkcs11-tool), as a token's own tool would.
+put_key() {
+	f=$1 label=$2 id=$3
+	shift 3
+	openssl pkcs12 -in "$f" -nocerts -noenc -passin env:VZT_P12 2>/dev/null |
+		openssl pkey -outform der -out "$T/key.der" ||
+		{ fail "extracting the key of $(basename "$f")"; finish; }
+	p11 --write-object "$T/key.der" --type privkey --label "$label" --id "$id" "$@" \
+		>"$T/put.log" 2>&1 || { fail "pkcs11-tool could not write the key"; cat "$T/put.log"; finish; }
+	rm -f "$T/key.der"
 }
 
 # provider_module: sets PROVIDER_MODULE to pkcs11-provider's file in this

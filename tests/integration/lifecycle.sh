@@ -185,7 +185,7 @@ case_selftest_ok() {
 	start_mock
 	run vz selftest --endpoint "$ENDPOINT" --cacert "$PKI/chain.pem"
 	expect_rc 0 "selftest against the mock"
-	expect_in "$T/out" "^ok +pss +the token offers RSA-PSS: TLS 1.3" "RSA-PSS on SoftHSM"
+	expect_in "$T/out" "^ok +pss +the token offers RSA-PSS and signed with it: TLS 1.3" "RSA-PSS on SoftHSM, tried"
 	for name in module token pin certificate "key attributes" chain validity provider pss \
 		"sign rsa_pkcs1_sha256" "sign rsa_pss_rsae_sha256" "cov handshake"; do
 		expect_in "$T/out" "^ok +$name " "$name passes"

@@ -44,6 +44,25 @@ serial_of() {
 
 crt_serial() { openssl x509 -in "$PKI/$1.crt" -noout -serial | sed 's/.*=//'; }
 
+# uri_ids TYPE: the CKA_IDs of the objects an RFC 7512 URI lookup of '$L'
+# finds (pkcs11:token=...;object=$L;type=TYPE), as GnuTLS's p11tool sees it
+# logged in (GnuTLS, curl, nginx and HAProxy find the key so), one a line.
+uri_ids() {
+	GNUTLS_PIN=$VZT_PIN p11tool --provider "$SOFTHSM_MODULE" --login --list-all \
+		"pkcs11:token=$TOKEN_LABEL;object=$L;type=$1" 2>"$T/p11tool.err" |
+		sed -n 's/^[[:space:]]*ID: //p'
+}
+
+# uri_single: exactly one private key and one certificate named '$L', with
+# the same CKA_ID; else says what a URI lookup finds, and fails.
+uri_single() {
+	uk=$(uri_ids private)
+	uc=$(uri_ids cert)
+	[ -n "$uk" ] && [ "$uk" = "$uc" ] && [ "$(echo "$uk" | wc -l)" -eq 1 ] && return 0
+	echo "  a URI lookup of '$L' finds private key(s) [$(echo $uk)] and certificate(s) [$(echo $uc)]"
+	return 1
+}
+
 setup() {
 	new_token "$CASE"
 	imp "$PKI/sys-rsa2048.p12"
@@ -68,6 +87,8 @@ case_renew() {
 	[ "$(serial_of $L.previous)" = "$OLD" ] && pass "'$L.previous' is the old one" ||
 		fail "'$L.previous' is serial $(serial_of $L.previous)"
 	[ -z "$(serial_of $L.next)" ] && pass "nothing is left as '$L.next'" || fail "'$L.next' is still there"
+	uri_single && pass "a URI lookup of '$L' finds one key and one certificate, with one id" ||
+		fail "a URI lookup of '$L' after the rotation"
 	cov_with
 	expect_rc 0 "COV with '$L' after the rotation"
 	expect_in "$T/cov.out" "^Result: +Gevonden" "COV answers with the renewed certificate"
@@ -157,6 +178,45 @@ case_selftest_fails() {
 	expect_unchanged before "key that cannot sign"
 }
 
+# Two rotates of one token at once: the second waits for the first (the
+# token's lock), then finds the renewal active and changes nothing; their
+# label writes never interleave. The first is held in its self-test by a
+# slow COV answer while the second starts.
+case_concurrent() {
+	setup
+	rights sys-rsa2048 sys-renewed
+	start_mock --delay 2000 --record "$T/record"
+	${VZP11_WRAPPER:-} "$VZP11_BIN" --json rotate "$PKI/sys-renewed.p12" --password-source env:VZT_P12 \
+		--endpoint "$ENDPOINT" --cacert "$PKI/chain.pem" >"$T/out1" 2>"$T/err1" &
+	pid=$!
+	# the first one's self-test has sent its COV check (and waits 2 s)
+	i=0
+	while ! grep -q '^POST ' "$T/record" 2>/dev/null && [ $i -lt 600 ]; do sleep 0.05; i=$((i + 1)); done
+	run vz --json rotate "$PKI/sys-renewed.p12" --password-source env:VZT_P12 \
+		--endpoint "$ENDPOINT" --cacert "$PKI/chain.pem"
+	second=$rc
+	wait "$pid" && first=0 || first=$?
+	[ "$first" -eq 0 ] && pass "the first rotate (exit 0)" || { fail "the first rotate: exit $first"; sed 's/^/  | /' "$T/err1"; }
+	[ "$second" -eq 0 ] && pass "the second rotate (exit 0)" || { fail "the second rotate: exit $second"; sed 's/^/  | /' "$T/err"; }
+	expect_in "$T/err" "another vzp11 is changing token '$TOKEN_LABEL' .*waiting" \
+		"the second says it waits for the first"
+	python3 - "$T/out1" "$T/out" >"$T/check" 2>&1 <<'PY' || true
+import json, sys
+a, b = (json.load(open(f)) for f in sys.argv[1:])
+assert a["status"] == "rotated", a
+assert b["status"] == "unchanged" and b["label_changes"] == [], b
+print("json ok")
+PY
+	expect_in "$T/check" "^json ok$" "the first rotated; the second found it done and changed nothing"
+	[ "$(serial_of $L)" = "$NEW" ] && [ "$(serial_of $L.previous)" = "$OLD" ] &&
+		pass "'$L' is the renewal, '$L.previous' the old one" ||
+		fail "'$L' is $(serial_of $L), '$L.previous' is $(serial_of $L.previous)"
+	uri_single && pass "a URI lookup of '$L' finds one key and one certificate" ||
+		fail "a URI lookup of '$L' after both"
+	[ "$(objects | grep -c "label: *$L\.next\$")" -eq 0 ] && pass "nothing is left as '$L.next'" ||
+		fail "objects left as '$L.next'"
+}
+
 case_json() {
 	setup
 	run vz --json rotate "$PKI/sys-renewed.p12" --password-source env:VZT_P12
@@ -191,6 +251,8 @@ sweep_one() { # sweep_one WHAT ENV...
 	[ "$fault_rc" -eq 0 ] || [ -s "$T/err" ] || { ok=false; echo "  no message on failure"; }
 	s=$(serial_of $L)
 	case " $OLD $NEW " in *" $s "*) ;; *) ok=false; echo "  '$L' names '$s'" ;; esac
+	# whatever failed, rotate leaves LABEL as a URI finds it: one key, one certificate
+	uri_single || ok=false
 	cov_with
 	[ "$rc" -eq 0 ] && grep -q "^Result: *Gevonden" "$T/cov.out" || { ok=false; echo "  COV with '$L' failed:"; sed 's/^/  | /' "$T/cov.err" | head -3; }
 	# A run the fault did not stop is complete; one it stopped, the same
@@ -200,6 +262,7 @@ sweep_one() { # sweep_one WHAT ENV...
 		[ "$rc" -eq 0 ] || { ok=false; echo "  completing: exit $rc"; sed 's/^/  | /' "$T/err" | head -3; }
 	fi
 	[ "$(serial_of $L)" = "$want" ] || { ok=false; echo "  completed, but '$L' is $(serial_of $L)"; }
+	uri_single || ok=false
 	objects | grep 'label:' | sort >"$T/labels"
 	cmp -s "$T/labels" "$T/want-labels" || { ok=false; echo "  completed, but labels differ:"; diff "$T/want-labels" "$T/labels" | head; }
 	$ok && survived=$((survived + 1)) || fail "$op: fault $what ($(sed -n 's/^injected //p' "$T/report"))"
@@ -230,7 +293,7 @@ sweep() { # sweep OP... : sets up its own start state in $T/pristine first
 		n=$((n + stride))
 	done
 	echo "survived $survived of $swept injected faults ($k calls, every ${stride}th, and each label change and deletion): rotate $op"
-	[ "$survived" -eq "$swept" ] && pass "every injected fault left one usable '$L' and rotate $op completed"
+	[ "$survived" -eq "$swept" ] && pass "every injected fault left one usable '$L', one key and one certificate by URI, and rotate $op completed"
 	restore
 	rm -rf "$T/pristine"
 }

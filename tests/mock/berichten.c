@@ -32,9 +32,10 @@
 #define PUSH_PATH    BASE "/berichten/rest-push/v1/berichten"
 #define STATUS_PATH  BASE "/berichtstatus/rest-pull/v3/berichtstatussen"
 #define PULL_PATH    BASE "/berichten/rest-pull/v1/berichten"
-#define MAX_PUSH     (600ULL << 20) /* a whole push request */
-#define MAX_META     (1 << 20)	    /* the berichtMetadata part */
-#define HEAD_MAX     (64 << 10)	    /* kept of a payload, for the markers */
+#define ALT_PATH     BASE "/downloads" /* --retour-url's other place of a payload */
+#define MAX_PUSH     (600ULL << 20)    /* a whole push request */
+#define MAX_META     (1 << 20)	       /* the berichtMetadata part */
+#define HEAD_MAX     (64 << 10)	       /* kept of a payload, for the markers */
 #define MAX_LIMIT    250
 #define MAX_RETOURS  10000
 #define RETOUR_SEED  0x7665636f7a6f6d6bULL
@@ -51,13 +52,22 @@ struct retour_spec {
 
 static struct {
 	long push_delay_ms;
+	long push_stall_ms; /* the body of each push stops this long after its start */
 	const char *push_fault;
 	long push_fault_every;
 	const char *retour_fault;
 	long retour_fault_every;
-	bool delete_fault; /* every DELETE answers 503: receipt never confirmed */
+	bool delete_fault;   /* every DELETE answers 503: receipt never confirmed */
+	bool delete_unknown; /* every DELETE answers 404: not found or not authorised */
 	long retour_corrupt;
 	bool wrap_list;
+	bool status_history;	    /* every status so far, not the last only */
+	bool status_clock;	    /* stamps from clock_base, not the real clock */
+	struct timespec clock_base; /* --status-clock UTC:STEP */
+	long clock_step;
+	const char *contract_log;   /* --contract-log F: every exchange, one JSON line */
+	const char *retour_urls[8]; /* --retour-url TEMPLATE..., message k takes [k % n] */
+	int n_retour_urls;
 	struct retour_spec specs[64];
 	int n_specs;
 } opt = {.push_fault_every = 1, .retour_fault_every = 1};
@@ -71,10 +81,14 @@ struct msg {
 	char sha[65];
 	uint64_t size;
 	char *filename;
-	time_t arrived, changed;
 	bool afkeuren;
 	unsigned queries;
-	const char *status;
+	/* every status it had, oldest first; [0] is Ontvangen, on arrival */
+	struct {
+		const char *status;
+		struct timespec at;
+	} hist[4];
+	unsigned n_hist;
 };
 
 /* A return message waiting to be pulled. */
@@ -111,12 +125,64 @@ static void hex(const unsigned char *d, size_t n, char *out)
 		snprintf(out + 2 * i, 3, "%02x", d[i]);
 }
 
-static void iso(time_t t, char out[21])
+/* The offset of Dutch local time at t: +02:00 from the last Sunday of
+ * March 01:00 UTC to the last Sunday of October 01:00 UTC, else +01:00. */
+static long amsterdam_offset(time_t t)
 {
-	struct tm tm;
+	struct tm tm, b = {0};
+	time_t start, end;
+	int y;
 
 	gmtime_r(&t, &tm);
-	strftime(out, 21, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	y = tm.tm_year + 1900;
+	b.tm_year = tm.tm_year;
+	b.tm_hour = 1;
+	b.tm_mon = 2;
+	b.tm_mday = 31 - (5 * y / 4 + 4) % 7;
+	start = timegm(&b);
+	b.tm_mon = 9;
+	b.tm_mday = 31 - (5 * y / 4 + 1) % 7;
+	end = timegm(&b);
+	return t >= start && t < end ? 7200 : 3600;
+}
+
+/* A time as VECOZO's services write it (the published examples): Dutch
+ * local time with its offset, the fraction in 100 ns units without
+ * trailing zeros (none when zero), e.g. 2025-11-24T16:58:44.0867+01:00. */
+static void stamp(struct timespec at, char out[40])
+{
+	long off = amsterdam_offset(at.tv_sec);
+	time_t local = at.tv_sec + off;
+	char frac[9] = "";
+	long units = at.tv_nsec / 100;
+	struct tm tm;
+
+	if (units) {
+		int n = snprintf(frac, sizeof(frac), ".%07ld", units);
+
+		while (n > 1 && frac[n - 1] == '0')
+			frac[--n] = '\0';
+	}
+	gmtime_r(&local, &tm);
+	strftime(out, 20, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(out + 19, 21, "%s%s", frac, off == 7200 ? "+02:00" : "+01:00");
+}
+
+/* When the status change number k of a message (0: its arrival) happened:
+ * now, or with --status-clock base + k * step seconds and a fraction of .5,
+ * none and .25 in turn (fractions of varying length, as VECOZO's). */
+static struct timespec status_time(unsigned k)
+{
+	static const long fractions[] = {500000000, 0, 250000000};
+	struct timespec t;
+
+	if (!opt.status_clock) {
+		clock_gettime(CLOCK_REALTIME, &t);
+		return t;
+	}
+	t.tv_sec = opt.clock_base.tv_sec + (time_t)k * opt.clock_step;
+	t.tv_nsec = fractions[k % 3];
+	return t;
 }
 
 static bool digits(const char *s, size_t n)
@@ -308,10 +374,20 @@ int berichten_option(const char *o, const char *v)
 		opt.delete_fault = true;
 		return 1;
 	}
+	if (strcmp(o, "--delete-unknown") == 0) {
+		opt.delete_unknown = true;
+		return 1;
+	}
+	if (strcmp(o, "--status-history") == 0) {
+		opt.status_history = true;
+		return 1;
+	}
 	if (!v)
 		return 0;
 	if (strcmp(o, "--push-delay") == 0)
 		opt.push_delay_ms = atol(v);
+	else if (strcmp(o, "--push-stall") == 0)
+		opt.push_stall_ms = atol(v);
 	else if (strcmp(o, "--push-fault") == 0)
 		opt.push_fault = v;
 	else if (strcmp(o, "--push-fault-every") == 0)
@@ -322,7 +398,24 @@ int berichten_option(const char *o, const char *v)
 		opt.retour_fault_every = atol(v);
 	else if (strcmp(o, "--retour-corrupt") == 0)
 		opt.retour_corrupt = atol(v);
-	else if (strcmp(o, "--retour") == 0 || strcmp(o, "--retour-file") == 0) {
+	else if (strcmp(o, "--contract-log") == 0)
+		opt.contract_log = v;
+	else if (strcmp(o, "--retour-url") == 0) {
+		if (opt.n_retour_urls ==
+		    (int)(sizeof(opt.retour_urls) / sizeof(opt.retour_urls[0])))
+			mock_die("%s", "too many --retour-url options");
+		opt.retour_urls[opt.n_retour_urls++] = v;
+	} else if (strcmp(o, "--status-clock") == 0) {
+		/* UTC-TIME:STEP, the time as YYYY-MM-DDTHH:MM:SSZ */
+		struct tm tm = {0};
+		const char *end = strptime(v, "%Y-%m-%dT%H:%M:%SZ", &tm);
+
+		if (!end || *end != ':' || atol(end + 1) <= 0)
+			mock_die("--status-clock %s: YYYY-MM-DDTHH:MM:SSZ:STEP expected", v);
+		opt.status_clock = true;
+		opt.clock_base.tv_sec = timegm(&tm);
+		opt.clock_step = atol(end + 1);
+	} else if (strcmp(o, "--retour") == 0 || strcmp(o, "--retour-file") == 0) {
 		struct retour_spec *s = &opt.specs[opt.n_specs];
 		const char *colon = strchr(v, ':');
 
@@ -445,6 +538,47 @@ bool berichten_path(const char *url)
 	       (url[strlen(BASE)] == '/' || url[strlen(BASE)] == '\0');
 }
 
+/* ---- per request ---- */
+
+enum route {
+	R_NONE,
+	R_PUSH,
+	R_STATUS,
+	R_LIST,
+	R_PAYLOAD,
+	R_ITEM
+};
+
+struct req {
+	bool rest; /* always true: vzmock.c's completed() tells our state by it */
+	enum route route;
+	char *method, *path; /* for the contract log */
+	bool answered_early; /* before the body came: the log cannot show it */
+	json_t *parts;	     /* every multipart part: name, content_type, filename, size */
+	char id[64];	     /* the {traceerId} of R_PAYLOAD and R_ITEM */
+	/* an answer decided from the headers, sent once the body has been read */
+	int early_status;
+	json_t *early;
+	const char *early_header, *early_value;
+	/* push */
+	struct MHD_PostProcessor *pp;
+	bool pp_error;
+	bool stalled; /* --push-stall done */
+	uint64_t total;
+	int cur; /* the part the last iterator call was for: -1 none, 0 other, 1 meta, 2 payload */
+	uint64_t cur_end;
+	bool meta_seen, meta_dup, meta_too_big;
+	char *meta, *meta_type;
+	size_t meta_len;
+	bool payload_seen, payload_dup;
+	char *payload_name, *payload_type;
+	gnutls_hash_hd_t hash;
+	bool hashing;
+	uint64_t payload_size;
+	unsigned char *head;
+	size_t head_len;
+};
+
 /* ---- responses ---- */
 
 static json_t *problem(int status, const char *title, const char *detail)
@@ -453,19 +587,94 @@ static json_t *problem(int status, const char *title, const char *detail)
 			 status, "detail", detail);
 }
 
+/* ---- the contract log (--contract-log F) ---- */
+
+/* The request this thread is answering (MHD runs a thread per connection,
+ * and a connection has one request at a time). */
+static _Thread_local struct req *current;
+static pthread_mutex_t contract_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static enum MHD_Result add_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+			       const char *value)
+{
+	json_object_set_new(cls, key, value ? json_string(value) : json_null());
+	return MHD_YES;
+}
+
+/* Options that make the mock answer off the published contract on purpose
+ * (the client must cope): the answer check is left out for them. */
+static json_t *deviations(const struct req *r)
+{
+	json_t *d = json_array();
+
+	if (r->route == R_LIST && opt.wrap_list)
+		json_array_append_new(d, json_string("--wrap-list"));
+	if (r->route == R_LIST && opt.n_retour_urls > 0)
+		json_array_append_new(d, json_string("--retour-url"));
+	return d;
+}
+
+/* Appends one line for the answer given now to the current request:
+ * {"method", "path", "query", "request": {"content_type", "body_size",
+ * push: "parts", "metadata" (JSON, or its text when it is none)},
+ * "status" (0: no answer, the connection dropped), "response":
+ * {"content_type", "size", "json"} or null, "deviates"}. body is borrowed. */
+static void contract_log(struct MHD_Connection *c, int status, const char *ctype,
+			 const json_t *body, uint64_t size)
+{
+	struct req *r = current;
+	json_t *query, *req, *ans, *line;
+	char *text;
+	FILE *f;
+
+	if (!opt.contract_log || !r || !r->method)
+		return;
+	query = json_object();
+	MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, add_arg, query);
+	req = json_pack("{s:s?, s:I, s:b}", "content_type",
+			MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type"),
+			"body_size", (json_int_t)r->total, "body_read", !r->answered_early);
+	if (r->route == R_PUSH && !r->answered_early) {
+		json_t *m = r->meta ? json_loadb(r->meta, r->meta_len, 0, NULL) : NULL;
+
+		json_object_set(req, "parts", r->parts ? r->parts : json_array());
+		json_object_set_new(req, "metadata",
+				    m ? m : json_string(r->meta ? r->meta : "(none)"));
+	}
+	ans = status ? json_pack("{s:s?, s:I}", "content_type", ctype, "size", (json_int_t)size)
+		     : json_null();
+	if (status && body)
+		json_object_set(ans, "json", (json_t *)body);
+	line = json_pack("{s:s, s:s, s:o, s:o, s:i, s:o, s:o}", "method", r->method, "path",
+			 r->path, "query", query, "request", req, "status", status, "response", ans,
+			 "deviates", deviations(r));
+	text = line ? json_dumps(line, JSON_COMPACT) : NULL;
+	json_decref(line);
+	pthread_mutex_lock(&contract_lock);
+	f = text ? fopen(opt.contract_log, "a") : NULL;
+	if (f) {
+		fprintf(f, "%s\n", text);
+		fclose(f);
+	}
+	pthread_mutex_unlock(&contract_lock);
+	free(text);
+}
+
 static enum MHD_Result send_json(struct MHD_Connection *c, int status, json_t *j,
 				 const char *header, const char *value)
 {
 	char *text = json_dumps(j, JSON_COMPACT);
+	const char *ctype = status >= 400 ? "application/problem+json" : "application/json";
 	struct MHD_Response *r;
 	enum MHD_Result ret;
 
+	if (text)
+		contract_log(c, status, ctype, j, strlen(text));
 	json_decref(j);
 	if (!text)
 		return MHD_NO;
 	r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
-	MHD_add_response_header(r, "Content-Type",
-				status >= 400 ? "application/problem+json" : "application/json");
+	MHD_add_response_header(r, "Content-Type", ctype);
 	if (header)
 		MHD_add_response_header(r, header, value);
 	ret = MHD_queue_response(c, (unsigned)status, r);
@@ -479,6 +688,7 @@ static enum MHD_Result send_empty(struct MHD_Connection *c, int status)
 	struct MHD_Response *r = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
 	enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, r);
 
+	contract_log(c, status, NULL, NULL, 0);
 	MHD_destroy_response(r);
 	mock_write_stats();
 	return ret;
@@ -504,43 +714,6 @@ static json_t *bad_request(json_t *errors, const char *detail)
 	return p;
 }
 
-/* ---- per request ---- */
-
-enum route {
-	R_NONE,
-	R_PUSH,
-	R_STATUS,
-	R_LIST,
-	R_PAYLOAD,
-	R_ITEM
-};
-
-struct req {
-	bool rest; /* always true: vzmock.c's completed() tells our state by it */
-	enum route route;
-	char id[64]; /* the {traceerId} of R_PAYLOAD and R_ITEM */
-	/* an answer decided from the headers, sent once the body has been read */
-	int early_status;
-	json_t *early;
-	const char *early_header, *early_value;
-	/* push */
-	struct MHD_PostProcessor *pp;
-	bool pp_error;
-	uint64_t total;
-	int cur; /* the part the last iterator call was for: -1 none, 0 other, 1 meta, 2 payload */
-	uint64_t cur_end;
-	bool meta_seen, meta_dup, meta_too_big;
-	char *meta, *meta_type;
-	size_t meta_len;
-	bool payload_seen, payload_dup;
-	char *payload_name, *payload_type;
-	gnutls_hash_hd_t hash;
-	bool hashing;
-	uint64_t payload_size;
-	unsigned char *head;
-	size_t head_len;
-};
-
 void berichten_completed(void *state)
 {
 	struct req *r = state;
@@ -550,6 +723,9 @@ void berichten_completed(void *state)
 	if (r->hashing)
 		gnutls_hash_deinit(r->hash, NULL);
 	json_decref(r->early);
+	json_decref(r->parts);
+	free(r->method);
+	free(r->path);
 	free(r->meta);
 	free(r->meta_type);
 	free(r->payload_name);
@@ -578,6 +754,13 @@ static enum route route_of(const char *url, char *id, size_t idlen)
 		return R_STATUS;
 	if (strcmp(url, PULL_PATH) == 0)
 		return R_LIST;
+	if (strncmp(url, ALT_PATH "/", strlen(ALT_PATH) + 1) == 0) {
+		rest = url + strlen(ALT_PATH) + 1;
+		if (!rest[0] || strchr(rest, '/') || strlen(rest) >= idlen)
+			return R_NONE;
+		snprintf(id, idlen, "%s", rest);
+		return R_PAYLOAD;
+	}
 	if (strncmp(url, PULL_PATH "/", n + 1) != 0)
 		return R_NONE;
 	rest = url + n + 1;
@@ -620,6 +803,11 @@ static enum MHD_Result part(void *cls, enum MHD_ValueKind kind, const char *key,
 	/* a new part starts at offset 0; an empty part may come as one call of
 	 * size 0, which a next call at offset 0 continues */
 	if (off == 0 && (r->cur != which || r->cur_end > 0)) {
+		if (!r->parts)
+			r->parts = json_array();
+		json_array_append_new(r->parts, json_pack("{s:s?, s:s?, s:s?, s:I}", "name", key,
+							  "content_type", ctype, "filename",
+							  filename, "size", (json_int_t)0));
 		if (which == 1) {
 			r->meta_dup |= r->meta_seen;
 			r->meta_seen = true;
@@ -641,6 +829,13 @@ static enum MHD_Result part(void *cls, enum MHD_ValueKind kind, const char *key,
 	r->cur_end = off + size;
 	if (size == 0)
 		return MHD_YES;
+	{
+		json_t *last = json_array_get(r->parts, json_array_size(r->parts) - 1);
+
+		json_object_set_new(last, "size",
+				    json_integer(json_integer_value(json_object_get(last, "size")) +
+						 (json_int_t)size));
+	}
 	if (which == 1 && !r->meta_dup && !r->meta_too_big) {
 		char *g;
 
@@ -721,8 +916,61 @@ static const char *text(json_t *parent, const char *name, const char *path, json
 	return NULL;
 }
 
+static size_t utf8_chars(const char *s)
+{
+	size_t n = 0;
+
+	for (; *s; s++)
+		n += ((unsigned char)*s & 0xc0) != 0x80;
+	return n;
+}
+
+/* A string of min..max characters, when present (required: also when
+ * absent). */
+static void check_length(json_t *parent, const char *name, const char *path, size_t min, size_t max,
+			 bool required, json_t *errors)
+{
+	json_t *v = json_object_get(parent, name);
+	char msg[80];
+
+	if (!v || json_is_null(v)) {
+		if (required)
+			add_error(errors, path, "Verplicht veld ontbreekt.");
+		return;
+	}
+	if (!json_is_string(v)) {
+		add_error(errors, path, "Moet een tekst zijn.");
+		return;
+	}
+	if (utf8_chars(json_string_value(v)) < min || utf8_chars(json_string_value(v)) > max) {
+		snprintf(msg, sizeof(msg), "Moet %zu tot %zu tekens lang zijn.", min, max);
+		add_error(errors, path, msg);
+	}
+}
+
+/* The contract's additionalProperties: false. */
+static void only(json_t *o, const char *path, const char *const *names, json_t *errors)
+{
+	const char *key;
+	json_t *v;
+	char at_key[200];
+
+	json_object_foreach(o, key, v)
+	{
+		size_t i;
+
+		for (i = 0; names[i] && strcmp(names[i], key) != 0; i++)
+			;
+		if (names[i])
+			continue;
+		snprintf(at_key, sizeof(at_key), "%s%s%.100s", path, path[0] ? "." : "", key);
+		add_error(errors, at_key, "Onbekend veld.");
+	}
+}
+
 static void check_party(json_t *p, const char *path, json_t *errors)
 {
+	static const char *const relatie[] = {"rol", "code", NULL};
 	char a[160], b[160];
 	const char *rol, *code;
 
@@ -730,6 +978,7 @@ static void check_party(json_t *p, const char *path, json_t *errors)
 		add_error(errors, path, p ? "Moet een object zijn." : "Verplicht veld ontbreekt.");
 		return;
 	}
+	only(p, path, relatie, errors);
 	rol = text(p, "rol", at(a, sizeof(a), path, ".rol"), errors);
 	if (rol && !role_ok(rol))
 		add_error(errors, a,
@@ -749,29 +998,73 @@ static void check_party(json_t *p, const char *path, json_t *errors)
 	}
 }
 
+/* berichtversie, berichtsubversie: 0 to 999 (a JSON integer, or a string
+ * of digits as ASP.NET's web defaults read one). */
 static void check_version(json_t *parent, const char *name, const char *path, json_t *errors)
 {
 	json_t *v = json_object_get(parent, name);
+	const char *s = json_string_value(v);
 
 	if (!v || json_is_null(v))
 		add_error(errors, path, "Verplicht veld ontbreekt.");
 	else if (json_is_integer(v) ? json_integer_value(v) < 0
-				    : !json_is_string(v) || !digits(json_string_value(v), 0))
+				    : !s || !digits(s, 0) || strlen(s) > 9)
 		add_error(errors, path, "Moet een geheel getal zijn.");
+	else if ((json_is_integer(v) ? json_integer_value(v) : atol(s)) > 999)
+		add_error(errors, path, "Moet tussen 0 en 999 liggen.");
 }
 
-static size_t utf8_chars(const char *s)
+/* verwerkingscontext: 1 to 100 of {sleutel, waarde: [1 to 100 texts]}. */
+static void check_context(json_t *c, json_t *errors)
 {
-	size_t n = 0;
+	static const char *const pair[] = {"sleutel", "waarde", NULL};
+	char path[64], p2[96];
+	json_t *e, *w;
+	size_t i, k;
 
-	for (; *s; s++)
-		n += ((unsigned char)*s & 0xc0) != 0x80;
-	return n;
+	if (!json_is_array(c) || json_array_size(c) < 1 || json_array_size(c) > 100) {
+		add_error(errors, "verwerkingscontext", "Moet een lijst van 1 tot 100 paren zijn.");
+		return;
+	}
+	json_array_foreach(c, i, e)
+	{
+		snprintf(path, sizeof(path), "verwerkingscontext[%zu]", i);
+		if (!json_is_object(e)) {
+			add_error(errors, path, "Moet een object zijn.");
+			continue;
+		}
+		only(e, path, pair, errors);
+		snprintf(p2, sizeof(p2), "%s.sleutel", path);
+		check_length(e, "sleutel", p2, 1, 100, true, errors);
+		w = json_object_get(e, "waarde");
+		snprintf(p2, sizeof(p2), "%s.waarde", path);
+		if (!json_is_array(w) || json_array_size(w) < 1 || json_array_size(w) > 100) {
+			add_error(errors, p2, "Moet een lijst van 1 tot 100 teksten zijn.");
+			continue;
+		}
+		for (k = 0; k < json_array_size(w); k++) {
+			const char *t = json_string_value(json_array_get(w, k));
+
+			if (!t || utf8_chars(t) < 1 || utf8_chars(t) > 250)
+				add_error(errors, p2,
+					  "Moet teksten van 1 tot 250 tekens bevatten.");
+		}
+	}
 }
 
-/* Checks the metadata; errors gets one entry per problem. */
+/* Checks the metadata against the published schema (every object
+ * additionalProperties: false) and what VECOZO knows of roles and codes;
+ * errors gets one entry per problem. */
 static void check_meta(json_t *m, json_t *errors)
 {
+	static const char *const top[] = {"routeringgegevens", "referentiegegevens",
+					  "verwerkingscontext", NULL};
+	static const char *const routing[] = {"afzender", "geadresseerden", "berichtstroom", NULL};
+	static const char *const stream[] = {"berichttype",	 "berichtsubtype", "berichtversie",
+					     "berichtsubversie", "actie",	   NULL};
+	static const char *const refs[] = {"conversatieId", "traceerId", "alsAntwoordOp",
+					   "referentieId", NULL};
+	static const char *const uuids[] = {"conversatieId", "traceerId", "alsAntwoordOp"};
 	json_t *rg, *bs, *ref, *g, *v;
 	const char *s;
 	char path[64];
@@ -780,8 +1073,13 @@ static void check_meta(json_t *m, json_t *errors)
 		add_error(errors, "berichtMetadata", "Moet een JSON-object zijn.");
 		return;
 	}
+	only(m, "", top, errors);
+	v = json_object_get(m, "verwerkingscontext");
+	if (v && !json_is_null(v))
+		check_context(v, errors);
 	rg = object(m, "routeringgegevens", "routeringgegevens", errors);
 	if (rg) {
+		only(rg, "routeringgegevens", routing, errors);
 		check_party(json_object_get(rg, "afzender"), "routeringgegevens.afzender", errors);
 		g = json_object_get(rg, "geadresseerden");
 		if (!g || json_is_null(g))
@@ -801,34 +1099,35 @@ static void check_meta(json_t *m, json_t *errors)
 			}
 		bs = object(rg, "berichtstroom", "routeringgegevens.berichtstroom", errors);
 		if (bs) {
-			text(bs, "berichttype", "routeringgegevens.berichtstroom.berichttype",
-			     errors);
-			v = json_object_get(bs, "berichtsubtype");
-			if (v && !json_is_null(v) && !json_is_string(v))
-				add_error(errors, "routeringgegevens.berichtstroom.berichtsubtype",
-					  "Moet een tekst zijn.");
+			only(bs, "routeringgegevens.berichtstroom", stream, errors);
+			check_length(bs, "berichttype",
+				     "routeringgegevens.berichtstroom.berichttype", 1, 60, true,
+				     errors);
+			check_length(bs, "berichtsubtype",
+				     "routeringgegevens.berichtstroom.berichtsubtype", 1, 60, false,
+				     errors);
 			check_version(bs, "berichtversie",
 				      "routeringgegevens.berichtstroom.berichtversie", errors);
 			check_version(bs, "berichtsubversie",
 				      "routeringgegevens.berichtstroom.berichtsubversie", errors);
-			text(bs, "actie", "routeringgegevens.berichtstroom.actie", errors);
+			check_length(bs, "actie", "routeringgegevens.berichtstroom.actie", 1, 60,
+				     true, errors);
 		}
 	}
 	ref = object(m, "referentiegegevens", "referentiegegevens", errors);
 	if (ref) {
-		s = text(ref, "conversatieId", "referentiegegevens.conversatieId", errors);
-		if (s && !uuid_ok(s))
-			add_error(errors, "referentiegegevens.conversatieId", "Geen geldige UUID.");
-		s = text(ref, "traceerId", "referentiegegevens.traceerId", errors);
-		if (s && !uuid_ok(s))
-			add_error(errors, "referentiegegevens.traceerId", "Geen geldige UUID.");
-		v = json_object_get(ref, "referentieId");
-		if (v && !json_is_null(v) && !json_is_string(v))
-			add_error(errors, "referentiegegevens.referentieId",
-				  "Moet een tekst zijn.");
-		else if (json_is_string(v) && utf8_chars(json_string_value(v)) > 150)
-			add_error(errors, "referentiegegevens.referentieId",
-				  "Mag hoogstens 150 tekens lang zijn.");
+		only(ref, "referentiegegevens", refs, errors);
+		for (size_t i = 0; i < sizeof(uuids) / sizeof(uuids[0]); i++) {
+			snprintf(path, sizeof(path), "referentiegegevens.%s", uuids[i]);
+			v = json_object_get(ref, uuids[i]);
+			if (i == 2 && (!v || json_is_null(v)))
+				continue; /* alsAntwoordOp is optional */
+			s = text(ref, uuids[i], path, errors);
+			if (s && !uuid_ok(s))
+				add_error(errors, path, "Geen geldige UUID.");
+		}
+		check_length(ref, "referentieId", "referentiegegevens.referentieId", 1, 150, false,
+			     errors);
 	}
 }
 
@@ -873,9 +1172,18 @@ static bool record(json_t *meta, const char *sha, struct req *r)
 	snprintf(m->sha, sizeof(m->sha), "%s", sha);
 	m->size = r->payload_size;
 	m->filename = strdup(r->payload_name);
-	m->arrived = m->changed = time(NULL);
 	m->afkeuren = r->head && memmem(r->head, r->head_len, "AFKEUREN", 8);
-	m->status = "Ontvangen";
+	m->hist[0].status = "Ontvangen";
+	m->hist[0].at = status_time(0);
+	m->n_hist = 1;
+	/* the status service gives the versions as integers, whatever came */
+	for (size_t k = 0; k < 2; k++) {
+		const char *name = k ? "berichtsubversie" : "berichtversie";
+		const char *v = json_string_value(json_object_get(m->berichtstroom, name));
+
+		if (v)
+			json_object_set_new(m->berichtstroom, name, json_integer(atol(v)));
+	}
 	for (size_t i = 0; i < n_msgs; i++)
 		same += strcmp(msgs[i].sha, sha) == 0;
 	if (same > max_per_content)
@@ -905,6 +1213,7 @@ static enum MHD_Result push_done(struct MHD_Connection *c, struct req *r)
 		json_decref(errors);
 		fprintf(stderr, "vzmock: push fault %s\n", opt.push_fault);
 		if (strcmp(opt.push_fault, "reset") == 0) {
+			contract_log(c, 0, NULL, NULL, 0);
 			mock_write_stats();
 			return MHD_NO; /* drops the connection without an answer */
 		}
@@ -998,11 +1307,31 @@ static enum MHD_Result push_done(struct MHD_Connection *c, struct req *r)
 
 /* ---- status ---- */
 
-static json_t *status_of(struct msg *m, time_t now)
+/* Entry k of m's history as the status service gives it; meldingen only
+ * when there are some (the schema has it 1 to 100 long). */
+static json_t *status_entry(const struct msg *m, unsigned k)
+{
+	char arrived[40], changed[40];
+	json_t *e;
+
+	stamp(m->hist[0].at, arrived);
+	stamp(m->hist[k].at, changed);
+	e = json_pack("{s:{s:s, s:s}, s:o*, s:s, s:s, s:s}", "referentiegegevens", "conversatieId",
+		      m->conversatie, "traceerId", m->traceer, "berichtstroom",
+		      json_deep_copy(m->berichtstroom), "berichtstatus", m->hist[k].status,
+		      "berichtstatusGewijzigdOp", changed, "berichtOntvangenOp", arrived);
+	if (strcmp(m->hist[k].status, "AfgekeurdDoorDienst") == 0)
+		json_object_set_new(e, "meldingen",
+				    json_pack("[{s:s, s:s, s:s}]", "code", "AF01", "omschrijving",
+					      "Bestand afgekeurd", "toelichting",
+					      "Regel 3: onbekende prestatiecode"));
+	return e;
+}
+
+/* Moves m on (each answer that holds it does) and appends its entries. */
+static void status_of(struct msg *m, json_t *out)
 {
 	const char *st;
-	char arrived[21], changed[21];
-	json_t *meldingen = json_array();
 
 	m->queries++;
 	if (m->afkeuren)
@@ -1011,22 +1340,14 @@ static json_t *status_of(struct msg *m, time_t now)
 		st = m->queries <= 1   ? "Ontvangen"
 		     : m->queries == 2 ? "WordtVerwerkt"
 				       : "VerwerkingVoltooid";
-	if (strcmp(st, m->status) != 0) {
-		m->status = st;
-		m->changed = now;
+	if (strcmp(st, m->hist[m->n_hist - 1].status) != 0 &&
+	    m->n_hist < sizeof(m->hist) / sizeof(m->hist[0])) {
+		m->hist[m->n_hist].status = st;
+		m->hist[m->n_hist].at = status_time(m->n_hist);
+		m->n_hist++;
 	}
-	if (m->afkeuren && m->queries > 1)
-		json_array_append_new(meldingen,
-				      json_pack("{s:s, s:s, s:s}", "code", "AF01", "omschrijving",
-						"Bestand afgekeurd", "toelichting",
-						"Regel 3: onbekende prestatiecode"));
-	iso(m->arrived, arrived);
-	iso(m->changed, changed);
-	return json_pack("{s:{s:s, s:s}, s:o*, s:s, s:s, s:s, s:o}", "referentiegegevens",
-			 "conversatieId", m->conversatie, "traceerId", m->traceer, "berichtstroom",
-			 json_deep_copy(m->berichtstroom), "berichtstatus", st,
-			 "berichtstatusGewijzigdOp", changed, "berichtOntvangenOp", arrived,
-			 "meldingen", meldingen);
+	for (unsigned k = opt.status_history ? 0 : m->n_hist - 1; k < m->n_hist; k++)
+		json_array_append_new(out, status_entry(m, k));
 }
 
 static enum MHD_Result status_query(struct MHD_Connection *c)
@@ -1035,7 +1356,6 @@ static enum MHD_Result status_query(struct MHD_Connection *c)
 	const char *cv = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "conversatieId");
 	const char *key = t ? "traceerId" : "conversatieId", *want = t ? t : cv;
 	json_t *out, *errors = json_object();
-	time_t now = time(NULL);
 
 	if (!t && !cv)
 		add_error(errors, "traceerId", "Geef traceerId of conversatieId.");
@@ -1050,7 +1370,7 @@ static enum MHD_Result status_query(struct MHD_Connection *c)
 	pthread_mutex_lock(&lock);
 	for (size_t i = 0; i < n_msgs; i++)
 		if (strcasecmp(t ? msgs[i].traceer : msgs[i].conversatie, want) == 0)
-			json_array_append_new(out, status_of(&msgs[i], now));
+			status_of(&msgs[i], out);
 	pthread_mutex_unlock(&lock);
 	return send_json(c, 200, out, NULL, NULL);
 }
@@ -1066,12 +1386,50 @@ static struct retour *find_retour(const char *id)
 	return NULL;
 }
 
-static json_t *retour_json(const struct retour *m)
+/* The payload URL of m: --retour-url's template with %h the Host the
+ * client asked for, %p the mock's port, %i the traceerId; by default
+ * https://%h{base}/berichten/rest-pull/v1/berichten/%i/payload, absolute as
+ * in the published example. */
+static void payload_url(struct MHD_Connection *c, const struct retour *m, char *out, size_t size)
 {
-	char when[21], url[160];
+	const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host");
+	const char *t = opt.n_retour_urls
+				? opt.retour_urls[m->index % (unsigned long)opt.n_retour_urls]
+				: "https://%h" PULL_PATH "/%i/payload";
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_DAEMON);
+	const union MHD_DaemonInfo *di =
+		ci ? MHD_get_daemon_info(ci->daemon, MHD_DAEMON_INFO_BIND_PORT) : NULL;
+	char port[8];
+	size_t n = 0;
 
-	iso(m->ontvangen, when);
-	snprintf(url, sizeof(url), PULL_PATH "/%s/payload", m->traceer);
+	snprintf(port, sizeof(port), "%u", di ? (unsigned)di->port : 0);
+	for (; *t && n + 1 < size; t++) {
+		const char *part = NULL;
+
+		if (*t == '%' && t[1]) {
+			t++;
+			part = *t == 'h'   ? (host ? host : "localhost")
+			       : *t == 'p' ? port
+			       : *t == 'i' ? m->traceer
+					   : "%";
+		}
+		if (!part) {
+			out[n++] = *t;
+			continue;
+		}
+		n += (size_t)snprintf(out + n, size - n, "%s", part);
+		if (n >= size)
+			n = size - 1;
+	}
+	out[n] = '\0';
+}
+
+static json_t *retour_json(struct MHD_Connection *c, const struct retour *m)
+{
+	char when[40], url[512];
+
+	stamp((struct timespec){m->ontvangen, 0}, when);
+	payload_url(c, m, url, sizeof(url));
 	return json_pack("{s:{s:{s:s, s:s}, s:[{s:s, s:s}], s:{s:s, s:i, s:i, s:s}}, "
 			 "s:{s:s, s:s}, s:{s:s, s:{s:s, s:I, s:{s:s, s:s}}}}",
 			 "routeringgegevens", "afzender", "rol", "Zorgverzekeraar", "code", "3311",
@@ -1128,6 +1486,7 @@ static enum MHD_Result retour_list(struct MHD_Connection *c)
 	if ((f = retour_fault())) {
 		if (strcmp(f, "503") == 0)
 			return retour_unavailable(c);
+		contract_log(c, 0, NULL, NULL, 0);
 		mock_write_stats();
 		return MHD_NO; /* reset: no answer */
 	}
@@ -1142,7 +1501,7 @@ static enum MHD_Result retour_list(struct MHD_Connection *c)
 	}
 	for (size_t i = 0; i < n_retours && (long)json_array_size(list) < limit; i++)
 		if (!retours[i].deleted)
-			json_array_append_new(list, retour_json(&retours[i]));
+			json_array_append_new(list, retour_json(c, &retours[i]));
 	pthread_mutex_unlock(&lock);
 	if (opt.wrap_list)
 		list = json_pack("{s:o}", "berichten", list);
@@ -1238,6 +1597,7 @@ static enum MHD_Result retour_payload(struct MHD_Connection *c, const char *id)
 		return MHD_NO;
 	}
 	MHD_add_response_header(resp, "Content-Type", "application/octet-stream");
+	contract_log(c, 200, "application/octet-stream", NULL, d->size);
 	ret = MHD_queue_response(c, 200, resp);
 	MHD_destroy_response(resp);
 	mock_write_stats();
@@ -1251,6 +1611,10 @@ static enum MHD_Result retour_delete(struct MHD_Connection *c, const char *id)
 	if (opt.delete_fault) {
 		fprintf(stderr, "vzmock: delete fault for %s\n", id);
 		return retour_unavailable(c);
+	}
+	if (opt.delete_unknown) {
+		fprintf(stderr, "vzmock: delete of %s answered 404\n", id);
+		return send_empty(c, 404);
 	}
 	pthread_mutex_lock(&lock);
 	m = find_retour(id);
@@ -1289,6 +1653,11 @@ static void start(struct MHD_Connection *c, struct req *r, const char *url, cons
 		atomic_fetch_add(&n_status, 1);
 	if (r->route == R_LIST && strcmp(method, "GET") == 0)
 		atomic_fetch_add(&n_lists, 1);
+	/* a push body is read part by part even when the answer is an error
+	 * decided here, so --contract-log shows what the client sent */
+	if (r->route == R_PUSH && strcmp(method, "POST") == 0 &&
+	    media_is(ct, "multipart/form-data"))
+		r->pp = MHD_create_post_processor(c, CHUNK, part, r);
 	if (!rights) {
 		early(r, 401,
 		      problem(401, "Niet geauthenticeerd",
@@ -1319,8 +1688,7 @@ static void start(struct MHD_Connection *c, struct req *r, const char *url, cons
 		early(r, 413, problem(413, "Verzoek te groot", "Hoogstens 600 MiB."), NULL, NULL);
 		return;
 	}
-	if (!media_is(ct, "multipart/form-data") ||
-	    !(r->pp = MHD_create_post_processor(c, CHUNK, part, r)))
+	if (!r->pp)
 		early(r, 415,
 		      problem(415, "Mediatype niet ondersteund",
 			      "Verwacht multipart/form-data met een boundary."),
@@ -1338,7 +1706,10 @@ enum MHD_Result berichten_handle(struct MHD_Connection *c, const char *url, cons
 		if (!r)
 			return MHD_NO;
 		r->rest = true;
+		r->method = strdup(method);
+		r->path = strdup(url);
 		*con_cls = r;
+		current = r;
 		start(c, r, url, method);
 		/* Answer an error before the body when the client waits for 100
 		 * Continue or the body is too big; otherwise read (and drop) the
@@ -1347,18 +1718,27 @@ enum MHD_Result berichten_handle(struct MHD_Connection *c, const char *url, cons
 			json_t *j = r->early;
 
 			r->early = NULL;
+			r->answered_early = true;
 			return send_json(c, r->early_status, j, r->early_header, r->early_value);
 		}
 		return MHD_YES;
 	}
+	current = r;
 	if (*data_size) {
+		if (r->route == R_PUSH && opt.push_stall_ms > 0 && !r->stalled) {
+			/* a slow upload: the rest of the body waits in the network */
+			r->stalled = true;
+			fprintf(stderr, "vzmock: push body stalled for %ld ms\n",
+				opt.push_stall_ms);
+			sleep_ms(opt.push_stall_ms);
+			mock_touch();
+		}
 		r->total += *data_size;
 		if (r->total > MAX_PUSH) {
 			fprintf(stderr, "vzmock: request body over 600 MiB: connection dropped\n");
 			return MHD_NO;
 		}
-		if (r->pp && !r->early && !r->pp_error &&
-		    MHD_post_process(r->pp, data, *data_size) != MHD_YES)
+		if (r->pp && !r->pp_error && MHD_post_process(r->pp, data, *data_size) != MHD_YES)
 			r->pp_error = true;
 		*data_size = 0;
 		return MHD_YES;

@@ -7,10 +7,13 @@
  *          --rights R.txt [--port N] [--port-file F] [--stats F] [--idle-exit S]
  *          [--synthetic] [--delay MS] [--fault MODE [--fault-every K]]
  *          [--oversize BYTES] [--tls-priority STRING]
- *          [--push-delay MS] [--push-fault 503|reset [--push-fault-every K]]
+ *          [--push-delay MS] [--push-stall MS]
+ *          [--push-fault 503|reset [--push-fault-every K]]
  *          [--retour N:SIZE]... [--retour-file PATH]... [--retour-corrupt K]
  *          [--retour-fault 503|reset|delay [--retour-fault-every K]] [--wrap-list]
- *          [--delete-fault] [--record F]
+ *          [--retour-url TEMPLATE]... [--contract-log F]
+ *          [--delete-fault] [--delete-unknown] [--status-history]
+ *          [--status-clock UTC:STEP] [--record F]
  *
  * --port 0 (the default) takes a free port, written to --port-file; the
  * server stops after --idle-exit seconds without activity (default 300), or
@@ -105,15 +108,19 @@
  *    or none; at most 1 MiB) and payload (a file name ending in ".txt",
  *    lowercase; Content-Type application/octet-stream), each exactly once;
  *    other parts are ignored. The payload is streamed through SHA-256 and
- *    counted; only its first 64 KiB is kept. The metadata must hold
+ *    counted; only its first 64 KiB is kept. The metadata must hold, as the
+ *    published push v1 schema has it,
  *    routeringgegevens{afzender{rol, code}, geadresseerden[1 to 100 of {rol,
- *    code}], berichtstroom{berichttype (string), berichtsubtype (optional
- *    string), berichtversie and berichtsubversie (a JSON integer >= 0 or a
- *    string of digits), actie (string)}} and referentiegegevens{conversatieId
- *    and traceerId (UUIDs, any case), referentieId (optional string, at most
- *    150 characters)}; roles Praktijk, Zorgverlener, Instelling (AGB code: 8
- *    digits) or Zorgverzekeraar (UZOVI code: 4 digits); required strings not
- *    empty; null counts as absent; other keys are allowed. Every problem found
+ *    code}], berichtstroom{berichttype (1 to 60 characters), berichtsubtype
+ *    (optional, 1 to 60), berichtversie and berichtsubversie (0 to 999: a JSON
+ *    integer or a string of digits), actie (1 to 60)}} and
+ *    referentiegegevens{conversatieId and traceerId (UUIDs, any case),
+ *    alsAntwoordOp (optional UUID), referentieId (optional, 1 to 150
+ *    characters)}, optionally verwerkingscontext [1 to 100 of {sleutel (1 to
+ *    100), waarde [1 to 100 texts of 1 to 250]}]; roles Praktijk,
+ *    Zorgverlener, Instelling (AGB code: 8 digits) or Zorgverzekeraar (UZOVI
+ *    code: 4 digits); required strings not empty; null counts as absent; a
+ *    key the schema does not list is refused ("Onbekend veld."). Every problem found
  *    is one message under its JSON path (routeringgegevens.afzender.code,
  *    routeringgegevens.geadresseerden[0].rol, ...; "berichtMetadata",
  *    "payload" or "multipart" for the parts themselves) -> 400; so does a
@@ -125,6 +132,8 @@
  *    whether the first 64 KiB hold AFKEUREN); a traceerId already recorded
  *    (any case) gets 204 again and is not recorded twice.
  *    --push-delay MS: record, then sleep MS before answering.
+ *    --push-stall MS: stop reading each push's body for MS once its first
+ *    bytes are in (a slow upload: nothing is recorded until it is whole).
  *    --push-fault 503|reset, --push-fault-every K (every Kth push, counted
  *    from the start, so that a client's retry gets through when K > 1;
  *    default every push; decided once the body is read, before the checks):
@@ -133,13 +142,21 @@
  *  - GET {base}/berichtstatus/rest-pull/v3/berichtstatussen?traceerId=UUID or
  *    ?conversatieId=UUID (exactly one of them, else 400): 200, a JSON array
  *    (empty when unknown) of {"referentiegegevens":{conversatieId, traceerId},
- *    "berichtstroom" (as pushed), "berichtstatus", "berichtstatusGewijzigdOp",
- *    "berichtOntvangenOp" (UTC, YYYY-MM-DDTHH:MM:SSZ), "meldingen":[]}. Each
- *    answer that holds a message moves it on: the 1st says Ontvangen, the 2nd
- *    WordtVerwerkt, later ones VerwerkingVoltooid; a payload with AFKEUREN:
- *    Ontvangen, then AfgekeurdDoorDienst with meldingen [{"code":"AF01",
- *    "omschrijving":"Bestand afgekeurd","toelichting":"Regel 3: onbekende
- *    prestatiecode"}]. GewijzigdOp is the time of the answer that changed it.
+ *    "berichtstroom" (as pushed, versions as integers), "berichtstatus",
+ *    "berichtstatusGewijzigdOp", "berichtOntvangenOp"} and "meldingen" only
+ *    when there are some. Times as the published examples write them: Dutch
+ *    local time with its offset, the fraction in 100 ns units without
+ *    trailing zeros (2025-11-24T16:58:44.0867+01:00). Each answer that holds
+ *    a message moves it on: the 1st says Ontvangen, the 2nd WordtVerwerkt,
+ *    later ones VerwerkingVoltooid; a payload with AFKEUREN: Ontvangen, then
+ *    AfgekeurdDoorDienst with meldingen [{"code":"AF01","omschrijving":
+ *    "Bestand afgekeurd","toelichting":"Regel 3: onbekende prestatiecode"}].
+ *    GewijzigdOp is the time of the answer that changed it.
+ *    --status-history: an entry for every status the message had so far,
+ *    oldest first, instead of the last one only.
+ *    --status-clock UTC:STEP (UTC as YYYY-MM-DDTHH:MM:SSZ): the times are not
+ *    the real clock's: the message arrives at UTC and its k-th change is at
+ *    UTC + k * STEP seconds, with fractions .5, none and .25 in turn.
  *  - Return messages: a queue made at start, in option order, from --retour
  *    N:SIZE (N messages of SIZE bytes, suffix K, M or G for KiB, MiB, GiB;
  *    pseudo-random bytes generated from a fixed seed and the message's index,
@@ -156,14 +173,21 @@
  *    "geadresseerden":[{"rol":"Praktijk","code":"01234567"}],"berichtstroom":
  *    {"berichttype":"Retourinformatie","berichtversie":1,"berichtsubversie":0,
  *    "actie":"Retourneren"}},"referentiegegevens":{conversatieId, traceerId},
- *    "basisgegevens":{"ontvangenOp","payload":{"url":"/berichtenservice/
- *    berichten/rest-pull/v1/berichten/ID/payload","grootte":SIZE,"checksum":
- *    {"algoritme":"SHA256","waarde":HEX}}}}.
- *    GET {base}/berichten/rest-pull/v1/berichten/ID/payload: 200
+ *    "basisgegevens":{"ontvangenOp","payload":{"url":"https://HOST/
+ *    berichtenservice/berichten/rest-pull/v1/berichten/ID/payload","grootte":
+ *    SIZE,"checksum":{"algoritme":"SHA256","waarde":HEX}}}} (HOST: the Host
+ *    the client asked for; ontvangenOp in the status service's time form).
+ *    --retour-url TEMPLATE (repeatable: message k takes the k-th, in turn)
+ *    sets the payload URL instead: %h the Host, %p the mock's port, %i the
+ *    traceerId, %% a '%'. {base}/downloads/ID serves payloads too.
+ *    GET {base}/berichten/rest-pull/v1/berichten/ID/payload (or
+ *    {base}/downloads/ID): 200
  *    application/octet-stream, streamed; DELETE {base}/berichten/rest-pull/
  *    v1/berichten/ID: 202, the message leaves the queue. An unknown or
  *    deleted ID gets 404. With --delete-fault every DELETE answers 503 (a
- *    receipt that never gets through).
+ *    receipt that never gets through); with --delete-unknown every DELETE
+ *    answers 404 without a body (the contract's "not found or not
+ *    authorised"), and the message stays waiting.
  *    --retour-corrupt K: message K is always served with its middle byte
  *    inverted (its checksum stays that of the right content).
  *    --retour-fault 503|reset|delay, --retour-fault-every K (every Kth list
@@ -171,6 +195,16 @@
  *    Retry-After: 1; reset: a list gets no answer, a payload gets its headers
  *    and the first half of its body, then the connection drops; delay: sleeps
  *    --delay MS (1000 when not given), then answers as usual.
+ *  - --contract-log F appends one JSON line per REST exchange, written when
+ *    the answer is given: {"method", "path", "query": {NAME: VALUE},
+ *    "request": {"content_type", "body_size", "body_read" (false: answered
+ *    before the body came), and for a push "parts": [{"name",
+ *    "content_type", "filename", "size"}] and "metadata" (its JSON, or its
+ *    text when it is not JSON)}, "status" (0: the connection was dropped
+ *    without an answer), "response": {"content_type", "size", "json" (a
+ *    JSON answer)} or null, "deviates": the options that made this answer
+ *    leave the published contract on purpose (--wrap-list, --retour-url)}.
+ *    tests/tools/contract-check holds it to tests/contract/.
  *  - Stats: "pushes" (every POST to the push path, whatever its answer),
  *    "accepted" (204s for new traceerIds), "repeats" (204s for known ones),
  *    "max_per_content" (the most distinct traceerIds accepted with one

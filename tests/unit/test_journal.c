@@ -257,6 +257,56 @@ static void forced_is_exempt(void **state)
 	assert_int_equal(vz_journal_decl_begin(f->j, &c, &earlier, &err), VZ_OK);
 }
 
+/* Content VECOZO refused (422) stays live: not declared again without
+ * --force. Other refusals (400, 401, 403, not sent) free it. */
+static void refused_content_stays_live(void **state)
+{
+	fx *f = get_fx(state);
+	vz_decl a, b, c, earlier = {0}, got = {0};
+	vz_err err = {0};
+
+	make_decl(&a, 1, SHA_A);
+	make_decl(&b, 2, SHA_A);
+	make_decl(&c, 3, SHA_A);
+	assert_int_equal(vz_journal_decl_begin(f->j, &a, NULL, &err), VZ_OK);
+	a.state = VZ_DECL_REFUSED;
+	a.refusal = VZ_REFUSAL_CONTENT;
+	a.http_status = 422;
+	assert_int_equal(vz_journal_decl_update(f->j, &a, &err), VZ_OK);
+	assert_int_equal(vz_journal_decl_get(f->j, a.traceer_id, &got, &err), VZ_OK);
+	assert_int_equal(got.refusal, VZ_REFUSAL_CONTENT);
+	vz_decl_clear(&got);
+	assert_int_equal(vz_journal_decl_begin(f->j, &b, &earlier, &err), VZ_DUPLICATE);
+	assert_string_equal(earlier.traceer_id, a.traceer_id);
+	assert_int_equal(earlier.state, VZ_DECL_REFUSED);
+	assert_int_equal(earlier.refusal, VZ_REFUSAL_CONTENT);
+	vz_decl_clear(&earlier);
+	b.forced = true; /* --force */
+	assert_int_equal(vz_journal_decl_begin(f->j, &b, NULL, &err), VZ_OK);
+	/* the other kinds free the content */
+	for (int k = VZ_REFUSAL_REQUEST; k <= VZ_REFUSAL_NOT_SENT; k++) {
+		make_decl(&a, 4, SHA_B);
+		snprintf(a.traceer_id, sizeof(a.traceer_id),
+			 "00000000-0000-4000-8000-1000000000%02d", k);
+		assert_int_equal(vz_journal_decl_begin(f->j, &a, NULL, &err), VZ_OK);
+		a.state = VZ_DECL_REFUSED;
+		a.refusal = (vz_decl_refusal)k;
+		assert_int_equal(vz_journal_decl_update(f->j, &a, &err), VZ_OK);
+		assert_int_equal(vz_journal_decl_get(f->j, a.traceer_id, &got, &err), VZ_OK);
+		assert_int_equal(got.refusal, k);
+		vz_decl_clear(&got);
+	}
+	make_decl(&c, 5, SHA_B);
+	assert_int_equal(vz_journal_decl_begin(f->j, &c, NULL, &err), VZ_OK);
+	/* a refusal goes only with REFUSED */
+	c.state = VZ_DECL_ACCEPTED;
+	c.refusal = VZ_REFUSAL_RIGHT;
+	assert_int_equal(vz_journal_decl_update(f->j, &c, &err), VZ_FAIL);
+	c.state = VZ_DECL_REFUSED;
+	c.refusal = (vz_decl_refusal)9;
+	assert_int_equal(vz_journal_decl_update(f->j, &c, &err), VZ_FAIL);
+}
+
 static void begin_same_traceer_id_fails(void **state)
 {
 	fx *f = get_fx(state);
@@ -483,6 +533,32 @@ static void set_column(const fx *f, const char *sql, const char *value)
 	}
 }
 
+/* A run still sending refreshes updated_at; only while it is SENDING. */
+static void touch_while_sending(void **state)
+{
+	fx *f = get_fx(state);
+	vz_decl a, b, got = {0};
+	vz_err err = {0};
+
+	make_decl(&a, 1, SHA_A);
+	make_decl(&b, 2, SHA_B);
+	assert_int_equal(vz_journal_decl_begin(f->j, &a, NULL, &err), VZ_OK);
+	assert_int_equal(vz_journal_decl_begin(f->j, &b, NULL, &err), VZ_OK);
+	b.state = VZ_DECL_ACCEPTED;
+	assert_int_equal(vz_journal_decl_update(f->j, &b, &err), VZ_OK);
+	set_column(f, "UPDATE declarations SET updated_at = $1", "2020-01-01T00:00:00Z");
+	assert_int_equal(vz_journal_decl_touch(f->j, a.traceer_id, &err), VZ_OK);
+	assert_int_equal(vz_journal_decl_touch(f->j, b.traceer_id, &err), VZ_OK);
+	assert_int_equal(vz_journal_decl_get(f->j, a.traceer_id, &got, &err), VZ_OK);
+	assert_time(got.updated_at);
+	assert_int_equal(got.state, VZ_DECL_SENDING);
+	vz_decl_clear(&got);
+	assert_int_equal(vz_journal_decl_get(f->j, b.traceer_id, &got, &err), VZ_OK);
+	assert_string_equal(got.updated_at, "2020-01-01T00:00:00Z");
+	vz_decl_clear(&got);
+	assert_int_equal(vz_journal_decl_touch(f->j, "", &err), VZ_FAIL);
+}
+
 static void retour_stored_confirmed(void **state)
 {
 	fx *f = get_fx(state);
@@ -657,10 +733,101 @@ static void no_patient_data(void **state)
 	tables(f, got, sizeof(got));
 	assert_string_equal(got, "declarations,retours");
 	columns(f, "declarations", got, sizeof(got));
-	assert_string_equal(got, "conversatie_id,created_at,file,final,flow,forced,http_status,"
-				 "meldingen,sha256,size,state,status,traceer_id,updated_at");
+	assert_string_equal(got,
+			    "conversatie_id,created_at,file,final,flow,forced,http_status,"
+			    "meldingen,refusal,sha256,size,state,status,traceer_id,updated_at");
 	columns(f, "retours", got, sizeof(got));
 	assert_string_equal(got, "confirmed_at,file,sha256,size,state,stored_at,traceer_id");
+}
+
+/* Runs SQL text with several statements on the test database. */
+static void sql_script(const fx *f, const char *sql)
+{
+	if (f->pg) {
+		PGconn *c = PQconnectdb(f->spec);
+		PGresult *res;
+
+		if (PQstatus(c) != CONNECTION_OK)
+			fail_msg("connect: %s", PQerrorMessage(c));
+		res = PQexec(c, sql);
+		if (PQresultStatus(res) != PGRES_COMMAND_OK)
+			fail_msg("%s: %s", sql, PQresultErrorMessage(res));
+		PQclear(res);
+		PQfinish(c);
+	} else {
+		sqlite3 *db = NULL;
+
+		assert_int_equal(sqlite3_open_v2(f->spec, &db, SQLITE_OPEN_READWRITE, NULL),
+				 SQLITE_OK);
+		if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK)
+			fail_msg("%s: %s", sql, sqlite3_errmsg(db));
+		sqlite3_close(db);
+	}
+}
+
+/* The declarations table and duplicate rule of journals from before
+ * refusals were told apart, as vzp11 created them, with the same content
+ * refused twice (that version sent 422 content again). */
+static const char old_sqlite_schema[] =
+	"DROP TABLE declarations;"
+	"CREATE TABLE declarations (traceer_id TEXT NOT NULL PRIMARY KEY, conversatie_id TEXT NOT"
+	" NULL, sha256 TEXT NOT NULL, size INTEGER NOT NULL, file TEXT NOT NULL, flow TEXT NOT"
+	" NULL, state TEXT NOT NULL CHECK (state IN ('sending', 'accepted', 'refused')), forced"
+	" INTEGER NOT NULL CHECK (forced IN (0, 1)), http_status INTEGER NOT NULL, status TEXT"
+	" NOT NULL, final INTEGER NOT NULL CHECK (final IN (0, 1)), meldingen TEXT, created_at"
+	" TEXT NOT NULL, updated_at TEXT NOT NULL);"
+	"CREATE UNIQUE INDEX declarations_live_sha256 ON declarations (sha256)"
+	" WHERE state IN ('sending', 'accepted') AND forced = 0;";
+static const char old_pg_schema[] =
+	"DROP TABLE declarations;"
+	"CREATE TABLE declarations (seq bigint GENERATED ALWAYS AS IDENTITY, traceer_id text"
+	" PRIMARY KEY, conversatie_id text NOT NULL, sha256 text NOT NULL, size bigint NOT NULL,"
+	" file text NOT NULL, flow text NOT NULL, state text NOT NULL CHECK (state IN ('sending',"
+	" 'accepted', 'refused')), forced boolean NOT NULL, http_status integer NOT NULL, status"
+	" text NOT NULL, final boolean NOT NULL, meldingen text, created_at text NOT NULL,"
+	" updated_at text NOT NULL);"
+	"CREATE UNIQUE INDEX declarations_live_sha256 ON declarations (sha256)"
+	" WHERE state IN ('sending', 'accepted') AND forced = false;";
+static const char old_rows[] =
+	"INSERT INTO declarations (traceer_id, conversatie_id, sha256, size, file, flow, state,"
+	" forced, http_status, status, final, meldingen, created_at, updated_at) VALUES"
+	" ('00000000-0000-4000-8000-000000000011', 'c', '"
+	"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa', 1, 'a.txt', '303:3.1', 'refused', %s, 422, '', %s,"
+	" NULL, '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z'),"
+	" ('00000000-0000-4000-8000-000000000012', 'c', '"
+	"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa', 1, 'a.txt', '303:3.1', 'refused', %s, 422, '', %s,"
+	" NULL, '2026-01-02T00:00:00Z', '2026-01-02T00:00:00Z');";
+
+static void migrates_old_journal(void **state)
+{
+	fx *f = get_fx(state);
+	vz_decl a, b, earlier = {0};
+	vz_err err = {0};
+	char rows[2048], got[1024];
+	const char *no = f->pg ? "false" : "0";
+
+	vz_journal_close(f->j);
+	f->j = NULL;
+	sql_script(f, f->pg ? old_pg_schema : old_sqlite_schema);
+	snprintf(rows, sizeof(rows), old_rows, no, no, no, no);
+	sql_script(f, rows);
+	if (vz_journal_open(f->spec, &f->j, &err) != VZ_OK)
+		fail_msg("open an old journal: %s (%s)", err.msg, err.hint);
+	columns(f, "declarations", got, sizeof(got));
+	assert_non_null(strstr(got, ",refusal,"));
+	/* the old refusals (refusal NULL: not told apart) free the content */
+	make_decl(&a, 1, SHA_A);
+	make_decl(&b, 2, SHA_A);
+	assert_int_equal(vz_journal_decl_begin(f->j, &a, NULL, &err), VZ_OK);
+	a.state = VZ_DECL_REFUSED;
+	a.refusal = VZ_REFUSAL_CONTENT;
+	assert_int_equal(vz_journal_decl_update(f->j, &a, &err), VZ_OK);
+	/* and the new rule holds */
+	assert_int_equal(vz_journal_decl_begin(f->j, &b, &earlier, &err), VZ_DUPLICATE);
+	assert_string_equal(earlier.traceer_id, a.traceer_id);
+	vz_decl_clear(&earlier);
 }
 
 static void where_hides_password(void **state)
@@ -867,17 +1034,20 @@ int main(void)
 		BOTH(begin_records_sending),
 		BOTH(begin_duplicate_names_earlier),
 		BOTH(forced_is_exempt),
+		BOTH(refused_content_stays_live),
 		BOTH(begin_same_traceer_id_fails),
 		BOTH(bad_input_refused),
 		BOTH(update_and_get),
 		BOTH(update_into_live_duplicate_fails),
 		BOTH(get_missing),
+		BOTH(touch_while_sending),
 		BOTH(each_oldest_first),
 		BOTH(retour_stored_confirmed),
 		BOTH(retour_each_oldest_first),
 		BOTH(no_patient_data),
 		BOTH(where_hides_password),
 		BOTH(reopen_keeps_rows),
+		BOTH(migrates_old_journal),
 		SQLITE(sqlite_new_file_private),
 		SQLITE(sqlite_refuses_readable_file),
 		SQLITE(sqlite_refuses_non_journal),

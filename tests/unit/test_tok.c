@@ -39,6 +39,99 @@ static void ckr_to_result(void **state)
 	assert_non_null(strstr(err.msg, "0x80001234"));
 }
 
+/* "Run the command again" only where the failure can pass; the token's
+ * own answer (it does not know an attribute, a mechanism) says it will not
+ * help. */
+static void ckr_hints(void **state)
+{
+	tok_err err;
+
+	tok_err_ckr(&err, "C_CreateObject (certificate)", CKR_ATTRIBUTE_TYPE_INVALID);
+	assert_null(strstr(err.hint, "run the command again;"));
+	assert_non_null(strstr(err.hint, "running the command again will not help"));
+	assert_non_null(strstr(err.hint, "C_CreateObject (certificate)"));
+	tok_err_ckr(&err, "C_Initialize", CKR_ARGUMENTS_BAD);
+	assert_non_null(strstr(err.hint, "will not help"));
+	tok_err_ckr(&err, "C_SignInit", CKR_MECHANISM_INVALID);
+	assert_non_null(strstr(err.hint, "will not help"));
+	tok_err_ckr(&err, "C_Sign", CKR_DEVICE_ERROR);
+	assert_non_null(strstr(err.hint, "run the command again"));
+	tok_err_ckr(&err, "C_FindObjects", CKR_SESSION_HANDLE_INVALID);
+	assert_non_null(strstr(err.hint, "run the command again"));
+}
+
+/* A fake token for tok_try_degrading: it does not know the attribute
+ * types in unknown[], and answers with code to any template that holds one. */
+struct fake {
+	CK_ATTRIBUTE_TYPE unknown[4];
+	size_t n_unknown;
+	CK_RV code;
+	int tries;
+	CK_ATTRIBUTE_TYPE last[8];
+	CK_ULONG n_last;
+};
+
+static CK_RV fake_try(void *ctx, CK_ATTRIBUTE *tmpl, CK_ULONG n)
+{
+	struct fake *f = ctx;
+
+	f->tries++;
+	for (CK_ULONG i = 0; i < n; i++)
+		for (size_t k = 0; k < f->n_unknown; k++)
+			if (tmpl[i].type == f->unknown[k])
+				return f->code;
+	for (CK_ULONG i = 0; i < n && i < 8; i++)
+		f->last[i] = tmpl[i].type;
+	f->n_last = n;
+	return CKR_OK;
+}
+
+static void degrading(void **state)
+{
+	CK_ATTRIBUTE t[] = {{CKA_CLASS, NULL, 0},
+			    {CKA_VALUE, NULL, 0},
+			    {CKA_ALLOWED_MECHANISMS, NULL, 0},
+			    {CKA_CERTIFICATE_CATEGORY, NULL, 0},
+			    {CKA_WRAP_WITH_TRUSTED, NULL, 0}};
+	struct fake f = {.unknown = {CKA_CERTIFICATE_CATEGORY},
+			 .n_unknown = 1,
+			 .code = CKR_ATTRIBUTE_TYPE_INVALID};
+	unsigned dropped = 0;
+
+	/* one unknown optional attribute: left out, the others kept */
+	assert_int_equal(tok_try_degrading(t, 5, 3, fake_try, &f, &dropped), CKR_OK);
+	assert_int_equal(dropped, 2u);
+	assert_int_equal(f.n_last, 4);
+	assert_int_equal(f.last[2], CKA_ALLOWED_MECHANISMS);
+	assert_int_equal(f.last[3], CKA_WRAP_WITH_TRUSTED);
+	/* two (openCryptoki 3.8), NSS's code: both left out, nothing else */
+	f = (struct fake){.unknown = {CKA_CERTIFICATE_CATEGORY, CKA_ALLOWED_MECHANISMS},
+			  .n_unknown = 2,
+			  .code = CKR_GENERAL_ERROR};
+	assert_int_equal(tok_try_degrading(t, 5, 3, fake_try, &f, &dropped), CKR_OK);
+	assert_int_equal(dropped, 3u);
+	assert_int_equal(f.n_last, 3);
+	assert_int_equal(f.last[2], CKA_WRAP_WITH_TRUSTED);
+	/* a required attribute unknown: every try fails, the last code returned */
+	f = (struct fake){
+		.unknown = {CKA_VALUE}, .n_unknown = 1, .code = CKR_ATTRIBUTE_TYPE_INVALID};
+	assert_int_equal(tok_try_degrading(t, 5, 3, fake_try, &f, &dropped),
+			 CKR_ATTRIBUTE_TYPE_INVALID);
+	assert_int_equal(f.tries, 8);
+	/* any other answer is a failure at once, never a reason to write less */
+	f = (struct fake){
+		.unknown = {CKA_ALLOWED_MECHANISMS}, .n_unknown = 1, .code = CKR_DEVICE_ERROR};
+	assert_int_equal(tok_try_degrading(t, 5, 3, fake_try, &f, &dropped), CKR_DEVICE_ERROR);
+	assert_int_equal(f.tries, 1);
+	/* no optional attributes: one try */
+	f = (struct fake){.unknown = {CKA_ALLOWED_MECHANISMS},
+			  .n_unknown = 1,
+			  .code = CKR_ATTRIBUTE_TYPE_INVALID};
+	assert_int_equal(tok_try_degrading(t, 3, 0, fake_try, &f, &dropped),
+			 CKR_ATTRIBUTE_TYPE_INVALID);
+	assert_int_equal(f.tries, 1);
+}
+
 static void fill(unsigned char *dst, size_t n, const char *s)
 {
 	memset(dst, ' ', n);
@@ -107,6 +200,26 @@ static void uri_nul_padding(void **state)
 	p11_kit_uri_free(uri);
 }
 
+/* A module whose CK_INFO is padded with NULs still matches a --token URI
+ * that names its library-manufacturer. */
+static void module_info_nul_padding(void **state)
+{
+	CK_INFO mi;
+	P11KitUri *uri = p11_kit_uri_new();
+
+	memset(&mi, 0, sizeof(mi));
+	memcpy(mi.manufacturerID, "tpm2-software", 13);
+	memcpy(mi.libraryDescription, "TPM2.0 Cryptoki", 15);
+	assert_int_equal(p11_kit_uri_parse("pkcs11:library-manufacturer=tpm2-software;"
+					   "library-description=TPM2.0%20Cryptoki",
+					   P11_KIT_URI_FOR_ANY, uri),
+			 P11_KIT_URI_OK);
+	assert_int_equal(p11_kit_uri_match_module_info(uri, &mi), 0);
+	tok_module_info_clean(&mi);
+	assert_int_equal(p11_kit_uri_match_module_info(uri, &mi), 1);
+	p11_kit_uri_free(uri);
+}
+
 static void padded_copy(void **state)
 {
 	unsigned char src[32];
@@ -138,9 +251,15 @@ static void module_without_file(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(ckr_names),	  cmocka_unit_test(ckr_to_result),
-		cmocka_unit_test(uri_round_trip), cmocka_unit_test(uri_nul_padding),
-		cmocka_unit_test(padded_copy),	  cmocka_unit_test(module_without_file),
+		cmocka_unit_test(ckr_names),
+		cmocka_unit_test(ckr_to_result),
+		cmocka_unit_test(ckr_hints),
+		cmocka_unit_test(degrading),
+		cmocka_unit_test(module_info_nul_padding),
+		cmocka_unit_test(uri_round_trip),
+		cmocka_unit_test(uri_nul_padding),
+		cmocka_unit_test(padded_copy),
+		cmocka_unit_test(module_without_file),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
