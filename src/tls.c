@@ -14,8 +14,10 @@
  * OSSL_LIB_CTX and the key loaded there. libssl signs through the provider
  * of the SSL_CTX's library context, and libcurl 7.88 makes its SSL_CTX with
  * SSL_CTX_new(), i.e. in the thread's default context: so the fresh context
- * becomes the thread's default (OSSL_LIB_CTX_set0_default; vzp11 runs its
- * transfers on one thread). The old context is retired, never freed: its
+ * becomes the thread's default (OSSL_LIB_CTX_set0_default), and a thread
+ * that drives the transfers of several keys (the gateway's labels) makes
+ * each one's context its default before (vz_tls_enter). The old context
+ * is retired, never freed: its
  * provider instance's handles are dead and may by now name other sessions,
  * so tearing it down could close sessions of the new one. */
 #include <stdio.h>
@@ -861,6 +863,16 @@ vz_rv vz_tls_reconnect(vz_tls *t, bool *final, vz_err *err)
 	t->key = key;
 	t->reconnects++;
 	return VZ_OK;
+}
+
+void vz_tls_enter(const vz_tls *t)
+{
+	OSSL_LIB_CTX_set0_default(t->libctx ? t->libctx : OSSL_LIB_CTX_get0_global_default());
+}
+
+void vz_tls_leave(void)
+{
+	OSSL_LIB_CTX_set0_default(OSSL_LIB_CTX_get0_global_default());
 }
 
 size_t vz_tls_connections(const vz_tls *t)

@@ -68,6 +68,14 @@ size_t vz_tls_handshakes(const vz_tls *t);
  * pointless (the PIN failed, now or before: it is never sent again). */
 vz_rv vz_tls_reconnect(vz_tls *t, bool *final, vz_err *err);
 
+/* Makes t's library context the calling thread's default (libcurl makes
+ * each connection's SSL_CTX there, and libssl signs through its provider):
+ * for a thread that drives the transfers of several keys, before each
+ * one's. vz_tls_leave() puts the process's own default back (before
+ * vz_tls_open(), which loads keys there). */
+void vz_tls_enter(const vz_tls *t);
+void vz_tls_leave(void);
+
 /* The token went away: the key's provider instance is dead. The key is
  * kept unused until the process ends instead of being freed (freeing it
  * with the token logged out makes pkcs11-provider 1.0 ask for the PIN on

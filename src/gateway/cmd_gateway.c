@@ -4,7 +4,6 @@
  * proxy itself in proxy.c and upstream.c. */
 #include <errno.h>
 #include <fcntl.h>
-#include <malloc.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -71,7 +70,6 @@ static void gateway_usage(FILE *f)
 		  "  --max-response BYTES answer body limit (default 1 GiB; larger gets 502 or a cut)\n"
 		  "  --timeout SECONDS    limit per upstream request (default 300)\n"
 		  "  --client-timeout S   idle client connections are closed after S seconds (30)\n"
-		  "  --threads N          server threads per listen address (default 2)\n"
 		  "  --drain SECONDS      on SIGTERM, wait this long for requests in flight (30)\n"
 		  "  --syslog             log to syslog (daemon) instead of stderr\n"
 		  "Paths: GET /_vzp11/health: 200 when each label's key signs (a real signature, at\n"
@@ -102,7 +100,7 @@ struct opts {
 	size_t n_users, n_groups;
 	char dir_files[4][1024]; /* --clients DIR's files */
 	bool insecure_loopback;
-	long pool, max_clients, timeout_s, client_timeout_s, threads, drain_s;
+	long pool, max_clients, timeout_s, client_timeout_s, drain_s;
 	long long max_request, max_response;
 	bool syslog;
 };
@@ -122,7 +120,6 @@ enum {
 	O_MAX_RESPONSE,
 	O_TIMEOUT,
 	O_CLIENT_TIMEOUT,
-	O_THREADS,
 	O_DRAIN,
 	O_SYSLOG,
 	O_CLIENTS,
@@ -173,7 +170,6 @@ static int parse_opts(vz_global *g, int argc, char **argv, struct opts *o)
 		{"max-response", required_argument, NULL, O_MAX_RESPONSE},
 		{"timeout", required_argument, NULL, O_TIMEOUT},
 		{"client-timeout", required_argument, NULL, O_CLIENT_TIMEOUT},
-		{"threads", required_argument, NULL, O_THREADS},
 		{"drain", required_argument, NULL, O_DRAIN},
 		{"syslog", no_argument, NULL, O_SYSLOG},
 		{"clients", required_argument, NULL, O_CLIENTS},
@@ -255,9 +251,6 @@ static int parse_opts(vz_global *g, int argc, char **argv, struct opts *o)
 			break;
 		case O_CLIENT_TIMEOUT:
 			num = &o->client_timeout_s, hi = 3600;
-			break;
-		case O_THREADS:
-			num = &o->threads, hi = 64;
 			break;
 		case O_DRAIN:
 			num = &o->drain_s, lo = 0, hi = 3600;
@@ -417,7 +410,7 @@ static vz_rv open_keys(const vz_global *g, const struct opts *o, vz_tls **tls, v
 {
 	vz_rv r = VZ_OK;
 
-	vz_gw_token_lock(); /* not while an upstream thread re-connects */
+	vz_tls_leave(); /* keys are loaded in the process's own library context */
 	for (size_t i = 0; i < o->n_labels && r == VZ_OK; i++) {
 		r = vz_tls_open(g, o->labels[i], &tls[i], err);
 		if (r != VZ_OK) {
@@ -427,19 +420,21 @@ static vz_rv open_keys(const vz_global *g, const struct opts *o, vz_tls **tls, v
 			}
 		}
 	}
-	vz_gw_token_unlock();
 	return r;
 }
 
-/* Runs until SIGTERM or SIGINT; SIGHUP reloads the keys. */
+/* Runs until SIGTERM or SIGINT; SIGHUP reloads the keys and the client
+ * revocation list (on the gateway's one thread: requests wait meanwhile). */
 static void serve(const vz_global *g, struct opts *o, vz_gw *gw, vz_gw_access *access,
 		  const sigset_t *sigs)
 {
 	for (;;) {
-		struct timespec tick = {0, 200 * 1000 * 1000};
-		int sig = sigtimedwait(sigs, NULL, &tick);
+		int sig = vz_gw_run(gw, sigs);
 
-		vz_gw_reap(gw);
+		if (sig < 0) {
+			log_line(o, "cannot watch for signals (signalfd); stopping");
+			break;
+		}
 		if (sig == SIGHUP) {
 			vz_tls *tls[32] = {0};
 			vz_err err = {0};
@@ -479,13 +474,7 @@ static void drain(struct opts *o, vz_gw *gw)
 
 	log_line(o, "stopping: no new connections; finishing the requests in flight");
 	vz_gw_quiesce(gw);
-	while (vz_gw_in_flight(gw) > 0 && vz_gw_now_us() < until) {
-		struct timespec ts = {0, 20 * 1000 * 1000};
-
-		nanosleep(&ts, NULL);
-		vz_gw_reap(gw);
-	}
-	snprintf(line, sizeof(line), "stopped (%ld requests cut off)", vz_gw_in_flight(gw));
+	snprintf(line, sizeof(line), "stopped (%ld requests cut off)", vz_gw_drain(gw, until));
 	log_line(o, line);
 }
 
@@ -543,7 +532,6 @@ int cmd_gateway(vz_global *g, int argc, char **argv)
 			 .max_clients = 256,
 			 .timeout_s = 300,
 			 .client_timeout_s = 30,
-			 .threads = 2,
 			 .drain_s = 30,
 			 .max_request = 64LL << 20,
 			 .max_response = 1LL << 30};
@@ -578,7 +566,6 @@ int cmd_gateway(vz_global *g, int argc, char **argv)
 	cfg.cacert = o.cacert;
 	cfg.pool = o.pool;
 	cfg.max_clients = o.max_clients;
-	cfg.threads = o.threads;
 	cfg.timeout_ms = o.timeout_s * 1000;
 	cfg.connect_timeout_ms = 10000 < cfg.timeout_ms ? 10000 : cfg.timeout_ms;
 	cfg.client_timeout_s = o.client_timeout_s;
@@ -591,10 +578,6 @@ int cmd_gateway(vz_global *g, int argc, char **argv)
 	cfg.log_ctx = &o;
 	if (o.syslog)
 		openlog("vzp11-gateway", LOG_PID, LOG_DAEMON);
-	/* One malloc arena for the few threads: with one per thread the peak
-	 * RSS kept rising for the first 100,000 requests (scripts/bench-gateway),
-	 * and requests/s were no better. */
-	mallopt(M_ARENA_MAX, 1);
 	/* Signals go to the main thread alone: block them before any thread. */
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGHUP);

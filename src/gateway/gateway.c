@@ -407,8 +407,11 @@ static int turn_timeout(vz_gw *gw, long long next_us)
 	for (size_t i = 0; i < gw->n_listeners; i++) {
 		MHD_UNSIGNED_LONG_LONG t;
 
-		if (MHD_get_timeout(gw->listeners[i].d, &t) == MHD_YES &&
-		    (ms < 0 || (long long)t < ms))
+		if (MHD_get_timeout(gw->listeners[i].d, &t) != MHD_YES)
+			continue;
+		if (t == 0) /* it has work without an event (data already read) */
+			gw->run_daemons = true;
+		if (ms < 0 || (long long)t < ms)
 			ms = (long long)t;
 	}
 	if (gw->run_daemons || gw->kicks)
@@ -450,9 +453,10 @@ static int turn(vz_gw *gw)
 		}
 	}
 	/* Curl's answers woke connections: libmicrohttpd sends them now, not
-	 * after another epoll_wait. New transfers it hands to libcurl start
-	 * in the next turn's run_upstreams (their timer is due at once). */
-	if (gw->run_daemons)
+	 * after another epoll_wait (and on a timeout: its connections' own).
+	 * New transfers it hands to libcurl start in the next turn's
+	 * run_upstreams (their timer is due at once). */
+	if (gw->run_daemons || n == 0)
 		run_daemons(gw);
 	run_kicks(gw);
 	free_dead(gw);

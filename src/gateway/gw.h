@@ -193,14 +193,14 @@ struct vz_gw {
 	vz_gw_metrics *metrics;
 	int epfd;
 	vz_gw_ev sig;
-	vz_gw_upstream **up; /* one per label, in cfg->labels' order */
+	vz_gw_upstream **up;	  /* one per label, in cfg->labels' order */
 	vz_gw_upstream **retired; /* draining after a reload */
 	size_t n_retired;
 	vz_gw_listener listeners[VZ_GW_MAX_LISTEN];
 	size_t n_listeners;
 	long in_flight; /* requests begun and not yet completed */
 	bool stopping;
-	bool run_daemons;     /* a connection was resumed: libmicrohttpd has work */
+	bool run_daemons; /* a connection was resumed: libmicrohttpd has work */
 	unsigned long reloads;
 	size_t handshakes_retired;
 	vz_gw_xfer *free_xfers; /* for reuse: their buffers stay allocated */

@@ -1,25 +1,20 @@
-/* proxy.c - the server side of the gateway. libmicrohttpd runs the client
- * connections in its own event loop (no thread per client); a request
- * waits suspended while the upstream thread works, and bodies stream
- * through a bounded buffer each way. */
+/* proxy.c - the server side of the gateway: libmicrohttpd frames each
+ * request and calls handle() for its head, its body pieces and its end;
+ * here a request is checked, handed to the upstream and answered. A
+ * request waits suspended while the upstream works; bodies stream through
+ * a bounded buffer each way. All on the gateway's one thread (gateway.c). */
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/un.h>
+#include <sys/epoll.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "proxy.h"
-
-struct listener {
-	vz_gw *gw;
-	struct MHD_Daemon *d;
-	vz_gw_listen_policy pol;
-};
+#include "gw.h"
 
 /* One client connection: who it is, checked at its first request and again
  * after a reload of the revocation list. */
@@ -30,35 +25,21 @@ struct peer {
 	char client[96];
 };
 
-struct vz_gw {
-	const vz_gw_cfg *cfg;
-	vz_gw_metrics *metrics;
-	pthread_rwlock_t lock; /* up[] */
-	vz_gw_upstream **up;
-	vz_gw_upstream **retired; /* draining after a reload; main thread only */
-	size_t n_retired;
-	struct listener listeners[VZ_GW_MAX_LISTEN];
-	size_t n_listeners;
-	atomic_long in_flight;
-	atomic_bool stopping;
-	atomic_ulong reloads;
-	atomic_size_t handshakes_retired;
-};
-
-static void logf_(vz_gw *gw, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void logf_(vz_gw *gw, const char *fmt, ...)
+static void release_cb(void *cls)
 {
-	char line[1024];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	gw->cfg->log(gw->cfg->log_ctx, line);
+	vz_gw_xfer_release(cls);
 }
 
-/* A one-line text answer (a refusal, a failure, health). */
-static enum MHD_Result answer_text(vz_gw *gw, vz_gw_xfer *x, unsigned status, const char *text,
+static void suspend(vz_gw_xfer *x)
+{
+	if (!x->suspended) {
+		x->suspended = true;
+		MHD_suspend_connection(x->conn);
+	}
+}
+
+/* A one-line text answer (a refusal, a failure, health, metrics). */
+static enum MHD_Result answer_text(vz_gw_xfer *x, unsigned status, const char *text,
 				   const char *content_type)
 {
 	size_t len = strlen(text);
@@ -80,7 +61,7 @@ static enum MHD_Result answer_text(vz_gw *gw, vz_gw_xfer *x, unsigned status, co
 				content_type ? content_type : "text/plain; charset=utf-8");
 	if (status == 503)
 		MHD_add_response_header(r, "Retry-After", "1");
-	if (atomic_load(&gw->stopping) || x->close)
+	if (x->gw->stopping || x->close)
 		MHD_add_response_header(r, "Connection", "close");
 	ret = MHD_queue_response(x->conn, status, r);
 	MHD_destroy_response(r);
@@ -89,24 +70,41 @@ static enum MHD_Result answer_text(vz_gw *gw, vz_gw_xfer *x, unsigned status, co
 	return ret;
 }
 
+/* The gateway refuses x with status and a one-line reason. Without a
+ * body it is answered at the request's last call: libmicrohttpd closes the
+ * connection after an answer queued before the request was read to its
+ * end, and a new connection per answer costs a client a TCP (and TLS)
+ * handshake each time. A request with a body is answered at once, its
+ * body left unread (and the connection closed). */
+static enum MHD_Result refuse(vz_gw_xfer *x, bool now, unsigned status, const char *text)
+{
+	if (x->h)
+		vz_gw_upstream_cancel(x);
+	if (x->state != VZ_GW_REFUSED && !vz_gw_xfer_to(x, VZ_GW_REFUSED))
+		return MHD_NO;
+	x->refuse = status;
+	snprintf(x->reason, sizeof(x->reason), "%.*s", (int)sizeof(x->reason) - 1, text);
+	if (!now)
+		return MHD_YES;
+	x->body_refused = true;
+	return answer_text(x, status, text, NULL);
+}
+
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
 {
-	struct listener *l = cls;
-	vz_gw_xfer *x = calloc(1, sizeof(*x));
+	vz_gw_listener *l = cls;
+	vz_gw_xfer *x = vz_gw_xfer_new(l->gw);
 
+	(void)c;
 	if (!x)
 		return NULL;
 	x->target = strdup(uri);
 	if (!x->target) {
-		free(x);
+		vz_gw_xfer_release(x);
 		return NULL;
 	}
-	pthread_mutex_init(&x->m, NULL);
-	x->refs = 1;
-	x->start_us = vz_gw_now_us();
-	x->svc = VZ_GW_SVC_REFUSED;
-	x->resp_clen = -1;
-	atomic_fetch_add(&l->gw->in_flight, 1);
+	x->l = l;
+	l->gw->in_flight++;
 	return x;
 }
 
@@ -139,7 +137,7 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
 
 /* Who the client is (x->client), or why it may not use the gateway; asks
  * the access policy once per connection, again after a reload. */
-static const char *check_peer(struct listener *l, vz_gw_xfer *x, struct MHD_Connection *c)
+static const char *check_peer(vz_gw_listener *l, vz_gw_xfer *x, struct MHD_Connection *c)
 {
 	const vz_gw_access *a = l->gw->cfg->access;
 	const union MHD_ConnectionInfo *sc =
@@ -169,6 +167,39 @@ static const char *check_peer(struct listener *l, vz_gw_xfer *x, struct MHD_Conn
 	return p->refused;
 }
 
+/* One header line for libcurl, into x->hdr_text; the node's data holds its
+ * offset until link_headers(). */
+static bool add_header(vz_gw_xfer *x, const char *name, size_t name_len, const char *value,
+		       size_t value_len)
+{
+	vz_gw_buf *b = &x->hdr_text;
+	size_t need = name_len + value_len + 3;
+
+	if (x->n_hdr == sizeof(x->hdr_nodes) / sizeof(x->hdr_nodes[0]) ||
+	    !vz_gw_buf_reserve(b, b->len + need, 0))
+		return false;
+	x->hdr_nodes[x->n_hdr++].data = (char *)(uintptr_t)b->len;
+	memcpy(b->data + b->len, name, name_len);
+	b->len += name_len;
+	b->data[b->len++] = ':';
+	if (value) {
+		b->data[b->len++] = ' ';
+		memcpy(b->data + b->len, value, value_len);
+		b->len += value_len;
+	}
+	b->data[b->len++] = '\0';
+	return true;
+}
+
+static void link_headers(vz_gw_xfer *x)
+{
+	for (size_t i = 0; i < x->n_hdr; i++) {
+		x->hdr_nodes[i].data = x->hdr_text.data + (uintptr_t)x->hdr_nodes[i].data;
+		x->hdr_nodes[i].next = i + 1 < x->n_hdr ? &x->hdr_nodes[i + 1] : NULL;
+	}
+	x->req_headers = x->n_hdr ? &x->hdr_nodes[0] : NULL;
+}
+
 struct hdr_ctx {
 	vz_gw_xfer *x;
 	const char *connection;
@@ -176,246 +207,57 @@ struct hdr_ctx {
 };
 
 static enum MHD_Result copy_header(void *cls, enum MHD_ValueKind kind, const char *key,
-				   const char *value)
+				   size_t key_size, const char *value, size_t value_size)
 {
 	struct hdr_ctx *hc = cls;
-	struct curl_slist *l;
-	char *line;
 
+	(void)kind;
 	if (vz_gw_hop_by_hop(key, hc->connection))
 		return MHD_YES;
 	if (strcasecmp(key, "Accept") == 0)
 		hc->accept = true;
 	if (strcasecmp(key, "Content-Type") == 0)
 		hc->content_type = true;
-	if (asprintf(&line, "%s: %s", key, value ? value : "") < 0) {
+	if (!add_header(hc->x, key, key_size, value ? value : "", value ? value_size : 0)) {
 		hc->failed = true;
 		return MHD_NO;
 	}
-	l = curl_slist_append(hc->x->req_headers, line);
-	free(line);
-	if (!l) {
-		hc->failed = true;
-		return MHD_NO;
-	}
-	hc->x->req_headers = l;
 	return MHD_YES;
 }
 
-/* 200 "ok" when every label's key signs and its upstream answers a
- * handshake (see vz_gw_upstream_healthy), else 503 with the reasons. This
- * thread waits for the upstream threads, at most VZ_GW_HEALTH_WAIT_MS. */
-static enum MHD_Result health(vz_gw *gw, vz_gw_xfer *x)
-{
-	long long deadline = vz_gw_now_us() + VZ_GW_HEALTH_WAIT_MS * 1000LL;
-	char text[1024] = "ok";
-	size_t used = 0;
-	unsigned status = 200;
-
-	pthread_rwlock_rdlock(&gw->lock);
-	for (size_t i = 0; i < gw->cfg->n_labels; i++)
-		if (gw->up[i])
-			vz_gw_upstream_check(gw->up[i]);
-	for (size_t i = 0; i < gw->cfg->n_labels && used < sizeof(text); i++) {
-		char why[400];
-
-		if (!gw->up[i] || vz_gw_upstream_healthy(gw->up[i], deadline, why, sizeof(why)))
-			continue;
-		used += (size_t)snprintf(text + used, sizeof(text) - used, "%s%s",
-					 status == 200 ? "" : "; ", why);
-		status = 503;
-	}
-	pthread_rwlock_unlock(&gw->lock);
-	if (atomic_load(&gw->stopping)) {
-		snprintf(text, sizeof(text), "the gateway is stopping");
-		status = 503;
-	}
-	return answer_text(gw, x, status, text, NULL);
-}
-
-static enum MHD_Result metrics(vz_gw *gw, vz_gw_xfer *x)
-{
-	char *text = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&text, &len);
-	enum MHD_Result ret;
-	size_t handshakes = atomic_load(&gw->handshakes_retired);
-
-	if (!f)
-		return MHD_NO;
-	vz_gw_metrics_write(gw->metrics, f);
-	fprintf(f, "# TYPE vzp11_gateway_in_flight gauge\nvzp11_gateway_in_flight %ld\n",
-		atomic_load(&gw->in_flight));
-	fprintf(f, "# TYPE vzp11_gateway_reloads_total counter\nvzp11_gateway_reloads_total %lu\n",
-		atomic_load(&gw->reloads));
-	fprintf(f, "# TYPE vzp11_gateway_pool_size gauge\nvzp11_gateway_pool_size %ld\n",
-		gw->cfg->pool);
-	fprintf(f, "# HELP vzp11_gateway_upstream_handshakes_total TLS handshakes with the "
-		   "token's key (one signature each).\n"
-		   "# TYPE vzp11_gateway_upstream_handshakes_total counter\n"
-		   "# TYPE vzp11_gateway_upstream_active gauge\n"
-		   "# TYPE vzp11_gateway_upstream_failures_total counter\n"
-		   "# TYPE vzp11_gateway_certificate_days_left gauge\n"
-		   "# HELP vzp11_gateway_token_up 1 while the token's key signs handshakes, 0 "
-		   "from a key failure until a re-connect works.\n"
-		   "# TYPE vzp11_gateway_token_up gauge\n"
-		   "# TYPE vzp11_gateway_token_key_failures_total counter\n"
-		   "# TYPE vzp11_gateway_token_reconnects_total counter\n");
-	pthread_rwlock_rdlock(&gw->lock);
-	for (size_t i = 0; i < gw->cfg->n_labels; i++) {
-		vz_gw_upstream_state st;
-
-		if (!gw->up[i])
-			continue;
-		vz_gw_upstream_state_get(gw->up[i], &st);
-		handshakes += st.handshakes;
-		fprintf(f, "vzp11_gateway_upstream_active{label=\"%s\"} %zu\n", st.label,
-			st.active);
-		fprintf(f, "vzp11_gateway_upstream_failures_total{label=\"%s\"} %lu\n", st.label,
-			st.failures);
-		fprintf(f, "vzp11_gateway_token_up{label=\"%s\"} %d\n", st.label, st.token_up);
-		fprintf(f, "vzp11_gateway_token_key_failures_total{label=\"%s\"} %zu\n", st.label,
-			st.key_failures);
-		fprintf(f, "vzp11_gateway_token_reconnects_total{label=\"%s\"} %zu\n", st.label,
-			st.reconnects);
-		if (st.days_left >= 0)
-			fprintf(f, "vzp11_gateway_certificate_days_left{label=\"%s\"} %ld\n",
-				st.label, st.days_left);
-	}
-	pthread_rwlock_unlock(&gw->lock);
-	fprintf(f, "vzp11_gateway_upstream_handshakes_total %zu\n", handshakes);
-	if (fclose(f) != 0) {
-		free(text);
-		return MHD_NO;
-	}
-	ret = answer_text(gw, x, 200, text, "text/plain; version=0.0.4");
-	free(text);
-	return ret;
-}
-
-/* The upstream request for x: method, URL, headers and body size. */
-static vz_rv build_request(vz_gw *gw, struct MHD_Connection *c, vz_gw_xfer *x, const char *method,
-			   const char *path, long long clen, bool body, vz_err *err)
+/* The upstream request for x: its URL and headers. Headers libcurl would
+ * add on its own are switched off when the client sent none. */
+static bool build_request(vz_gw_xfer *x, struct MHD_Connection *c, const char *path)
 {
 	struct hdr_ctx hc = {.x = x};
-	CURLcode cc = CURLE_OK;
-	struct curl_slist *l;
 
 	hc.connection = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Connection");
-	if (asprintf(&x->url, "%s%s", gw->cfg->base, path) < 0) {
+	if (asprintf(&x->url, "%s%s", x->gw->cfg->base, path) < 0) {
 		x->url = NULL;
-		vz_err_set(err, "out of memory");
-		return VZ_FAIL;
+		return false;
 	}
-	x->h = curl_easy_init();
-	MHD_get_connection_values(c, MHD_HEADER_KIND, copy_header, &hc);
-	l = hc.failed ? NULL : curl_slist_append(x->req_headers, "Expect:");
-	if (l)
-		x->req_headers = l;
-	/* Headers libcurl would add on its own: not when the client sent none. */
-	if (l && !hc.accept) {
-		l = curl_slist_append(x->req_headers, "Accept:");
-		if (l)
-			x->req_headers = l;
-	}
-	if (l && !hc.content_type) {
-		l = curl_slist_append(x->req_headers, "Content-Type:");
-		if (l)
-			x->req_headers = l;
-	}
-	if (!x->h || !l) {
-		vz_err_set(err, "out of memory");
-		return VZ_FAIL;
-	}
-	if (strcmp(method, "HEAD") == 0) {
-		cc |= curl_easy_setopt(x->h, CURLOPT_NOBODY, 1L);
-	} else if (strcmp(method, "POST") == 0) {
-		cc |= curl_easy_setopt(x->h, CURLOPT_POST, 1L);
-		cc |= curl_easy_setopt(x->h, CURLOPT_POSTFIELDSIZE_LARGE,
-				       (curl_off_t)(body ? clen : 0));
-	} else if (body) {
-		cc |= curl_easy_setopt(x->h, CURLOPT_UPLOAD, 1L);
-		cc |= curl_easy_setopt(x->h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)clen);
-		cc |= curl_easy_setopt(x->h, CURLOPT_CUSTOMREQUEST, method);
-	} else if (strcmp(method, "GET") != 0) {
-		cc |= curl_easy_setopt(x->h, CURLOPT_CUSTOMREQUEST, method);
-	}
-	if (cc != CURLE_OK) {
-		vz_err_set(err, "libcurl refused a setting");
-		return VZ_FAIL;
-	}
-	if (!body)
-		x->req_eof = true;
-	return VZ_OK;
+	MHD_get_connection_values_n(c, MHD_HEADER_KIND, copy_header, &hc);
+	if (hc.failed || !add_header(x, "Expect", 6, NULL, 0) ||
+	    (!hc.accept && !add_header(x, "Accept", 6, NULL, 0)) ||
+	    (!hc.content_type && !add_header(x, "Content-Type", 12, NULL, 0)))
+		return false;
+	link_headers(x);
+	return true;
 }
 
-/* The whole request body is in x->req: libcurl sends it with the request
- * headers, in one TLS record and TCP segment where it fits, instead of
- * asking on_read() for it after the headers went out (two segments, and a
- * second wake-up of the server for each request). Its length is known now,
- * also for a chunked request. */
-static vz_rv body_in_memory(vz_gw_xfer *x, const char *method)
+/* Hands x to its label's upstream: ADMITTED -> UPSTREAM, or a refusal
+ * (503: stopping, or the token is away). */
+static enum MHD_Result submit(vz_gw_xfer *x)
 {
-	size_t n = x->req.len - x->req.off;
-	CURLcode cc = CURLE_OK;
+	vz_gw_upstream *u = vz_gw_upstream_of(x->gw, x->label);
+	char why[300], text[400];
 
-	cc |= curl_easy_setopt(x->h, CURLOPT_UPLOAD, 0L);
-	cc |= curl_easy_setopt(x->h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)n);
-	cc |= curl_easy_setopt(x->h, CURLOPT_POSTFIELDS, n ? x->req.data + x->req.off : "");
-	if (strcmp(method, "POST") != 0)
-		cc |= curl_easy_setopt(x->h, CURLOPT_CUSTOMREQUEST, method);
-	return cc == CURLE_OK ? VZ_OK : VZ_FAIL;
-}
-
-/* Hands x to its label's current upstream: 0, or the status to answer
- * (err says why). */
-static unsigned submit(vz_gw *gw, vz_gw_xfer *x, vz_err *err)
-{
-	vz_gw_upstream *u;
-	char why[300];
-
-	x->submitted = true;
-	pthread_rwlock_rdlock(&gw->lock);
-	u = gw->up[x->label];
-	if (!u) {
-		pthread_rwlock_unlock(&gw->lock);
-		vz_err_set(err, "the gateway is stopping");
-		return 503;
-	}
-	if (vz_gw_upstream_prepare(u, x, err) != VZ_OK) {
-		pthread_rwlock_unlock(&gw->lock);
-		return 500;
-	}
-	pthread_mutex_lock(&x->m);
-	x->refs++; /* the upstream side's */
-	pthread_mutex_unlock(&x->m);
-	if (!vz_gw_upstream_submit(u, x, why, sizeof(why))) {
-		pthread_mutex_lock(&x->m);
-		x->refs--;
-		x->up = NULL;
-		pthread_mutex_unlock(&x->m);
-		pthread_rwlock_unlock(&gw->lock);
-		vz_err_set(err, "service unavailable: %s", why);
-		return 503;
-	}
-	pthread_rwlock_unlock(&gw->lock);
-	return 0;
-}
-
-/* A local answer decided from the headers. Without a request body it is
- * queued at the request's last call: libmicrohttpd closes the connection
- * after an answer queued before the request was read to its end, and a
- * new connection per answer costs a client a TCP (and TLS) handshake each
- * time. A request with a body is answered at once, its body left unread
- * (and the connection closed). */
-static enum MHD_Result answer_later(vz_gw *gw, vz_gw_xfer *x, bool body, unsigned status,
-				    const char *text)
-{
-	if (body)
-		return answer_text(gw, x, status, text, NULL);
-	x->refuse = status;
-	snprintf(x->reason, sizeof(x->reason), "%.*s", (int)sizeof(x->reason) - 1, text);
-	return MHD_YES;
+	if (!u)
+		return refuse(x, !x->body_in && x->req_clen != 0, 503, "the gateway is stopping");
+	if (vz_gw_upstream_submit(u, x, why, sizeof(why)))
+		return MHD_YES;
+	snprintf(text, sizeof(text), "service unavailable: %s", why);
+	return refuse(x, false, 503, text);
 }
 
 struct fields {
@@ -458,28 +300,25 @@ static const char *check_framing(struct MHD_Connection *c, const char *method, l
 	return NULL;
 }
 
-/* The first call for a request: its headers are in. Refusals are decided
- * here, before anything goes upstream. */
-static enum MHD_Result begin(struct listener *l, vz_gw_xfer *x, struct MHD_Connection *c,
+/* The first call for a request: its head is in. Every refusal is decided
+ * here, before anything goes upstream: RECEIVED -> ADMITTED (or REFUSED,
+ * or LOCAL for the gateway's own paths). */
+static enum MHD_Result begin(vz_gw_listener *l, vz_gw_xfer *x, struct MHD_Connection *c,
 			     const char *method)
 {
-	vz_gw *gw = l->gw;
-	const vz_gw_cfg *cfg = gw->cfg;
+	const vz_gw_cfg *cfg = l->gw->cfg;
 	const char *path = NULL, *why;
 	long long clen = -1;
 	bool body;
-	vz_err err = {0};
 	char msg[400];
 
-	x->started = true;
 	x->conn = c;
 	snprintf(x->method, sizeof(x->method), "%s", method);
 	snprintf(x->path, sizeof(x->path), "%.*s", (int)strcspn(x->target, "?"), x->target);
 	why = check_framing(c, method, &clen);
 	if (why) {
-		x->svc = VZ_GW_SVC_REFUSED;
 		x->close = true;
-		return answer_text(gw, x, 400, why, NULL);
+		return refuse(x, true, 400, why);
 	}
 	x->req_clen = clen;
 	body = clen != 0;
@@ -499,92 +338,79 @@ static enum MHD_Result begin(struct listener *l, vz_gw_xfer *x, struct MHD_Conne
 			cfg->n_labels, &x->label);
 	if (why) {
 		x->svc = VZ_GW_SVC_REFUSED;
-		return answer_later(gw, x, body, 403, why);
+		return refuse(x, body, 403, why);
 	}
 	if (x->svc == VZ_GW_SVC_OPS) {
 		if (strcmp(method, "GET") != 0)
-			return answer_later(gw, x, body, 403,
-					    "refused: the gateway's own paths take GET");
+			return refuse(x, body, 403, "refused: the gateway's own paths take GET");
 		x->ops = strncmp(path, VZ_GW_HEALTH_PATH, strlen(VZ_GW_HEALTH_PATH)) == 0
 				 ? VZ_GW_OPS_HEALTH
 				 : VZ_GW_OPS_METRICS;
-		if (body) /* at once, as answer_later() does */
-			return x->ops == VZ_GW_OPS_HEALTH ? health(gw, x) : metrics(gw, x);
-		return MHD_YES; /* answered at the last call, see answer_later() */
+		vz_gw_xfer_to(x, VZ_GW_LOCAL);
+		return MHD_YES; /* answered at the last call, see refuse() */
 	}
 	if (cfg->max_request > 0 && clen > cfg->max_request) {
 		snprintf(msg, sizeof(msg),
 			 "refused: the request body (%lld bytes) is larger than the gateway's "
 			 "limit of %lld bytes",
 			 clen, cfg->max_request);
-		return answer_text(gw, x, 413, msg, NULL);
+		return refuse(x, true, 413, msg);
 	}
-	if (build_request(gw, c, x, method, path, clen, body, &err) != VZ_OK)
-		return answer_later(gw, x, body, 500, err.msg);
+	vz_gw_xfer_to(x, VZ_GW_ADMITTED);
+	if (!build_request(x, c, path))
+		return refuse(x, body, 500, "the gateway is out of memory");
 	/* A request with a body goes upstream once the body is in, or fills
 	 * the buffer: a slow client must not hold a pooled connection. */
-	if (!body) {
-		unsigned st = submit(gw, x, &err);
-
-		if (st)
-			return answer_later(gw, x, body, st, err.msg);
-	}
-	return MHD_YES;
+	return body ? MHD_YES : submit(x);
 }
 
 /* A piece of the request body: into x->req as far as it fits; the rest
- * waits (the connection suspended) until the upstream has taken some. */
-static enum MHD_Result upload(vz_gw *gw, vz_gw_xfer *x, struct MHD_Connection *c, const char *data,
-			      size_t *size)
+ * waits (the connection suspended) until libcurl has taken some. */
+static enum MHD_Result upload(vz_gw_xfer *x, const char *data, size_t *size)
 {
 	vz_gw_buf *b = &x->req;
-	long long max = gw->cfg->max_request;
-	bool full;
+	long long max = x->gw->cfg->max_request;
+	size_t waiting, take;
+	char msg[300];
 
-	pthread_mutex_lock(&x->m);
-	if (x->done || x->headers_done || x->too_big || x->refuse || x->ops || x->answered) {
+	if (x->state != VZ_GW_ADMITTED && x->state != VZ_GW_UPSTREAM &&
+	    x->state != VZ_GW_ANSWERING) {
 		*size = 0; /* the answer is decided: the rest of the body is moot */
-	} else if (max > 0 && (long long)(x->bytes_in + *size) > max) {
-		x->too_big = true;
-		x->want_abort = true;
-		vz_gw_xfer_poke(x);
+		return MHD_YES;
+	}
+	if (max > 0 && (long long)(x->bytes_in + *size) > max) {
 		*size = 0;
-	} else {
-		size_t waiting = b->len - b->off;
-		size_t take = VZ_GW_BUF - waiting < *size ? VZ_GW_BUF - waiting : *size;
-
-		if (b->off) {
-			memmove(b->data, b->data + b->off, waiting);
-			b->off = 0;
-			b->len = waiting;
-		}
-		if (!vz_gw_buf_reserve(b, b->len + take, x->req_clen)) {
-			pthread_mutex_unlock(&x->m);
+		snprintf(msg, sizeof(msg),
+			 "refused: the request body is larger than the gateway's limit of %lld "
+			 "bytes",
+			 max);
+		if (x->state == VZ_GW_ANSWERING) { /* the upstream answered already */
+			vz_gw_upstream_cancel(x);
+			vz_gw_xfer_to(x, VZ_GW_ABORTED);
 			return MHD_NO;
 		}
-		memcpy(b->data + b->len, data, take);
-		b->len += take;
-		x->bytes_in += take;
-		*size -= take;
-		if (x->read_paused && take) {
-			x->read_paused = false;
-			x->want_resume = true;
-			vz_gw_xfer_poke(x);
-		}
-		if (*size && x->submitted) {
-			x->suspended = true;
-			MHD_suspend_connection(c);
-		}
+		return refuse(x, false, 413, msg);
 	}
-	full = b->len == VZ_GW_BUF;
-	pthread_mutex_unlock(&x->m);
-	if (full && !x->submitted) {
-		vz_err err = {0};
-
-		x->refuse = submit(gw, x, &err); /* MHD calls again with the rest */
-		if (x->refuse)
-			snprintf(x->reason, sizeof(x->reason), "%.*s", (int)sizeof(x->reason) - 1,
-				 err.msg);
+	waiting = b->len - b->off;
+	take = VZ_GW_BUF - waiting < *size ? VZ_GW_BUF - waiting : *size;
+	if (b->off) {
+		memmove(b->data, b->data + b->off, waiting);
+		b->off = 0;
+		b->len = waiting;
+	}
+	if (take && !vz_gw_buf_reserve(b, b->len + take, x->req_clen))
+		return MHD_NO;
+	memcpy(b->data + b->len, data, take);
+	b->len += take;
+	x->bytes_in += take;
+	*size -= take;
+	if (take && x->read_paused)
+		vz_gw_kick(x);
+	if (*size) { /* the buffer is full */
+		if (x->state == VZ_GW_ADMITTED &&
+		    (submit(x) != MHD_YES || x->state != VZ_GW_UPSTREAM))
+			return MHD_YES; /* refused: the rest is discarded above */
+		suspend(x);
 	}
 	return MHD_YES;
 }
@@ -593,46 +419,28 @@ static ssize_t read_answer(void *cls, uint64_t pos, char *buf, size_t max)
 {
 	vz_gw_xfer *x = cls;
 	vz_gw_buf *b = &x->resp;
-	ssize_t ret;
 
-	pthread_mutex_lock(&x->m);
+	(void)pos;
 	if (b->len > b->off) {
 		size_t n = b->len - b->off < max ? b->len - b->off : max;
 
 		memcpy(buf, b->data + b->off, n);
 		b->off += n;
 		x->bytes_out += n;
-		if (x->write_paused && b->len - b->off < VZ_GW_BUF / 2) {
-			x->write_paused = false;
-			x->want_resume = true;
-			vz_gw_xfer_poke(x);
-		}
-		ret = (ssize_t)n;
-	} else if (x->done) {
-		ret = x->result == CURLE_OK ? MHD_CONTENT_READER_END_OF_STREAM
-					    : MHD_CONTENT_READER_END_WITH_ERROR;
-	} else {
-		x->suspended = true;
-		MHD_suspend_connection(x->conn);
-		ret = 0;
+		if (x->write_paused && b->len - b->off < VZ_GW_BUF / 2)
+			vz_gw_kick(x);
+		return (ssize_t)n;
 	}
-	pthread_mutex_unlock(&x->m);
-	return ret;
-}
-
-static void answer_freed(void *cls)
-{
-	vz_gw_xfer_release(cls);
+	if (x->transfer_done)
+		return x->result == CURLE_OK ? MHD_CONTENT_READER_END_OF_STREAM
+					     : MHD_CONTENT_READER_END_WITH_ERROR;
+	suspend(x);
+	return 0;
 }
 
 /* The upstream's status and headers, with its body: whole when it is all
- * in (headers and body then leave in one send), else streamed. Called with
- * x->m held, which it releases before libmicrohttpd queues the answer:
- * libmicrohttpd holds its response's lock while it calls read_answer(),
- * which takes x->m, so x->m must never be held while libmicrohttpd takes
- * that lock (ThreadSanitizer found the inversion). Status and headers no
- * longer change once x->headers_done is set (on_header ignores trailers). */
-static enum MHD_Result queue_answer(vz_gw *gw, vz_gw_xfer *x)
+ * in (headers and body then leave in one send), else streamed. */
+static enum MHD_Result queue_answer(vz_gw_xfer *x)
 {
 	bool empty = strcmp(x->method, "HEAD") == 0 || x->status == 204 || x->status == 304;
 	struct MHD_Response *r;
@@ -640,37 +448,32 @@ static enum MHD_Result queue_answer(vz_gw *gw, vz_gw_xfer *x)
 
 	if (empty) {
 		r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
-	} else if (x->done && x->result == CURLE_OK) {
+	} else if (x->transfer_done && x->result == CURLE_OK) {
 		size_t n = x->resp.len - x->resp.off;
 
-		r = MHD_create_response_from_buffer(n, n ? x->resp.data + x->resp.off : (void *)"",
-						    MHD_RESPMEM_MUST_COPY);
+		r = MHD_create_response_from_buffer_with_free_callback_cls(
+			n, n ? x->resp.data + x->resp.off : (void *)"", release_cb, x);
+		if (r)
+			x->refs++; /* the response reads x->resp */
 		x->bytes_out = n;
 	} else {
 		x->streaming = true;
 		r = MHD_create_response_from_callback(x->resp_clen >= 0 ? (uint64_t)x->resp_clen
 									: MHD_SIZE_UNKNOWN,
-						      32 * 1024, read_answer, x, answer_freed);
+						      32 * 1024, read_answer, x, release_cb);
 		if (r)
 			x->refs++; /* the response's */
 	}
-	pthread_mutex_unlock(&x->m);
 	if (!r)
 		return MHD_NO;
-	for (struct curl_slist *h = x->resp_headers; h; h = h->next) {
-		char *colon = strchr(h->data, ':');
-		char name[128];
-		const char *value;
+	for (size_t off = 0; off < x->resp_head.len;) {
+		const char *name = x->resp_head.data + off;
+		const char *value = name + strlen(name) + 1;
 
-		if (!colon || (size_t)(colon - h->data) >= sizeof(name))
-			continue;
-		snprintf(name, sizeof(name), "%.*s", (int)(colon - h->data), h->data);
-		value = colon + 1;
-		while (*value == ' ' || *value == '\t')
-			value++;
 		MHD_add_response_header(r, name, value);
+		off = (size_t)(value - x->resp_head.data) + strlen(value) + 1;
 	}
-	if (atomic_load(&gw->stopping))
+	if (x->gw->stopping)
 		MHD_add_response_header(r, "Connection", "close");
 	ret = MHD_queue_response(x->conn, (unsigned)x->status, r);
 	MHD_destroy_response(r);
@@ -678,122 +481,265 @@ static enum MHD_Result queue_answer(vz_gw *gw, vz_gw_xfer *x)
 	return ret;
 }
 
-/* The request body is all in: answer if the upstream has, else wait. */
-static enum MHD_Result complete(vz_gw *gw, vz_gw_xfer *x, struct MHD_Connection *c)
+/* 200 "ok" when every label's key signs and its upstream answers a
+ * handshake (see vz_gw_upstream_healthy), else 503 with the reasons; NULL
+ * while a check still runs (before the deadline). */
+static enum MHD_Result health(vz_gw_xfer *x)
 {
-	enum MHD_Result ret = MHD_YES;
-	char msg[400];
-	vz_err err = {0};
+	vz_gw *gw = x->gw;
+	long long now = vz_gw_now_us();
+	char text[1024] = "ok";
+	size_t used = 0;
+	unsigned status = 200;
 
-	if (x->refuse)
-		return answer_text(gw, x, x->refuse, x->reason, NULL);
-	if (x->ops == VZ_GW_OPS_HEALTH)
-		return health(gw, x);
-	if (x->ops == VZ_GW_OPS_METRICS)
-		return metrics(gw, x);
-	if (!x->submitted && !x->too_big) {
-		pthread_mutex_lock(&x->m);
-		x->req_eof = true;
-		pthread_mutex_unlock(&x->m);
-		if (body_in_memory(x, x->method) != VZ_OK)
-			return answer_text(gw, x, 500, "libcurl refused a setting", NULL);
-		x->refuse = submit(gw, x, &err);
-		if (x->refuse)
-			return answer_text(gw, x, x->refuse, err.msg, NULL);
+	if (gw->stopping)
+		return answer_text(x, 503, "the gateway is stopping", NULL);
+	if (!x->health_deadline_us) {
+		x->health_deadline_us = now + VZ_GW_HEALTH_WAIT_MS * 1000LL;
+		for (size_t i = 0; i < gw->cfg->n_labels; i++)
+			vz_gw_upstream_check(gw->up[i]);
 	}
-	pthread_mutex_lock(&x->m);
-	if (!x->req_eof) {
-		x->req_eof = true;
-		if (x->read_paused) {
-			x->read_paused = false;
-			x->want_resume = true;
-			vz_gw_xfer_poke(x);
+	for (size_t i = 0; i < gw->cfg->n_labels && used < sizeof(text); i++) {
+		char why[400];
+		int h = vz_gw_upstream_healthy(gw->up[i], why, sizeof(why));
+
+		if (h == 1)
+			continue;
+		if (h < 0 && now < x->health_deadline_us) {
+			/* wait: vz_gw_health_poll() wakes it */
+			x->health_next = gw->health_waiting;
+			gw->health_waiting = x;
+			suspend(x);
+			return MHD_YES;
 		}
+		if (h < 0)
+			snprintf(why, sizeof(why),
+				 "label %s: the health check (a signature with the token's key and "
+				 "a handshake with the upstream) did not finish in time",
+				 gw->cfg->labels[i]);
+		used += (size_t)snprintf(text + used, sizeof(text) - used, "%s%s",
+					 status == 200 ? "" : "; ", why);
+		status = 503;
 	}
-	if (x->too_big) {
-		pthread_mutex_unlock(&x->m);
-		snprintf(msg, sizeof(msg),
-			 "refused: the request body is larger than the gateway's limit of %lld "
-			 "bytes",
-			 gw->cfg->max_request);
-		return answer_text(gw, x, 413, msg, NULL);
-	}
-	if (x->headers_done) {
-		return queue_answer(gw, x); /* releases x->m */
-	} else if (x->done) {
-		unsigned status = x->unavailable ? 503 : 502;
+	return answer_text(x, status, text, NULL);
+}
 
-		pthread_mutex_unlock(&x->m);
-		snprintf(msg, sizeof(msg),
-			 status == 503 ? "service unavailable: %s"
-				       : "bad gateway: VECOZO could not be reached: %s",
-			 x->why);
-		return answer_text(gw, x, status, msg, NULL);
-	} else {
-		x->suspended = true;
-		MHD_suspend_connection(c);
+void vz_gw_health_poll(vz_gw *gw, long long now, long long *next_us)
+{
+	vz_gw_xfer **pp = &gw->health_waiting;
+
+	while (*pp) {
+		vz_gw_xfer *x = *pp;
+		bool ready = now >= x->health_deadline_us;
+
+		for (size_t i = 0; !ready && i < gw->cfg->n_labels; i++) {
+			char why[8];
+
+			ready = vz_gw_upstream_healthy(gw->up[i], why, sizeof(why)) >= 0;
+			if (!ready)
+				break;
+		}
+		if (ready) {
+			*pp = x->health_next;
+			vz_gw_wake_client(x);
+			continue;
+		}
+		if (*next_us < 0 || x->health_deadline_us - now < *next_us)
+			*next_us = x->health_deadline_us - now;
+		pp = &x->health_next;
 	}
-	pthread_mutex_unlock(&x->m);
+}
+
+/* Takes x off the health list (its client left). */
+static void health_unlink(vz_gw_xfer *x)
+{
+	for (vz_gw_xfer **pp = &x->gw->health_waiting; *pp; pp = &(*pp)->health_next)
+		if (*pp == x) {
+			*pp = x->health_next;
+			return;
+		}
+}
+
+static enum MHD_Result metrics(vz_gw_xfer *x)
+{
+	vz_gw *gw = x->gw;
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	enum MHD_Result ret;
+	size_t handshakes = gw->handshakes_retired;
+
+	if (!f)
+		return MHD_NO;
+	vz_gw_metrics_write(gw->metrics, f);
+	fprintf(f, "# TYPE vzp11_gateway_in_flight gauge\nvzp11_gateway_in_flight %ld\n",
+		gw->in_flight);
+	fprintf(f, "# TYPE vzp11_gateway_reloads_total counter\nvzp11_gateway_reloads_total %lu\n",
+		gw->reloads);
+	fprintf(f, "# TYPE vzp11_gateway_pool_size gauge\nvzp11_gateway_pool_size %ld\n",
+		gw->cfg->pool);
+	fprintf(f, "# HELP vzp11_gateway_upstream_handshakes_total TLS handshakes with the "
+		   "token's key (one signature each).\n"
+		   "# TYPE vzp11_gateway_upstream_handshakes_total counter\n"
+		   "# TYPE vzp11_gateway_upstream_active gauge\n"
+		   "# TYPE vzp11_gateway_upstream_failures_total counter\n"
+		   "# TYPE vzp11_gateway_certificate_days_left gauge\n"
+		   "# HELP vzp11_gateway_token_up 1 while the token's key signs handshakes, 0 "
+		   "from a key failure until a re-connect works.\n"
+		   "# TYPE vzp11_gateway_token_up gauge\n"
+		   "# TYPE vzp11_gateway_token_key_failures_total counter\n"
+		   "# TYPE vzp11_gateway_token_reconnects_total counter\n");
+	for (size_t i = 0; i < gw->cfg->n_labels; i++) {
+		vz_gw_upstream_state st;
+
+		if (!gw->up[i])
+			continue;
+		vz_gw_upstream_state_get(gw->up[i], &st);
+		handshakes += st.handshakes;
+		fprintf(f, "vzp11_gateway_upstream_active{label=\"%s\"} %zu\n", st.label,
+			st.active);
+		fprintf(f, "vzp11_gateway_upstream_failures_total{label=\"%s\"} %lu\n", st.label,
+			st.failures);
+		fprintf(f, "vzp11_gateway_token_up{label=\"%s\"} %d\n", st.label, st.token_up);
+		fprintf(f, "vzp11_gateway_token_key_failures_total{label=\"%s\"} %zu\n", st.label,
+			st.key_failures);
+		fprintf(f, "vzp11_gateway_token_reconnects_total{label=\"%s\"} %zu\n", st.label,
+			st.reconnects);
+		if (st.days_left >= 0)
+			fprintf(f, "vzp11_gateway_certificate_days_left{label=\"%s\"} %ld\n",
+				st.label, st.days_left);
+	}
+	for (size_t i = 0; i < gw->n_retired; i++) {
+		vz_gw_upstream_state st;
+
+		vz_gw_upstream_state_get(gw->retired[i], &st);
+		handshakes += st.handshakes;
+	}
+	fprintf(f, "vzp11_gateway_upstream_handshakes_total %zu\n", handshakes);
+	if (fclose(f) != 0) {
+		free(text);
+		return MHD_NO;
+	}
+	ret = answer_text(x, 200, text, "text/plain; version=0.0.4");
+	free(text);
 	return ret;
+}
+
+/* The request's last call (its body is all in), and every call after a
+ * wake-up: the one place where x's answer is queued, once its state says
+ * which answer it is; otherwise x waits, suspended. */
+static enum MHD_Result complete(vz_gw_xfer *x)
+{
+	char msg[400];
+
+	if (!x->body_in) {
+		x->body_in = true;
+		if (x->read_paused)
+			vz_gw_kick(x); /* libcurl waits for the end of the body */
+	}
+	switch (x->state) {
+	case VZ_GW_ADMITTED:
+		if (submit(x) != MHD_YES)
+			return MHD_NO;
+		if (x->state != VZ_GW_UPSTREAM)
+			return complete(x); /* refused */
+		suspend(x);
+		return MHD_YES;
+	case VZ_GW_UPSTREAM:
+		suspend(x);
+		return MHD_YES;
+	case VZ_GW_ANSWERING:
+		if (x->transfer_done && x->result != CURLE_OK) {
+			/* it broke off before any of it went to the client */
+			x->refuse = 502;
+			vz_gw_xfer_to(x, VZ_GW_FAILED);
+			return complete(x);
+		}
+		if (x->transfer_done || x->resp.len - x->resp.off >= VZ_GW_WAKE)
+			return queue_answer(x);
+		suspend(x); /* woken by the body or the end: see on_body() */
+		return MHD_YES;
+	case VZ_GW_REFUSED:
+		return answer_text(x, x->refuse, x->reason, NULL);
+	case VZ_GW_FAILED:
+		snprintf(msg, sizeof(msg),
+			 x->refuse == 503 ? "service unavailable: %s"
+					  : "bad gateway: VECOZO could not be reached: %s",
+			 x->why);
+		return answer_text(x, x->refuse, msg, NULL);
+	case VZ_GW_LOCAL:
+		return x->ops == VZ_GW_OPS_HEALTH ? health(x) : metrics(x);
+	case VZ_GW_RECEIVED:
+	case VZ_GW_DONE:
+	case VZ_GW_ABORTED:
+		break;
+	}
+	vz_gw_logf(x->gw->cfg, "bug: a %s request at its end (%s %s)", vz_gw_state_name(x->state),
+		   x->method, x->path);
+	return MHD_NO;
 }
 
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
 			      const char *method, const char *version, const char *data,
 			      size_t *data_size, void **con_cls)
 {
-	struct listener *l = cls;
+	vz_gw_listener *l = cls;
 	vz_gw_xfer *x = *con_cls;
 
+	(void)url;
+	(void)version;
 	if (!x)
 		return MHD_NO;
-	if (!x->started)
+	if (x->state == VZ_GW_RECEIVED)
 		return begin(l, x, c, method);
+	if (x->answered) /* answered at once (a refusal): the rest of the body is moot */
+		return *data_size = 0, MHD_YES;
 	if (*data_size)
-		return upload(l->gw, x, c, data, data_size);
-	return complete(l->gw, x, c);
+		return upload(x, data, data_size);
+	return complete(x);
 }
 
 static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
 		      enum MHD_RequestTerminationCode toe)
 {
-	struct listener *l = cls;
+	vz_gw_listener *l = cls;
 	vz_gw *gw = l->gw;
 	vz_gw_xfer *x = *con_cls;
-	double secs;
+	bool ok = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK && x && x->answered;
 	time_t now = time(NULL);
 	struct tm tm;
-	char when[32], why[sizeof(x->why)];
+	char when[32];
 	unsigned status;
+	double secs;
 
+	(void)c;
 	if (!x)
 		return;
-	pthread_mutex_lock(&x->m);
-	/* The upstream thread may still write it (a transfer being aborted). */
-	snprintf(why, sizeof(why), "%s", x->why);
-	x->client_gone = true;
-	x->suspended = false;
-	if (x->up && !x->done) {
-		x->want_abort = true;
-		vz_gw_xfer_poke(x);
-	}
-	status = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? x->answered : 0;
-	pthread_mutex_unlock(&x->m);
+	if (x->h)
+		vz_gw_upstream_cancel(x); /* the client left, or a limit cut it */
+	if (x->ops == VZ_GW_OPS_HEALTH)
+		health_unlink(x);
+	if (x->state != VZ_GW_RECEIVED)
+		vz_gw_xfer_to(x, ok ? VZ_GW_DONE : VZ_GW_ABORTED);
+	status = ok ? x->answered : 0;
 	secs = (double)(vz_gw_now_us() - x->start_us) / 1e6;
 	vz_gw_metrics_request(gw->metrics, x->svc, status, secs, x->bytes_in, x->bytes_out);
 	gmtime_r(&now, &tm);
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	if (x->started)
-		logf_(gw, "%s %s %s %s %u in=%zu out=%zu %.1fms%s%s%s", when, x->client, x->method,
-		      x->path, status, x->bytes_in, x->bytes_out, secs * 1000, why[0] ? " (" : "",
-		      why, why[0] ? ")" : "");
+	if (x->method[0])
+		vz_gw_logf(gw->cfg, "%s %s %s %s %u in=%zu out=%zu %.1fms%s%s%s", when, x->client,
+			   x->method, x->path, status, x->bytes_in, x->bytes_out, secs * 1000,
+			   x->why[0] ? " (" : "", x->why, x->why[0] ? ")" : "");
+	x->conn = NULL;
+	x->suspended = false;
 	*con_cls = NULL;
 	vz_gw_xfer_release(x);
-	atomic_fetch_sub(&gw->in_flight, 1); /* last: the drain waits for the release */
+	gw->in_flight--;
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
-	struct listener *l = cls;
+	vz_gw_listener *l = cls;
 	char line[512];
 	size_t n;
 
@@ -801,49 +747,16 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	n = strlen(line);
 	while (n && line[n - 1] == '\n')
 		line[--n] = '\0';
-	logf_(l->gw, "server: %s", line);
+	vz_gw_logf(l->gw->cfg, "server: %s", line);
 }
 
-vz_rv vz_gw_new(const vz_gw_cfg *cfg, vz_tls **tls, vz_gw **out, vz_err *err)
-{
-	vz_gw *gw = calloc(1, sizeof(*gw));
-	size_t i = 0;
-
-	if (gw) {
-		gw->up = calloc(cfg->n_labels, sizeof(*gw->up));
-		gw->metrics = vz_gw_metrics_new();
-	}
-	if (!gw || !gw->up || !gw->metrics) {
-		vz_err_set(err, "out of memory");
-		goto fail;
-	}
-	pthread_rwlock_init(&gw->lock, NULL);
-	gw->cfg = cfg;
-	for (; i < cfg->n_labels; i++) {
-		vz_tls *t = tls[i];
-
-		tls[i] = NULL;
-		if (vz_gw_upstream_start(cfg, cfg->labels[i], t, &gw->up[i], err) != VZ_OK)
-			goto fail;
-	}
-	*out = gw;
-	return VZ_OK;
-fail:
-	for (; i < cfg->n_labels; i++) {
-		vz_tls_close(tls[i]);
-		tls[i] = NULL;
-	}
-	vz_gw_free(gw);
-	return VZ_FAIL;
-}
-
-vz_rv vz_gw_serve(vz_gw *gw, int fd, const vz_gw_listen_policy *pol, vz_err *err)
+vz_rv vz_gw_listener_start(vz_gw *gw, vz_gw_listener *l, int fd, const vz_gw_listen_policy *pol,
+			   vz_err *err)
 {
 	const vz_gw_access *a = gw->cfg->access;
 	bool https = pol->auth == VZ_GW_AUTH_CERT;
-	struct listener *l;
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
-			 MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+	/* No thread of its own: the gateway's loop runs it (MHD_run). */
+	unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
 	const vz_gw_cfg *cfg = gw->cfg;
 	struct MHD_OptionItem tls_opts[] = {
 		{MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)vz_gw_access_cert_pem(a)},
@@ -855,21 +768,15 @@ vz_rv vz_gw_serve(vz_gw *gw, int fd, const vz_gw_listen_policy *pol, vz_err *err
 		{MHD_OPTION_END, 0, NULL},
 	};
 	struct MHD_OptionItem none[] = {{MHD_OPTION_END, 0, NULL}};
+	const union MHD_DaemonInfo *di;
 
-	if (gw->n_listeners == VZ_GW_MAX_LISTEN) {
-		close(fd);
-		vz_err_set(err, "at most %d listen addresses", VZ_GW_MAX_LISTEN);
-		return VZ_USAGE;
-	}
-	l = &gw->listeners[gw->n_listeners];
 	l->gw = gw;
 	l->pol = *pol;
 	if (https)
 		flags |= MHD_USE_TLS;
 	l->d = MHD_start_daemon(
 		flags, 0, NULL, NULL, handle, l, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, l,
-		MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_THREAD_POOL_SIZE,
-		(unsigned)(cfg->threads > 1 ? cfg->threads : 0), MHD_OPTION_CONNECTION_LIMIT,
+		MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT,
 		(unsigned)cfg->max_clients, MHD_OPTION_CONNECTION_TIMEOUT,
 		(unsigned)cfg->client_timeout_s, MHD_OPTION_URI_LOG_CALLBACK, on_uri, l,
 		MHD_OPTION_NOTIFY_CONNECTION, on_connection, l,
@@ -883,111 +790,13 @@ vz_rv vz_gw_serve(vz_gw *gw, int fd, const vz_gw_listen_policy *pol, vz_err *err
 			   https ? " (check --tls-cert, --tls-key and --client-ca)" : "");
 		return VZ_FAIL;
 	}
-	gw->n_listeners++;
+	di = MHD_get_daemon_info(l->d, MHD_DAEMON_INFO_EPOLL_FD);
+	if (!di) {
+		MHD_stop_daemon(l->d);
+		vz_err_set(err, "libmicrohttpd gives no epoll descriptor");
+		return VZ_FAIL;
+	}
+	l->ev = (vz_gw_ev){.kind = VZ_GW_EV_DAEMON, .fd = di->epoll_fd, .owner = l};
+	vz_gw_watch(gw, &l->ev, EPOLLIN);
 	return VZ_OK;
-}
-
-vz_rv vz_gw_reload(vz_gw *gw, vz_tls **tls, vz_err *err)
-{
-	size_t n = gw->cfg->n_labels;
-	vz_gw_upstream **fresh = calloc(n, sizeof(*fresh));
-	vz_gw_upstream **retired = realloc(gw->retired, (gw->n_retired + n) * sizeof(*retired));
-	size_t i = 0;
-
-	if (retired)
-		gw->retired = retired;
-	if (!fresh || !retired) {
-		vz_err_set(err, "out of memory");
-		goto fail;
-	}
-	for (; i < n; i++) {
-		vz_tls *t = tls[i];
-
-		tls[i] = NULL;
-		if (vz_gw_upstream_start(gw->cfg, gw->cfg->labels[i], t, &fresh[i], err) != VZ_OK)
-			goto fail;
-	}
-	pthread_rwlock_wrlock(&gw->lock);
-	for (i = 0; i < n; i++) {
-		gw->retired[gw->n_retired++] = gw->up[i];
-		gw->up[i] = fresh[i];
-	}
-	pthread_rwlock_unlock(&gw->lock);
-	for (i = 0; i < n; i++)
-		vz_gw_upstream_drain(gw->retired[gw->n_retired - n + i]);
-	free(fresh);
-	atomic_fetch_add(&gw->reloads, 1);
-	return VZ_OK;
-fail:
-	for (size_t k = 0; fresh && k < i; k++)
-		vz_gw_upstream_free(fresh[k]);
-	for (; i < n; i++) {
-		vz_tls_close(tls[i]);
-		tls[i] = NULL;
-	}
-	free(fresh);
-	return VZ_FAIL;
-}
-
-void vz_gw_reap(vz_gw *gw)
-{
-	size_t k = 0;
-
-	for (size_t i = 0; i < gw->n_retired; i++) {
-		vz_gw_upstream *u = gw->retired[i];
-
-		if (vz_gw_upstream_drained(u)) {
-			vz_gw_upstream_state st;
-
-			vz_gw_upstream_state_get(u, &st);
-			atomic_fetch_add(&gw->handshakes_retired, st.handshakes);
-			vz_gw_upstream_free(u);
-		} else {
-			gw->retired[k++] = u;
-		}
-	}
-	gw->n_retired = k;
-}
-
-void vz_gw_quiesce(vz_gw *gw)
-{
-	atomic_store(&gw->stopping, true);
-	for (size_t i = 0; i < gw->n_listeners; i++) {
-		MHD_socket fd = MHD_quiesce_daemon(gw->listeners[i].d);
-
-		if (fd != MHD_INVALID_SOCKET)
-			close(fd);
-	}
-}
-
-long vz_gw_in_flight(vz_gw *gw)
-{
-	return atomic_load(&gw->in_flight);
-}
-
-void vz_gw_free(vz_gw *gw)
-{
-	if (!gw)
-		return;
-	atomic_store(&gw->stopping, true);
-	/* Upstreams first: ending their transfers resumes every suspended
-	 * connection, which libmicrohttpd needs before it stops. */
-	for (size_t i = 0; gw->up && i < gw->cfg->n_labels; i++) {
-		vz_gw_upstream *u;
-
-		pthread_rwlock_wrlock(&gw->lock);
-		u = gw->up[i];
-		gw->up[i] = NULL;
-		pthread_rwlock_unlock(&gw->lock);
-		vz_gw_upstream_free(u);
-	}
-	for (size_t i = 0; i < gw->n_retired; i++)
-		vz_gw_upstream_free(gw->retired[i]);
-	for (size_t i = 0; i < gw->n_listeners; i++)
-		MHD_stop_daemon(gw->listeners[i].d);
-	vz_gw_metrics_free(gw->metrics);
-	free(gw->up);
-	free(gw->retired);
-	pthread_rwlock_destroy(&gw->lock);
-	free(gw);
 }

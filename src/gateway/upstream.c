@@ -81,7 +81,8 @@ struct sock {
 	vz_gw_ev ev;
 };
 
-static void ulog(const vz_gw_upstream *u, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void ulog(const vz_gw_upstream *u, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 static void ulog(const vz_gw_upstream *u, const char *fmt, ...)
 {
 	char line[1024];
@@ -197,10 +198,11 @@ static size_t on_header(char *p, size_t size, size_t n, void *userdata)
 			x->status = 0;
 	} else if (vlen == 0 && x->status >= 200) {
 		if (max > 0 && x->resp_clen > max) {
-			snprintf(x->why, sizeof(x->why),
-				 "the answer (%lld bytes) is larger than the gateway's limit of %lld "
-				 "bytes (--max-response)",
-				 x->resp_clen, max);
+			snprintf(
+				x->why, sizeof(x->why),
+				"the answer (%lld bytes) is larger than the gateway's limit of %lld "
+				"bytes (--max-response)",
+				x->resp_clen, max);
 			return 0;
 		}
 		if (x->up->days_left < 0)
@@ -319,7 +321,7 @@ static bool prepare(vz_gw_upstream *u, vz_gw_xfer *x)
 	const char *m = x->method;
 
 	if (vz_tls_setup_curl(u->tls, h, u->cfg->cacert, &err) != VZ_OK) {
-		snprintf(x->why, sizeof(x->why), "%s", err.msg);
+		snprintf(x->why, sizeof(x->why), "%.300s", err.msg);
 		return false;
 	}
 	c |= curl_easy_setopt(h, CURLOPT_URL, x->url);
@@ -362,7 +364,8 @@ static bool prepare(vz_gw_upstream *u, vz_gw_xfer *x)
 		c |= curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, m);
 	}
 	if (c != CURLE_OK) {
-		snprintf(x->why, sizeof(x->why), "libcurl refused a setting (is it older than 7.85?)");
+		snprintf(x->why, sizeof(x->why),
+			 "libcurl refused a setting (is it older than 7.85?)");
 		return false;
 	}
 	return true;
@@ -381,8 +384,8 @@ bool vz_gw_upstream_submit(vz_gw_upstream *u, vz_gw_xfer *x, char *why, size_t s
 	x->up = u;
 	x->h = take_handle(u);
 	if (!x->h || !prepare(u, x) || curl_multi_add_handle(u->multi, x->h) != CURLM_OK) {
-		snprintf(why, size, "the gateway cannot start a transfer%s%s", x->why[0] ? ": " : "",
-			 x->why);
+		snprintf(why, size, "the gateway cannot start a transfer%s%s",
+			 x->why[0] ? ": " : "", x->why);
 		if (x->h)
 			give_handle(u, x->h);
 		x->h = NULL;
@@ -510,7 +513,8 @@ static void finish(vz_gw_upstream *u, vz_gw_xfer *x, CURLcode c)
 	} else {
 		if (!x->why[0])
 			snprintf(x->why, sizeof(x->why), "%s", vz_http_curl_reason(c));
-		if (x->state != VZ_GW_ABORTED && (vz_http_not_sent(c) || c == CURLE_OPERATION_TIMEDOUT)) {
+		if (x->state != VZ_GW_ABORTED &&
+		    (vz_http_not_sent(c) || c == CURLE_OPERATION_TIMEDOUT)) {
 			u->last_fail_us = vz_gw_now_us();
 			u->failures++;
 			snprintf(u->last_why, sizeof(u->last_why), "%s", vz_http_curl_reason(c));
@@ -630,10 +634,11 @@ static long long try_reconnect(vz_gw_upstream *u, long long now)
 									 : u->reconnect_wait_ms;
 	if (final) {
 		u->token_final = true;
-		snprintf(u->token_why, sizeof(u->token_why),
-			 "label %s: the token is not re-connected: %.200s; restart the gateway once "
-			 "the PIN source is right",
-			 u->label, e.msg);
+		snprintf(
+			u->token_why, sizeof(u->token_why),
+			"label %s: the token is not re-connected: %.200s; restart the gateway once "
+			"the PIN source is right",
+			u->label, e.msg);
 		ulog(u, "label %s: re-connecting to the token failed for good: %s %s", u->label,
 		     e.msg, e.hint);
 		return -1;

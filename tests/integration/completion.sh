@@ -123,7 +123,7 @@ case_options() {
 	expect_offered "vzp11 rotate --" --rollback --finish --unwrap --env
 	expect_offered "vzp11 remove --" --yes
 	expect_offered "vzp11 gateway --" --listen --upstream --pool --client-ca --tls-cert --tls-key \
-		--max-request --drain --syslog --threads
+		--max-request --drain --syslog
 	expect_offered "vzp11 check --" --warn-days --crit-days --label
 	expect_reply "vzp11 retour --l" "--label --limit"
 	# before the command: the global options only
