@@ -456,12 +456,17 @@ assert len({x["traceer_id"] for x in o}) == 1, o
 # meanwhile finds it in progress: pending, and nothing sent twice at once.
 case_slow_push() {
 	setup_token
-	start_bill_mock --push-stall 16000
+	# Under a wrapper (valgrind) the second run needs seconds to reach the
+	# journal: the first push must still be under way by then.
+	stall=16000
+	[ -z "${VZP11_WRAPPER:-}" ] || stall=45000
+	start_bill_mock --push-stall $stall
 	make_decl decl.txt
 	cp -a "$T/hsm" "$T/hsm2" # each run its own copy of the token (see concurrent)
 	sed "s|$T/hsm/|$T/hsm2/|" "$T/hsm/softhsm2.conf" >"$T/hsm2/softhsm2.conf"
 	${VZP11_WRAPPER:-} "$VZP11_BIN" --json declare "$T/decl.txt" --from "$FROM" --to "$TO" \
-		--flow "$FLOW" --endpoint "$BASE" --cacert "$PKI/root.crt" >"$T/out1" 2>"$T/err1" &
+		--flow "$FLOW" --endpoint "$BASE" --cacert "$PKI/root.crt" --timeout 120 \
+		>"$T/out1" 2>"$T/err1" &
 	pid=$!
 	i=0
 	until grep -q '"state":"sending"' "$T/journal.json" 2>/dev/null || [ $i -ge 100 ]; do
