@@ -578,6 +578,8 @@ int cmd_gateway(vz_global *g, int argc, char **argv)
 	cfg.log_ctx = &o;
 	if (o.syslog)
 		openlog("vzp11-gateway", LOG_PID, LOG_DAEMON);
+	else /* written once per turn of the loop (gateway.c), not per line */
+		setvbuf(stderr, NULL, _IOFBF, 64 * 1024);
 	/* Signals go to the main thread alone: block them before any thread. */
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGHUP);

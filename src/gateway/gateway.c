@@ -460,6 +460,7 @@ static int turn(vz_gw *gw)
 		run_daemons(gw);
 	run_kicks(gw);
 	free_dead(gw);
+	fflush(stderr); /* the turn's log lines, in one write */
 	return sig;
 }
 

@@ -27,6 +27,10 @@
  * waits; a smaller answer goes out whole, with its headers, in one send. */
 #define VZ_GW_WAKE	 (32 * 1024)
 #define VZ_GW_MAX_LISTEN 16
+/* Each client connection's memory in libmicrohttpd: its read buffer, the
+ * request head parsed in place, the answer's head. A head that does not
+ * fit gets 431. */
+#define VZ_GW_POOL (8 * 1024)
 /* How long /_vzp11/health waits for its signature and handshake. */
 #define VZ_GW_HEALTH_WAIT_MS 4000
 

@@ -283,10 +283,14 @@ static bool list_has(const char *list, const char *name)
 
 bool vz_gw_hop_by_hop(const char *name, const char *connection)
 {
+	size_t len = strlen(name);
+
+	/* every header of every request passes here: compare only names of
+	 * the same length */
 	for (size_t i = 0; i < N(hop_by_hop); i++)
-		if (strcasecmp(name, hop_by_hop[i]) == 0)
+		if (len == strlen(hop_by_hop[i]) && strcasecmp(name, hop_by_hop[i]) == 0)
 			return true;
-	return list_has(connection, name);
+	return connection && list_has(connection, name);
 }
 
 static bool parse_port(const char *s, unsigned short *port)

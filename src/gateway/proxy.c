@@ -780,6 +780,9 @@ vz_rv vz_gw_listener_start(vz_gw *gw, vz_gw_listener *l, int fd, const vz_gw_lis
 		(unsigned)cfg->max_clients, MHD_OPTION_CONNECTION_TIMEOUT,
 		(unsigned)cfg->client_timeout_s, MHD_OPTION_URI_LOG_CALLBACK, on_uri, l,
 		MHD_OPTION_NOTIFY_CONNECTION, on_connection, l,
+		/* libmicrohttpd zeroes a connection's whole pool for every request:
+		 * VZ_GW_POOL, not its default 32 KiB */
+		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)VZ_GW_POOL,
 		/* pedantic: HTTP/1.1 without Host, spaces in the target; from
 		 * libmicrohttpd 1.0 on also a bare LF ending a line or chunk */
 		MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_NOTIFY_COMPLETED, completed, l,

@@ -189,13 +189,12 @@ static size_t on_header(char *p, size_t size, size_t n, void *userdata)
 	if (x->state != VZ_GW_UPSTREAM)
 		return x->state == VZ_GW_ANSWERING ? len : 0; /* trailers: not forwarded */
 	if (vlen > 5 && strncmp(p, "HTTP/", 5) == 0) {
-		char line[64];
+		const char *sp = memchr(p, ' ', vlen);
 
-		snprintf(line, sizeof(line), "%.*s", (int)(vlen < 63 ? vlen : 63), p);
+		/* "HTTP/1.1 200 Reason": libcurl has read it already */
 		x->resp_head.len = 0;
 		x->resp_clen = -1;
-		if (sscanf(line, "HTTP/%*s %ld", &x->status) != 1)
-			x->status = 0;
+		x->status = sp && p + vlen - sp > 3 ? strtol(sp + 1, NULL, 10) : 0;
 	} else if (vlen == 0 && x->status >= 200) {
 		if (max > 0 && x->resp_clen > max) {
 			snprintf(

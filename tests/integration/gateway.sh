@@ -350,6 +350,15 @@ PY
 	done
 	cov_curl "$T/d.xml" "$GW/cov/vz801802/v1/soap11"
 	expect_in "$T/d.xml" "<[a-z0-9]*:?Resultaat>Gevonden<" "and the next request on the pool gets its own answer"
+	# Request heads: up to 7 KB go through, a bigger one gets 431 (the
+	# connection's memory in libmicrohttpd is VZ_GW_POOL, 8 KiB).
+	n=$(mock_stat requests)
+	cov_curl "$T/e.xml" -H "X-Big: $(head -c 6500 /dev/zero | tr '\0' a)" "$GW/cov/vz801802/v1/soap11"
+	[ "$code" = 200 ] && pass "a request head of 7 KB: 200" || fail "7 KB head: HTTP $code"
+	cov_curl "$T/f.xml" -H "X-Big: $(head -c 9000 /dev/zero | tr '\0' a)" "$GW/cov/vz801802/v1/soap11"
+	[ "$code" = 431 ] && pass "a request head of 9 KB: 431" || fail "9 KB head: HTTP $code"
+	[ "$(mock_stat requests)" -eq $((n + 1)) ] && pass "the 9 KB head did not reach the mock" ||
+		fail "mock requests $(mock_stat requests), expected $((n + 1))"
 }
 
 case_listen_refused() {
