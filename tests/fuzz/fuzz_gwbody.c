@@ -62,8 +62,8 @@ static enum MHD_Result collect(void *cls, enum MHD_ValueKind kind, const char *k
 
 static enum MHD_Result answer(struct MHD_Connection *c, unsigned status)
 {
-	struct MHD_Response *r = MHD_create_response_from_buffer(0, (void *)"",
-								 MHD_RESPMEM_PERSISTENT);
+	struct MHD_Response *r =
+		MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
 	enum MHD_Result ret = r ? MHD_queue_response(c, status, r) : MHD_NO;
 
 	MHD_destroy_response(r);
@@ -137,7 +137,8 @@ static bool dechunk(const uint8_t *p, const uint8_t *end, bool lenient, unsigned
 		for (; p < end && strchr("0123456789abcdefABCDEF", *p) && *p; p++, digits++) {
 			if (n >> 60)
 				return false; /* too big to be real */
-			n = n * 16 + (unsigned long long)(*p <= '9' ? *p - '0' : (*p | 0x20) - 'a' + 10);
+			n = n * 16 +
+			    (unsigned long long)(*p <= '9' ? *p - '0' : (*p | 0x20) - 'a' + 10);
 		}
 		if (!digits)
 			return false;
@@ -174,9 +175,10 @@ static struct MHD_Daemon *daemon_once(void)
 	static struct MHD_Daemon *d;
 
 	if (!d)
-		d = MHD_start_daemon(MHD_USE_NO_LISTEN_SOCKET, 0, NULL, NULL, handle, NULL, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-				     (size_t)VZ_GW_POOL, MHD_OPTION_STRICT_FOR_CLIENT, 1,
-				     MHD_OPTION_CONNECTION_TIMEOUT, 0U, MHD_OPTION_END);
+		d = MHD_start_daemon(MHD_USE_NO_LISTEN_SOCKET, 0, NULL, NULL, handle, NULL,
+				     MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)VZ_GW_POOL,
+				     MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_CONNECTION_TIMEOUT,
+				     0U, MHD_OPTION_END);
 	return d;
 }
 
