@@ -719,7 +719,7 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
 		vz_gw_upstream_cancel(x); /* the client left, or a limit cut it */
 	if (x->ops == VZ_GW_OPS_HEALTH)
 		health_unlink(x);
-	if (x->state != VZ_GW_RECEIVED)
+	if (x->state != VZ_GW_RECEIVED && x->state != VZ_GW_ABORTED)
 		vz_gw_xfer_to(x, ok ? VZ_GW_DONE : VZ_GW_ABORTED);
 	status = ok ? x->answered : 0;
 	secs = (double)(vz_gw_now_us() - x->start_us) / 1e6;
