@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "access.h"
+#include "gw.h"
 #include "policy.h"
 
 static const char *check(const char *method, const char *target, const char **path,
@@ -108,6 +109,35 @@ static void hosts(void **state)
 	assert_non_null(vz_gw_check_host("192.0.2.11", "api.vecozo.nl", tls, 3));
 	assert_non_null(vz_gw_check_host("[::1", "api.vecozo.nl", loop, 2));
 	assert_non_null(vz_gw_check_host("a:b:c", "api.vecozo.nl", loop, 2));
+}
+
+/* A request's life: only the changes of gw.h's table happen. */
+static void states(void **state)
+{
+	static vz_gw_cfg cfg;
+	static vz_gw gw;
+	static vz_gw_xfer x;
+
+	(void)state;
+	gw.cfg = &cfg;
+	x.gw = &gw;
+	x.state = VZ_GW_RECEIVED;
+	assert_false(vz_gw_xfer_to(&x, VZ_GW_UPSTREAM)); /* not before it was checked */
+	assert_int_equal(x.state, VZ_GW_RECEIVED);
+	assert_true(vz_gw_xfer_to(&x, VZ_GW_ADMITTED));
+	assert_false(vz_gw_xfer_to(&x, VZ_GW_ANSWERING)); /* no answer without a transfer */
+	assert_false(vz_gw_xfer_to(&x, VZ_GW_LOCAL));
+	assert_true(vz_gw_xfer_to(&x, VZ_GW_UPSTREAM));
+	assert_true(vz_gw_xfer_to(&x, VZ_GW_ANSWERING));
+	assert_false(vz_gw_xfer_to(&x, VZ_GW_REFUSED)); /* the upstream answers it now */
+	assert_true(vz_gw_xfer_to(&x, VZ_GW_DONE));
+	for (vz_gw_state s = VZ_GW_RECEIVED; s <= VZ_GW_ABORTED; s++)
+		assert_false(vz_gw_xfer_to(&x, s)); /* done is done */
+	x.state = VZ_GW_RECEIVED;
+	assert_true(vz_gw_xfer_to(&x, VZ_GW_REFUSED));
+	assert_false(vz_gw_xfer_to(&x, VZ_GW_UPSTREAM)); /* a refused request never goes upstream */
+	assert_true(vz_gw_xfer_to(&x, VZ_GW_ABORTED));
+	assert_false(vz_gw_xfer_to(&x, VZ_GW_DONE));
 }
 
 static void browsers(void **state)
@@ -337,9 +367,10 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(allowed_paths), cmocka_unit_test(refused_targets),
 		cmocka_unit_test(hosts),	 cmocka_unit_test(browsers),
-		cmocka_unit_test(listen_policy), cmocka_unit_test(labels),
-		cmocka_unit_test(hop_by_hop),	 cmocka_unit_test(listen_addrs),
-		cmocka_unit_test(upstreams),	 cmocka_unit_test(framing),
+		cmocka_unit_test(states),	 cmocka_unit_test(listen_policy),
+		cmocka_unit_test(labels),	 cmocka_unit_test(hop_by_hop),
+		cmocka_unit_test(listen_addrs),	 cmocka_unit_test(upstreams),
+		cmocka_unit_test(framing),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
