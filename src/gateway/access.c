@@ -30,9 +30,9 @@ struct vz_gw_access {
 	char *cert_pem, *key_pem, *ca_pem;
 	char san[VZ_GW_MAX_NAMES][256]; /* names in the gateway's own certificate */
 	size_t n_san;
-	uid_t uids[MAX_IDS];
+	unsigned uids[MAX_IDS]; /* uid_t and gid_t */
 	size_t n_uids;
-	gid_t gids[MAX_IDS];
+	unsigned gids[MAX_IDS];
 	size_t n_gids;
 	pthread_rwlock_t lock; /* trust, revoked, generation */
 	gnutls_x509_trust_list_t trust;
@@ -169,45 +169,45 @@ static vz_rv read_san(vz_gw_access *a, vz_err *err)
 	return VZ_OK;
 }
 
-static vz_rv resolve_ids(vz_gw_access *a, vz_err *err)
+/* A user or group by name, or by number. */
+static bool lookup_id(const char *name, bool group, unsigned *id)
 {
-	for (size_t i = 0; i < a->cfg.n_users; i++) {
-		const char *name = a->cfg.allow_users[i];
-		struct passwd *pw = getpwnam(name);
-		char *end = NULL;
-		unsigned long id = strtoul(name, &end, 10);
+	char *end = NULL;
+	unsigned long n = strtoul(name, &end, 10);
+	struct passwd *pw = group ? NULL : getpwnam(name);
+	struct group *gr = group ? getgrnam(name) : NULL;
 
-		if (a->n_uids == MAX_IDS) {
-			vz_err_set(err, "at most %d --allow-user", MAX_IDS);
-			return VZ_USAGE;
-		}
-		if (pw)
-			a->uids[a->n_uids++] = pw->pw_uid;
-		else if (end != name && !*end)
-			a->uids[a->n_uids++] = (uid_t)id;
-		else {
-			vz_err_set(err, "--allow-user %s: no such user on this machine", name);
-			return VZ_USAGE;
-		}
-	}
-	for (size_t i = 0; i < a->cfg.n_groups; i++) {
-		const char *name = a->cfg.allow_groups[i];
-		struct group *gr = getgrnam(name);
-		char *end = NULL;
-		unsigned long id = strtoul(name, &end, 10);
+	if (pw || gr)
+		*id = pw ? pw->pw_uid : gr->gr_gid;
+	else if (end != name && !*end)
+		*id = (unsigned)n;
+	else
+		return false;
+	return true;
+}
 
-		if (a->n_gids == MAX_IDS) {
-			vz_err_set(err, "at most %d --allow-group", MAX_IDS);
+/* --allow-user (group false) or --allow-group names as ids. */
+static vz_rv resolve_ids(const char *const *names, size_t n, bool group, unsigned *ids,
+			 size_t *n_ids, vz_err *err)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (*n_ids == MAX_IDS) {
+			if (group)
+				vz_err_set(err, "at most %d --allow-group", MAX_IDS);
+			else
+				vz_err_set(err, "at most %d --allow-user", MAX_IDS);
 			return VZ_USAGE;
 		}
-		if (gr)
-			a->gids[a->n_gids++] = gr->gr_gid;
-		else if (end != name && !*end)
-			a->gids[a->n_gids++] = (gid_t)id;
-		else {
-			vz_err_set(err, "--allow-group %s: no such group on this machine", name);
+		if (!lookup_id(names[i], group, &ids[*n_ids])) {
+			if (group)
+				vz_err_set(err, "--allow-group %s: no such group on this machine",
+					   names[i]);
+			else
+				vz_err_set(err, "--allow-user %s: no such user on this machine",
+					   names[i]);
 			return VZ_USAGE;
 		}
+		(*n_ids)++;
 	}
 	return VZ_OK;
 }
@@ -234,7 +234,9 @@ vz_rv vz_gw_access_new(const vz_gw_access_cfg *cfg, vz_gw_access **out, vz_err *
 		r = VZ_USAGE;
 		goto fail;
 	}
-	r = resolve_ids(a, err);
+	r = resolve_ids(cfg->allow_users, cfg->n_users, false, a->uids, &a->n_uids, err);
+	if (r == VZ_OK)
+		r = resolve_ids(cfg->allow_groups, cfg->n_groups, true, a->gids, &a->n_gids, err);
 	if (r != VZ_OK)
 		goto fail;
 	r = VZ_FAIL;
@@ -495,12 +497,11 @@ static const char *check_unix(const vz_gw_access *a, int fd, char *client, size_
 	clean_name(client);
 	if (!a->n_uids && !a->n_gids)
 		return NULL;
-	allowed = has_id((const unsigned *)a->uids, a->n_uids, uc.uid) ||
-		  has_id((const unsigned *)a->gids, a->n_gids, uc.gid);
+	allowed = has_id(a->uids, a->n_uids, uc.uid) || has_id(a->gids, a->n_gids, uc.gid);
 	if (!allowed && a->n_gids &&
 	    getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &glen) == 0) {
 		for (size_t i = 0; i < glen / sizeof(gid_t) && !allowed; i++)
-			allowed = has_id((const unsigned *)a->gids, a->n_gids, groups[i]);
+			allowed = has_id(a->gids, a->n_gids, groups[i]);
 	}
 	return allowed ? NULL
 		       : "refused: this user is not allowed to use the gateway (see its "

@@ -79,28 +79,38 @@ static vz_rv write_pem(const char *path, pem_writer w, const void *obj, bool sec
 	return vz_outfile_close(f, true, err);
 }
 
-static X509 *read_cert(const char *path, vz_err *err)
+/* The first PEM object that read() takes from path, or NULL with a reason
+ * naming what (a certificate, a revocation list). */
+static void *read_pem(const char *path, void *(*read)(FILE *), const char *what, vz_err *err)
 {
 	FILE *f = fopen(path, "r");
-	X509 *x = f ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
+	void *obj = f ? read(f) : NULL;
 
 	if (f)
 		fclose(f);
-	if (!x)
-		vz_err_set(err, "cannot read a certificate from %s", path);
-	return x;
+	if (!obj)
+		vz_err_set(err, "cannot read %s from %s", what, path);
+	return obj;
+}
+
+static void *pem_cert(FILE *f)
+{
+	return PEM_read_X509(f, NULL, NULL, NULL);
+}
+
+static void *pem_crl(FILE *f)
+{
+	return PEM_read_X509_CRL(f, NULL, NULL, NULL);
+}
+
+static X509 *read_cert(const char *path, vz_err *err)
+{
+	return read_pem(path, pem_cert, _("a certificate"), err);
 }
 
 static X509_CRL *read_crl(const char *path, vz_err *err)
 {
-	FILE *f = fopen(path, "r");
-	X509_CRL *c = f ? PEM_read_X509_CRL(f, NULL, NULL, NULL) : NULL;
-
-	if (f)
-		fclose(f);
-	if (!c)
-		vz_err_set(err, "cannot read a revocation list from %s", path);
-	return c;
+	return read_pem(path, pem_crl, _("a revocation list"), err);
 }
 
 /* A random positive 128-bit serial number. */
