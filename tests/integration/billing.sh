@@ -39,8 +39,7 @@ setup_journal() {
 }
 
 setup_token() {
-	imp "$PKI/sys-rsa2048.p12"
-	[ "$rc" -eq 0 ] || { fail "import"; cat "$T/err"; finish; }
+	must_import "$PKI/sys-rsa2048.p12"
 }
 
 # start_bill_mock [vzmock options]: sets BASE. Every exchange goes into

@@ -5,8 +5,7 @@
 . "$(dirname "$0")/mock.sh"
 
 setup_token() {
-	imp "$PKI/sys-rsa2048.p12"
-	[ "$rc" -eq 0 ] || { fail "import"; cat "$T/err"; finish; }
+	must_import "$PKI/sys-rsa2048.p12"
 }
 
 cov() { run vz cov --endpoint "$ENDPOINT" --cacert "$PKI/root.crt" "$@"; }

@@ -11,8 +11,7 @@
 . "$(dirname "$0")/gwsock.sh"
 
 new_token gateway-isolation
-imp "$PKI/sys-rsa2048.p12"
-[ "$rc" -eq 0 ] || { fail "import"; cat "$T/err"; finish; }
+must_import "$PKI/sys-rsa2048.p12"
 requests=${ISOLATION_REQUESTS:-4000} timeout=30
 [ -z "${VZP11_WRAPPER:-}" ] || requests=${ISOLATION_REQUESTS:-400} timeout=120
 rm -f "$T/record"

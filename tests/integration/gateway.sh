@@ -6,8 +6,7 @@
 
 CASE=$1
 new_token "gateway-$CASE"
-imp "$PKI/sys-rsa2048.p12"
-[ "$rc" -eq 0 ] || { fail "import"; cat "$T/err"; finish; }
+must_import "$PKI/sys-rsa2048.p12"
 
 GW_PID=
 stop_all() {

@@ -5,10 +5,6 @@
 # logged in with the user PIN).
 . "$(dirname "$0")/lib.sh"
 
-must_import() {
-	imp "$@"
-	[ "$rc" -eq 0 ] || { fail "import $*"; cat "$T/err"; finish; }
-}
 
 # p11_key LABEL ARGS: pkcs11-tool on the private key of LABEL. Output in
 # $T/p11.out, $T/p11.err, exit code in $rc.

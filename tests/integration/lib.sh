@@ -118,6 +118,14 @@ count_objects() { # count_objects REGEX
 # imp FILE [ARGS]: vzp11 import with the test password.
 imp() { run vz import "$@" --password-source env:VZT_P12; }
 
+# must_import FILE [ARGS]: a certificate a case starts from. Imported
+# without VZP11_WRAPPER: the case tests something else, and the import
+# tests run import under valgrind themselves (each run there costs seconds).
+must_import() {
+	run "$VZP11_BIN" import "$@" --password-source env:VZT_P12
+	[ "$rc" -eq 0 ] || { fail "import $*"; cat "$T/err"; finish; }
+}
+
 # seed: a token that already holds something, so "unchanged" means
 # something; its objects are in the "before" snapshot.
 seed() {

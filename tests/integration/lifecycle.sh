@@ -7,11 +7,6 @@
 : "${FAULTY_P11:?}"
 CASE=$1
 
-# must_import FILE [ARGS]: an import the case depends on.
-must_import() {
-	imp "$@"
-	[ "$rc" -eq 0 ] || { fail "import $*"; cat "$T/err"; finish; }
-}
 
 # first_line: the plugin's status line, the one a monitoring system reads.
 first_line() { head -n 1 "$T/out" >"$T/line"; }

@@ -2,11 +2,6 @@
 # manage.sh CASE: `vzp11 list`, `show` and `remove` as an admin uses them.
 . "$(dirname "$0")/lib.sh"
 
-# must_import FILE [ARGS]: an import the case depends on.
-must_import() {
-	imp "$@"
-	[ "$rc" -eq 0 ] || { fail "import $*"; cat "$T/err"; finish; }
-}
 
 # list --public: the certificates without a login, and never a PIN sent,
 # whatever source names one (here the environment and a config file).

@@ -65,8 +65,7 @@ uri_single() {
 
 setup() {
 	new_token "$CASE"
-	imp "$PKI/sys-rsa2048.p12"
-	must "importing the certificate to renew"
+	must_import "$PKI/sys-rsa2048.p12"
 	OLD=$(crt_serial sys-rsa2048)
 	NEW=$(crt_serial sys-renewed)
 }
