@@ -67,7 +67,8 @@ bool vz_gw_buf_reserve(vz_gw_buf *b, size_t total, long long hint);
  *   RECEIVED  -> ADMITTED, REFUSED, LOCAL, ABORTED
  *   ADMITTED  -> UPSTREAM, REFUSED, ABORTED
  *   UPSTREAM  -> ANSWERING, FAILED, REFUSED, ABORTED
- *   ANSWERING -> DONE, ABORTED
+ *   ANSWERING -> DONE, ABORTED, FAILED (the answer broke off before any of
+ *                it went to the client)
  *   REFUSED, LOCAL, FAILED -> DONE, ABORTED (once answered, or not)
  * Only UPSTREAM and ANSWERING have a transfer with libcurl, and only
  * ANSWERING has an answer from the upstream: an answer is sent to the
@@ -88,8 +89,9 @@ typedef struct vz_gw vz_gw;
 typedef struct vz_gw_upstream vz_gw_upstream;
 typedef struct vz_gw_listener vz_gw_listener;
 
-/* One request. Owned by libmicrohttpd's request (on_uri .. completed), and
- * while a response reads from it, by that response too (refs). */
+/* One request. Each holder keeps a reference (refs): libmicrohttpd's
+ * request (on_uri .. completed), libcurl's transfer, a response that
+ * reads from it, the loop's list of transfers to unpause. */
 typedef struct vz_gw_xfer {
 	vz_gw_state state;
 	int refs;
@@ -104,7 +106,6 @@ typedef struct vz_gw_xfer {
 	bool suspended;	   /* the client's connection waits for the upstream */
 	bool body_in;	   /* libmicrohttpd's last call came: the body is all in */
 	bool close;	   /* a refusal of the framing: no second request on this connection */
-	bool body_refused; /* a local answer before the body was read: close after it */
 	unsigned answered; /* the status queued, 0 before */
 	unsigned refuse;   /* REFUSED/FAILED: the status to answer */
 	char reason[320];  /* its one-line body */
@@ -133,7 +134,7 @@ typedef struct vz_gw_xfer {
 	bool read_paused, write_paused;
 	long status; /* the upstream's */
 	long long resp_clen, resp_total;
-	vz_gw_buf resp_head; /* its headers, each "Name: value\0" */
+	vz_gw_buf resp_head; /* its headers, each "Name\0value\0" */
 	vz_gw_buf resp;
 	bool streaming;	    /* queued as a stream: wake the client for every piece */
 	bool transfer_done; /* libcurl is through with it (result) */

@@ -86,7 +86,6 @@ static enum MHD_Result refuse(vz_gw_xfer *x, bool now, unsigned status, const ch
 	snprintf(x->reason, sizeof(x->reason), "%.*s", (int)sizeof(x->reason) - 1, text);
 	if (!now)
 		return MHD_YES;
-	x->body_refused = true;
 	return answer_text(x, status, text, NULL);
 }
 
