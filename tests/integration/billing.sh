@@ -449,18 +449,16 @@ assert len({x["traceer_id"] for x in o}) == 1, o
 ' "one accepted, the others accepted, pending or duplicate under the same traceerId"
 }
 
-# A slow upload (the mock stops reading the body for 16 s) outlasts the
-# lease a second run allows a run that is sending: (--timeout 1 +
-# --connect-timeout 1 + 10) x 1 try = 12 s. The sending run keeps its
-# journal row fresh while it uploads, so a second declare of the same file
-# meanwhile finds it in progress: pending, and nothing sent twice at once.
+# A slow upload outlasts the lease a second run allows a run that is
+# sending: (--timeout 1 + --connect-timeout 1 + 10) x 1 try = 12 s. The
+# sending run keeps its journal row fresh while it uploads, so a second
+# declare of the same file started 13 s after the upload stalled finds it in
+# progress: pending, and nothing sent twice at once. The mock holds the
+# body until the test creates $T/release (at most 90 s), that is until the
+# second run has finished, however long that run takes to start (valgrind).
 case_slow_push() {
 	setup_token
-	# Under a wrapper (valgrind) the second run needs seconds to reach the
-	# journal: the first push must still be under way by then.
-	stall=16000
-	[ -z "${VZP11_WRAPPER:-}" ] || stall=45000
-	start_bill_mock --push-stall $stall
+	start_bill_mock --push-stall 90000 --hold "$T/release"
 	make_decl decl.txt
 	cp -a "$T/hsm" "$T/hsm2" # each run its own copy of the token (see concurrent)
 	sed "s|$T/hsm/|$T/hsm2/|" "$T/hsm/softhsm2.conf" >"$T/hsm2/softhsm2.conf"
@@ -469,18 +467,20 @@ case_slow_push() {
 		>"$T/out1" 2>"$T/err1" &
 	pid=$!
 	i=0
-	until grep -q '"state":"sending"' "$T/journal.json" 2>/dev/null || [ $i -ge 100 ]; do
+	until grep -q "push body stalled" "$T/mock.log" || [ $i -ge 600 ]; do
 		sleep 0.1
-		journal_json
 		i=$((i + 1))
 	done
-	expect_in "$T/journal.json" '"state":"sending"' "the first run is sending"
+	expect_in "$T/mock.log" "push body stalled" "the first run's upload is under way, and stalls"
+	journal_json
+	expect_in "$T/journal.json" '"state":"sending"' "the journal says the first run is sending"
 	sleep 13
 	SOFTHSM2_CONF=$T/hsm2/softhsm2.conf bill --json declare "$T/decl.txt" --from "$FROM" \
 		--to "$TO" --flow "$FLOW" --retries 0 --timeout 1 --connect-timeout 1
 	expect_rc 1 "a second declare 13 s into the upload"
 	expect_json "$T/out" 'assert o["status"] == "pending", o' "pending: another run is sending it"
 	expect_in "$T/err" "another run started sending this content" "says another run sends it"
+	: >"$T/release"
 	wait "$pid" && rc=0 || rc=$?
 	cp "$T/out1" "$T/out"
 	expect_rc 0 "the slow push"

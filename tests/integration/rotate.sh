@@ -180,21 +180,29 @@ case_selftest_fails() {
 
 # Two rotates of one token at once: the second waits for the first (the
 # token's lock), then finds the renewal active and changes nothing; their
-# label writes never interleave. The first is held in its self-test by a
-# slow COV answer while the second starts.
+# label writes never interleave. The first is held in its self-test: the
+# mock keeps its COV answer until the second says it waits ($T/release;
+# at most 25 s, within the self-test's 30 s for the answer).
 case_concurrent() {
 	setup
 	rights sys-rsa2048 sys-renewed
-	start_mock --delay 2000 --record "$T/record"
+	start_mock --delay 25000 --hold "$T/release" --record "$T/record"
 	${VZP11_WRAPPER:-} "$VZP11_BIN" --json rotate "$PKI/sys-renewed.p12" --password-source env:VZT_P12 \
 		--endpoint "$ENDPOINT" --cacert "$PKI/chain.pem" >"$T/out1" 2>"$T/err1" &
 	pid=$!
-	# the first one's self-test has sent its COV check (and waits 2 s)
+	# the first one's self-test has sent its COV check (and is held)
 	i=0
 	while ! grep -q '^POST ' "$T/record" 2>/dev/null && [ $i -lt 600 ]; do sleep 0.05; i=$((i + 1)); done
-	run vz --json rotate "$PKI/sys-renewed.p12" --password-source env:VZT_P12 \
-		--endpoint "$ENDPOINT" --cacert "$PKI/chain.pem"
-	second=$rc
+	${VZP11_WRAPPER:-} "$VZP11_BIN" --json rotate "$PKI/sys-renewed.p12" --password-source env:VZT_P12 \
+		--endpoint "$ENDPOINT" --cacert "$PKI/chain.pem" >"$T/out" 2>"$T/err" &
+	pid2=$!
+	i=0
+	while ! grep -q "waiting" "$T/err" && kill -0 "$pid2" 2>/dev/null && [ $i -lt 240 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	: >"$T/release"
+	wait "$pid2" && second=0 || second=$?
 	wait "$pid" && first=0 || first=$?
 	[ "$first" -eq 0 ] && pass "the first rotate (exit 0)" || { fail "the first rotate: exit $first"; sed 's/^/  | /' "$T/err1"; }
 	[ "$second" -eq 0 ] && pass "the second rotate (exit 0)" || { fail "the second rotate: exit $second"; sed 's/^/  | /' "$T/err"; }
