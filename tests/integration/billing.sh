@@ -829,6 +829,19 @@ case_remote_sslmode() {
 	run vz --journal "postgresql://vzp11@localhost:$P/vzp11" journal
 	expect_rc 1 "a journal on this machine (localhost)"
 	expect_in "$T/fake.log" "^startup user=vzp11 " "this machine: libpq's default (prefer)"
+	# A service (pg_service.conf) decides its own sslmode: libpq takes it
+	# for what the URI leaves out, and vzp11 adds none over it.
+	printf '%s\n' "[fakejournal]" "sslmode=disable" "hostaddr=127.0.0.1" >"$T/pg_service.conf"
+	: >"$T/fake.log"
+	PGSERVICEFILE=$T/pg_service.conf run vz --journal \
+		"postgresql://vzp11@db.example:$P/vzp11?service=fakejournal&connect_timeout=10" journal
+	expect_rc 1 "a host on the network through a service that says sslmode=disable"
+	expect_in "$T/fake.log" "^startup user=vzp11 " "the service's sslmode decides (service=)"
+	: >"$T/fake.log"
+	PGSERVICEFILE=$T/pg_service.conf PGSERVICE=fakejournal run vz --journal \
+		"postgresql://vzp11@db.example:$P/vzp11?connect_timeout=10" journal
+	expect_rc 1 "the same service named by PGSERVICE"
+	expect_in "$T/fake.log" "^startup user=vzp11 " "the service's sslmode decides (PGSERVICE)"
 }
 
 # The token fails at each PKCS#11 call of a declare in turn (through
