@@ -491,6 +491,24 @@ static vz_rv pg_retour_confirmed(vz_journal *j, const char *traceer_id, vz_err *
 	return rv;
 }
 
+static vz_rv pg_retour_forget(vz_journal *j, const char *traceer_id, vz_err *err)
+{
+	const char *vals[] = {traceer_id};
+	PGresult *res = NULL;
+	vz_rv rv;
+
+	rv = pg_exec(j, "forgetting a return file",
+		     "DELETE FROM retours WHERE traceer_id = $1 AND state = 'stored'", 1, vals,
+		     &res, NULL, err);
+	if (rv == VZ_OK && strcmp(PQcmdTuples(res), "0") == 0) {
+		vz_err_set(err, "journal %s: no stored, unconfirmed return file with traceer id %s",
+			   j->where, traceer_id);
+		rv = VZ_NOT_FOUND;
+	}
+	PQclear(res);
+	return rv;
+}
+
 static vz_rv pg_retour_get(vz_journal *j, const char *traceer_id, vz_retour *out, vz_err *err)
 {
 	return retour_by_id(j, traceer_id, out, err);
@@ -530,6 +548,7 @@ static const vz_journal_ops pg_ops = {
 	.decl_each = pg_decl_each,
 	.retour_stored = pg_retour_stored,
 	.retour_confirmed = pg_retour_confirmed,
+	.retour_forget = pg_retour_forget,
 	.retour_get = pg_retour_get,
 	.retour_each = pg_retour_each,
 };

@@ -638,39 +638,80 @@ assert len(o) == 2 and all(x["result"] == "stored" and "confirming receipt faile
 }
 
 # DELETE answers 404, which VECOZO's contract reads "not found or not
-# authorised": never a confirmation. The file stays stored and open in the
-# journal, the message says both, and a later run confirms it.
+# authorised": never a confirmation. The files stay stored and open in the
+# journal, and the message says both. A later run confirms one VECOZO still
+# lists; one it no longer lists (confirmed already) no run sees again, and
+# the admin closes its entry with --forget, which keeps the file: should it
+# be listed again, a run finds the file and confirms it without a download.
 case_retour_delete_404() {
 	setup_token
-	start_bill_mock --retour 1:1000 --delete-unknown
+	start_bill_mock --retour 2:1000 --delete-unknown
 	mkdir "$T/in"
+	id1=7e7e0000-0000-4000-8000-000000000001
+	id2=7e7e0000-0000-4000-8000-000000000002
 	bill --json retour --dir "$T/in"
-	expect_rc 1 "a confirmation answered 404"
+	expect_rc 1 "confirmations answered 404"
 	expect_json "$T/out" '
-assert len(o) == 1 and o[0]["result"] == "stored", o
-e = o[0]["error"]
-assert "not confirmed" in e and "not found" in e and "not authorised" in e, e
-' "stored, not confirmed, and it says what 404 may mean"
+assert len(o) == 2 and all(x["result"] == "stored" for x in o), o
+for x in o:
+    e = x["error"]
+    assert "not confirmed" in e and "not found" in e and "not authorised" in e, e
+    assert "a later run asks again as long as VECOZO lists it" in e, e
+    assert "--forget " + x["traceer_id"] + "\x27 closes its entry" in e, e
+' "stored, not confirmed; it says what 404 may mean and what closes the entry"
 	bill retour --dir "$T/in"
 	expect_rc 1 "a second run, the confirmation answered 404 again"
 	expect_in "$T/err" "either not found there .* or this certificate is not authorised" \
 		"the message says both"
 	journal_json
-	expect_json "$T/journal.json" 'assert [r["state"] for r in o["retours"]] == ["stored"], o' \
-		"the journal keeps it open: stored, not confirmed"
+	expect_json "$T/journal.json" 'assert [r["state"] for r in o["retours"]] == ["stored", "stored"], o' \
+		"the journal keeps them open: stored, not confirmed"
 	run vz journal
-	expect_in "$T/out" " stored +7e7e0000-0000-4000-8000-000000000001 " "journal lists it as stored"
-	[ "$(mock_stat retour_waiting)" -eq 1 ] && pass "it is still waiting at VECOZO" ||
+	expect_in "$T/out" " stored +$id1 " "journal lists it as stored"
+	expect_in "$T/err" "2 return file\(s\) stored but not confirmed: .*'vzp11 retour --forget TRACEERID'" \
+		"journal says what closes such an entry"
+	[ "$(mock_stat retour_waiting)" -eq 2 ] && pass "they are still waiting at VECOZO" ||
 		fail "$(mock_stat retour_waiting) waiting"
 	stop_mock
+	# VECOZO lists the first only: the second was confirmed meanwhile.
 	start_bill_mock --retour 1:1000
 	bill --json retour --dir "$T/in"
 	expect_rc 0 "a later run"
 	expect_json "$T/out" 'assert [x["result"] for x in o] == ["already-stored"] and o[0].get("error") is None, o' \
-		"confirms the stored file without a second copy"
+		"confirms the stored file VECOZO still lists, without a second copy"
 	journal_json
-	expect_json "$T/journal.json" 'assert [r["state"] for r in o["retours"]] == ["confirmed"], o' \
-		"then the journal says confirmed"
+	expect_json "$T/journal.json" '
+assert [(r["traceer_id"], r["state"]) for r in o["retours"]] == [("'$id1'", "confirmed"), ("'$id2'", "stored")], o
+' "then the journal says confirmed for it; the one no longer listed stays stored"
+	run vz retour --forget "$id2" --dir "$T/in"
+	expect_rc 2 "--forget with --dir"
+	run vz retour --forget 7e7e0000
+	expect_rc 2 "--forget of something that is not a traceerId"
+	run vz retour --forget "$id1"
+	expect_rc 1 "--forget of a confirmed return file"
+	expect_in "$T/err" "was confirmed at VECOZO on .*stays" "says it is confirmed and stays"
+	run vz --json retour --forget "$(echo "$id2" | tr a-f A-F)"
+	expect_rc 0 "--forget of the stored one VECOZO no longer lists (its id in upper case)"
+	expect_json "$T/out" '
+assert [(x["traceer_id"], x["result"]) for x in o] == [("'$id2'", "forgotten")], o
+assert o[0]["file"].endswith("/retour-'$id2'"), o
+' "forgotten, naming its file"
+	journal_json
+	expect_json "$T/journal.json" 'assert [(r["traceer_id"], r["state"]) for r in o["retours"]] == [("'$id1'", "confirmed")], o' \
+		"the journal no longer holds it; the confirmed one stays"
+	[ -f "$T/in/retour-$id2" ] && pass "its file stays" || fail "its file is gone"
+	run vz retour --forget "$id2"
+	expect_rc 1 "--forget again"
+	expect_in "$T/err" "holds no return file with traceerId $id2" "says the journal does not hold it"
+	stop_mock
+	start_bill_mock --retour 2:1000
+	bill --json retour --dir "$T/in"
+	expect_rc 0 "both listed again"
+	expect_json "$T/out" 'assert [x["result"] for x in o] == ["already-stored", "already-stored"], o' \
+		"the forgotten one is found in its file"
+	[ "$(mock_stat retour_downloads)" -eq 0 ] && [ "$(mock_stat retour_deleted)" -eq 2 ] &&
+		pass "confirmed without a download" ||
+		fail "downloads $(mock_stat retour_downloads), deleted $(mock_stat retour_deleted)"
 }
 
 # The list's payload.url is followed when it is on the configured base (the
