@@ -225,6 +225,38 @@ PY
 		fail "objects left as '$L.next'"
 }
 
+# A label write of the switch fails and rotate undoes the switch (exit 1).
+# It says to run the same command again for a failure that can pass (the
+# device), and keeps the token's own hint for one that would come again
+# (the token refuses the label: CKR_ATTRIBUTE_READ_ONLY). The write that
+# fails is the switch's second (the old key to LABEL.previous), after the
+# renewal's certificate took LABEL.
+case_label_write_hints() {
+	setup
+	cp -a "$T/hsm/tokens" "$T/pristine"
+	for rv in CKR_ATTRIBUTE_READ_ONLY CKR_DEVICE_ERROR; do
+		rm -rf "$T/hsm/tokens" && cp -a "$T/pristine" "$T/hsm/tokens"
+		FAULTY_P11_MODULE=$SOFTHSM_MODULE FAULTY_P11_FAIL_FUNC=C_SetAttributeValue \
+			FAULTY_P11_FAIL_NTH=2 FAULTY_P11_RV=$rv FAULTY_P11_REPORT=$T/report \
+			VZP11_MODULE=$FAULTY_P11 rot_new "$PKI/sys-renewed.p12"
+		expect_rc 1 "rotate when a label write of the switch fails with $rv"
+		expect_in "$T/err" "C_SetAttributeValue failed: $rv.*the switch was undone" \
+			"$rv: says the write failed and the switch was undone"
+		[ "$(serial_of $L)" = "$OLD" ] && uri_single && pass "$rv: '$L' is the old one, one key and one certificate" ||
+			fail "$rv: '$L' is $(serial_of $L)"
+		cp "$T/err" "$T/err-$rv"
+	done
+	expect_not_in "$T/err-CKR_ATTRIBUTE_READ_ONLY" "run the same command again" \
+		"a refused label: it does not say to run the command again"
+	expect_in "$T/err-CKR_ATTRIBUTE_READ_ONLY" "running the command again will not help" \
+		"a refused label: the token's own hint"
+	expect_in "$T/err-CKR_DEVICE_ERROR" "run the same command again to switch" \
+		"a device error: run the same command again"
+	rot_new "$PKI/sys-renewed.p12"
+	expect_rc 0 "after the device error, the same command again"
+	[ "$(serial_of $L)" = "$NEW" ] && pass "it switched" || fail "'$L' is $(serial_of $L)"
+}
+
 case_json() {
 	setup
 	run vz --json rotate "$PKI/sys-renewed.p12" --password-source env:VZT_P12
