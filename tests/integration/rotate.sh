@@ -225,6 +225,76 @@ PY
 		fail "objects left as '$L.next'"
 }
 
+# Another user plants the token's lock file and holds it, to keep rotate
+# (import, remove) waiting and failing. In a directory others may write
+# (VZP11_LOCK_DIR, sticky and world-writable here) rotate refuses such a
+# file at once, saying whose it is. By default root's lock files are in
+# /run/vzp11-locks, root's alone, so a file planted in /run/lock (where
+# they were) does not concern it: in a private mount namespace with a
+# fresh /run, nobody holds /run/lock's file and rotate completes.
+case_lock_planted() {
+	[ "$(id -u)" -eq 0 ] && unshare -m --propagation private true 2>/dev/null ||
+		{ echo "SKIP: needs root (to act as user nobody) and unshare -m"; exit 77; }
+	setup
+	# the token's lock file name, from a rotate that takes the lock
+	mkdir "$T/probe"
+	VZP11_LOCK_DIR=$T/probe rot --finish
+	must "rotate --finish, to learn the lock file's name"
+	name=$(ls "$T/probe")
+	case $name in vzp11-token-*.lock) ;; *) fail "the lock file is '$name'"; finish ;; esac
+	snapshot before
+	SHARED=$(mktemp -d /tmp/vzp11-locks.XXXXXX)
+	chmod 1777 "$SHARED"
+	# user nobody makes the file and holds its lock (for at most 60 s): a
+	# sleep that holds it itself, so that its pid ends it
+	setpriv --reuid=65534 --regid=65534 --clear-groups \
+		sh -c 'exec 9>>"$1" && flock 9 && exec sleep 60' sh "$SHARED/$name" \
+		</dev/null >/dev/null 2>&1 &
+	HOLDER=$!
+	trap 'kill "$HOLDER" 2>/dev/null || true; rm -rf "$SHARED"' EXIT
+	i=0
+	until { [ -e "$SHARED/$name" ] && ! flock -n "$SHARED/$name" true; } || [ $i -ge 100 ]; do
+		sleep 0.05
+		i=$((i + 1))
+	done
+	[ "$(stat -c %U "$SHARED/$name" 2>/dev/null)" = nobody ] && ! flock -n "$SHARED/$name" true &&
+		pass "user nobody made the lock file and holds it" || fail "nobody does not hold a lock file"
+	VZP11_LOCK_DIR=$SHARED run timeout 60 ${VZP11_WRAPPER:-} "$VZP11_BIN" rotate "$PKI/sys-renewed.p12" \
+		--password-source env:VZT_P12
+	expect_rc 1 "rotate with the lock file planted by nobody in a shared directory"
+	expect_in "$T/err" "lock file $SHARED/$name of token '$TOKEN_LABEL' belongs to user nobody" \
+		"says whose the lock file is"
+	expect_not_in "$T/err" "waiting" "refused at once, not waited for"
+	expect_unchanged before "refused for the planted lock"
+	kill "$HOLDER" 2>/dev/null || true
+	wait "$HOLDER" 2>/dev/null || true
+	# the default directory, as root, with nobody's file in /run/lock
+	env -u VZP11_LOCK_DIR unshare -m --propagation private sh -c '
+		mount -t tmpfs -o mode=755 vzp11-test /run || exit 96
+		mkdir -m 1777 /run/lock
+		setpriv --reuid=65534 --regid=65534 --clear-groups \
+			sh -c "exec 9>>\"\$1\" && flock 9 && exec sleep 60" sh "/run/lock/$1" \
+			</dev/null >/dev/null 2>&1 &
+		h=$!
+		i=0
+		until { [ -e "/run/lock/$1" ] && ! flock -n "/run/lock/$1" true; } || [ $i -ge 100 ]; do
+			sleep 0.05
+			i=$((i + 1))
+		done
+		stat -c "planted %U" "/run/lock/$1"
+		timeout 60 ${VZP11_WRAPPER:-} "$VZP11_BIN" rotate "$2" --password-source env:VZT_P12 			>"$3/out" 2>"$3/err"
+		echo "rc $?"
+		stat -c "dir %U %a" /run/vzp11-locks
+		stat -c "file %U %a" "/run/vzp11-locks/$1"
+		kill $h' sh "$name" "$PKI/sys-renewed.p12" "$T" >"$T/ns.out" 2>&1 || true
+	expect_in "$T/ns.out" "^planted nobody$" "user nobody holds /run/lock/$name"
+	expect_in "$T/ns.out" "^rc 0$" "rotate with the default lock directory completes"
+	expect_not_in "$T/err" "waiting" "without waiting for nobody's lock"
+	expect_in "$T/ns.out" "^dir root 755$" "its lock directory /run/vzp11-locks is root's, mode 0755"
+	expect_in "$T/ns.out" "^file root 600$" "the lock file in it is root's, mode 0600"
+	[ "$(serial_of $L)" = "$NEW" ] && pass "'$L' is the renewal" || fail "'$L' is $(serial_of $L)"
+}
+
 # A label write of the switch fails and rotate undoes the switch (exit 1).
 # It says to run the same command again for a failure that can pass (the
 # device), and keeps the token's own hint for one that would come again
