@@ -362,7 +362,9 @@ static vz_rv switch_to(struct rotate *r, vz_token *tk, const struct group *a, co
  * public key and certificate, every other object gives it up; the switch
  * is undone, or finished. *st, *act, gs and *n describe the token after.
  * VZ_OK when that worked; err keeps the first failure either way, and
- * says what became of the switch. */
+ * says what became of the switch. Its hint says "run again" only when
+ * every failure can pass (err->may_pass); otherwise it keeps the token's
+ * own hint for the failure that will come again. */
 static vz_rv realign(struct rotate *r, vz_token *tk, vz_store **st, const vz_entry **act,
 		     struct group *gs, size_t *n, vz_err *err)
 {
@@ -383,13 +385,18 @@ static vz_rv realign(struct rotate *r, vz_token *tk, vz_store **st, const vz_ent
 	}
 	snprintf(err->msg + used, sizeof(err->msg) - used,
 		 _("; putting the labels back in line failed too: %s"), again.msg);
-	vz_err_hint(err, "run the same command again: it completes the change");
+	if (err->may_pass && again.may_pass)
+		vz_err_hint(err, "run the same command again: it completes the change");
+	else if (err->may_pass)
+		snprintf(err->hint, sizeof(err->hint), "%s", again.hint);
+	err->may_pass = err->may_pass && again.may_pass;
 	return VZ_FAIL;
 }
 
 /* After realign(): VZ_OK when the certificate with key id want is
  * active (the switch was finished: said on stderr), else VZ_FAIL with err
- * saying that it was undone. */
+ * saying that it was undone, and "run again" when its failure can pass
+ * (else the token's hint stays: the same write would fail again). */
 static vz_rv settled_after(const struct rotate *r, const vz_entry *act, const unsigned char *want,
 			   vz_err *err)
 {
@@ -405,7 +412,8 @@ static vz_rv settled_after(const struct rotate *r, const vz_entry *act, const un
 	snprintf(err->msg + used, sizeof(err->msg) - used,
 		 _("; the switch was undone: '%s' names the certificate it named before"),
 		 r->label);
-	vz_err_hint(err, "run the same command again to switch");
+	if (err->may_pass)
+		vz_err_hint(err, "run the same command again to switch");
 	return VZ_FAIL;
 }
 

@@ -44,11 +44,32 @@ void vz_err_openssl(vz_err *err)
 	ERR_clear_error();
 }
 
+/* The CKR_ codes that can pass by themselves: those pkcs11/rv.c answers
+ * with "run the command again" (src/ names them, it cannot include
+ * pkcs11.h). */
+static bool ckr_may_pass(const tok_err *te)
+{
+	static const char *const passing[] = {
+		"CKR_DEVICE_ERROR",	 "CKR_DEVICE_REMOVED",
+		"CKR_TOKEN_NOT_PRESENT", "CKR_HOST_MEMORY",
+		"CKR_FUNCTION_FAILED",	 "CKR_SESSION_CLOSED",
+		"CKR_SESSION_COUNT",	 "CKR_SESSION_HANDLE_INVALID",
+		"CKR_OPERATION_ACTIVE",	 "CKR_CRYPTOKI_NOT_INITIALIZED",
+	};
+	const char *name = te->has_ckr ? tok_ckr_name(te->ckr) : "";
+
+	for (size_t i = 0; i < sizeof(passing) / sizeof(passing[0]); i++)
+		if (strcmp(name, passing[i]) == 0)
+			return true;
+	return false;
+}
+
 vz_rv vz_err_from_tok(vz_err *err, const tok_err *te, tok_rv r)
 {
 	if (err) {
 		snprintf(err->msg, sizeof(err->msg), "%s", te->msg);
 		snprintf(err->hint, sizeof(err->hint), "%s", te->hint);
+		err->may_pass = r == TOK_ERR && ckr_may_pass(te);
 	}
 	if (err && (r == TOK_PIN_INCORRECT || r == TOK_PIN_LOCKED))
 		err->pin_refused = true;

@@ -23,6 +23,12 @@ typedef struct vz_err {
 	 * again, not even by a restarted process (see `vzp11 gateway`'s exit
 	 * code 3). Set by vz_err_from_tok() and the TLS key load only. */
 	bool pin_refused;
+	/* The token's failure can pass by itself (the device, a session, the
+	 * link to a network HSM: CKR_DEVICE_ERROR, CKR_SESSION_HANDLE_INVALID,
+	 * ...), so running the command again may help; false for the token's
+	 * answer to what was asked (CKR_ATTRIBUTE_READ_ONLY, ...), which comes
+	 * again. Set by vz_err_from_tok() only. */
+	bool may_pass;
 } vz_err;
 
 void vz_err_set(vz_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -24,12 +24,15 @@ static void journal_usage(FILE *f)
 		  "declare does not send it again unless forced), refused:request (400 or another\n"
 		  "4xx: the request as sent), refused:certificate (401), refused:right (403: no\n"
 		  "Berichtenservice right), refused:not-sent (it never left this machine).\n"
-		  "Return files: stored, confirmed (VECOZO was told it arrived).\n"));
+		  "Return files: stored, confirmed (VECOZO was told it arrived). A stored one\n"
+		  "whose confirmation VECOZO answered 404 and that it no longer lists was\n"
+		  "confirmed already; 'vzp11 retour --help' says how to close its entry.\n"));
 }
 
 struct listing {
 	const vz_global *g;
 	json_t *decls, *retours;
+	size_t unconfirmed; /* return files stored, not confirmed */
 };
 
 static vz_rv show_decl(void *ctx, const vz_decl *d, vz_err *err)
@@ -67,6 +70,7 @@ static vz_rv show_retour(void *ctx, const vz_retour *r, vz_err *err)
 {
 	struct listing *l = ctx;
 
+	l->unconfirmed += r->state == VZ_RETOUR_STORED;
 	if (l->retours) {
 		json_array_append_new(l->retours,
 				      json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:s?}",
@@ -117,6 +121,12 @@ int cmd_journal(vz_global *g, int argc, char **argv)
 		printf(_("Return files:\n"));
 	if (vz_journal_retour_each(j, show_retour, &l, &err) != VZ_OK)
 		goto out;
+	if (l.unconfirmed)
+		vz_note(g,
+			"%zu return file(s) stored but not confirmed: 'vzp11 retour' tries again to "
+			"confirm each one VECOZO still lists; one it no longer lists was confirmed "
+			"already, and 'vzp11 retour --forget TRACEERID' closes its entry",
+			l.unconfirmed);
 	if (g->json)
 		vz_bill_put_json(stdout, json_pack("{s:o, s:o}", "declarations", l.decls, "retours",
 						   l.retours));

@@ -2,6 +2,7 @@
  * (retourinformatie), store each safely, and only then tell VECOZO it was
  * received. A payload whose size or SHA-256 does not match is never stored
  * under its name nor confirmed. */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -23,12 +24,17 @@ static void retour_usage(FILE *f)
 {
 	fprintf(f,
 		_("Usage: vzp11 [GLOBAL OPTIONS] retour --dir DIR [--limit N] [OPTIONS]\n"
+		  "       vzp11 [GLOBAL OPTIONS] retour --forget TRACEERID\n"
 		  "Fetch the return messages waiting at VECOZO, check each one's size and SHA-256,\n"
 		  "store it as DIR/retour-TRACEERID (mode 0600; written under a temporary name,\n"
 		  "synced, renamed), record it in the journal, and only then confirm receipt.\n"
 		  "  --dir DIR              where to store the return files\n"
 		  "  --limit N              messages asked for per call, 1..250 (default 250);\n"
-		  "                         calls repeat until one brings nothing new\n"));
+		  "                         calls repeat until one brings nothing new\n"
+		  "  --forget TRACEERID     take a return file that is stored but not confirmed\n"
+		  "                         out of the journal (the file stays): for one whose\n"
+		  "                         confirmation VECOZO answered 404 and that it no longer\n"
+		  "                         lists, so no run closes it; nothing is sent\n"));
 	vz_bill_usage(f);
 	fprintf(f, _("Exit: 0 every waiting message stored and confirmed, 1 one failed (it stays\n"
 		     "waiting at VECOZO), 2 usage error.\n"));
@@ -135,7 +141,10 @@ static bool confirm(struct retour_run *r, struct got *gt)
 			   "either not found there (confirmed already: by an earlier run whose "
 			   "answer was lost, or by other software with this certificate) or this "
 			   "certificate is not authorised to confirm it; the journal keeps it open "
-			   "(stored, not confirmed) and the next run asks again"));
+			   "(stored, not confirmed), and a later run asks again as long as VECOZO "
+			   "lists it. One confirmed already is never listed again: then 'vzp11 "
+			   "retour --forget %s' closes its entry"),
+			 gt->m.traceer_id);
 		return false;
 	}
 	if (ok && vz_journal_retour_confirmed(r->j, gt->m.traceer_id, &e) != VZ_OK)
@@ -232,7 +241,7 @@ static void download(struct retour_run *r, struct got *gt)
 		gt->result = "checksum-mismatch";
 		snprintf(gt->error, sizeof(gt->error),
 			 _("the payload does not match its announced %s (got %lld bytes, SHA-256 "
-			 "%.12s...); not stored, not confirmed"),
+			   "%.12s...); not stored, not confirmed"),
 			 s.size != gt->m.size ? "size" : "SHA-256", s.size, sha);
 		ok = false;
 	}
@@ -285,7 +294,8 @@ static void fetch(struct retour_run *r, struct got *gt)
 		}
 		gt->result = "failed";
 		snprintf(gt->error, sizeof(gt->error),
-			 _("another file already has the name %s; it was not overwritten"), gt->file);
+			 _("another file already has the name %s; it was not overwritten"),
+			 gt->file);
 		return;
 	}
 	download(r, gt);
@@ -332,20 +342,23 @@ static bool seen_add(struct seen *s, const char *id)
 }
 
 static int parse_args(vz_global *g, int argc, char **argv, vz_bill_opts *b, const char **dir,
-		      long *limit)
+		      long *limit, const char **forget)
 {
 	enum {
 		O_DIR = 1,
-		O_LIMIT
+		O_LIMIT,
+		O_FORGET
 	};
 	static const struct option longopts[] = {
 		VZ_GLOBAL_LONGOPTS,
 		VZ_BILL_LONGOPTS,
 		{"dir", required_argument, NULL, O_DIR},
 		{"limit", required_argument, NULL, O_LIMIT},
+		{"forget", required_argument, NULL, O_FORGET},
 		{NULL, 0, NULL, 0},
 	};
 	struct stat st;
+	bool limited = false;
 	int c, r;
 
 	for (c = vz_next_opt(g, argc, argv, "vq", longopts); c != -1;
@@ -360,6 +373,9 @@ static int parse_args(vz_global *g, int argc, char **argv, vz_bill_opts *b, cons
 		} else if (c == O_LIMIT) {
 			if (!vz_parse_long(optarg, 1, 250, limit))
 				return vz_usage("retour", "--limit takes a number from 1 to 250");
+			limited = true;
+		} else if (c == O_FORGET) {
+			*forget = optarg;
 		} else if (c == OPT_HELP) {
 			retour_usage(stdout);
 			return -1;
@@ -370,6 +386,11 @@ static int parse_args(vz_global *g, int argc, char **argv, vz_bill_opts *b, cons
 	}
 	if (optind < argc)
 		return vz_usage("retour", "unexpected argument '%s'", argv[optind]);
+	if (*forget && (*dir || limited))
+		return vz_usage("retour", "--forget changes only the journal: leave out --dir and "
+					  "--limit");
+	if (*forget)
+		return 0;
 	if (!*dir)
 		return vz_usage("retour", "give --dir DIR, where the return files go");
 	if (stat(*dir, &st) != 0 || !S_ISDIR(st.st_mode))
@@ -420,6 +441,77 @@ static vz_rv page(struct retour_run *r, long limit, struct seen *seen, json_t *a
 	return VZ_OK;
 }
 
+/* A traceerId as the journal holds it: a UUID in lower case. */
+static bool journal_id(const char *arg, char id[VZ_UUID_LEN + 1])
+{
+	size_t i;
+
+	for (i = 0; arg[i] && i < VZ_UUID_LEN; i++) {
+		unsigned char ch = (unsigned char)arg[i];
+		bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+
+		if (dash ? ch != '-' : !isxdigit(ch))
+			return false;
+		id[i] = (char)tolower(ch);
+	}
+	id[i] = '\0';
+	return i == VZ_UUID_LEN && !arg[i];
+}
+
+/* --forget: a return file that is stored but not confirmed leaves the
+ * journal; its file stays. Nothing goes to VECOZO. */
+static int forget_one(const vz_global *g, const char *arg)
+{
+	char id[VZ_UUID_LEN + 1];
+	vz_journal *j = NULL;
+	vz_retour r = {0};
+	vz_err err = {0};
+	vz_rv rv;
+	int ret = VZ_EXIT_FAIL;
+
+	if (!journal_id(arg, id))
+		return vz_usage("retour", "--forget takes a traceerId (a UUID), not '%s'", arg);
+	if (vz_journal_open(g->journal, &j, &err) != VZ_OK)
+		goto out;
+	rv = vz_journal_retour_get(j, id, &r, &err);
+	if (rv == VZ_NOT_FOUND) {
+		vz_err_set(&err, "the journal %s holds no return file with traceerId %s",
+			   vz_journal_where(j), id);
+		vz_err_hint(&err, "'vzp11 journal' lists the return files it holds");
+		goto out;
+	}
+	if (rv != VZ_OK)
+		goto out;
+	if (r.state != VZ_RETOUR_STORED) {
+		vz_err_set(&err,
+			   "return file %s was confirmed at VECOZO on %s; its entry is closed "
+			   "already and stays",
+			   id, r.confirmed_at);
+		goto out;
+	}
+	if (vz_journal_retour_forget(j, id, &err) != VZ_OK)
+		goto out;
+	if (g->json)
+		vz_bill_put_json(stdout, json_pack("[{s:s, s:s, s:I, s:s, s:s}]", "traceer_id", id,
+						   "file", r.file, "size", (json_int_t)r.size,
+						   "sha256", r.sha256, "result", "forgotten"));
+	else
+		printf(_("%s  %s  %lld bytes  %s\n"), id, "forgotten", r.size, r.file);
+	vz_note(g,
+		"the journal no longer holds %s; its file stays. Should VECOZO list it again, "
+		"'vzp11 retour' takes it as new, and a run with the same --dir finds the file "
+		"and confirms it without fetching it again",
+		id);
+	ret = fflush(stdout) == 0 ? VZ_EXIT_OK : VZ_EXIT_FAIL;
+	if (ret != VZ_EXIT_OK)
+		vz_err_set(&err, "cannot write the output");
+out:
+	if (ret != VZ_EXIT_OK && err.msg[0])
+		vz_report(&err);
+	vz_journal_close(j);
+	return ret;
+}
+
 int cmd_retour(vz_global *g, int argc, char **argv)
 {
 	struct retour_run r = {.g = g};
@@ -428,16 +520,19 @@ int cmd_retour(vz_global *g, int argc, char **argv)
 	vz_tls *tls = NULL;
 	vz_err err = {0};
 	json_t *arr = NULL;
+	const char *forget = NULL;
 	long limit = 250;
 	size_t fresh = 0, failed = 0, total = 0;
 	int ret;
 
 	vz_bill_defaults(&b);
-	ret = parse_args(g, argc, argv, &b, &r.dir, &limit);
+	ret = parse_args(g, argc, argv, &b, &r.dir, &limit, &forget);
 	if (ret == -1)
 		return VZ_EXIT_OK;
 	if (ret != 0)
 		return ret;
+	if (forget)
+		return forget_one(g, forget);
 	ret = VZ_EXIT_FAIL;
 	if (vz_journal_open(g->journal, &r.j, &err) != VZ_OK ||
 	    vz_bill_connect(g, &b, &tls, &r.rest, &err) != VZ_OK)

@@ -20,6 +20,7 @@ typedef struct vz_journal_ops {
 	vz_rv (*decl_each)(vz_journal *j, bool only_open, vz_decl_fn fn, void *ctx, vz_err *err);
 	vz_rv (*retour_stored)(vz_journal *j, const vz_retour *r, vz_retour *earlier, vz_err *err);
 	vz_rv (*retour_confirmed)(vz_journal *j, const char *traceer_id, vz_err *err);
+	vz_rv (*retour_forget)(vz_journal *j, const char *traceer_id, vz_err *err);
 	vz_rv (*retour_get)(vz_journal *j, const char *traceer_id, vz_retour *out, vz_err *err);
 	vz_rv (*retour_each)(vz_journal *j, vz_retour_fn fn, void *ctx, vz_err *err);
 } vz_journal_ops;

@@ -388,6 +388,13 @@ vz_rv vz_journal_retour_confirmed(vz_journal *j, const char *traceer_id, vz_err 
 	return j->ops->retour_confirmed(j, traceer_id, err);
 }
 
+vz_rv vz_journal_retour_forget(vz_journal *j, const char *traceer_id, vz_err *err)
+{
+	if (!id_ok(traceer_id))
+		return refuse(err, "a return file forgotten without a valid traceer id");
+	return j->ops->retour_forget(j, traceer_id, err);
+}
+
 vz_rv vz_journal_retour_get(vz_journal *j, const char *traceer_id, vz_retour *out, vz_err *err)
 {
 	if (!id_ok(traceer_id))

@@ -118,12 +118,18 @@ vz_rv vz_journal_decl_each(vz_journal *j, bool only_open, vz_decl_fn fn, void *c
 /* Records a return file as STORED (stored_at set here). VZ_OK: recorded.
  * VZ_DUPLICATE: a row with this traceer_id exists already; *earlier gets
  * it and nothing is written. */
-vz_rv vz_journal_retour_stored(vz_journal *j, const vz_retour *r, vz_retour *earlier,
-			       vz_err *err);
+vz_rv vz_journal_retour_stored(vz_journal *j, const vz_retour *r, vz_retour *earlier, vz_err *err);
 
 /* Marks the return file CONFIRMED (confirmed_at set here). VZ_NOT_FOUND
  * when there is no such row. */
 vz_rv vz_journal_retour_confirmed(vz_journal *j, const char *traceer_id, vz_err *err);
+
+/* Forgets a return file that is STORED, never CONFIRMED: its row goes, the
+ * file on disk is not touched. For a message whose confirmation VECOZO
+ * answered 404 and that it no longer lists (confirmed already), which no
+ * run would close. VZ_OK: the row is gone. VZ_NOT_FOUND: no STORED row with
+ * this traceer_id (none at all, or a CONFIRMED one, which stays). */
+vz_rv vz_journal_retour_forget(vz_journal *j, const char *traceer_id, vz_err *err);
 
 /* The return file with this traceer_id. VZ_OK or VZ_NOT_FOUND. */
 vz_rv vz_journal_retour_get(vz_journal *j, const char *traceer_id, vz_retour *out, vz_err *err);

@@ -491,6 +491,24 @@ static vz_rv pg_retour_confirmed(vz_journal *j, const char *traceer_id, vz_err *
 	return rv;
 }
 
+static vz_rv pg_retour_forget(vz_journal *j, const char *traceer_id, vz_err *err)
+{
+	const char *vals[] = {traceer_id};
+	PGresult *res = NULL;
+	vz_rv rv;
+
+	rv = pg_exec(j, "forgetting a return file",
+		     "DELETE FROM retours WHERE traceer_id = $1 AND state = 'stored'", 1, vals,
+		     &res, NULL, err);
+	if (rv == VZ_OK && strcmp(PQcmdTuples(res), "0") == 0) {
+		vz_err_set(err, "journal %s: no stored, unconfirmed return file with traceer id %s",
+			   j->where, traceer_id);
+		rv = VZ_NOT_FOUND;
+	}
+	PQclear(res);
+	return rv;
+}
+
 static vz_rv pg_retour_get(vz_journal *j, const char *traceer_id, vz_retour *out, vz_err *err)
 {
 	return retour_by_id(j, traceer_id, out, err);
@@ -530,6 +548,7 @@ static const vz_journal_ops pg_ops = {
 	.decl_each = pg_decl_each,
 	.retour_stored = pg_retour_stored,
 	.retour_confirmed = pg_retour_confirmed,
+	.retour_forget = pg_retour_forget,
 	.retour_get = pg_retour_get,
 	.retour_each = pg_retour_each,
 };
@@ -761,7 +780,10 @@ static bool remote_host(const char *hosts)
 /* How vzp11 connects, beyond what the URI says: the search_path pinned to
  * pg_catalog and the journal's schema (in options, so it holds after a
  * reconnection too), and sslmode=verify-full for a host on the network
- * when neither the URI nor PGSSLMODE says otherwise. */
+ * when neither the URI nor PGSSLMODE says otherwise, nor a service
+ * (service= or PGSERVICE): libpq reads a service's sslmode from
+ * pg_service.conf only for what the connection's parameters leave out, so
+ * vzp11 would override it, and the service decides instead. */
 struct pg_how {
 	char schema[128];
 	bool named;	    /* the URI's options named the schema */
@@ -774,6 +796,7 @@ static vz_rv pg_how(const char *uri, struct pg_how *how, vz_err *err)
 	char *msg = NULL, path[1024], quoted[300];
 	PQconninfoOption *opts = PQconninfoParse(uri, &msg);
 	const char *options = NULL, *sslmode = NULL, *host = NULL, *hostaddr = NULL;
+	const char *service = NULL;
 	size_t n = 0;
 
 	if (!opts) {
@@ -791,6 +814,8 @@ static vz_rv pg_how(const char *uri, struct pg_how *how, vz_err *err)
 			host = o->val;
 		else if (strcmp(o->keyword, "hostaddr") == 0)
 			hostaddr = o->val;
+		else if (strcmp(o->keyword, "service") == 0)
+			service = o->val;
 	}
 	memset(how, 0, sizeof(*how));
 	how->named = options && options_search_path(options, path, sizeof(path)) &&
@@ -813,7 +838,8 @@ static vz_rv pg_how(const char *uri, struct pg_how *how, vz_err *err)
 	/* what the URI leaves out, libpq takes from its environment */
 	host = host && *host ? host : getenv("PGHOST");
 	hostaddr = hostaddr && *hostaddr ? hostaddr : getenv("PGHOSTADDR");
-	how->verify_full = !sslmode && !getenv("PGSSLMODE") &&
+	service = service && *service ? service : getenv("PGSERVICE");
+	how->verify_full = !sslmode && !getenv("PGSSLMODE") && !(service && *service) &&
 			   (remote_host(host) || (!(host && *host) && remote_host(hostaddr)));
 	PQconninfoFree(opts);
 	return VZ_OK;

@@ -532,6 +532,30 @@ out:
 	return rv;
 }
 
+static vz_rv sq_retour_forget(vz_journal *j, const char *traceer_id, vz_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	vz_rv rv;
+
+	rv = sq_prepare(j, "DELETE FROM retours WHERE traceer_id = ?1 AND state = 'stored'", &st,
+			err);
+	if (rv != VZ_OK)
+		goto out;
+	bind_text(st, 1, traceer_id);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		rv = sq_fail(j, "forgetting a return file", err);
+		goto out;
+	}
+	if (sqlite3_changes(j->conn) == 0) {
+		vz_err_set(err, "journal %s: no stored, unconfirmed return file with traceer id %s",
+			   j->where, traceer_id);
+		rv = VZ_NOT_FOUND;
+	}
+out:
+	sqlite3_finalize(st);
+	return rv;
+}
+
 static vz_rv sq_retour_get(vz_journal *j, const char *traceer_id, vz_retour *out, vz_err *err)
 {
 	return retour_by_id(j, traceer_id, out, err);
@@ -598,6 +622,7 @@ static const vz_journal_ops sqlite_ops = {
 	.decl_each = sq_decl_each,
 	.retour_stored = sq_retour_stored,
 	.retour_confirmed = sq_retour_confirmed,
+	.retour_forget = sq_retour_forget,
 	.retour_get = sq_retour_get,
 	.retour_each = sq_retour_each,
 };

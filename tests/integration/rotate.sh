@@ -179,21 +179,29 @@ case_selftest_fails() {
 
 # Two rotates of one token at once: the second waits for the first (the
 # token's lock), then finds the renewal active and changes nothing; their
-# label writes never interleave. The first is held in its self-test by a
-# slow COV answer while the second starts.
+# label writes never interleave. The first is held in its self-test: the
+# mock keeps its COV answer until the second says it waits ($T/release;
+# at most 25 s, within the self-test's 30 s for the answer).
 case_concurrent() {
 	setup
 	rights sys-rsa2048 sys-renewed
-	start_mock --delay 2000 --record "$T/record"
+	start_mock --delay 25000 --hold "$T/release" --record "$T/record"
 	${VZP11_WRAPPER:-} "$VZP11_BIN" --json rotate "$PKI/sys-renewed.p12" --password-source env:VZT_P12 \
 		--endpoint "$ENDPOINT" --cacert "$PKI/chain.pem" >"$T/out1" 2>"$T/err1" &
 	pid=$!
-	# the first one's self-test has sent its COV check (and waits 2 s)
+	# the first one's self-test has sent its COV check (and is held)
 	i=0
 	while ! grep -q '^POST ' "$T/record" 2>/dev/null && [ $i -lt 600 ]; do sleep 0.05; i=$((i + 1)); done
-	run vz --json rotate "$PKI/sys-renewed.p12" --password-source env:VZT_P12 \
-		--endpoint "$ENDPOINT" --cacert "$PKI/chain.pem"
-	second=$rc
+	${VZP11_WRAPPER:-} "$VZP11_BIN" --json rotate "$PKI/sys-renewed.p12" --password-source env:VZT_P12 \
+		--endpoint "$ENDPOINT" --cacert "$PKI/chain.pem" >"$T/out" 2>"$T/err" &
+	pid2=$!
+	i=0
+	while ! grep -q "waiting" "$T/err" && kill -0 "$pid2" 2>/dev/null && [ $i -lt 240 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	: >"$T/release"
+	wait "$pid2" && second=0 || second=$?
 	wait "$pid" && first=0 || first=$?
 	[ "$first" -eq 0 ] && pass "the first rotate (exit 0)" || { fail "the first rotate: exit $first"; sed 's/^/  | /' "$T/err1"; }
 	[ "$second" -eq 0 ] && pass "the second rotate (exit 0)" || { fail "the second rotate: exit $second"; sed 's/^/  | /' "$T/err"; }
@@ -214,6 +222,108 @@ PY
 		fail "a URI lookup of '$L' after both"
 	[ "$(objects | grep -c "label: *$L\.next\$")" -eq 0 ] && pass "nothing is left as '$L.next'" ||
 		fail "objects left as '$L.next'"
+}
+
+# Another user plants the token's lock file and holds it, to keep rotate
+# (import, remove) waiting and failing. In a directory others may write
+# (VZP11_LOCK_DIR, sticky and world-writable here) rotate refuses such a
+# file at once, saying whose it is. By default root's lock files are in
+# /run/vzp11-locks, root's alone, so a file planted in /run/lock (where
+# they were) does not concern it: in a private mount namespace with a
+# fresh /run, nobody holds /run/lock's file and rotate completes.
+case_lock_planted() {
+	[ "$(id -u)" -eq 0 ] && unshare -m --propagation private true 2>/dev/null ||
+		{ echo "SKIP: needs root (to act as user nobody) and unshare -m"; exit 77; }
+	setup
+	# the token's lock file name, from a rotate that takes the lock
+	mkdir "$T/probe"
+	VZP11_LOCK_DIR=$T/probe rot --finish
+	must "rotate --finish, to learn the lock file's name"
+	name=$(ls "$T/probe")
+	case $name in vzp11-token-*.lock) ;; *) fail "the lock file is '$name'"; finish ;; esac
+	snapshot before
+	SHARED=$(mktemp -d /tmp/vzp11-locks.XXXXXX)
+	chmod 1777 "$SHARED"
+	# user nobody makes the file and holds its lock (for at most 60 s): a
+	# sleep that holds it itself, so that its pid ends it
+	setpriv --reuid=65534 --regid=65534 --clear-groups \
+		sh -c 'exec 9>>"$1" && flock 9 && exec sleep 60' sh "$SHARED/$name" \
+		</dev/null >/dev/null 2>&1 &
+	HOLDER=$!
+	trap 'kill "$HOLDER" 2>/dev/null || true; rm -rf "$SHARED"' EXIT
+	i=0
+	until { [ -e "$SHARED/$name" ] && ! flock -n "$SHARED/$name" true; } || [ $i -ge 100 ]; do
+		sleep 0.05
+		i=$((i + 1))
+	done
+	[ "$(stat -c %U "$SHARED/$name" 2>/dev/null)" = nobody ] && ! flock -n "$SHARED/$name" true &&
+		pass "user nobody made the lock file and holds it" || fail "nobody does not hold a lock file"
+	VZP11_LOCK_DIR=$SHARED run timeout 60 ${VZP11_WRAPPER:-} "$VZP11_BIN" rotate "$PKI/sys-renewed.p12" \
+		--password-source env:VZT_P12
+	expect_rc 1 "rotate with the lock file planted by nobody in a shared directory"
+	expect_in "$T/err" "lock file $SHARED/$name of token '$TOKEN_LABEL' belongs to user nobody" \
+		"says whose the lock file is"
+	expect_not_in "$T/err" "waiting" "refused at once, not waited for"
+	expect_unchanged before "refused for the planted lock"
+	kill "$HOLDER" 2>/dev/null || true
+	wait "$HOLDER" 2>/dev/null || true
+	# the default directory, as root, with nobody's file in /run/lock
+	env -u VZP11_LOCK_DIR unshare -m --propagation private sh -c '
+		mount -t tmpfs -o mode=755 vzp11-test /run || exit 96
+		mkdir -m 1777 /run/lock
+		setpriv --reuid=65534 --regid=65534 --clear-groups \
+			sh -c "exec 9>>\"\$1\" && flock 9 && exec sleep 60" sh "/run/lock/$1" \
+			</dev/null >/dev/null 2>&1 &
+		h=$!
+		i=0
+		until { [ -e "/run/lock/$1" ] && ! flock -n "/run/lock/$1" true; } || [ $i -ge 100 ]; do
+			sleep 0.05
+			i=$((i + 1))
+		done
+		stat -c "planted %U" "/run/lock/$1"
+		timeout 60 ${VZP11_WRAPPER:-} "$VZP11_BIN" rotate "$2" --password-source env:VZT_P12 			>"$3/out" 2>"$3/err"
+		echo "rc $?"
+		stat -c "dir %U %a" /run/vzp11-locks
+		stat -c "file %U %a" "/run/vzp11-locks/$1"
+		kill $h' sh "$name" "$PKI/sys-renewed.p12" "$T" >"$T/ns.out" 2>&1 || true
+	expect_in "$T/ns.out" "^planted nobody$" "user nobody holds /run/lock/$name"
+	expect_in "$T/ns.out" "^rc 0$" "rotate with the default lock directory completes"
+	expect_not_in "$T/err" "waiting" "without waiting for nobody's lock"
+	expect_in "$T/ns.out" "^dir root 755$" "its lock directory /run/vzp11-locks is root's, mode 0755"
+	expect_in "$T/ns.out" "^file root 600$" "the lock file in it is root's, mode 0600"
+	[ "$(serial_of $L)" = "$NEW" ] && pass "'$L' is the renewal" || fail "'$L' is $(serial_of $L)"
+}
+
+# A label write of the switch fails and rotate undoes the switch (exit 1).
+# It says to run the same command again for a failure that can pass (the
+# device), and keeps the token's own hint for one that would come again
+# (the token refuses the label: CKR_ATTRIBUTE_READ_ONLY). The write that
+# fails is the switch's second (the old key to LABEL.previous), after the
+# renewal's certificate took LABEL.
+case_label_write_hints() {
+	setup
+	cp -a "$T/hsm/tokens" "$T/pristine"
+	for rv in CKR_ATTRIBUTE_READ_ONLY CKR_DEVICE_ERROR; do
+		rm -rf "$T/hsm/tokens" && cp -a "$T/pristine" "$T/hsm/tokens"
+		FAULTY_P11_MODULE=$SOFTHSM_MODULE FAULTY_P11_FAIL_FUNC=C_SetAttributeValue \
+			FAULTY_P11_FAIL_NTH=2 FAULTY_P11_RV=$rv FAULTY_P11_REPORT=$T/report \
+			VZP11_MODULE=$FAULTY_P11 rot_new "$PKI/sys-renewed.p12"
+		expect_rc 1 "rotate when a label write of the switch fails with $rv"
+		expect_in "$T/err" "C_SetAttributeValue failed: $rv.*the switch was undone" \
+			"$rv: says the write failed and the switch was undone"
+		[ "$(serial_of $L)" = "$OLD" ] && uri_single && pass "$rv: '$L' is the old one, one key and one certificate" ||
+			fail "$rv: '$L' is $(serial_of $L)"
+		cp "$T/err" "$T/err-$rv"
+	done
+	expect_not_in "$T/err-CKR_ATTRIBUTE_READ_ONLY" "run the same command again" \
+		"a refused label: it does not say to run the command again"
+	expect_in "$T/err-CKR_ATTRIBUTE_READ_ONLY" "running the command again will not help" \
+		"a refused label: the token's own hint"
+	expect_in "$T/err-CKR_DEVICE_ERROR" "run the same command again to switch" \
+		"a device error: run the same command again"
+	rot_new "$PKI/sys-renewed.p12"
+	expect_rc 0 "after the device error, the same command again"
+	[ "$(serial_of $L)" = "$NEW" ] && pass "it switched" || fail "'$L' is $(serial_of $L)"
 }
 
 case_json() {

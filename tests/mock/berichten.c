@@ -1730,7 +1730,7 @@ enum MHD_Result berichten_handle(struct MHD_Connection *c, const char *url, cons
 			r->stalled = true;
 			fprintf(stderr, "vzmock: push body stalled for %ld ms\n",
 				opt.push_stall_ms);
-			sleep_ms(opt.push_stall_ms);
+			mock_wait(opt.push_stall_ms);
 			mock_touch();
 		}
 		r->total += *data_size;

@@ -57,6 +57,9 @@ void mock_write_stats(void);
 /* The --delay option in milliseconds (0 when not given). */
 long mock_delay_ms(void);
 
+/* Sleeps ms milliseconds, or less when the --hold file appears. */
+void mock_wait(long ms);
+
 _Noreturn void mock_die(const char *fmt, const char *arg);
 
 #endif

@@ -7,13 +7,17 @@
  *          --rights R.txt [--port N] [--port-file F] [--stats F] [--idle-exit S]
  *          [--synthetic] [--delay MS] [--fault MODE [--fault-every K]]
  *          [--oversize BYTES] [--tls-priority STRING]
- *          [--push-delay MS] [--push-stall MS]
+ *          [--push-delay MS] [--push-stall MS] [--hold FILE]
  *          [--push-fault 503|reset [--push-fault-every K]]
  *          [--retour N:SIZE]... [--retour-file PATH]... [--retour-corrupt K]
  *          [--retour-fault 503|reset|delay [--retour-fault-every K]] [--wrap-list]
  *          [--retour-url TEMPLATE]... [--contract-log F]
  *          [--delete-fault] [--delete-unknown] [--status-history]
  *          [--status-clock UTC:STEP] [--record F]
+ *
+ * --hold FILE: the waits of --delay (COV) and --push-stall end as soon as
+ * FILE exists (checked every 50 ms), so a test can hold a request for as
+ * long as it needs and no longer: give a long wait as the bound.
  *
  * --port 0 (the default) takes a free port, written to --port-file; the
  * server stops after --idle-exit seconds without activity (default 300), or
@@ -132,8 +136,9 @@
  *    whether the first 64 KiB hold AFKEUREN); a traceerId already recorded
  *    (any case) gets 204 again and is not recorded twice.
  *    --push-delay MS: record, then sleep MS before answering.
- *    --push-stall MS: stop reading each push's body for MS once its first
- *    bytes are in (a slow upload: nothing is recorded until it is whole).
+ *    --push-stall MS: stop reading each push's body for MS (or until the
+ *    --hold file exists) once its first bytes are in, saying so on stderr
+ *    (a slow upload: nothing is recorded until it is whole).
  *    --push-fault 503|reset, --push-fault-every K (every Kth push, counted
  *    from the start, so that a client's retry gets through when K > 1;
  *    default every push; decided once the body is read, before the checks):
@@ -258,6 +263,7 @@ static struct {
 	long oversize;
 	const char *stats_path;
 	const char *record_path;
+	const char *hold_path;
 } cfg = {.fault_every = 1, .oversize = 64L << 20};
 
 static atomic_long n_connections, n_requests, n_searches, n_faults, n_violations;
@@ -291,6 +297,25 @@ void mock_count_fault(void)
 long mock_delay_ms(void)
 {
 	return cfg.delay_ms;
+}
+
+void mock_wait(long ms)
+{
+	struct timespec start, now;
+
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	for (;;) {
+		long left;
+
+		if (cfg.hold_path && access(cfg.hold_path, F_OK) == 0)
+			return;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		left = ms - ((now.tv_sec - start.tv_sec) * 1000 +
+			     (now.tv_nsec - start.tv_nsec) / 1000000);
+		if (left <= 0)
+			return;
+		usleep((useconds_t)(left < 50 ? left : 50) * 1000);
+	}
 }
 
 static char *slurp(const char *path)
@@ -1306,7 +1331,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		return MHD_NO; /* closes the connection without an answer */
 	}
 	if (cfg.delay_ms > 0)
-		usleep((useconds_t)cfg.delay_ms * 1000);
+		mock_wait(cfg.delay_ms);
 	if (strcmp(method, "POST") != 0 || u->too_big) {
 		write_stats();
 		return send_body(c, 405, strdup("only POST"), 9, NULL);
@@ -1461,6 +1486,8 @@ int main(int argc, char **argv)
 			cfg.oversize = atol(v);
 		else if (OPT("--record"))
 			cfg.record_path = v;
+		else if (OPT("--hold"))
+			cfg.hold_path = v;
 		else if (OPT("--tls-priority"))
 			priority = v;
 		else if (strcmp(a, "--synthetic") == 0)

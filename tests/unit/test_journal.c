@@ -604,6 +604,34 @@ static void retour_stored_confirmed(void **state)
 	assert_non_null(strstr(err.msg, tid(6)));
 }
 
+/* Forgetting takes a stored, unconfirmed row away, and nothing else. */
+static void retour_forget_stored_only(void **state)
+{
+	fx *f = get_fx(state);
+	vz_retour r, got;
+	vz_err err = {0};
+
+	make_retour(&r, 1, "/r/1");
+	assert_int_equal(vz_journal_retour_stored(f->j, &r, NULL, &err), VZ_OK);
+	make_retour(&r, 2, "/r/2");
+	assert_int_equal(vz_journal_retour_stored(f->j, &r, NULL, &err), VZ_OK);
+	assert_int_equal(vz_journal_retour_confirmed(f->j, tid(2), &err), VZ_OK);
+
+	assert_int_equal(vz_journal_retour_forget(f->j, tid(1), &err), VZ_OK);
+	assert_int_equal(vz_journal_retour_get(f->j, tid(1), &got, &err), VZ_NOT_FOUND);
+	/* a confirmed one stays, and so does its state */
+	assert_int_equal(vz_journal_retour_forget(f->j, tid(2), &err), VZ_NOT_FOUND);
+	assert_non_null(strstr(err.msg, tid(2)));
+	assert_int_equal(vz_journal_retour_get(f->j, tid(2), &got, &err), VZ_OK);
+	assert_int_equal(got.state, VZ_RETOUR_CONFIRMED);
+	assert_int_equal(vz_journal_retour_forget(f->j, tid(1), &err), VZ_NOT_FOUND);
+	assert_int_equal(vz_journal_retour_forget(f->j, tid(6), &err), VZ_NOT_FOUND);
+	assert_int_equal(vz_journal_retour_forget(f->j, "", &err), VZ_FAIL);
+	/* stored again after it was forgotten: a new row */
+	make_retour(&r, 1, "/r/1");
+	assert_int_equal(vz_journal_retour_stored(f->j, &r, NULL, &err), VZ_OK);
+}
+
 typedef struct rwalk {
 	char seen[8][VZ_UUID_LEN + 1];
 	int state[8];
@@ -1044,6 +1072,7 @@ int main(void)
 		BOTH(each_oldest_first),
 		BOTH(retour_stored_confirmed),
 		BOTH(retour_each_oldest_first),
+		BOTH(retour_forget_stored_only),
 		BOTH(no_patient_data),
 		BOTH(where_hides_password),
 		BOTH(reopen_keeps_rows),
