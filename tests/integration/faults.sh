@@ -181,6 +181,27 @@ case_write_fails() {
 	expect_unchanged before "failed write"
 }
 
+# Codes that do not pass by themselves get no "run the command again": a
+# token that gives no reason (CKR_FUNCTION_FAILED), a module finalized under
+# vzp11 (CKR_CRYPTOKI_NOT_INITIALIZED). The token stays as it was.
+case_no_retry_advice() {
+	seed
+	for code in CKR_FUNCTION_FAILED CKR_CRYPTOKI_NOT_INITIALIZED; do
+		FAULTY_P11_FAIL_FUNC=C_CreateObject FAULTY_P11_FAIL_NTH=3 FAULTY_P11_RV=$code \
+			FAULTY_P11_REPORT=$T/report VZP11_MODULE=$FAULTY_P11 imp "$PKI/sys-rsa2048.p12"
+		expect_rc 1 "import when the third C_CreateObject answers $code"
+		expect_in "$T/report" "^injected C_CreateObject" "$code: the fault was injected"
+		expect_in "$T/err" "C_CreateObject \(certificate\) failed: $code" "names the call and the code"
+		expect_not_in "$T/err" "run the command again|run again" "$code: no advice to run it again"
+		expect_unchanged before "$code after two objects were written"
+	done
+	expect_in "$T/err" "finalized while vzp11 still used it.*report" "CKR_CRYPTOKI_NOT_INITIALIZED: says it is a fault to report"
+	FAULTY_P11_FAIL_FUNC=C_CreateObject FAULTY_P11_FAIL_NTH=3 FAULTY_P11_RV=CKR_FUNCTION_FAILED \
+		VZP11_MODULE=$FAULTY_P11 imp "$PKI/sys-rsa2048.p12"
+	expect_in "$T/err" "gave no reason why C_CreateObject \(certificate\) failed: its own log" \
+		"CKR_FUNCTION_FAILED: says the token gave no reason and where to look"
+}
+
 # sweep OP: run OP once to count its PKCS#11 calls, then fail call N for
 # N = 1..K, restoring the token between runs. Every run ends in success with
 # the same objects as the clean run, or in exit 1 with the token as before.
