@@ -22,6 +22,13 @@
  *                           softoken's answer: CKR_GENERAL_ERROR); names as
  *                           for FAULTY_P11_FAIL_ATTR, CKA_CERTIFICATE_CATEGORY
  *                           too
+ *   FAULTY_P11_SET_FAIL_ATTR=A[,A...]
+ *                           fail every C_SetAttributeValue whose template
+ *                           holds one of these attributes with FAULTY_P11_RV
+ *                           (a token that will not change them:
+ *                           CKR_ATTRIBUTE_READ_ONLY); names as for
+ *                           FAULTY_P11_FAIL_ATTR, CKA_UNWRAP, CKA_DERIVE,
+ *                           CKA_LABEL and CKA_ID too
  *   FAULTY_P11_SLEEP=F:MS   sleep MS milliseconds before each call of F
  *   FAULTY_P11_HIDE_SLOT=1  the first C_GetSlotList length query reports one
  *                           slot fewer than there are (a slot appearing
@@ -100,11 +107,11 @@ static CK_RV fail_rv = CKR_DEVICE_ERROR;
 static CK_FLAGS extra_token_flags;
 static char injected[64];
 struct attr_rule {
-	CK_ATTRIBUTE_TYPE type;
+	CK_ATTRIBUTE_TYPE types[8];
+	size_t n; /* 0: the rule is off */
 	bool privkey_only;
-	bool on;
 };
-static struct attr_rule read_attr, create_attr;
+static struct attr_rule read_attr, create_attr, set_attr;
 static char sleep_func[64];
 static long sleep_ms;
 static bool hide_slot;
@@ -164,6 +171,7 @@ static const struct {
 	{"CKR_MECHANISM_INVALID", CKR_MECHANISM_INVALID},
 	{"CKR_KEY_FUNCTION_NOT_PERMITTED", CKR_KEY_FUNCTION_NOT_PERMITTED},
 	{"CKR_CRYPTOKI_NOT_INITIALIZED", CKR_CRYPTOKI_NOT_INITIALIZED},
+	{"CKR_ATTRIBUTE_READ_ONLY", CKR_ATTRIBUTE_READ_ONLY},
 };
 
 static const struct {
@@ -179,6 +187,10 @@ static const struct {
 	{"CKA_DECRYPT", CKA_DECRYPT},
 	{"CKA_SIGN_RECOVER", CKA_SIGN_RECOVER},
 	{"CKA_CERTIFICATE_CATEGORY", CKA_CERTIFICATE_CATEGORY},
+	{"CKA_UNWRAP", CKA_UNWRAP},
+	{"CKA_DERIVE", CKA_DERIVE},
+	{"CKA_LABEL", CKA_LABEL},
+	{"CKA_ID", CKA_ID},
 };
 
 static void count_call(const char *name)
@@ -242,17 +254,19 @@ static bool is_privkey(CK_SESSION_HANDLE session, CK_OBJECT_HANDLE object, CK_AT
 static bool attr_fault(const struct attr_rule *rule, CK_SESSION_HANDLE session,
 		       CK_OBJECT_HANDLE object, CK_ATTRIBUTE *templ, unsigned long count, CK_RV *rv)
 {
-	bool named = false;
+	CK_ATTRIBUTE_TYPE named = 0;
+	bool hit = false;
 
-	if (!rule->on)
-		return false;
-	for (unsigned long i = 0; i < count; i++)
-		named |= templ[i].type == rule->type;
-	if (!named || (rule->privkey_only && !is_privkey(session, object, templ, count)))
+	for (unsigned long i = 0; i < count && !hit; i++) {
+		for (size_t k = 0; k < rule->n && !hit; k++)
+			hit = templ[i].type == rule->types[k];
+		named = templ[i].type;
+	}
+	if (!hit || (rule->privkey_only && !is_privkey(session, object, templ, count)))
 		return false;
 	pthread_mutex_lock(&lock);
 	*rv = fail_rv;
-	snprintf(injected, sizeof(injected), "attribute 0x%lx", (unsigned long)rule->type);
+	snprintf(injected, sizeof(injected), "attribute 0x%lx", (unsigned long)named);
 	pthread_mutex_unlock(&lock);
 	return true;
 }
@@ -550,17 +564,20 @@ static CK_FLAGS parse_flags(const char *s)
 	return f;
 }
 
+/* A comma list of attribute names or 0x numbers. */
 static void parse_attr(const char *v, struct attr_rule *rule)
 {
-	for (size_t i = 0; v && i < sizeof(attrs) / sizeof(attrs[0]); i++) {
-		if (strcmp(v, attrs[i].name) == 0) {
-			rule->type = attrs[i].type;
-			rule->on = true;
-		}
-	}
-	if (v && strncmp(v, "0x", 2) == 0) {
-		rule->type = strtoul(v, NULL, 16);
-		rule->on = true;
+	const size_t max = sizeof(rule->types) / sizeof(rule->types[0]);
+
+	while (v && *v && rule->n < max) {
+		size_t len = strcspn(v, ",");
+
+		for (size_t i = 0; i < sizeof(attrs) / sizeof(attrs[0]); i++)
+			if (strlen(attrs[i].name) == len && strncmp(v, attrs[i].name, len) == 0)
+				rule->types[rule->n++] = attrs[i].type;
+		if (strncmp(v, "0x", 2) == 0)
+			rule->types[rule->n++] = strtoul(v, NULL, 16);
+		v += len + (v[len] == ',');
 	}
 }
 
@@ -610,6 +627,7 @@ static void configure(void)
 	v = getenv("FAULTY_P11_FAIL_ATTR_CLASS");
 	read_attr.privkey_only = v && strcmp(v, "private-key") == 0;
 	parse_attr(getenv("FAULTY_P11_CREATE_FAIL_ATTR"), &create_attr);
+	parse_attr(getenv("FAULTY_P11_SET_FAIL_ATTR"), &set_attr);
 	v = getenv("FAULTY_P11_SLEEP");
 	if (v && strchr(v, ':')) {
 		snprintf(sleep_func, sizeof(sleep_func), "%.*s", (int)(strchr(v, ':') - v), v);

@@ -1,8 +1,9 @@
 /* wrappers.h - generated once from p11-kit's pkcs11.h: one forwarding
  * wrapper per PKCS#11 v2.40 function, each asking fault() first; edited by
- * hand for attribute faults (C_CreateObject, C_GetAttributeValue), the
- * slot count (C_GetSlotList), the strict, hidden-PSS and private-certificate
- * modes and the outage (session bookkeeping, signature counting). */
+ * hand for attribute faults (C_CreateObject, C_GetAttributeValue,
+ * C_SetAttributeValue), the slot count (C_GetSlotList), the strict,
+ * hidden-PSS and private-certificate modes and the outage (session
+ * bookkeeping, signature counting). */
 
 static CK_RV w_C_Initialize(void *init_args)
 {
@@ -262,7 +263,7 @@ static CK_RV w_C_SetAttributeValue(CK_SESSION_HANDLE session, CK_OBJECT_HANDLE o
 {
 	CK_RV rv;
 
-	if (session_fault("C_SetAttributeValue", session, &rv))
+	if (session_fault("C_SetAttributeValue", session, &rv) || attr_fault(&set_attr, session, object, templ, count, &rv))
 		return rv;
 	rv = real->C_SetAttributeValue(session, object, templ, count);
 	return rv;

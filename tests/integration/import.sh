@@ -335,6 +335,55 @@ case_use_token_key() {
 	expect_unchanged two-copies "two matching keys"
 }
 
+# adoptable: a token with a seeded certificate and, by another tool, the
+# key of sys-rsa2048 (extractable, with decrypt and unwrap, its own label
+# and CKA_ID); its objects in the snapshot "with-key".
+adoptable() {
+	seed
+	put_key "$PKI/sys-rsa2048.p12" by-hand 0102 --extractable
+	snapshot with-key
+}
+
+# A token that will not make a key sensitive and not extractable: the key
+# is not adopted, and everything done before (label, CKA_ID, uses, public
+# key, certificate, chain) is undone.
+case_use_token_key_not_protectable() {
+	adoptable
+	FAULTY_P11_MODULE=$SOFTHSM_MODULE FAULTY_P11_SET_FAIL_ATTR=CKA_EXTRACTABLE \
+		FAULTY_P11_RV=CKR_ATTRIBUTE_READ_ONLY FAULTY_P11_REPORT=$T/report \
+		VZP11_MODULE=$FAULTY_P11 imp "$PKI/sys-rsa2048.p12" --use-token-key
+	expect_rc 1 "--use-token-key on a token that keeps the key extractable"
+	expect_in "$T/report" "^injected attribute 0x162" "the token refused CKA_EXTRACTABLE"
+	expect_in "$T/err" "does not let the key on it be made sensitive and not extractable \(C_SetAttributeValue: CKR_ATTRIBUTE_READ_ONLY\), so vzp11 does not adopt it" \
+		"says what the token cannot do"
+	expect_in "$T/err" "the token is unchanged" "says the token is unchanged"
+	expect_in "$T/err" "token's own tool" "says what to do"
+	expect_unchanged with-key "key not adopted"
+}
+
+# The key was made sensitive and not extractable, then the import failed
+# (its read-back gave no clear answer): everything is undone but that, and
+# the message says so.
+case_use_token_key_protected_then_failed() {
+	adoptable
+	FAULTY_P11_MODULE=$SOFTHSM_MODULE FAULTY_P11_FAIL_ATTR=CKA_PRIVATE_EXPONENT \
+		FAULTY_P11_RV=CKR_DEVICE_ERROR VZP11_MODULE=$FAULTY_P11 \
+		imp "$PKI/sys-rsa2048.p12" --use-token-key
+	expect_rc 1 "--use-token-key when the read-back fails after the key was protected"
+	expect_in "$T/err" "could not confirm" "says the read-back failed"
+	expect_in "$T/err" "the token is as it was, except that the key that was to be adopted stays sensitive and not extractable \(that cannot be undone\)" \
+		"says what could not be undone"
+	grep -v '^ *Access:' "$T/with-key.objects" >"$T/with-key.rest"
+	objects | grep -v '^ *Access:' >"$T/now.rest"
+	cmp -s "$T/with-key.rest" "$T/now.rest" && pass "every object as before but the key's access flags" ||
+		{ fail "the token's objects changed"; diff "$T/with-key.rest" "$T/now.rest" | head -20; }
+	objects | awk '/^[A-Z]/ {p = 0} /^Private Key Object/ {p = 1} p' >"$T/priv"
+	expect_in "$T/priv" "label: +by-hand" "the key keeps the other tool's label"
+	expect_not_in "$T/priv" "(^|[ ,])extractable" "the key is no longer extractable"
+	[ "$(grep -c '^ *Access:' "$T/with-key.objects")" -eq "$(objects | grep -c '^ *Access:')" ] &&
+		pass "the same keys" || fail "the number of keys changed"
+}
+
 # wrong_password FILE: a wrong password is named as such, not as damage.
 wrong_password() {
 	seed
