@@ -179,6 +179,10 @@ void vz_out_entry_full(FILE *f, const tok_token *t, const vz_entry *e)
 		fprintf(f, _("not kept:     CKA_CERTIFICATE_CATEGORY (the token has no "
 			     "certificate categories; vzp11 tells CA certificates apart by their "
 			     "basic constraints)\n"));
+	else if (e->cert->lacks & TOK_LACKS_CATEGORY_VALUE)
+		fprintf(f, _("category:     unspecified (this certificate's "
+			     "CKA_CERTIFICATE_CATEGORY says nothing, as other tools write it; "
+			     "vzp11 tells CA certificates apart by their basic constraints)\n"));
 	if (e->key->lacks & TOK_LACKS_ALLOWED_MECHS)
 		fprintf(f, _("not kept:     CKA_ALLOWED_MECHANISMS (the token does not limit the "
 			     "key to signature mechanisms; it still cannot decrypt)\n"));
