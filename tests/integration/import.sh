@@ -315,10 +315,16 @@ case_use_token_key() {
 	expect_in "$T/out" '"key_import":"adopted"' "says the key was adopted"
 	expect_in "$T/out" '"sensitive":true,"extractable":false' "the key is now not extractable"
 	expect_in "$T/out" '"sign_only":' "the key's uses are shown"
+	# SoftHSM 2.6 will not change CKA_ALLOWED_MECHANISMS (CKR_ATTRIBUTE_READ_ONLY):
+	# the adopted key keeps no list, and vzp11 says so (tokens-tpm: one that does)
+	expect_in "$T/out" '"not_kept":\["CKA_ALLOWED_MECHANISMS"\]' "--json says the mechanism list was not kept"
 	expect_objects vecozo-system "$PKI/sys-rsa2048.crt"
 	objects | awk '/^[A-Z]/ {p = 0} /^Private Key Object/ {p = 1} p' >"$T/priv"
 	expect_not_in "$T/priv" "by-hand" "no key is left under the other tool's label"
 	expect_in "$T/priv" "Usage: +sign$" "the key may only sign now (decrypt and unwrap off)"
+	run vz show vecozo-system
+	expect_in "$T/out" "^not kept: +CKA_ALLOWED_MECHANISMS \(the token does not limit the key to signature mechanisms; it still cannot decrypt\)" \
+		"show says the list was not kept, and that the key cannot decrypt"
 	expect_not_in "$T/priv" "extractable" "pkcs11-tool sees it not extractable"
 	[ "$(count_objects '^Private Key Object')" -eq 2 ] && pass "no key was added (the seeded one and the adopted one)" ||
 		fail "$(count_objects '^Private Key Object') private keys"
@@ -359,6 +365,31 @@ case_use_token_key_not_protectable() {
 	expect_in "$T/err" "the token is unchanged" "says the token is unchanged"
 	expect_in "$T/err" "token's own tool" "says what to do"
 	expect_unchanged with-key "key not adopted"
+}
+
+# A token that will not switch off decrypt and unwrap, nor take a mechanism
+# list: the key is adopted all the same (it is sensitive and not
+# extractable), and import, show and --json say what stayed on.
+case_use_token_key_uses_kept() {
+	adoptable
+	FAULTY_P11_MODULE=$SOFTHSM_MODULE FAULTY_P11_SET_FAIL_ATTR=CKA_DECRYPT,CKA_UNWRAP,CKA_ALLOWED_MECHANISMS \
+		FAULTY_P11_RV=CKR_ATTRIBUTE_READ_ONLY FAULTY_P11_REPORT=$T/report \
+		VZP11_MODULE=$FAULTY_P11 imp "$PKI/sys-rsa2048.p12" --use-token-key
+	expect_rc 0 "--use-token-key on a token that keeps decrypt and unwrap"
+	expect_in "$T/report" "^injected attribute" "the token refused the changes"
+	expect_in "$T/out" "^The token would not switch off the key's other uses \(decrypt, unwrap\): vzp11 only signs with it; switch them off with the token's own tool" \
+		"import says which uses the token kept on and what to do"
+	expect_in "$T/out" "sensitive=yes extractable=no" "the key is protected"
+	expect_in "$T/out" "sign=yes decrypt=yes unwrap=yes derive=no sign-recover=no mechanisms=any" "show's key use is what the token has"
+	expect_in "$T/out" "^not kept: +CKA_ALLOWED_MECHANISMS \(the token does not limit the key to signature mechanisms, and the key may decrypt or unwrap too" \
+		"not kept: says the key may decrypt"
+	expect_not_in "$T/out" "cannot decrypt" "does not say the key cannot decrypt"
+	run vz --json show vecozo-system
+	expect_in "$T/out" '"sign_only":false' "--json: not sign only"
+	expect_in "$T/out" '"not_kept":\["CKA_ALLOWED_MECHANISMS"\]' "--json: the mechanism list was not kept"
+	objects | grep -c "Usage: *decrypt, sign, unwrap" >"$T/usage" || true
+	[ "$(cat "$T/usage")" -eq 1 ] && pass "pkcs11-tool sees the adopted key decrypt, sign and unwrap" ||
+		{ fail "pkcs11-tool's usage lines:"; objects | grep Usage; }
 }
 
 # The key was made sensitive and not extractable, then the import failed

@@ -274,6 +274,11 @@ case_tpm() {
 	trap cleanup EXIT
 	exercise vecozo-system rsa-2048
 	exercise ec ec-256
+	# tpm2_ptool gives the RSA key decrypt and a list with decryption
+	# mechanisms: the adopted key signs only, the token took vzp11's list
+	expect_in "$T/show-vecozo-system" "^key use: +sign=yes decrypt=no unwrap=no derive=no sign-recover=no mechanisms=signature-only\$" \
+		"the adopted RSA key may only sign, with signature mechanisms only (CKA_ALLOWED_MECHANISMS written)"
+	expect_not_in "$T/show-vecozo-system" "^not kept:" "the token kept everything vzp11 wrote"
 	expect_not_in "$T/show-vecozo-system" "%00" "no NUL padding in the URIs"
 	# The token named by the URI vzp11 printed (its model is NUL-padded).
 	uri=$(sed -n 's/^cert URI: *\(pkcs11:.*;token=[^;]*\);.*/\1/p' "$T/show-vecozo-system")
