@@ -274,8 +274,8 @@ case_tpm() {
 	trap cleanup EXIT
 	exercise vecozo-system rsa-2048
 	exercise ec ec-256
-	# tpm2_ptool gives the RSA key decrypt and a list with decryption
-	# mechanisms: the adopted key signs only, the token took vzp11's list
+	# tpm2_ptool's RSA key comes with a mechanism list beyond signing (show
+	# said mechanisms=any before vzp11 wrote its own): the token took it
 	expect_in "$T/show-vecozo-system" "^key use: +sign=yes decrypt=no unwrap=no derive=no sign-recover=no mechanisms=signature-only\$" \
 		"the adopted RSA key may only sign, with signature mechanisms only (CKA_ALLOWED_MECHANISMS written)"
 	expect_not_in "$T/show-vecozo-system" "^not kept:" "the token kept everything vzp11 wrote"
