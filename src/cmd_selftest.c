@@ -20,6 +20,7 @@
 
 #include "cert.h"
 #include "cli.h"
+#include "config.h"
 #include "cov.h"
 #include "covrow.h"
 #include "covrun.h"
@@ -279,6 +280,7 @@ static void days_left(struct selftest *t, const vz_entry *e)
  * (the provider loads it next). false when the key cannot be tried. */
 static bool token_steps(const vz_global *g, struct selftest *t)
 {
+	const char *module, *module_args;
 	tok_lib *lib = NULL;
 	tok_token *tok = NULL;
 	tok_session *ses = NULL;
@@ -289,14 +291,18 @@ static bool token_steps(const vz_global *g, struct selftest *t)
 	bool ok = false;
 	tok_rv r;
 
-	r = tok_lib_open(g->module, g->module_args, &lib, &te);
+	if (vz_config_module(g, &module, &module_args, &err) != VZ_OK) {
+		fail_vz(t, "module", &err, "give --module with --module-args");
+		goto out;
+	}
+	r = tok_lib_open(module, module_args, &lib, &te);
 	if (r != TOK_OK) {
 		fail_tok(t, "module", &te,
 			 "install the module, or name it with --module or "
 			 "VZP11_MODULE");
 		goto out;
 	}
-	step(t, "module", R_PASS, "%s loaded", g->module ? g->module : "p11-kit's modules");
+	step(t, "module", R_PASS, "%s loaded", module ? module : "p11-kit's modules");
 	r = tok_lib_select(lib, g->token, &tok, &te);
 	if (r != TOK_OK) {
 		fail_tok(t, "token", &te,

@@ -80,6 +80,10 @@
  *                           dead session frees it and returns that too). It
  *                           happens once per process; C_Finalize and
  *                           C_CloseAllSessions forget dead sessions.
+ *   FAULTY_P11_TAKE_ARGS=1  a module with initialization arguments of its
+ *                           own: the string C_Initialize gets as pReserved
+ *                           is taken (the report says "init-args STRING")
+ *                           and the real module initialized without it
  *   FAULTY_P11_REPORT=PATH  at exit, write "calls N", "injected F", one
  *                           "func F N" line per function called, and
  *                           "strict-refused N", "outage-refused N" when
@@ -123,7 +127,8 @@ enum strict_mode {
 static enum strict_mode strict;
 static CK_RV strict_rv = CKR_TEMPLATE_INCONSISTENT;
 static unsigned long strict_refused;
-static bool hide_pss, private_certs;
+static bool hide_pss, private_certs, take_args;
+static char init_args_seen[256];
 
 /* FAULTY_P11_OUTAGE: when it starts (after the Kth signature) and ends. */
 static struct {
@@ -512,6 +517,22 @@ static bool session_fault(const char *name, CK_SESSION_HANDLE session, CK_RV *rv
 	return true;
 }
 
+/* FAULTY_P11_TAKE_ARGS: C_Initialize's arguments without pReserved, which
+ * is recorded; the same arguments when the mode is off. */
+static void *take_init_args(void *init_args, CK_C_INITIALIZE_ARGS *copy)
+{
+	const CK_C_INITIALIZE_ARGS *ia = init_args;
+
+	if (!take_args || !ia || !ia->pReserved)
+		return init_args;
+	pthread_mutex_lock(&lock);
+	snprintf(init_args_seen, sizeof(init_args_seen), "%s", (const char *)ia->pReserved);
+	pthread_mutex_unlock(&lock);
+	*copy = *ia;
+	copy->pReserved = NULL;
+	return copy;
+}
+
 /* FAULTY_P11_HIDE_SLOT: the first length query is one slot short. */
 static void hide_a_slot(unsigned long *count)
 {
@@ -544,6 +565,8 @@ static void report(void)
 		fprintf(f, "strict-refused %lu\n", strict_refused);
 	if (outage.refused)
 		fprintf(f, "outage-refused %lu\n", outage.refused);
+	if (init_args_seen[0])
+		fprintf(f, "init-args %s\n", init_args_seen);
 	fclose(f);
 }
 
@@ -604,6 +627,8 @@ static void configure_modes(void)
 	hide_pss = v && strcmp(v, "1") == 0;
 	v = getenv("FAULTY_P11_PRIVATE_CERTS");
 	private_certs = v && strcmp(v, "1") == 0;
+	v = getenv("FAULTY_P11_TAKE_ARGS");
+	take_args = v && strcmp(v, "1") == 0;
 	v = getenv("FAULTY_P11_OUTAGE");
 	if (v && strchr(v, ':')) {
 		outage.after_sigs = strtoul(v, NULL, 10);

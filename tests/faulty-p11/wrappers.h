@@ -1,17 +1,18 @@
 /* wrappers.h - generated once from p11-kit's pkcs11.h: one forwarding
  * wrapper per PKCS#11 v2.40 function, each asking fault() first; edited by
  * hand for attribute faults (C_CreateObject, C_GetAttributeValue,
- * C_SetAttributeValue), the slot count (C_GetSlotList), the strict,
- * hidden-PSS and private-certificate modes and the outage (session
- * bookkeeping, signature counting). */
+ * C_SetAttributeValue), init arguments (C_Initialize), the slot count
+ * (C_GetSlotList), the strict, hidden-PSS and private-certificate modes and
+ * the outage (session bookkeeping, signature counting). */
 
 static CK_RV w_C_Initialize(void *init_args)
 {
+	CK_C_INITIALIZE_ARGS copy;
 	CK_RV rv;
 
 	if (host_fault("C_Initialize", &rv))
 		return rv;
-	rv = real->C_Initialize(init_args);
+	rv = real->C_Initialize(take_init_args(init_args, &copy));
 	return rv;
 }
 
