@@ -53,6 +53,22 @@
  *                           CKM_SHA{1,224,256,384,512}_RSA_PKCS_PSS;
  *                           C_GetMechanismInfo, C_SignInit and C_VerifyInit
  *                           with them return CKR_MECHANISM_INVALID
+ *   FAULTY_P11_KWP=1        a token that offers CKM_AES_KEY_WRAP_KWP (0x210B,
+ *                           RFC 5649): listed next to CKM_AES_KEY_WRAP_PAD,
+ *                           with its mechanism info; C_UnwrapKey and
+ *                           C_WrapKey with it are done by the real module's
+ *                           CKM_AES_KEY_WRAP_PAD, which is RFC 5649 in
+ *                           SoftHSM 2.6
+ *   FAULTY_P11_WRAP_PAD=pkcs11
+ *                           a token whose CKM_AES_KEY_WRAP_PAD (0x210A) is
+ *                           PKCS#11's: PKCS#7 padding, then RFC 3394.
+ *                           C_UnwrapKey with it unwraps with the real
+ *                           module's CKM_AES_KEY_WRAP (RFC 3394) into a
+ *                           session secret, checks and strips the padding
+ *                           (CKR_WRAPPED_KEY_INVALID when it is wrong), and
+ *                           has the real module unwrap what is left (wrapped
+ *                           again with a session key of the shim's own in
+ *                           SoftHSM's RFC 5649), with the caller's template
  *   FAULTY_P11_PRIVATE_CERTS=1
  *                           a token that keeps certificates private:
  *                           C_FindObjects in a session that is not logged in
@@ -87,7 +103,8 @@
  *   FAULTY_P11_REPORT=PATH  at exit, write "calls N", "injected F", one
  *                           "func F N" line per function called, and
  *                           "strict-refused N", "outage-refused N" when
- *                           those modes refused calls
+ *                           those modes refused calls, "unwrap-mech 0xM N"
+ *                           per mechanism C_UnwrapKey was called with
  */
 #include <dlfcn.h>
 #include <pthread.h>
@@ -127,7 +144,18 @@ enum strict_mode {
 static enum strict_mode strict;
 static CK_RV strict_rv = CKR_TEMPLATE_INCONSISTENT;
 static unsigned long strict_refused;
-static bool hide_pss, private_certs, take_args;
+static bool hide_pss, private_certs, take_args, kwp, wrap_pad_pkcs11;
+
+#ifndef CKM_AES_KEY_WRAP_KWP
+#define CKM_AES_KEY_WRAP_KWP 0x210BUL
+#endif
+
+/* C_UnwrapKey calls per mechanism, for the report. */
+static struct {
+	CK_MECHANISM_TYPE m;
+	unsigned long n;
+} unwraps[16];
+static size_t n_unwraps;
 static char init_args_seen[256];
 
 /* FAULTY_P11_OUTAGE: when it starts (after the Kth signature) and ends. */
@@ -330,11 +358,13 @@ static bool hidden_mechanism(CK_MECHANISM_TYPE type)
 			    type == CKM_SHA384_RSA_PKCS_PSS || type == CKM_SHA512_RSA_PKCS_PSS);
 }
 
-static CK_RV mechanism_list_without_pss(CK_SLOT_ID slot, CK_MECHANISM_TYPE *list,
-					unsigned long *count)
+/* The real module's list without the mechanisms FAULTY_P11_HIDE_PSS hides,
+ * and with CKM_AES_KEY_WRAP_KWP where FAULTY_P11_KWP offers it. */
+static CK_RV adjusted_mechanism_list(CK_SLOT_ID slot, CK_MECHANISM_TYPE *list, unsigned long *count)
 {
 	CK_MECHANISM_TYPE *all;
 	unsigned long n = 0, keep = 0;
+	bool pad = false;
 	CK_RV rv;
 
 	if (!count)
@@ -342,13 +372,17 @@ static CK_RV mechanism_list_without_pss(CK_SLOT_ID slot, CK_MECHANISM_TYPE *list
 	rv = real->C_GetMechanismList(slot, NULL, &n);
 	if (rv != CKR_OK)
 		return rv;
-	all = calloc(n ? n : 1, sizeof(*all));
+	all = calloc(n + 1, sizeof(*all));
 	if (!all)
 		return CKR_HOST_MEMORY;
 	rv = real->C_GetMechanismList(slot, all, &n);
-	for (unsigned long i = 0; rv == CKR_OK && i < n; i++)
+	for (unsigned long i = 0; rv == CKR_OK && i < n; i++) {
+		pad |= all[i] == CKM_AES_KEY_WRAP_PAD;
 		if (!hidden_mechanism(all[i]))
 			all[keep++] = all[i];
+	}
+	if (rv == CKR_OK && kwp && pad)
+		all[keep++] = CKM_AES_KEY_WRAP_KWP;
 	if (rv == CKR_OK && list && *count < keep)
 		rv = CKR_BUFFER_TOO_SMALL;
 	else if (rv == CKR_OK && list)
@@ -356,6 +390,128 @@ static CK_RV mechanism_list_without_pss(CK_SLOT_ID slot, CK_MECHANISM_TYPE *list
 	if (rv == CKR_OK || rv == CKR_BUFFER_TOO_SMALL)
 		*count = keep;
 	free(all);
+	return rv;
+}
+
+static void count_unwrap(CK_MECHANISM_TYPE m)
+{
+	pthread_mutex_lock(&lock);
+	for (size_t i = 0; i < n_unwraps; i++) {
+		if (unwraps[i].m == m) {
+			unwraps[i].n++;
+			pthread_mutex_unlock(&lock);
+			return;
+		}
+	}
+	if (n_unwraps < sizeof(unwraps) / sizeof(unwraps[0])) {
+		unwraps[n_unwraps].m = m;
+		unwraps[n_unwraps++].n = 1;
+	}
+	pthread_mutex_unlock(&lock);
+}
+
+/* Session objects made for one FAULTY_P11_WRAP_PAD=pkcs11 unwrap. */
+struct pad_unwrap {
+	CK_SESSION_HANDLE s;
+	CK_OBJECT_HANDLE padded, plain, own;
+	unsigned char *value, *wrapped;
+};
+
+static void pad_unwrap_end(struct pad_unwrap *p)
+{
+	CK_OBJECT_HANDLE *hs[] = {&p->padded, &p->plain, &p->own};
+
+	for (size_t i = 0; i < sizeof(hs) / sizeof(hs[0]); i++)
+		if (*hs[i] != CK_INVALID_HANDLE)
+			real->C_DestroyObject(p->s, *hs[i]);
+	free(p->value);
+	free(p->wrapped);
+}
+
+/* The plaintext of an RFC 3394 unwrap, into p->value (its length in *len),
+ * through a session secret the shim may read. */
+static CK_RV unwrap_3394(struct pad_unwrap *p, CK_OBJECT_HANDLE kek, unsigned char *data,
+			 unsigned long len, unsigned long *plain_len)
+{
+	CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
+	CK_KEY_TYPE kt = CKK_GENERIC_SECRET;
+	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+	CK_ATTRIBUTE t[] = {
+		{CKA_CLASS, &cls, sizeof(cls)},	      {CKA_KEY_TYPE, &kt, sizeof(kt)},
+		{CKA_TOKEN, &no, sizeof(no)},	      {CKA_SENSITIVE, &no, sizeof(no)},
+		{CKA_EXTRACTABLE, &yes, sizeof(yes)},
+	};
+	CK_MECHANISM m = {CKM_AES_KEY_WRAP, NULL, 0};
+	CK_ATTRIBUTE v = {CKA_VALUE, NULL, 0};
+	CK_RV rv;
+
+	rv = real->C_UnwrapKey(p->s, &m, kek, data, len, t, sizeof(t) / sizeof(t[0]), &p->padded);
+	if (rv != CKR_OK) {
+		p->padded = CK_INVALID_HANDLE;
+		return rv;
+	}
+	rv = real->C_GetAttributeValue(p->s, p->padded, &v, 1);
+	if (rv == CKR_OK && (v.pValue = p->value = malloc(v.ulValueLen + 1)) == NULL)
+		rv = CKR_HOST_MEMORY;
+	if (rv == CKR_OK)
+		rv = real->C_GetAttributeValue(p->s, p->padded, &v, 1);
+	*plain_len = v.ulValueLen;
+	return rv;
+}
+
+/* FAULTY_P11_WRAP_PAD=pkcs11: CKM_AES_KEY_WRAP_PAD read as PKCS#11 defines
+ * it, on a real module that reads it as RFC 5649 (see the top comment). */
+static CK_RV unwrap_pad_pkcs11(CK_SESSION_HANDLE session, CK_OBJECT_HANDLE kek, unsigned char *data,
+			       unsigned long len, CK_ATTRIBUTE *templ, unsigned long count,
+			       CK_OBJECT_HANDLE *key)
+{
+	struct pad_unwrap p = {
+		session, CK_INVALID_HANDLE, CK_INVALID_HANDLE, CK_INVALID_HANDLE, NULL, NULL};
+	CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
+	CK_KEY_TYPE generic = CKK_GENERIC_SECRET, aes = CKK_AES;
+	CK_ULONG aes_len = 32, plain_len = 0, wlen = 0;
+	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+	CK_MECHANISM gen = {CKM_AES_KEY_GEN, NULL, 0}, pad = {CKM_AES_KEY_WRAP_PAD, NULL, 0};
+	CK_ATTRIBUTE own[] = {
+		{CKA_CLASS, &cls, sizeof(cls)}, {CKA_KEY_TYPE, &aes, sizeof(aes)},
+		{CKA_TOKEN, &no, sizeof(no)},	{CKA_VALUE_LEN, &aes_len, sizeof(aes_len)},
+		{CKA_WRAP, &yes, sizeof(yes)},	{CKA_UNWRAP, &yes, sizeof(yes)},
+	};
+	CK_RV rv = unwrap_3394(&p, kek, data, len, &plain_len);
+	unsigned n = 0;
+
+	/* PKCS#7: 1 to 8 bytes, each the count, to a multiple of 8 */
+	if (rv == CKR_OK && plain_len > 8 && plain_len % 8 == 0)
+		n = p.value[plain_len - 1];
+	for (unsigned i = 1; n >= 1 && n <= 8 && i <= n; i++)
+		if (p.value[plain_len - i] != n)
+			n = 0;
+	if (rv == CKR_OK && (n < 1 || n > 8))
+		rv = CKR_WRAPPED_KEY_INVALID;
+	if (rv == CKR_OK) {
+		CK_ATTRIBUTE plain[] = {
+			{CKA_CLASS, &cls, sizeof(cls)},
+			{CKA_KEY_TYPE, &generic, sizeof(generic)},
+			{CKA_TOKEN, &no, sizeof(no)},
+			{CKA_SENSITIVE, &no, sizeof(no)},
+			{CKA_EXTRACTABLE, &yes, sizeof(yes)},
+			{CKA_VALUE, p.value, plain_len - n},
+		};
+
+		rv = real->C_CreateObject(session, plain, sizeof(plain) / sizeof(plain[0]),
+					  &p.plain);
+	}
+	if (rv == CKR_OK)
+		rv = real->C_GenerateKey(session, &gen, own, sizeof(own) / sizeof(own[0]), &p.own);
+	if (rv == CKR_OK)
+		rv = real->C_WrapKey(session, &pad, p.own, p.plain, NULL, &wlen);
+	if (rv == CKR_OK && (p.wrapped = malloc(wlen)) == NULL)
+		rv = CKR_HOST_MEMORY;
+	if (rv == CKR_OK)
+		rv = real->C_WrapKey(session, &pad, p.own, p.plain, p.wrapped, &wlen);
+	if (rv == CKR_OK)
+		rv = real->C_UnwrapKey(session, &pad, p.own, p.wrapped, wlen, templ, count, key);
+	pad_unwrap_end(&p);
 	return rv;
 }
 
@@ -565,6 +721,8 @@ static void report(void)
 		fprintf(f, "strict-refused %lu\n", strict_refused);
 	if (outage.refused)
 		fprintf(f, "outage-refused %lu\n", outage.refused);
+	for (size_t i = 0; i < n_unwraps; i++)
+		fprintf(f, "unwrap-mech 0x%lx %lu\n", (unsigned long)unwraps[i].m, unwraps[i].n);
 	if (init_args_seen[0])
 		fprintf(f, "init-args %s\n", init_args_seen);
 	fclose(f);
@@ -629,6 +787,10 @@ static void configure_modes(void)
 	private_certs = v && strcmp(v, "1") == 0;
 	v = getenv("FAULTY_P11_TAKE_ARGS");
 	take_args = v && strcmp(v, "1") == 0;
+	v = getenv("FAULTY_P11_KWP");
+	kwp = v && strcmp(v, "1") == 0;
+	v = getenv("FAULTY_P11_WRAP_PAD");
+	wrap_pad_pkcs11 = v && strcmp(v, "pkcs11") == 0;
 	v = getenv("FAULTY_P11_OUTAGE");
 	if (v && strchr(v, ':')) {
 		outage.after_sigs = strtoul(v, NULL, 10);

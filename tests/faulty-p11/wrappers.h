@@ -2,8 +2,8 @@
  * wrapper per PKCS#11 v2.40 function, each asking fault() first; edited by
  * hand for attribute faults (C_CreateObject, C_GetAttributeValue,
  * C_SetAttributeValue), init arguments (C_Initialize), the slot count
- * (C_GetSlotList), the strict, hidden-PSS and private-certificate modes and
- * the outage (session bookkeeping, signature counting). */
+ * (C_GetSlotList), the strict, hidden-PSS, key-wrap and private-certificate
+ * modes and the outage (session bookkeeping, signature counting). */
 
 static CK_RV w_C_Initialize(void *init_args)
 {
@@ -77,8 +77,8 @@ static CK_RV w_C_GetMechanismList(CK_SLOT_ID slot_id, CK_MECHANISM_TYPE *mechani
 
 	if (host_fault("C_GetMechanismList", &rv))
 		return rv;
-	if (hide_pss)
-		return mechanism_list_without_pss(slot_id, mechanism_list, count);
+	if (hide_pss || kwp)
+		return adjusted_mechanism_list(slot_id, mechanism_list, count);
 	rv = real->C_GetMechanismList(slot_id, mechanism_list, count);
 	return rv;
 }
@@ -91,6 +91,8 @@ static CK_RV w_C_GetMechanismInfo(CK_SLOT_ID slot_id, CK_MECHANISM_TYPE type, CK
 		return rv;
 	if (hidden_mechanism(type))
 		return CKR_MECHANISM_INVALID;
+	if (kwp && type == CKM_AES_KEY_WRAP_KWP)
+		type = CKM_AES_KEY_WRAP_PAD;
 	rv = real->C_GetMechanismInfo(slot_id, type, info);
 	return rv;
 }
@@ -624,8 +626,12 @@ static CK_RV w_C_WrapKey(CK_SESSION_HANDLE session, CK_MECHANISM *mechanism, CK_
 {
 	CK_RV rv;
 
+	CK_MECHANISM pad = {CKM_AES_KEY_WRAP_PAD, NULL, 0};
+
 	if (session_fault("C_WrapKey", session, &rv))
 		return rv;
+	if (kwp && mechanism && mechanism->mechanism == CKM_AES_KEY_WRAP_KWP)
+		mechanism = &pad;
 	rv = real->C_WrapKey(session, mechanism, wrapping_key, key, wrapped_key, wrapped_key_len);
 	return rv;
 }
@@ -634,8 +640,16 @@ static CK_RV w_C_UnwrapKey(CK_SESSION_HANDLE session, CK_MECHANISM *mechanism, C
 {
 	CK_RV rv;
 
+	CK_MECHANISM pad = {CKM_AES_KEY_WRAP_PAD, NULL, 0};
+
 	if (session_fault("C_UnwrapKey", session, &rv))
 		return rv;
+	if (mechanism)
+		count_unwrap(mechanism->mechanism);
+	if (wrap_pad_pkcs11 && mechanism && mechanism->mechanism == CKM_AES_KEY_WRAP_PAD)
+		return unwrap_pad_pkcs11(session, unwrapping_key, wrapped_key, wrapped_key_len, templ, attribute_count, key);
+	if (kwp && mechanism && mechanism->mechanism == CKM_AES_KEY_WRAP_KWP)
+		mechanism = &pad;
 	rv = real->C_UnwrapKey(session, mechanism, unwrapping_key, wrapped_key, wrapped_key_len, templ, attribute_count, key);
 	return rv;
 }

@@ -298,6 +298,45 @@ case_unwrap_option() {
 	expect_in "$T/out" "^key arrived: +created$" "a plain import shows as created"
 }
 
+# unwrapped_like_plain FILE CERT WHAT: import --unwrap of FILE through
+# faulty-p11 (its modes from the environment) ends with exactly the objects
+# of a plain import, and the key arrived unwrapped and signs for CERT.
+unwrapped_like_plain() {
+	reference "$1"
+	FAULTY_P11_MODULE=$SOFTHSM_MODULE FAULTY_P11_REPORT=$T/report VZP11_MODULE=$FAULTY_P11 \
+		run vz --json import "$1" --unwrap --password-source env:VZT_P12
+	expect_rc 0 "$3: import --unwrap"
+	expect_in "$T/out" '"key_import":"unwrapped"' "$3: import --json says unwrapped"
+	p11_objects >"$T/now.objects"
+	cmp -s "$T/ref.objects" "$T/now.objects" && pass "$3: exactly the objects of a plain import" ||
+		{ fail "$3: the token's objects differ from a plain import"; diff "$T/ref.objects" "$T/now.objects" | head -20; }
+	run vz show vecozo-system
+	expect_in "$T/out" "^key arrived: +unwrapped$" "$3: show says unwrapped"
+	signs_like_cert "$2"
+}
+
+# A token that offers CKM_AES_KEY_WRAP_KWP (RFC 5649 by its PKCS#11 name)
+# next to CKM_AES_KEY_WRAP_PAD: KWP is taken, and the PAD reading is never
+# probed.
+case_unwrap_kwp() {
+	FAULTY_P11_KWP=1 unwrapped_like_plain "$PKI/sys-rsa2048.p12" "$PKI/sys-rsa2048.crt" "KWP offered"
+	expect_in "$T/report" "^unwrap-mech 0x210b 1$" "the key was unwrapped with CKM_AES_KEY_WRAP_KWP"
+	expect_not_in "$T/report" "^unwrap-mech 0x210a " "CKM_AES_KEY_WRAP_PAD was not used, not even probed"
+}
+
+# A token whose CKM_AES_KEY_WRAP_PAD is PKCS#11's (PKCS#7 padding + RFC
+# 3394), not SoftHSM's RFC 5649: the probe finds that form, and RSA and EC
+# keys (padded to a multiple of 8 differently) arrive whole.
+case_unwrap_pad_pkcs11() {
+	FAULTY_P11_WRAP_PAD=pkcs11 unwrapped_like_plain "$PKI/sys-rsa2048.p12" "$PKI/sys-rsa2048.crt" "RSA"
+	expect_in "$T/report" "^unwrap-mech 0x210a 3$" \
+		"three C_UnwrapKey with CKM_AES_KEY_WRAP_PAD: the RFC 5649 probe (refused), the PKCS#7 + RFC 3394 probe, the key"
+	rm -rf "$T"
+	new_token import-unwrap-pad-pkcs11-ec
+	FAULTY_P11_WRAP_PAD=pkcs11 unwrapped_like_plain "$PKI/sys-ec256.p12" "$PKI/sys-ec256.crt" "EC"
+	expect_in "$T/report" "^unwrap-mech 0x210a 3$" "EC: the probe, then the key"
+}
+
 # --use-token-key: a key another tool put on the token (extractable, with
 # decrypt and unwrap, under its own label and CKA_ID) is adopted.
 case_use_token_key() {
