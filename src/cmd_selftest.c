@@ -397,6 +397,22 @@ static void signatures(struct selftest *t, vz_tls *tls, bool tried)
 			step(t, name, R_PASS,
 			     "a random challenge signed on the token verifies with "
 			     "the certificate's public key");
+		} else if (v == 0 && vz_tls_key_matches(tls) == 1) {
+			s = step(t, name, R_FAIL,
+				 "the token's signature does not verify with the certificate, "
+				 "though the key is the certificate's: the token signs this "
+				 "scheme wrongly");
+			fix(s, "TLS cannot use this scheme with this token; use a token that "
+			       "signs it correctly");
+		} else if (v == 0 && vz_tls_key_matches(tls) < 0) {
+			s = step(t, name, R_FAIL,
+				 "the token's signature does not verify with the certificate: "
+				 "the key is not the certificate's, or the token signs wrongly");
+			fix(s,
+			    "if the key under label '%s' belongs to another certificate, import "
+			    "the .pfx again with 'vzp11 import --replace'; else use a token that "
+			    "signs this scheme correctly",
+			    t->label);
 		} else if (v == 0) {
 			s = step(t, name, R_FAIL,
 				 "the token's signature does not verify with the "

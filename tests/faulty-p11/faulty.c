@@ -69,6 +69,15 @@
  *                           has the real module unwrap what is left (wrapped
  *                           again with a session key of the shim's own in
  *                           SoftHSM's RFC 5649), with the caller's template
+ *   FAULTY_P11_BAD_PKCS1=1  a token that signs RSA PKCS#1 v1.5 wrongly (as
+ *                           openCryptoki 3.8 does under pkcs11-provider 1.0):
+ *                           signatures with CKM_RSA_PKCS and
+ *                           CKM_SHA*_RSA_PKCS come out with their last byte
+ *                           changed
+ *   FAULTY_P11_REFUSE_PSS=1 a token that lists RSA-PSS but does not sign with
+ *                           it (p11-kit 0.24 remoting): C_SignInit with
+ *                           CKM_RSA_PKCS_PSS or CKM_SHA*_RSA_PKCS_PSS returns
+ *                           CKR_MECHANISM_INVALID
  *   FAULTY_P11_PRIVATE_CERTS=1
  *                           a token that keeps certificates private:
  *                           C_FindObjects in a session that is not logged in
@@ -144,7 +153,12 @@ enum strict_mode {
 static enum strict_mode strict;
 static CK_RV strict_rv = CKR_TEMPLATE_INCONSISTENT;
 static unsigned long strict_refused;
-static bool hide_pss, private_certs, take_args, kwp, wrap_pad_pkcs11;
+static bool hide_pss, private_certs, take_args, kwp, wrap_pad_pkcs11, bad_pkcs1, refuse_pss;
+
+/* FAULTY_P11_BAD_PKCS1: sessions whose signature under way is to come out
+ * wrong. */
+static CK_SESSION_HANDLE spoiled[64];
+static size_t n_spoiled;
 
 #ifndef CKM_AES_KEY_WRAP_KWP
 #define CKM_AES_KEY_WRAP_KWP 0x210BUL
@@ -350,12 +364,59 @@ static bool strict_refuses(const CK_ATTRIBUTE *templ, unsigned long count, CK_RV
 	return true;
 }
 
+static bool is_pss(CK_MECHANISM_TYPE type)
+{
+	return type == CKM_RSA_PKCS_PSS || type == CKM_SHA1_RSA_PKCS_PSS ||
+	       type == CKM_SHA224_RSA_PKCS_PSS || type == CKM_SHA256_RSA_PKCS_PSS ||
+	       type == CKM_SHA384_RSA_PKCS_PSS || type == CKM_SHA512_RSA_PKCS_PSS;
+}
+
 /* FAULTY_P11_HIDE_PSS: the mechanisms a token without RSA-PSS lacks. */
 static bool hidden_mechanism(CK_MECHANISM_TYPE type)
 {
-	return hide_pss && (type == CKM_RSA_PKCS_PSS || type == CKM_SHA1_RSA_PKCS_PSS ||
-			    type == CKM_SHA224_RSA_PKCS_PSS || type == CKM_SHA256_RSA_PKCS_PSS ||
-			    type == CKM_SHA384_RSA_PKCS_PSS || type == CKM_SHA512_RSA_PKCS_PSS);
+	return hide_pss && is_pss(type);
+}
+
+/* FAULTY_P11_HIDE_PSS and FAULTY_P11_REFUSE_PSS: C_SignInit and
+ * C_VerifyInit refuse RSA-PSS (hidden: C_VerifyInit too). */
+static bool refused_sign_mechanism(const CK_MECHANISM *m)
+{
+	return m && (hidden_mechanism(m->mechanism) || (refuse_pss && is_pss(m->mechanism)));
+}
+
+/* FAULTY_P11_BAD_PKCS1: a signature started on session s with m is to be
+ * spoiled (or, with another mechanism, not). */
+static void sign_started(CK_SESSION_HANDLE s, const CK_MECHANISM *m)
+{
+	static const CK_MECHANISM_TYPE pkcs1[] = {
+		CKM_RSA_PKCS,	     CKM_SHA1_RSA_PKCS,	  CKM_SHA224_RSA_PKCS,
+		CKM_SHA256_RSA_PKCS, CKM_SHA384_RSA_PKCS, CKM_SHA512_RSA_PKCS,
+	};
+	bool spoil = false;
+
+	for (size_t i = 0; bad_pkcs1 && m && i < sizeof(pkcs1) / sizeof(pkcs1[0]); i++)
+		spoil |= m->mechanism == pkcs1[i];
+	pthread_mutex_lock(&lock);
+	for (size_t i = 0; i < n_spoiled; i++)
+		if (spoiled[i] == s)
+			spoiled[i--] = spoiled[--n_spoiled];
+	if (spoil && n_spoiled < sizeof(spoiled) / sizeof(spoiled[0]))
+		spoiled[n_spoiled++] = s;
+	pthread_mutex_unlock(&lock);
+}
+
+/* A signature made on session s: spoiled when sign_started() said so. */
+static void signature_out(CK_SESSION_HANDLE s, unsigned char *sig, const unsigned long *len)
+{
+	pthread_mutex_lock(&lock);
+	for (size_t i = 0; sig && len && *len > 0 && i < n_spoiled; i++) {
+		if (spoiled[i] == s) {
+			sig[*len - 1] ^= 0x01;
+			spoiled[i] = spoiled[--n_spoiled];
+			break;
+		}
+	}
+	pthread_mutex_unlock(&lock);
 }
 
 /* The real module's list without the mechanisms FAULTY_P11_HIDE_PSS hides,
@@ -787,6 +848,10 @@ static void configure_modes(void)
 	private_certs = v && strcmp(v, "1") == 0;
 	v = getenv("FAULTY_P11_TAKE_ARGS");
 	take_args = v && strcmp(v, "1") == 0;
+	v = getenv("FAULTY_P11_BAD_PKCS1");
+	bad_pkcs1 = v && strcmp(v, "1") == 0;
+	v = getenv("FAULTY_P11_REFUSE_PSS");
+	refuse_pss = v && strcmp(v, "1") == 0;
 	v = getenv("FAULTY_P11_KWP");
 	kwp = v && strcmp(v, "1") == 0;
 	v = getenv("FAULTY_P11_WRAP_PAD");

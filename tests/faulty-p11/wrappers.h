@@ -2,8 +2,9 @@
  * wrapper per PKCS#11 v2.40 function, each asking fault() first; edited by
  * hand for attribute faults (C_CreateObject, C_GetAttributeValue,
  * C_SetAttributeValue), init arguments (C_Initialize), the slot count
- * (C_GetSlotList), the strict, hidden-PSS, key-wrap and private-certificate
- * modes and the outage (session bookkeeping, signature counting). */
+ * (C_GetSlotList), the strict, hidden-PSS, key-wrap, signing and
+ * private-certificate modes and the outage (session bookkeeping, signature
+ * counting). */
 
 static CK_RV w_C_Initialize(void *init_args)
 {
@@ -440,9 +441,11 @@ static CK_RV w_C_SignInit(CK_SESSION_HANDLE session, CK_MECHANISM *mechanism, CK
 
 	if (session_fault("C_SignInit", session, &rv))
 		return rv;
-	if (mechanism && hidden_mechanism(mechanism->mechanism))
+	if (refused_sign_mechanism(mechanism))
 		return CKR_MECHANISM_INVALID;
 	rv = real->C_SignInit(session, mechanism, key);
+	if (rv == CKR_OK)
+		sign_started(session, mechanism);
 	return rv;
 }
 
@@ -453,8 +456,10 @@ static CK_RV w_C_Sign(CK_SESSION_HANDLE session, unsigned char *data, unsigned l
 	if (session_fault("C_Sign", session, &rv))
 		return rv;
 	rv = real->C_Sign(session, data, data_len, signature, signature_len);
-	if (rv == CKR_OK && signature)
+	if (rv == CKR_OK && signature) {
+		signature_out(session, signature, signature_len);
 		signature_made();
+	}
 	return rv;
 }
 
@@ -475,8 +480,10 @@ static CK_RV w_C_SignFinal(CK_SESSION_HANDLE session, unsigned char *signature, 
 	if (session_fault("C_SignFinal", session, &rv))
 		return rv;
 	rv = real->C_SignFinal(session, signature, signature_len);
-	if (rv == CKR_OK && signature)
+	if (rv == CKR_OK && signature) {
+		signature_out(session, signature, signature_len);
 		signature_made();
+	}
 	return rv;
 }
 
