@@ -97,6 +97,14 @@ p11() {
 	pkcs11-tool --module "$P11_MODULE" --token-label "$P11_TOKEN" --login --pin "env:$P11_PIN" "$@"
 }
 
+# no_secrets_in PID WHAT: the process has none of the test's VZT_*
+# variables (PINs, passwords) in its environment (lib.sh's no_secrets).
+no_secrets_in() {
+	read_proc "$1"
+	expect_in "$T/environ" "^PATH=" "$2's environment was read"
+	expect_not_in "$T/environ" "^VZT_" "$2 has none of the test's secrets in its environment"
+}
+
 # exercise LABEL KIND: what a user does with an imported certificate: list,
 # show, check, selftest and a COV check against the mock.
 exercise() {
@@ -153,7 +161,8 @@ case_opencryptoki() {
 	mkdir -p /run/lock/opencryptoki/swtok
 	chgrp -R pkcs11 /run/lock/opencryptoki
 	chmod -R 0770 /run/lock/opencryptoki
-	pkcsslotd || { fail "pkcsslotd did not start"; finish; }
+	# shellcheck disable=SC2046
+	env $(no_secrets) pkcsslotd || { fail "pkcsslotd did not start"; finish; }
 	started "$(cat /run/pkcsslotd.pid)"
 	# A fresh soft token's SO PIN is openCryptoki's documented default; its
 	# PINs are 4 to 8 characters.
@@ -205,17 +214,20 @@ case_tpm() {
 	done
 	[ -e "$TPM" ] || { echo "SKIP: tpm2-pkcs11 is not installed"; exit 77; }
 	mkdir -p "$T/tpm/state" "$T/tpm/store"
-	swtpm socket --tpm2 --tpmstate "dir=$T/tpm/state" --flags not-need-init,startup-clear \
+	# shellcheck disable=SC2046
+	env $(no_secrets) swtpm socket --tpm2 --tpmstate "dir=$T/tpm/state" --flags not-need-init,startup-clear \
 		--server type=tcp,port=2321,bindaddr=127.0.0.1 \
 		--ctrl type=tcp,port=2322,bindaddr=127.0.0.1 --log "file=$T/swtpm.log" &
 	started $!
-	dbus-daemon --session --nofork --nopidfile --address="unix:path=$T/bus" \
+	# shellcheck disable=SC2046
+	env $(no_secrets) dbus-daemon --session --nofork --nopidfile --address="unix:path=$T/bus" \
 		>"$T/dbus.log" 2>&1 &
 	started $!
 	export DBUS_SESSION_BUS_ADDRESS=unix:path=$T/bus
 	wait_for "the private D-Bus" test -S "$T/bus"
 	wait_for "swtpm" sh -c "ss -Hltn 'sport = :2321' | grep -q LISTEN"
-	tpm2-abrmd --session --allow-root --tcti=swtpm:host=127.0.0.1,port=2321 >"$T/abrmd.log" 2>&1 &
+	# shellcheck disable=SC2046
+	env $(no_secrets) tpm2-abrmd --session --allow-root --tcti=swtpm:host=127.0.0.1,port=2321 >"$T/abrmd.log" 2>&1 &
 	started $!
 	export TPM2TOOLS_TCTI=tabrmd:bus_type=session TPM2_PKCS11_TCTI=tabrmd:bus_type=session
 	export TPM2_PKCS11_STORE=$T/tpm/store TPM2_PKCS11_LOG_LEVEL=0
@@ -305,10 +317,10 @@ case_nss() {
 	[ -e "$SOFTOKN" ] && command -v certutil >/dev/null ||
 		{ echo "SKIP: NSS softoken or certutil is not installed (scripts/install-deps)"; exit 77; }
 	export VZT_NSS_PIN=nss-4711-test
-	printf '%s\n' "$VZT_NSS_PIN" >"$T/nss.pw"
-	chmod 600 "$T/nss.pw"
 	mkdir -p "$T/nss"
-	certutil -N -d "sql:$T/nss" -f "$T/nss.pw" >"$T/certutil.log" 2>&1 ||
+	# certutil reads the new database's password from its -f file: a pipe
+	# from the shell's own printf, so the PIN is in no file and no argv.
+	printf '%s\n' "$VZT_NSS_PIN" | certutil -N -d "sql:$T/nss" -f /dev/stdin >"$T/certutil.log" 2>&1 ||
 		{ fail "certutil -N"; cat "$T/certutil.log"; finish; }
 	ARGS="configdir='sql:$T/nss' certPrefix='' keyPrefix='' secmod='secmod.db'"
 	# Registered under a name of its own, with the same arguments as
@@ -348,6 +360,9 @@ case_nss() {
 	expect_in "$T/out" "^module-args +configdir='sql:.* # $T/vzp11.conf:2\$" \
 		"vzp11 config shows module-args and where it came from"
 
+	if grep -rlF -- "$VZT_NSS_PIN" "$T" >"$T/pin-files"; then
+		fail "the NSS PIN is in files: $(tr '\n' ' ' <"$T/pin-files")"
+	else pass "the NSS PIN is in no file of the test"; fi
 	# Another certificate under a label in use: refused, nothing changed.
 	snapshot before
 	imp "$PKI/sys-renewed.p12" --label ec
@@ -368,10 +383,13 @@ case_p11kit_server() {
 	fi
 	new_token "tokens-$CASE/hsm-side" vzp11-remote
 	T=$TESTWORK/tokens-$CASE
-	p11-kit server -f -n "$T/p11-kit.sock" --provider "$SOFTHSM_MODULE" "pkcs11:token=vzp11-remote" \
+	# shellcheck disable=SC2046
+	env $(no_secrets) p11-kit server -f -n "$T/p11-kit.sock" --provider "$SOFTHSM_MODULE" "pkcs11:token=vzp11-remote" \
 		>"$T/server.log" 2>&1 &
-	started $!
+	server=$!
+	started $server
 	wait_for "p11-kit server" test -S "$T/p11-kit.sock"
+	no_secrets_in "$server" "p11-kit server"
 	export P11_KIT_SERVER_ADDRESS=unix:path=$T/p11-kit.sock
 	# pkcs11-tool looks at the token itself, on the HSM's side (lib.sh).
 	P11_MODULE=$SOFTHSM_MODULE P11_TOKEN=vzp11-remote P11_PIN=VZT_PIN
@@ -381,6 +399,7 @@ case_p11kit_server() {
 	import_ok "$PKI/sys-ec256.p12" ec
 	start_mock
 	trap cleanup EXIT
+	no_secrets_in "$MOCK_PID" "the mock"
 	exercise vecozo-system rsa-2048
 	# The remote end lists RSA-PSS and refuses CKM_SHA256_RSA_PKCS_PSS:
 	# TLS 1.2 with PKCS#1 v1.5 by itself, said once, no PIN blamed, no
