@@ -28,7 +28,7 @@
  *                           (a token that will not change them:
  *                           CKR_ATTRIBUTE_READ_ONLY); names as for
  *                           FAULTY_P11_FAIL_ATTR, CKA_UNWRAP, CKA_DERIVE,
- *                           CKA_LABEL and CKA_ID too
+ *                           CKA_LABEL, CKA_ID and CKA_ISSUER too
  *   FAULTY_P11_SLEEP=F:MS   sleep MS milliseconds before each call of F
  *   FAULTY_P11_HIDE_SLOT=1  the first C_GetSlotList length query reports one
  *                           slot fewer than there are (a slot appearing
@@ -238,6 +238,7 @@ static const struct {
 	{"CKA_DERIVE", CKA_DERIVE},
 	{"CKA_LABEL", CKA_LABEL},
 	{"CKA_ID", CKA_ID},
+	{"CKA_ISSUER", CKA_ISSUER},
 };
 
 static void count_call(const char *name)

@@ -2,8 +2,10 @@
 # tokens.sh CASE: vzp11 on the other PKCS#11 implementations Debian ships,
 # each started here and nowhere else: import (or --use-token-key on the
 # TPM), list, show, check, selftest and a COV check through the mock with
-# the token's key, RSA and EC where the token signs them, and one refusal
-# that leaves the token as it was (pkcs11-tool, object by object).
+# the token's key, RSA and EC where the token signs them, one refusal
+# before anything is written and one after (tests/faulty-p11 in front of the
+# real module fails a later write), each leaving the token as it was
+# (pkcs11-tool, object by object).
 #   opencryptoki   openCryptoki's soft token behind its own pkcsslotd
 #   tpm            tpm2-pkcs11 on swtpm, tpm2-abrmd on a private D-Bus
 #   nss            NSS softoken in a database of the test's own (--module-args,
@@ -133,6 +135,31 @@ exercise() {
 	cp "$T/err" "$T/cov-err-$label"
 }
 
+# refused_midway WHAT MODULE ENV... -- IMPORT-ARGS...: the import through
+# faulty-p11 in front of MODULE (the token's own), with the faults in ENV,
+# fails after it wrote to the token: the message names the refused call,
+# and every object is as in the snapshot "before" (take it first).
+refused_midway() {
+	what=$1 real=$2
+	shift 2
+	while [ "$1" != -- ]; do
+		export "${1?}"
+		shift
+	done
+	shift
+	FAULTY_P11_MODULE=$real FAULTY_P11_REPORT=$T/report VZP11_MODULE=$FAULTY_P11 imp "$@"
+	unset FAULTY_P11_CREATE_FAIL_ATTR FAULTY_P11_FAIL_FUNC FAULTY_P11_FAIL_NTH FAULTY_P11_RV \
+		VZP11_MODULE_ARGS
+	expect_rc 1 "$what"
+	expect_in "$T/report" "^injected " "$what: the fault was injected"
+	writes=$(sed -n 's/^func \(C_CreateObject\|C_SetAttributeValue\|C_DestroyObject\) \([0-9]*\)$/\2/p' \
+		"$T/report" | awk '{n += $1} END {print n + 0}')
+	[ "$writes" -ge 3 ] && pass "$what: the refusal came after writes ($writes write calls)" ||
+		fail "$what: only $writes write calls before the refusal"
+	expect_in "$T/err" "the token is unchanged" "$what: says the token is unchanged"
+	expect_unchanged before "$what"
+}
+
 # import_ok FILE LABEL: vzp11 import of a test .p12.
 import_ok() {
 	imp "$1" --label "$2"
@@ -204,6 +231,12 @@ case_opencryptoki() {
 	expect_in "$T/err" "RSA key" "says what to do instead"
 	expect_not_in "$T/err" "run the command again" "does not say to run it again"
 	expect_unchanged before "refused EC import"
+	# The token full when the certificate comes, after the key pair was
+	# written: both destroyed again.
+	refused_midway "a refusal after the key pair was written" "$OCK" \
+		FAULTY_P11_CREATE_FAIL_ATTR=CKA_ISSUER FAULTY_P11_RV=CKR_DEVICE_MEMORY -- \
+		"$PKI/sys-renewed.p12" --label renewed
+	expect_in "$T/err" "C_CreateObject \(certificate\) failed: CKR_DEVICE_MEMORY" "names the refused call"
 }
 
 # ---- TPM 2.0: tpm2-pkcs11 on swtpm, tpm2-abrmd on a private D-Bus ---------
@@ -262,6 +295,13 @@ case_tpm() {
 	# The recipe: the key from the .pfx onto the TPM with tpm2_ptool, then
 	# --use-token-key for the certificate, its public key and the chain.
 	tpm_key "$PKI/sys-rsa2048.p12" rsa imported-by-ptool
+	# Refused at the certificate, after the key's label, CKA_ID, uses and
+	# mechanism list were changed: all written back.
+	snapshot before
+	refused_midway "--use-token-key refused after the key was changed" "$TPM" \
+		FAULTY_P11_CREATE_FAIL_ATTR=CKA_ISSUER FAULTY_P11_RV=CKR_DEVICE_MEMORY -- \
+		"$PKI/sys-rsa2048.p12" --use-token-key
+	expect_in "$T/report" "^func C_SetAttributeValue" "the key was changed before the refusal"
 	imp "$PKI/sys-rsa2048.p12" --use-token-key --json
 	expect_rc 0 "import --use-token-key (RSA)"
 	expect_in "$T/out" '"key_import":"adopted"' "the key on the token was adopted"
@@ -370,6 +410,15 @@ case_nss() {
 	expect_in "$T/err" "already holds another certificate" "says the label is taken"
 	expect_in "$T/err" "--replace" "says what to do"
 	expect_unchanged before "refused import"
+	# The renewal (same subject: NSS takes no second certificate under a
+	# nickname with another subject) refused after the new objects were
+	# written and the old certificate destroyed: the new ones destroyed,
+	# the old one made again.
+	refused_midway "--replace refused after the old certificate was destroyed" "$SOFTOKN" \
+		VZP11_MODULE_ARGS="$ARGS" FAULTY_P11_FAIL_FUNC=C_DestroyObject FAULTY_P11_FAIL_NTH=2 \
+		FAULTY_P11_RV=CKR_DEVICE_ERROR -- \
+		"$PKI/sys-renewed.p12" --replace
+	expect_in "$T/err" "C_DestroyObject failed: CKR_DEVICE_ERROR" "names the refused call"
 }
 
 # ---- SoftHSM behind p11-kit server: a remote HSM on a socket ---------------
@@ -419,6 +468,11 @@ case_p11kit_server() {
 	expect_rc 1 "a personal certificate"
 	expect_in "$T/err" "personal certificate" "says it is personal"
 	expect_unchanged before "refused personal certificate"
+	# The remote HSM full when the certificate comes, after the key pair
+	# was written over the socket: both destroyed again.
+	refused_midway "a refusal after the key pair was written" "$CLIENT" \
+		FAULTY_P11_CREATE_FAIL_ATTR=CKA_ISSUER FAULTY_P11_RV=CKR_DEVICE_MEMORY -- \
+		"$PKI/sys-renewed.p12" --label renewed
 }
 
 "case_$(echo "$CASE" | tr - _)"
