@@ -441,59 +441,58 @@ void vz_config_globals(vz_global *g)
 			*fields[i] = conf.s[i].value;
 }
 
-/* A place that may name a module and its arguments. */
+/* A place that may name a module and its arguments; module_from and
+ * args_from say where, as `vzp11 config` does. */
 struct module_src {
-	const char *module, *args;
-	char module_from[4200], args_from[4200]; /* as `vzp11 config` says it */
+	const char *module, *args, *module_from, *args_from;
 };
+#define MODULE_SOURCES 5
 
 /* The places, most important first: the command line, the environment,
  * --config, the user's file, the system file. Returns the index of the
  * one whose module is in effect (the first that names one), or
- * VZ_MODULE_SOURCES when none does. */
-#define VZ_MODULE_SOURCES 5
-static size_t module_sources(const vz_global *g, struct module_src src[VZ_MODULE_SOURCES])
+ * MODULE_SOURCES when none does. */
+static size_t module_sources(const vz_global *g, struct module_src src[MODULE_SOURCES])
 {
-	size_t m = VZ_MODULE_SOURCES;
+	size_t m = 0;
 
-	memset(src, 0, VZ_MODULE_SOURCES * sizeof(*src));
-	src[0].module = g->cli_set & 1u ? g->module : NULL;
-	src[0].args = g->cli_set & 16u ? g->module_args : NULL;
-	snprintf(src[0].module_from, sizeof(src[0].module_from), "command line");
-	snprintf(src[0].args_from, sizeof(src[0].args_from), "command line");
-	src[1].module = vz_env("VZP11_MODULE");
-	src[1].args = vz_env("VZP11_MODULE_ARGS");
-	snprintf(src[1].module_from, sizeof(src[1].module_from), "environment VZP11_MODULE");
-	snprintf(src[1].args_from, sizeof(src[1].args_from), "environment VZP11_MODULE_ARGS");
-	for (size_t i = 2; i < VZ_MODULE_SOURCES; i++) {
-		const struct setting *mod = &conf.module_of[4 - i], *args = &conf.args_of[4 - i];
+	src[0] = (struct module_src){g->cli_set & 1u ? g->module : NULL,
+				     g->cli_set & 16u ? g->module_args : NULL, "command line",
+				     "command line"};
+	src[1] = (struct module_src){vz_env("VZP11_MODULE"), vz_env("VZP11_MODULE_ARGS"),
+				     "environment VZP11_MODULE", "environment VZP11_MODULE_ARGS"};
+	for (size_t i = 2; i < MODULE_SOURCES; i++) {
+		size_t slot = MODULE_SOURCES - 1 - i; /* 2 --config, 1 the user's, 0 system */
 
-		src[i].module = mod->value;
-		src[i].args = args->value;
-		snprintf(src[i].module_from, sizeof(src[i].module_from), "%s",
-			 mod->where ? mod->where : "");
-		snprintf(src[i].args_from, sizeof(src[i].args_from), "%s",
-			 args->where ? args->where : "");
+		src[i] = (struct module_src){conf.module_of[slot].value, conf.args_of[slot].value,
+					     conf.module_of[slot].where, conf.args_of[slot].where};
 	}
-	for (size_t i = VZ_MODULE_SOURCES; i-- > 0;)
-		if (src[i].module)
-			m = i;
+	while (m < MODULE_SOURCES && !src[m].module)
+		m++;
 	return m;
+}
+
+/* The first place that gives arguments, or MODULE_SOURCES. */
+static size_t first_args(const struct module_src src[MODULE_SOURCES])
+{
+	size_t a = 0;
+
+	while (a < MODULE_SOURCES && !src[a].args)
+		a++;
+	return a;
 }
 
 vz_rv vz_config_module(const vz_global *g, const char **module, const char **args, vz_err *err)
 {
 	static bool noted; /* once per run: vzp11 opens the token more than once */
-	struct module_src src[VZ_MODULE_SOURCES];
-	size_t m = module_sources(g, src);
+	struct module_src src[MODULE_SOURCES];
+	size_t m = module_sources(g, src), a = first_args(src);
 
-	if (m == VZ_MODULE_SOURCES) {
+	if (m == MODULE_SOURCES) {
 		/* No module named: the arguments go on, and the token layer says
 		 * they belong to none. */
 		*module = NULL;
-		*args = NULL;
-		for (size_t i = 0; i < VZ_MODULE_SOURCES && !*args; i++)
-			*args = src[i].args;
+		*args = a < MODULE_SOURCES ? src[a].args : NULL;
 		return VZ_OK;
 	}
 	if (m > 0 && src[0].args) {
@@ -505,7 +504,7 @@ vz_rv vz_config_module(const vz_global *g, const char **module, const char **arg
 				 "--module-args");
 		return VZ_USAGE;
 	}
-	for (size_t i = 0; i < VZ_MODULE_SOURCES && g->verbose && !noted; i++)
+	for (size_t i = 0; i < MODULE_SOURCES && g->verbose && !noted; i++)
 		if (i != m && src[i].args)
 			vz_note(g,
 				"the module arguments of %s are left out: they go with a module "
@@ -708,22 +707,19 @@ static void config_usage(FILE *f)
  * given, and why they are left out. */
 static void args_origin(const vz_global *g, const char **value, char *from, size_t size)
 {
-	struct module_src src[VZ_MODULE_SOURCES];
-	size_t m = module_sources(g, src), first = VZ_MODULE_SOURCES;
+	struct module_src src[MODULE_SOURCES];
+	size_t m = module_sources(g, src), a = first_args(src);
 
-	for (size_t i = VZ_MODULE_SOURCES; i-- > 0;)
-		if (src[i].args)
-			first = i;
-	if (m < VZ_MODULE_SOURCES && src[m].args) {
+	if (m < MODULE_SOURCES && src[m].args) {
 		*value = src[m].args;
 		snprintf(from, size, "%s", src[m].args_from);
-	} else if (first < VZ_MODULE_SOURCES && m < VZ_MODULE_SOURCES) {
-		*value = src[first].args;
-		snprintf(from, size, "%s, left out: the module comes from %s", src[first].args_from,
+	} else if (a < MODULE_SOURCES && m < MODULE_SOURCES) {
+		*value = src[a].args;
+		snprintf(from, size, "%s, left out: the module comes from %s", src[a].args_from,
 			 src[m].module_from);
-	} else if (first < VZ_MODULE_SOURCES) {
-		*value = src[first].args;
-		snprintf(from, size, "%s", src[first].args_from);
+	} else if (a < MODULE_SOURCES) {
+		*value = src[a].args;
+		snprintf(from, size, "%s", src[a].args_from);
 	} else {
 		*value = NULL;
 		snprintf(from, size, "not set");
