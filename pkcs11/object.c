@@ -247,11 +247,34 @@ static unsigned long modulus_bits(const unsigned char *m, size_t len)
 	return bits;
 }
 
+/* A certificate's CKA_CERTIFICATE_CATEGORY. The token's answer that it does
+ * not know the attribute (openCryptoki 3.8; NSS's CKR_GENERAL_ERROR) says
+ * the token keeps no categories; 0 ("unspecified", what other tools write)
+ * or a value PKCS#11 does not define says only that this certificate has
+ * none. Either way the caller tells CA certificates apart otherwise. */
+static tok_rv read_category(tok_session *s, tok_obj *o, tok_err *err)
+{
+	CK_ULONG category = 0;
+	CK_ATTRIBUTE a = {CKA_CERTIFICATE_CATEGORY, &category, sizeof(category)};
+	CK_RV rv = s->t->f->C_GetAttributeValue(s->h, o->handle, &a, 1);
+
+	if (rv == CKR_ATTRIBUTE_TYPE_INVALID || rv == CKR_GENERAL_ERROR) {
+		o->lacks |= TOK_LACKS_CATEGORY;
+		return TOK_OK;
+	}
+	if (rv != CKR_OK)
+		return tok_err_ckr(err, "C_GetAttributeValue (CKA_CERTIFICATE_CATEGORY)", rv);
+	o->authority = category == CK_CERTIFICATE_CATEGORY_AUTHORITY;
+	if (a.ulValueLen != sizeof(category) || category < CK_CERTIFICATE_CATEGORY_TOKEN_USER ||
+	    category > 3)
+		o->lacks |= TOK_LACKS_CATEGORY_VALUE;
+	return TOK_OK;
+}
+
 static tok_rv read_obj(tok_session *s, CK_OBJECT_HANDLE h, tok_class cls, tok_obj *o, tok_err *err)
 {
 	unsigned char *label = NULL;
 	size_t len = 0;
-	CK_ULONG category;
 	tok_rv r;
 
 	o->handle = h;
@@ -269,13 +292,9 @@ static tok_rv read_obj(tok_session *s, CK_OBJECT_HANDLE h, tok_class cls, tok_ob
 		r = get_bytes(s, h, CKA_VALUE, &o->value, &o->value_len, err);
 		if (r != TOK_OK && r != TOK_NOT_FOUND)
 			return r;
-		category = get_ulong(s, h, CKA_CERTIFICATE_CATEGORY, 0);
-		o->authority = category == CK_CERTIFICATE_CATEGORY_AUTHORITY;
-		/* 0 is "unspecified": what a token that keeps none answers */
-		if (category < CK_CERTIFICATE_CATEGORY_TOKEN_USER || category > 3)
-			o->lacks |= TOK_LACKS_CATEGORY;
+		r = read_category(s, o, err);
 		o->unclear[0] = '\0'; /* only a key's protection must be answered */
-		return TOK_OK;
+		return r;
 	}
 	CK_KEY_TYPE kt = get_ulong(s, h, CKA_KEY_TYPE, CK_UNAVAILABLE_INFORMATION);
 	if (kt == CKK_RSA) {

@@ -173,14 +173,29 @@ tok_rv tok_err_ckr(tok_err *err, const char *func, CK_RV rv)
 		tok_err_hint(err, "remove unused objects from the token and try again");
 		break;
 	case CKR_HOST_MEMORY:
-	case CKR_FUNCTION_FAILED:
 	case CKR_SESSION_CLOSED:
 	case CKR_SESSION_COUNT:
 	case CKR_SESSION_HANDLE_INVALID:
 	case CKR_OPERATION_ACTIVE:
-	case CKR_CRYPTOKI_NOT_INITIALIZED:
 		tok_err_hint(err, "run the command again; if it keeps failing, check the token "
 				  "and its PKCS#11 library");
+		break;
+	case CKR_FUNCTION_FAILED:
+		/* No reason given: it may recur or not, so no "run again". */
+		tok_err_hint(err,
+			     "the token gave no reason why %s failed: its own log or management "
+			     "tool may say (a full or misconfigured token, a policy); the README's "
+			     "\"Using a real HSM or smartcard\" says what each kind of token "
+			     "supports",
+			     func);
+		break;
+	case CKR_CRYPTOKI_NOT_INITIALIZED:
+		/* vzp11 initialized the module: someone finalized it since. */
+		tok_err_hint(err,
+			     "the module was finalized while vzp11 still used it (by another "
+			     "library in this process, or the far end of a remote module); that "
+			     "is a fault to report with the command and 'vzp11 --version', "
+			     "not one that running again fixes");
 		break;
 	default:
 		/* The token's answer to what was asked, not a passing fault. */

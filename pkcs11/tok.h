@@ -140,8 +140,10 @@ typedef enum tok_arrival {
 /* Attributes vzp11 writes that an object does not carry (tok_obj.lacks):
  * the token does not know them, or holds no value for them. */
 enum {
-	TOK_LACKS_CATEGORY = 1u << 0,	   /* a certificate's CKA_CERTIFICATE_CATEGORY */
-	TOK_LACKS_ALLOWED_MECHS = 1u << 1, /* a private key's CKA_ALLOWED_MECHANISMS */
+	TOK_LACKS_CATEGORY = 1u << 0,	    /* the token knows no CKA_CERTIFICATE_CATEGORY */
+	TOK_LACKS_ALLOWED_MECHS = 1u << 1,  /* a private key's CKA_ALLOWED_MECHANISMS */
+	TOK_LACKS_CATEGORY_VALUE = 1u << 2, /* this certificate's category is unspecified
+					       (0, as other tools write it) */
 };
 
 /* One object as read from the token. Absent attributes are empty; flags
@@ -155,7 +157,8 @@ typedef struct tok_obj {
 	unsigned char *value; /* certificate DER */
 	size_t value_len;
 	bool authority; /* a CA certificate (CKA_CERTIFICATE_CATEGORY 2; without a
-			   category the caller decides from the certificate) */
+			   category, TOK_LACKS_CATEGORY*, the caller decides from
+			   the certificate) */
 	unsigned lacks; /* TOK_LACKS_* */
 	tok_keytype key_type;
 	unsigned long bits;	  /* RSA modulus bits */

@@ -587,6 +587,10 @@ tok_rv tok_txn_adopt_keypair(tok_txn *x, unsigned long priv, unsigned long pub, 
 		ATTR(CKA_LABEL, label, strlen(label)),
 		ATTR_B(CKA_ID, id),
 	};
+	size_t n_mechs;
+	const CK_MECHANISM_TYPE *mechs =
+		tok_sign_mechs(key->type == TOK_KEY_RSA ? CKK_RSA : CKK_EC, &n_mechs);
+	CK_ATTRIBUTE allowed = ATTR(CKA_ALLOWED_MECHANISMS, mechs, n_mechs * sizeof(*mechs));
 	tok_rv r;
 
 	r = set_undoable(x, priv, names, ARRAY_SIZE(names), "label and CKA_ID of the key", err);
@@ -602,6 +606,13 @@ tok_rv tok_txn_adopt_keypair(tok_txn *x, unsigned long priv, unsigned long pub, 
 		if (r != TOK_OK && !(err->has_ckr && refuses_change(err->ckr)))
 			return r;
 	}
+	/* The signature mechanisms only, as an imported key has them; a token
+	 * that does not know the list (NSS: CKR_GENERAL_ERROR) or will not
+	 * change it leaves it (show says "not kept"). */
+	r = set_undoable(x, priv, &allowed, 1, "CKA_ALLOWED_MECHANISMS of the key", err);
+	if (r != TOK_OK &&
+	    !(err->has_ckr && (refuses_change(err->ckr) || err->ckr == CKR_GENERAL_ERROR)))
+		return r;
 	if (pub != 0) {
 		r = set_undoable(x, pub, names, ARRAY_SIZE(names),
 				 "label and CKA_ID of the public key", err);

@@ -18,7 +18,8 @@ enum {
 
 typedef struct vz_global {
 	const char *module;	 /* --module or VZP11_MODULE */
-	const char *module_args; /* --module-args or VZP11_MODULE_ARGS: C_Initialize's pReserved */
+	const char *module_args; /* --module-args (C_Initialize's pReserved); which
+				    arguments go with the module: vz_config_module() */
 	const char *token;	 /* --token or VZP11_TOKEN */
 	const char *pin_source;	 /* --pin-source or VZP11_PIN_SOURCE */
 	const char *journal;	 /* --journal or VZP11_JOURNAL (billing) */

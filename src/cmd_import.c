@@ -484,6 +484,32 @@ const char *vz_import_key_way(const struct vz_import_src *src, tok_arrival how)
 	return src->adopt ? "adopted" : vz_import_way(how);
 }
 
+/* An adopted key's uses besides signing that the token would not switch
+ * off: said, with what to do. */
+static void print_uses_kept(const tok_obj *k)
+{
+	const struct {
+		tok_flag on;
+		const char *name;
+	} uses[] = {
+		{k->can_decrypt, "decrypt"},
+		{k->can_unwrap, "unwrap"},
+		{k->can_derive, "derive"},
+		{k->can_sign_recover, "sign-recover"},
+	};
+	char list[64] = "";
+
+	for (size_t i = 0; i < sizeof(uses) / sizeof(uses[0]); i++)
+		if (uses[i].on == TOK_FLAG_YES)
+			snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s",
+				 list[0] ? ", " : "", uses[i].name);
+	if (list[0])
+		printf(_("The token would not switch off the key's other uses (%s): vzp11 only "
+			 "signs with it; switch them off with the token's own tool where it "
+			 "allows.\n"),
+		       list);
+}
+
 static void print_result(const vz_global *g, const vz_token *tk, const vz_entry *e,
 			 const char *status, tok_arrival how, const struct vz_import_opts *o,
 			 const struct vz_import_src *src)
@@ -513,10 +539,11 @@ static void print_result(const vz_global *g, const vz_token *tk, const vz_entry 
 		printf(strcmp(status, "replaced") ? _("Imported '%s' on token '%s'.\n")
 						  : _("Replaced '%s' on token '%s'.\n"),
 		       e->cert->label, tok_token_info_of(tk->tok)->label);
-	if (src->adopt)
+	if (src->adopt) {
 		printf("%s\n", _("The key already on the token was adopted: it got the label and "
 				 "CKA_ID, and is sensitive and not extractable."));
-	else if (vz_import_way(how))
+		print_uses_kept(e->key);
+	} else if (vz_import_way(how))
 		printf("%s\n",
 		       how == TOK_ARRIVAL_UNWRAPPED
 			       ? _("The key was unwrapped on the token (C_UnwrapKey, it never "

@@ -20,6 +20,7 @@
 
 #include "cert.h"
 #include "cli.h"
+#include "config.h"
 #include "cov.h"
 #include "covrow.h"
 #include "covrun.h"
@@ -279,6 +280,7 @@ static void days_left(struct selftest *t, const vz_entry *e)
  * (the provider loads it next). false when the key cannot be tried. */
 static bool token_steps(const vz_global *g, struct selftest *t)
 {
+	const char *module, *module_args;
 	tok_lib *lib = NULL;
 	tok_token *tok = NULL;
 	tok_session *ses = NULL;
@@ -289,14 +291,18 @@ static bool token_steps(const vz_global *g, struct selftest *t)
 	bool ok = false;
 	tok_rv r;
 
-	r = tok_lib_open(g->module, g->module_args, &lib, &te);
+	if (vz_config_module(g, &module, &module_args, &err) != VZ_OK) {
+		fail_vz(t, "module", &err, "give --module with --module-args");
+		goto out;
+	}
+	r = tok_lib_open(module, module_args, &lib, &te);
 	if (r != TOK_OK) {
 		fail_tok(t, "module", &te,
 			 "install the module, or name it with --module or "
 			 "VZP11_MODULE");
 		goto out;
 	}
-	step(t, "module", R_PASS, "%s loaded", g->module ? g->module : "p11-kit's modules");
+	step(t, "module", R_PASS, "%s loaded", module ? module : "p11-kit's modules");
 	r = tok_lib_select(lib, g->token, &tok, &te);
 	if (r != TOK_OK) {
 		fail_tok(t, "token", &te,
@@ -391,6 +397,22 @@ static void signatures(struct selftest *t, vz_tls *tls, bool tried)
 			step(t, name, R_PASS,
 			     "a random challenge signed on the token verifies with "
 			     "the certificate's public key");
+		} else if (v == 0 && vz_tls_key_matches(tls) == 1) {
+			s = step(t, name, R_FAIL,
+				 "the token's signature does not verify with the certificate, "
+				 "though the key is the certificate's: the token signs this "
+				 "scheme wrongly");
+			fix(s, "TLS cannot use this scheme with this token; use a token that "
+			       "signs it correctly");
+		} else if (v == 0 && vz_tls_key_matches(tls) < 0) {
+			s = step(t, name, R_FAIL,
+				 "the token's signature does not verify with the certificate: "
+				 "the key is not the certificate's, or the token signs wrongly");
+			fix(s,
+			    "if the key under label '%s' belongs to another certificate, import "
+			    "the .pfx again with 'vzp11 import --replace'; else use a token that "
+			    "signs this scheme correctly",
+			    t->label);
 		} else if (v == 0) {
 			s = step(t, name, R_FAIL,
 				 "the token's signature does not verify with the "

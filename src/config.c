@@ -83,6 +83,9 @@ static const struct key keys[] = {
 	{"check", "crit-days", K_NUM, "--crit-days", " check ", NULL, 0, 100000, "14"},
 };
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
+/* The keys' places in keys[] that the module choice needs. */
+#define KEY_MODULE	0
+#define KEY_MODULE_ARGS 4
 
 static const char *const flow_keys[] = {"type", "subtype", "version", "action"};
 #define N_FLOW_KEYS 4
@@ -108,12 +111,15 @@ static struct {
 	char **argv;	    /* vz_config_args()'s array */
 	char *owned[64];    /* strings in it made here, freed with it */
 	size_t n_owned;
+	/* each file's own module and module-args, which go together */
+	struct setting module_of[3], args_of[3];
 } conf;
 
 /* ---- reading ---- */
 
 struct parse {
 	const char *path;
+	size_t slot; /* which file: 0 system, 1 user, 2 --config */
 	FILE *f;
 	int line;
 	vz_err *err;
@@ -282,6 +288,10 @@ static int on_entry(void *user, const char *section, const char *name, const cha
 		if (!valid(p, k, value))
 			return 0;
 		set(&conf.s[i], value, p);
+		if (i == KEY_MODULE)
+			set(&conf.module_of[p->slot], value, p);
+		if (i == KEY_MODULE_ARGS)
+			set(&conf.args_of[p->slot], value, p);
 		return 1;
 	}
 	for (size_t i = 0; i < N_KEYS; i++)
@@ -323,7 +333,7 @@ static vz_rv check_owner(const char *path, int fd, vz_err *err)
 /* One file; a missing one is fine unless required. */
 static vz_rv load_file(size_t slot, const char *path, bool required, vz_err *err)
 {
-	struct parse p = {.path = path, .err = err};
+	struct parse p = {.path = path, .slot = slot, .err = err};
 	int fd, rc;
 
 	conf.files[slot] = strdup(path);
@@ -396,8 +406,13 @@ void vz_config_free(void)
 			free(conf.flows[i].s[j].where);
 		}
 	}
-	for (size_t i = 0; i < 3; i++)
+	for (size_t i = 0; i < 3; i++) {
 		free(conf.files[i]);
+		free(conf.module_of[i].value);
+		free(conf.module_of[i].where);
+		free(conf.args_of[i].value);
+		free(conf.args_of[i].where);
+	}
 	for (size_t i = 0; i < conf.n_owned; i++)
 		free(conf.owned[i]);
 	free(conf.argv);
@@ -418,12 +433,87 @@ static char *own(char *str)
 
 void vz_config_globals(vz_global *g)
 {
-	const char **fields[] = {&g->module, &g->token, &g->pin_source, &g->journal,
-				 &g->module_args};
+	/* module-args: not here, it goes with its module (vz_config_module) */
+	const char **fields[] = {&g->module, &g->token, &g->pin_source, &g->journal};
 
 	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
 		if (!*fields[i])
 			*fields[i] = conf.s[i].value;
+}
+
+/* A place that may name a module and its arguments; module_from and
+ * args_from say where, as `vzp11 config` does. */
+struct module_src {
+	const char *module, *args, *module_from, *args_from;
+};
+#define MODULE_SOURCES 5
+
+/* The places, most important first: the command line, the environment,
+ * --config, the user's file, the system file. Returns the index of the
+ * one whose module is in effect (the first that names one), or
+ * MODULE_SOURCES when none does. */
+static size_t module_sources(const vz_global *g, struct module_src src[MODULE_SOURCES])
+{
+	size_t m = 0;
+
+	src[0] = (struct module_src){g->cli_set & 1u ? g->module : NULL,
+				     g->cli_set & 16u ? g->module_args : NULL, "command line",
+				     "command line"};
+	src[1] = (struct module_src){vz_env("VZP11_MODULE"), vz_env("VZP11_MODULE_ARGS"),
+				     "environment VZP11_MODULE", "environment VZP11_MODULE_ARGS"};
+	for (size_t i = 2; i < MODULE_SOURCES; i++) {
+		size_t slot = MODULE_SOURCES - 1 - i; /* 2 --config, 1 the user's, 0 system */
+
+		src[i] = (struct module_src){conf.module_of[slot].value, conf.args_of[slot].value,
+					     conf.module_of[slot].where, conf.args_of[slot].where};
+	}
+	while (m < MODULE_SOURCES && !src[m].module)
+		m++;
+	return m;
+}
+
+/* The first place that gives arguments, or MODULE_SOURCES. */
+static size_t first_args(const struct module_src src[MODULE_SOURCES])
+{
+	size_t a = 0;
+
+	while (a < MODULE_SOURCES && !src[a].args)
+		a++;
+	return a;
+}
+
+vz_rv vz_config_module(const vz_global *g, const char **module, const char **args, vz_err *err)
+{
+	static bool noted; /* once per run: vzp11 opens the token more than once */
+	struct module_src src[MODULE_SOURCES];
+	size_t m = module_sources(g, src), a = first_args(src);
+
+	if (m == MODULE_SOURCES) {
+		/* No module named: the arguments go on, and the token layer says
+		 * they belong to none. */
+		*module = NULL;
+		*args = a < MODULE_SOURCES ? src[a].args : NULL;
+		return VZ_OK;
+	}
+	if (m > 0 && src[0].args) {
+		vz_err_set(err,
+			   "--module-args are the arguments of the module named with them, but "
+			   "the command line names no module: the module comes from %s",
+			   src[m].module_from);
+		vz_err_hint(err, "give --module on the command line too, or leave out "
+				 "--module-args");
+		return VZ_USAGE;
+	}
+	for (size_t i = 0; i < MODULE_SOURCES && g->verbose && !noted; i++)
+		if (i != m && src[i].args)
+			vz_note(g,
+				"the module arguments of %s are left out: they go with a module "
+				"named there, and the module in use comes from %s",
+				src[i].args_from, src[m].module_from);
+	noted = true;
+	*module = src[m].module;
+	*args = src[m].args;
+	return VZ_OK;
 }
 
 static bool applies(const struct key *k, const char *cmd)
@@ -613,6 +703,29 @@ static void config_usage(FILE *f)
 		SYSTEM_FILE);
 }
 
+/* module-args: those that go with the module in effect; else the first
+ * given, and why they are left out. */
+static void args_origin(const vz_global *g, const char **value, char *from, size_t size)
+{
+	struct module_src src[MODULE_SOURCES];
+	size_t m = module_sources(g, src), a = first_args(src);
+
+	if (m < MODULE_SOURCES && src[m].args) {
+		*value = src[m].args;
+		snprintf(from, size, "%s", src[m].args_from);
+	} else if (a < MODULE_SOURCES && m < MODULE_SOURCES) {
+		*value = src[a].args;
+		snprintf(from, size, "%s, left out: the module comes from %s", src[a].args_from,
+			 src[m].module_from);
+	} else if (a < MODULE_SOURCES) {
+		*value = src[a].args;
+		snprintf(from, size, "%s", src[a].args_from);
+	} else {
+		*value = NULL;
+		snprintf(from, size, "not set");
+	}
+}
+
 /* The value and its origin, for one key. */
 static void origin(const vz_global *g, size_t i, const char **value, char *from, size_t size)
 {
@@ -620,6 +733,10 @@ static void origin(const vz_global *g, size_t i, const char **value, char *from,
 	const char *gval[] = {g->module, g->token, g->pin_source, g->journal, g->module_args};
 
 	*value = NULL;
+	if (i == KEY_MODULE_ARGS) {
+		args_origin(g, value, from, size);
+		return;
+	}
 	if (!k->cmds && i < sizeof(gval) / sizeof(gval[0]) && (g->cli_set & (1u << i))) {
 		*value = gval[i];
 		snprintf(from, size, "command line");

@@ -19,8 +19,17 @@ void vz_config_free(void);
 const char *vz_config_system_file(void);
 
 /* Fills the global options neither the command line nor the environment
- * set (g holds those already). */
+ * set (g holds those already); not module-args (vz_config_module). */
 void vz_config_globals(vz_global *g);
+
+/* The module in effect and the arguments that go with it: those given in
+ * the same place as the module (the command line, the environment, or one
+ * configuration file), never another place's; with -v, once per run, which
+ * arguments were left out. No module named anywhere: *module NULL and the
+ * first arguments given, for the token layer to refuse. VZ_USAGE, with the
+ * reason in err, for --module-args without --module on the command line
+ * while the module comes from elsewhere. */
+vz_rv vz_config_module(const vz_global *g, const char **module, const char **args, vz_err *err);
 
 /* The command's arguments with the file's settings for it put in front, as
  * options, where neither its arguments nor the environment give them;

@@ -74,8 +74,9 @@ static void usage(FILE *out)
 		  "                      default: the modules registered with p11-kit\n"
 		  "  --module-args ARGS  the module's initialization arguments (C_Initialize's\n"
 		  "                      pReserved), e.g. NSS softoken's \"configdir='sql:DIR'\"\n"
-		  "                      (env VZP11_MODULE_ARGS); default: none, or the p11-kit\n"
-		  "                      module's x-init-reserved\n"
+		  "                      (env VZP11_MODULE_ARGS); only for the module named in\n"
+		  "                      the same place (--module, VZP11_MODULE, the same file);\n"
+		  "                      default: none, or the p11-kit module's x-init-reserved\n"
 		  "  --token URI|LABEL   token as RFC 7512 URI (pkcs11:token=...) or label (env VZP11_TOKEN);\n"
 		  "                      default: the only initialized token\n"
 		  "  --pin-source SRC    user PIN source (env VZP11_PIN_SOURCE); default: prompt\n"
@@ -296,7 +297,6 @@ int main(int argc, char **argv)
 	};
 	vz_global g = {
 		.module = vz_env("VZP11_MODULE"),
-		.module_args = vz_env("VZP11_MODULE_ARGS"),
 		.token = vz_env("VZP11_TOKEN"),
 		.pin_source = vz_env("VZP11_PIN_SOURCE"),
 		.journal = vz_env("VZP11_JOURNAL"),

@@ -144,6 +144,23 @@ static const char *mechs_text(tok_flag f)
 	return f == TOK_FLAG_YES ? "signature-only" : f == TOK_FLAG_NO ? "any" : "unknown";
 }
 
+/* The key's mechanisms are not limited: what that means for this key,
+ * by what it can do besides signing. */
+static void not_kept_mechs(FILE *f, const tok_obj *k)
+{
+	if (k->can_decrypt == TOK_FLAG_NO && k->can_unwrap == TOK_FLAG_NO)
+		fprintf(f, _("not kept:     CKA_ALLOWED_MECHANISMS (the token does not limit the "
+			     "key to signature mechanisms; it still cannot decrypt)\n"));
+	else if (k->can_decrypt == TOK_FLAG_YES || k->can_unwrap == TOK_FLAG_YES)
+		fprintf(f, _("not kept:     CKA_ALLOWED_MECHANISMS (the token does not limit the "
+			     "key to signature mechanisms, and the key may decrypt or unwrap too, "
+			     "see 'key use'; switch that off with the token's own tool where it "
+			     "allows)\n"));
+	else
+		fprintf(f, _("not kept:     CKA_ALLOWED_MECHANISMS (the token does not limit the "
+			     "key to signature mechanisms)\n"));
+}
+
 void vz_out_entry_full(FILE *f, const tok_token *t, const vz_entry *e)
 {
 	char *id = vz_hex(e->cert->id, e->cert->id_len);
@@ -179,9 +196,12 @@ void vz_out_entry_full(FILE *f, const tok_token *t, const vz_entry *e)
 		fprintf(f, _("not kept:     CKA_CERTIFICATE_CATEGORY (the token has no "
 			     "certificate categories; vzp11 tells CA certificates apart by their "
 			     "basic constraints)\n"));
+	else if (e->cert->lacks & TOK_LACKS_CATEGORY_VALUE)
+		fprintf(f, _("category:     unspecified (this certificate's "
+			     "CKA_CERTIFICATE_CATEGORY says nothing, as other tools write it; "
+			     "vzp11 tells CA certificates apart by their basic constraints)\n"));
 	if (e->key->lacks & TOK_LACKS_ALLOWED_MECHS)
-		fprintf(f, _("not kept:     CKA_ALLOWED_MECHANISMS (the token does not limit the "
-			     "key to signature mechanisms; it still cannot decrypt)\n"));
+		not_kept_mechs(f, e->key);
 	fprintf(f, _("fingerprint:  SHA-256 %s\n"), e->info.fingerprint);
 	fprintf(f, _("id:           %s\n"), id ? id : "");
 	fprintf(f, _("key URI:      %s\n"), kuri ? kuri : "");

@@ -69,9 +69,11 @@ vz_rv vz_store_load(tok_session *s, vz_store **out, vz_err *err)
 
 		if (p)
 			st->x509s[i] = d2i_X509(NULL, &p, (long)st->certs[i].value_len);
-		/* A token without certificate categories (openCryptoki 3.8):
-		 * the certificate itself says whether it is a CA's. */
-		if (st->x509s[i] && (st->certs[i].lacks & TOK_LACKS_CATEGORY))
+		/* A token without certificate categories (openCryptoki 3.8), or
+		 * a certificate without one (written by another tool): the
+		 * certificate itself says whether it is a CA's. */
+		if (st->x509s[i] &&
+		    (st->certs[i].lacks & (TOK_LACKS_CATEGORY | TOK_LACKS_CATEGORY_VALUE)))
 			st->certs[i].authority = X509_check_ca(st->x509s[i]) > 0;
 		if (st->x509s[i] && !sk_X509_push(st->pool, st->x509s[i])) {
 			vz_err_set(err, "out of memory");

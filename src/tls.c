@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include <openssl/conf.h>
+#include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/provider.h>
 #include <openssl/rand.h>
@@ -63,9 +64,10 @@ struct vz_tls {
 	vz_global g;	      /* module, token and PIN source, for re-connects */
 	OSSL_LIB_CTX *libctx; /* the key's context; NULL: the default one */
 	bool tls12_only;      /* an RSA key that is not to sign RSA-PSS */
+	bool mechs_unread;    /* the token's mechanism list could not be read */
 	vz_tls_rsa_sig rsa_sig;
 	char token_label[33];
-	char note[320];
+	char note[640];
 	size_t connections, key_failures, handshakes, reconnects;
 };
 
@@ -339,6 +341,7 @@ static void check_pss(vz_tls *t, const tok_token *tok)
 		return;
 	if (tok_token_mech_caps(tok, &caps, &te) != TOK_OK) {
 		t->tls12_only = true;
+		t->mechs_unread = true;
 		t->rsa_sig = VZ_TLS_SIG_PKCS1_UNLISTED;
 		snprintf(t->note, sizeof(t->note),
 			 _("the mechanisms of token '%s' cannot be read (%.120s): TLS 1.2 with RSA "
@@ -400,6 +403,73 @@ static vz_rv gone_while_tried(const vz_tls *t, const char *why, vz_err *err)
 {
 	vz_err_set(err, "token '%s' went away while its key was tried (%s)", t->token_label, why);
 	vz_err_hint(err, "check the token and its connection and run the command again");
+	return VZ_FAIL;
+}
+
+int vz_tls_key_matches(const vz_tls *t)
+{
+	EVP_PKEY *pub = X509_get0_pubkey(t->cert);
+	BIGNUM *key_n = NULL, *cert_n = NULL;
+	int r = -1;
+
+	/* The modulus the provider reads from the private key object itself
+	 * (EVP_PKEY_eq is no help: pkcs11-provider 1.0 compares the public key
+	 * object of the same CKA_ID). */
+	if (pub && EVP_PKEY_get_base_id(pub) == EVP_PKEY_RSA &&
+	    EVP_PKEY_get_bn_param(t->key, OSSL_PKEY_PARAM_RSA_N, &key_n) == 1 &&
+	    EVP_PKEY_get_bn_param(pub, OSSL_PKEY_PARAM_RSA_N, &cert_n) == 1)
+		r = BN_cmp(key_n, cert_n) == 0;
+	BN_free(key_n);
+	BN_free(cert_n);
+	ERR_clear_error();
+	return r;
+}
+
+/* The RSA PKCS#1 v1.5 signature did not verify with the certificate and no
+ * RSA-PSS one did: whether the key is the certificate's says which of the
+ * two is wrong, and what RSA-PSS did is said as it happened. */
+static vz_rv pkcs1_unverified(const vz_tls *t, int pss, const char *why_pss, vz_err *err)
+{
+	char pss_said[240];
+
+	if (pss == 0)
+		snprintf(pss_said, sizeof(pss_said), "%s",
+			 _("its RSA-PSS signature does not verify either"));
+	else if (t->rsa_sig == VZ_TLS_SIG_PSS)
+		snprintf(pss_said, sizeof(pss_said), _("it signs no RSA-PSS (%s)"), why_pss);
+	else
+		snprintf(pss_said, sizeof(pss_said), _("RSA-PSS was not tried (%s)"),
+			 t->mechs_unread ? _("the token's mechanism list could not be read")
+					 : _("the token offers none"));
+	switch (vz_tls_key_matches(t)) {
+	case 0:
+		vz_err_set(err,
+			   "the key of token '%s' with this certificate's CKA_ID is another key "
+			   "(its public key is not the certificate's): no signature of it can "
+			   "verify",
+			   t->token_label);
+		vz_err_hint(err, "import the .pfx again with 'vzp11 import --replace' (the key "
+				 "with this certificate's CKA_ID belongs to another certificate)");
+		break;
+	case 1:
+		vz_err_set(err,
+			   "the key of token '%s' is the certificate's, but its RSA PKCS#1 v1.5 "
+			   "signature does not verify, and %s: the token signs wrongly with it",
+			   t->token_label, pss_said);
+		vz_err_hint(err, "no TLS handshake can use this key on this token; use a token "
+				 "that signs RSA-PSS or offers CKM_SHA256_RSA_PKCS");
+		break;
+	default:
+		vz_err_set(err,
+			   "the RSA PKCS#1 v1.5 signature of the key of token '%s' does not "
+			   "verify with the certificate, and %s: either the key is not the "
+			   "certificate's or the token signs wrongly",
+			   t->token_label, pss_said);
+		vz_err_hint(err, "if the key belongs to another certificate, import the .pfx "
+				 "again with 'vzp11 import --replace'; else use a token that signs "
+				 "RSA-PSS or offers CKM_SHA256_RSA_PKCS");
+		break;
+	}
 	return VZ_FAIL;
 }
 
@@ -484,27 +554,19 @@ static vz_rv probe_key(vz_tls *t, vz_err *err)
 				  "with RSA PKCS#1 v1.5 signatures instead"),
 				t->token_label, why_pss);
 	} else if (pkcs1 == 0) {
-		vz_err_set(
-			err,
-			pss == 0
-				? N_("the key of token '%s' signs, but no signature verifies with "
-				     "the certificate: key and certificate do not match")
-				: N_("the RSA PKCS#1 v1.5 signature of the key of token '%s' does "
-				     "not verify with the certificate, and it signs no RSA-PSS: key "
-				     "and certificate do not match, or the token signs wrongly"),
-			t->token_label);
-		vz_err_hint(err,
-			    "import the .pfx again with 'vzp11 import --replace' (the key with "
-			    "this certificate's CKA_ID belongs to another certificate)");
-		return VZ_FAIL;
+		return pkcs1_unverified(t, pss, why_pss, err);
 	} else if (pkcs1 != 1) {
+		const char *pss_why = why_pss[0] ? why_pss : _("its signature does not verify");
+
+		if (pss == -1 && !why_pss[0])
+			pss_why =
+				t->mechs_unread
+					? _("not tried: the token's mechanism list could not be read")
+					: _("the token offers no RSA-PSS");
 		vz_err_set(err,
 			   "the key of token '%s' signs neither RSA-PSS (%s) nor RSA PKCS#1 v1.5 "
 			   "(%s), so no TLS handshake can use it",
-			   t->token_label,
-			   pss == -1 && !why_pss[0] ? _("the token offers no RSA-PSS")
-			   : why_pss[0]		    ? why_pss
-						    : _("its signature does not verify"),
+			   t->token_label, pss_why,
 			   why_pkcs1[0] ? why_pkcs1 : _("its signature does not verify"));
 		vz_err_hint(err, "check the key with 'vzp11 show LABEL': the token does not let it "
 				 "sign");
@@ -732,7 +794,8 @@ vz_rv vz_tls_open(const vz_global *g, const char *label, vz_tls **out, vz_err *e
 	/* A key that signs in no scheme is left to the handshakes, as before
 	 * this try: the gateway starts and says so in its health check. */
 	if (vz_tls_try_key(t, &untried) != VZ_OK)
-		snprintf(t->note, sizeof(t->note), "%.300s", untried.msg);
+		snprintf(t->note, sizeof(t->note), "%.400s%s%.230s", untried.msg,
+			 untried.hint[0] ? "; " : "", untried.hint);
 	*out = t;
 	return VZ_OK;
 }

@@ -123,6 +123,10 @@ bool vz_tls_fell_back(const vz_tls *t);
 int vz_tls_try_sign(EVP_PKEY *key, EVP_PKEY *pub, const char *md, bool pss, char *why,
 		    size_t why_size);
 
+/* Whether the key is the certificate's (its public key, as the provider
+ * exports it, is the certificate's): 1 yes, 0 no, -1 cannot tell. */
+int vz_tls_key_matches(const vz_tls *t);
+
 /* Frees everything, wipes the cached PIN, closes a session held for its
  * login. The provider stays loaded: the process is to end soon after. */
 void vz_tls_close(vz_tls *t);

@@ -3,6 +3,7 @@
 
 #include <openssl/crypto.h>
 
+#include "config.h"
 #include "secret.h"
 #include "token.h"
 #include "i18n.h"
@@ -42,17 +43,21 @@ static tok_rv read_pin(void *ctx, char *buf, size_t size, size_t *len)
 vz_rv vz_token_open(const vz_global *g, bool rw, bool login, vz_token *out, vz_err *err)
 {
 	struct pin_ctx pc = {.source = g->pin_source, .err = err, .rv = VZ_OK};
+	const char *module, *module_args;
 	tok_err te = {0};
 	tok_rv r;
+	vz_rv v;
 
 	memset(out, 0, sizeof(*out));
 	if (g->pin_source) {
-		vz_rv v = vz_secret_check_source(g->pin_source, err);
-
+		v = vz_secret_check_source(g->pin_source, err);
 		if (v != VZ_OK)
 			return v;
 	}
-	r = tok_lib_open(g->module, g->module_args, &out->lib, &te);
+	v = vz_config_module(g, &module, &module_args, err);
+	if (v != VZ_OK)
+		return v;
+	r = tok_lib_open(module, module_args, &out->lib, &te);
 	if (r == TOK_OK)
 		r = tok_lib_select(out->lib, g->token, &out->tok, &te);
 	if (r == TOK_OK && g->verbose) {

@@ -22,6 +22,13 @@
  *                           softoken's answer: CKR_GENERAL_ERROR); names as
  *                           for FAULTY_P11_FAIL_ATTR, CKA_CERTIFICATE_CATEGORY
  *                           too
+ *   FAULTY_P11_SET_FAIL_ATTR=A[,A...]
+ *                           fail every C_SetAttributeValue whose template
+ *                           holds one of these attributes with FAULTY_P11_RV
+ *                           (a token that will not change them:
+ *                           CKR_ATTRIBUTE_READ_ONLY); names as for
+ *                           FAULTY_P11_FAIL_ATTR, CKA_UNWRAP, CKA_DERIVE,
+ *                           CKA_LABEL, CKA_ID and CKA_ISSUER too
  *   FAULTY_P11_SLEEP=F:MS   sleep MS milliseconds before each call of F
  *   FAULTY_P11_HIDE_SLOT=1  the first C_GetSlotList length query reports one
  *                           slot fewer than there are (a slot appearing
@@ -46,6 +53,31 @@
  *                           CKM_SHA{1,224,256,384,512}_RSA_PKCS_PSS;
  *                           C_GetMechanismInfo, C_SignInit and C_VerifyInit
  *                           with them return CKR_MECHANISM_INVALID
+ *   FAULTY_P11_KWP=1        a token that offers CKM_AES_KEY_WRAP_KWP (0x210B,
+ *                           RFC 5649): listed next to CKM_AES_KEY_WRAP_PAD,
+ *                           with its mechanism info; C_UnwrapKey and
+ *                           C_WrapKey with it are done by the real module's
+ *                           CKM_AES_KEY_WRAP_PAD, which is RFC 5649 in
+ *                           SoftHSM 2.6
+ *   FAULTY_P11_WRAP_PAD=pkcs11
+ *                           a token whose CKM_AES_KEY_WRAP_PAD (0x210A) is
+ *                           PKCS#11's: PKCS#7 padding, then RFC 3394.
+ *                           C_UnwrapKey with it unwraps with the real
+ *                           module's CKM_AES_KEY_WRAP (RFC 3394) into a
+ *                           session secret, checks and strips the padding
+ *                           (CKR_WRAPPED_KEY_INVALID when it is wrong), and
+ *                           has the real module unwrap what is left (wrapped
+ *                           again with a session key of the shim's own in
+ *                           SoftHSM's RFC 5649), with the caller's template
+ *   FAULTY_P11_BAD_PKCS1=1  a token that signs RSA PKCS#1 v1.5 wrongly (as
+ *                           openCryptoki 3.8 does under pkcs11-provider 1.0):
+ *                           signatures with CKM_RSA_PKCS and
+ *                           CKM_SHA*_RSA_PKCS come out with their last byte
+ *                           changed
+ *   FAULTY_P11_REFUSE_PSS=1 a token that lists RSA-PSS but does not sign with
+ *                           it (p11-kit 0.24 remoting): C_SignInit with
+ *                           CKM_RSA_PKCS_PSS or CKM_SHA*_RSA_PKCS_PSS returns
+ *                           CKR_MECHANISM_INVALID
  *   FAULTY_P11_PRIVATE_CERTS=1
  *                           a token that keeps certificates private:
  *                           C_FindObjects in a session that is not logged in
@@ -73,10 +105,15 @@
  *                           dead session frees it and returns that too). It
  *                           happens once per process; C_Finalize and
  *                           C_CloseAllSessions forget dead sessions.
+ *   FAULTY_P11_TAKE_ARGS=1  a module with initialization arguments of its
+ *                           own: the string C_Initialize gets as pReserved
+ *                           is taken (the report says "init-args STRING")
+ *                           and the real module initialized without it
  *   FAULTY_P11_REPORT=PATH  at exit, write "calls N", "injected F", one
  *                           "func F N" line per function called, and
  *                           "strict-refused N", "outage-refused N" when
- *                           those modes refused calls
+ *                           those modes refused calls, "unwrap-mech 0xM N"
+ *                           per mechanism C_UnwrapKey was called with
  */
 #include <dlfcn.h>
 #include <pthread.h>
@@ -100,11 +137,11 @@ static CK_RV fail_rv = CKR_DEVICE_ERROR;
 static CK_FLAGS extra_token_flags;
 static char injected[64];
 struct attr_rule {
-	CK_ATTRIBUTE_TYPE type;
+	CK_ATTRIBUTE_TYPE types[8];
+	size_t n; /* 0: the rule is off */
 	bool privkey_only;
-	bool on;
 };
-static struct attr_rule read_attr, create_attr;
+static struct attr_rule read_attr, create_attr, set_attr;
 static char sleep_func[64];
 static long sleep_ms;
 static bool hide_slot;
@@ -116,7 +153,24 @@ enum strict_mode {
 static enum strict_mode strict;
 static CK_RV strict_rv = CKR_TEMPLATE_INCONSISTENT;
 static unsigned long strict_refused;
-static bool hide_pss, private_certs;
+static bool hide_pss, private_certs, take_args, kwp, wrap_pad_pkcs11, bad_pkcs1, refuse_pss;
+
+/* FAULTY_P11_BAD_PKCS1: sessions whose signature under way is to come out
+ * wrong. */
+static CK_SESSION_HANDLE spoiled[64];
+static size_t n_spoiled;
+
+#ifndef CKM_AES_KEY_WRAP_KWP
+#define CKM_AES_KEY_WRAP_KWP 0x210BUL
+#endif
+
+/* C_UnwrapKey calls per mechanism, for the report. */
+static struct {
+	CK_MECHANISM_TYPE m;
+	unsigned long n;
+} unwraps[16];
+static size_t n_unwraps;
+static char init_args_seen[256];
 
 /* FAULTY_P11_OUTAGE: when it starts (after the Kth signature) and ends. */
 static struct {
@@ -164,6 +218,7 @@ static const struct {
 	{"CKR_ACTION_PROHIBITED", CKR_ACTION_PROHIBITED},
 	{"CKR_MECHANISM_INVALID", CKR_MECHANISM_INVALID},
 	{"CKR_KEY_FUNCTION_NOT_PERMITTED", CKR_KEY_FUNCTION_NOT_PERMITTED},
+	{"CKR_CRYPTOKI_NOT_INITIALIZED", CKR_CRYPTOKI_NOT_INITIALIZED},
 };
 
 static const struct {
@@ -179,6 +234,11 @@ static const struct {
 	{"CKA_DECRYPT", CKA_DECRYPT},
 	{"CKA_SIGN_RECOVER", CKA_SIGN_RECOVER},
 	{"CKA_CERTIFICATE_CATEGORY", CKA_CERTIFICATE_CATEGORY},
+	{"CKA_UNWRAP", CKA_UNWRAP},
+	{"CKA_DERIVE", CKA_DERIVE},
+	{"CKA_LABEL", CKA_LABEL},
+	{"CKA_ID", CKA_ID},
+	{"CKA_ISSUER", CKA_ISSUER},
 };
 
 static void count_call(const char *name)
@@ -242,17 +302,19 @@ static bool is_privkey(CK_SESSION_HANDLE session, CK_OBJECT_HANDLE object, CK_AT
 static bool attr_fault(const struct attr_rule *rule, CK_SESSION_HANDLE session,
 		       CK_OBJECT_HANDLE object, CK_ATTRIBUTE *templ, unsigned long count, CK_RV *rv)
 {
-	bool named = false;
+	CK_ATTRIBUTE_TYPE named = 0;
+	bool hit = false;
 
-	if (!rule->on)
-		return false;
-	for (unsigned long i = 0; i < count; i++)
-		named |= templ[i].type == rule->type;
-	if (!named || (rule->privkey_only && !is_privkey(session, object, templ, count)))
+	for (unsigned long i = 0; i < count && !hit; i++) {
+		for (size_t k = 0; k < rule->n && !hit; k++)
+			hit = templ[i].type == rule->types[k];
+		named = templ[i].type;
+	}
+	if (!hit || (rule->privkey_only && !is_privkey(session, object, templ, count)))
 		return false;
 	pthread_mutex_lock(&lock);
 	*rv = fail_rv;
-	snprintf(injected, sizeof(injected), "attribute 0x%lx", (unsigned long)rule->type);
+	snprintf(injected, sizeof(injected), "attribute 0x%lx", (unsigned long)named);
 	pthread_mutex_unlock(&lock);
 	return true;
 }
@@ -303,19 +365,68 @@ static bool strict_refuses(const CK_ATTRIBUTE *templ, unsigned long count, CK_RV
 	return true;
 }
 
+static bool is_pss(CK_MECHANISM_TYPE type)
+{
+	return type == CKM_RSA_PKCS_PSS || type == CKM_SHA1_RSA_PKCS_PSS ||
+	       type == CKM_SHA224_RSA_PKCS_PSS || type == CKM_SHA256_RSA_PKCS_PSS ||
+	       type == CKM_SHA384_RSA_PKCS_PSS || type == CKM_SHA512_RSA_PKCS_PSS;
+}
+
 /* FAULTY_P11_HIDE_PSS: the mechanisms a token without RSA-PSS lacks. */
 static bool hidden_mechanism(CK_MECHANISM_TYPE type)
 {
-	return hide_pss && (type == CKM_RSA_PKCS_PSS || type == CKM_SHA1_RSA_PKCS_PSS ||
-			    type == CKM_SHA224_RSA_PKCS_PSS || type == CKM_SHA256_RSA_PKCS_PSS ||
-			    type == CKM_SHA384_RSA_PKCS_PSS || type == CKM_SHA512_RSA_PKCS_PSS);
+	return hide_pss && is_pss(type);
 }
 
-static CK_RV mechanism_list_without_pss(CK_SLOT_ID slot, CK_MECHANISM_TYPE *list,
-					unsigned long *count)
+/* FAULTY_P11_HIDE_PSS and FAULTY_P11_REFUSE_PSS: C_SignInit and
+ * C_VerifyInit refuse RSA-PSS (hidden: C_VerifyInit too). */
+static bool refused_sign_mechanism(const CK_MECHANISM *m)
+{
+	return m && (hidden_mechanism(m->mechanism) || (refuse_pss && is_pss(m->mechanism)));
+}
+
+/* FAULTY_P11_BAD_PKCS1: a signature started on session s with m is to be
+ * spoiled (or, with another mechanism, not). */
+static void sign_started(CK_SESSION_HANDLE s, const CK_MECHANISM *m)
+{
+	static const CK_MECHANISM_TYPE pkcs1[] = {
+		CKM_RSA_PKCS,	     CKM_SHA1_RSA_PKCS,	  CKM_SHA224_RSA_PKCS,
+		CKM_SHA256_RSA_PKCS, CKM_SHA384_RSA_PKCS, CKM_SHA512_RSA_PKCS,
+	};
+	bool spoil = false;
+
+	for (size_t i = 0; bad_pkcs1 && m && i < sizeof(pkcs1) / sizeof(pkcs1[0]); i++)
+		spoil |= m->mechanism == pkcs1[i];
+	pthread_mutex_lock(&lock);
+	for (size_t i = 0; i < n_spoiled; i++)
+		if (spoiled[i] == s)
+			spoiled[i--] = spoiled[--n_spoiled];
+	if (spoil && n_spoiled < sizeof(spoiled) / sizeof(spoiled[0]))
+		spoiled[n_spoiled++] = s;
+	pthread_mutex_unlock(&lock);
+}
+
+/* A signature made on session s: spoiled when sign_started() said so. */
+static void signature_out(CK_SESSION_HANDLE s, unsigned char *sig, const unsigned long *len)
+{
+	pthread_mutex_lock(&lock);
+	for (size_t i = 0; sig && len && *len > 0 && i < n_spoiled; i++) {
+		if (spoiled[i] == s) {
+			sig[*len - 1] ^= 0x01;
+			spoiled[i] = spoiled[--n_spoiled];
+			break;
+		}
+	}
+	pthread_mutex_unlock(&lock);
+}
+
+/* The real module's list without the mechanisms FAULTY_P11_HIDE_PSS hides,
+ * and with CKM_AES_KEY_WRAP_KWP where FAULTY_P11_KWP offers it. */
+static CK_RV adjusted_mechanism_list(CK_SLOT_ID slot, CK_MECHANISM_TYPE *list, unsigned long *count)
 {
 	CK_MECHANISM_TYPE *all;
 	unsigned long n = 0, keep = 0;
+	bool pad = false;
 	CK_RV rv;
 
 	if (!count)
@@ -323,13 +434,17 @@ static CK_RV mechanism_list_without_pss(CK_SLOT_ID slot, CK_MECHANISM_TYPE *list
 	rv = real->C_GetMechanismList(slot, NULL, &n);
 	if (rv != CKR_OK)
 		return rv;
-	all = calloc(n ? n : 1, sizeof(*all));
+	all = calloc(n + 1, sizeof(*all));
 	if (!all)
 		return CKR_HOST_MEMORY;
 	rv = real->C_GetMechanismList(slot, all, &n);
-	for (unsigned long i = 0; rv == CKR_OK && i < n; i++)
+	for (unsigned long i = 0; rv == CKR_OK && i < n; i++) {
+		pad |= all[i] == CKM_AES_KEY_WRAP_PAD;
 		if (!hidden_mechanism(all[i]))
 			all[keep++] = all[i];
+	}
+	if (rv == CKR_OK && kwp && pad)
+		all[keep++] = CKM_AES_KEY_WRAP_KWP;
 	if (rv == CKR_OK && list && *count < keep)
 		rv = CKR_BUFFER_TOO_SMALL;
 	else if (rv == CKR_OK && list)
@@ -337,6 +452,128 @@ static CK_RV mechanism_list_without_pss(CK_SLOT_ID slot, CK_MECHANISM_TYPE *list
 	if (rv == CKR_OK || rv == CKR_BUFFER_TOO_SMALL)
 		*count = keep;
 	free(all);
+	return rv;
+}
+
+static void count_unwrap(CK_MECHANISM_TYPE m)
+{
+	pthread_mutex_lock(&lock);
+	for (size_t i = 0; i < n_unwraps; i++) {
+		if (unwraps[i].m == m) {
+			unwraps[i].n++;
+			pthread_mutex_unlock(&lock);
+			return;
+		}
+	}
+	if (n_unwraps < sizeof(unwraps) / sizeof(unwraps[0])) {
+		unwraps[n_unwraps].m = m;
+		unwraps[n_unwraps++].n = 1;
+	}
+	pthread_mutex_unlock(&lock);
+}
+
+/* Session objects made for one FAULTY_P11_WRAP_PAD=pkcs11 unwrap. */
+struct pad_unwrap {
+	CK_SESSION_HANDLE s;
+	CK_OBJECT_HANDLE padded, plain, own;
+	unsigned char *value, *wrapped;
+};
+
+static void pad_unwrap_end(struct pad_unwrap *p)
+{
+	CK_OBJECT_HANDLE *hs[] = {&p->padded, &p->plain, &p->own};
+
+	for (size_t i = 0; i < sizeof(hs) / sizeof(hs[0]); i++)
+		if (*hs[i] != CK_INVALID_HANDLE)
+			real->C_DestroyObject(p->s, *hs[i]);
+	free(p->value);
+	free(p->wrapped);
+}
+
+/* The plaintext of an RFC 3394 unwrap, into p->value (its length in *len),
+ * through a session secret the shim may read. */
+static CK_RV unwrap_3394(struct pad_unwrap *p, CK_OBJECT_HANDLE kek, unsigned char *data,
+			 unsigned long len, unsigned long *plain_len)
+{
+	CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
+	CK_KEY_TYPE kt = CKK_GENERIC_SECRET;
+	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+	CK_ATTRIBUTE t[] = {
+		{CKA_CLASS, &cls, sizeof(cls)},	      {CKA_KEY_TYPE, &kt, sizeof(kt)},
+		{CKA_TOKEN, &no, sizeof(no)},	      {CKA_SENSITIVE, &no, sizeof(no)},
+		{CKA_EXTRACTABLE, &yes, sizeof(yes)},
+	};
+	CK_MECHANISM m = {CKM_AES_KEY_WRAP, NULL, 0};
+	CK_ATTRIBUTE v = {CKA_VALUE, NULL, 0};
+	CK_RV rv;
+
+	rv = real->C_UnwrapKey(p->s, &m, kek, data, len, t, sizeof(t) / sizeof(t[0]), &p->padded);
+	if (rv != CKR_OK) {
+		p->padded = CK_INVALID_HANDLE;
+		return rv;
+	}
+	rv = real->C_GetAttributeValue(p->s, p->padded, &v, 1);
+	if (rv == CKR_OK && (v.pValue = p->value = malloc(v.ulValueLen + 1)) == NULL)
+		rv = CKR_HOST_MEMORY;
+	if (rv == CKR_OK)
+		rv = real->C_GetAttributeValue(p->s, p->padded, &v, 1);
+	*plain_len = v.ulValueLen;
+	return rv;
+}
+
+/* FAULTY_P11_WRAP_PAD=pkcs11: CKM_AES_KEY_WRAP_PAD read as PKCS#11 defines
+ * it, on a real module that reads it as RFC 5649 (see the top comment). */
+static CK_RV unwrap_pad_pkcs11(CK_SESSION_HANDLE session, CK_OBJECT_HANDLE kek, unsigned char *data,
+			       unsigned long len, CK_ATTRIBUTE *templ, unsigned long count,
+			       CK_OBJECT_HANDLE *key)
+{
+	struct pad_unwrap p = {
+		session, CK_INVALID_HANDLE, CK_INVALID_HANDLE, CK_INVALID_HANDLE, NULL, NULL};
+	CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
+	CK_KEY_TYPE generic = CKK_GENERIC_SECRET, aes = CKK_AES;
+	CK_ULONG aes_len = 32, plain_len = 0, wlen = 0;
+	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+	CK_MECHANISM gen = {CKM_AES_KEY_GEN, NULL, 0}, pad = {CKM_AES_KEY_WRAP_PAD, NULL, 0};
+	CK_ATTRIBUTE own[] = {
+		{CKA_CLASS, &cls, sizeof(cls)}, {CKA_KEY_TYPE, &aes, sizeof(aes)},
+		{CKA_TOKEN, &no, sizeof(no)},	{CKA_VALUE_LEN, &aes_len, sizeof(aes_len)},
+		{CKA_WRAP, &yes, sizeof(yes)},	{CKA_UNWRAP, &yes, sizeof(yes)},
+	};
+	CK_RV rv = unwrap_3394(&p, kek, data, len, &plain_len);
+	unsigned n = 0;
+
+	/* PKCS#7: 1 to 8 bytes, each the count, to a multiple of 8 */
+	if (rv == CKR_OK && plain_len > 8 && plain_len % 8 == 0)
+		n = p.value[plain_len - 1];
+	for (unsigned i = 1; n >= 1 && n <= 8 && i <= n; i++)
+		if (p.value[plain_len - i] != n)
+			n = 0;
+	if (rv == CKR_OK && (n < 1 || n > 8))
+		rv = CKR_WRAPPED_KEY_INVALID;
+	if (rv == CKR_OK) {
+		CK_ATTRIBUTE plain[] = {
+			{CKA_CLASS, &cls, sizeof(cls)},
+			{CKA_KEY_TYPE, &generic, sizeof(generic)},
+			{CKA_TOKEN, &no, sizeof(no)},
+			{CKA_SENSITIVE, &no, sizeof(no)},
+			{CKA_EXTRACTABLE, &yes, sizeof(yes)},
+			{CKA_VALUE, p.value, plain_len - n},
+		};
+
+		rv = real->C_CreateObject(session, plain, sizeof(plain) / sizeof(plain[0]),
+					  &p.plain);
+	}
+	if (rv == CKR_OK)
+		rv = real->C_GenerateKey(session, &gen, own, sizeof(own) / sizeof(own[0]), &p.own);
+	if (rv == CKR_OK)
+		rv = real->C_WrapKey(session, &pad, p.own, p.plain, NULL, &wlen);
+	if (rv == CKR_OK && (p.wrapped = malloc(wlen)) == NULL)
+		rv = CKR_HOST_MEMORY;
+	if (rv == CKR_OK)
+		rv = real->C_WrapKey(session, &pad, p.own, p.plain, p.wrapped, &wlen);
+	if (rv == CKR_OK)
+		rv = real->C_UnwrapKey(session, &pad, p.own, p.wrapped, wlen, templ, count, key);
+	pad_unwrap_end(&p);
 	return rv;
 }
 
@@ -498,6 +735,22 @@ static bool session_fault(const char *name, CK_SESSION_HANDLE session, CK_RV *rv
 	return true;
 }
 
+/* FAULTY_P11_TAKE_ARGS: C_Initialize's arguments without pReserved, which
+ * is recorded; the same arguments when the mode is off. */
+static void *take_init_args(void *init_args, CK_C_INITIALIZE_ARGS *copy)
+{
+	const CK_C_INITIALIZE_ARGS *ia = init_args;
+
+	if (!take_args || !ia || !ia->pReserved)
+		return init_args;
+	pthread_mutex_lock(&lock);
+	snprintf(init_args_seen, sizeof(init_args_seen), "%s", (const char *)ia->pReserved);
+	pthread_mutex_unlock(&lock);
+	*copy = *ia;
+	copy->pReserved = NULL;
+	return copy;
+}
+
 /* FAULTY_P11_HIDE_SLOT: the first length query is one slot short. */
 static void hide_a_slot(unsigned long *count)
 {
@@ -530,6 +783,10 @@ static void report(void)
 		fprintf(f, "strict-refused %lu\n", strict_refused);
 	if (outage.refused)
 		fprintf(f, "outage-refused %lu\n", outage.refused);
+	for (size_t i = 0; i < n_unwraps; i++)
+		fprintf(f, "unwrap-mech 0x%lx %lu\n", (unsigned long)unwraps[i].m, unwraps[i].n);
+	if (init_args_seen[0])
+		fprintf(f, "init-args %s\n", init_args_seen);
 	fclose(f);
 }
 
@@ -550,17 +807,20 @@ static CK_FLAGS parse_flags(const char *s)
 	return f;
 }
 
+/* A comma list of attribute names or 0x numbers. */
 static void parse_attr(const char *v, struct attr_rule *rule)
 {
-	for (size_t i = 0; v && i < sizeof(attrs) / sizeof(attrs[0]); i++) {
-		if (strcmp(v, attrs[i].name) == 0) {
-			rule->type = attrs[i].type;
-			rule->on = true;
-		}
-	}
-	if (v && strncmp(v, "0x", 2) == 0) {
-		rule->type = strtoul(v, NULL, 16);
-		rule->on = true;
+	const size_t max = sizeof(rule->types) / sizeof(rule->types[0]);
+
+	while (v && *v && rule->n < max) {
+		size_t len = strcspn(v, ",");
+
+		for (size_t i = 0; i < sizeof(attrs) / sizeof(attrs[0]); i++)
+			if (strlen(attrs[i].name) == len && strncmp(v, attrs[i].name, len) == 0)
+				rule->types[rule->n++] = attrs[i].type;
+		if (strncmp(v, "0x", 2) == 0)
+			rule->types[rule->n++] = strtoul(v, NULL, 16);
+		v += len + (v[len] == ',');
 	}
 }
 
@@ -587,6 +847,16 @@ static void configure_modes(void)
 	hide_pss = v && strcmp(v, "1") == 0;
 	v = getenv("FAULTY_P11_PRIVATE_CERTS");
 	private_certs = v && strcmp(v, "1") == 0;
+	v = getenv("FAULTY_P11_TAKE_ARGS");
+	take_args = v && strcmp(v, "1") == 0;
+	v = getenv("FAULTY_P11_BAD_PKCS1");
+	bad_pkcs1 = v && strcmp(v, "1") == 0;
+	v = getenv("FAULTY_P11_REFUSE_PSS");
+	refuse_pss = v && strcmp(v, "1") == 0;
+	v = getenv("FAULTY_P11_KWP");
+	kwp = v && strcmp(v, "1") == 0;
+	v = getenv("FAULTY_P11_WRAP_PAD");
+	wrap_pad_pkcs11 = v && strcmp(v, "pkcs11") == 0;
 	v = getenv("FAULTY_P11_OUTAGE");
 	if (v && strchr(v, ':')) {
 		outage.after_sigs = strtoul(v, NULL, 10);
@@ -610,6 +880,7 @@ static void configure(void)
 	v = getenv("FAULTY_P11_FAIL_ATTR_CLASS");
 	read_attr.privkey_only = v && strcmp(v, "private-key") == 0;
 	parse_attr(getenv("FAULTY_P11_CREATE_FAIL_ATTR"), &create_attr);
+	parse_attr(getenv("FAULTY_P11_SET_FAIL_ATTR"), &set_attr);
 	v = getenv("FAULTY_P11_SLEEP");
 	if (v && strchr(v, ':')) {
 		snprintf(sleep_func, sizeof(sleep_func), "%.*s", (int)(strchr(v, ':') - v), v);

@@ -1,16 +1,19 @@
 /* wrappers.h - generated once from p11-kit's pkcs11.h: one forwarding
  * wrapper per PKCS#11 v2.40 function, each asking fault() first; edited by
- * hand for attribute faults (C_CreateObject, C_GetAttributeValue), the
- * slot count (C_GetSlotList), the strict, hidden-PSS and private-certificate
- * modes and the outage (session bookkeeping, signature counting). */
+ * hand for attribute faults (C_CreateObject, C_GetAttributeValue,
+ * C_SetAttributeValue), init arguments (C_Initialize), the slot count
+ * (C_GetSlotList), the strict, hidden-PSS, key-wrap, signing and
+ * private-certificate modes and the outage (session bookkeeping, signature
+ * counting). */
 
 static CK_RV w_C_Initialize(void *init_args)
 {
+	CK_C_INITIALIZE_ARGS copy;
 	CK_RV rv;
 
 	if (host_fault("C_Initialize", &rv))
 		return rv;
-	rv = real->C_Initialize(init_args);
+	rv = real->C_Initialize(take_init_args(init_args, &copy));
 	return rv;
 }
 
@@ -75,8 +78,8 @@ static CK_RV w_C_GetMechanismList(CK_SLOT_ID slot_id, CK_MECHANISM_TYPE *mechani
 
 	if (host_fault("C_GetMechanismList", &rv))
 		return rv;
-	if (hide_pss)
-		return mechanism_list_without_pss(slot_id, mechanism_list, count);
+	if (hide_pss || kwp)
+		return adjusted_mechanism_list(slot_id, mechanism_list, count);
 	rv = real->C_GetMechanismList(slot_id, mechanism_list, count);
 	return rv;
 }
@@ -89,6 +92,8 @@ static CK_RV w_C_GetMechanismInfo(CK_SLOT_ID slot_id, CK_MECHANISM_TYPE type, CK
 		return rv;
 	if (hidden_mechanism(type))
 		return CKR_MECHANISM_INVALID;
+	if (kwp && type == CKM_AES_KEY_WRAP_KWP)
+		type = CKM_AES_KEY_WRAP_PAD;
 	rv = real->C_GetMechanismInfo(slot_id, type, info);
 	return rv;
 }
@@ -262,7 +267,7 @@ static CK_RV w_C_SetAttributeValue(CK_SESSION_HANDLE session, CK_OBJECT_HANDLE o
 {
 	CK_RV rv;
 
-	if (session_fault("C_SetAttributeValue", session, &rv))
+	if (session_fault("C_SetAttributeValue", session, &rv) || attr_fault(&set_attr, session, object, templ, count, &rv))
 		return rv;
 	rv = real->C_SetAttributeValue(session, object, templ, count);
 	return rv;
@@ -436,9 +441,11 @@ static CK_RV w_C_SignInit(CK_SESSION_HANDLE session, CK_MECHANISM *mechanism, CK
 
 	if (session_fault("C_SignInit", session, &rv))
 		return rv;
-	if (mechanism && hidden_mechanism(mechanism->mechanism))
+	if (refused_sign_mechanism(mechanism))
 		return CKR_MECHANISM_INVALID;
 	rv = real->C_SignInit(session, mechanism, key);
+	if (rv == CKR_OK)
+		sign_started(session, mechanism);
 	return rv;
 }
 
@@ -449,8 +456,10 @@ static CK_RV w_C_Sign(CK_SESSION_HANDLE session, unsigned char *data, unsigned l
 	if (session_fault("C_Sign", session, &rv))
 		return rv;
 	rv = real->C_Sign(session, data, data_len, signature, signature_len);
-	if (rv == CKR_OK && signature)
+	if (rv == CKR_OK && signature) {
+		signature_out(session, signature, signature_len);
 		signature_made();
+	}
 	return rv;
 }
 
@@ -471,8 +480,10 @@ static CK_RV w_C_SignFinal(CK_SESSION_HANDLE session, unsigned char *signature, 
 	if (session_fault("C_SignFinal", session, &rv))
 		return rv;
 	rv = real->C_SignFinal(session, signature, signature_len);
-	if (rv == CKR_OK && signature)
+	if (rv == CKR_OK && signature) {
+		signature_out(session, signature, signature_len);
 		signature_made();
+	}
 	return rv;
 }
 
@@ -622,8 +633,12 @@ static CK_RV w_C_WrapKey(CK_SESSION_HANDLE session, CK_MECHANISM *mechanism, CK_
 {
 	CK_RV rv;
 
+	CK_MECHANISM pad = {CKM_AES_KEY_WRAP_PAD, NULL, 0};
+
 	if (session_fault("C_WrapKey", session, &rv))
 		return rv;
+	if (kwp && mechanism && mechanism->mechanism == CKM_AES_KEY_WRAP_KWP)
+		mechanism = &pad;
 	rv = real->C_WrapKey(session, mechanism, wrapping_key, key, wrapped_key, wrapped_key_len);
 	return rv;
 }
@@ -632,8 +647,16 @@ static CK_RV w_C_UnwrapKey(CK_SESSION_HANDLE session, CK_MECHANISM *mechanism, C
 {
 	CK_RV rv;
 
+	CK_MECHANISM pad = {CKM_AES_KEY_WRAP_PAD, NULL, 0};
+
 	if (session_fault("C_UnwrapKey", session, &rv))
 		return rv;
+	if (mechanism)
+		count_unwrap(mechanism->mechanism);
+	if (wrap_pad_pkcs11 && mechanism && mechanism->mechanism == CKM_AES_KEY_WRAP_PAD)
+		return unwrap_pad_pkcs11(session, unwrapping_key, wrapped_key, wrapped_key_len, templ, attribute_count, key);
+	if (kwp && mechanism && mechanism->mechanism == CKM_AES_KEY_WRAP_KWP)
+		mechanism = &pad;
 	rv = real->C_UnwrapKey(session, mechanism, unwrapping_key, wrapped_key, wrapped_key_len, templ, attribute_count, key);
 	return rv;
 }

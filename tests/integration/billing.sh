@@ -520,6 +520,29 @@ case_no_billing_right() {
 		"recorded as refused, so it can be sent once the right is there"
 }
 
+# A token that lists RSA-PSS and does not sign with it (p11-kit 0.24
+# remoting): declare goes on with TLS 1.2 and PKCS#1 v1.5 by itself and
+# says so once, however many files and connections; no PIN blamed, no
+# re-connect.
+case_pss_fallback() {
+	setup_token
+	start_bill_mock
+	make_decl a.txt
+	make_decl b.txt
+	make_decl c.txt
+	export FAULTY_P11_MODULE=$SOFTHSM_MODULE FAULTY_P11_REFUSE_PSS=1 FAULTY_P11_REPORT=$T/report
+	VZP11_MODULE=$FAULTY_P11 declare_file --json "$T/a.txt" "$T/b.txt" "$T/c.txt"
+	unset FAULTY_P11_REFUSE_PSS FAULTY_P11_REPORT
+	expect_rc 0 "three declarations through a token that refuses RSA-PSS"
+	expect_json "$T/out" 'assert [d["status"] for d in o] == ["accepted"] * 3, o' "all three accepted"
+	n=$(grep -c "offers RSA-PSS but did not sign with it" "$T/err" || true)
+	[ "$n" -eq 1 ] && pass "declare says the fallback once" ||
+		{ fail "declare said the fallback $n times"; sed 's/^/  | /' "$T/err"; }
+	expect_not_in "$T/err" "PIN|re-connect" "no PIN blamed, no re-connect"
+	[ "$(sed -n 's/^func C_Login //p' "$T/report")" = 1 ] && pass "the PIN was sent once" ||
+		fail "C_Login $(sed -n 's/^func C_Login //p' "$T/report") times"
+}
+
 case_server_errors() {
 	setup_token
 	start_bill_mock --push-fault 503 --push-fault-every 2

@@ -155,6 +155,71 @@ EOF
 	expect_in "$T/err" "neither TYPE\[/SUBTYPE\]:VERSION.SUBVERSION\[:ACTION\] nor a \[flow \"nonesuch\"\]" "says so"
 }
 
+# Module arguments go with the module named in the same place: the command
+# line's, the environment's, one file's. A module named in a more important
+# place leaves the others' arguments out (-v says so); SoftHSM refuses any
+# (CKR_ARGUMENTS_BAD), and faulty-p11 with FAULTY_P11_TAKE_ARGS takes them
+# and reports what it got.
+case_module_args() {
+	imp "$PKI/sys-rsa2048.p12"
+	[ "$rc" -eq 0 ] || { fail "import"; cat "$T/err"; finish; }
+	unset VZP11_MODULE VZP11_MODULE_ARGS
+	export FAULTY_P11_TAKE_ARGS=1 FAULTY_P11_REPORT=$T/report
+	printf 'module = %s\nmodule-args = file-args\n' "$FAULTY_P11" | conf "$T/with-args.conf"
+	printf 'module = %s\n' "$SOFTHSM_MODULE" | conf "$T/softhsm.conf"
+	listed() { # listed WHAT: the certificate was listed
+		expect_rc 0 "$1"
+		expect_in "$T/out" "^vecozo-system " "$1: the certificate is listed"
+	}
+	args_seen() { # args_seen ARGS WHAT: the module got ARGS
+		expect_in "$T/report" "^init-args $1\$" "$2: the module got '$1'"
+		rm -f "$T/report"
+	}
+	# the pairs: each place's module with its own arguments
+	run vz --config "$T/with-args.conf" list
+	listed "module and module-args from a file"
+	args_seen file-args "file"
+	VZP11_MODULE=$FAULTY_P11 VZP11_MODULE_ARGS=env-args run vz --config "$T/with-args.conf" list
+	listed "VZP11_MODULE and VZP11_MODULE_ARGS over a file's pair"
+	args_seen env-args "environment"
+	VZP11_MODULE=$FAULTY_P11 VZP11_MODULE_ARGS=env-args \
+		run vz --module "$FAULTY_P11" --module-args cli-args list
+	listed "--module and --module-args over the environment's pair"
+	args_seen cli-args "command line"
+	# a module named above leaves the arguments below out
+	run vz -v --config "$T/with-args.conf" --module "$SOFTHSM_MODULE" list
+	listed "--module over a file's module and module-args"
+	expect_in "$T/err" "module arguments of $T/with-args.conf:2 are left out: they go with a module named there, and the module in use comes from command line" \
+		"-v says the file's arguments were left out"
+	VZP11_MODULE=$FAULTY_P11 VZP11_MODULE_ARGS=env-args run vz -v list --module "$SOFTHSM_MODULE"
+	listed "--module (after the command) over VZP11_MODULE and VZP11_MODULE_ARGS"
+	expect_in "$T/err" "module arguments of environment VZP11_MODULE_ARGS are left out" \
+		"-v says the environment's arguments were left out"
+	VZP11_MODULE=$SOFTHSM_MODULE run vz --config "$T/with-args.conf" list
+	listed "VZP11_MODULE over a file's module and module-args"
+	VZP11_MODULE_ARGS=env-args run vz --config "$T/softhsm.conf" list
+	listed "a file's module over VZP11_MODULE_ARGS alone"
+	# one file's pair is not another file's: the user's arguments do not
+	# go with --config's module
+	printf 'module = %s\nmodule-args = user-args\n' "$FAULTY_P11" | conf "$XDG_CONFIG_HOME/vzp11/config"
+	run vz --config "$T/softhsm.conf" list
+	listed "--config's module over the user file's pair"
+	run vz list
+	listed "the user file's pair"
+	args_seen user-args "the user's file"
+	run vz --json --config "$T/softhsm.conf" config
+	expect_setting module-args user-args "xdg/vzp11/config:2, left out: the module comes from .*softhsm.conf:1\$"
+	run vz --json config
+	expect_setting module-args user-args "xdg/vzp11/config:2\$"
+	rm -f "$XDG_CONFIG_HOME/vzp11/config"
+	# --module-args on the command line names no module of its own
+	VZP11_MODULE=$SOFTHSM_MODULE run vz list --module-args cli-args
+	expect_rc 2 "--module-args without --module"
+	expect_in "$T/err" "the command line names no module: the module comes from environment VZP11_MODULE" \
+		"says where the module comes from"
+	expect_in "$T/err" "give --module on the command line too" "says what to do"
+}
+
 # bad_conf WHAT EXIT REGEX: $T/bad.conf as --config is refused, with the
 # message, and no command runs.
 bad_conf() {

@@ -779,7 +779,8 @@ faulty() {
 	done
 	shift
 	VZP11_MODULE=$FAULTY_P11 FAULTY_P11_REPORT=$T/report "$@"
-	unset FAULTY_P11_HIDE_PSS FAULTY_P11_PRIVATE_CERTS FAULTY_P11_OUTAGE
+	unset FAULTY_P11_HIDE_PSS FAULTY_P11_PRIVATE_CERTS FAULTY_P11_OUTAGE FAULTY_P11_BAD_PKCS1 \
+		FAULTY_P11_REFUSE_PSS
 }
 
 # calls FUNC: how often faulty-p11 saw FUNC in the last run.
@@ -808,6 +809,31 @@ s_server_cov() {
 	exec 5>&-
 	kill "$spid" 2>/dev/null || true
 	wait "$spid" 2>/dev/null || true
+}
+
+# RSA-PSS not tried (the token lists none) and the PKCS#1 v1.5 signature
+# does not verify: the message says what was tried and which of key and
+# token is wrong, by whether the key is the certificate's.
+case_pkcs1_unverified() {
+	setup_token
+	start_mock
+	faulty FAULTY_P11_HIDE_PSS=1 FAULTY_P11_BAD_PKCS1=1 -- cov -v --bsn 999979668 --birthdate 1962-03-15
+	expect_rc 1 "a token without RSA-PSS that signs PKCS#1 v1.5 wrongly"
+	expect_in "$T/err" "the key of token 'vzp11-test' is the certificate's, but its RSA PKCS#1 v1.5 signature does not verify, and RSA-PSS was not tried \(the token offers none\): the token signs wrongly with it" \
+		"says PSS was not tried and the token signs wrongly"
+	expect_in "$T/err" "use a token that signs RSA-PSS or offers CKM_SHA256_RSA_PKCS" "says what to do"
+	expect_not_in "$T/err" "do not match|--replace|signs no RSA-PSS" "does not blame the key, nor claim PSS was refused"
+	# another key under the certificate's CKA_ID
+	id=$(vz --json show vecozo-system | python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])')
+	p11 --delete-object --type privkey --id "$id" >/dev/null 2>&1
+	p11 --write-object "$PKI/sys-renewed.key" --type privkey --id "$id" --label vecozo-system \
+		--usage-sign >/dev/null 2>&1
+	[ "$(count_objects '^Private Key Object')" -eq 1 ] || { fail "swapping the key failed"; finish; }
+	faulty FAULTY_P11_HIDE_PSS=1 -- cov -v --bsn 999979668 --birthdate 1962-03-15
+	expect_rc 1 "a key that is not the certificate's"
+	expect_in "$T/err" "the key of token 'vzp11-test' with this certificate's CKA_ID is another key \(its public key is not the certificate's\)" \
+		"says the key is another"
+	expect_in "$T/err" "import the .pfx again with 'vzp11 import --replace'" "says what to do"
 }
 
 # A token without RSA-PSS: TLS 1.2 with an RSA PKCS#1 v1.5 signature, and

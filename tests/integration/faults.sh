@@ -148,24 +148,34 @@ case_allowed_mechanisms_general_error() {
 # openCryptoki 3.8 does not know CKA_CERTIFICATE_CATEGORY: certificates go on
 # without it, show says so, and the CA certificates are still told apart
 # (by their basic constraints): the chain is complete and remove takes them.
+# The imitation refuses the attribute when written and when read, as
+# openCryptoki does (tokens-opencryptoki: the real one).
+no_category() {
+	FAULTY_P11_CREATE_FAIL_ATTR=CKA_CERTIFICATE_CATEGORY FAULTY_P11_FAIL_ATTR=CKA_CERTIFICATE_CATEGORY \
+		FAULTY_P11_RV=CKR_ATTRIBUTE_TYPE_INVALID VZP11_MODULE=$FAULTY_P11 "$@"
+}
 case_certificate_category_unknown() {
-	FAULTY_P11_CREATE_FAIL_ATTR=CKA_CERTIFICATE_CATEGORY FAULTY_P11_RV=CKR_ATTRIBUTE_TYPE_INVALID \
-		FAULTY_P11_REPORT=$T/report VZP11_MODULE=$FAULTY_P11 imp "$PKI/sys-rsa2048.p12"
+	FAULTY_P11_REPORT=$T/report no_category imp "$PKI/sys-rsa2048.p12"
 	expect_rc 0 "import onto a token without certificate categories"
 	expect_in "$T/report" "^injected attribute" "the token refused the attribute"
 	expect_in "$T/out" "^not kept: +CKA_CERTIFICATE_CATEGORY " "import says what the token did not keep"
 	[ "$(count_objects '^Certificate Object')" -eq 3 ] && pass "certificate and 2 CA certificates written" ||
 		fail "$(count_objects '^Certificate Object') certificates on the token"
-	run vz --json show vecozo-system
+	no_category run vz --json show vecozo-system
 	expect_in "$T/out" '"not_kept":\["CKA_CERTIFICATE_CATEGORY"\]' "the JSON says the category was not kept"
 	expect_in "$T/out" '"chain":\["CN=vzp11 Test Issuing CA G4' "the chain is found"
-	run vz list --public
+	no_category run vz list --public
 	[ "$(wc -l <"$T/out")" -eq 1 ] && pass "list --public: one certificate, the CA certificates are not taken for one" ||
 		{ fail "list --public shows $(wc -l <"$T/out") lines"; cat "$T/out"; }
-	run vz check
+	no_category run vz check
 	expect_rc 0 "check: OK"
 	expect_in "$T/out" "chain complete on the token \(2 CA certificates\)" "check sees the whole chain"
-	run vz remove vecozo-system --yes
+	# SoftHSM itself keeps categories: read directly, these certificates
+	# have none (0), which is no reason to say the token keeps none.
+	run vz show vecozo-system
+	expect_in "$T/out" "^category: +unspecified " "read from SoftHSM: this certificate's category is unspecified"
+	expect_not_in "$T/out" "token has no certificate categories" "read from SoftHSM: not 'the token has none'"
+	no_category run vz remove vecozo-system --yes
 	expect_rc 0 "remove"
 	[ "$(count_objects '^[A-Z][a-z]+ ?[A-Za-z]* Object')" -eq 0 ] && pass "remove took the CA certificates too" ||
 		{ fail "objects left after remove"; objects; }
@@ -179,6 +189,27 @@ case_write_fails() {
 	expect_in "$T/err" "C_CreateObject \(private key\) failed: CKR_DEVICE_MEMORY" "names the call and the code"
 	expect_in "$T/err" "token is unchanged" "says nothing was left"
 	expect_unchanged before "failed write"
+}
+
+# Codes that do not pass by themselves get no "run the command again": a
+# token that gives no reason (CKR_FUNCTION_FAILED), a module finalized under
+# vzp11 (CKR_CRYPTOKI_NOT_INITIALIZED). The token stays as it was.
+case_no_retry_advice() {
+	seed
+	for code in CKR_FUNCTION_FAILED CKR_CRYPTOKI_NOT_INITIALIZED; do
+		FAULTY_P11_FAIL_FUNC=C_CreateObject FAULTY_P11_FAIL_NTH=3 FAULTY_P11_RV=$code \
+			FAULTY_P11_REPORT=$T/report VZP11_MODULE=$FAULTY_P11 imp "$PKI/sys-rsa2048.p12"
+		expect_rc 1 "import when the third C_CreateObject answers $code"
+		expect_in "$T/report" "^injected C_CreateObject" "$code: the fault was injected"
+		expect_in "$T/err" "C_CreateObject \(certificate\) failed: $code" "names the call and the code"
+		expect_not_in "$T/err" "run the command again|run again" "$code: no advice to run it again"
+		expect_unchanged before "$code after two objects were written"
+	done
+	expect_in "$T/err" "finalized while vzp11 still used it.*report" "CKR_CRYPTOKI_NOT_INITIALIZED: says it is a fault to report"
+	FAULTY_P11_FAIL_FUNC=C_CreateObject FAULTY_P11_FAIL_NTH=3 FAULTY_P11_RV=CKR_FUNCTION_FAILED \
+		VZP11_MODULE=$FAULTY_P11 imp "$PKI/sys-rsa2048.p12"
+	expect_in "$T/err" "gave no reason why C_CreateObject \(certificate\) failed: its own log" \
+		"CKR_FUNCTION_FAILED: says the token gave no reason and where to look"
 }
 
 # sweep OP: run OP once to count its PKCS#11 calls, then fail call N for

@@ -777,6 +777,28 @@ health() {
 # /_vzp11/health: a real signature with the token's key (at most one a
 # second, however often it is asked) and a handshake with the upstream,
 # made fresh when none worked since the last failure.
+# A token that lists RSA-PSS and does not sign with it (p11-kit 0.24
+# remoting): the gateway serves over TLS 1.2 with PKCS#1 v1.5 and logs that
+# once, at start, not per connection or request.
+case_pss_fallback() {
+	mock
+	export FAULTY_P11_MODULE=$SOFTHSM_MODULE FAULTY_P11_REFUSE_PSS=1
+	VZP11_MODULE=$FAULTY_P11 start_gw $(up) --pool 2
+	unset FAULTY_P11_REFUSE_PSS
+	ok=0
+	for k in 1 2 3 4 5 6; do
+		cov_curl "$T/r$k" "$GW/cov/vz801802/v1/soap11"
+		[ "$code" = 200 ] && grep -q Gevonden "$T/r$k" && ok=$((ok + 1))
+	done
+	[ "$ok" -eq 6 ] && pass "six checks answered through the gateway" || fail "$ok of 6 checks answered"
+	expect_log " 200 " "the requests are logged"
+	n=$(grep -c "offers RSA-PSS but did not sign with it" "$T/gw.log" || true)
+	[ "$n" -eq 1 ] && pass "the gateway logs the fallback once" ||
+		{ fail "the gateway logged the fallback $n times"; tail -n 30 "$T/gw.log" | sed 's/^/  | /'; }
+	expect_not_in "$T/gw.log" "PIN|re-connect|reconnect" "no PIN blamed, no re-connect"
+	stop_gw
+}
+
 case_health() {
 	mock
 	mport=$(cat "$T/port")

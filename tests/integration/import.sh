@@ -298,6 +298,45 @@ case_unwrap_option() {
 	expect_in "$T/out" "^key arrived: +created$" "a plain import shows as created"
 }
 
+# unwrapped_like_plain FILE CERT WHAT: import --unwrap of FILE through
+# faulty-p11 (its modes from the environment) ends with exactly the objects
+# of a plain import, and the key arrived unwrapped and signs for CERT.
+unwrapped_like_plain() {
+	reference "$1"
+	FAULTY_P11_MODULE=$SOFTHSM_MODULE FAULTY_P11_REPORT=$T/report VZP11_MODULE=$FAULTY_P11 \
+		run vz --json import "$1" --unwrap --password-source env:VZT_P12
+	expect_rc 0 "$3: import --unwrap"
+	expect_in "$T/out" '"key_import":"unwrapped"' "$3: import --json says unwrapped"
+	p11_objects >"$T/now.objects"
+	cmp -s "$T/ref.objects" "$T/now.objects" && pass "$3: exactly the objects of a plain import" ||
+		{ fail "$3: the token's objects differ from a plain import"; diff "$T/ref.objects" "$T/now.objects" | head -20; }
+	run vz show vecozo-system
+	expect_in "$T/out" "^key arrived: +unwrapped$" "$3: show says unwrapped"
+	signs_like_cert "$2"
+}
+
+# A token that offers CKM_AES_KEY_WRAP_KWP (RFC 5649 by its PKCS#11 name)
+# next to CKM_AES_KEY_WRAP_PAD: KWP is taken, and the PAD reading is never
+# probed.
+case_unwrap_kwp() {
+	FAULTY_P11_KWP=1 unwrapped_like_plain "$PKI/sys-rsa2048.p12" "$PKI/sys-rsa2048.crt" "KWP offered"
+	expect_in "$T/report" "^unwrap-mech 0x210b 1$" "the key was unwrapped with CKM_AES_KEY_WRAP_KWP"
+	expect_not_in "$T/report" "^unwrap-mech 0x210a " "CKM_AES_KEY_WRAP_PAD was not used, not even probed"
+}
+
+# A token whose CKM_AES_KEY_WRAP_PAD is PKCS#11's (PKCS#7 padding + RFC
+# 3394), not SoftHSM's RFC 5649: the probe finds that form, and RSA and EC
+# keys (padded to a multiple of 8 differently) arrive whole.
+case_unwrap_pad_pkcs11() {
+	FAULTY_P11_WRAP_PAD=pkcs11 unwrapped_like_plain "$PKI/sys-rsa2048.p12" "$PKI/sys-rsa2048.crt" "RSA"
+	expect_in "$T/report" "^unwrap-mech 0x210a 3$" \
+		"three C_UnwrapKey with CKM_AES_KEY_WRAP_PAD: the RFC 5649 probe (refused), the PKCS#7 + RFC 3394 probe, the key"
+	rm -rf "$T"
+	new_token import-unwrap-pad-pkcs11-ec
+	FAULTY_P11_WRAP_PAD=pkcs11 unwrapped_like_plain "$PKI/sys-ec256.p12" "$PKI/sys-ec256.crt" "EC"
+	expect_in "$T/report" "^unwrap-mech 0x210a 3$" "EC: the probe, then the key"
+}
+
 # --use-token-key: a key another tool put on the token (extractable, with
 # decrypt and unwrap, under its own label and CKA_ID) is adopted.
 case_use_token_key() {
@@ -315,10 +354,16 @@ case_use_token_key() {
 	expect_in "$T/out" '"key_import":"adopted"' "says the key was adopted"
 	expect_in "$T/out" '"sensitive":true,"extractable":false' "the key is now not extractable"
 	expect_in "$T/out" '"sign_only":' "the key's uses are shown"
+	# SoftHSM 2.6 will not change CKA_ALLOWED_MECHANISMS (CKR_ATTRIBUTE_READ_ONLY):
+	# the adopted key keeps no list, and vzp11 says so (tokens-tpm: one that does)
+	expect_in "$T/out" '"not_kept":\["CKA_ALLOWED_MECHANISMS"\]' "--json says the mechanism list was not kept"
 	expect_objects vecozo-system "$PKI/sys-rsa2048.crt"
 	objects | awk '/^[A-Z]/ {p = 0} /^Private Key Object/ {p = 1} p' >"$T/priv"
 	expect_not_in "$T/priv" "by-hand" "no key is left under the other tool's label"
 	expect_in "$T/priv" "Usage: +sign$" "the key may only sign now (decrypt and unwrap off)"
+	run vz show vecozo-system
+	expect_in "$T/out" "^not kept: +CKA_ALLOWED_MECHANISMS \(the token does not limit the key to signature mechanisms; it still cannot decrypt\)" \
+		"show says the list was not kept, and that the key cannot decrypt"
 	expect_not_in "$T/priv" "extractable" "pkcs11-tool sees it not extractable"
 	[ "$(count_objects '^Private Key Object')" -eq 2 ] && pass "no key was added (the seeded one and the adopted one)" ||
 		fail "$(count_objects '^Private Key Object') private keys"
@@ -333,6 +378,80 @@ case_use_token_key() {
 	expect_rc 1 "two keys match"
 	expect_in "$T/err" "2 private keys on token .* have the public key" "says how many match"
 	expect_unchanged two-copies "two matching keys"
+}
+
+# adoptable: a token with a seeded certificate and, by another tool, the
+# key of sys-rsa2048 (extractable, with decrypt and unwrap, its own label
+# and CKA_ID); its objects in the snapshot "with-key".
+adoptable() {
+	seed
+	put_key "$PKI/sys-rsa2048.p12" by-hand 0102 --extractable
+	snapshot with-key
+}
+
+# A token that will not make a key sensitive and not extractable: the key
+# is not adopted, and everything done before (label, CKA_ID, uses, public
+# key, certificate, chain) is undone.
+case_use_token_key_not_protectable() {
+	adoptable
+	FAULTY_P11_MODULE=$SOFTHSM_MODULE FAULTY_P11_SET_FAIL_ATTR=CKA_EXTRACTABLE \
+		FAULTY_P11_RV=CKR_ATTRIBUTE_READ_ONLY FAULTY_P11_REPORT=$T/report \
+		VZP11_MODULE=$FAULTY_P11 imp "$PKI/sys-rsa2048.p12" --use-token-key
+	expect_rc 1 "--use-token-key on a token that keeps the key extractable"
+	expect_in "$T/report" "^injected attribute 0x162" "the token refused CKA_EXTRACTABLE"
+	expect_in "$T/err" "does not let the key on it be made sensitive and not extractable \(C_SetAttributeValue: CKR_ATTRIBUTE_READ_ONLY\), so vzp11 does not adopt it" \
+		"says what the token cannot do"
+	expect_in "$T/err" "the token is unchanged" "says the token is unchanged"
+	expect_in "$T/err" "token's own tool" "says what to do"
+	expect_unchanged with-key "key not adopted"
+}
+
+# A token that will not switch off decrypt and unwrap, nor take a mechanism
+# list: the key is adopted all the same (it is sensitive and not
+# extractable), and import, show and --json say what stayed on.
+case_use_token_key_uses_kept() {
+	adoptable
+	FAULTY_P11_MODULE=$SOFTHSM_MODULE FAULTY_P11_SET_FAIL_ATTR=CKA_DECRYPT,CKA_UNWRAP,CKA_ALLOWED_MECHANISMS \
+		FAULTY_P11_RV=CKR_ATTRIBUTE_READ_ONLY FAULTY_P11_REPORT=$T/report \
+		VZP11_MODULE=$FAULTY_P11 imp "$PKI/sys-rsa2048.p12" --use-token-key
+	expect_rc 0 "--use-token-key on a token that keeps decrypt and unwrap"
+	expect_in "$T/report" "^injected attribute" "the token refused the changes"
+	expect_in "$T/out" "^The token would not switch off the key's other uses \(decrypt, unwrap\): vzp11 only signs with it; switch them off with the token's own tool" \
+		"import says which uses the token kept on and what to do"
+	expect_in "$T/out" "sensitive=yes extractable=no" "the key is protected"
+	expect_in "$T/out" "sign=yes decrypt=yes unwrap=yes derive=no sign-recover=no mechanisms=any" "show's key use is what the token has"
+	expect_in "$T/out" "^not kept: +CKA_ALLOWED_MECHANISMS \(the token does not limit the key to signature mechanisms, and the key may decrypt or unwrap too" \
+		"not kept: says the key may decrypt"
+	expect_not_in "$T/out" "cannot decrypt" "does not say the key cannot decrypt"
+	run vz --json show vecozo-system
+	expect_in "$T/out" '"sign_only":false' "--json: not sign only"
+	expect_in "$T/out" '"not_kept":\["CKA_ALLOWED_MECHANISMS"\]' "--json: the mechanism list was not kept"
+	objects | grep -c "Usage: *decrypt, sign, unwrap" >"$T/usage" || true
+	[ "$(cat "$T/usage")" -eq 1 ] && pass "pkcs11-tool sees the adopted key decrypt, sign and unwrap" ||
+		{ fail "pkcs11-tool's usage lines:"; objects | grep Usage; }
+}
+
+# The key was made sensitive and not extractable, then the import failed
+# (its read-back gave no clear answer): everything is undone but that, and
+# the message says so.
+case_use_token_key_protected_then_failed() {
+	adoptable
+	FAULTY_P11_MODULE=$SOFTHSM_MODULE FAULTY_P11_FAIL_ATTR=CKA_PRIVATE_EXPONENT \
+		FAULTY_P11_RV=CKR_DEVICE_ERROR VZP11_MODULE=$FAULTY_P11 \
+		imp "$PKI/sys-rsa2048.p12" --use-token-key
+	expect_rc 1 "--use-token-key when the read-back fails after the key was protected"
+	expect_in "$T/err" "could not confirm" "says the read-back failed"
+	expect_in "$T/err" "the token is as it was, except that the key that was to be adopted stays sensitive and not extractable \(that cannot be undone\)" \
+		"says what could not be undone"
+	grep -v '^ *Access:' "$T/with-key.objects" >"$T/with-key.rest"
+	objects | grep -v '^ *Access:' >"$T/now.rest"
+	cmp -s "$T/with-key.rest" "$T/now.rest" && pass "every object as before but the key's access flags" ||
+		{ fail "the token's objects changed"; diff "$T/with-key.rest" "$T/now.rest" | head -20; }
+	objects | awk '/^[A-Z]/ {p = 0} /^Private Key Object/ {p = 1} p' >"$T/priv"
+	expect_in "$T/priv" "label: +by-hand" "the key keeps the other tool's label"
+	expect_not_in "$T/priv" "(^|[ ,])extractable" "the key is no longer extractable"
+	[ "$(grep -c '^ *Access:' "$T/with-key.objects")" -eq "$(objects | grep -c '^ *Access:')" ] &&
+		pass "the same keys" || fail "the number of keys changed"
 }
 
 # wrong_password FILE: a wrong password is named as such, not as damage.

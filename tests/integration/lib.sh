@@ -36,6 +36,15 @@ new_token() {
 	export SOFTHSM2_CONF
 }
 
+# no_secrets: env(1)'s options that leave the tests' VZT_* variables (PINs,
+# passwords) out of a command's environment: the daemons the tests start
+# (the mock, p11-kit server, a token's daemons) have no business with them.
+# Used as `env $(no_secrets) CMD ... &`, a simple command, so that $! is
+# CMD's own PID (env execs it).
+no_secrets() {
+	env | sed -n 's/^\(VZT_[A-Za-z0-9_]*\)=.*/-u \1/p' | tr '\n' ' '
+}
+
 # VZP11_WRAPPER runs vzp11 under a tool (meson test --setup valgrind).
 vz() {
 	# shellcheck disable=SC2086

@@ -225,6 +225,14 @@ case_selftest_fails() {
 	# A fresh token: endpoint that is not there, server CA not trusted.
 	new_token "lifecycle-$CASE-2"
 	must_import "$PKI/sys-rsa2048.p12"
+	# The certificate's own key, on a token without RSA-PSS that signs
+	# PKCS#1 v1.5 wrongly: the token is blamed, not the key.
+	FAULTY_P11_MODULE=$SOFTHSM_MODULE FAULTY_P11_HIDE_PSS=1 FAULTY_P11_BAD_PKCS1=1 \
+		VZP11_MODULE=$FAULTY_P11 run vz selftest
+	expect_rc 1 "a token that signs PKCS#1 v1.5 wrongly"
+	expect_in "$T/out" "^FAIL +sign rsa_pkcs1_sha256 .*though the key is the certificate's: the token signs this scheme wrongly" \
+		"says the token signs wrongly"
+	expect_not_in "$T/out" "do not match|--replace" "does not blame the key"
 	run vz selftest --endpoint "https://localhost:1/cov" --cacert "$PKI/chain.pem"
 	expect_rc 1 "an endpoint nobody listens on"
 	expect_in "$T/out" "^FAIL +cov handshake +no handshake with https://localhost:1/cov: " "the handshake fails"

@@ -97,6 +97,30 @@ case_show() {
 	expect_rc 2 "show without a label"
 }
 
+# A certificate and key another tool wrote (pkcs11-tool sets no
+# CKA_CERTIFICATE_CATEGORY: SoftHSM keeps 0, unspecified): show says this
+# certificate has no category, not that the token has none, and still
+# finds the chain vzp11 wrote for another certificate.
+case_show_cert_by_other_tool() {
+	must_import "$PKI/sys-ec256.p12"
+	put_key "$PKI/sys-rsa2048.p12" by-hand 0a0b
+	openssl x509 -in "$PKI/sys-rsa2048.crt" -outform der -out "$T/cert.der"
+	p11 --write-object "$T/cert.der" --type cert --label by-hand --id 0a0b >"$T/put.log" 2>&1 ||
+		{ fail "pkcs11-tool could not write the certificate"; cat "$T/put.log"; }
+	run vz show by-hand
+	expect_rc 0 "show of a certificate another tool wrote"
+	expect_in "$T/out" "^category: +unspecified \(this certificate's CKA_CERTIFICATE_CATEGORY says nothing, as other tools write it" \
+		"says this certificate has no category"
+	expect_not_in "$T/out" "token has no certificate categories|^not kept: +CKA_CERTIFICATE_CATEGORY" \
+		"does not say the token keeps no categories"
+	expect_in "$T/out" "^chain: +CN=vzp11 Test Issuing CA G4" "the chain is found"
+	run vz --json show by-hand
+	expect_not_in "$T/out" '"not_kept":\[[^]]*CKA_CERTIFICATE_CATEGORY' "--json: the category is not among what the token did not keep"
+	run vz list --public
+	[ "$(wc -l <"$T/out")" -eq 2 ] && pass "list --public: two certificates, no CA taken for one" ||
+		{ fail "list --public shows $(wc -l <"$T/out") lines"; cat "$T/out"; }
+}
+
 # A full disk (or any write error) on stdout is a failure, not "done".
 case_output_write_error() {
 	[ -w /dev/full ] || { echo "SKIP: no /dev/full"; exit 77; }

@@ -11,11 +11,13 @@ rights_file() {
 	} >"$T/rights"
 }
 
-# start_mock [vzmock options]: sets ENDPOINT and MOCK_PID.
+# start_mock [vzmock options]: sets ENDPOINT and MOCK_PID. The mock gets
+# none of the tests' secrets (lib.sh's no_secrets).
 start_mock() {
 	[ -f "$T/rights" ] || rights_file
 	rm -f "$T/port" "$T/stats.json"
-	"$VZMOCK" --cert "${MOCK_CERT:-$PKI/server-chain.pem}" --key "${MOCK_KEY:-$PKI/server.key}" \
+	# shellcheck disable=SC2046
+	env $(no_secrets) "$VZMOCK" --cert "${MOCK_CERT:-$PKI/server-chain.pem}" --key "${MOCK_KEY:-$PKI/server.key}" \
 		--ca "$PKI/chain.pem" --population "$SRCDIR/tests/mock/population.json" \
 		--rights "$T/rights" --port-file "$T/port" --stats "$T/stats.json" --idle-exit 120 \
 		"$@" 2>"$T/mock.log" &

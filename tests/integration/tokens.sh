@@ -2,8 +2,10 @@
 # tokens.sh CASE: vzp11 on the other PKCS#11 implementations Debian ships,
 # each started here and nowhere else: import (or --use-token-key on the
 # TPM), list, show, check, selftest and a COV check through the mock with
-# the token's key, RSA and EC where the token signs them, and one refusal
-# that leaves the token as it was (pkcs11-tool, object by object).
+# the token's key, RSA and EC where the token signs them, one refusal
+# before anything is written and one after (tests/faulty-p11 in front of the
+# real module fails a later write), each leaving the token as it was
+# (pkcs11-tool, object by object).
 #   opencryptoki   openCryptoki's soft token behind its own pkcsslotd
 #   tpm            tpm2-pkcs11 on swtpm, tpm2-abrmd on a private D-Bus
 #   nss            NSS softoken in a database of the test's own (--module-args,
@@ -97,6 +99,14 @@ p11() {
 	pkcs11-tool --module "$P11_MODULE" --token-label "$P11_TOKEN" --login --pin "env:$P11_PIN" "$@"
 }
 
+# no_secrets_in PID WHAT: the process has none of the test's VZT_*
+# variables (PINs, passwords) in its environment (lib.sh's no_secrets).
+no_secrets_in() {
+	read_proc "$1"
+	expect_in "$T/environ" "^PATH=" "$2's environment was read"
+	expect_not_in "$T/environ" "^VZT_" "$2 has none of the test's secrets in its environment"
+}
+
 # exercise LABEL KIND: what a user does with an imported certificate: list,
 # show, check, selftest and a COV check against the mock.
 exercise() {
@@ -123,6 +133,31 @@ exercise() {
 	expect_rc 0 "cov --label $label"
 	expect_in "$T/out" "^Result: +Gevonden" "cov: the mock answers Gevonden"
 	cp "$T/err" "$T/cov-err-$label"
+}
+
+# refused_midway WHAT MODULE ENV... -- IMPORT-ARGS...: the import through
+# faulty-p11 in front of MODULE (the token's own), with the faults in ENV,
+# fails after it wrote to the token: the message names the refused call,
+# and every object is as in the snapshot "before" (take it first).
+refused_midway() {
+	what=$1 real=$2
+	shift 2
+	while [ "$1" != -- ]; do
+		export "${1?}"
+		shift
+	done
+	shift
+	FAULTY_P11_MODULE=$real FAULTY_P11_REPORT=$T/report VZP11_MODULE=$FAULTY_P11 imp "$@"
+	unset FAULTY_P11_CREATE_FAIL_ATTR FAULTY_P11_FAIL_FUNC FAULTY_P11_FAIL_NTH FAULTY_P11_RV \
+		VZP11_MODULE_ARGS
+	expect_rc 1 "$what"
+	expect_in "$T/report" "^injected " "$what: the fault was injected"
+	writes=$(sed -n 's/^func \(C_CreateObject\|C_SetAttributeValue\|C_DestroyObject\) \([0-9]*\)$/\2/p' \
+		"$T/report" | awk '{n += $1} END {print n + 0}')
+	[ "$writes" -ge 3 ] && pass "$what: the refusal came after writes ($writes write calls)" ||
+		fail "$what: only $writes write calls before the refusal"
+	expect_in "$T/err" "the token is unchanged" "$what: says the token is unchanged"
+	expect_unchanged before "$what"
 }
 
 # import_ok FILE LABEL: vzp11 import of a test .p12.
@@ -153,7 +188,8 @@ case_opencryptoki() {
 	mkdir -p /run/lock/opencryptoki/swtok
 	chgrp -R pkcs11 /run/lock/opencryptoki
 	chmod -R 0770 /run/lock/opencryptoki
-	pkcsslotd || { fail "pkcsslotd did not start"; finish; }
+	# shellcheck disable=SC2046
+	env $(no_secrets) pkcsslotd || { fail "pkcsslotd did not start"; finish; }
 	started "$(cat /run/pkcsslotd.pid)"
 	# A fresh soft token's SO PIN is openCryptoki's documented default; its
 	# PINs are 4 to 8 characters.
@@ -195,6 +231,12 @@ case_opencryptoki() {
 	expect_in "$T/err" "RSA key" "says what to do instead"
 	expect_not_in "$T/err" "run the command again" "does not say to run it again"
 	expect_unchanged before "refused EC import"
+	# The token full when the certificate comes, after the key pair was
+	# written: both destroyed again.
+	refused_midway "a refusal after the key pair was written" "$OCK" \
+		FAULTY_P11_CREATE_FAIL_ATTR=CKA_ISSUER FAULTY_P11_RV=CKR_DEVICE_MEMORY -- \
+		"$PKI/sys-renewed.p12" --label renewed
+	expect_in "$T/err" "C_CreateObject \(certificate\) failed: CKR_DEVICE_MEMORY" "names the refused call"
 }
 
 # ---- TPM 2.0: tpm2-pkcs11 on swtpm, tpm2-abrmd on a private D-Bus ---------
@@ -205,17 +247,20 @@ case_tpm() {
 	done
 	[ -e "$TPM" ] || { echo "SKIP: tpm2-pkcs11 is not installed"; exit 77; }
 	mkdir -p "$T/tpm/state" "$T/tpm/store"
-	swtpm socket --tpm2 --tpmstate "dir=$T/tpm/state" --flags not-need-init,startup-clear \
+	# shellcheck disable=SC2046
+	env $(no_secrets) swtpm socket --tpm2 --tpmstate "dir=$T/tpm/state" --flags not-need-init,startup-clear \
 		--server type=tcp,port=2321,bindaddr=127.0.0.1 \
 		--ctrl type=tcp,port=2322,bindaddr=127.0.0.1 --log "file=$T/swtpm.log" &
 	started $!
-	dbus-daemon --session --nofork --nopidfile --address="unix:path=$T/bus" \
+	# shellcheck disable=SC2046
+	env $(no_secrets) dbus-daemon --session --nofork --nopidfile --address="unix:path=$T/bus" \
 		>"$T/dbus.log" 2>&1 &
 	started $!
 	export DBUS_SESSION_BUS_ADDRESS=unix:path=$T/bus
 	wait_for "the private D-Bus" test -S "$T/bus"
 	wait_for "swtpm" sh -c "ss -Hltn 'sport = :2321' | grep -q LISTEN"
-	tpm2-abrmd --session --allow-root --tcti=swtpm:host=127.0.0.1,port=2321 >"$T/abrmd.log" 2>&1 &
+	# shellcheck disable=SC2046
+	env $(no_secrets) tpm2-abrmd --session --allow-root --tcti=swtpm:host=127.0.0.1,port=2321 >"$T/abrmd.log" 2>&1 &
 	started $!
 	export TPM2TOOLS_TCTI=tabrmd:bus_type=session TPM2_PKCS11_TCTI=tabrmd:bus_type=session
 	export TPM2_PKCS11_STORE=$T/tpm/store TPM2_PKCS11_LOG_LEVEL=0
@@ -250,6 +295,13 @@ case_tpm() {
 	# The recipe: the key from the .pfx onto the TPM with tpm2_ptool, then
 	# --use-token-key for the certificate, its public key and the chain.
 	tpm_key "$PKI/sys-rsa2048.p12" rsa imported-by-ptool
+	# Refused at the certificate, after the key's label, CKA_ID, uses and
+	# mechanism list were changed: all written back.
+	snapshot before
+	refused_midway "--use-token-key refused after the key was changed" "$TPM" \
+		FAULTY_P11_CREATE_FAIL_ATTR=CKA_ISSUER FAULTY_P11_RV=CKR_DEVICE_MEMORY -- \
+		"$PKI/sys-rsa2048.p12" --use-token-key
+	expect_in "$T/report" "^func C_SetAttributeValue" "the key was changed before the refusal"
 	imp "$PKI/sys-rsa2048.p12" --use-token-key --json
 	expect_rc 0 "import --use-token-key (RSA)"
 	expect_in "$T/out" '"key_import":"adopted"' "the key on the token was adopted"
@@ -274,6 +326,11 @@ case_tpm() {
 	trap cleanup EXIT
 	exercise vecozo-system rsa-2048
 	exercise ec ec-256
+	# tpm2_ptool's RSA key comes with a mechanism list beyond signing (show
+	# said mechanisms=any before vzp11 wrote its own): the token took it
+	expect_in "$T/show-vecozo-system" "^key use: +sign=yes decrypt=no unwrap=no derive=no sign-recover=no mechanisms=signature-only\$" \
+		"the adopted RSA key may only sign, with signature mechanisms only (CKA_ALLOWED_MECHANISMS written)"
+	expect_not_in "$T/show-vecozo-system" "^not kept:" "the token kept everything vzp11 wrote"
 	expect_not_in "$T/show-vecozo-system" "%00" "no NUL padding in the URIs"
 	# The token named by the URI vzp11 printed (its model is NUL-padded).
 	uri=$(sed -n 's/^cert URI: *\(pkcs11:.*;token=[^;]*\);.*/\1/p' "$T/show-vecozo-system")
@@ -300,10 +357,10 @@ case_nss() {
 	[ -e "$SOFTOKN" ] && command -v certutil >/dev/null ||
 		{ echo "SKIP: NSS softoken or certutil is not installed (scripts/install-deps)"; exit 77; }
 	export VZT_NSS_PIN=nss-4711-test
-	printf '%s\n' "$VZT_NSS_PIN" >"$T/nss.pw"
-	chmod 600 "$T/nss.pw"
 	mkdir -p "$T/nss"
-	certutil -N -d "sql:$T/nss" -f "$T/nss.pw" >"$T/certutil.log" 2>&1 ||
+	# certutil reads the new database's password from its -f file: a pipe
+	# from the shell's own printf, so the PIN is in no file and no argv.
+	printf '%s\n' "$VZT_NSS_PIN" | certutil -N -d "sql:$T/nss" -f /dev/stdin >"$T/certutil.log" 2>&1 ||
 		{ fail "certutil -N"; cat "$T/certutil.log"; finish; }
 	ARGS="configdir='sql:$T/nss' certPrefix='' keyPrefix='' secmod='secmod.db'"
 	# Registered under a name of its own, with the same arguments as
@@ -343,6 +400,9 @@ case_nss() {
 	expect_in "$T/out" "^module-args +configdir='sql:.* # $T/vzp11.conf:2\$" \
 		"vzp11 config shows module-args and where it came from"
 
+	if grep -rlF -- "$VZT_NSS_PIN" "$T" >"$T/pin-files"; then
+		fail "the NSS PIN is in files: $(tr '\n' ' ' <"$T/pin-files")"
+	else pass "the NSS PIN is in no file of the test"; fi
 	# Another certificate under a label in use: refused, nothing changed.
 	snapshot before
 	imp "$PKI/sys-renewed.p12" --label ec
@@ -350,6 +410,15 @@ case_nss() {
 	expect_in "$T/err" "already holds another certificate" "says the label is taken"
 	expect_in "$T/err" "--replace" "says what to do"
 	expect_unchanged before "refused import"
+	# The renewal (same subject: NSS takes no second certificate under a
+	# nickname with another subject) refused after the new objects were
+	# written and the old certificate destroyed: the new ones destroyed,
+	# the old one made again.
+	refused_midway "--replace refused after the old certificate was destroyed" "$SOFTOKN" \
+		VZP11_MODULE_ARGS="$ARGS" FAULTY_P11_FAIL_FUNC=C_DestroyObject FAULTY_P11_FAIL_NTH=2 \
+		FAULTY_P11_RV=CKR_DEVICE_ERROR -- \
+		"$PKI/sys-renewed.p12" --replace
+	expect_in "$T/err" "C_DestroyObject failed: CKR_DEVICE_ERROR" "names the refused call"
 }
 
 # ---- SoftHSM behind p11-kit server: a remote HSM on a socket ---------------
@@ -363,10 +432,13 @@ case_p11kit_server() {
 	fi
 	new_token "tokens-$CASE/hsm-side" vzp11-remote
 	T=$TESTWORK/tokens-$CASE
-	p11-kit server -f -n "$T/p11-kit.sock" --provider "$SOFTHSM_MODULE" "pkcs11:token=vzp11-remote" \
+	# shellcheck disable=SC2046
+	env $(no_secrets) p11-kit server -f -n "$T/p11-kit.sock" --provider "$SOFTHSM_MODULE" "pkcs11:token=vzp11-remote" \
 		>"$T/server.log" 2>&1 &
-	started $!
+	server=$!
+	started $server
 	wait_for "p11-kit server" test -S "$T/p11-kit.sock"
+	no_secrets_in "$server" "p11-kit server"
 	export P11_KIT_SERVER_ADDRESS=unix:path=$T/p11-kit.sock
 	# pkcs11-tool looks at the token itself, on the HSM's side (lib.sh).
 	P11_MODULE=$SOFTHSM_MODULE P11_TOKEN=vzp11-remote P11_PIN=VZT_PIN
@@ -376,6 +448,7 @@ case_p11kit_server() {
 	import_ok "$PKI/sys-ec256.p12" ec
 	start_mock
 	trap cleanup EXIT
+	no_secrets_in "$MOCK_PID" "the mock"
 	exercise vecozo-system rsa-2048
 	# The remote end lists RSA-PSS and refuses CKM_SHA256_RSA_PKCS_PSS:
 	# TLS 1.2 with PKCS#1 v1.5 by itself, said once, no PIN blamed, no
@@ -395,6 +468,11 @@ case_p11kit_server() {
 	expect_rc 1 "a personal certificate"
 	expect_in "$T/err" "personal certificate" "says it is personal"
 	expect_unchanged before "refused personal certificate"
+	# The remote HSM full when the certificate comes, after the key pair
+	# was written over the socket: both destroyed again.
+	refused_midway "a refusal after the key pair was written" "$CLIENT" \
+		FAULTY_P11_CREATE_FAIL_ATTR=CKA_ISSUER FAULTY_P11_RV=CKR_DEVICE_MEMORY -- \
+		"$PKI/sys-renewed.p12" --label renewed
 }
 
 "case_$(echo "$CASE" | tr - _)"

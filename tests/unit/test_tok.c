@@ -58,6 +58,13 @@ static void ckr_hints(void **state)
 	assert_non_null(strstr(err.hint, "run the command again"));
 	tok_err_ckr(&err, "C_FindObjects", CKR_SESSION_HANDLE_INVALID);
 	assert_non_null(strstr(err.hint, "run the command again"));
+	/* no reason given, or the module finalized under vzp11: no retry advice */
+	tok_err_ckr(&err, "C_CreateObject (certificate)", CKR_FUNCTION_FAILED);
+	assert_null(strstr(err.hint, "run the command again"));
+	assert_non_null(strstr(err.hint, "gave no reason why C_CreateObject (certificate) failed"));
+	tok_err_ckr(&err, "C_Sign", CKR_CRYPTOKI_NOT_INITIALIZED);
+	assert_null(strstr(err.hint, "run the command again"));
+	assert_non_null(strstr(err.hint, "finalized while vzp11 still used it"));
 }
 
 /* A fake token for tok_try_degrading: it does not know the attribute
