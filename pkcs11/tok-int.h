@@ -7,7 +7,7 @@
 
 #include "tok.h"
 
-/* Messages are translated (gettext, domain "vzp11"; see src/i18n.h). */
+/* Messages are translated (gettext, domain "vzp11"; see src/cli/cli.h). */
 #define _(s)  gettext(s)
 #define N_(s) s
 

@@ -9,9 +9,8 @@
 #include <jansson.h>
 #include <openssl/rand.h>
 
-#include "berichten.h"
-#include "i18n.h"
-#include "text.h"
+#include "billing/billing.h"
+#include "cli/cli.h"
 
 /* The one place the environments map to the Berichtenservice base. */
 static const struct {

@@ -5,9 +5,8 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
-#include "berichten.h"
-#include "billing.h"
-#include "i18n.h"
+#include "billing/billing.h"
+#include "cli/cli.h"
 
 void vz_bill_defaults(vz_bill_opts *o)
 {

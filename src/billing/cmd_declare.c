@@ -15,9 +15,8 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 
-#include "berichten.h"
-#include "billing.h"
-#include "i18n.h"
+#include "billing/billing.h"
+#include "cli/cli.h"
 
 static void declare_usage(FILE *f)
 {
@@ -497,7 +496,7 @@ static vz_rv declare_one(struct run *r, const struct decl_file *f, struct outcom
 	return send ? send_one(r, f, oc, err) : VZ_OK;
 }
 
-int cmd_declare(vz_global *g, int argc, char **argv)
+static int cmd_declare(vz_global *g, int argc, char **argv)
 {
 	struct declare_opts o = {0};
 	struct decl_file *files = NULL;
@@ -555,3 +554,10 @@ out:
 	free(files);
 	return ret;
 }
+
+const vz_command vz_cmd_declare = {
+	.name = "declare",
+	.run = cmd_declare,
+	.synopsis = "declare FILE.txt... --from ROLE:CODE --to ROLE:CODE[,...] --flow TYPE[/SUB]:V.S[:ACTION]\n"
+	"      [--reference REF] [--force] [--label LABEL] [--env tst|acc|prd | --endpoint URL]",
+};

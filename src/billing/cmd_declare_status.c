@@ -9,9 +9,8 @@
 
 #include <jansson.h>
 
-#include "berichten.h"
-#include "billing.h"
-#include "i18n.h"
+#include "billing/billing.h"
+#include "cli/cli.h"
 
 static void status_usage(FILE *f)
 {
@@ -203,7 +202,7 @@ static int parse_args(vz_global *g, int argc, char **argv, vz_bill_opts *b, bool
 	return vz_bill_resolve(b, "declare-status");
 }
 
-int cmd_declare_status(vz_global *g, int argc, char **argv)
+static int cmd_declare_status(vz_global *g, int argc, char **argv)
 {
 	struct status_run s = {0};
 	vz_bill_opts b;
@@ -271,3 +270,9 @@ out:
 	vz_journal_close(j);
 	return ret;
 }
+
+const vz_command vz_cmd_declare_status = {
+	.name = "declare-status",
+	.run = cmd_declare_status,
+	.synopsis = "declare-status [TRACEER-ID | --open] [--watch]",
+};

@@ -4,8 +4,8 @@
 
 #include <jansson.h>
 
-#include "billing.h"
-#include "i18n.h"
+#include "billing/billing.h"
+#include "cli/cli.h"
 
 static const char *const decl_states[] = {"sending", "accepted", "refused"};
 /* Why a declaration was refused ([0]: not refused, or before vzp11 kept it). */
@@ -86,7 +86,7 @@ static vz_rv show_retour(void *ctx, const vz_retour *r, vz_err *err)
 	return VZ_OK;
 }
 
-int cmd_journal(vz_global *g, int argc, char **argv)
+static int cmd_journal(vz_global *g, int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		VZ_GLOBAL_LONGOPTS,
@@ -142,3 +142,9 @@ out:
 	vz_journal_close(j);
 	return ret;
 }
+
+const vz_command vz_cmd_journal = {
+	.name = "journal",
+	.run = cmd_journal,
+	.synopsis = "journal",
+};

@@ -14,11 +14,8 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 
-#include "berichten.h"
-#include "billing.h"
-#include "outfile.h"
-#include "text.h"
-#include "i18n.h"
+#include "billing/billing.h"
+#include "cli/cli.h"
 
 static void retour_usage(FILE *f)
 {
@@ -512,7 +509,7 @@ out:
 	return ret;
 }
 
-int cmd_retour(vz_global *g, int argc, char **argv)
+static int cmd_retour(vz_global *g, int argc, char **argv)
 {
 	struct retour_run r = {.g = g};
 	struct seen seen = {0};
@@ -555,3 +552,9 @@ out:
 	vz_journal_close(r.j);
 	return ret;
 }
+
+const vz_command vz_cmd_retour = {
+	.name = "retour",
+	.run = cmd_retour,
+	.synopsis = "retour --dir DIR [--limit N]",
+};

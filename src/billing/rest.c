@@ -10,9 +10,9 @@
 
 #include <curl/curl.h>
 
-#include "http.h"
-#include "i18n.h"
-#include "rest.h"
+#include "tls/tls.h"
+#include "cli/cli.h"
+#include "billing/billing.h"
 
 #define MAX_ANSWER (4L << 20)
 

@@ -21,7 +21,7 @@
 #include <openssl/crypto.h>
 
 #include "access.h"
-#include "i18n.h"
+#include "cli/cli.h"
 
 #define MAX_IDS 32
 

@@ -8,7 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "err.h"
+#include "cli/cli.h"
 #include "policy.h"
 
 /* How the clients of one listen address prove who they are. */

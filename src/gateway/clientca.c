@@ -26,10 +26,9 @@
 #include <openssl/x509v3.h>
 
 #include "clientca.h"
-#include "outfile.h"
-#include "tls.h"
-#include "token.h"
-#include "i18n.h"
+#include "cli/cli.h"
+#include "tls/tls.h"
+#include "token/token.h"
 
 #define CA_DAYS	    3650
 #define SERVER_DAYS 3650

@@ -15,9 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "cli.h"
-#include "err.h"
-#include "secret.h"
+#include "cli/cli.h"
 
 /* The label of the client CA's key and certificate on the token. */
 #define VZ_CLIENTS_LABEL "vzp11-clients-ca"

@@ -6,10 +6,8 @@
 #include <jansson.h>
 
 #include "clientca.h"
-#include "cli.h"
-#include "out.h"
-#include "secret.h"
-#include "i18n.h"
+#include "cli/cli.h"
+#include "gateway/gateway.h"
 
 static void clients_usage(FILE *f)
 {
@@ -229,7 +227,7 @@ static int run_issue(const vz_global *g, const struct opts *o, const char *name)
 	return VZ_EXIT_OK;
 }
 
-int cmd_clients(vz_global *g, int argc, char **argv)
+static int cmd_clients(vz_global *g, int argc, char **argv)
 {
 	struct opts o = {.dir = VZ_CLIENTS_DIR, .days = 730};
 	const unsigned takes_init = BIT(O_DIR) | BIT(O_NAME) | BIT(O_OWNER);
@@ -287,3 +285,11 @@ int cmd_clients(vz_global *g, int argc, char **argv)
 		return VZ_EXIT_FAIL;
 	}
 }
+
+const vz_command vz_cmd_clients = {
+	.name = "clients",
+	.run = cmd_clients,
+	.synopsis = "clients init [--name HOST...] [--owner USER] [--dir DIR]\n"
+	"clients issue NAME --out FILE.p12 [--password-source SRC] [--days N] [--dir DIR]\n"
+	"clients list|revoke NAME|SERIAL [--dir DIR]",
+};

@@ -18,10 +18,9 @@
 
 #include <openssl/crypto.h>
 
-#include "cli.h"
+#include "cli/cli.h"
+#include "gateway/gateway.h"
 #include "proxy.h"
-#include "secret.h"
-#include "i18n.h"
 
 /* The token refused the PIN at start: not restarted by the unit. */
 #define GW_EXIT_PIN_REFUSED 3
@@ -526,7 +525,7 @@ static int plan_listeners(const struct opts *o, const vz_gw_access *access, vz_g
 	return -1;
 }
 
-int cmd_gateway(vz_global *g, int argc, char **argv)
+static int cmd_gateway(vz_global *g, int argc, char **argv)
 {
 	struct opts o = {.pool = 4,
 			 .max_clients = 256,
@@ -625,3 +624,10 @@ fail:
 	vz_gw_access_free(access);
 	return err.pin_refused ? GW_EXIT_PIN_REFUSED : VZ_EXIT_FAIL;
 }
+
+const vz_command vz_cmd_gateway = {
+	.name = "gateway",
+	.run = cmd_gateway,
+	.synopsis = "gateway --listen ADDR... (--env tst|acc|prd | --upstream URL) [--label LABEL...]\n"
+	"      [--pool N] [--clients DIR] [--allow-user USER...] [--insecure-loopback]",
+};

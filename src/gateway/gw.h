@@ -16,10 +16,10 @@
 #include <microhttpd.h>
 
 #include "access.h"
-#include "err.h"
+#include "cli/cli.h"
 #include "metrics.h"
 #include "policy.h"
-#include "tls.h"
+#include "tls/tls.h"
 
 /* Body bytes held per request and direction: bodies stream through. */
 #define VZ_GW_BUF (128 * 1024)

@@ -12,7 +12,7 @@
 
 #include <curl/curl.h>
 
-#include "berichten.h"
+#include "billing/billing.h"
 #include "policy.h"
 
 /* The one table of what VECOZO serves behind the gateway. */

@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
-#include "err.h"
+#include "cli/cli.h"
 
 /* The services the gateway serves; a metric label each. */
 typedef enum vz_gw_service {

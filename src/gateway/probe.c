@@ -2,7 +2,7 @@
  * a random challenge signed the way a TLS 1.2 handshake signs (PKCS#1 v1.5
  * for RSA, ECDSA), verified with the certificate's public key in software.
  * It runs on the label's upstream thread, whose default library context
- * holds the key's provider after a re-connect (see src/tls.c). */
+ * holds the key's provider after a re-connect (see src/tls/tls.c). */
 #include <stdio.h>
 
 #include <openssl/err.h>

@@ -4,7 +4,7 @@
 
 #include <stddef.h>
 
-#include "tls.h"
+#include "tls/tls.h"
 
 typedef enum vz_gw_probe {
 	VZ_GW_PROBE_OK,

@@ -15,13 +15,13 @@
 #include <openssl/x509.h>
 
 #include "gw.h"
-#include "http.h"
+#include "tls/tls.h"
 #include "probe.h"
 
 /* After the token's key failed in a handshake, the first re-connect is
  * tried after RECONNECT_FIRST_MS, then ever more rarely, at most
  * RECONNECT_MAX_MS apart: each try re-opens the module and loads a provider
- * instance (src/tls.c keeps every earlier one), so a token that stays away
+ * instance (src/tls/tls.c keeps every earlier one), so a token that stays away
  * costs a try a while, not a try a second. */
 #define RECONNECT_FIRST_MS 1000
 #define RECONNECT_MAX_MS   30000
@@ -475,7 +475,7 @@ static vz_gw_probe probe_key(vz_gw_upstream *u)
 }
 
 /* Whether a failed transfer means the token's key no longer signs: a
- * handshake in which the key failed (src/tls.c counts those), or a failed
+ * handshake in which the key failed (src/tls/tls.c counts those), or a failed
  * handshake after which a signature with the key fails too (pkcs11-provider
  * can fail before the CertificateVerify, e.g. reading the key's
  * attributes); how in words. */
@@ -604,7 +604,7 @@ static bool in_handshake(const vz_gw_upstream *u)
 }
 
 /* While the token is down: re-opens the module and loads the key again
- * (src/tls.c), at most once per u->reconnect_wait_ms, never after the PIN
+ * (src/tls/tls.c), at most once per u->reconnect_wait_ms, never after the PIN
  * failed; returns the microseconds until the next try (-1: none due). */
 static long long try_reconnect(vz_gw_upstream *u, long long now)
 {

@@ -11,7 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "err.h"
+#include "cli/cli.h"
 
 typedef struct vz_journal vz_journal;
 

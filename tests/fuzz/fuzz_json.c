@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "berichten.h"
-#include "text.h"
+#include "billing/billing.h"
+#include "cli/cli.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

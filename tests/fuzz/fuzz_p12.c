@@ -5,8 +5,7 @@
 
 #include <openssl/x509.h>
 
-#include "cert.h"
-#include "p12.h"
+#include "token/token.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

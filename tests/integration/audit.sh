@@ -89,7 +89,7 @@ token_serial() {
 # previous (a .crt file), detail, old_label, new_label, error (a regular
 # expression); a value
 # "null" means JSON null, and a key not given must be null. Every record: <85> (authpriv.notice), ident vzp11 with
-# the PID, the keys of audit.h in their order, the token and the user.
+# the PID, the keys of the audit record (src/token/token.h) in their order, the token and the user.
 check_records() {
 	python3 - "$T/syslog" "$TOKEN_LABEL" "$(token_serial)" "$(id -u)" "$(id -un)" "$@" \
 		>"$T/check" 2>&1 <<'PY' || true

@@ -18,7 +18,7 @@ export VZT_P12=$(cat "$PKI/password")
 export VZP11_MODULE=$SOFTHSM_MODULE
 export VZP11_PIN_SOURCE=env:VZT_PIN
 unset VZP11_TOKEN
-# The tokens' lock files (src/lifecycle/toklock.h) in the build, not in
+# The tokens' lock files (src/token/toklock.c) in the build, not in
 # /run/lock; one file per token, and every test token has its own serial.
 export VZP11_LOCK_DIR=$TESTWORK/locks
 mkdir -p "$VZP11_LOCK_DIR"

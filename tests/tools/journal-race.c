@@ -12,7 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "journal.h"
+#include "journal/journal.h"
 
 #define WAIT_MS 30000
 

@@ -10,14 +10,14 @@
 
 #include <cmocka.h>
 
-#include "audit.h"
+#include "token/token.h"
 
 static const char *const keys[] = {
 	"audit", "time",    "action",	"result", "label", "old_label", "new_label", "certificate",
 	"id",	 "arrived", "previous", "token",  "user",  "detail",	"error",
 };
 
-/* Every key of audit.h, in its order, and nothing else. */
+/* Every key of the audit record (token/token.h), in its order, and nothing else. */
 static void assert_layout(json_t *j)
 {
 	const char *key;

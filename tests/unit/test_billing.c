@@ -11,7 +11,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 
-#include "berichten.h"
+#include "billing/billing.h"
 
 static void parties_and_flows(void **state)
 {

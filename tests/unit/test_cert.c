@@ -11,8 +11,7 @@
 #include <openssl/provider.h>
 #include <openssl/x509v3.h>
 
-#include "cert.h"
-#include "p12.h"
+#include "token/token.h"
 
 static EVP_PKEY *ec_key(void)
 {

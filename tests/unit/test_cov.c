@@ -10,12 +10,9 @@
 
 #include <cmocka.h>
 
-#include "cov.h"
-#include "covrow.h"
-#include "covrun.h"
-#include "csv.h"
-#include "http.h"
-#include "text.h"
+#include "cov/cov.h"
+#include "tls/tls.h"
+#include "cli/cli.h"
 
 static void bsn_and_dates(void **state)
 {

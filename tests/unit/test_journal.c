@@ -18,7 +18,7 @@
 #include <libpq-fe.h>
 #include <sqlite3.h>
 
-#include "journal.h"
+#include "journal/journal.h"
 #include "journal-int.h"
 
 #define PG_SCHEMA "vzp11_test"

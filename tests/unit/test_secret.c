@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "secret.h"
+#include "cli/cli.h"
 
 static char path[64];
 
