@@ -618,7 +618,7 @@ static char *schema_ddl(vz_journal *j, const char *schema)
 /* Creates the tables unless they are all there; under an advisory lock
  * so two clients starting on an empty database do not collide. Tables
  * that exist need no CREATE right on the schema. The session's
- * search_path is pinned to pg_catalog and schema (vz_journal_pg_open), so
+ * search_path is pinned to pg_catalog and schema (pg_open), so
  * every name below is found there and nowhere else. */
 static vz_rv create_schema(vz_journal *j, const char *schema, bool named, vz_err *err)
 {
@@ -845,9 +845,9 @@ static vz_rv pg_how(const char *uri, struct pg_how *how, vz_err *err)
 	return VZ_OK;
 }
 
-vz_rv vz_journal_pg_open(const char *uri, vz_journal *j, vz_err *err)
+static vz_rv pg_open(const char *uri, vz_journal *j, vz_err *err)
 {
-	vz_journal tmp = {.ops = &pg_ops};
+	vz_journal tmp = {0};
 	const char *keys[] = {"dbname", "options", "sslmode", NULL};
 	const char *vals[] = {uri, NULL, "verify-full", NULL};
 	struct pg_how how;
@@ -890,3 +890,19 @@ out:
 	PQfinish(c);
 	return rv;
 }
+
+static bool starts_with(const char *s, const char *prefix)
+{
+	return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+static bool pg_claims(const char *spec)
+{
+	return spec && (starts_with(spec, "postgresql://") || starts_with(spec, "postgres://"));
+}
+
+const vz_journal_backend vz_journal_pg = {
+	.claims = pg_claims,
+	.open = pg_open,
+	.ops = &pg_ops,
+};

@@ -769,9 +769,10 @@ static vz_rv create_schema(vz_journal *j, vz_err *err)
 	return rv;
 }
 
-vz_rv vz_journal_sqlite_open(const char *path, vz_journal *j, vz_err *err)
+/* Opens (and creates, with its schema) the journal file at path. */
+static vz_rv open_file(const char *path, vz_journal *j, vz_err *err)
 {
-	vz_journal tmp = {.ops = &sqlite_ops};
+	vz_journal tmp = {0};
 	sqlite3 *db = NULL;
 	vz_rv rv;
 
@@ -804,3 +805,27 @@ out:
 	sqlite3_close_v2(db);
 	return rv;
 }
+
+/* Anything that is not another backend's is a path; NULL or "" the
+ * default file. */
+static bool sq_claims(const char *spec)
+{
+	return true;
+}
+
+static vz_rv sq_open(const char *spec, vz_journal *j, vz_err *err)
+{
+	char path[VZ_JOURNAL_WHERE_MAX];
+
+	if (spec && spec[0])
+		return open_file(spec, j, err);
+	if (vz_journal_default_path(path, sizeof(path), err) != VZ_OK)
+		return VZ_FAIL;
+	return open_file(path, j, err);
+}
+
+const vz_journal_backend vz_journal_sqlite = {
+	.claims = sq_claims,
+	.open = sq_open,
+	.ops = &sqlite_ops,
+};

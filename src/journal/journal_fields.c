@@ -1,0 +1,115 @@
+/* journal_fields.c - what a journal row's fields hold, for the face and
+ * both backends: the stored names of states and refusals, time stamps,
+ * copying into fixed fields. Calls neither the face nor a backend. */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "journal-int.h"
+
+static const char *const decl_state_names[] = {"sending", "accepted", "refused"};
+/* [VZ_REFUSAL_NONE] is stored as NULL */
+static const char *const refusal_names[] = {NULL,	   "content", "request",
+					    "certificate", "right",   "not-sent"};
+static const char *const retour_state_names[] = {"stored", "confirmed"};
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+void vz_decl_clear(vz_decl *d)
+{
+	if (!d)
+		return;
+	free(d->meldingen);
+	memset(d, 0, sizeof(*d));
+}
+
+void vz_journal_now(char out[VZ_TIME_LEN + 1])
+{
+	time_t now = time(NULL);
+	struct tm tm;
+
+	/* gmtime_r fails only past year 2^31; an empty stamp beats a wrong one */
+	if (!gmtime_r(&now, &tm) ||
+	    strftime(out, VZ_TIME_LEN + 1, "%Y-%m-%dT%H:%M:%SZ", &tm) != VZ_TIME_LEN)
+		out[0] = '\0';
+}
+
+const char *vz_decl_state_text(vz_decl_state s)
+{
+	if ((size_t)s >= ARRAY_SIZE(decl_state_names))
+		return NULL;
+	return decl_state_names[s];
+}
+
+bool vz_decl_state_parse(const char *text, vz_decl_state *out)
+{
+	size_t i;
+
+	for (i = 0; text && i < ARRAY_SIZE(decl_state_names); i++) {
+		if (strcmp(text, decl_state_names[i]) == 0) {
+			*out = (vz_decl_state)i;
+			return true;
+		}
+	}
+	return false;
+}
+
+bool vz_decl_refusal_known(vz_decl_refusal r)
+{
+	return (size_t)r < ARRAY_SIZE(refusal_names);
+}
+
+const char *vz_decl_refusal_text(vz_decl_refusal r)
+{
+	if (!vz_decl_refusal_known(r))
+		return NULL;
+	return refusal_names[r];
+}
+
+bool vz_decl_refusal_parse(const char *text, vz_decl_refusal *out)
+{
+	size_t i;
+
+	if (!text) {
+		*out = VZ_REFUSAL_NONE;
+		return true;
+	}
+	for (i = 1; i < ARRAY_SIZE(refusal_names); i++) {
+		if (strcmp(text, refusal_names[i]) == 0) {
+			*out = (vz_decl_refusal)i;
+			return true;
+		}
+	}
+	return false;
+}
+
+const char *vz_retour_state_text(vz_retour_state s)
+{
+	if ((size_t)s >= ARRAY_SIZE(retour_state_names))
+		return NULL;
+	return retour_state_names[s];
+}
+
+bool vz_retour_state_parse(const char *text, vz_retour_state *out)
+{
+	size_t i;
+
+	for (i = 0; text && i < ARRAY_SIZE(retour_state_names); i++) {
+		if (strcmp(text, retour_state_names[i]) == 0) {
+			*out = (vz_retour_state)i;
+			return true;
+		}
+	}
+	return false;
+}
+
+bool vz_journal_copy(char *dst, size_t cap, const char *text)
+{
+	size_t len = text ? strlen(text) : 0;
+
+	if (len >= cap)
+		return false;
+	memcpy(dst, text ? text : "", len);
+	dst[len] = '\0';
+	return true;
+}
