@@ -1,7 +1,7 @@
 /* journal-int.h - private to src/journal/: the backend table behind
  * journal.h and the helpers the face and both backends share. Calls go
  * one way: journal.c picks a backend from its table (vz_journal_backend),
- * the backends call only journal_fields.c and journal_where.c, and those
+ * the backends call only journal_rows.c and journal_where.c, and those
  * two call neither. */
 #ifndef VZP11_JOURNAL_INT_H
 #define VZP11_JOURNAL_INT_H
@@ -63,7 +63,7 @@ vz_rv vz_journal_default_path(char *buf, size_t cap, vz_err *err);
 /* A URI with any password (user:password@ or password=...) removed. */
 void vz_journal_redact_uri(const char *uri, char *out, size_t cap);
 
-/* journal_fields.c */
+/* journal_rows.c */
 
 /* Now, UTC, as YYYY-MM-DDTHH:MM:SSZ. */
 void vz_journal_now(char out[VZ_TIME_LEN + 1]);
@@ -82,5 +82,9 @@ bool vz_retour_state_parse(const char *text, vz_retour_state *out);
 /* Copies text (NULL counts as "") into a fixed field; false when it does
  * not fit, which for a row read back means the row is not ours. */
 bool vz_journal_copy(char *dst, size_t cap, const char *text);
+
+/* Says that j has no <what> ("declaration", ...) with this traceer id;
+ * returns VZ_NOT_FOUND. */
+vz_rv vz_journal_no_row(const vz_journal *j, const char *what, const char *traceer_id, vz_err *err);
 
 #endif

@@ -406,6 +406,19 @@ static vz_rv sq_decl_begin(vz_journal *j, const vz_decl *d, vz_decl *earlier, vz
 	return rv;
 }
 
+/* An UPDATE or DELETE of the row with this traceer_id: VZ_NOT_FOUND when
+ * it changed nothing (what names the row for the message); *code as for
+ * sq_write. */
+static vz_rv sq_change_one(vz_journal *j, const sq_query *q, const char *what,
+			   const char *traceer_id, int *code, vz_err *err)
+{
+	vz_rv rv = sq_write(j, q, code, err);
+
+	if (rv == VZ_OK && sqlite3_changes(j->conn) == 0)
+		rv = vz_journal_no_row(j, what, traceer_id, err);
+	return rv;
+}
+
 static vz_rv sq_decl_update(vz_journal *j, const vz_decl *d, vz_err *err)
 {
 	char now[VZ_TIME_LEN + 1];
@@ -423,21 +436,13 @@ static vz_rv sq_decl_update(vz_journal *j, const vz_decl *d, vz_err *err)
 	vz_rv rv;
 
 	vz_journal_now(now);
-	rv = sq_write(j, &q, &code, err);
-	if (rv != VZ_OK) {
-		if (code == SQLITE_CONSTRAINT_UNIQUE) {
-			vz_err_set(err,
-				   "journal %s: declaration %s cannot become %s: the same content"
-				   " is already sending or accepted (or refused for its content)",
-				   j->where, d->traceer_id, vz_decl_state_text(d->state));
-			vz_err_hint(err, "look at the earlier declaration of this file first");
-		}
-		return rv;
-	}
-	if (sqlite3_changes(j->conn) == 0) {
-		vz_err_set(err, "journal %s: no declaration with traceer id %s", j->where,
-			   d->traceer_id);
-		rv = VZ_NOT_FOUND;
+	rv = sq_change_one(j, &q, "declaration", d->traceer_id, &code, err);
+	if (rv == VZ_FAIL && code == SQLITE_CONSTRAINT_UNIQUE) {
+		vz_err_set(err,
+			   "journal %s: declaration %s cannot become %s: the same content"
+			   " is already sending or accepted (or refused for its content)",
+			   j->where, d->traceer_id, vz_decl_state_text(d->state));
+		vz_err_hint(err, "look at the earlier declaration of this file first");
 	}
 	return rv;
 }
@@ -462,8 +467,7 @@ static vz_rv sq_decl_get(vz_journal *j, const char *traceer_id, vz_decl *out, vz
 	vz_rv rv = sq_get(j, &q, &decl_row, out, err);
 
 	if (rv == VZ_NOT_FOUND)
-		vz_err_set(err, "journal %s: no declaration with traceer id %s", j->where,
-			   traceer_id);
+		vz_journal_no_row(j, "declaration", traceer_id, err);
 	return rv;
 }
 
@@ -499,8 +503,7 @@ static vz_rv retour_by_id(vz_journal *j, const char *traceer_id, vz_retour *out,
 	vz_rv rv = sq_get(j, &q, &retour_row, out, err);
 
 	if (rv == VZ_NOT_FOUND)
-		vz_err_set(err, "journal %s: no return file with traceer id %s", j->where,
-			   traceer_id);
+		vz_journal_no_row(j, "return file", traceer_id, err);
 	return rv;
 }
 
@@ -539,20 +542,6 @@ static vz_rv sq_retour_stored(vz_journal *j, const vz_retour *r, vz_retour *earl
 	return rv;
 }
 
-/* An UPDATE or DELETE of the row with this traceer_id: VZ_NOT_FOUND, with
- * "no <what> with traceer id ...", when it changed nothing. */
-static vz_rv sq_change_one(vz_journal *j, const sq_query *q, const char *traceer_id,
-			   const char *what, vz_err *err)
-{
-	vz_rv rv = sq_write(j, q, NULL, err);
-
-	if (rv == VZ_OK && sqlite3_changes(j->conn) == 0) {
-		vz_err_set(err, "journal %s: no %s with traceer id %s", j->where, what, traceer_id);
-		rv = VZ_NOT_FOUND;
-	}
-	return rv;
-}
-
 static vz_rv sq_retour_confirmed(vz_journal *j, const char *traceer_id, vz_err *err)
 {
 	char now[VZ_TIME_LEN + 1];
@@ -563,7 +552,7 @@ static vz_rv sq_retour_confirmed(vz_journal *j, const char *traceer_id, vz_err *
 			    args, ARRAY_SIZE(args), "confirming a return file"};
 
 	vz_journal_now(now);
-	return sq_change_one(j, &q, traceer_id, "return file", err);
+	return sq_change_one(j, &q, "return file", traceer_id, NULL, err);
 }
 
 static vz_rv sq_retour_forget(vz_journal *j, const char *traceer_id, vz_err *err)
@@ -572,7 +561,7 @@ static vz_rv sq_retour_forget(vz_journal *j, const char *traceer_id, vz_err *err
 	const sq_query q = {"DELETE FROM retours WHERE traceer_id = ?1 AND state = 'stored'", args,
 			    ARRAY_SIZE(args), "forgetting a return file"};
 
-	return sq_change_one(j, &q, traceer_id, "stored, unconfirmed return file", err);
+	return sq_change_one(j, &q, "stored, unconfirmed return file", traceer_id, NULL, err);
 }
 
 static vz_rv sq_retour_get(vz_journal *j, const char *traceer_id, vz_retour *out, vz_err *err)

@@ -1,6 +1,7 @@
-/* journal_fields.c - what a journal row's fields hold, for the face and
- * both backends: the stored names of states and refusals, time stamps,
- * copying into fixed fields. Calls neither the face nor a backend. */
+/* journal_rows.c - a journal row's fields, for the face and both
+ * backends: the stored names of states and refusals, time stamps, copying
+ * into fixed fields, the message for a missing row. Calls neither the
+ * face nor a backend. */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -112,4 +113,10 @@ bool vz_journal_copy(char *dst, size_t cap, const char *text)
 	memcpy(dst, text ? text : "", len);
 	dst[len] = '\0';
 	return true;
+}
+
+vz_rv vz_journal_no_row(const vz_journal *j, const char *what, const char *traceer_id, vz_err *err)
+{
+	vz_err_set(err, "journal %s: no %s with traceer id %s", j->where, what, traceer_id);
+	return VZ_NOT_FOUND;
 }
