@@ -35,24 +35,39 @@ void vz_journal_now(char out[VZ_TIME_LEN + 1])
 		out[0] = '\0';
 }
 
+/* names[i], or NULL past the end. */
+static const char *name_of(const char *const *names, size_t n, size_t i)
+{
+	return i < n ? names[i] : NULL;
+}
+
+/* The index of text among names (a NULL entry matches nothing). */
+static bool index_of(const char *const *names, size_t n, const char *text, size_t *out)
+{
+	size_t i;
+
+	for (i = 0; text && i < n; i++) {
+		if (names[i] && strcmp(text, names[i]) == 0) {
+			*out = i;
+			return true;
+		}
+	}
+	return false;
+}
+
 const char *vz_decl_state_text(vz_decl_state s)
 {
-	if ((size_t)s >= ARRAY_SIZE(decl_state_names))
-		return NULL;
-	return decl_state_names[s];
+	return name_of(decl_state_names, ARRAY_SIZE(decl_state_names), (size_t)s);
 }
 
 bool vz_decl_state_parse(const char *text, vz_decl_state *out)
 {
 	size_t i;
 
-	for (i = 0; text && i < ARRAY_SIZE(decl_state_names); i++) {
-		if (strcmp(text, decl_state_names[i]) == 0) {
-			*out = (vz_decl_state)i;
-			return true;
-		}
-	}
-	return false;
+	if (!index_of(decl_state_names, ARRAY_SIZE(decl_state_names), text, &i))
+		return false;
+	*out = (vz_decl_state)i;
+	return true;
 }
 
 bool vz_decl_refusal_known(vz_decl_refusal r)
@@ -62,46 +77,32 @@ bool vz_decl_refusal_known(vz_decl_refusal r)
 
 const char *vz_decl_refusal_text(vz_decl_refusal r)
 {
-	if (!vz_decl_refusal_known(r))
-		return NULL;
-	return refusal_names[r];
+	return name_of(refusal_names, ARRAY_SIZE(refusal_names), (size_t)r);
 }
 
 bool vz_decl_refusal_parse(const char *text, vz_decl_refusal *out)
 {
-	size_t i;
+	size_t i = VZ_REFUSAL_NONE;
 
-	if (!text) {
-		*out = VZ_REFUSAL_NONE;
-		return true;
-	}
-	for (i = 1; i < ARRAY_SIZE(refusal_names); i++) {
-		if (strcmp(text, refusal_names[i]) == 0) {
-			*out = (vz_decl_refusal)i;
-			return true;
-		}
-	}
-	return false;
+	if (text && !index_of(refusal_names, ARRAY_SIZE(refusal_names), text, &i))
+		return false;
+	*out = (vz_decl_refusal)i;
+	return true;
 }
 
 const char *vz_retour_state_text(vz_retour_state s)
 {
-	if ((size_t)s >= ARRAY_SIZE(retour_state_names))
-		return NULL;
-	return retour_state_names[s];
+	return name_of(retour_state_names, ARRAY_SIZE(retour_state_names), (size_t)s);
 }
 
 bool vz_retour_state_parse(const char *text, vz_retour_state *out)
 {
 	size_t i;
 
-	for (i = 0; text && i < ARRAY_SIZE(retour_state_names); i++) {
-		if (strcmp(text, retour_state_names[i]) == 0) {
-			*out = (vz_retour_state)i;
-			return true;
-		}
-	}
-	return false;
+	if (!index_of(retour_state_names, ARRAY_SIZE(retour_state_names), text, &i))
+		return false;
+	*out = (vz_retour_state)i;
+	return true;
 }
 
 bool vz_journal_copy(char *dst, size_t cap, const char *text)
