@@ -163,8 +163,12 @@ static bool parse_bool(const char *s, bool *out)
 	return true;
 }
 
-/* Reads row i of DECL_COLS; *out owns meldingen on success. */
-static vz_rv row_to_decl(const vz_journal *j, const PGresult *res, int i, vz_decl *out, vz_err *err)
+/* Reads row i of a result into out (written only on success). */
+typedef vz_rv (*pg_read_fn)(const vz_journal *j, const PGresult *res, int i, void *out,
+			    vz_err *err);
+
+/* Reads row i of DECL_COLS into a vz_decl; it owns meldingen then. */
+static vz_rv read_decl(const vz_journal *j, const PGresult *res, int i, void *out, vz_err *err)
 {
 	vz_decl d = {0};
 
@@ -195,12 +199,12 @@ static vz_rv row_to_decl(const vz_journal *j, const PGresult *res, int i, vz_dec
 			return VZ_FAIL;
 		}
 	}
-	*out = d;
+	*(vz_decl *)out = d;
 	return VZ_OK;
 }
 
-static vz_rv row_to_retour(const vz_journal *j, const PGresult *res, int i, vz_retour *out,
-			   vz_err *err)
+/* Reads row i of RETOUR_COLS into a vz_retour. */
+static vz_rv read_retour(const vz_journal *j, const PGresult *res, int i, void *out, vz_err *err)
 {
 	vz_retour r = {0};
 
@@ -216,8 +220,37 @@ static vz_rv row_to_retour(const vz_journal *j, const PGresult *res, int i, vz_r
 		vz_err_hint(err, "the tables were changed by something else than vzp11");
 		return VZ_FAIL;
 	}
-	*out = r;
+	*(vz_retour *)out = r;
 	return VZ_OK;
+}
+
+/* Runs a query and reads its first row into out: VZ_OK, VZ_NOT_FOUND when
+ * it has none (err untouched), or VZ_FAIL. */
+static vz_rv pg_get(vz_journal *j, const char *what, const char *sql, int n,
+		    const char *const *vals, pg_read_fn read, void *out, vz_err *err)
+{
+	PGresult *res = NULL;
+	vz_rv rv = pg_exec(j, what, sql, n, vals, &res, NULL, err);
+
+	if (rv == VZ_OK)
+		rv = PQntuples(res) == 0 ? VZ_NOT_FOUND : read(j, res, 0, out, err);
+	PQclear(res);
+	return rv;
+}
+
+/* An UPDATE or DELETE (doing what) of the row with the traceer id in
+ * vals[0]: VZ_NOT_FOUND, saying there is no such row, when it changed
+ * nothing; why as for pg_exec. */
+static vz_rv pg_change_one(vz_journal *j, const char *what, const char *row, const char *sql, int n,
+			   const char *const *vals, pg_why *why, vz_err *err)
+{
+	PGresult *res = NULL;
+	vz_rv rv = pg_exec(j, what, sql, n, vals, &res, why, err);
+
+	if (rv == VZ_OK && strcmp(PQcmdTuples(res), "0") == 0)
+		rv = vz_journal_no_row(j, row, vals[0], err);
+	PQclear(res);
+	return rv;
 }
 
 static const char *pg_bool(bool b)
@@ -225,27 +258,16 @@ static const char *pg_bool(bool b)
 	return b ? "true" : "false";
 }
 
-/* The live declaration of this content: VZ_OK, or VZ_NOT_FOUND when it
- * left the live states since the insert failed. */
+/* The live declaration of this content: VZ_OK, or VZ_NOT_FOUND when
+ * it left the live states since the insert failed. */
 static vz_rv live_by_sha256(vz_journal *j, const char *sha256, vz_decl *out, vz_err *err)
 {
 	const char *vals[] = {sha256};
-	PGresult *res = NULL;
-	vz_rv rv;
 
-	rv = pg_exec(j, "reading the earlier declaration",
-		     "SELECT " DECL_COLS " FROM declarations WHERE sha256 = $1 AND " LIVE
-		     " ORDER BY created_at, seq LIMIT 1",
-		     1, vals, &res, NULL, err);
-	if (rv != VZ_OK)
-		goto out;
-	if (PQntuples(res) == 0)
-		rv = VZ_NOT_FOUND;
-	else
-		rv = row_to_decl(j, res, 0, out, err);
-out:
-	PQclear(res);
-	return rv;
+	return pg_get(j, "reading the earlier declaration",
+		      "SELECT " DECL_COLS " FROM declarations WHERE sha256 = $1 AND " LIVE
+		      " ORDER BY created_at, seq LIMIT 1",
+		      1, vals, read_decl, out, err);
 }
 
 static vz_rv pg_decl_begin(vz_journal *j, const vz_decl *d, vz_decl *earlier, vz_err *err)
@@ -313,7 +335,6 @@ static vz_rv pg_decl_update(vz_journal *j, const vz_decl *d, vz_err *err)
 {
 	char http[16], now[VZ_TIME_LEN + 1];
 	const char *vals[8];
-	PGresult *res = NULL;
 	pg_why why;
 	vz_rv rv;
 
@@ -327,28 +348,18 @@ static vz_rv pg_decl_update(vz_journal *j, const vz_decl *d, vz_err *err)
 	vals[5] = d->meldingen;
 	vals[6] = now;
 	vals[7] = vz_decl_refusal_text(d->refusal);
-	rv = pg_exec(j, "updating a declaration",
-		     "UPDATE declarations SET state = $2, http_status = $3, status = $4,"
-		     " final = $5, meldingen = $6, updated_at = $7, refusal = $8"
-		     " WHERE traceer_id = $1",
-		     8, vals, &res, &why, err);
-	if (rv != VZ_OK) {
-		if (strcmp(why.sqlstate, SQLSTATE_UNIQUE) == 0) {
-			vz_err_set(err,
-				   "journal %s: declaration %s cannot become %s: the same content"
-				   " is already sending or accepted (or refused for its content)",
-				   j->where, d->traceer_id, vals[1]);
-			vz_err_hint(err, "look at the earlier declaration of this file first");
-		}
-		goto out;
+	rv = pg_change_one(j, "updating a declaration", "declaration",
+			   "UPDATE declarations SET state = $2, http_status = $3, status = $4,"
+			   " final = $5, meldingen = $6, updated_at = $7, refusal = $8"
+			   " WHERE traceer_id = $1",
+			   8, vals, &why, err);
+	if (rv == VZ_FAIL && strcmp(why.sqlstate, SQLSTATE_UNIQUE) == 0) {
+		vz_err_set(err,
+			   "journal %s: declaration %s cannot become %s: the same content"
+			   " is already sending or accepted (or refused for its content)",
+			   j->where, d->traceer_id, vals[1]);
+		vz_err_hint(err, "look at the earlier declaration of this file first");
 	}
-	if (strcmp(PQcmdTuples(res), "0") == 0) {
-		vz_err_set(err, "journal %s: no declaration with traceer id %s", j->where,
-			   d->traceer_id);
-		rv = VZ_NOT_FOUND;
-	}
-out:
-	PQclear(res);
 	return rv;
 }
 
@@ -369,23 +380,13 @@ static vz_rv pg_decl_touch(vz_journal *j, const char *traceer_id, vz_err *err)
 static vz_rv pg_decl_get(vz_journal *j, const char *traceer_id, vz_decl *out, vz_err *err)
 {
 	const char *vals[] = {traceer_id};
-	PGresult *res = NULL;
 	vz_rv rv;
 
-	rv = pg_exec(j, "reading a declaration",
-		     "SELECT " DECL_COLS " FROM declarations WHERE traceer_id = $1", 1, vals, &res,
-		     NULL, err);
-	if (rv != VZ_OK)
-		goto out;
-	if (PQntuples(res) == 0) {
-		vz_err_set(err, "journal %s: no declaration with traceer id %s", j->where,
-			   traceer_id);
-		rv = VZ_NOT_FOUND;
-		goto out;
-	}
-	rv = row_to_decl(j, res, 0, out, err);
-out:
-	PQclear(res);
+	rv = pg_get(j, "reading a declaration",
+		    "SELECT " DECL_COLS " FROM declarations WHERE traceer_id = $1", 1, vals,
+		    read_decl, out, err);
+	if (rv == VZ_NOT_FOUND)
+		vz_journal_no_row(j, "declaration", traceer_id, err);
 	return rv;
 }
 
@@ -403,7 +404,7 @@ static vz_rv pg_decl_each(vz_journal *j, bool only_open, vz_decl_fn fn, void *ct
 			       : "SELECT " DECL_COLS " FROM declarations ORDER BY created_at, seq",
 		     0, NULL, &res, NULL, err);
 	for (i = 0; rv == VZ_OK && i < PQntuples(res); i++) {
-		rv = row_to_decl(j, res, i, &d, err);
+		rv = read_decl(j, res, i, &d, err);
 		if (rv != VZ_OK)
 			break;
 		rv = fn(ctx, &d, err);
@@ -416,23 +417,13 @@ static vz_rv pg_decl_each(vz_journal *j, bool only_open, vz_decl_fn fn, void *ct
 static vz_rv retour_by_id(vz_journal *j, const char *traceer_id, vz_retour *out, vz_err *err)
 {
 	const char *vals[] = {traceer_id};
-	PGresult *res = NULL;
 	vz_rv rv;
 
-	rv = pg_exec(j, "reading a return file",
-		     "SELECT " RETOUR_COLS " FROM retours WHERE traceer_id = $1", 1, vals, &res,
-		     NULL, err);
-	if (rv != VZ_OK)
-		goto out;
-	if (PQntuples(res) == 0) {
-		vz_err_set(err, "journal %s: no return file with traceer id %s", j->where,
-			   traceer_id);
-		rv = VZ_NOT_FOUND;
-		goto out;
-	}
-	rv = row_to_retour(j, res, 0, out, err);
-out:
-	PQclear(res);
+	rv = pg_get(j, "reading a return file",
+		    "SELECT " RETOUR_COLS " FROM retours WHERE traceer_id = $1", 1, vals,
+		    read_retour, out, err);
+	if (rv == VZ_NOT_FOUND)
+		vz_journal_no_row(j, "return file", traceer_id, err);
 	return rv;
 }
 
@@ -470,43 +461,23 @@ static vz_rv pg_retour_stored(vz_journal *j, const vz_retour *r, vz_retour *earl
 static vz_rv pg_retour_confirmed(vz_journal *j, const char *traceer_id, vz_err *err)
 {
 	char now[VZ_TIME_LEN + 1];
-	const char *vals[2];
-	PGresult *res = NULL;
-	vz_rv rv;
+	const char *vals[] = {traceer_id, now};
 
 	vz_journal_now(now);
-	vals[0] = traceer_id;
-	vals[1] = now;
 	/* a second confirmation keeps the first time */
-	rv = pg_exec(j, "confirming a return file",
-		     "UPDATE retours SET state = 'confirmed',"
-		     " confirmed_at = COALESCE(confirmed_at, $2) WHERE traceer_id = $1",
-		     2, vals, &res, NULL, err);
-	if (rv == VZ_OK && strcmp(PQcmdTuples(res), "0") == 0) {
-		vz_err_set(err, "journal %s: no return file with traceer id %s", j->where,
-			   traceer_id);
-		rv = VZ_NOT_FOUND;
-	}
-	PQclear(res);
-	return rv;
+	return pg_change_one(j, "confirming a return file", "return file",
+			     "UPDATE retours SET state = 'confirmed',"
+			     " confirmed_at = COALESCE(confirmed_at, $2) WHERE traceer_id = $1",
+			     2, vals, NULL, err);
 }
 
 static vz_rv pg_retour_forget(vz_journal *j, const char *traceer_id, vz_err *err)
 {
 	const char *vals[] = {traceer_id};
-	PGresult *res = NULL;
-	vz_rv rv;
 
-	rv = pg_exec(j, "forgetting a return file",
-		     "DELETE FROM retours WHERE traceer_id = $1 AND state = 'stored'", 1, vals,
-		     &res, NULL, err);
-	if (rv == VZ_OK && strcmp(PQcmdTuples(res), "0") == 0) {
-		vz_err_set(err, "journal %s: no stored, unconfirmed return file with traceer id %s",
-			   j->where, traceer_id);
-		rv = VZ_NOT_FOUND;
-	}
-	PQclear(res);
-	return rv;
+	return pg_change_one(j, "forgetting a return file", "stored, unconfirmed return file",
+			     "DELETE FROM retours WHERE traceer_id = $1 AND state = 'stored'", 1,
+			     vals, NULL, err);
 }
 
 static vz_rv pg_retour_get(vz_journal *j, const char *traceer_id, vz_retour *out, vz_err *err)
@@ -525,7 +496,7 @@ static vz_rv pg_retour_each(vz_journal *j, vz_retour_fn fn, void *ctx, vz_err *e
 		     "SELECT " RETOUR_COLS " FROM retours ORDER BY stored_at, seq", 0, NULL, &res,
 		     NULL, err);
 	for (i = 0; rv == VZ_OK && i < PQntuples(res); i++) {
-		rv = row_to_retour(j, res, i, &r, err);
+		rv = read_retour(j, res, i, &r, err);
 		if (rv == VZ_OK)
 			rv = fn(ctx, &r, err);
 	}
@@ -618,7 +589,7 @@ static char *schema_ddl(vz_journal *j, const char *schema)
 /* Creates the tables unless they are all there; under an advisory lock
  * so two clients starting on an empty database do not collide. Tables
  * that exist need no CREATE right on the schema. The session's
- * search_path is pinned to pg_catalog and schema (vz_journal_pg_open), so
+ * search_path is pinned to pg_catalog and schema (pg_open), so
  * every name below is found there and nowhere else. */
 static vz_rv create_schema(vz_journal *j, const char *schema, bool named, vz_err *err)
 {
@@ -845,9 +816,9 @@ static vz_rv pg_how(const char *uri, struct pg_how *how, vz_err *err)
 	return VZ_OK;
 }
 
-vz_rv vz_journal_pg_open(const char *uri, vz_journal *j, vz_err *err)
+static vz_rv pg_open(const char *uri, vz_journal *j, vz_err *err)
 {
-	vz_journal tmp = {.ops = &pg_ops};
+	vz_journal tmp = {0};
 	const char *keys[] = {"dbname", "options", "sslmode", NULL};
 	const char *vals[] = {uri, NULL, "verify-full", NULL};
 	struct pg_how how;
@@ -890,3 +861,19 @@ out:
 	PQfinish(c);
 	return rv;
 }
+
+static bool starts_with(const char *s, const char *prefix)
+{
+	return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+static bool pg_claims(const char *spec)
+{
+	return spec && (starts_with(spec, "postgresql://") || starts_with(spec, "postgres://"));
+}
+
+const vz_journal_backend vz_journal_pg = {
+	.claims = pg_claims,
+	.open = pg_open,
+	.ops = &pg_ops,
+};

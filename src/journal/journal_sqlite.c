@@ -3,6 +3,7 @@
  * every read-then-write runs inside BEGIN IMMEDIATE so it is atomic. */
 #include <errno.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 #include "journal-int.h"
 
 #define BUSY_TIMEOUT_MS 10000
+#define ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
 
 /* Two tables; the partial unique index (see live_index_sql) is the
  * duplicate rule. Booleans are 0/1 integers, times UTC text, states text. */
@@ -94,24 +96,178 @@ static void sq_rollback(vz_journal *j)
 	sqlite3_exec(j->conn, "ROLLBACK", NULL, NULL, NULL);
 }
 
-static vz_rv sq_prepare(vz_journal *j, const char *sql, sqlite3_stmt **out, vz_err *err)
+/* One parameter of a statement: text (NULL binds NULL) or an integer. */
+typedef struct sq_arg {
+	const char *text;
+	long long num;
+	bool is_num;
+} sq_arg;
+#define SQ_TEXT(s)                                                                                 \
+	{                                                                                          \
+		.text = (s)                                                                        \
+	}
+#define SQ_INT(n)                                                                                  \
+	{                                                                                          \
+		.num = (n), .is_num = true                                                         \
+	}
+
+/* A statement with its parameters (?1 is args[0]) and what it does, for
+ * the message when it fails. The args' texts outlive the statement. */
+typedef struct sq_query {
+	const char *sql;
+	const sq_arg *args;
+	size_t n_args;
+	const char *what;
+} sq_query;
+
+/* Reads the row st stands on into ctx; VZ_OK to go on. */
+typedef vz_rv (*sq_row_fn)(const vz_journal *j, sqlite3_stmt *st, void *ctx, vz_err *err);
+
+/* One kind of row: its size, how it is read off a statement (out written
+ * only on success), what frees what a row owns (NULL: nothing). */
+typedef struct sq_row_type {
+	size_t size;
+	vz_rv (*read)(const vz_journal *j, sqlite3_stmt *st, void *out, vz_err *err);
+	void (*clear)(void *row);
+} sq_row_type;
+
+static vz_rv sq_prepare(vz_journal *j, const sq_query *q, sqlite3_stmt **out, vz_err *err)
 {
 	sqlite3_stmt *st = NULL;
+	size_t i;
+	int idx;
 
-	if (sqlite3_prepare_v2(j->conn, sql, -1, &st, NULL) != SQLITE_OK) {
+	if (sqlite3_prepare_v2(j->conn, q->sql, -1, &st, NULL) != SQLITE_OK) {
 		sqlite3_finalize(st);
 		return sq_fail(j, "preparing a statement", err);
+	}
+	for (i = 0; i < q->n_args; i++) {
+		idx = (int)i + 1;
+		if (q->args[i].is_num)
+			sqlite3_bind_int64(st, idx, q->args[i].num);
+		else if (q->args[i].text)
+			sqlite3_bind_text(st, idx, q->args[i].text, -1, SQLITE_STATIC);
+		else
+			sqlite3_bind_null(st, idx);
 	}
 	*out = st;
 	return VZ_OK;
 }
 
-static void bind_text(sqlite3_stmt *st, int idx, const char *s)
+/* The one place a statement runs: prepared, bound, stepped until it is
+ * done or max_rows rows went to row (NULL: a statement without rows),
+ * finalized. A failed step fails as q->what, and *code (when given) gets
+ * SQLite's extended code, for a caller that tells constraints apart. */
+static vz_rv sq_run(vz_journal *j, const sq_query *q, sq_row_fn row, void *ctx, size_t max_rows,
+		    int *code, vz_err *err)
 {
-	if (s)
-		sqlite3_bind_text(st, idx, s, -1, SQLITE_STATIC);
-	else
-		sqlite3_bind_null(st, idx);
+	sqlite3_stmt *st = NULL;
+	size_t rows = 0;
+	vz_rv rv;
+	int rc;
+
+	if (code)
+		*code = SQLITE_OK;
+	rv = sq_prepare(j, q, &st, err);
+	if (rv != VZ_OK)
+		return rv;
+	while (rows < max_rows) {
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_DONE)
+			break;
+		if (rc != SQLITE_ROW) {
+			if (code)
+				*code = sqlite3_extended_errcode(j->conn);
+			rv = sq_fail(j, q->what, err);
+			break;
+		}
+		rv = row ? row(j, st, ctx, err) : VZ_OK;
+		if (rv != VZ_OK)
+			break;
+		rows++;
+	}
+	sqlite3_finalize(st);
+	return rv;
+}
+
+/* A statement that returns no rows (INSERT, UPDATE, DELETE). */
+static vz_rv sq_write(vz_journal *j, const sq_query *q, int *code, vz_err *err)
+{
+	return sq_run(j, q, NULL, NULL, SIZE_MAX, code, err);
+}
+
+/* The first row, read into a sq_first's out. */
+typedef struct sq_first {
+	const sq_row_type *type;
+	void *out;
+	bool found;
+} sq_first;
+
+static vz_rv keep_first(const vz_journal *j, sqlite3_stmt *st, void *ctx, vz_err *err)
+{
+	sq_first *first = ctx;
+	vz_rv rv = first->type->read(j, st, first->out, err);
+
+	first->found = rv == VZ_OK;
+	return rv;
+}
+
+/* The first row of q into out: VZ_OK, VZ_NOT_FOUND when there is none
+ * (err untouched), or VZ_FAIL. */
+static vz_rv sq_get(vz_journal *j, const sq_query *q, const sq_row_type *type, void *out,
+		    vz_err *err)
+{
+	sq_first first = {.type = type, .out = out};
+	vz_rv rv = sq_run(j, q, keep_first, &first, 1, NULL, err);
+
+	if (rv == VZ_OK && !first.found)
+		rv = VZ_NOT_FOUND;
+	return rv;
+}
+
+/* Rows read so far: n of them in rows, room for cap. */
+typedef struct sq_rows {
+	const sq_row_type *type;
+	void *rows;
+	size_t n, cap;
+} sq_rows;
+
+static vz_rv keep_all(const vz_journal *j, sqlite3_stmt *st, void *ctx, vz_err *err)
+{
+	sq_rows *all = ctx;
+	void *grown;
+	size_t cap;
+	vz_rv rv;
+
+	if (all->n == all->cap) {
+		cap = all->cap ? all->cap * 2 : 16;
+		grown = realloc(all->rows, cap * all->type->size);
+		if (!grown) {
+			vz_err_set(err, "out of memory reading the journal");
+			return VZ_FAIL;
+		}
+		all->rows = grown;
+		all->cap = cap;
+	}
+	rv = all->type->read(j, st, (char *)all->rows + all->n * all->type->size, err);
+	if (rv == VZ_OK)
+		all->n++;
+	return rv;
+}
+
+/* Every row of q into all (free it with sq_rows_free, also on failure). */
+static vz_rv sq_list(vz_journal *j, const sq_query *q, sq_rows *all, vz_err *err)
+{
+	return sq_run(j, q, keep_all, all, SIZE_MAX, NULL, err);
+}
+
+static void sq_rows_free(sq_rows *all)
+{
+	size_t i;
+
+	for (i = 0; all->type->clear && i < all->n; i++)
+		all->type->clear((char *)all->rows + i * all->type->size);
+	free(all->rows);
 }
 
 static const char *col_text(sqlite3_stmt *st, int col)
@@ -119,8 +275,8 @@ static const char *col_text(sqlite3_stmt *st, int col)
 	return (const char *)sqlite3_column_text(st, col);
 }
 
-/* Reads one row of DECL_COLS; *out owns meldingen on success. */
-static vz_rv row_to_decl(const vz_journal *j, sqlite3_stmt *st, vz_decl *out, vz_err *err)
+/* Reads one row of DECL_COLS into a vz_decl; it owns meldingen then. */
+static vz_rv read_decl(const vz_journal *j, sqlite3_stmt *st, void *out, vz_err *err)
 {
 	vz_decl d = {0};
 	const char *m = col_text(st, 11);
@@ -151,11 +307,17 @@ static vz_rv row_to_decl(const vz_journal *j, sqlite3_stmt *st, vz_decl *out, vz
 			return VZ_FAIL;
 		}
 	}
-	*out = d;
+	*(vz_decl *)out = d;
 	return VZ_OK;
 }
 
-static vz_rv row_to_retour(const vz_journal *j, sqlite3_stmt *st, vz_retour *out, vz_err *err)
+static void clear_decl(void *row)
+{
+	vz_decl_clear(row);
+}
+
+/* Reads one row of RETOUR_COLS into a vz_retour. */
+static vz_rv read_retour(const vz_journal *j, sqlite3_stmt *st, void *out, vz_err *err)
 {
 	vz_retour r = {0};
 
@@ -171,206 +333,141 @@ static vz_rv row_to_retour(const vz_journal *j, sqlite3_stmt *st, vz_retour *out
 		return VZ_FAIL;
 	}
 	r.size = sqlite3_column_int64(st, 2);
-	*out = r;
+	*(vz_retour *)out = r;
 	return VZ_OK;
 }
+
+static const sq_row_type decl_row = {sizeof(vz_decl), read_decl, clear_decl};
+static const sq_row_type retour_row = {sizeof(vz_retour), read_retour, NULL};
 
 /* The live declaration of this content (sending, accepted, or refused for
  * its content; not forced). */
 static vz_rv live_by_sha256(vz_journal *j, const char *sha256, vz_decl *out, vz_err *err)
 {
-	sqlite3_stmt *st = NULL;
-	vz_rv rv;
-	int rc;
+	const sq_arg args[] = {SQ_TEXT(sha256)};
+	const sq_query q = {"SELECT " DECL_COLS " FROM declarations WHERE sha256 = ?1 AND " LIVE
+			    " ORDER BY created_at, rowid LIMIT 1",
+			    args, ARRAY_SIZE(args), "reading the earlier declaration"};
+	vz_rv rv = sq_get(j, &q, &decl_row, out, err);
 
-	rv = sq_prepare(j,
-			"SELECT " DECL_COLS " FROM declarations WHERE sha256 = ?1 AND " LIVE
-			" ORDER BY created_at, rowid LIMIT 1",
-			&st, err);
-	if (rv != VZ_OK)
-		goto out;
-	bind_text(st, 1, sha256);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		rv = row_to_decl(j, st, out, err);
-	} else if (rc == SQLITE_DONE) {
+	if (rv == VZ_NOT_FOUND) {
 		vz_err_set(err,
 			   "journal %s: the duplicate rule refused a declaration, but no"
 			   " earlier one is there",
 			   j->where);
 		rv = VZ_FAIL;
-	} else {
-		rv = sq_fail(j, "reading the earlier declaration", err);
 	}
-out:
-	sqlite3_finalize(st);
 	return rv;
-}
-
-/* Binds the INSERT of sq_decl_begin; d and now outlive the statement. */
-static void bind_new_decl(sqlite3_stmt *st, const vz_decl *d, const char *now)
-{
-	bind_text(st, 1, d->traceer_id);
-	bind_text(st, 2, d->conversatie_id);
-	bind_text(st, 3, d->sha256);
-	sqlite3_bind_int64(st, 4, d->size);
-	bind_text(st, 5, d->file);
-	bind_text(st, 6, d->flow);
-	sqlite3_bind_int(st, 7, d->forced ? 1 : 0);
-	sqlite3_bind_int(st, 8, d->http_status);
-	bind_text(st, 9, d->status);
-	sqlite3_bind_int(st, 10, d->final ? 1 : 0);
-	bind_text(st, 11, d->meldingen);
-	bind_text(st, 12, now);
 }
 
 static vz_rv sq_decl_begin(vz_journal *j, const vz_decl *d, vz_decl *earlier, vz_err *err)
 {
-	sqlite3_stmt *st = NULL;
 	char now[VZ_TIME_LEN + 1];
-	bool in_txn = false;
+	const sq_arg args[] = {
+		SQ_TEXT(d->traceer_id), SQ_TEXT(d->conversatie_id), SQ_TEXT(d->sha256),
+		SQ_INT(d->size),	SQ_TEXT(d->file),	    SQ_TEXT(d->flow),
+		SQ_INT(d->forced),	SQ_INT(d->http_status),	    SQ_TEXT(d->status),
+		SQ_INT(d->final),	SQ_TEXT(d->meldingen),	    SQ_TEXT(now),
+	};
+	const sq_query q = {
+		"INSERT INTO declarations (" DECL_COLS ") VALUES"
+		" (?1, ?2, ?3, ?4, ?5, ?6, 'sending', ?7, ?8, ?9, ?10, ?11, ?12, ?12, NULL)",
+		args, ARRAY_SIZE(args), "recording the declaration"};
 	vz_decl found = {0};
+	int code;
 	vz_rv rv;
-	int rc;
 
 	vz_journal_now(now);
 	/* IMMEDIATE: the insert and, on a conflict, the read of the earlier row
 	 * see one state of the file */
 	rv = sq_exec(j, "BEGIN IMMEDIATE", "starting a transaction", err);
 	if (rv != VZ_OK)
-		goto out;
-	in_txn = true;
-	rv = sq_prepare(
-		j,
-		"INSERT INTO declarations (" DECL_COLS ") VALUES"
-		" (?1, ?2, ?3, ?4, ?5, ?6, 'sending', ?7, ?8, ?9, ?10, ?11, ?12, ?12, NULL)",
-		&st, err);
-	if (rv != VZ_OK)
-		goto out;
-	bind_new_decl(st, d, now);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE) {
+		return rv;
+	rv = sq_write(j, &q, &code, err);
+	if (rv == VZ_OK) {
 		rv = sq_exec(j, "COMMIT", "recording the declaration", err);
 		if (rv == VZ_OK)
-			in_txn = false;
-		goto out;
-	}
-	if (sqlite3_extended_errcode(j->conn) == SQLITE_CONSTRAINT_PRIMARYKEY) {
+			return VZ_OK;
+	} else if (code == SQLITE_CONSTRAINT_PRIMARYKEY) {
 		vz_err_set(err, "journal %s: traceer id %s is already recorded", j->where,
 			   d->traceer_id);
 		vz_err_hint(err, "every declaration needs a fresh traceer id");
-		rv = VZ_FAIL;
-		goto out;
+	} else if (code == SQLITE_CONSTRAINT_UNIQUE) {
+		rv = live_by_sha256(j, d->sha256, &found, err);
+		if (rv == VZ_OK) {
+			if (earlier)
+				*earlier = found;
+			else
+				vz_decl_clear(&found);
+			rv = VZ_DUPLICATE;
+		}
 	}
-	if (sqlite3_extended_errcode(j->conn) != SQLITE_CONSTRAINT_UNIQUE) {
-		rv = sq_fail(j, "recording the declaration", err);
-		goto out;
-	}
-	rv = live_by_sha256(j, d->sha256, &found, err);
-	if (rv != VZ_OK)
-		goto out;
-	if (earlier)
-		*earlier = found;
-	else
-		vz_decl_clear(&found);
-	rv = VZ_DUPLICATE;
-out:
-	sqlite3_finalize(st);
-	if (in_txn)
-		sq_rollback(j);
+	sq_rollback(j);
+	return rv;
+}
+
+/* An UPDATE or DELETE of the row with this traceer_id: VZ_NOT_FOUND when
+ * it changed nothing (what names the row for the message); *code as for
+ * sq_write. */
+static vz_rv sq_change_one(vz_journal *j, const sq_query *q, const char *what,
+			   const char *traceer_id, int *code, vz_err *err)
+{
+	vz_rv rv = sq_write(j, q, code, err);
+
+	if (rv == VZ_OK && sqlite3_changes(j->conn) == 0)
+		rv = vz_journal_no_row(j, what, traceer_id, err);
 	return rv;
 }
 
 static vz_rv sq_decl_update(vz_journal *j, const vz_decl *d, vz_err *err)
 {
-	sqlite3_stmt *st = NULL;
 	char now[VZ_TIME_LEN + 1];
+	const sq_arg args[] = {
+		SQ_TEXT(d->traceer_id), SQ_TEXT(vz_decl_state_text(d->state)),
+		SQ_INT(d->http_status), SQ_TEXT(d->status),
+		SQ_INT(d->final),	SQ_TEXT(d->meldingen),
+		SQ_TEXT(now),		SQ_TEXT(vz_decl_refusal_text(d->refusal)),
+	};
+	const sq_query q = {"UPDATE declarations SET state = ?2, http_status = ?3, status = ?4,"
+			    " final = ?5, meldingen = ?6, updated_at = ?7, refusal = ?8"
+			    " WHERE traceer_id = ?1",
+			    args, ARRAY_SIZE(args), "updating a declaration"};
+	int code;
 	vz_rv rv;
 
 	vz_journal_now(now);
-	rv = sq_prepare(j,
-			"UPDATE declarations SET state = ?2, http_status = ?3, status = ?4,"
-			" final = ?5, meldingen = ?6, updated_at = ?7, refusal = ?8"
-			" WHERE traceer_id = ?1",
-			&st, err);
-	if (rv != VZ_OK)
-		goto out;
-	bind_text(st, 1, d->traceer_id);
-	bind_text(st, 2, vz_decl_state_text(d->state));
-	sqlite3_bind_int(st, 3, d->http_status);
-	bind_text(st, 4, d->status);
-	sqlite3_bind_int(st, 5, d->final ? 1 : 0);
-	bind_text(st, 6, d->meldingen);
-	bind_text(st, 7, now);
-	bind_text(st, 8, vz_decl_refusal_text(d->refusal));
-	if (sqlite3_step(st) != SQLITE_DONE) {
-		if (sqlite3_extended_errcode(j->conn) == SQLITE_CONSTRAINT_UNIQUE) {
-			vz_err_set(err,
-				   "journal %s: declaration %s cannot become %s: the same content"
-				   " is already sending or accepted (or refused for its content)",
-				   j->where, d->traceer_id, vz_decl_state_text(d->state));
-			vz_err_hint(err, "look at the earlier declaration of this file first");
-			rv = VZ_FAIL;
-		} else {
-			rv = sq_fail(j, "updating a declaration", err);
-		}
-		goto out;
+	rv = sq_change_one(j, &q, "declaration", d->traceer_id, &code, err);
+	if (rv == VZ_FAIL && code == SQLITE_CONSTRAINT_UNIQUE) {
+		vz_err_set(err,
+			   "journal %s: declaration %s cannot become %s: the same content"
+			   " is already sending or accepted (or refused for its content)",
+			   j->where, d->traceer_id, vz_decl_state_text(d->state));
+		vz_err_hint(err, "look at the earlier declaration of this file first");
 	}
-	if (sqlite3_changes(j->conn) == 0) {
-		vz_err_set(err, "journal %s: no declaration with traceer id %s", j->where,
-			   d->traceer_id);
-		rv = VZ_NOT_FOUND;
-	}
-out:
-	sqlite3_finalize(st);
 	return rv;
 }
 
 static vz_rv sq_decl_touch(vz_journal *j, const char *traceer_id, vz_err *err)
 {
-	sqlite3_stmt *st = NULL;
 	char now[VZ_TIME_LEN + 1];
-	vz_rv rv;
+	const sq_arg args[] = {SQ_TEXT(traceer_id), SQ_TEXT(now)};
+	const sq_query q = {"UPDATE declarations SET updated_at = ?2"
+			    " WHERE traceer_id = ?1 AND state = 'sending'",
+			    args, ARRAY_SIZE(args), "marking a declaration as still sending"};
 
 	vz_journal_now(now);
-	rv = sq_prepare(j,
-			"UPDATE declarations SET updated_at = ?2"
-			" WHERE traceer_id = ?1 AND state = 'sending'",
-			&st, err);
-	if (rv != VZ_OK)
-		goto out;
-	bind_text(st, 1, traceer_id);
-	bind_text(st, 2, now);
-	if (sqlite3_step(st) != SQLITE_DONE)
-		rv = sq_fail(j, "marking a declaration as still sending", err);
-out:
-	sqlite3_finalize(st);
-	return rv;
+	return sq_write(j, &q, NULL, err);
 }
 
 static vz_rv sq_decl_get(vz_journal *j, const char *traceer_id, vz_decl *out, vz_err *err)
 {
-	sqlite3_stmt *st = NULL;
-	vz_rv rv;
-	int rc;
+	const sq_arg args[] = {SQ_TEXT(traceer_id)};
+	const sq_query q = {"SELECT " DECL_COLS " FROM declarations WHERE traceer_id = ?1", args,
+			    ARRAY_SIZE(args), "reading a declaration"};
+	vz_rv rv = sq_get(j, &q, &decl_row, out, err);
 
-	rv = sq_prepare(j, "SELECT " DECL_COLS " FROM declarations WHERE traceer_id = ?1", &st,
-			err);
-	if (rv != VZ_OK)
-		goto out;
-	bind_text(st, 1, traceer_id);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		rv = row_to_decl(j, st, out, err);
-	} else if (rc == SQLITE_DONE) {
-		vz_err_set(err, "journal %s: no declaration with traceer id %s", j->where,
-			   traceer_id);
-		rv = VZ_NOT_FOUND;
-	} else {
-		rv = sq_fail(j, "reading a declaration", err);
-	}
-out:
-	sqlite3_finalize(st);
+	if (rv == VZ_NOT_FOUND)
+		vz_journal_no_row(j, "declaration", traceer_id, err);
 	return rv;
 }
 
@@ -378,182 +475,93 @@ out:
  * fn may write to the journal without meeting our open read snapshot. */
 static vz_rv sq_decl_each(vz_journal *j, bool only_open, vz_decl_fn fn, void *ctx, vz_err *err)
 {
-	sqlite3_stmt *st = NULL;
-	vz_decl *rows = NULL, *grown;
-	size_t n = 0, cap = 0, i;
+	const sq_query q = {
+		only_open ? "SELECT " DECL_COLS " FROM declarations"
+			    " WHERE state = 'sending' OR (state = 'accepted' AND final = 0)"
+			    " ORDER BY created_at, rowid"
+			  : "SELECT " DECL_COLS " FROM declarations"
+			    " ORDER BY created_at, rowid",
+		NULL, 0, "reading declarations"};
+	sq_rows all = {.type = &decl_row};
+	const vz_decl *rows;
+	size_t i;
 	vz_rv rv;
-	int rc;
 
-	rv = sq_prepare(j,
-			only_open ? "SELECT " DECL_COLS " FROM declarations WHERE state = 'sending'"
-				    " OR (state = 'accepted' AND final = 0)"
-				    " ORDER BY created_at, rowid"
-				  : "SELECT " DECL_COLS " FROM declarations"
-				    " ORDER BY created_at, rowid",
-			&st, err);
-	if (rv != VZ_OK)
-		goto out;
-	for (;;) {
-		rc = sqlite3_step(st);
-		if (rc == SQLITE_DONE)
-			break;
-		if (rc != SQLITE_ROW) {
-			rv = sq_fail(j, "reading declarations", err);
-			goto out;
-		}
-		if (n == cap) {
-			cap = cap ? cap * 2 : 16;
-			grown = realloc(rows, cap * sizeof(*rows));
-			if (!grown) {
-				vz_err_set(err, "out of memory reading the journal");
-				rv = VZ_FAIL;
-				goto out;
-			}
-			rows = grown;
-		}
-		rv = row_to_decl(j, st, &rows[n], err);
-		if (rv != VZ_OK)
-			goto out;
-		n++;
-	}
-	sqlite3_finalize(st);
-	st = NULL;
-	for (i = 0; i < n && rv == VZ_OK; i++)
+	rv = sq_list(j, &q, &all, err);
+	rows = all.rows;
+	for (i = 0; i < all.n && rv == VZ_OK; i++)
 		rv = fn(ctx, &rows[i], err);
-out:
-	sqlite3_finalize(st);
-	for (i = 0; i < n; i++)
-		vz_decl_clear(&rows[i]);
-	free(rows);
+	sq_rows_free(&all);
 	return rv;
 }
 
 static vz_rv retour_by_id(vz_journal *j, const char *traceer_id, vz_retour *out, vz_err *err)
 {
-	sqlite3_stmt *st = NULL;
-	vz_rv rv;
-	int rc;
+	const sq_arg args[] = {SQ_TEXT(traceer_id)};
+	const sq_query q = {"SELECT " RETOUR_COLS " FROM retours WHERE traceer_id = ?1", args,
+			    ARRAY_SIZE(args), "reading a return file"};
+	vz_rv rv = sq_get(j, &q, &retour_row, out, err);
 
-	rv = sq_prepare(j, "SELECT " RETOUR_COLS " FROM retours WHERE traceer_id = ?1", &st, err);
-	if (rv != VZ_OK)
-		goto out;
-	bind_text(st, 1, traceer_id);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		rv = row_to_retour(j, st, out, err);
-	} else if (rc == SQLITE_DONE) {
-		vz_err_set(err, "journal %s: no return file with traceer id %s", j->where,
-			   traceer_id);
-		rv = VZ_NOT_FOUND;
-	} else {
-		rv = sq_fail(j, "reading a return file", err);
-	}
-out:
-	sqlite3_finalize(st);
+	if (rv == VZ_NOT_FOUND)
+		vz_journal_no_row(j, "return file", traceer_id, err);
 	return rv;
 }
 
 static vz_rv sq_retour_stored(vz_journal *j, const vz_retour *r, vz_retour *earlier, vz_err *err)
 {
-	sqlite3_stmt *st = NULL;
 	char now[VZ_TIME_LEN + 1];
-	bool in_txn = false;
+	const sq_arg args[] = {SQ_TEXT(r->traceer_id), SQ_TEXT(r->file), SQ_INT(r->size),
+			       SQ_TEXT(r->sha256), SQ_TEXT(now)};
+	const sq_query q = {"INSERT INTO retours (" RETOUR_COLS ") VALUES"
+			    " (?1, ?2, ?3, ?4, 'stored', ?5, NULL)",
+			    args, ARRAY_SIZE(args), "recording the return file"};
 	vz_retour found;
+	int code;
 	vz_rv rv;
 
 	vz_journal_now(now);
 	rv = sq_exec(j, "BEGIN IMMEDIATE", "starting a transaction", err);
 	if (rv != VZ_OK)
-		goto out;
-	in_txn = true;
-	rv = sq_prepare(j,
-			"INSERT INTO retours (" RETOUR_COLS ") VALUES"
-			" (?1, ?2, ?3, ?4, 'stored', ?5, NULL)",
-			&st, err);
-	if (rv != VZ_OK)
-		goto out;
-	bind_text(st, 1, r->traceer_id);
-	bind_text(st, 2, r->file);
-	sqlite3_bind_int64(st, 3, r->size);
-	bind_text(st, 4, r->sha256);
-	bind_text(st, 5, now);
-	if (sqlite3_step(st) == SQLITE_DONE) {
+		return rv;
+	rv = sq_write(j, &q, &code, err);
+	if (rv == VZ_OK) {
 		rv = sq_exec(j, "COMMIT", "recording the return file", err);
 		if (rv == VZ_OK)
-			in_txn = false;
-		goto out;
+			return VZ_OK;
+	} else if (code == SQLITE_CONSTRAINT_PRIMARYKEY) {
+		rv = retour_by_id(j, r->traceer_id, &found, err);
+		if (rv == VZ_NOT_FOUND)
+			rv = VZ_FAIL; /* the conflict said it is there */
+		if (rv == VZ_OK) {
+			if (earlier)
+				*earlier = found;
+			rv = VZ_DUPLICATE;
+		}
 	}
-	if (sqlite3_extended_errcode(j->conn) != SQLITE_CONSTRAINT_PRIMARYKEY) {
-		rv = sq_fail(j, "recording the return file", err);
-		goto out;
-	}
-	rv = retour_by_id(j, r->traceer_id, &found, err);
-	if (rv == VZ_NOT_FOUND)
-		rv = VZ_FAIL; /* the conflict said it is there */
-	if (rv != VZ_OK)
-		goto out;
-	if (earlier)
-		*earlier = found;
-	rv = VZ_DUPLICATE;
-out:
-	sqlite3_finalize(st);
-	if (in_txn)
-		sq_rollback(j);
+	sq_rollback(j);
 	return rv;
 }
 
 static vz_rv sq_retour_confirmed(vz_journal *j, const char *traceer_id, vz_err *err)
 {
-	sqlite3_stmt *st = NULL;
 	char now[VZ_TIME_LEN + 1];
-	vz_rv rv;
+	const sq_arg args[] = {SQ_TEXT(traceer_id), SQ_TEXT(now)};
+	/* a second confirmation keeps the first time */
+	const sq_query q = {"UPDATE retours SET state = 'confirmed',"
+			    " confirmed_at = COALESCE(confirmed_at, ?2) WHERE traceer_id = ?1",
+			    args, ARRAY_SIZE(args), "confirming a return file"};
 
 	vz_journal_now(now);
-	/* a second confirmation keeps the first time */
-	rv = sq_prepare(j,
-			"UPDATE retours SET state = 'confirmed',"
-			" confirmed_at = COALESCE(confirmed_at, ?2) WHERE traceer_id = ?1",
-			&st, err);
-	if (rv != VZ_OK)
-		goto out;
-	bind_text(st, 1, traceer_id);
-	bind_text(st, 2, now);
-	if (sqlite3_step(st) != SQLITE_DONE) {
-		rv = sq_fail(j, "confirming a return file", err);
-		goto out;
-	}
-	if (sqlite3_changes(j->conn) == 0) {
-		vz_err_set(err, "journal %s: no return file with traceer id %s", j->where,
-			   traceer_id);
-		rv = VZ_NOT_FOUND;
-	}
-out:
-	sqlite3_finalize(st);
-	return rv;
+	return sq_change_one(j, &q, "return file", traceer_id, NULL, err);
 }
 
 static vz_rv sq_retour_forget(vz_journal *j, const char *traceer_id, vz_err *err)
 {
-	sqlite3_stmt *st = NULL;
-	vz_rv rv;
+	const sq_arg args[] = {SQ_TEXT(traceer_id)};
+	const sq_query q = {"DELETE FROM retours WHERE traceer_id = ?1 AND state = 'stored'", args,
+			    ARRAY_SIZE(args), "forgetting a return file"};
 
-	rv = sq_prepare(j, "DELETE FROM retours WHERE traceer_id = ?1 AND state = 'stored'", &st,
-			err);
-	if (rv != VZ_OK)
-		goto out;
-	bind_text(st, 1, traceer_id);
-	if (sqlite3_step(st) != SQLITE_DONE) {
-		rv = sq_fail(j, "forgetting a return file", err);
-		goto out;
-	}
-	if (sqlite3_changes(j->conn) == 0) {
-		vz_err_set(err, "journal %s: no stored, unconfirmed return file with traceer id %s",
-			   j->where, traceer_id);
-		rv = VZ_NOT_FOUND;
-	}
-out:
-	sqlite3_finalize(st);
-	return rv;
+	return sq_change_one(j, &q, "stored, unconfirmed return file", traceer_id, NULL, err);
 }
 
 static vz_rv sq_retour_get(vz_journal *j, const char *traceer_id, vz_retour *out, vz_err *err)
@@ -563,46 +571,18 @@ static vz_rv sq_retour_get(vz_journal *j, const char *traceer_id, vz_retour *out
 
 static vz_rv sq_retour_each(vz_journal *j, vz_retour_fn fn, void *ctx, vz_err *err)
 {
-	sqlite3_stmt *st = NULL;
-	vz_retour *rows = NULL, *grown;
-	size_t n = 0, cap = 0, i;
+	const sq_query q = {"SELECT " RETOUR_COLS " FROM retours ORDER BY stored_at, rowid", NULL,
+			    0, "reading return files"};
+	sq_rows all = {.type = &retour_row};
+	const vz_retour *rows;
+	size_t i;
 	vz_rv rv;
-	int rc;
 
-	rv = sq_prepare(j, "SELECT " RETOUR_COLS " FROM retours ORDER BY stored_at, rowid", &st,
-			err);
-	if (rv != VZ_OK)
-		goto out;
-	for (;;) {
-		rc = sqlite3_step(st);
-		if (rc == SQLITE_DONE)
-			break;
-		if (rc != SQLITE_ROW) {
-			rv = sq_fail(j, "reading return files", err);
-			goto out;
-		}
-		if (n == cap) {
-			cap = cap ? cap * 2 : 16;
-			grown = realloc(rows, cap * sizeof(*rows));
-			if (!grown) {
-				vz_err_set(err, "out of memory reading the journal");
-				rv = VZ_FAIL;
-				goto out;
-			}
-			rows = grown;
-		}
-		rv = row_to_retour(j, st, &rows[n], err);
-		if (rv != VZ_OK)
-			goto out;
-		n++;
-	}
-	sqlite3_finalize(st);
-	st = NULL;
-	for (i = 0; i < n && rv == VZ_OK; i++)
+	rv = sq_list(j, &q, &all, err);
+	rows = all.rows;
+	for (i = 0; i < all.n && rv == VZ_OK; i++)
 		rv = fn(ctx, &rows[i], err);
-out:
-	sqlite3_finalize(st);
-	free(rows);
+	sq_rows_free(&all);
 	return rv;
 }
 
@@ -687,22 +667,25 @@ out:
 	return rv;
 }
 
+/* Reads the first column of a row as a short word (WORD_MAX bytes). */
+#define WORD_MAX 16
+static vz_rv read_word(const vz_journal *j, sqlite3_stmt *st, void *out, vz_err *err)
+{
+	const char *w = col_text(st, 0);
+
+	snprintf(out, WORD_MAX, "%s", w ? w : "");
+	return VZ_OK;
+}
+
+static const sq_row_type word_row = {WORD_MAX, read_word, NULL};
+
 /* The journal mode, lower case, into mode; false when it cannot be read
  * (the database is busy). */
-static bool journal_mode(vz_journal *j, const char *sql, char mode[16])
+static bool journal_mode(vz_journal *j, const char *sql, char mode[WORD_MAX])
 {
-	sqlite3_stmt *st = NULL;
-	const char *m;
-	bool ok = false;
+	const sq_query q = {sql, NULL, 0, "reading the journal mode"};
 
-	if (sqlite3_prepare_v2(j->conn, sql, -1, &st, NULL) == SQLITE_OK &&
-	    sqlite3_step(st) == SQLITE_ROW) {
-		m = (const char *)sqlite3_column_text(st, 0);
-		snprintf(mode, 16, "%s", m ? m : "");
-		ok = true;
-	}
-	sqlite3_finalize(st);
-	return ok;
+	return sq_get(j, &q, &word_row, mode, NULL) == VZ_OK;
 }
 
 /* WAL lets readers and one writer work at once; FULL syncs each commit,
@@ -713,7 +696,7 @@ static bool journal_mode(vz_journal *j, const char *sql, char mode[16])
  * the busy timeout. */
 static vz_rv configure(vz_journal *j, vz_err *err)
 {
-	char mode[16] = "";
+	char mode[WORD_MAX] = "";
 	int waited = 0;
 
 	sqlite3_extended_result_codes(j->conn, 1);
@@ -738,16 +721,12 @@ static vz_rv configure(vz_journal *j, vz_err *err)
  * which the ALTER TABLE after it then reports). */
 static bool has_refusal_column(vz_journal *j)
 {
-	sqlite3_stmt *st = NULL;
-	bool found = false;
+	const sq_query q = {
+		"SELECT 1 FROM pragma_table_info('declarations') WHERE name = 'refusal'", NULL, 0,
+		"looking for the column refusal"};
+	char one[WORD_MAX];
 
-	if (sqlite3_prepare_v2(j->conn,
-			       "SELECT 1 FROM pragma_table_info('declarations')"
-			       " WHERE name = 'refusal'",
-			       -1, &st, NULL) == SQLITE_OK)
-		found = sqlite3_step(st) == SQLITE_ROW;
-	sqlite3_finalize(st);
-	return found;
+	return sq_get(j, &q, &word_row, one, NULL) == VZ_OK;
 }
 
 static vz_rv create_schema(vz_journal *j, vz_err *err)
@@ -769,9 +748,10 @@ static vz_rv create_schema(vz_journal *j, vz_err *err)
 	return rv;
 }
 
-vz_rv vz_journal_sqlite_open(const char *path, vz_journal *j, vz_err *err)
+/* Opens (and creates, with its schema) the journal file at path. */
+static vz_rv open_file(const char *path, vz_journal *j, vz_err *err)
 {
-	vz_journal tmp = {.ops = &sqlite_ops};
+	vz_journal tmp = {0};
 	sqlite3 *db = NULL;
 	vz_rv rv;
 
@@ -804,3 +784,27 @@ out:
 	sqlite3_close_v2(db);
 	return rv;
 }
+
+/* Anything that is not another backend's is a path; NULL or "" the
+ * default file. */
+static bool sq_claims(const char *spec)
+{
+	return true;
+}
+
+static vz_rv sq_open(const char *spec, vz_journal *j, vz_err *err)
+{
+	char path[VZ_JOURNAL_WHERE_MAX];
+
+	if (spec && spec[0])
+		return open_file(spec, j, err);
+	if (vz_journal_default_path(path, sizeof(path), err) != VZ_OK)
+		return VZ_FAIL;
+	return open_file(path, j, err);
+}
+
+const vz_journal_backend vz_journal_sqlite = {
+	.claims = sq_claims,
+	.open = sq_open,
+	.ops = &sqlite_ops,
+};
