@@ -162,14 +162,14 @@ int main(int argc, char **argv)
 
 			/* Settings from the files, below the environment and the
 			 * command line (cli.h has the order). */
-			r = vz_config_load(vz_config_option(argc, argv), &err);
+			r = vz_config_load(commands, N_COMMANDS, vz_config_option(argc, argv), &err);
 			if (r != VZ_OK) {
 				vz_report(&err);
 				vz_config_free();
 				return vz_exit_code(r);
 			}
 			vz_config_globals(&g);
-			ret = vz_config_args(commands[i]->name, &sub_argc, &sub_argv);
+			ret = vz_config_args(commands[i], &sub_argc, &sub_argv);
 			optind = 0; /* reset getopt for the command's own options */
 			if (ret == 0)
 				ret = commands[i]->run(&g, sub_argc, sub_argv);

@@ -219,6 +219,12 @@ typedef struct vz_command {
 /* The global options (--module ... --version). */
 extern const vz_opt vz_global_opts[];
 
+/* The value of a global option (OPT_MODULE ...) when the command line
+ * gave it, else NULL. */
+const char *vz_global_given(const vz_global *g, int id);
+/* Sets a global option's field to value if nothing set it yet. */
+void vz_global_fill(vz_global *g, int id, const char *value);
+
 /* vz_opt_next()'s results besides an option's id. */
 enum {
 	VZ_OPT_END = -1,  /* no more options: optind is the first argument */
@@ -297,7 +303,8 @@ int vz_exit_code(vz_rv r);
  * (not the explicit one); one that others may write to, or owned by
  * neither root nor the user, is refused, and so is an unknown section or
  * key, a bad value or a PIN: the message names file and line. */
-vz_rv vz_config_load(const char *explicit_path, vz_err *err);
+vz_rv vz_config_load(const vz_command *const *cmds, size_t n, const char *explicit_path,
+		      vz_err *err);
 void vz_config_free(void);
 
 /* Where this build looks for the system file (SYSCONFDIR/vzp11/vzp11.conf). */
@@ -321,7 +328,7 @@ vz_rv vz_config_module(const vz_global *g, const char **module, const char **arg
  * `--flow NAME` of a [flow "NAME"] section replaced by the flow it names.
  * *argv is replaced by a new array (freed at exit with vz_config_free).
  * 0, or the usage exit code. */
-int vz_config_args(const char *cmd, int *argc, char ***argv);
+int vz_config_args(const vz_command *cmd, int *argc, char ***argv);
 
 /* The --config FILE in argv, or NULL. */
 const char *vz_config_option(int argc, char **argv);

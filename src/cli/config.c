@@ -19,70 +19,97 @@
 #endif
 #define SYSTEM_FILE VZP11_SYSCONFDIR "/vzp11/vzp11.conf"
 
-typedef enum kind {
-	K_TEXT,
-	K_NUM,
-	K_ENVNAME, /* tst, acc or prd */
-	K_HTTPS,   /* an https:// URL */
-	K_SOURCE,  /* a secret's source, never the secret */
-	K_LIST	   /* words, each given as its own option */
-} kind;
-
-/* A key of the file. cmds: the commands it is an option of (" a b "), NULL
- * for the global options of vz_global (the first five keys, in the order of
- * vz_config_globals() and of vz_global.cli_set's bits). env: the variable that wins over
- * the file. pair: the key of the other half of "where to send" (env and
- * an endpoint exclude each other). */
+/* A key of the files: an option of the global table or of a command's
+ * table with a key kind (cli.h), as the first table that has it declares
+ * it. cmds: bit i for the ith command of the command table that takes it;
+ * 0 for the global options of vz_global. */
 struct key {
-	const char *section; /* NULL: before any section */
-	const char *name;
-	kind kind;
-	const char *option;
-	const char *cmds;
-	const char *env;
-	long lo, hi;
-	const char *dflt; /* as `vzp11 config` shows it */
+	const vz_opt *opt;
+	unsigned cmds;
+	char option[40]; /* "--NAME", as the command line gives it */
 };
 
-#define TARGETS " cov selftest rotate declare declare-status retour gateway "
-#define BILLING " declare declare-status retour "
+#define MAX_KEYS 48
 
-static const struct key keys[] = {
-	{NULL, "module", K_TEXT, "--module", NULL, "VZP11_MODULE", 0, 0, "p11-kit's modules"},
-	{NULL, "token", K_TEXT, "--token", NULL, "VZP11_TOKEN", 0, 0, "the only initialized token"},
-	{NULL, "pin-source", K_SOURCE, "--pin-source", NULL, "VZP11_PIN_SOURCE", 0, 0, "prompt"},
-	{NULL, "journal", K_TEXT, "--journal", NULL, "VZP11_JOURNAL", 0, 0,
-	 "~/.local/state/vzp11/journal.db"},
-	{NULL, "module-args", K_TEXT, "--module-args", NULL, "VZP11_MODULE_ARGS", 0, 0, NULL},
-	{NULL, "label", K_TEXT, "--label", " import rotate cov selftest gateway" BILLING, NULL, 0,
-	 0, VZ_DEFAULT_LABEL},
-	{NULL, "env", K_ENVNAME, "--env", TARGETS, "VZP11_ENV", 0, 0, NULL},
-	{NULL, "cacert", K_TEXT, "--cacert", TARGETS, "VZP11_CACERT", 0, 0, "the system store"},
-	{"cov", "endpoint", K_HTTPS, "--endpoint", " cov selftest rotate ", NULL, 0, 0, NULL},
-	{"cov", "agb", K_TEXT, "--agb", " cov ", "VZP11_AGB", 0, 0, NULL},
-	{"cov", "jobs", K_NUM, "--jobs", " cov ", NULL, 1, 32, "4"},
-	{"cov", "retries", K_NUM, "--retries", " cov ", NULL, 0, 10, "3"},
-	{"cov", "timeout", K_NUM, "--timeout", " cov ", NULL, 1, 600, "30"},
-	{"cov", "connect-timeout", K_NUM, "--connect-timeout", " cov ", NULL, 1, 120, "10"},
-	{"billing", "endpoint", K_HTTPS, "--endpoint", BILLING, NULL, 0, 0, NULL},
-	{"billing", "from", K_TEXT, "--from", " declare ", NULL, 0, 0, NULL},
-	{"billing", "retries", K_NUM, "--retries", BILLING, NULL, 0, 10, "3"},
-	{"billing", "timeout", K_NUM, "--timeout", BILLING, NULL, 1, 600, "30"},
-	{"billing", "connect-timeout", K_NUM, "--connect-timeout", BILLING, NULL, 1, 120, "10"},
-	{"gateway", "listen", K_LIST, "--listen", " gateway ", NULL, 0, 0, NULL},
-	{"gateway", "upstream", K_HTTPS, "--upstream", " gateway ", NULL, 0, 0, NULL},
-	{"gateway", "pool", K_NUM, "--pool", " gateway ", NULL, 1, 256, "4"},
-	{"gateway", "max-clients", K_NUM, "--max-clients", " gateway ", NULL, 1, 100000, "256"},
-	{"gateway", "clients", K_TEXT, "--clients", " gateway ", NULL, 0, 0, NULL},
-	{"gateway", "allow-user", K_LIST, "--allow-user", " gateway ", NULL, 0, 0, NULL},
-	{"gateway", "allow-group", K_LIST, "--allow-group", " gateway ", NULL, 0, 0, NULL},
-	{"check", "warn-days", K_NUM, "--warn-days", " check ", NULL, 0, 100000, "45"},
-	{"check", "crit-days", K_NUM, "--crit-days", " check ", NULL, 0, 100000, "14"},
-};
-#define N_KEYS (sizeof(keys) / sizeof(keys[0]))
-/* The keys' places in keys[] that the module choice needs. */
-#define KEY_MODULE	0
-#define KEY_MODULE_ARGS 4
+static struct {
+	struct key k[MAX_KEYS];
+	size_t n;
+	const vz_command *const *cmds;
+	size_t n_cmds;
+} keys;
+
+/* Orders keys as `vzp11 config` lists them: the global options, the keys
+ * before any section, then each section's in the order they came. */
+static int rank(const struct key *k, size_t at)
+{
+	if (!k->cmds)
+		return 0;
+	if (!k->opt->section)
+		return 1;
+	for (size_t i = 0; i < at; i++)
+		if (keys.k[i].opt->section && strcmp(keys.k[i].opt->section, k->opt->section) == 0)
+			return rank(&keys.k[i], i);
+	return 2 + (int)at;
+}
+
+static struct key *key_of(const char *section, const char *name)
+{
+	for (size_t i = 0; i < keys.n; i++) {
+		const vz_opt *o = keys.k[i].opt;
+
+		if (strcmp(o->name, name) == 0 && strcmp(o->section ? o->section : "",
+							 section ? section : "") == 0)
+			return &keys.k[i];
+	}
+	return NULL;
+}
+
+/* The keys of a table: cmd_bit 0 for the global options. */
+static void add_keys(const vz_opt *opts, unsigned cmd_bit)
+{
+	for (const vz_opt *o = opts; o->name; o++) {
+		struct key *k;
+
+		if (o->key == VZ_KEY_NONE)
+			continue;
+		k = key_of(o->section, o->name);
+		if (!k && keys.n < MAX_KEYS) {
+			k = &keys.k[keys.n++];
+			k->opt = o;
+			snprintf(k->option, sizeof(k->option), "--%s", o->name);
+		}
+		if (k)
+			k->cmds |= cmd_bit;
+	}
+}
+
+/* The keys of the global options and of every command's, in rank order. */
+static void collect_keys(const vz_command *const *cmds, size_t n)
+{
+	int r[MAX_KEYS];
+
+	keys.n = 0;
+	keys.cmds = cmds;
+	keys.n_cmds = n;
+	add_keys(vz_global_opts, 0);
+	for (size_t i = 0; i < n && i < 32; i++)
+		add_keys(cmds[i]->opts, 1u << i);
+	for (size_t i = 0; i < keys.n; i++)
+		r[i] = rank(&keys.k[i], i);
+	/* stable insertion sort by rank */
+	for (size_t i = 1; i < keys.n; i++) {
+		struct key k = keys.k[i];
+		int ri = r[i];
+		size_t j = i;
+
+		for (; j > 0 && r[j - 1] > ri; j--) {
+			keys.k[j] = keys.k[j - 1];
+			r[j] = r[j - 1];
+		}
+		keys.k[j] = k;
+		r[j] = ri;
+	}
+}
 
 static const char *const flow_keys[] = {"type", "subtype", "version", "action"};
 #define N_FLOW_KEYS 4
@@ -99,7 +126,7 @@ struct flow {
 };
 
 static struct {
-	struct setting s[N_KEYS];
+	struct setting s[MAX_KEYS];
 	struct flow flows[MAX_FLOWS];
 	size_t n_flows;
 	char *files[3]; /* the files read, for `vzp11 config` */
@@ -143,8 +170,8 @@ static void check_section(struct parse *p, const char *line)
 			bad(p, "a flow section is written [flow \"NAME\"], not [%s]%s", name, NULL);
 		return;
 	}
-	for (size_t i = 0; i < N_KEYS; i++)
-		if (keys[i].section && strcmp(keys[i].section, name) == 0)
+	for (size_t i = 0; i < keys.n; i++)
+		if (keys.k[i].opt->section && strcmp(keys.k[i].opt->section, name) == 0)
 			return;
 	bad(p, "unknown section [%s]%s", name, NULL);
 }
@@ -191,29 +218,29 @@ static bool valid(struct parse *p, const struct key *k, const char *v)
 	vz_err e = {0};
 	long n;
 
-	switch (k->kind) {
-	case K_NUM:
-		if (!vz_parse_long(v, k->lo, k->hi, &n)) {
+	switch (k->opt->key) {
+	case VZ_KEY_NUM:
+		if (!vz_parse_long(v, k->opt->lo, k->opt->hi, &n)) {
 			char range[64];
 
-			snprintf(range, sizeof(range), "%ld to %ld", k->lo, k->hi);
-			return bad(p, "%s takes a number from %s", k->name, range);
+			snprintf(range, sizeof(range), "%ld to %ld", k->opt->lo, k->opt->hi);
+			return bad(p, "%s takes a number from %s", k->opt->name, range);
 		}
 		return true;
-	case K_ENVNAME:
+	case VZ_KEY_ENVNAME:
 		if (strcmp(v, "tst") && strcmp(v, "acc") && strcmp(v, "prd"))
 			return bad(p, "env is tst, acc or prd, not '%s'%s", v, NULL);
 		return true;
-	case K_HTTPS:
+	case VZ_KEY_HTTPS:
 		if (strncmp(v, "https://", 8) != 0)
-			return bad(p, "%s must be an https:// URL%s", k->name, NULL);
+			return bad(p, "%s must be an https:// URL%s", k->opt->name, NULL);
 		return true;
-	case K_SOURCE:
+	case VZ_KEY_SOURCE:
 		if (vz_secret_check_source(v, &e) != VZ_OK)
 			return bad(p, "pin-source: %.300s%s", e.msg, NULL);
 		return true;
 	default:
-		return *v ? true : bad(p, "%s has no value%s", k->name, NULL);
+		return *v ? true : bad(p, "%s has no value%s", k->opt->name, NULL);
 	}
 }
 
@@ -276,23 +303,23 @@ static int on_entry(void *user, const char *section, const char *name, const cha
 			   "action)%s",
 			   name, NULL);
 	}
-	for (size_t i = 0; i < N_KEYS; i++) {
-		const struct key *k = &keys[i];
+	for (size_t i = 0; i < keys.n; i++) {
+		const struct key *k = &keys.k[i];
 
-		if (strcmp(k->section ? k->section : "", section) != 0 ||
-		    strcmp(k->name, name) != 0)
+		if (strcmp(k->opt->section ? k->opt->section : "", section) != 0 ||
+		    strcmp(k->opt->name, name) != 0)
 			continue;
 		if (!valid(p, k, value))
 			return 0;
 		set(&conf.s[i], value, p);
-		if (i == KEY_MODULE)
+		if (k->opt->id == OPT_MODULE)
 			set(&conf.module_of[p->slot], value, p);
-		if (i == KEY_MODULE_ARGS)
+		if (k->opt->id == OPT_MODULE_ARGS)
 			set(&conf.args_of[p->slot], value, p);
 		return 1;
 	}
-	for (size_t i = 0; i < N_KEYS; i++)
-		if (strcmp(keys[i].section ? keys[i].section : "", section) == 0)
+	for (size_t i = 0; i < keys.n; i++)
+		if (strcmp(keys.k[i].opt->section ? keys.k[i].opt->section : "", section) == 0)
 			return bad(p, "unknown key '%s'%s", name,
 				   section[0] ? " in this section" : "");
 	return bad(p, "unknown section [%s]%s", section, NULL);
@@ -372,7 +399,8 @@ const char *vz_config_system_file(void)
 	return SYSTEM_FILE;
 }
 
-vz_rv vz_config_load(const char *explicit_path, vz_err *err)
+vz_rv vz_config_load(const vz_command *const *cmds, size_t n, const char *explicit_path,
+		     vz_err *err)
 {
 	const char *xdg = vz_env("XDG_CONFIG_HOME"), *home = vz_env("HOME");
 	char user[4096] = "";
@@ -382,6 +410,7 @@ vz_rv vz_config_load(const char *explicit_path, vz_err *err)
 		snprintf(user, sizeof(user), "%s/vzp11/config", xdg);
 	else if (home)
 		snprintf(user, sizeof(user), "%s/.config/vzp11/config", home);
+	collect_keys(cmds, n);
 	r = load_file(0, SYSTEM_FILE, false, err);
 	if (r == VZ_OK && user[0])
 		r = load_file(1, user, false, err);
@@ -392,7 +421,7 @@ vz_rv vz_config_load(const char *explicit_path, vz_err *err)
 
 void vz_config_free(void)
 {
-	for (size_t i = 0; i < N_KEYS; i++) {
+	for (size_t i = 0; i < keys.n; i++) {
 		free(conf.s[i].value);
 		free(conf.s[i].where);
 	}
@@ -430,12 +459,11 @@ static char *own(char *str)
 
 void vz_config_globals(vz_global *g)
 {
-	/* module-args: not here, it goes with its module (vz_config_module) */
-	const char **fields[] = {&g->module, &g->token, &g->pin_source, &g->journal};
-
-	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
-		if (!*fields[i])
-			*fields[i] = conf.s[i].value;
+	for (size_t i = 0; i < keys.n; i++)
+		/* module-args: not here, it goes with its module
+		 * (vz_config_module) */
+		if (!keys.k[i].cmds && keys.k[i].opt->id != OPT_MODULE_ARGS)
+			vz_global_fill(g, keys.k[i].opt->id, conf.s[i].value);
 }
 
 /* A place that may name a module and its arguments; module_from and
@@ -513,12 +541,13 @@ vz_rv vz_config_module(const vz_global *g, const char **module, const char **arg
 	return VZ_OK;
 }
 
-static bool applies(const struct key *k, const char *cmd)
+/* The command's bit in struct key's cmds; 0 for one not in the table. */
+static unsigned cmd_bit(const vz_command *cmd)
 {
-	char word[40];
-
-	snprintf(word, sizeof(word), " %s ", cmd);
-	return k->cmds && strstr(k->cmds, word);
+	for (size_t i = 0; i < keys.n_cmds && i < 32; i++)
+		if (keys.cmds[i] == cmd)
+			return 1u << i;
+	return 0;
 }
 
 /* The option is among the command's arguments (before a "--"). */
@@ -533,11 +562,11 @@ static bool given(int argc, char **argv, const char *option)
 }
 
 /* The section of "where to send" for a command: its endpoint key. */
-static const struct key *endpoint_key(const char *cmd)
+static const struct key *endpoint_key(unsigned bit)
 {
-	for (size_t i = 0; i < N_KEYS; i++)
-		if (keys[i].kind == K_HTTPS && applies(&keys[i], cmd))
-			return &keys[i];
+	for (size_t i = 0; i < keys.n; i++)
+		if (keys.k[i].opt->key == VZ_KEY_HTTPS && (keys.k[i].cmds & bit))
+			return &keys.k[i];
 	return NULL;
 }
 
@@ -618,39 +647,40 @@ static int expand_flow(int argc, char **argv)
 	return 0;
 }
 
-int vz_config_args(const char *cmd, int *argc, char ***argv)
+int vz_config_args(const vz_command *cmd, int *argc, char ***argv)
 {
-	const struct key *ep = endpoint_key(cmd);
-	const char *ep_value = ep ? conf.s[ep - keys].value : NULL;
+	unsigned bit = cmd_bit(cmd);
+	const struct key *ep = endpoint_key(bit);
+	const char *ep_value = ep ? conf.s[ep - keys.k].value : NULL;
 	bool target_given = given(*argc, *argv, "--env") || vz_env("VZP11_ENV") ||
 			    (ep && given(*argc, *argv, ep->option));
 	char **out;
 	int n = 1;
 
-	out = calloc((size_t)*argc + 2 * N_KEYS + 64, sizeof(*out));
+	out = calloc((size_t)*argc + 2 * keys.n + 64, sizeof(*out));
 	if (!out)
 		return VZ_EXIT_FAIL;
 	free(conf.argv);
 	conf.argv = out; /* freed with the rest, also on the way out below */
 	out[0] = (*argv)[0];
-	for (size_t i = 0; i < N_KEYS; i++) {
-		const struct key *k = &keys[i];
+	for (size_t i = 0; i < keys.n; i++) {
+		const struct key *k = &keys.k[i];
 		const char *v = conf.s[i].value;
 
-		if (!v || !applies(k, cmd) || given(*argc, *argv, k->option) ||
-		    (k->env && vz_env(k->env)))
+		if (!v || !(k->cmds & bit) || given(*argc, *argv, k->option) ||
+		    (k->opt->env && vz_env(k->opt->env)))
 			continue;
 		/* env and the endpoint: one of them, the command line's or the
 		 * environment's first, and the section's endpoint before env. */
-		if (k->kind == K_ENVNAME && (target_given || ep_value))
+		if (k->opt->key == VZ_KEY_ENVNAME && (target_given || ep_value))
 			continue;
-		if (k->kind == K_HTTPS && target_given)
+		if (k->opt->key == VZ_KEY_HTTPS && target_given)
 			continue;
-		if (k->kind == K_LIST) {
+		if (k->opt->key == VZ_KEY_LIST) {
 			char *copy = strdup(v), *save = NULL;
 
 			for (char *w = strtok_r(copy, " \t,", &save);
-			     w && n < (int)(2 * N_KEYS + 60); w = strtok_r(NULL, " \t,", &save)) {
+			     w && n < (int)(2 * keys.n + 60); w = strtok_r(NULL, " \t,", &save)) {
 				char *word = own(strdup(w));
 
 				if (!word) {
@@ -671,7 +701,7 @@ int vz_config_args(const char *cmd, int *argc, char ***argv)
 	out[n] = NULL;
 	*argc = n;
 	*argv = out;
-	return strcmp(cmd, "declare") == 0 ? expand_flow(*argc, *argv) : 0;
+	return strcmp(cmd->name, "declare") == 0 ? expand_flow(*argc, *argv) : 0;
 }
 
 const char *vz_config_option(int argc, char **argv)
@@ -688,17 +718,6 @@ const char *vz_config_option(int argc, char **argv)
 }
 
 /* ---- vzp11 config ---- */
-
-static void config_usage(FILE *f)
-{
-	fprintf(f,
-		_("Usage: vzp11 [GLOBAL OPTIONS] config\n"
-		  "Show the settings in effect and where each comes from: the command line,\n"
-		  "the environment, a configuration file (FILE:LINE) or the built-in default.\n"
-		  "Files, later ones winning: %s, then\n"
-		  "$XDG_CONFIG_HOME/vzp11/config (or ~/.config/vzp11/config), then --config FILE.\n"),
-		SYSTEM_FILE);
-}
 
 /* module-args: those that go with the module in effect; else the first
  * given, and why they are left out. */
@@ -726,45 +745,57 @@ static void args_origin(const vz_global *g, const char **value, char *from, size
 /* The value and its origin, for one key. */
 static void origin(const vz_global *g, size_t i, const char **value, char *from, size_t size)
 {
-	const struct key *k = &keys[i];
-	const char *gval[] = {g->module, g->token, g->pin_source, g->journal, g->module_args};
+	const struct key *k = &keys.k[i];
+	const char *given = k->cmds ? NULL : vz_global_given(g, k->opt->id);
 
 	*value = NULL;
-	if (i == KEY_MODULE_ARGS) {
+	if (k->opt->id == OPT_MODULE_ARGS) {
 		args_origin(g, value, from, size);
 		return;
 	}
-	if (!k->cmds && i < sizeof(gval) / sizeof(gval[0]) && (g->cli_set & (1u << i))) {
-		*value = gval[i];
+	if (given) {
+		*value = given;
 		snprintf(from, size, "command line");
-	} else if (k->env && vz_env(k->env)) {
-		*value = vz_env(k->env);
-		snprintf(from, size, "environment %s", k->env);
+	} else if (k->opt->env && vz_env(k->opt->env)) {
+		*value = vz_env(k->opt->env);
+		snprintf(from, size, "environment %s", k->opt->env);
 	} else if (conf.s[i].value) {
 		*value = conf.s[i].value;
 		snprintf(from, size, "%s", conf.s[i].where);
 	} else {
-		*value = k->dflt;
-		snprintf(from, size, k->dflt ? "default" : "not set");
+		*value = k->opt->dflt;
+		snprintf(from, size, k->opt->dflt ? "default" : "not set");
 	}
 }
 
+static const vz_opt config_opts[] = {{0}};
+
+static int cmd_config(vz_global *g, int argc, char **argv);
+
+const vz_command vz_cmd_config = {
+	.name = "config",
+	.run = cmd_config,
+	.synopsis = "config",
+	.usage = "config",
+	.about = N_("Show the settings in effect and where each comes from: the command line,\n"
+		    "the environment, a configuration file (FILE:LINE) or the built-in default.\n"
+		    "Files, later ones winning: %s, then\n"
+		    "$XDG_CONFIG_HOME/vzp11/config (or ~/.config/vzp11/config), then --config FILE.\n"),
+	.opts = config_opts,
+	.fmt_arg = SYSTEM_FILE,
+};
+
 static int cmd_config(vz_global *g, int argc, char **argv)
 {
-	static const struct option longopts[] = {VZ_GLOBAL_LONGOPTS, {NULL, 0, NULL, 0}};
 	static const char *const slot_names[] = {"system", "user", "--config"};
 	json_t *settings, *flows, *files;
 	char name[64], from[4200];
+	const char *arg;
 	int c;
 
-	for (c = vz_next_opt(g, argc, argv, "vq", longopts); c != -1;
-	     c = vz_next_opt(g, argc, argv, "vq", longopts)) {
-		if (c == OPT_HELP) {
-			config_usage(stdout);
-			return VZ_EXIT_OK;
-		}
-		return vz_usage("config", "unknown or incomplete option '%s'", argv[optind - 1]);
-	}
+	c = vz_opt_next(g, &vz_cmd_config, argc, argv, &arg);
+	if (c != VZ_OPT_END)
+		return vz_opt_stop(&vz_cmd_config, c, argv);
 	if (optind != argc)
 		return vz_usage("config", "unexpected argument '%s'", argv[optind]);
 	settings = json_array();
@@ -776,12 +807,12 @@ static int cmd_config(vz_global *g, int argc, char **argv)
 							       conf.files[i], "kind", slot_names[i],
 							       "read", conf.present[i], "readable",
 							       !conf.unreadable[i]));
-	for (size_t i = 0; i < N_KEYS; i++) {
+	for (size_t i = 0; i < keys.n; i++) {
 		const char *v;
 
 		origin(g, i, &v, from, sizeof(from));
-		snprintf(name, sizeof(name), "%s%s%s", keys[i].section ? keys[i].section : "",
-			 keys[i].section ? "." : "", keys[i].name);
+		snprintf(name, sizeof(name), "%s%s%s", keys.k[i].opt->section ? keys.k[i].opt->section : "",
+			 keys.k[i].opt->section ? "." : "", keys.k[i].opt->name);
 		json_array_append_new(settings, json_pack("{s:s, s:s?, s:s}", "key", name, "value",
 							  v, "from", from));
 	}
@@ -834,9 +865,3 @@ static int cmd_config(vz_global *g, int argc, char **argv)
 	}
 	return VZ_EXIT_OK;
 }
-
-const vz_command vz_cmd_config = {
-	.name = "config",
-	.run = cmd_config,
-	.synopsis = "config",
-};

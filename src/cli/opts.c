@@ -46,22 +46,53 @@ const vz_opt vz_global_opts[] = {
 	{0},
 };
 
-/* Takes one global option into g; false if id is not one (--help and
- * --version are left to the caller). */
-static bool global_opt(vz_global *g, int id, const char *arg)
+/* The field of g that a global option with a value sets, and its bit in
+ * cli_set; NULL for the others. */
+static const char **field_of(const vz_global *g, int id, unsigned *bit)
 {
 	/* the fields of cli_set's bits, in their order */
-	const char **set[] = {&g->module, &g->token, &g->pin_source, &g->journal,
-			      &g->module_args};
+	const char *const *set[] = {&g->module, &g->token, &g->pin_source, &g->journal,
+				    &g->module_args};
 	static const int ids[] = {OPT_MODULE, OPT_TOKEN, OPT_PIN_SOURCE, OPT_JOURNAL,
 				  OPT_MODULE_ARGS};
 
 	for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
 		if (id == ids[i]) {
-			*set[i] = arg;
-			g->cli_set |= 1u << i;
-			return true;
+			*bit = 1u << i;
+			return (const char **)set[i];
 		}
+	}
+	return NULL;
+}
+
+const char *vz_global_given(const vz_global *g, int id)
+{
+	unsigned bit;
+	const char **f = field_of(g, id, &bit);
+
+	return f && (g->cli_set & bit) ? *f : NULL;
+}
+
+void vz_global_fill(vz_global *g, int id, const char *value)
+{
+	unsigned bit;
+	const char **f = field_of(g, id, &bit);
+
+	if (f && !*f)
+		*f = value;
+}
+
+/* Takes one global option into g; false if id is not one (--help and
+ * --version are left to the caller). */
+static bool global_opt(vz_global *g, int id, const char *arg)
+{
+	unsigned bit;
+	const char **f = field_of(g, id, &bit);
+
+	if (f) {
+		*f = arg;
+		g->cli_set |= bit;
+		return true;
 	}
 	switch (id) {
 	case OPT_CONFIG:
