@@ -9,40 +9,6 @@
 #include "cli/cli.h"
 #include "gateway/gateway.h"
 
-static void clients_usage(FILE *f)
-{
-	fprintf(f,
-		_("Usage: vzp11 [GLOBAL OPTIONS] clients init [--name HOST ...] [--owner USER] [--dir DIR]\n"
-		  "       vzp11 [GLOBAL OPTIONS] clients issue NAME --out FILE.p12 [--password-source SRC]\n"
-		  "                                    [--days N] [--legacy-p12] [--dir DIR]\n"
-		  "       vzp11 [GLOBAL OPTIONS] clients list [--dir DIR]\n"
-		  "       vzp11 [GLOBAL OPTIONS] clients revoke NAME|SERIAL [--dir DIR]\n"
-		  "Client certificates for the gateway: practice software presents a .p12 of its own\n"
-		  "to 'vzp11 gateway' instead of the VECOZO certificate, which stays on the token.\n"
-		  "A stolen .p12 opens only the gateway, and is revoked on its own.\n"
-		  "  init        make the client CA: its key is generated on the token (label\n"
-		  "              %s), its files go to DIR: ca.crt (install it as trusted on\n"
-		  "              the workstations), ca.crl, and the gateway's own HTTPS\n"
-		  "              certificate server.crt and key server.key\n"
-		  "  issue NAME  a certificate for one program or workstation, with a new key, as\n"
-		  "              FILE.p12 (mode 0600) under a password from SRC\n"
-		  "  list        the certificates issued: name, serial, expiry, state\n"
-		  "  revoke      revoke NAME's certificates (or one by its SERIAL): a new ca.crl,\n"
-		  "              signed on the token; the gateway applies it at its next SIGHUP\n"
-		  "              (systemctl reload vzp11-gateway)\n"
-		  "  --dir DIR             where the files are (default %s)\n"
-		  "  --name HOST           init: a name or address clients reach the gateway by,\n"
-		  "                        besides localhost, 127.0.0.1 and ::1; repeatable\n"
-		  "  --owner USER          init: the user the gateway runs as gets server.key\n"
-		  "  --out FILE.p12        issue: where the .p12 goes (never over an existing file)\n"
-		  "  --password-source SRC issue: the .p12's password (8 characters or more); on a\n"
-		  "                        terminal asked twice\n"
-		  "  --days N              issue: how long the certificate is valid (default 730)\n"
-		  "  --legacy-p12          issue: 3DES and SHA-1 instead of AES-256 and SHA-256, for\n"
-		  "                        Windows before 10 (1709)\n"),
-		VZ_CLIENTS_LABEL, VZ_CLIENTS_DIR);
-}
-
 struct opts {
 	const char *dir, *owner, *out, *pass_src;
 	const char *names[16];
@@ -62,60 +28,99 @@ enum {
 	O_LEGACY,
 };
 
+/* --dir's default is VZ_CLIENTS_DIR, written out: help texts are not
+ * formatted. */
+static const vz_opt clients_opts[] = {
+	VZ_OPT("dir", O_DIR, "DIR", N_("where the files are (default /var/lib/vzp11/clients)")),
+	VZ_OPT("name", O_NAME, "HOST",
+	       N_("init: a name or address clients reach the gateway by,\n"
+		  "besides localhost, 127.0.0.1 and ::1; repeatable")),
+	VZ_OPT("owner", O_OWNER, "USER", N_("init: the user the gateway runs as gets server.key")),
+	VZ_OPT("out", O_OUT, "FILE.p12",
+	       N_("issue: where the .p12 goes (never over an existing file)")),
+	VZ_OPT("password-source", O_PASS, "SRC",
+	       N_("issue: the .p12's password (8 characters or more); on a\n"
+		  "terminal asked twice")),
+	{"days", O_DAYS, "N", N_("issue: how long the certificate is valid (default 730)"),
+	 VZ_KEY_NONE, NULL, NULL, 1, 3650, NULL, N_("--days wants a number from 1 to 3650")},
+	VZ_OPT("legacy-p12", O_LEGACY, NULL,
+	       N_("issue: 3DES and SHA-1 instead of AES-256 and SHA-256, for\n"
+		  "Windows before 10 (1709)")),
+	{0},
+};
+
+static int cmd_clients(vz_global *g, int argc, char **argv);
+
+const vz_command vz_cmd_clients = {
+	.name = "clients",
+	.run = cmd_clients,
+	.synopsis =
+		"clients init [--name HOST...] [--owner USER] [--dir DIR]\n"
+		"clients issue NAME --out FILE.p12 [--password-source SRC] [--days N] [--dir DIR]\n"
+		"clients list|revoke NAME|SERIAL [--dir DIR]",
+	.usage = N_("clients init [--name HOST ...] [--owner USER] [--dir DIR]\n"
+		    "clients issue NAME --out FILE.p12 [--password-source SRC]\n"
+		    "                                    [--days N] [--legacy-p12] [--dir DIR]\n"
+		    "clients list [--dir DIR]\n"
+		    "clients revoke NAME|SERIAL [--dir DIR]"),
+	.about = N_(
+		"Client certificates for the gateway: practice software presents a .p12 of its own\n"
+		"to 'vzp11 gateway' instead of the VECOZO certificate, which stays on the token.\n"
+		"A stolen .p12 opens only the gateway, and is revoked on its own.\n"
+		"  init        make the client CA: its key is generated on the token (label\n"
+		"              %s), its files go to DIR: ca.crt (install it as trusted on\n"
+		"              the workstations), ca.crl, and the gateway's own HTTPS\n"
+		"              certificate server.crt and key server.key\n"
+		"  issue NAME  a certificate for one program or workstation, with a new key, as\n"
+		"              FILE.p12 (mode 0600) under a password from SRC\n"
+		"  list        the certificates issued: name, serial, expiry, state\n"
+		"  revoke      revoke NAME's certificates (or one by its SERIAL): a new ca.crl,\n"
+		"              signed on the token; the gateway applies it at its next SIGHUP\n"
+		"              (systemctl reload vzp11-gateway)\n"),
+	.opts = clients_opts,
+	.fmt_arg = VZ_CLIENTS_LABEL,
+};
+
 #define BIT(o) (1u << ((o)-OPT_CMD))
 
+/* The options into o: -1 when the command goes on, else the exit code (0
+ * after --help). */
 static int parse_opts(vz_global *g, int argc, char **argv, struct opts *o)
 {
-	static const struct option longopts[] = {
-		VZ_GLOBAL_LONGOPTS,
-		{"dir", required_argument, NULL, O_DIR},
-		{"name", required_argument, NULL, O_NAME},
-		{"owner", required_argument, NULL, O_OWNER},
-		{"out", required_argument, NULL, O_OUT},
-		{"password-source", required_argument, NULL, O_PASS},
-		{"days", required_argument, NULL, O_DAYS},
-		{"legacy-p12", no_argument, NULL, O_LEGACY},
-		{NULL, 0, NULL, 0},
-	};
-	int c;
+	const char *arg;
+	int id;
 
-	for (c = vz_next_opt(g, argc, argv, "vq", longopts); c != -1;
-	     c = vz_next_opt(g, argc, argv, "vq", longopts)) {
-		if (c >= OPT_CMD)
-			o->given |= BIT(c);
-		switch (c) {
-		case OPT_HELP:
-			clients_usage(stdout);
-			return VZ_EXIT_OK;
+	while ((id = vz_opt_next(g, &vz_cmd_clients, argc, argv, &arg)) > 0) {
+		o->given |= BIT(id);
+		switch (id) {
 		case O_DIR:
-			o->dir = optarg;
+			o->dir = arg;
 			break;
 		case O_NAME:
 			if (o->n_names == sizeof(o->names) / sizeof(o->names[0]))
 				return vz_usage("clients", "too many --name");
-			o->names[o->n_names++] = optarg;
+			o->names[o->n_names++] = arg;
 			break;
 		case O_OWNER:
-			o->owner = optarg;
+			o->owner = arg;
 			break;
 		case O_OUT:
-			o->out = optarg;
+			o->out = arg;
 			break;
 		case O_PASS:
-			o->pass_src = optarg;
+			o->pass_src = arg;
 			break;
 		case O_DAYS:
-			if (!vz_parse_long(optarg, 1, 3650, &o->days))
-				return vz_usage("clients", "--days wants a number from 1 to 3650");
+			if (vz_opt_num(&vz_cmd_clients, O_DAYS, arg, &o->days) != 0)
+				return VZ_EXIT_USAGE;
 			break;
 		case O_LEGACY:
 			o->legacy = true;
 			break;
-		default:
-			return vz_usage("clients", "unknown or incomplete option '%s'",
-					argv[optind - 1]);
 		}
 	}
+	if (id != VZ_OPT_END)
+		return vz_opt_stop(&vz_cmd_clients, id, argv);
 	return -1;
 }
 
@@ -285,11 +290,3 @@ static int cmd_clients(vz_global *g, int argc, char **argv)
 		return VZ_EXIT_FAIL;
 	}
 }
-
-const vz_command vz_cmd_clients = {
-	.name = "clients",
-	.run = cmd_clients,
-	.synopsis = "clients init [--name HOST...] [--owner USER] [--dir DIR]\n"
-	"clients issue NAME --out FILE.p12 [--password-source SRC] [--days N] [--dir DIR]\n"
-	"clients list|revoke NAME|SERIAL [--dir DIR]",
-};

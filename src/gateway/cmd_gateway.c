@@ -25,69 +25,7 @@
 /* The token refused the PIN at start: not restarted by the unit. */
 #define GW_EXIT_PIN_REFUSED 3
 
-static void gateway_usage(FILE *f)
-{
-	fprintf(f,
-		_("Usage: vzp11 [GLOBAL OPTIONS] gateway --listen ADDR [--listen ADDR ...]\n"
-		  "                      (--env tst|acc|prd | --upstream URL) [--cacert FILE]\n"
-		  "                      [--label LABEL ...] [--pool N] [--max-clients N]\n"
-		  "                      [--clients DIR | --client-ca FILE --tls-cert FILE --tls-key FILE\n"
-		  "                       [--crl FILE]] [--allow-user USER ...] [--allow-group GROUP ...]\n"
-		  "                      [--insecure-loopback]\n"
-		  "A local forward proxy to VECOZO: practice software sends its COV (SOAP) and\n"
-		  "Berichtenservice (REST) requests over HTTP to the gateway, with the path VECOZO\n"
-		  "would see (POST http://127.0.0.1:8801/cov/vz801802/v1/soap11); the gateway sends\n"
-		  "them over mutual TLS with the token's key and streams the answer back. Only\n"
-		  "/cov/... and /berichtenservice/... on the configured host are forwarded; anything\n"
-		  "else (CONNECT, another host, '..', encoded slashes) gets 403 with a one-line reason.\n"
-		  "  --listen ADDR        unix:/PATH (created 0660), or HOST:PORT (HTTPS with client\n"
-		  "                       certificates: --clients); repeatable. PORT 0 picks a free port\n"
-		  "                       (the log's first lines name it)\n"
-		  "  --env tst|acc|prd    VECOZO environment (or VZP11_ENV)\n"
-		  "  --upstream URL       https:// base URL instead (an optional path is put before\n"
-		  "                       the client's path)\n"
-		  "  --cacert FILE        trust only these CAs for the upstream (default: the system's)\n"
-		  "  --label LABEL        certificate on the token (default: %s); repeatable:\n"
-		  "                       clients pick one with the header 'Vzp11-Label: LABEL', the\n"
-		  "                       first without it; a label not served gets 403\n"
-		  "  --pool N             TLS connections to VECOZO per label, kept alive (default 4)\n"
-		  "  --max-clients N      client connections per listen address (default 256)\n"
-		  "Who may use the token's key through the gateway (the log's first lines say it):\n"
-		  "  --clients DIR        HTTPS on TCP addresses for clients with a certificate from\n"
-		  "                       the client CA that 'vzp11 clients init' made in DIR (its\n"
-		  "                       ca.crt, ca.crl, server.crt and server.key)\n"
-		  "  --client-ca FILE     the same with files of your own: the client CA, the gateway's\n"
-		  "  --tls-cert FILE      certificate and key (key file mode 0600), and optionally a\n"
-		  "  --tls-key FILE       revocation list (re-read on SIGHUP)\n"
-		  "  --crl FILE\n"
-		  "  --allow-user USER    unix: sockets serve only these users (by the peer's\n"
-		  "  --allow-group GROUP  credentials) and members of these groups; repeatable\n"
-		  "  --insecure-loopback  serve plain HTTP on loopback TCP addresses without client\n"
-		  "                       authentication: every local user could use the key; only\n"
-		  "                       for a single-user machine\n"
-		  "  --max-request BYTES  request body limit (default 64 MiB; larger gets 413)\n"
-		  "  --max-response BYTES answer body limit (default 1 GiB; larger gets 502 or a cut)\n"
-		  "  --timeout SECONDS    limit per upstream request (default 300)\n"
-		  "  --client-timeout S   idle client connections are closed after S seconds (30)\n"
-		  "  --drain SECONDS      on SIGTERM, wait this long for requests in flight (30)\n"
-		  "  --syslog             log to syslog (daemon) instead of stderr\n"
-		  "Paths: GET /_vzp11/health: 200 when each label's key signs (a real signature, at\n"
-		  "most one a second) and its last handshake with VECOZO worked or a fresh one does,\n"
-		  "else 503 with the reason; GET /_vzp11/metrics (Prometheus). When the token's key\n"
-		  "stops signing (the token went away), requests get 503 with Retry-After while the\n"
-		  "gateway re-opens the token, ever more rarely, never after a PIN failure.\n"
-		  "Requests from web pages (an Origin header, or Sec-Fetch-Site other than none or\n"
-		  "same-origin) and a Host other than the listen address's names get 403.\n"
-		  "Signals: SIGHUP reloads certificates and keys from the token (the PIN is read\n"
-		  "again from its source: use file: or env:) and the revocation list; SIGTERM/SIGINT\n"
-		  "drain and exit 0.\n"
-		  "One log line per request: time, client (certificate name, Unix user or address),\n"
-		  "method, path, status, bytes, duration.\n"
-		  "Exit: 0 stopped by a signal, 1 could not start, 2 usage error, 3 the token\n"
-		  "refused the PIN at start (a service manager must not restart the gateway then:\n"
-		  "that would send the PIN again; scripts/systemd/vzp11-gateway.service does not).\n"),
-		VZ_DEFAULT_LABEL);
-}
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
 struct opts {
 	const char *listen[VZ_GW_MAX_LISTEN];
@@ -128,6 +66,112 @@ enum {
 	O_INSECURE_LOOPBACK,
 };
 
+/* --label's default is VZ_DEFAULT_LABEL, written out: help texts are not
+ * formatted. */
+static const vz_opt gateway_opts[] = {
+	{"listen", O_LISTEN, "ADDR",
+	 N_("unix:/PATH (created 0660), or HOST:PORT (HTTPS with client\n"
+	    "certificates: --clients); repeatable. PORT 0 picks a free port\n"
+	    "(the log's first lines name it)"),
+	 VZ_KEY_LIST, "gateway", NULL, 0, 0, NULL, NULL},
+	{"env", O_ENV, "tst|acc|prd", N_("VECOZO environment (or VZP11_ENV)"), VZ_KEY_ENVNAME, NULL,
+	 "VZP11_ENV", 0, 0, NULL, NULL},
+	{"upstream", O_UPSTREAM, "URL",
+	 N_("https:// base URL instead (an optional path is put before\n"
+	    "the client's path)"),
+	 VZ_KEY_HTTPS, "gateway", NULL, 0, 0, NULL, NULL},
+	{"cacert", O_CACERT, "FILE",
+	 N_("trust only these CAs for the upstream (default: the system's)"), VZ_KEY_TEXT, NULL,
+	 "VZP11_CACERT", 0, 0, "the system store", NULL},
+	{"label", O_LABEL, "LABEL",
+	 N_("certificate on the token (default: vecozo-system); repeatable:\n"
+	    "clients pick one with the header 'Vzp11-Label: LABEL', the\n"
+	    "first without it; a label not served gets 403"),
+	 VZ_KEY_TEXT, NULL, NULL, 0, 0, VZ_DEFAULT_LABEL, NULL},
+	{"pool", O_POOL, "N", N_("TLS connections to VECOZO per label, kept alive (default 4)"),
+	 VZ_KEY_NUM, "gateway", NULL, 1, 256, "4", N_("--pool wants a number from 1 to 256")},
+	{"max-clients", O_MAX_CLIENTS, "N",
+	 N_("client connections per listen address (default 256)"), VZ_KEY_NUM, "gateway", NULL, 1,
+	 100000, "256", N_("--max-clients wants a number from 1 to 100000")},
+	/* who may use the token's key: the access policy's options */
+	{"clients", O_CLIENTS, "DIR",
+	 N_("who may use the token's key through the gateway (the log's\n"
+	    "first lines say it): HTTPS on TCP addresses for clients with a\n"
+	    "certificate from the client CA that 'vzp11 clients init' made\n"
+	    "in DIR (its ca.crt, ca.crl, server.crt and server.key)"),
+	 VZ_KEY_TEXT, "gateway", NULL, 0, 0, NULL, NULL},
+	/* the four below read as one sentence down the column */
+	VZ_OPT("client-ca", O_CLIENT_CA, "FILE",
+	       N_("the same with files of your own: the client CA,")),
+	VZ_OPT("tls-cert", O_TLS_CERT, "FILE", N_("the gateway's certificate")),
+	VZ_OPT("tls-key", O_TLS_KEY, "FILE", N_("and key (key file mode 0600),")),
+	VZ_OPT("crl", O_CRL, "FILE", N_("and optionally a revocation list (re-read on SIGHUP)")),
+	{"allow-user", O_ALLOW_USER, "USER",
+	 N_("unix: sockets serve only these users (by the peer's credentials)"), VZ_KEY_LIST,
+	 "gateway", NULL, 0, 0, NULL, NULL},
+	{"allow-group", O_ALLOW_GROUP, "GROUP", N_("and members of these groups; repeatable"),
+	 VZ_KEY_LIST, "gateway", NULL, 0, 0, NULL, NULL},
+	VZ_OPT("insecure-loopback", O_INSECURE_LOOPBACK, NULL,
+	       N_("serve plain HTTP on loopback TCP addresses without client\n"
+		  "authentication: every local user could use the key; only\n"
+		  "for a single-user machine")),
+	VZ_OPT("max-request", O_MAX_REQUEST, "BYTES",
+	       N_("request body limit (default 64 MiB; larger gets 413)")),
+	VZ_OPT("max-response", O_MAX_RESPONSE, "BYTES",
+	       N_("answer body limit (default 1 GiB; larger gets 502 or a cut)")),
+	{"timeout", O_TIMEOUT, "SECONDS", N_("limit per upstream request (default 300)"),
+	 VZ_KEY_NONE, NULL, NULL, 1, 86400, NULL, N_("--timeout wants a number from 1 to 86400")},
+	{"client-timeout", O_CLIENT_TIMEOUT, "S",
+	 N_("idle client connections are closed after S seconds (30)"), VZ_KEY_NONE, NULL, NULL, 1,
+	 3600, NULL, N_("--client-timeout wants a number from 1 to 3600")},
+	{"drain", O_DRAIN, "SECONDS", N_("on SIGTERM, wait this long for requests in flight (30)"),
+	 VZ_KEY_NONE, NULL, NULL, 0, 3600, NULL, N_("--drain wants a number from 0 to 3600")},
+	VZ_OPT("syslog", O_SYSLOG, NULL, N_("log to syslog (daemon) instead of stderr")),
+	{0},
+};
+
+static int cmd_gateway(vz_global *g, int argc, char **argv);
+
+const vz_command vz_cmd_gateway = {
+	.name = "gateway",
+	.run = cmd_gateway,
+	.synopsis =
+		"gateway --listen ADDR... (--env tst|acc|prd | --upstream URL) [--label LABEL...]\n"
+		"      [--pool N] [--clients DIR] [--allow-user USER...] [--insecure-loopback]",
+	.usage = N_(
+		"gateway --listen ADDR [--listen ADDR ...]\n"
+		"                      (--env tst|acc|prd | --upstream URL) [--cacert FILE]\n"
+		"                      [--label LABEL ...] [--pool N] [--max-clients N]\n"
+		"                      [--clients DIR | --client-ca FILE --tls-cert FILE --tls-key FILE\n"
+		"                       [--crl FILE]] [--allow-user USER ...] [--allow-group GROUP ...]\n"
+		"                      [--insecure-loopback]"),
+	.about = N_(
+		"A local forward proxy to VECOZO: practice software sends its COV (SOAP) and\n"
+		"Berichtenservice (REST) requests over HTTP to the gateway, with the path VECOZO\n"
+		"would see (POST http://127.0.0.1:8801/cov/vz801802/v1/soap11); the gateway sends\n"
+		"them over mutual TLS with the token's key and streams the answer back. Only\n"
+		"/cov/... and /berichtenservice/... on the configured host are forwarded; anything\n"
+		"else (CONNECT, another host, '..', encoded slashes) gets 403 with a one-line reason.\n"),
+	.opts = gateway_opts,
+	.notes = N_(
+		"Paths: GET /_vzp11/health: 200 when each label's key signs (a real signature, at\n"
+		"most one a second) and its last handshake with VECOZO worked or a fresh one does,\n"
+		"else 503 with the reason; GET /_vzp11/metrics (Prometheus). When the token's key\n"
+		"stops signing (the token went away), requests get 503 with Retry-After while the\n"
+		"gateway re-opens the token, ever more rarely, never after a PIN failure.\n"
+		"Requests from web pages (an Origin header, or Sec-Fetch-Site other than none or\n"
+		"same-origin) and a Host other than the listen address's names get 403.\n"
+		"Signals: SIGHUP reloads certificates and keys from the token (the PIN is read\n"
+		"again from its source: use file: or env:) and the revocation list; SIGTERM/SIGINT\n"
+		"drain and exit 0.\n"
+		"One log line per request: time, client (certificate name, Unix user or address),\n"
+		"method, path, status, bytes, duration.\n"
+		"Exit: 0 stopped by a signal, 1 could not start, 2 usage error, 3 the token\n"
+		"refused the PIN at start (a service manager must not restart the gateway then:\n"
+		"that would send the PIN again; scripts/systemd/vzp11-gateway.service does not).\n"),
+	.in_order = true,
+};
+
 static bool parse_bytes(const char *s, long long *out)
 {
 	char *end = NULL;
@@ -151,126 +195,139 @@ static bool parse_bytes(const char *s, long long *out)
 
 static int clients_files(struct opts *o);
 
+/* Adds a repeatable option's value; false when its list is full. */
+static bool add_value(const char **list, size_t *n, size_t max, const char *arg)
+{
+	if (*n == max)
+		return false;
+	list[(*n)++] = arg;
+	return true;
+}
+
+/* --listen, --label, --allow-user, --allow-group: whether their list has
+ * room for one more. -1, or the usage exit code. */
+static int take_repeated(struct opts *o, int id, const char *arg)
+{
+	switch (id) {
+	case O_LISTEN:
+		if (!add_value(o->listen, &o->n_listen, VZ_GW_MAX_LISTEN, arg))
+			return vz_usage("gateway", "at most %d --listen", VZ_GW_MAX_LISTEN);
+		return -1;
+	case O_LABEL:
+		if (!add_value(o->labels, &o->n_labels, COUNT(o->labels), arg))
+			return vz_usage("gateway", "too many --label");
+		return -1;
+	case O_ALLOW_USER:
+		if (!add_value(o->users, &o->n_users, COUNT(o->users), arg))
+			return vz_usage("gateway", "too many --allow-user");
+		return -1;
+	default: /* O_ALLOW_GROUP */
+		if (!add_value(o->groups, &o->n_groups, COUNT(o->groups), arg))
+			return vz_usage("gateway", "too many --allow-group");
+		return -1;
+	}
+}
+
+/* A number (its range in gateway_opts) or a size in bytes: whether arg is
+ * one. -1, or the usage exit code. */
+static int take_amount(struct opts *o, int id, const char *arg)
+{
+	long long *bytes = id == O_MAX_REQUEST ? &o->max_request : &o->max_response;
+	long *num = NULL;
+	char name[32];
+
+	switch (id) {
+	case O_POOL:
+		num = &o->pool;
+		break;
+	case O_MAX_CLIENTS:
+		num = &o->max_clients;
+		break;
+	case O_TIMEOUT:
+		num = &o->timeout_s;
+		break;
+	case O_CLIENT_TIMEOUT:
+		num = &o->client_timeout_s;
+		break;
+	case O_DRAIN:
+		num = &o->drain_s;
+		break;
+	}
+	if (num)
+		return vz_opt_num(&vz_cmd_gateway, id, arg, num) == 0 ? -1 : VZ_EXIT_USAGE;
+	if (parse_bytes(arg, bytes))
+		return -1;
+	snprintf(name, sizeof(name), "--%s", vz_opt_find(&vz_cmd_gateway, id)->name);
+	return vz_usage("gateway", "%s wants a size in bytes (suffix K, M or G)", name);
+}
+
+/* The field an option that names a file, a place or an environment sets;
+ * NULL for the other options. */
+static const char **text_field(struct opts *o, int id)
+{
+	switch (id) {
+	case O_ENV:
+		return &o->env;
+	case O_UPSTREAM:
+		return &o->upstream;
+	case O_CACERT:
+		return &o->cacert;
+	case O_CLIENTS:
+		return &o->clients;
+	case O_CLIENT_CA:
+		return &o->client_ca;
+	case O_TLS_CERT:
+		return &o->tls_cert;
+	case O_TLS_KEY:
+		return &o->tls_key;
+	case O_CRL:
+		return &o->crl;
+	default:
+		return NULL;
+	}
+}
+
+/* One option of the gateway's own into o. -1, or the usage exit code. */
+static int take_opt(struct opts *o, int id, const char *arg)
+{
+	const char **text = text_field(o, id);
+
+	if (text) {
+		*text = arg;
+		return -1;
+	}
+	switch (id) {
+	case O_SYSLOG:
+		o->syslog = true;
+		return -1;
+	case O_INSECURE_LOOPBACK:
+		o->insecure_loopback = true;
+		return -1;
+	case O_LISTEN:
+	case O_LABEL:
+	case O_ALLOW_USER:
+	case O_ALLOW_GROUP:
+		return take_repeated(o, id, arg);
+	default:
+		return take_amount(o, id, arg);
+	}
+}
+
+/* The options into o: -1 when the gateway may go on, else the exit code
+ * (0 after --help). */
 static int parse_opts(vz_global *g, int argc, char **argv, struct opts *o)
 {
-	static const struct option longopts[] = {
-		VZ_GLOBAL_LONGOPTS,
-		{"listen", required_argument, NULL, O_LISTEN},
-		{"env", required_argument, NULL, O_ENV},
-		{"upstream", required_argument, NULL, O_UPSTREAM},
-		{"cacert", required_argument, NULL, O_CACERT},
-		{"label", required_argument, NULL, O_LABEL},
-		{"pool", required_argument, NULL, O_POOL},
-		{"max-clients", required_argument, NULL, O_MAX_CLIENTS},
-		{"client-ca", required_argument, NULL, O_CLIENT_CA},
-		{"tls-cert", required_argument, NULL, O_TLS_CERT},
-		{"tls-key", required_argument, NULL, O_TLS_KEY},
-		{"max-request", required_argument, NULL, O_MAX_REQUEST},
-		{"max-response", required_argument, NULL, O_MAX_RESPONSE},
-		{"timeout", required_argument, NULL, O_TIMEOUT},
-		{"client-timeout", required_argument, NULL, O_CLIENT_TIMEOUT},
-		{"drain", required_argument, NULL, O_DRAIN},
-		{"syslog", no_argument, NULL, O_SYSLOG},
-		{"clients", required_argument, NULL, O_CLIENTS},
-		{"crl", required_argument, NULL, O_CRL},
-		{"allow-user", required_argument, NULL, O_ALLOW_USER},
-		{"allow-group", required_argument, NULL, O_ALLOW_GROUP},
-		{"insecure-loopback", no_argument, NULL, O_INSECURE_LOOPBACK},
-		{NULL, 0, NULL, 0},
-	};
-	int c;
+	const char *arg;
+	int id;
 
-	for (c = vz_next_opt(g, argc, argv, "+vq", longopts); c != -1;
-	     c = vz_next_opt(g, argc, argv, "+vq", longopts)) {
-		long *num = NULL, lo = 1, hi = 0;
-		long long *bytes = NULL;
+	while ((id = vz_opt_next(g, &vz_cmd_gateway, argc, argv, &arg)) > 0) {
+		int rc = take_opt(o, id, arg);
 
-		switch (c) {
-		case OPT_HELP:
-			gateway_usage(stdout);
-			return VZ_EXIT_OK;
-		case O_LISTEN:
-			if (o->n_listen == VZ_GW_MAX_LISTEN)
-				return vz_usage("gateway", "at most %d --listen", VZ_GW_MAX_LISTEN);
-			o->listen[o->n_listen++] = optarg;
-			break;
-		case O_LABEL:
-			if (o->n_labels == sizeof(o->labels) / sizeof(o->labels[0]))
-				return vz_usage("gateway", "too many --label");
-			o->labels[o->n_labels++] = optarg;
-			break;
-		case O_ENV:
-			o->env = optarg;
-			break;
-		case O_UPSTREAM:
-			o->upstream = optarg;
-			break;
-		case O_CACERT:
-			o->cacert = optarg;
-			break;
-		case O_CLIENT_CA:
-			o->client_ca = optarg;
-			break;
-		case O_TLS_CERT:
-			o->tls_cert = optarg;
-			break;
-		case O_TLS_KEY:
-			o->tls_key = optarg;
-			break;
-		case O_SYSLOG:
-			o->syslog = true;
-			break;
-		case O_CLIENTS:
-			o->clients = optarg;
-			break;
-		case O_CRL:
-			o->crl = optarg;
-			break;
-		case O_ALLOW_USER:
-			if (o->n_users == sizeof(o->users) / sizeof(o->users[0]))
-				return vz_usage("gateway", "too many --allow-user");
-			o->users[o->n_users++] = optarg;
-			break;
-		case O_ALLOW_GROUP:
-			if (o->n_groups == sizeof(o->groups) / sizeof(o->groups[0]))
-				return vz_usage("gateway", "too many --allow-group");
-			o->groups[o->n_groups++] = optarg;
-			break;
-		case O_INSECURE_LOOPBACK:
-			o->insecure_loopback = true;
-			break;
-		case O_POOL:
-			num = &o->pool, hi = 256;
-			break;
-		case O_MAX_CLIENTS:
-			num = &o->max_clients, hi = 100000;
-			break;
-		case O_TIMEOUT:
-			num = &o->timeout_s, hi = 86400;
-			break;
-		case O_CLIENT_TIMEOUT:
-			num = &o->client_timeout_s, hi = 3600;
-			break;
-		case O_DRAIN:
-			num = &o->drain_s, lo = 0, hi = 3600;
-			break;
-		case O_MAX_REQUEST:
-			bytes = &o->max_request;
-			break;
-		case O_MAX_RESPONSE:
-			bytes = &o->max_response;
-			break;
-		default:
-			return vz_usage("gateway", "unknown or incomplete option '%s'",
-					argv[optind - 1]);
-		}
-		if (num && !vz_parse_long(optarg, lo, hi, num))
-			return vz_usage("gateway", "%s wants a number from %ld to %ld",
-					argv[optind - 2], lo, hi);
-		if (bytes && !parse_bytes(optarg, bytes))
-			return vz_usage("gateway", "%s wants a size in bytes (suffix K, M or G)",
-					argv[optind - 2]);
+		if (rc >= 0)
+			return rc;
 	}
+	if (id != VZ_OPT_END)
+		return vz_opt_stop(&vz_cmd_gateway, id, argv);
 	if (optind < argc)
 		return vz_usage("gateway", "unexpected argument '%s'", argv[optind]);
 	if (!o->n_listen)
@@ -525,6 +582,117 @@ static int plan_listeners(const struct opts *o, const vz_gw_access *access, vz_g
 	return -1;
 }
 
+/* What the checks before the start decided: where requests go, and who may
+ * use each listen address. */
+struct plan {
+	vz_gw_cfg cfg;
+	char base[1024]; /* cfg.base */
+	vz_gw_access *access;
+	vz_gw_addr addrs[VZ_GW_MAX_LISTEN];
+	vz_gw_listen_policy pols[VZ_GW_MAX_LISTEN];
+	char lines[VZ_GW_MAX_LISTEN][600]; /* each address's access line for the log */
+};
+
+/* Whether the gateway may start: the upstream, the access policy, every
+ * --listen and the PIN's source are checked before anything opens. -1, or
+ * the exit code (p->access freed). */
+static int plan_start(const vz_global *g, struct opts *o, struct plan *p)
+{
+	vz_err err = {0};
+	int rc = pick_upstream(o, &p->cfg, p->base, sizeof(p->base));
+
+	if (rc < 0)
+		rc = open_access(o, &p->access);
+	if (rc < 0)
+		rc = plan_listeners(o, p->access, p->addrs, p->pols, p->lines);
+	if (rc < 0 && g->pin_source && vz_secret_check_source(g->pin_source, &err) != VZ_OK) {
+		vz_report(&err);
+		rc = VZ_EXIT_USAGE;
+	}
+	if (rc >= 0) {
+		vz_gw_access_free(p->access);
+		p->access = NULL;
+	}
+	return rc;
+}
+
+/* The proxy's settings from the options (cfg's upstream is set already). */
+static void fill_cfg(struct opts *o, struct plan *p)
+{
+	vz_gw_cfg *cfg = &p->cfg;
+
+	cfg->cacert = o->cacert;
+	cfg->pool = o->pool;
+	cfg->max_clients = o->max_clients;
+	cfg->timeout_ms = o->timeout_s * 1000;
+	cfg->connect_timeout_ms = 10000 < cfg->timeout_ms ? 10000 : cfg->timeout_ms;
+	cfg->client_timeout_s = o->client_timeout_s;
+	cfg->max_request = o->max_request;
+	cfg->max_response = o->max_response;
+	cfg->labels = o->labels;
+	cfg->n_labels = o->n_labels;
+	cfg->access = p->access;
+	cfg->log = log_line;
+	cfg->log_ctx = o;
+}
+
+/* Where the log goes, and which thread gets the signals: the main one
+ * alone, so they are blocked before any thread starts. */
+static void take_log_and_signals(const struct opts *o, sigset_t *sigs)
+{
+	if (o->syslog)
+		openlog("vzp11-gateway", LOG_PID, LOG_DAEMON);
+	else /* written once per turn of the loop (gateway.c), not per line */
+		setvbuf(stderr, NULL, _IOFBF, 64 * 1024);
+	sigemptyset(sigs);
+	sigaddset(sigs, SIGHUP);
+	sigaddset(sigs, SIGTERM);
+	sigaddset(sigs, SIGINT);
+	pthread_sigmask(SIG_BLOCK, sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+/* The proxy with a key per label (*gw, also on failure, for the caller to
+ * free). */
+static vz_rv start_proxy(const vz_global *g, struct opts *o, const struct plan *p, vz_gw **gw,
+			 vz_err *err)
+{
+	vz_tls *tls[32] = {0};
+
+	if (open_keys(g, o, tls, err) != VZ_OK)
+		return VZ_FAIL;
+	/* A key that signs otherwise than its token promised (tls.h): said once. */
+	for (size_t i = 0; i < o->n_labels; i++)
+		if (vz_tls_fell_back(tls[i]))
+			log_line(o, vz_tls_note(tls[i]));
+	if (vz_gw_new(&p->cfg, tls, gw, err) != VZ_OK)
+		return VZ_FAIL;
+	log_version(o);
+	return VZ_OK;
+}
+
+/* Opens every --listen address and serves on it; the log says where and
+ * for whom. */
+static vz_rv open_listeners(struct opts *o, const struct plan *p, vz_gw *gw, vz_err *err)
+{
+	for (size_t i = 0; i < o->n_listen; i++) {
+		char name[160], line[800];
+		int fd;
+
+		if (open_listener(&p->addrs[i], &fd, name, sizeof(name), err) != VZ_OK ||
+		    vz_gw_serve(gw, fd, &p->pols[i], err) != VZ_OK)
+			return VZ_FAIL;
+		snprintf(line, sizeof(line), "listening on %s (%s) -> %s", name,
+			 p->pols[i].auth == VZ_GW_AUTH_CERT ? "HTTPS, client certificates required"
+							    : "plain HTTP",
+			 p->cfg.base);
+		log_line(o, line);
+		snprintf(line, sizeof(line), "access: %.700s", p->lines[i]);
+		log_line(o, line);
+	}
+	return VZ_OK;
+}
+
 static int cmd_gateway(vz_global *g, int argc, char **argv)
 {
 	struct opts o = {.pool = 4,
@@ -534,100 +702,31 @@ static int cmd_gateway(vz_global *g, int argc, char **argv)
 			 .drain_s = 30,
 			 .max_request = 64LL << 20,
 			 .max_response = 1LL << 30};
-	vz_gw_cfg cfg = {0};
-	vz_gw_addr addrs[VZ_GW_MAX_LISTEN];
-	vz_gw_listen_policy pols[VZ_GW_MAX_LISTEN];
-	char lines[VZ_GW_MAX_LISTEN][600];
-	vz_tls *tls[32] = {0};
-	char base[1024];
-	vz_gw_access *access = NULL;
+	struct plan p = {0};
 	vz_gw *gw = NULL;
 	vz_err err = {0};
 	sigset_t sigs;
 	int rc = parse_opts(g, argc, argv, &o);
 
+	if (rc < 0)
+		rc = plan_start(g, &o, &p);
 	if (rc >= 0)
 		return rc;
-	rc = pick_upstream(&o, &cfg, base, sizeof(base));
-	if (rc < 0)
-		rc = open_access(&o, &access);
-	if (rc < 0)
-		rc = plan_listeners(&o, access, addrs, pols, lines);
-	if (rc >= 0) {
-		vz_gw_access_free(access);
-		return rc;
-	}
-	if (g->pin_source && vz_secret_check_source(g->pin_source, &err) != VZ_OK) {
+	fill_cfg(&o, &p);
+	take_log_and_signals(&o, &sigs);
+	if (start_proxy(g, &o, &p, &gw, &err) != VZ_OK ||
+	    open_listeners(&o, &p, gw, &err) != VZ_OK) {
 		vz_report(&err);
-		vz_gw_access_free(access);
-		return VZ_EXIT_USAGE;
+		vz_gw_free(gw);
+		vz_gw_access_free(p.access);
+		return err.pin_refused ? GW_EXIT_PIN_REFUSED : VZ_EXIT_FAIL;
 	}
-	cfg.cacert = o.cacert;
-	cfg.pool = o.pool;
-	cfg.max_clients = o.max_clients;
-	cfg.timeout_ms = o.timeout_s * 1000;
-	cfg.connect_timeout_ms = 10000 < cfg.timeout_ms ? 10000 : cfg.timeout_ms;
-	cfg.client_timeout_s = o.client_timeout_s;
-	cfg.max_request = o.max_request;
-	cfg.max_response = o.max_response;
-	cfg.labels = o.labels;
-	cfg.n_labels = o.n_labels;
-	cfg.access = access;
-	cfg.log = log_line;
-	cfg.log_ctx = &o;
-	if (o.syslog)
-		openlog("vzp11-gateway", LOG_PID, LOG_DAEMON);
-	else /* written once per turn of the loop (gateway.c), not per line */
-		setvbuf(stderr, NULL, _IOFBF, 64 * 1024);
-	/* Signals go to the main thread alone: block them before any thread. */
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGHUP);
-	sigaddset(&sigs, SIGTERM);
-	sigaddset(&sigs, SIGINT);
-	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-	signal(SIGPIPE, SIG_IGN);
-	if (open_keys(g, &o, tls, &err) != VZ_OK)
-		goto fail;
-	/* A key that signs otherwise than its token promised (tls.h): said once. */
-	for (size_t i = 0; i < o.n_labels; i++)
-		if (vz_tls_fell_back(tls[i]))
-			log_line(&o, vz_tls_note(tls[i]));
-	if (vz_gw_new(&cfg, tls, &gw, &err) != VZ_OK)
-		goto fail;
-	log_version(&o);
-	for (size_t i = 0; i < o.n_listen; i++) {
-		char name[160], line[800];
-		int fd;
-
-		if (open_listener(&addrs[i], &fd, name, sizeof(name), &err) != VZ_OK ||
-		    vz_gw_serve(gw, fd, &pols[i], &err) != VZ_OK)
-			goto fail;
-		snprintf(line, sizeof(line), "listening on %s (%s) -> %s", name,
-			 pols[i].auth == VZ_GW_AUTH_CERT ? "HTTPS, client certificates required"
-							 : "plain HTTP",
-			 cfg.base);
-		log_line(&o, line);
-		snprintf(line, sizeof(line), "access: %.700s", lines[i]);
-		log_line(&o, line);
-	}
-	serve(g, &o, gw, access, &sigs);
+	serve(g, &o, gw, p.access, &sigs);
 	drain(&o, gw);
 	vz_gw_free(gw);
-	vz_gw_access_free(access);
+	vz_gw_access_free(p.access);
 	for (size_t i = 0; i < o.n_listen; i++)
-		if (addrs[i].is_unix)
-			unlink(addrs[i].path);
+		if (p.addrs[i].is_unix)
+			unlink(p.addrs[i].path);
 	return VZ_EXIT_OK;
-fail:
-	vz_report(&err);
-	vz_gw_free(gw);
-	vz_gw_access_free(access);
-	return err.pin_refused ? GW_EXIT_PIN_REFUSED : VZ_EXIT_FAIL;
 }
-
-const vz_command vz_cmd_gateway = {
-	.name = "gateway",
-	.run = cmd_gateway,
-	.synopsis = "gateway --listen ADDR... (--env tst|acc|prd | --upstream URL) [--label LABEL...]\n"
-	"      [--pool N] [--clients DIR] [--allow-user USER...] [--insecure-loopback]",
-};
