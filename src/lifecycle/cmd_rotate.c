@@ -41,37 +41,6 @@
 #define VZ_ROLLBACK_SUFFIX ".rollback"
 #define MAX_GROUPS	   8
 
-static void rotate_usage(FILE *f)
-{
-	/* The labels are written out: VZ_NEXT_SUFFIX, VZ_PREVIOUS_SUFFIX. */
-	fprintf(f,
-		_("Usage: vzp11 [GLOBAL OPTIONS] rotate NEW.p12 [--label LABEL] [--password-source SRC]\n"
-		  "                                  [--unwrap] [--env tst|acc|prd | --endpoint URL]\n"
-		  "                                  [--cacert FILE]\n"
-		  "       vzp11 [GLOBAL OPTIONS] rotate --rollback [--label LABEL]\n"
-		  "       vzp11 [GLOBAL OPTIONS] rotate --finish [--label LABEL]\n"
-		  "Put a renewed system certificate in place of the active one without a gap.\n"
-		  "The renewal must be for the same organisation (same subject apart from its\n"
-		  "serial number) with a new key. It is imported beside the active one as\n"
-		  "LABEL.next, passes the self-test (with --env or --endpoint also a COV\n"
-		  "handshake), and then becomes LABEL; the old one stays as LABEL.previous.\n"
-		  "Each step is one label change on the token: if vzp11 stops anywhere, LABEL\n"
-		  "still names one complete certificate and key, and the next rotate,\n"
-		  "--rollback or --finish completes what was left.\n"
-		  "  --label LABEL          the active certificate's label (default: %s)\n"
-		  "  --password-source SRC  NEW.p12's password: env:VAR, file:PATH (mode 0600),\n"
-		  "                         fd:N, stdin or prompt (default on a terminal)\n"
-		  "  --unwrap               bring the new key wrapped (C_UnwrapKey), as import does\n"
-		  "  --env ENV              also try a COV handshake with the renewal: tst, acc or prd\n"
-		  "  --endpoint URL         ... or with this COV endpoint\n"
-		  "  --cacert FILE          trust only the CA certificates in FILE for the server\n"
-		  "  --rollback             make LABEL.previous active again (the current one\n"
-		  "                         becomes LABEL.previous); without one, drop an\n"
-		  "                         unfinished LABEL.next\n"
-		  "  --finish               delete LABEL.previous (key and certificate) for good\n"),
-		VZ_DEFAULT_LABEL);
-}
-
 enum mode {
 	M_ROTATE,
 	M_ROLLBACK,
@@ -835,61 +804,94 @@ enum {
 	O_FINISH
 };
 
-/* -1 after --help, 0 when the options are good, else the exit code. */
-static int parse(vz_global *g, int argc, char **argv, struct rotate *r)
-{
-	static const struct option longopts[] = {
-		VZ_GLOBAL_LONGOPTS,
-		{"label", required_argument, NULL, O_LABEL},
-		{"password-source", required_argument, NULL, O_PASSWORD_SOURCE},
-		{"unwrap", no_argument, NULL, O_UNWRAP},
-		{"env", required_argument, NULL, O_ENV},
-		{"endpoint", required_argument, NULL, O_ENDPOINT},
-		{"cacert", required_argument, NULL, O_CACERT},
-		{"rollback", no_argument, NULL, O_ROLLBACK},
-		{"finish", no_argument, NULL, O_FINISH},
-		{NULL, 0, NULL, 0},
-	};
-	vz_err err = {0};
-	int c, modes = 0;
+/* --label's text names VZ_DEFAULT_LABEL. */
+static const vz_opt rotate_opts[] = {
+	{"label", O_LABEL, "LABEL", N_("the active certificate's label (default: vecozo-system)"),
+	 VZ_KEY_TEXT, NULL, NULL, 0, 0, VZ_DEFAULT_LABEL, NULL},
+	VZ_OPT("password-source", O_PASSWORD_SOURCE, "SRC",
+	       N_("NEW.p12's password: env:VAR, file:PATH (mode 0600),\n"
+		  "fd:N, stdin or prompt (default on a terminal)")),
+	VZ_OPT("unwrap", O_UNWRAP, NULL,
+	       N_("bring the new key wrapped (C_UnwrapKey), as import does")),
+	{"env", O_ENV, "ENV", N_("also try a COV handshake with the renewal: tst, acc or prd"),
+	 VZ_KEY_ENVNAME, NULL, "VZP11_ENV", 0, 0, NULL, NULL},
+	{"endpoint", O_ENDPOINT, "URL", N_("... or with this COV endpoint"), VZ_KEY_HTTPS, "cov",
+	 NULL, 0, 0, NULL, NULL},
+	{"cacert", O_CACERT, "FILE", N_("trust only the CA certificates in FILE for the server"),
+	 VZ_KEY_TEXT, NULL, "VZP11_CACERT", 0, 0, "the system store", NULL},
+	VZ_OPT("rollback", O_ROLLBACK, NULL,
+	       N_("make LABEL.previous active again (the current one\n"
+		  "becomes LABEL.previous); without one, drop an\n"
+		  "unfinished LABEL.next")),
+	VZ_OPT("finish", O_FINISH, NULL,
+	       N_("delete LABEL.previous (key and certificate) for good")),
+	{0},
+};
 
-	for (c = vz_next_opt(g, argc, argv, "vq", longopts); c != -1;
-	     c = vz_next_opt(g, argc, argv, "vq", longopts)) {
-		switch (c) {
-		case OPT_HELP:
-			rotate_usage(stdout);
-			return -1;
-		case O_LABEL:
-			r->label = optarg;
-			break;
-		case O_PASSWORD_SOURCE:
-			r->imp.password_source = optarg;
-			break;
-		case O_UNWRAP:
-			r->imp.unwrap = true;
-			break;
-		case O_ENV:
-			r->env = optarg;
-			break;
-		case O_ENDPOINT:
-			r->endpoint = optarg;
-			break;
-		case O_CACERT:
-			r->cacert = optarg;
-			break;
-		case O_ROLLBACK:
-			r->mode = M_ROLLBACK;
-			modes++;
-			break;
-		case O_FINISH:
-			r->mode = M_FINISH;
-			modes++;
-			break;
-		default:
-			return vz_usage("rotate", "unknown or incomplete option '%s'",
-					argv[optind - 1]);
-		}
+static int cmd_rotate(vz_global *g, int argc, char **argv);
+
+/* The labels are written out: VZ_NEXT_SUFFIX, VZ_PREVIOUS_SUFFIX. */
+const vz_command vz_cmd_rotate = {
+	.name = "rotate",
+	.run = cmd_rotate,
+	.synopsis =
+		"rotate NEW.p12 [--label LABEL] [--password-source SRC] [--env tst|acc|prd | --endpoint URL]\n"
+		"      [--cacert FILE]\n"
+		"rotate --rollback|--finish [--label LABEL]",
+	.usage = N_(
+		"rotate NEW.p12 [--label LABEL] [--password-source SRC]\n"
+		"                                  [--unwrap] [--env tst|acc|prd | --endpoint URL]\n"
+		"                                  [--cacert FILE]\n"
+		"rotate --rollback [--label LABEL]\n"
+		"rotate --finish [--label LABEL]"),
+	.about = N_("Put a renewed system certificate in place of the active one without a gap.\n"
+		    "The renewal must be for the same organisation (same subject apart from its\n"
+		    "serial number) with a new key. It is imported beside the active one as\n"
+		    "LABEL.next, passes the self-test (with --env or --endpoint also a COV\n"
+		    "handshake), and then becomes LABEL; the old one stays as LABEL.previous.\n"
+		    "Each step is one label change on the token: if vzp11 stops anywhere, LABEL\n"
+		    "still names one complete certificate and key, and the next rotate,\n"
+		    "--rollback or --finish completes what was left.\n"),
+	.opts = rotate_opts,
+};
+
+/* One option into r; *modes counts --rollback and --finish. */
+static void take_option(struct rotate *r, int o, const char *arg, int *modes)
+{
+	switch (o) {
+	case O_LABEL:
+		r->label = arg;
+		break;
+	case O_PASSWORD_SOURCE:
+		r->imp.password_source = arg;
+		break;
+	case O_UNWRAP:
+		r->imp.unwrap = true;
+		break;
+	case O_ENV:
+		r->env = arg;
+		break;
+	case O_ENDPOINT:
+		r->endpoint = arg;
+		break;
+	case O_CACERT:
+		r->cacert = arg;
+		break;
+	case O_ROLLBACK:
+		r->mode = M_ROLLBACK;
+		(*modes)++;
+		break;
+	case O_FINISH:
+		r->mode = M_FINISH;
+		(*modes)++;
+		break;
 	}
+}
+
+/* One mode, the arguments and options it takes, a label that fits: 0, or
+ * the usage exit code. */
+static int check_mode(const struct rotate *r, int modes, int argc)
+{
 	if (modes > 1)
 		return vz_usage("rotate", "--rollback and --finish exclude each other");
 	if (r->mode == M_ROTATE && optind + 1 != argc)
@@ -903,17 +905,33 @@ static int parse(vz_global *g, int argc, char **argv, struct rotate *r)
 		return vz_usage("rotate", "--rollback and --finish take only --label");
 	if (r->label[0] == '\0' || strlen(r->label) > 100)
 		return vz_usage("rotate", "the label must be 1 to 100 characters long");
+	return 0;
+}
+
+/* -1 after --help, 0 when the options are good, else the exit code. */
+static int parse(vz_global *g, int argc, char **argv, struct rotate *r)
+{
+	vz_err err = {0};
+	const char *arg;
+	int o, modes = 0, ret;
+
+	while ((o = vz_opt_next(g, &vz_cmd_rotate, argc, argv, &arg)) > 0)
+		take_option(r, o, arg, &modes);
+	if (o == VZ_OPT_HELP)
+		return -1;
+	if (o != VZ_OPT_END)
+		return vz_opt_stop(&vz_cmd_rotate, o, argv);
+	ret = check_mode(r, modes, argc);
+	if (ret != 0)
+		return ret;
 	snprintf(r->next, sizeof(r->next), "%s" VZ_NEXT_SUFFIX, r->label);
 	snprintf(r->previous, sizeof(r->previous), "%s" VZ_PREVIOUS_SUFFIX, r->label);
 	snprintf(r->back, sizeof(r->back), "%s" VZ_ROLLBACK_SUFFIX, r->label);
 	r->imp.file = r->mode == M_ROTATE ? argv[optind] : NULL;
 	r->imp.label = r->next;
-	if (r->imp.password_source &&
-	    vz_secret_check_source(r->imp.password_source, &err) != VZ_OK) {
-		vz_report(&err);
-		return VZ_EXIT_USAGE;
-	}
-	if (g->pin_source && vz_secret_check_source(g->pin_source, &err) != VZ_OK) {
+	if ((r->imp.password_source &&
+	     vz_secret_check_source(r->imp.password_source, &err) != VZ_OK) ||
+	    (g->pin_source && vz_secret_check_source(g->pin_source, &err) != VZ_OK)) {
 		vz_report(&err);
 		return VZ_EXIT_USAGE;
 	}
@@ -963,11 +981,3 @@ out:
 	curl_global_cleanup();
 	return ret;
 }
-
-const vz_command vz_cmd_rotate = {
-	.name = "rotate",
-	.run = cmd_rotate,
-	.synopsis = "rotate NEW.p12 [--label LABEL] [--password-source SRC] [--env tst|acc|prd | --endpoint URL]\n"
-	"      [--cacert FILE]\n"
-	"rotate --rollback|--finish [--label LABEL]",
-};
