@@ -59,32 +59,6 @@ struct selftest {
 	vz_rv pin_rv;
 };
 
-static void selftest_usage(FILE *f)
-{
-	fprintf(f,
-		_("Usage: vzp11 [GLOBAL OPTIONS] selftest [--label LABEL]\n"
-		  "                                     [--env tst|acc|prd | --endpoint URL] "
-		  "[--cacert FILE]\n"
-		  "Check everything a COV or billing call needs, one line per check with pass or\n"
-		  "fail and, on fail, what to do: the module loads, the token is there, the PIN is\n"
-		  "accepted (read once, never retried), the key is sensitive and not extractable,\n"
-		  "the chain is complete and valid now, at least %d days are left, the key loads\n"
-		  "through pkcs11-provider and signs a random challenge that the certificate's\n"
-		  "public key verifies, in each scheme TLS may use (RSA: PKCS#1 v1.5 and PSS with\n"
-		  "SHA-256; EC: ECDSA), and with an endpoint a real COV check over mutual TLS.\n"
-		  "  --label LABEL      certificate on the token (default: %s)\n"
-		  "  --env tst|acc|prd  VECOZO environment for the COV handshake (env VZP11_ENV)\n"
-		  "  --endpoint URL     the COV endpoint itself, instead of --env\n"
-		  "  --cacert FILE      trust only the CA certificates in FILE for the server\n"
-		  "                     (env VZP11_CACERT; default: the system store)\n"
-		  "Without --env, --endpoint or VZP11_ENV the COV handshake is skipped. It passes\n"
-		  "when the TLS handshake completes; the line names VECOZO's answer (a Zoekresultaat\n"
-		  "or the fault, such as Niet geauthenticeerd).\n"
-		  "--json prints one object: {label, passed, checks: [{name, status, detail, fix}]}.\n"
-		  "Exit: 0 every check passed (skipped ones aside), 1 a check failed, 2 usage error.\n"),
-		MIN_DAYS, VZ_DEFAULT_LABEL);
-}
-
 static struct step *step(struct selftest *t, const char *name, result r, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
@@ -612,38 +586,70 @@ enum {
 	O_CACERT
 };
 
+/* --label's text names VZ_DEFAULT_LABEL. */
+static const vz_opt selftest_opts[] = {
+	{"label", O_LABEL, "LABEL", N_("certificate on the token (default: vecozo-system)"),
+	 VZ_KEY_TEXT, NULL, NULL, 0, 0, VZ_DEFAULT_LABEL, NULL},
+	{"env", O_ENV, "tst|acc|prd",
+	 N_("VECOZO environment for the COV handshake (env VZP11_ENV)"), VZ_KEY_ENVNAME, NULL,
+	 "VZP11_ENV", 0, 0, NULL, NULL},
+	{"endpoint", O_ENDPOINT, "URL", N_("the COV endpoint itself, instead of --env"),
+	 VZ_KEY_HTTPS, "cov", NULL, 0, 0, NULL, NULL},
+	{"cacert", O_CACERT, "FILE",
+	 N_("trust only the CA certificates in FILE for the server\n"
+	    "(env VZP11_CACERT; default: the system store)"),
+	 VZ_KEY_TEXT, NULL, "VZP11_CACERT", 0, 0, "the system store", NULL},
+	{0},
+};
+
+static int cmd_selftest(vz_global *g, int argc, char **argv);
+
+/* The about text names MIN_DAYS. */
+const vz_command vz_cmd_selftest = {
+	.name = "selftest",
+	.run = cmd_selftest,
+	.synopsis = "selftest [--label LABEL] [--env tst|acc|prd | --endpoint URL] [--cacert FILE]",
+	.usage = N_("selftest [--label LABEL]\n"
+		    "                                     [--env tst|acc|prd | --endpoint URL] "
+		    "[--cacert FILE]"),
+	.about = N_(
+		"Check everything a COV or billing call needs, one line per check with pass or\n"
+		"fail and, on fail, what to do: the module loads, the token is there, the PIN is\n"
+		"accepted (read once, never retried), the key is sensitive and not extractable,\n"
+		"the chain is complete and valid now, at least 14 days are left, the key loads\n"
+		"through pkcs11-provider and signs a random challenge that the certificate's\n"
+		"public key verifies, in each scheme TLS may use (RSA: PKCS#1 v1.5 and PSS with\n"
+		"SHA-256; EC: ECDSA), and with an endpoint a real COV check over mutual TLS.\n"),
+	.opts = selftest_opts,
+	.notes = N_(
+		"Without --env, --endpoint or VZP11_ENV the COV handshake is skipped. It passes\n"
+		"when the TLS handshake completes; the line names VECOZO's answer (a Zoekresultaat\n"
+		"or the fault, such as Niet geauthenticeerd).\n"
+		"--json prints one object: {label, passed, checks: [{name, status, detail, fix}]}.\n"
+		"Exit: 0 every check passed (skipped ones aside), 1 a check failed, 2 usage error.\n"),
+};
+
 /* -1 after --help, 0 when the options are good, else the exit code. */
 static int parse(vz_global *g, int argc, char **argv, struct selftest *t)
 {
-	static const struct option longopts[] = {
-		VZ_GLOBAL_LONGOPTS,
-		{"label", required_argument, NULL, O_LABEL},
-		{"env", required_argument, NULL, O_ENV},
-		{"endpoint", required_argument, NULL, O_ENDPOINT},
-		{"cacert", required_argument, NULL, O_CACERT},
-		{NULL, 0, NULL, 0},
-	};
 	vz_err err = {0};
-	int c;
+	const char *arg;
+	int o;
 
-	for (c = vz_next_opt(g, argc, argv, "vq", longopts); c != -1;
-	     c = vz_next_opt(g, argc, argv, "vq", longopts)) {
-		if (c == OPT_HELP) {
-			selftest_usage(stdout);
-			return -1;
-		}
-		if (c == O_LABEL)
-			t->label = optarg;
-		else if (c == O_ENV)
-			t->env = optarg;
-		else if (c == O_ENDPOINT)
-			t->endpoint = optarg;
-		else if (c == O_CACERT)
-			t->cacert = optarg;
+	while ((o = vz_opt_next(g, &vz_cmd_selftest, argc, argv, &arg)) > 0) {
+		if (o == O_LABEL)
+			t->label = arg;
+		else if (o == O_ENV)
+			t->env = arg;
+		else if (o == O_ENDPOINT)
+			t->endpoint = arg;
 		else
-			return vz_usage("selftest", "unknown or incomplete option '%s'",
-					argv[optind - 1]);
+			t->cacert = arg;
 	}
+	if (o == VZ_OPT_HELP)
+		return -1;
+	if (o != VZ_OPT_END)
+		return vz_opt_stop(&vz_cmd_selftest, o, argv);
 	if (optind < argc)
 		return vz_usage("selftest", "unexpected argument '%s'", argv[optind]);
 	if (g->pin_source && vz_secret_check_source(g->pin_source, &err) != VZ_OK) {
@@ -682,9 +688,3 @@ static int cmd_selftest(vz_global *g, int argc, char **argv)
 	curl_global_cleanup();
 	return ret;
 }
-
-const vz_command vz_cmd_selftest = {
-	.name = "selftest",
-	.run = cmd_selftest,
-	.synopsis = "selftest [--label LABEL] [--env tst|acc|prd | --endpoint URL] [--cacert FILE]",
-};
