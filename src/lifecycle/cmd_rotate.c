@@ -682,24 +682,110 @@ static vz_rv check_renewal(const struct rotate *r, const vz_store *st, const vz_
 	return VZ_OK;
 }
 
+/* Puts the renewal on the token as LABEL.next, unless keep is it already;
+ * other renewals on trial go first. The token is closed after, either
+ * way: it is finalized before the self-test's provider loads it. */
+static vz_rv stage_renewal(struct rotate *r, vz_token *tk, vz_store **st, struct group *gs,
+			   size_t n, const vz_entry *act, const struct group *keep,
+			   const struct vz_import_src *src, tok_arrival *how, vz_err *err)
+{
+	vz_store *after = NULL;
+	bool same, has_old, reuse_key;
+	vz_rv rv = drop_staged(r, tk, gs, n, group_of(gs, n, act->cert), keep, err);
+
+	if (rv == VZ_OK && !keep) {
+		vz_store_free(*st);
+		*st = NULL;
+		rv = vz_store_load(tk->s, st, err);
+		if (rv == VZ_OK)
+			rv = vz_import_check(*st, src, &r->imp, &same, &has_old, &reuse_key, err);
+		if (rv == VZ_OK) {
+			rv = vz_import_apply(tk, *st, src, &r->imp, false, false, how, &after, err);
+			vz_import_audit(tk, "rotate-import", *st, after, src, &r->imp, false, *how,
+					rv == VZ_OK ? NULL : err);
+		}
+	}
+	vz_store_free(*st);
+	vz_store_free(after);
+	*st = NULL;
+	vz_token_close(tk);
+	return rv;
+}
+
+/* The self-test of LABEL.next, with the PIN this run read: whether it
+ * passed. With --json its checks go to *checks, else it prints them. */
+static bool test_renewal(const struct rotate *r, tok_arrival how, json_t **checks)
+{
+	vz_global g2 = *r->g;
+	char pinsrc[32];
+	bool passed;
+	int fd;
+
+	if (!r->g->json && !r->g->quiet)
+		printf(_("Imported the renewal as '%s'%s; self-test:\n"), r->next,
+		       vz_import_way(how) ? "" : _(" (it was there already)"));
+	fd = pin_fd(r, pinsrc, sizeof(pinsrc));
+	if (fd >= 0)
+		g2.pin_source = pinsrc;
+	passed = vz_selftest(&g2, r->next, r->endpoint, r->cacert, r->g->json ? checks : NULL);
+	if (fd >= 0)
+		close(fd);
+	return passed;
+}
+
+/* After the self-test, on the token opened again: the renewal (key id
+ * id) becomes LABEL when it passed, else it is deleted again. *st, *act,
+ * gs and *n describe the token after. */
+static vz_rv switch_to_renewal(struct rotate *r, vz_token *tk, vz_store **st, const vz_entry **act,
+			       struct group *gs, size_t *n, const unsigned char *id, bool passed,
+			       vz_err *err)
+{
+	struct group *a, *b = NULL;
+	vz_rv rv = open_settled(r, tk, st, act, gs, n, err);
+
+	if (rv != VZ_OK)
+		return rv;
+	a = group_of(gs, *n, (*act)->cert);
+	for (size_t i = 0; i < *n; i++)
+		if (&gs[i] != a && !gs[i].was_previous && gs[i].id_len == 20 &&
+		    memcmp(gs[i].id, id, 20) == 0)
+			b = &gs[i];
+	if (!passed) {
+		if (b)
+			rv = drop(r, tk, b, err);
+		if (rv == VZ_OK)
+			vz_err_set(err,
+				   "the renewed certificate failed the self-test; it was "
+				   "removed again and '%s' is unchanged",
+				   r->label);
+		vz_err_hint(err, "fix what the self-test names and run rotate again");
+		return VZ_FAIL;
+	}
+	if (!b || !b->cert || !b->key) {
+		vz_err_set(err, "the renewal is no longer on the token as '%s'", r->next);
+		return VZ_FAIL;
+	}
+	rv = switch_to(r, tk, a, b, err);
+	if (rv != VZ_OK && realign(r, tk, st, act, gs, n, err) == VZ_OK)
+		rv = settled_after(r, *act, id, err);
+	return rv;
+}
+
 /* Import as LABEL.next (unless there already), self-test, switch. */
 static int rotate_new(struct rotate *r)
 {
 	struct vz_import_src src;
 	vz_token tk = {0};
-	vz_store *st = NULL, *after = NULL;
+	vz_store *st = NULL;
 	struct group gs[MAX_GROUPS];
 	const struct group *keep = NULL;
-	struct group *a, *b = NULL;
 	const vz_entry *act;
 	tok_arrival how = TOK_ARRIVAL_UNKNOWN;
 	vz_err err = {0};
 	size_t n = 0;
-	bool done = false, same, has_old, reuse_key, passed = true;
+	bool done = false, passed = true;
 	json_t *checks = NULL;
-	vz_global g2;
-	char pinsrc[32], msg[600];
-	int fd;
+	char msg[600];
 	vz_rv rv;
 
 	rv = vz_import_load(&r->imp, &src, &err);
@@ -709,64 +795,11 @@ static int rotate_new(struct rotate *r)
 		rv = check_renewal(r, st, act, gs, n, &src, &done, &keep, &err);
 	if (rv != VZ_OK || done)
 		goto out;
-	rv = drop_staged(r, &tk, gs, n, group_of(gs, n, act->cert), keep, &err);
-	if (rv == VZ_OK && !keep) {
-		vz_store_free(st);
-		st = NULL;
-		rv = vz_store_load(tk.s, &st, &err);
-		if (rv == VZ_OK)
-			rv = vz_import_check(st, &src, &r->imp, &same, &has_old, &reuse_key, &err);
-		if (rv == VZ_OK) {
-			rv = vz_import_apply(&tk, st, &src, &r->imp, false, false, &how, &after,
-					     &err);
-			vz_import_audit(&tk, "rotate-import", st, after, &src, &r->imp, false, how,
-					rv == VZ_OK ? NULL : &err);
-		}
-	}
-	vz_store_free(st);
-	vz_store_free(after);
-	st = after = NULL;
-	vz_token_close(&tk); /* finalized before the self-test's provider loads it */
+	rv = stage_renewal(r, &tk, &st, gs, n, act, keep, &src, &how, &err);
 	if (rv != VZ_OK)
 		goto out;
-	if (!r->g->json && !r->g->quiet)
-		printf(_("Imported the renewal as '%s'%s; self-test:\n"), r->next,
-		       vz_import_way(how) ? "" : _(" (it was there already)"));
-	g2 = *r->g;
-	fd = pin_fd(r, pinsrc, sizeof(pinsrc));
-	if (fd >= 0)
-		g2.pin_source = pinsrc;
-	passed = vz_selftest(&g2, r->next, r->endpoint, r->cacert, r->g->json ? &checks : NULL);
-	if (fd >= 0)
-		close(fd);
-	rv = open_settled(r, &tk, &st, &act, gs, &n, &err);
-	if (rv != VZ_OK)
-		goto out;
-	a = group_of(gs, n, act->cert);
-	for (size_t i = 0; i < n; i++)
-		if (&gs[i] != a && !gs[i].was_previous && gs[i].id_len == 20 &&
-		    memcmp(gs[i].id, src.id, 20) == 0)
-			b = &gs[i];
-	if (!passed) {
-		if (b)
-			rv = drop(r, &tk, b, &err);
-		if (rv == VZ_OK)
-			vz_err_set(&err,
-				   "the renewed certificate failed the self-test; it was "
-				   "removed again and '%s' is unchanged",
-				   r->label);
-		vz_err_hint(&err, "fix what the self-test names and run rotate again");
-		rv = VZ_FAIL;
-		goto out;
-	}
-	if (!b || !b->cert || !b->key) {
-		vz_err_set(&err, "the renewal is no longer on the token as '%s'", r->next);
-		rv = VZ_FAIL;
-		goto out;
-	}
-	rv = switch_to(r, &tk, a, b, &err);
-	if (rv != VZ_OK && realign(r, &tk, &st, &act, gs, &n, &err) == VZ_OK)
-		rv = settled_after(r, act, src.id, &err);
+	passed = test_renewal(r, how, &checks);
+	rv = switch_to_renewal(r, &tk, &st, &act, gs, &n, src.id, passed, &err);
 out:
 	snprintf(
 		msg, sizeof(msg),
