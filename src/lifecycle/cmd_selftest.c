@@ -309,28 +309,22 @@ out:
 
 /* ---- the key through pkcs11-provider ---- */
 
-/* The schemes TLS 1.2 and 1.3 sign handshakes with for this key; tried:
- * the TLS layer tried the key and decided how it signs. */
-static void signatures(struct selftest *t, vz_tls *tls, bool tried)
-{
-	EVP_PKEY *key = vz_tls_key(tls);
-	EVP_PKEY *pub = X509_get0_pubkey(vz_tls_cert(tls));
-	struct scheme {
-		const char *name, *md;
-		bool pss;
-	} rsa[] = {{"rsa_pkcs1_sha256", "SHA256", false}, {"rsa_pss_rsae_sha256", "SHA256", true}},
-	  p256[] = {{"ecdsa_secp256r1_sha256", "SHA256", false}},
-	  p384[] = {{"ecdsa_secp384r1_sha384", "SHA384", false}};
-	bool is_rsa = pub && EVP_PKEY_get_base_id(pub) == EVP_PKEY_RSA;
-	struct scheme *sc = is_rsa ? rsa : pub && EVP_PKEY_get_bits(pub) > 256 ? p384 : p256;
-	size_t n = is_rsa ? 2 : 1;
-	char why[256], name[48];
-	struct step *s;
-	int v;
+/* A signature scheme TLS 1.2 and 1.3 sign handshakes with. */
+struct scheme {
+	const char *name, *md;
+	bool pss;
+};
 
-	/* What the TLS layer decided when it tried the key: the token's
-	 * mechanism list, and a signature in each scheme. When it could not
-	 * decide, the signature steps below say what fails. */
+static const struct scheme rsa_schemes[] = {{"rsa_pkcs1_sha256", "SHA256", false},
+					    {"rsa_pss_rsae_sha256", "SHA256", true}},
+			   p256_schemes[] = {{"ecdsa_secp256r1_sha256", "SHA256", false}},
+			   p384_schemes[] = {{"ecdsa_secp384r1_sha384", "SHA384", false}};
+
+/* What the TLS layer decided about RSA-PSS when it tried the key (tried):
+ * the token's mechanism list, and a signature in each scheme. When it
+ * could not decide, the signature steps say what fails. */
+static void pss_step(struct selftest *t, vz_tls *tls, bool tried, bool is_rsa)
+{
 	if (tried && is_rsa && vz_tls_rsa_scheme(tls) == VZ_TLS_SIG_PSS)
 		step(t, "pss", R_PASS,
 		     "the token offers RSA-PSS and signed with it: TLS 1.3 when the server offers "
@@ -341,65 +335,101 @@ static void signatures(struct selftest *t, vz_tls *tls, bool tried)
 		step(t, "pss", R_PASS,
 		     "the token offers no RSA-PSS: TLS 1.2 with PKCS#1 v1.5 signatures will be used "
 		     "(TLS 1.3 needs RSA-PSS)");
+}
+
+/* A scheme TLS will not sign with for this key, as the TLS layer found:
+ * a skipped step, and true. */
+static bool scheme_unused(struct selftest *t, vz_tls *tls, const struct scheme *sc,
+			  const char *name)
+{
+	if (sc->pss && vz_tls_rsa_scheme(tls) == VZ_TLS_SIG_PKCS1_UNLISTED) {
+		step(t, name, R_SKIP, "not used: the token offers no RSA-PSS");
+		return true;
+	}
+	if (sc->pss && vz_tls_rsa_scheme(tls) == VZ_TLS_SIG_PKCS1_FALLBACK) {
+		step(t, name, R_SKIP,
+		     "not used: the token did not sign RSA-PSS with this key (see pss)");
+		return true;
+	}
+	if (!sc->pss && vz_tls_rsa_scheme(tls) == VZ_TLS_SIG_PSS_ONLY) {
+		step(t, name, R_SKIP,
+		     "not used: this signature did not verify when the key was loaded, "
+		     "RSA-PSS did (see pss): the key matches the certificate");
+		return true;
+	}
+	return false;
+}
+
+/* A random challenge signed on the token in one scheme and verified with
+ * the certificate's public key pub; a failure names the likely cause: the
+ * token's signing, or a key that is not the certificate's. */
+static void sign_step(struct selftest *t, vz_tls *tls, EVP_PKEY *pub, const struct scheme *sc,
+		      const char *name)
+{
+	char why[256];
+	struct step *s;
+	int v = pub ? vz_tls_try_sign(vz_tls_key(tls), pub, sc->md, sc->pss, why, sizeof(why)) : -1;
+
+	if (v == 1) {
+		step(t, name, R_PASS,
+		     "a random challenge signed on the token verifies with "
+		     "the certificate's public key");
+	} else if (v == 0 && vz_tls_key_matches(tls) == 1) {
+		s = step(t, name, R_FAIL,
+			 "the token's signature does not verify with the certificate, "
+			 "though the key is the certificate's: the token signs this "
+			 "scheme wrongly");
+		fix(s, "TLS cannot use this scheme with this token; use a token that "
+		       "signs it correctly");
+	} else if (v == 0 && vz_tls_key_matches(tls) < 0) {
+		s = step(t, name, R_FAIL,
+			 "the token's signature does not verify with the certificate: "
+			 "the key is not the certificate's, or the token signs wrongly");
+		fix(s,
+		    "if the key under label '%s' belongs to another certificate, import "
+		    "the .pfx again with 'vzp11 import --replace'; else use a token that "
+		    "signs this scheme correctly",
+		    t->label);
+	} else if (v == 0) {
+		s = step(t, name, R_FAIL,
+			 "the token's signature does not verify with the "
+			 "certificate: key and certificate do not match");
+		fix(s,
+		    "import the .pfx again with 'vzp11 import --replace' (the key "
+		    "under label '%s' belongs to another certificate)",
+		    t->label);
+	} else if (sc->pss) {
+		s = step(t, name, R_FAIL,
+			 "the token offers RSA-PSS but did not sign with it for this key (%s): "
+			 "TLS 1.3 handshakes will fail",
+			 why);
+		fix(s, "allow CKM_RSA_PKCS_PSS and CKM_SHA256_RSA_PKCS_PSS for the key (re-import "
+		       "it with 'vzp11 import --replace')");
+	} else {
+		s = step(t, name, R_FAIL, "the token cannot sign with the key (%s)", why);
+		fix(s, "check the key's mechanisms with 'vzp11 show %s'", t->label);
+	}
+}
+
+/* The schemes TLS 1.2 and 1.3 sign handshakes with for this key; tried:
+ * the TLS layer tried the key and decided how it signs. */
+static void signatures(struct selftest *t, vz_tls *tls, bool tried)
+{
+	EVP_PKEY *pub = X509_get0_pubkey(vz_tls_cert(tls));
+	bool is_rsa = pub && EVP_PKEY_get_base_id(pub) == EVP_PKEY_RSA;
+	const struct scheme *sc = p256_schemes;
+	size_t n = is_rsa ? 2 : 1;
+	char name[48];
+
+	if (is_rsa)
+		sc = rsa_schemes;
+	else if (pub && EVP_PKEY_get_bits(pub) > 256)
+		sc = p384_schemes;
+	pss_step(t, tls, tried, is_rsa);
 	for (size_t i = 0; i < n; i++) {
 		snprintf(name, sizeof(name), "sign %s", sc[i].name);
-		if (sc[i].pss && vz_tls_rsa_scheme(tls) == VZ_TLS_SIG_PKCS1_UNLISTED) {
-			step(t, name, R_SKIP, "not used: the token offers no RSA-PSS");
-			continue;
-		}
-		if (sc[i].pss && vz_tls_rsa_scheme(tls) == VZ_TLS_SIG_PKCS1_FALLBACK) {
-			step(t, name, R_SKIP,
-			     "not used: the token did not sign RSA-PSS with this key (see pss)");
-			continue;
-		}
-		if (!sc[i].pss && vz_tls_rsa_scheme(tls) == VZ_TLS_SIG_PSS_ONLY) {
-			step(t, name, R_SKIP,
-			     "not used: this signature did not verify when the key was loaded, "
-			     "RSA-PSS did (see pss): the key matches the certificate");
-			continue;
-		}
-		v = pub ? vz_tls_try_sign(key, pub, sc[i].md, sc[i].pss, why, sizeof(why)) : -1;
-		if (v == 1) {
-			step(t, name, R_PASS,
-			     "a random challenge signed on the token verifies with "
-			     "the certificate's public key");
-		} else if (v == 0 && vz_tls_key_matches(tls) == 1) {
-			s = step(t, name, R_FAIL,
-				 "the token's signature does not verify with the certificate, "
-				 "though the key is the certificate's: the token signs this "
-				 "scheme wrongly");
-			fix(s, "TLS cannot use this scheme with this token; use a token that "
-			       "signs it correctly");
-		} else if (v == 0 && vz_tls_key_matches(tls) < 0) {
-			s = step(t, name, R_FAIL,
-				 "the token's signature does not verify with the certificate: "
-				 "the key is not the certificate's, or the token signs wrongly");
-			fix(s,
-			    "if the key under label '%s' belongs to another certificate, import "
-			    "the .pfx again with 'vzp11 import --replace'; else use a token that "
-			    "signs this scheme correctly",
-			    t->label);
-		} else if (v == 0) {
-			s = step(t, name, R_FAIL,
-				 "the token's signature does not verify with the "
-				 "certificate: key and certificate do not match");
-			fix(s,
-			    "import the .pfx again with 'vzp11 import --replace' (the key "
-			    "under label '%s' belongs to another certificate)",
-			    t->label);
-		} else if (sc[i].pss) {
-			s = step(
-				t, name, R_FAIL,
-				"the token offers RSA-PSS but did not sign with it for this key (%s): "
-				"TLS 1.3 handshakes will fail",
-				why);
-			fix(s,
-			    "allow CKM_RSA_PKCS_PSS and CKM_SHA256_RSA_PKCS_PSS for the key (re-import "
-			    "it with 'vzp11 import --replace')");
-		} else {
-			s = step(t, name, R_FAIL, "the token cannot sign with the key (%s)", why);
-			fix(s, "check the key's mechanisms with 'vzp11 show %s'", t->label);
-		}
+		if (!scheme_unused(t, tls, &sc[i], name))
+			sign_step(t, tls, pub, &sc[i], name);
 	}
 }
 
