@@ -41,37 +41,6 @@
 #define VZ_ROLLBACK_SUFFIX ".rollback"
 #define MAX_GROUPS	   8
 
-static void rotate_usage(FILE *f)
-{
-	/* The labels are written out: VZ_NEXT_SUFFIX, VZ_PREVIOUS_SUFFIX. */
-	fprintf(f,
-		_("Usage: vzp11 [GLOBAL OPTIONS] rotate NEW.p12 [--label LABEL] [--password-source SRC]\n"
-		  "                                  [--unwrap] [--env tst|acc|prd | --endpoint URL]\n"
-		  "                                  [--cacert FILE]\n"
-		  "       vzp11 [GLOBAL OPTIONS] rotate --rollback [--label LABEL]\n"
-		  "       vzp11 [GLOBAL OPTIONS] rotate --finish [--label LABEL]\n"
-		  "Put a renewed system certificate in place of the active one without a gap.\n"
-		  "The renewal must be for the same organisation (same subject apart from its\n"
-		  "serial number) with a new key. It is imported beside the active one as\n"
-		  "LABEL.next, passes the self-test (with --env or --endpoint also a COV\n"
-		  "handshake), and then becomes LABEL; the old one stays as LABEL.previous.\n"
-		  "Each step is one label change on the token: if vzp11 stops anywhere, LABEL\n"
-		  "still names one complete certificate and key, and the next rotate,\n"
-		  "--rollback or --finish completes what was left.\n"
-		  "  --label LABEL          the active certificate's label (default: %s)\n"
-		  "  --password-source SRC  NEW.p12's password: env:VAR, file:PATH (mode 0600),\n"
-		  "                         fd:N, stdin or prompt (default on a terminal)\n"
-		  "  --unwrap               bring the new key wrapped (C_UnwrapKey), as import does\n"
-		  "  --env ENV              also try a COV handshake with the renewal: tst, acc or prd\n"
-		  "  --endpoint URL         ... or with this COV endpoint\n"
-		  "  --cacert FILE          trust only the CA certificates in FILE for the server\n"
-		  "  --rollback             make LABEL.previous active again (the current one\n"
-		  "                         becomes LABEL.previous); without one, drop an\n"
-		  "                         unfinished LABEL.next\n"
-		  "  --finish               delete LABEL.previous (key and certificate) for good\n"),
-		VZ_DEFAULT_LABEL);
-}
-
 enum mode {
 	M_ROTATE,
 	M_ROLLBACK,
@@ -713,24 +682,110 @@ static vz_rv check_renewal(const struct rotate *r, const vz_store *st, const vz_
 	return VZ_OK;
 }
 
+/* Puts the renewal on the token as LABEL.next, unless keep is it already;
+ * other renewals on trial go first. The token is closed after, either
+ * way: it is finalized before the self-test's provider loads it. */
+static vz_rv stage_renewal(struct rotate *r, vz_token *tk, vz_store **st, struct group *gs,
+			   size_t n, const vz_entry *act, const struct group *keep,
+			   const struct vz_import_src *src, tok_arrival *how, vz_err *err)
+{
+	vz_store *after = NULL;
+	bool same, has_old, reuse_key;
+	vz_rv rv = drop_staged(r, tk, gs, n, group_of(gs, n, act->cert), keep, err);
+
+	if (rv == VZ_OK && !keep) {
+		vz_store_free(*st);
+		*st = NULL;
+		rv = vz_store_load(tk->s, st, err);
+		if (rv == VZ_OK)
+			rv = vz_import_check(*st, src, &r->imp, &same, &has_old, &reuse_key, err);
+		if (rv == VZ_OK) {
+			rv = vz_import_apply(tk, *st, src, &r->imp, false, false, how, &after, err);
+			vz_import_audit(tk, "rotate-import", *st, after, src, &r->imp, false, *how,
+					rv == VZ_OK ? NULL : err);
+		}
+	}
+	vz_store_free(*st);
+	vz_store_free(after);
+	*st = NULL;
+	vz_token_close(tk);
+	return rv;
+}
+
+/* The self-test of LABEL.next, with the PIN this run read: whether it
+ * passed. With --json its checks go to *checks, else it prints them. */
+static bool test_renewal(const struct rotate *r, tok_arrival how, json_t **checks)
+{
+	vz_global g2 = *r->g;
+	char pinsrc[32];
+	bool passed;
+	int fd;
+
+	if (!r->g->json && !r->g->quiet)
+		printf(_("Imported the renewal as '%s'%s; self-test:\n"), r->next,
+		       vz_import_way(how) ? "" : _(" (it was there already)"));
+	fd = pin_fd(r, pinsrc, sizeof(pinsrc));
+	if (fd >= 0)
+		g2.pin_source = pinsrc;
+	passed = vz_selftest(&g2, r->next, r->endpoint, r->cacert, r->g->json ? checks : NULL);
+	if (fd >= 0)
+		close(fd);
+	return passed;
+}
+
+/* After the self-test, on the token opened again: the renewal (key id
+ * id) becomes LABEL when it passed, else it is deleted again. *st, *act,
+ * gs and *n describe the token after. */
+static vz_rv switch_to_renewal(struct rotate *r, vz_token *tk, vz_store **st, const vz_entry **act,
+			       struct group *gs, size_t *n, const unsigned char *id, bool passed,
+			       vz_err *err)
+{
+	struct group *a, *b = NULL;
+	vz_rv rv = open_settled(r, tk, st, act, gs, n, err);
+
+	if (rv != VZ_OK)
+		return rv;
+	a = group_of(gs, *n, (*act)->cert);
+	for (size_t i = 0; i < *n; i++)
+		if (&gs[i] != a && !gs[i].was_previous && gs[i].id_len == 20 &&
+		    memcmp(gs[i].id, id, 20) == 0)
+			b = &gs[i];
+	if (!passed) {
+		if (b)
+			rv = drop(r, tk, b, err);
+		if (rv == VZ_OK)
+			vz_err_set(err,
+				   "the renewed certificate failed the self-test; it was "
+				   "removed again and '%s' is unchanged",
+				   r->label);
+		vz_err_hint(err, "fix what the self-test names and run rotate again");
+		return VZ_FAIL;
+	}
+	if (!b || !b->cert || !b->key) {
+		vz_err_set(err, "the renewal is no longer on the token as '%s'", r->next);
+		return VZ_FAIL;
+	}
+	rv = switch_to(r, tk, a, b, err);
+	if (rv != VZ_OK && realign(r, tk, st, act, gs, n, err) == VZ_OK)
+		rv = settled_after(r, *act, id, err);
+	return rv;
+}
+
 /* Import as LABEL.next (unless there already), self-test, switch. */
 static int rotate_new(struct rotate *r)
 {
 	struct vz_import_src src;
 	vz_token tk = {0};
-	vz_store *st = NULL, *after = NULL;
+	vz_store *st = NULL;
 	struct group gs[MAX_GROUPS];
 	const struct group *keep = NULL;
-	struct group *a, *b = NULL;
 	const vz_entry *act;
 	tok_arrival how = TOK_ARRIVAL_UNKNOWN;
 	vz_err err = {0};
 	size_t n = 0;
-	bool done = false, same, has_old, reuse_key, passed = true;
+	bool done = false, passed = true;
 	json_t *checks = NULL;
-	vz_global g2;
-	char pinsrc[32], msg[600];
-	int fd;
+	char msg[600];
 	vz_rv rv;
 
 	rv = vz_import_load(&r->imp, &src, &err);
@@ -740,64 +795,11 @@ static int rotate_new(struct rotate *r)
 		rv = check_renewal(r, st, act, gs, n, &src, &done, &keep, &err);
 	if (rv != VZ_OK || done)
 		goto out;
-	rv = drop_staged(r, &tk, gs, n, group_of(gs, n, act->cert), keep, &err);
-	if (rv == VZ_OK && !keep) {
-		vz_store_free(st);
-		st = NULL;
-		rv = vz_store_load(tk.s, &st, &err);
-		if (rv == VZ_OK)
-			rv = vz_import_check(st, &src, &r->imp, &same, &has_old, &reuse_key, &err);
-		if (rv == VZ_OK) {
-			rv = vz_import_apply(&tk, st, &src, &r->imp, false, false, &how, &after,
-					     &err);
-			vz_import_audit(&tk, "rotate-import", st, after, &src, &r->imp, false, how,
-					rv == VZ_OK ? NULL : &err);
-		}
-	}
-	vz_store_free(st);
-	vz_store_free(after);
-	st = after = NULL;
-	vz_token_close(&tk); /* finalized before the self-test's provider loads it */
+	rv = stage_renewal(r, &tk, &st, gs, n, act, keep, &src, &how, &err);
 	if (rv != VZ_OK)
 		goto out;
-	if (!r->g->json && !r->g->quiet)
-		printf(_("Imported the renewal as '%s'%s; self-test:\n"), r->next,
-		       vz_import_way(how) ? "" : _(" (it was there already)"));
-	g2 = *r->g;
-	fd = pin_fd(r, pinsrc, sizeof(pinsrc));
-	if (fd >= 0)
-		g2.pin_source = pinsrc;
-	passed = vz_selftest(&g2, r->next, r->endpoint, r->cacert, r->g->json ? &checks : NULL);
-	if (fd >= 0)
-		close(fd);
-	rv = open_settled(r, &tk, &st, &act, gs, &n, &err);
-	if (rv != VZ_OK)
-		goto out;
-	a = group_of(gs, n, act->cert);
-	for (size_t i = 0; i < n; i++)
-		if (&gs[i] != a && !gs[i].was_previous && gs[i].id_len == 20 &&
-		    memcmp(gs[i].id, src.id, 20) == 0)
-			b = &gs[i];
-	if (!passed) {
-		if (b)
-			rv = drop(r, &tk, b, &err);
-		if (rv == VZ_OK)
-			vz_err_set(&err,
-				   "the renewed certificate failed the self-test; it was "
-				   "removed again and '%s' is unchanged",
-				   r->label);
-		vz_err_hint(&err, "fix what the self-test names and run rotate again");
-		rv = VZ_FAIL;
-		goto out;
-	}
-	if (!b || !b->cert || !b->key) {
-		vz_err_set(&err, "the renewal is no longer on the token as '%s'", r->next);
-		rv = VZ_FAIL;
-		goto out;
-	}
-	rv = switch_to(r, &tk, a, b, &err);
-	if (rv != VZ_OK && realign(r, &tk, &st, &act, gs, &n, &err) == VZ_OK)
-		rv = settled_after(r, act, src.id, &err);
+	passed = test_renewal(r, how, &checks);
+	rv = switch_to_renewal(r, &tk, &st, &act, gs, &n, src.id, passed, &err);
 out:
 	snprintf(
 		msg, sizeof(msg),
@@ -835,61 +837,94 @@ enum {
 	O_FINISH
 };
 
-/* -1 after --help, 0 when the options are good, else the exit code. */
-static int parse(vz_global *g, int argc, char **argv, struct rotate *r)
-{
-	static const struct option longopts[] = {
-		VZ_GLOBAL_LONGOPTS,
-		{"label", required_argument, NULL, O_LABEL},
-		{"password-source", required_argument, NULL, O_PASSWORD_SOURCE},
-		{"unwrap", no_argument, NULL, O_UNWRAP},
-		{"env", required_argument, NULL, O_ENV},
-		{"endpoint", required_argument, NULL, O_ENDPOINT},
-		{"cacert", required_argument, NULL, O_CACERT},
-		{"rollback", no_argument, NULL, O_ROLLBACK},
-		{"finish", no_argument, NULL, O_FINISH},
-		{NULL, 0, NULL, 0},
-	};
-	vz_err err = {0};
-	int c, modes = 0;
+/* --label's text names VZ_DEFAULT_LABEL. */
+static const vz_opt rotate_opts[] = {
+	{"label", O_LABEL, "LABEL", N_("the active certificate's label (default: vecozo-system)"),
+	 VZ_KEY_TEXT, NULL, NULL, 0, 0, VZ_DEFAULT_LABEL, NULL},
+	VZ_OPT("password-source", O_PASSWORD_SOURCE, "SRC",
+	       N_("NEW.p12's password: env:VAR, file:PATH (mode 0600),\n"
+		  "fd:N, stdin or prompt (default on a terminal)")),
+	VZ_OPT("unwrap", O_UNWRAP, NULL,
+	       N_("bring the new key wrapped (C_UnwrapKey), as import does")),
+	{"env", O_ENV, "ENV", N_("also try a COV handshake with the renewal: tst, acc or prd"),
+	 VZ_KEY_ENVNAME, NULL, "VZP11_ENV", 0, 0, NULL, NULL},
+	{"endpoint", O_ENDPOINT, "URL", N_("... or with this COV endpoint"), VZ_KEY_HTTPS, "cov",
+	 NULL, 0, 0, NULL, NULL},
+	{"cacert", O_CACERT, "FILE", N_("trust only the CA certificates in FILE for the server"),
+	 VZ_KEY_TEXT, NULL, "VZP11_CACERT", 0, 0, "the system store", NULL},
+	VZ_OPT("rollback", O_ROLLBACK, NULL,
+	       N_("make LABEL.previous active again (the current one\n"
+		  "becomes LABEL.previous); without one, drop an\n"
+		  "unfinished LABEL.next")),
+	VZ_OPT("finish", O_FINISH, NULL,
+	       N_("delete LABEL.previous (key and certificate) for good")),
+	{0},
+};
 
-	for (c = vz_next_opt(g, argc, argv, "vq", longopts); c != -1;
-	     c = vz_next_opt(g, argc, argv, "vq", longopts)) {
-		switch (c) {
-		case OPT_HELP:
-			rotate_usage(stdout);
-			return -1;
-		case O_LABEL:
-			r->label = optarg;
-			break;
-		case O_PASSWORD_SOURCE:
-			r->imp.password_source = optarg;
-			break;
-		case O_UNWRAP:
-			r->imp.unwrap = true;
-			break;
-		case O_ENV:
-			r->env = optarg;
-			break;
-		case O_ENDPOINT:
-			r->endpoint = optarg;
-			break;
-		case O_CACERT:
-			r->cacert = optarg;
-			break;
-		case O_ROLLBACK:
-			r->mode = M_ROLLBACK;
-			modes++;
-			break;
-		case O_FINISH:
-			r->mode = M_FINISH;
-			modes++;
-			break;
-		default:
-			return vz_usage("rotate", "unknown or incomplete option '%s'",
-					argv[optind - 1]);
-		}
+static int cmd_rotate(vz_global *g, int argc, char **argv);
+
+/* The labels are written out: VZ_NEXT_SUFFIX, VZ_PREVIOUS_SUFFIX. */
+const vz_command vz_cmd_rotate = {
+	.name = "rotate",
+	.run = cmd_rotate,
+	.synopsis =
+		"rotate NEW.p12 [--label LABEL] [--password-source SRC] [--env tst|acc|prd | --endpoint URL]\n"
+		"      [--cacert FILE]\n"
+		"rotate --rollback|--finish [--label LABEL]",
+	.usage = N_(
+		"rotate NEW.p12 [--label LABEL] [--password-source SRC]\n"
+		"                                  [--unwrap] [--env tst|acc|prd | --endpoint URL]\n"
+		"                                  [--cacert FILE]\n"
+		"rotate --rollback [--label LABEL]\n"
+		"rotate --finish [--label LABEL]"),
+	.about = N_("Put a renewed system certificate in place of the active one without a gap.\n"
+		    "The renewal must be for the same organisation (same subject apart from its\n"
+		    "serial number) with a new key. It is imported beside the active one as\n"
+		    "LABEL.next, passes the self-test (with --env or --endpoint also a COV\n"
+		    "handshake), and then becomes LABEL; the old one stays as LABEL.previous.\n"
+		    "Each step is one label change on the token: if vzp11 stops anywhere, LABEL\n"
+		    "still names one complete certificate and key, and the next rotate,\n"
+		    "--rollback or --finish completes what was left.\n"),
+	.opts = rotate_opts,
+};
+
+/* One option into r; *modes counts --rollback and --finish. */
+static void take_option(struct rotate *r, int o, const char *arg, int *modes)
+{
+	switch (o) {
+	case O_LABEL:
+		r->label = arg;
+		break;
+	case O_PASSWORD_SOURCE:
+		r->imp.password_source = arg;
+		break;
+	case O_UNWRAP:
+		r->imp.unwrap = true;
+		break;
+	case O_ENV:
+		r->env = arg;
+		break;
+	case O_ENDPOINT:
+		r->endpoint = arg;
+		break;
+	case O_CACERT:
+		r->cacert = arg;
+		break;
+	case O_ROLLBACK:
+		r->mode = M_ROLLBACK;
+		(*modes)++;
+		break;
+	case O_FINISH:
+		r->mode = M_FINISH;
+		(*modes)++;
+		break;
 	}
+}
+
+/* One mode, the arguments and options it takes, a label that fits: 0, or
+ * the usage exit code. */
+static int check_mode(const struct rotate *r, int modes, int argc)
+{
 	if (modes > 1)
 		return vz_usage("rotate", "--rollback and --finish exclude each other");
 	if (r->mode == M_ROTATE && optind + 1 != argc)
@@ -903,17 +938,33 @@ static int parse(vz_global *g, int argc, char **argv, struct rotate *r)
 		return vz_usage("rotate", "--rollback and --finish take only --label");
 	if (r->label[0] == '\0' || strlen(r->label) > 100)
 		return vz_usage("rotate", "the label must be 1 to 100 characters long");
+	return 0;
+}
+
+/* -1 after --help, 0 when the options are good, else the exit code. */
+static int parse(vz_global *g, int argc, char **argv, struct rotate *r)
+{
+	vz_err err = {0};
+	const char *arg;
+	int o, modes = 0, ret;
+
+	while ((o = vz_opt_next(g, &vz_cmd_rotate, argc, argv, &arg)) > 0)
+		take_option(r, o, arg, &modes);
+	if (o == VZ_OPT_HELP)
+		return -1;
+	if (o != VZ_OPT_END)
+		return vz_opt_stop(&vz_cmd_rotate, o, argv);
+	ret = check_mode(r, modes, argc);
+	if (ret != 0)
+		return ret;
 	snprintf(r->next, sizeof(r->next), "%s" VZ_NEXT_SUFFIX, r->label);
 	snprintf(r->previous, sizeof(r->previous), "%s" VZ_PREVIOUS_SUFFIX, r->label);
 	snprintf(r->back, sizeof(r->back), "%s" VZ_ROLLBACK_SUFFIX, r->label);
 	r->imp.file = r->mode == M_ROTATE ? argv[optind] : NULL;
 	r->imp.label = r->next;
-	if (r->imp.password_source &&
-	    vz_secret_check_source(r->imp.password_source, &err) != VZ_OK) {
-		vz_report(&err);
-		return VZ_EXIT_USAGE;
-	}
-	if (g->pin_source && vz_secret_check_source(g->pin_source, &err) != VZ_OK) {
+	if ((r->imp.password_source &&
+	     vz_secret_check_source(r->imp.password_source, &err) != VZ_OK) ||
+	    (g->pin_source && vz_secret_check_source(g->pin_source, &err) != VZ_OK)) {
 		vz_report(&err);
 		return VZ_EXIT_USAGE;
 	}
@@ -963,11 +1014,3 @@ out:
 	curl_global_cleanup();
 	return ret;
 }
-
-const vz_command vz_cmd_rotate = {
-	.name = "rotate",
-	.run = cmd_rotate,
-	.synopsis = "rotate NEW.p12 [--label LABEL] [--password-source SRC] [--env tst|acc|prd | --endpoint URL]\n"
-	"      [--cacert FILE]\n"
-	"rotate --rollback|--finish [--label LABEL]",
-};

@@ -59,32 +59,6 @@ struct selftest {
 	vz_rv pin_rv;
 };
 
-static void selftest_usage(FILE *f)
-{
-	fprintf(f,
-		_("Usage: vzp11 [GLOBAL OPTIONS] selftest [--label LABEL]\n"
-		  "                                     [--env tst|acc|prd | --endpoint URL] "
-		  "[--cacert FILE]\n"
-		  "Check everything a COV or billing call needs, one line per check with pass or\n"
-		  "fail and, on fail, what to do: the module loads, the token is there, the PIN is\n"
-		  "accepted (read once, never retried), the key is sensitive and not extractable,\n"
-		  "the chain is complete and valid now, at least %d days are left, the key loads\n"
-		  "through pkcs11-provider and signs a random challenge that the certificate's\n"
-		  "public key verifies, in each scheme TLS may use (RSA: PKCS#1 v1.5 and PSS with\n"
-		  "SHA-256; EC: ECDSA), and with an endpoint a real COV check over mutual TLS.\n"
-		  "  --label LABEL      certificate on the token (default: %s)\n"
-		  "  --env tst|acc|prd  VECOZO environment for the COV handshake (env VZP11_ENV)\n"
-		  "  --endpoint URL     the COV endpoint itself, instead of --env\n"
-		  "  --cacert FILE      trust only the CA certificates in FILE for the server\n"
-		  "                     (env VZP11_CACERT; default: the system store)\n"
-		  "Without --env, --endpoint or VZP11_ENV the COV handshake is skipped. It passes\n"
-		  "when the TLS handshake completes; the line names VECOZO's answer (a Zoekresultaat\n"
-		  "or the fault, such as Niet geauthenticeerd).\n"
-		  "--json prints one object: {label, passed, checks: [{name, status, detail, fix}]}.\n"
-		  "Exit: 0 every check passed (skipped ones aside), 1 a check failed, 2 usage error.\n"),
-		MIN_DAYS, VZ_DEFAULT_LABEL);
-}
-
 static struct step *step(struct selftest *t, const char *name, result r, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
@@ -335,28 +309,22 @@ out:
 
 /* ---- the key through pkcs11-provider ---- */
 
-/* The schemes TLS 1.2 and 1.3 sign handshakes with for this key; tried:
- * the TLS layer tried the key and decided how it signs. */
-static void signatures(struct selftest *t, vz_tls *tls, bool tried)
-{
-	EVP_PKEY *key = vz_tls_key(tls);
-	EVP_PKEY *pub = X509_get0_pubkey(vz_tls_cert(tls));
-	struct scheme {
-		const char *name, *md;
-		bool pss;
-	} rsa[] = {{"rsa_pkcs1_sha256", "SHA256", false}, {"rsa_pss_rsae_sha256", "SHA256", true}},
-	  p256[] = {{"ecdsa_secp256r1_sha256", "SHA256", false}},
-	  p384[] = {{"ecdsa_secp384r1_sha384", "SHA384", false}};
-	bool is_rsa = pub && EVP_PKEY_get_base_id(pub) == EVP_PKEY_RSA;
-	struct scheme *sc = is_rsa ? rsa : pub && EVP_PKEY_get_bits(pub) > 256 ? p384 : p256;
-	size_t n = is_rsa ? 2 : 1;
-	char why[256], name[48];
-	struct step *s;
-	int v;
+/* A signature scheme TLS 1.2 and 1.3 sign handshakes with. */
+struct scheme {
+	const char *name, *md;
+	bool pss;
+};
 
-	/* What the TLS layer decided when it tried the key: the token's
-	 * mechanism list, and a signature in each scheme. When it could not
-	 * decide, the signature steps below say what fails. */
+static const struct scheme rsa_schemes[] = {{"rsa_pkcs1_sha256", "SHA256", false},
+					    {"rsa_pss_rsae_sha256", "SHA256", true}},
+			   p256_schemes[] = {{"ecdsa_secp256r1_sha256", "SHA256", false}},
+			   p384_schemes[] = {{"ecdsa_secp384r1_sha384", "SHA384", false}};
+
+/* What the TLS layer decided about RSA-PSS when it tried the key (tried):
+ * the token's mechanism list, and a signature in each scheme. When it
+ * could not decide, the signature steps say what fails. */
+static void pss_step(struct selftest *t, vz_tls *tls, bool tried, bool is_rsa)
+{
 	if (tried && is_rsa && vz_tls_rsa_scheme(tls) == VZ_TLS_SIG_PSS)
 		step(t, "pss", R_PASS,
 		     "the token offers RSA-PSS and signed with it: TLS 1.3 when the server offers "
@@ -367,65 +335,101 @@ static void signatures(struct selftest *t, vz_tls *tls, bool tried)
 		step(t, "pss", R_PASS,
 		     "the token offers no RSA-PSS: TLS 1.2 with PKCS#1 v1.5 signatures will be used "
 		     "(TLS 1.3 needs RSA-PSS)");
+}
+
+/* A scheme TLS will not sign with for this key, as the TLS layer found:
+ * a skipped step, and true. */
+static bool scheme_unused(struct selftest *t, vz_tls *tls, const struct scheme *sc,
+			  const char *name)
+{
+	if (sc->pss && vz_tls_rsa_scheme(tls) == VZ_TLS_SIG_PKCS1_UNLISTED) {
+		step(t, name, R_SKIP, "not used: the token offers no RSA-PSS");
+		return true;
+	}
+	if (sc->pss && vz_tls_rsa_scheme(tls) == VZ_TLS_SIG_PKCS1_FALLBACK) {
+		step(t, name, R_SKIP,
+		     "not used: the token did not sign RSA-PSS with this key (see pss)");
+		return true;
+	}
+	if (!sc->pss && vz_tls_rsa_scheme(tls) == VZ_TLS_SIG_PSS_ONLY) {
+		step(t, name, R_SKIP,
+		     "not used: this signature did not verify when the key was loaded, "
+		     "RSA-PSS did (see pss): the key matches the certificate");
+		return true;
+	}
+	return false;
+}
+
+/* A random challenge signed on the token in one scheme and verified with
+ * the certificate's public key pub; a failure names the likely cause: the
+ * token's signing, or a key that is not the certificate's. */
+static void sign_step(struct selftest *t, vz_tls *tls, EVP_PKEY *pub, const struct scheme *sc,
+		      const char *name)
+{
+	char why[256];
+	struct step *s;
+	int v = pub ? vz_tls_try_sign(vz_tls_key(tls), pub, sc->md, sc->pss, why, sizeof(why)) : -1;
+
+	if (v == 1) {
+		step(t, name, R_PASS,
+		     "a random challenge signed on the token verifies with "
+		     "the certificate's public key");
+	} else if (v == 0 && vz_tls_key_matches(tls) == 1) {
+		s = step(t, name, R_FAIL,
+			 "the token's signature does not verify with the certificate, "
+			 "though the key is the certificate's: the token signs this "
+			 "scheme wrongly");
+		fix(s, "TLS cannot use this scheme with this token; use a token that "
+		       "signs it correctly");
+	} else if (v == 0 && vz_tls_key_matches(tls) < 0) {
+		s = step(t, name, R_FAIL,
+			 "the token's signature does not verify with the certificate: "
+			 "the key is not the certificate's, or the token signs wrongly");
+		fix(s,
+		    "if the key under label '%s' belongs to another certificate, import "
+		    "the .pfx again with 'vzp11 import --replace'; else use a token that "
+		    "signs this scheme correctly",
+		    t->label);
+	} else if (v == 0) {
+		s = step(t, name, R_FAIL,
+			 "the token's signature does not verify with the "
+			 "certificate: key and certificate do not match");
+		fix(s,
+		    "import the .pfx again with 'vzp11 import --replace' (the key "
+		    "under label '%s' belongs to another certificate)",
+		    t->label);
+	} else if (sc->pss) {
+		s = step(t, name, R_FAIL,
+			 "the token offers RSA-PSS but did not sign with it for this key (%s): "
+			 "TLS 1.3 handshakes will fail",
+			 why);
+		fix(s, "allow CKM_RSA_PKCS_PSS and CKM_SHA256_RSA_PKCS_PSS for the key (re-import "
+		       "it with 'vzp11 import --replace')");
+	} else {
+		s = step(t, name, R_FAIL, "the token cannot sign with the key (%s)", why);
+		fix(s, "check the key's mechanisms with 'vzp11 show %s'", t->label);
+	}
+}
+
+/* The schemes TLS 1.2 and 1.3 sign handshakes with for this key; tried:
+ * the TLS layer tried the key and decided how it signs. */
+static void signatures(struct selftest *t, vz_tls *tls, bool tried)
+{
+	EVP_PKEY *pub = X509_get0_pubkey(vz_tls_cert(tls));
+	bool is_rsa = pub && EVP_PKEY_get_base_id(pub) == EVP_PKEY_RSA;
+	const struct scheme *sc = p256_schemes;
+	size_t n = is_rsa ? 2 : 1;
+	char name[48];
+
+	if (is_rsa)
+		sc = rsa_schemes;
+	else if (pub && EVP_PKEY_get_bits(pub) > 256)
+		sc = p384_schemes;
+	pss_step(t, tls, tried, is_rsa);
 	for (size_t i = 0; i < n; i++) {
 		snprintf(name, sizeof(name), "sign %s", sc[i].name);
-		if (sc[i].pss && vz_tls_rsa_scheme(tls) == VZ_TLS_SIG_PKCS1_UNLISTED) {
-			step(t, name, R_SKIP, "not used: the token offers no RSA-PSS");
-			continue;
-		}
-		if (sc[i].pss && vz_tls_rsa_scheme(tls) == VZ_TLS_SIG_PKCS1_FALLBACK) {
-			step(t, name, R_SKIP,
-			     "not used: the token did not sign RSA-PSS with this key (see pss)");
-			continue;
-		}
-		if (!sc[i].pss && vz_tls_rsa_scheme(tls) == VZ_TLS_SIG_PSS_ONLY) {
-			step(t, name, R_SKIP,
-			     "not used: this signature did not verify when the key was loaded, "
-			     "RSA-PSS did (see pss): the key matches the certificate");
-			continue;
-		}
-		v = pub ? vz_tls_try_sign(key, pub, sc[i].md, sc[i].pss, why, sizeof(why)) : -1;
-		if (v == 1) {
-			step(t, name, R_PASS,
-			     "a random challenge signed on the token verifies with "
-			     "the certificate's public key");
-		} else if (v == 0 && vz_tls_key_matches(tls) == 1) {
-			s = step(t, name, R_FAIL,
-				 "the token's signature does not verify with the certificate, "
-				 "though the key is the certificate's: the token signs this "
-				 "scheme wrongly");
-			fix(s, "TLS cannot use this scheme with this token; use a token that "
-			       "signs it correctly");
-		} else if (v == 0 && vz_tls_key_matches(tls) < 0) {
-			s = step(t, name, R_FAIL,
-				 "the token's signature does not verify with the certificate: "
-				 "the key is not the certificate's, or the token signs wrongly");
-			fix(s,
-			    "if the key under label '%s' belongs to another certificate, import "
-			    "the .pfx again with 'vzp11 import --replace'; else use a token that "
-			    "signs this scheme correctly",
-			    t->label);
-		} else if (v == 0) {
-			s = step(t, name, R_FAIL,
-				 "the token's signature does not verify with the "
-				 "certificate: key and certificate do not match");
-			fix(s,
-			    "import the .pfx again with 'vzp11 import --replace' (the key "
-			    "under label '%s' belongs to another certificate)",
-			    t->label);
-		} else if (sc[i].pss) {
-			s = step(
-				t, name, R_FAIL,
-				"the token offers RSA-PSS but did not sign with it for this key (%s): "
-				"TLS 1.3 handshakes will fail",
-				why);
-			fix(s,
-			    "allow CKM_RSA_PKCS_PSS and CKM_SHA256_RSA_PKCS_PSS for the key (re-import "
-			    "it with 'vzp11 import --replace')");
-		} else {
-			s = step(t, name, R_FAIL, "the token cannot sign with the key (%s)", why);
-			fix(s, "check the key's mechanisms with 'vzp11 show %s'", t->label);
-		}
+		if (!scheme_unused(t, tls, &sc[i], name))
+			sign_step(t, tls, pub, &sc[i], name);
 	}
 }
 
@@ -612,38 +616,70 @@ enum {
 	O_CACERT
 };
 
+/* --label's text names VZ_DEFAULT_LABEL. */
+static const vz_opt selftest_opts[] = {
+	{"label", O_LABEL, "LABEL", N_("certificate on the token (default: vecozo-system)"),
+	 VZ_KEY_TEXT, NULL, NULL, 0, 0, VZ_DEFAULT_LABEL, NULL},
+	{"env", O_ENV, "tst|acc|prd",
+	 N_("VECOZO environment for the COV handshake (env VZP11_ENV)"), VZ_KEY_ENVNAME, NULL,
+	 "VZP11_ENV", 0, 0, NULL, NULL},
+	{"endpoint", O_ENDPOINT, "URL", N_("the COV endpoint itself, instead of --env"),
+	 VZ_KEY_HTTPS, "cov", NULL, 0, 0, NULL, NULL},
+	{"cacert", O_CACERT, "FILE",
+	 N_("trust only the CA certificates in FILE for the server\n"
+	    "(env VZP11_CACERT; default: the system store)"),
+	 VZ_KEY_TEXT, NULL, "VZP11_CACERT", 0, 0, "the system store", NULL},
+	{0},
+};
+
+static int cmd_selftest(vz_global *g, int argc, char **argv);
+
+/* The about text names MIN_DAYS. */
+const vz_command vz_cmd_selftest = {
+	.name = "selftest",
+	.run = cmd_selftest,
+	.synopsis = "selftest [--label LABEL] [--env tst|acc|prd | --endpoint URL] [--cacert FILE]",
+	.usage = N_("selftest [--label LABEL]\n"
+		    "                                     [--env tst|acc|prd | --endpoint URL] "
+		    "[--cacert FILE]"),
+	.about = N_(
+		"Check everything a COV or billing call needs, one line per check with pass or\n"
+		"fail and, on fail, what to do: the module loads, the token is there, the PIN is\n"
+		"accepted (read once, never retried), the key is sensitive and not extractable,\n"
+		"the chain is complete and valid now, at least 14 days are left, the key loads\n"
+		"through pkcs11-provider and signs a random challenge that the certificate's\n"
+		"public key verifies, in each scheme TLS may use (RSA: PKCS#1 v1.5 and PSS with\n"
+		"SHA-256; EC: ECDSA), and with an endpoint a real COV check over mutual TLS.\n"),
+	.opts = selftest_opts,
+	.notes = N_(
+		"Without --env, --endpoint or VZP11_ENV the COV handshake is skipped. It passes\n"
+		"when the TLS handshake completes; the line names VECOZO's answer (a Zoekresultaat\n"
+		"or the fault, such as Niet geauthenticeerd).\n"
+		"--json prints one object: {label, passed, checks: [{name, status, detail, fix}]}.\n"
+		"Exit: 0 every check passed (skipped ones aside), 1 a check failed, 2 usage error.\n"),
+};
+
 /* -1 after --help, 0 when the options are good, else the exit code. */
 static int parse(vz_global *g, int argc, char **argv, struct selftest *t)
 {
-	static const struct option longopts[] = {
-		VZ_GLOBAL_LONGOPTS,
-		{"label", required_argument, NULL, O_LABEL},
-		{"env", required_argument, NULL, O_ENV},
-		{"endpoint", required_argument, NULL, O_ENDPOINT},
-		{"cacert", required_argument, NULL, O_CACERT},
-		{NULL, 0, NULL, 0},
-	};
 	vz_err err = {0};
-	int c;
+	const char *arg;
+	int o;
 
-	for (c = vz_next_opt(g, argc, argv, "vq", longopts); c != -1;
-	     c = vz_next_opt(g, argc, argv, "vq", longopts)) {
-		if (c == OPT_HELP) {
-			selftest_usage(stdout);
-			return -1;
-		}
-		if (c == O_LABEL)
-			t->label = optarg;
-		else if (c == O_ENV)
-			t->env = optarg;
-		else if (c == O_ENDPOINT)
-			t->endpoint = optarg;
-		else if (c == O_CACERT)
-			t->cacert = optarg;
+	while ((o = vz_opt_next(g, &vz_cmd_selftest, argc, argv, &arg)) > 0) {
+		if (o == O_LABEL)
+			t->label = arg;
+		else if (o == O_ENV)
+			t->env = arg;
+		else if (o == O_ENDPOINT)
+			t->endpoint = arg;
 		else
-			return vz_usage("selftest", "unknown or incomplete option '%s'",
-					argv[optind - 1]);
+			t->cacert = arg;
 	}
+	if (o == VZ_OPT_HELP)
+		return -1;
+	if (o != VZ_OPT_END)
+		return vz_opt_stop(&vz_cmd_selftest, o, argv);
 	if (optind < argc)
 		return vz_usage("selftest", "unexpected argument '%s'", argv[optind]);
 	if (g->pin_source && vz_secret_check_source(g->pin_source, &err) != VZ_OK) {
@@ -682,9 +718,3 @@ static int cmd_selftest(vz_global *g, int argc, char **argv)
 	curl_global_cleanup();
 	return ret;
 }
-
-const vz_command vz_cmd_selftest = {
-	.name = "selftest",
-	.run = cmd_selftest,
-	.synopsis = "selftest [--label LABEL] [--env tst|acc|prd | --endpoint URL] [--cacert FILE]",
-};
