@@ -186,7 +186,7 @@ typedef enum vz_key_kind {
 } vz_key_kind;
 
 typedef struct vz_opt {
-	const char *name; /* the long option, without "--" */
+	const char *name; /* the long option, without "--"; "": a heading (help only) */
 	int id;		  /* what vz_opt_next() returns; a letter is also its short option */
 	const char *arg;  /* the value's name in --help ("LABEL"); NULL: takes no value */
 	const char *help; /* --help's text (N_()); a '\n' goes on at the text's column;
@@ -212,6 +212,9 @@ typedef struct vz_command {
 	const char *fmt_arg;  /* the %s of about and notes, if they have one */
 	bool in_order;	      /* stop at the first argument that is not an option */
 } vz_command;
+
+/* A line of --help between options (a heading over the ones after it). */
+#define VZ_OPT_HEADING(text) VZ_OPT("", 0, NULL, text)
 
 /* An option that is no configuration key. */
 #define VZ_OPT(name, id, arg, help) {name, id, arg, help, VZ_KEY_NONE, NULL, NULL, 0, 0, NULL, NULL}

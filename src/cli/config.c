@@ -67,7 +67,7 @@ static struct key *key_of(const char *section, const char *name)
 /* The keys of a table: cmd_bit 0 for the global options. */
 static void add_keys(const vz_opt *opts, unsigned cmd_bit)
 {
-	for (const vz_opt *o = opts; o->name; o++) {
+	for (const vz_opt *o = opts; o && o->name; o++) {
 		struct key *k;
 
 		if (o->key == VZ_KEY_NONE)

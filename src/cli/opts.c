@@ -141,8 +141,8 @@ static bool add_opts(const vz_opt *opts, struct option *lo, size_t *n, char *so,
 {
 	for (const vz_opt *o = opts; o && o->name; o++) {
 		/* --version is shown with the global options, but is the
-		 * program's (main.c), not a command's */
-		if (opts == vz_global_opts && o->id == OPT_VERSION)
+		 * program's (main.c), not a command's; a heading is no option */
+		if ((opts == vz_global_opts && o->id == OPT_VERSION) || !o->name[0])
 			continue;
 		if (*n + 1 >= MAX_OPTS || *ns + 3 >= MAX_OPTS)
 			return false;
@@ -193,7 +193,7 @@ int vz_opt_stop(const vz_command *c, int r, char **argv)
 const vz_opt *vz_opt_find(const vz_command *c, int id)
 {
 	for (const vz_opt *o = c->opts; o && o->name; o++)
-		if (o->id == id)
+		if (o->name[0] && o->id == id)
 			return o;
 	return NULL;
 }
@@ -229,7 +229,7 @@ void vz_opt_print(FILE *f, const vz_opt *opts)
 	for (const vz_opt *o = opts; o && o->name; o++) {
 		int w = left_side(o, left, sizeof(left)) + 2;
 
-		if (o->help && w > col && w <= HELP_COLUMN_MAX)
+		if (o->name[0] && o->help && w > col && w <= HELP_COLUMN_MAX)
 			col = w;
 	}
 	for (const vz_opt *o = opts; o && o->name; o++) {
@@ -238,6 +238,10 @@ void vz_opt_print(FILE *f, const vz_opt *opts)
 
 		if (!o->help)
 			continue;
+		if (!o->name[0]) {
+			fprintf(f, "%s\n", _(o->help));
+			continue;
+		}
 		w = left_side(o, left, sizeof(left));
 		fputs(left, f);
 		text = _(o->help);

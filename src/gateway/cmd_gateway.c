@@ -93,12 +93,12 @@ static const vz_opt gateway_opts[] = {
 	{"max-clients", O_MAX_CLIENTS, "N",
 	 N_("client connections per listen address (default 256)"), VZ_KEY_NUM, "gateway", NULL, 1,
 	 100000, "256", N_("--max-clients wants a number from 1 to 100000")},
-	/* who may use the token's key: the access policy's options */
+	VZ_OPT_HEADING(N_("Who may use the token's key through the gateway (the log's first lines say "
+			  "it):")),
 	{"clients", O_CLIENTS, "DIR",
-	 N_("who may use the token's key through the gateway (the log's\n"
-	    "first lines say it): HTTPS on TCP addresses for clients with a\n"
-	    "certificate from the client CA that 'vzp11 clients init' made\n"
-	    "in DIR (its ca.crt, ca.crl, server.crt and server.key)"),
+	 N_("HTTPS on TCP addresses for clients with a certificate from\n"
+	    "the client CA that 'vzp11 clients init' made in DIR (its\n"
+	    "ca.crt, ca.crl, server.crt and server.key)"),
 	 VZ_KEY_TEXT, "gateway", NULL, 0, 0, NULL, NULL},
 	/* the four below read as one sentence down the column */
 	VZ_OPT("client-ca", O_CLIENT_CA, "FILE",
