@@ -15,37 +15,6 @@
 
 #define MAX_P12 (10 * 1024 * 1024)
 
-static void import_usage(FILE *f)
-{
-	fprintf(f,
-		_("Usage: vzp11 [GLOBAL OPTIONS] import FILE.p12 [--password-source SRC] [--label LABEL]\n"
-		  "                                  [--replace] [--allow-personal]\n"
-		  "                                  [--unwrap | --use-token-key]\n"
-		  "Import a VECOZO system certificate with its private key and chain from a\n"
-		  "PKCS#12 (.pfx/.p12) file onto the token. The key is stored sensitive and not\n"
-		  "extractable and may only sign; if any write fails, everything written is\n"
-		  "removed again. A token that refuses a private key in the clear (an HSM in\n"
-		  "FIPS mode) gets it wrapped: a session AES key on the token, the key wrapped\n"
-		  "with it on the host, C_UnwrapKey on the token.\n"
-		  "  --password-source SRC  the file's password: env:VAR, file:PATH (mode 0600),\n"
-		  "                         fd:N, stdin or prompt (default on a terminal)\n"
-		  "  --label LABEL          label on the token (default: %s)\n"
-		  "  --replace              put this certificate in place of another one with the\n"
-		  "                         same label; the old objects go only after the new ones\n"
-		  "                         are written\n"
-		  "  --allow-personal       import a personal certificate anyway (COV and billing\n"
-		  "                         need the system certificate)\n"
-		  "  --unwrap               always bring the key wrapped (C_UnwrapKey), never in the\n"
-		  "                         clear (C_CreateObject)\n"
-		  "  --use-token-key        take no key from the file: adopt the private key already\n"
-		  "                         on the token whose public key is the certificate's,\n"
-		  "                         whatever its label and CKA_ID (a TPM 2.0 after\n"
-		  "                         'tpm2_ptool import'): it gets the label and CKA_ID, is\n"
-		  "                         made sensitive and not extractable, and the\n"
-		  "                         certificate, public key and chain are written\n"),
-		VZ_DEFAULT_LABEL);
-}
-
 /* The whole file in memory (a .pfx is small); wiped by the caller. */
 static vz_rv read_whole(const char *path, unsigned char **out, size_t *len, vz_err *err)
 {
@@ -685,50 +654,93 @@ vz_rv vz_import_check(const vz_store *st, const struct vz_import_src *src,
 	return VZ_OK;
 }
 
+enum {
+	O_PASSWORD_SOURCE = 1,
+	O_LABEL,
+	O_REPLACE,
+	O_ALLOW_PERSONAL,
+	O_UNWRAP,
+	O_USE_TOKEN_KEY
+};
+
+static const vz_opt import_opts[] = {
+	VZ_OPT("password-source", O_PASSWORD_SOURCE, "SRC",
+	       N_("the file's password: env:VAR, file:PATH (mode 0600),\n"
+		  "fd:N, stdin or prompt (default on a terminal)")),
+	{"label", O_LABEL, "LABEL", N_("label on the token (default: vecozo-system)"), VZ_KEY_TEXT,
+	 NULL, NULL, 0, 0, VZ_DEFAULT_LABEL, NULL},
+	VZ_OPT("replace", O_REPLACE, NULL,
+	       N_("put this certificate in place of another one with the\n"
+		  "same label; the old objects go only after the new ones\n"
+		  "are written")),
+	VZ_OPT("allow-personal", O_ALLOW_PERSONAL, NULL,
+	       N_("import a personal certificate anyway (COV and billing\n"
+		  "need the system certificate)")),
+	VZ_OPT("unwrap", O_UNWRAP, NULL,
+	       N_("always bring the key wrapped (C_UnwrapKey), never in the\n"
+		  "clear (C_CreateObject)")),
+	VZ_OPT("use-token-key", O_USE_TOKEN_KEY, NULL,
+	       N_("take no key from the file: adopt the private key already\n"
+		  "on the token whose public key is the certificate's,\n"
+		  "whatever its label and CKA_ID (a TPM 2.0 after\n"
+		  "'tpm2_ptool import'): it gets the label and CKA_ID, is\n"
+		  "made sensitive and not extractable, and the\n"
+		  "certificate, public key and chain are written")),
+	{0},
+};
+
+static int cmd_import(vz_global *g, int argc, char **argv);
+
+const vz_command vz_cmd_import = {
+	.name = "import",
+	.run = cmd_import,
+	.synopsis =
+		"import FILE.p12 [--password-source SRC] [--label LABEL] [--replace] [--allow-personal]",
+	.usage = N_("import FILE.p12 [--password-source SRC] [--label LABEL]\n"
+		    "                                  [--replace] [--allow-personal]\n"
+		    "                                  [--unwrap | --use-token-key]"),
+	.about = N_("Import a VECOZO system certificate with its private key and chain from a\n"
+		    "PKCS#12 (.pfx/.p12) file onto the token. The key is stored sensitive and not\n"
+		    "extractable and may only sign; if any write fails, everything written is\n"
+		    "removed again. A token that refuses a private key in the clear (an HSM in\n"
+		    "FIPS mode) gets it wrapped: a session AES key on the token, the key wrapped\n"
+		    "with it on the host, C_UnwrapKey on the token.\n"),
+	.opts = import_opts,
+};
+
+/* -1 after --help, 0 when the options are good, else the exit code. */
 static int parse_args(vz_global *g, int argc, char **argv, struct vz_import_opts *o)
 {
-	static const struct option longopts[] = {
-		VZ_GLOBAL_LONGOPTS,
-		{"password-source", required_argument, NULL, 'p'},
-		{"label", required_argument, NULL, 'l'},
-		{"replace", no_argument, NULL, 'r'},
-		{"allow-personal", no_argument, NULL, 'a'},
-		{"unwrap", no_argument, NULL, 'u'},
-		{"use-token-key", no_argument, NULL, 'k'},
-		{NULL, 0, NULL, 0},
-	};
 	vz_err err = {0};
-	int c;
+	const char *arg;
+	int id;
 
-	for (c = vz_next_opt(g, argc, argv, "vq", longopts); c != -1;
-	     c = vz_next_opt(g, argc, argv, "vq", longopts)) {
-		switch (c) {
-		case 'p':
-			o->password_source = optarg;
+	while ((id = vz_opt_next(g, &vz_cmd_import, argc, argv, &arg)) > 0) {
+		switch (id) {
+		case O_PASSWORD_SOURCE:
+			o->password_source = arg;
 			break;
-		case 'l':
-			o->label = optarg;
+		case O_LABEL:
+			o->label = arg;
 			break;
-		case 'r':
+		case O_REPLACE:
 			o->replace = true;
 			break;
-		case 'a':
+		case O_ALLOW_PERSONAL:
 			o->allow_personal = true;
 			break;
-		case 'u':
+		case O_UNWRAP:
 			o->unwrap = true;
 			break;
-		case 'k':
+		case O_USE_TOKEN_KEY:
 			o->use_token_key = true;
 			break;
-		case OPT_HELP:
-			import_usage(stdout);
-			return -1;
-		default:
-			return vz_usage("import", "unknown or incomplete option '%s'",
-					argv[optind - 1]);
 		}
 	}
+	if (id == VZ_OPT_HELP)
+		return -1;
+	if (id != VZ_OPT_END)
+		return vz_opt_stop(&vz_cmd_import, id, argv);
 	if (optind + 1 != argc)
 		return vz_usage("import", optind == argc ? _("FILE.p12 is missing")
 							 : _("too many arguments"));
@@ -806,9 +818,3 @@ out:
 	vz_import_src_free(&src);
 	return ret;
 }
-
-const vz_command vz_cmd_import = {
-	.name = "import",
-	.run = cmd_import,
-	.synopsis = "import FILE.p12 [--password-source SRC] [--label LABEL] [--replace] [--allow-personal]",
-};

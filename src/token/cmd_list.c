@@ -6,18 +6,6 @@
 #include "cli/cli.h"
 #include "token/token.h"
 
-static void list_usage(FILE *f)
-{
-	fprintf(f,
-		_("Usage: vzp11 [GLOBAL OPTIONS] list [--public]\n"
-		  "List every certificate that has a private key on the token: label, subject,\n"
-		  "expiry date, days left and key type; expired ones are marked. --json gives an\n"
-		  "array of objects (see README).\n"
-		  "  --public   only the certificates the token shows without a login (not a CA's):\n"
-		  "             label, subject and expiry; never asks for or sends a PIN, whatever\n"
-		  "             the PIN source (what shell completion uses)\n"));
-}
-
 /* Certificates (not a CA's) the token shows without a login. */
 static void list_public(const vz_global *g, const vz_store *st)
 {
@@ -46,29 +34,47 @@ static void list_public(const vz_global *g, const vz_store *st)
 		json_decref(arr);
 }
 
+enum {
+	O_PUBLIC = 1
+};
+
+static const vz_opt list_opts[] = {
+	VZ_OPT("public", O_PUBLIC, NULL,
+	       N_("only the certificates the token shows without a login (not a CA's):\n"
+		  "label, subject and expiry; never asks for or sends a PIN, whatever\n"
+		  "the PIN source (what shell completion uses)")),
+	{0},
+};
+
+static int cmd_list(vz_global *g, int argc, char **argv);
+
+const vz_command vz_cmd_list = {
+	.name = "list",
+	.run = cmd_list,
+	.synopsis = "list",
+	.usage = N_("list [--public]"),
+	.about =
+		N_("List every certificate that has a private key on the token: label, subject,\n"
+		   "expiry date, days left and key type; expired ones are marked. --json gives an\n"
+		   "array of objects (see README).\n"),
+	.opts = list_opts,
+};
+
 static int cmd_list(vz_global *g, int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		VZ_GLOBAL_LONGOPTS, {"public", no_argument, NULL, 'P'}, {NULL, 0, NULL, 0}};
 	bool public = false;
 	vz_token tk;
 	vz_store *st = NULL;
 	vz_err err = {0};
+	const char *arg;
 	vz_rv r;
-	int c;
+	int o;
 
-	for (c = vz_next_opt(g, argc, argv, "vq", longopts); c != -1;
-	     c = vz_next_opt(g, argc, argv, "vq", longopts)) {
-		if (c == OPT_HELP) {
-			list_usage(stdout);
-			return VZ_EXIT_OK;
-		}
-		if (c == 'P') {
-			public = true;
-			continue;
-		}
-		return vz_usage("list", "unknown or incomplete option '%s'", argv[optind - 1]);
-	}
+	while ((o = vz_opt_next(g, &vz_cmd_list, argc, argv, &arg)) > 0)
+		if (o == O_PUBLIC)
+	public = true;
+	if (o != VZ_OPT_END)
+		return vz_opt_stop(&vz_cmd_list, o, argv);
 	if (optind < argc)
 		return vz_usage("list", "unexpected argument '%s'", argv[optind]);
 	r = vz_token_open(g, false, !public, &tk, &err);
@@ -101,9 +107,3 @@ static int cmd_list(vz_global *g, int argc, char **argv)
 	vz_token_close(&tk);
 	return vz_exit_code(r);
 }
-
-const vz_command vz_cmd_list = {
-	.name = "list",
-	.run = cmd_list,
-	.synopsis = "list",
-};

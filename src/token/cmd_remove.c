@@ -8,14 +8,6 @@
 #include "token/token.h"
 #include "cli/cli.h"
 
-static void remove_usage(FILE *f)
-{
-	fprintf(f, _("Usage: vzp11 [GLOBAL OPTIONS] remove LABEL [--yes]\n"
-		     "Delete the private key, public key and certificate with this label, and the\n"
-		     "CA certificates no other certificate on the token uses.\n"
-		     "  -y, --yes   do not ask; needed when there is no terminal\n"));
-}
-
 /* Asks on the terminal; anything but y/yes (or the translation's word for
  * them, j/ja in Dutch) is no. */
 static bool confirm(const char *label, const char *token)
@@ -159,7 +151,8 @@ static vz_rv destroy_planned(vz_token *tk, const vz_store *st, const char *label
 		vz_err_from_tok(err, &te, r);
 		used = strlen(err->msg);
 		if (!x || tok_txn_abort(x, &ae) == TOK_OK)
-			snprintf(err->msg + used, sizeof(err->msg) - used, _("; nothing was removed"));
+			snprintf(err->msg + used, sizeof(err->msg) - used,
+				 _("; nothing was removed"));
 		else
 			snprintf(err->msg + used, sizeof(err->msg) - used, "; %s", ae.msg);
 		return VZ_FAIL;
@@ -247,11 +240,26 @@ static void print_removed(const vz_global *g, const vz_token *tk, const char *la
 	       label, token, p->n_key, p->n_pub, p->n_cert, p->n_ca);
 }
 
+static const vz_opt remove_opts[] = {
+	VZ_OPT("yes", 'y', NULL, N_("do not ask; needed when there is no terminal")),
+	{0},
+};
+
+static int cmd_remove(vz_global *g, int argc, char **argv);
+
+const vz_command vz_cmd_remove = {
+	.name = "remove",
+	.run = cmd_remove,
+	.synopsis = "remove LABEL [--yes]",
+	.usage = N_("remove LABEL [--yes]"),
+	.about = N_("Delete the private key, public key and certificate with this label, and the\n"
+		    "CA certificates no other certificate on the token uses.\n"),
+	.opts = remove_opts,
+};
+
 static int cmd_remove(vz_global *g, int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		VZ_GLOBAL_LONGOPTS, {"yes", no_argument, NULL, 'y'}, {NULL, 0, NULL, 0}};
-	const char *label;
+	const char *label, *arg;
 	bool yes = false;
 	vz_token tk;
 	vz_store *st = NULL;
@@ -259,20 +267,13 @@ static int cmd_remove(vz_global *g, int argc, char **argv)
 	struct plan plan;
 	int ret = VZ_EXIT_FAIL, lock = -1;
 	vz_rv r;
-	int c;
+	int o;
 
-	for (c = vz_next_opt(g, argc, argv, "vqy", longopts); c != -1;
-	     c = vz_next_opt(g, argc, argv, "vqy", longopts)) {
-		if (c == 'y') {
+	while ((o = vz_opt_next(g, &vz_cmd_remove, argc, argv, &arg)) > 0)
+		if (o == 'y')
 			yes = true;
-			continue;
-		}
-		if (c == OPT_HELP) {
-			remove_usage(stdout);
-			return VZ_EXIT_OK;
-		}
-		return vz_usage("remove", "unknown or incomplete option '%s'", argv[optind - 1]);
-	}
+	if (o != VZ_OPT_END)
+		return vz_opt_stop(&vz_cmd_remove, o, argv);
 	if (optind + 1 != argc)
 		return vz_usage("remove",
 				optind == argc ? "LABEL is missing" : "too many arguments");
@@ -320,9 +321,3 @@ out:
 	vz_toklock_release(lock);
 	return ret;
 }
-
-const vz_command vz_cmd_remove = {
-	.name = "remove",
-	.run = cmd_remove,
-	.synopsis = "remove LABEL [--yes]",
-};

@@ -5,18 +5,27 @@
 #include "cli/cli.h"
 #include "token/token.h"
 
-static void show_usage(FILE *f)
-{
-	fprintf(f,
-		_("Usage: vzp11 [GLOBAL OPTIONS] show LABEL\n"
-		  "Show the certificate with this label in full: subject, issuer, serial,\n"
-		  "validity, kind, the key's attributes as read from the token, URIs and chain.\n"));
-}
+/* show takes only the global options. */
+static const vz_opt show_opts[] = {
+	{0},
+};
+
+static int cmd_show(vz_global *g, int argc, char **argv);
+
+const vz_command vz_cmd_show = {
+	.name = "show",
+	.run = cmd_show,
+	.synopsis = "show LABEL",
+	.usage = N_("show LABEL"),
+	.about = N_(
+		"Show the certificate with this label in full: subject, issuer, serial,\n"
+		"validity, kind, the key's attributes as read from the token, URIs and chain.\n"),
+	.opts = show_opts,
+};
 
 static int cmd_show(vz_global *g, int argc, char **argv)
 {
-	static const struct option longopts[] = {VZ_GLOBAL_LONGOPTS, {NULL, 0, NULL, 0}};
-	const char *label;
+	const char *label, *arg;
 	vz_token tk;
 	vz_store *st = NULL;
 	vz_err err = {0};
@@ -24,16 +33,12 @@ static int cmd_show(vz_global *g, int argc, char **argv)
 	size_t shown = 0, tied, others = 0;
 	int ret = VZ_EXIT_OK;
 	vz_rv r;
-	int c;
+	int o;
 
-	for (c = vz_next_opt(g, argc, argv, "vq", longopts); c != -1;
-	     c = vz_next_opt(g, argc, argv, "vq", longopts)) {
-		if (c == OPT_HELP) {
-			show_usage(stdout);
-			return VZ_EXIT_OK;
-		}
-		return vz_usage("show", "unknown or incomplete option '%s'", argv[optind - 1]);
-	}
+	/* show has no options of its own: the first result ends the parsing */
+	o = vz_opt_next(g, &vz_cmd_show, argc, argv, &arg);
+	if (o != VZ_OPT_END)
+		return vz_opt_stop(&vz_cmd_show, o, argv);
 	if (optind + 1 != argc)
 		return vz_usage("show",
 				optind == argc ? _("LABEL is missing") : _("too many arguments"));
@@ -82,9 +87,3 @@ static int cmd_show(vz_global *g, int argc, char **argv)
 	vz_token_close(&tk);
 	return ret;
 }
-
-const vz_command vz_cmd_show = {
-	.name = "show",
-	.run = cmd_show,
-	.synopsis = "show LABEL",
-};

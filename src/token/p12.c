@@ -69,18 +69,10 @@ static vz_rv check_mac(PKCS12 *p12, const char *pass, size_t pass_len, vz_err *e
 	return VZ_FAIL;
 }
 
-vz_rv vz_p12_parse(const unsigned char *der, size_t len, const char *pass, size_t pass_len,
-		   vz_p12 **out, vz_err *err)
+/* A file of 0 bytes or over 10 MiB is no certificate export: refused
+ * before OpenSSL reads it. */
+static vz_rv check_size(size_t len, vz_err *err)
 {
-	const unsigned char *q = der;
-	OSSL_LIB_CTX *prev = NULL;
-	bool swapped = false;
-	PKCS12 *p12 = NULL;
-	X509 *cert = NULL;
-	STACK_OF(X509) *ca = NULL;
-	vz_p12 *p;
-	vz_rv ret = VZ_FAIL;
-
 	if (len == 0) {
 		vz_err_set(err, "the file is empty");
 		vz_err_hint(
@@ -92,11 +84,13 @@ vz_rv vz_p12_parse(const unsigned char *der, size_t len, const char *pass, size_
 		vz_err_set(err, "the file is larger than 10 MiB; it is not a certificate export");
 		return VZ_FAIL;
 	}
-	p = calloc(1, sizeof(*p));
-	if (!p) {
-		vz_err_set(err, "out of memory");
-		return VZ_FAIL;
-	}
+	return VZ_OK;
+}
+
+/* p's own library context with the default provider (required) and the
+ * legacy one (if installed: RC2-40 and 3DES exports need it). */
+static vz_rv load_providers(vz_p12 *p, vz_err *err)
+{
 	p->libctx = OSSL_LIB_CTX_new();
 	if (p->libctx) {
 		p->prov_default = OSSL_PROVIDER_load(p->libctx, "default");
@@ -105,60 +99,73 @@ vz_rv vz_p12_parse(const unsigned char *der, size_t len, const char *pass, size_
 	if (!p->prov_default) {
 		vz_err_set(err, "cannot load OpenSSL's default provider");
 		vz_err_openssl(err);
-		goto out;
+		return VZ_FAIL;
 	}
-	/* Only for this parse: the legacy ciphers stay out of the global context. */
-	prev = OSSL_LIB_CTX_set0_default(p->libctx);
-	swapped = true;
-	p12 = d2i_PKCS12(NULL, &q, (long)len);
+	return VZ_OK;
+}
+
+/* The whole of der is one PKCS#12 structure, or the file is not an export. */
+static vz_rv decode_pkcs12(const unsigned char *der, size_t len, PKCS12 **out, vz_err *err)
+{
+	const unsigned char *q = der;
+	PKCS12 *p12 = d2i_PKCS12(NULL, &q, (long)len);
+
 	if (!p12 || (size_t)(q - der) != len) {
+		PKCS12_free(p12);
 		vz_err_set(err, "this is not a PKCS#12 (.pfx/.p12) file, or it is truncated or "
 				"damaged");
 		vz_err_hint(
 			err,
 			"export the system certificate again as .pfx/.p12 with its private key");
 		ERR_clear_error();
-		goto out;
+		return VZ_FAIL;
 	}
-	ret = check_mac(p12, pass, pass_len, err);
-	if (ret != VZ_OK)
-		goto out;
-	ret = VZ_FAIL;
-	if (!PKCS12_parse(p12, pass, &p->key, &cert, &ca)) {
-		if (!p->prov_legacy && last_error_is(ERR_LIB_EVP, EVP_R_UNSUPPORTED_ALGORITHM)) {
-			vz_err_set(err,
-				   "the file uses legacy encryption and OpenSSL's legacy provider "
-				   "is not installed");
-			vz_err_hint(err,
-				    "install the OpenSSL legacy provider (Debian: libssl3), or "
-				    "export again with AES-256");
-		} else if (!PKCS12_mac_present(p12)) {
-			vz_err_set(err,
-				   "the file cannot be decrypted: the password is wrong or the "
-				   "file is damaged");
-			vz_err_hint(err,
-				    "check the password; if it is right, export the certificate "
-				    "again");
-			ret = VZ_BAD_PASSWORD;
-		} else {
-			vz_err_set(err, "the file's contents cannot be decrypted or read");
-			vz_err_openssl(err);
-			vz_err_hint(err, "export the certificate again");
-		}
-		ERR_clear_error();
-		goto out;
+	*out = p12;
+	return VZ_OK;
+}
+
+/* Why PKCS12_parse() failed after the MAC (if any) matched: a missing
+ * legacy provider, a wrong password (only a file without a MAC can still
+ * have one), or a damaged file. */
+static vz_rv explain_parse_failure(const vz_p12 *p, PKCS12 *p12, vz_err *err)
+{
+	vz_rv ret = VZ_FAIL;
+
+	if (!p->prov_legacy && last_error_is(ERR_LIB_EVP, EVP_R_UNSUPPORTED_ALGORITHM)) {
+		vz_err_set(err, "the file uses legacy encryption and OpenSSL's legacy provider "
+				"is not installed");
+		vz_err_hint(err, "install the OpenSSL legacy provider (Debian: libssl3), or "
+				 "export again with AES-256");
+	} else if (!PKCS12_mac_present(p12)) {
+		vz_err_set(err, "the file cannot be decrypted: the password is wrong or the "
+				"file is damaged");
+		vz_err_hint(err, "check the password; if it is right, export the certificate "
+				 "again");
+		ret = VZ_BAD_PASSWORD;
+	} else {
+		vz_err_set(err, "the file's contents cannot be decrypted or read");
+		vz_err_openssl(err);
+		vz_err_hint(err, "export the certificate again");
 	}
+	ERR_clear_error();
+	return ret;
+}
+
+/* p->certs gets the key's certificate first, then the file's others, taken
+ * out of *cert and ca; what is left there is the caller's to free. */
+static vz_rv collect_certs(vz_p12 *p, X509 **cert, STACK_OF(X509) *ca, vz_err *err)
+{
 	p->certs = sk_X509_new_null();
 	if (!p->certs) {
 		vz_err_set(err, "out of memory");
-		goto out;
+		return VZ_FAIL;
 	}
-	if (cert) {
-		if (!sk_X509_push(p->certs, cert)) {
+	if (*cert) {
+		if (!sk_X509_push(p->certs, *cert)) {
 			vz_err_set(err, "out of memory");
-			goto out;
+			return VZ_FAIL;
 		}
-		cert = NULL;
+		*cert = NULL;
 	}
 	while (ca && sk_X509_num(ca) > 0) {
 		X509 *c = sk_X509_shift(ca);
@@ -166,12 +173,51 @@ vz_rv vz_p12_parse(const unsigned char *der, size_t len, const char *pass, size_
 		if (!sk_X509_push(p->certs, c)) {
 			X509_free(c);
 			vz_err_set(err, "out of memory");
-			goto out;
+			return VZ_FAIL;
 		}
 	}
+	return VZ_OK;
+}
+
+vz_rv vz_p12_parse(const unsigned char *der, size_t len, const char *pass, size_t pass_len,
+		   vz_p12 **out, vz_err *err)
+{
+	OSSL_LIB_CTX *prev = NULL;
+	bool swapped = false;
+	PKCS12 *p12 = NULL;
+	X509 *cert = NULL;
+	STACK_OF(X509) *ca = NULL;
+	vz_p12 *p;
+	vz_rv ret;
+
+	ret = check_size(len, err);
+	if (ret != VZ_OK)
+		return ret;
+	p = calloc(1, sizeof(*p));
+	if (!p) {
+		vz_err_set(err, "out of memory");
+		return VZ_FAIL;
+	}
+	ret = load_providers(p, err);
+	if (ret != VZ_OK)
+		goto out;
+	/* Only for this parse: the legacy ciphers stay out of the global context. */
+	prev = OSSL_LIB_CTX_set0_default(p->libctx);
+	swapped = true;
+	ret = decode_pkcs12(der, len, &p12, err);
+	if (ret == VZ_OK)
+		ret = check_mac(p12, pass, pass_len, err);
+	if (ret != VZ_OK)
+		goto out;
+	if (!PKCS12_parse(p12, pass, &p->key, &cert, &ca)) {
+		ret = explain_parse_failure(p, p12, err);
+		goto out;
+	}
+	ret = collect_certs(p, &cert, ca, err);
+	if (ret != VZ_OK)
+		goto out;
 	*out = p;
 	p = NULL;
-	ret = VZ_OK;
 out:
 	if (swapped)
 		OSSL_LIB_CTX_set0_default(prev);
