@@ -20,41 +20,6 @@
 /* How long a batch waits for a token that went away to come back. */
 #define TOKEN_WAIT_MS 120000L
 
-static void cov_usage(FILE *f)
-{
-	fprintf(f,
-		_("Usage: vzp11 [GLOBAL OPTIONS] cov --bsn BSN --birthdate YYYY-MM-DD [--date YYYY-MM-DD]\n"
-		  "                                [--reference REF] [OPTIONS]\n"
-		  "       vzp11 [GLOBAL OPTIONS] cov --stdin [OPTIONS]\n"
-		  "       vzp11 [GLOBAL OPTIONS] cov --batch FILE.csv|- [--out FILE] [--jobs N] [OPTIONS]\n"
-		  "Check insurance (COV, VZ801/802) at VECOZO with the system certificate on the token.\n"
-		  "  --bsn BSN              the person's BSN: 9 digits that pass the eleven-test. Every\n"
-		  "                         user of this machine can read a command line: prefer --stdin\n"
-		  "  --birthdate DATE       birth date, YYYY-MM-DD\n"
-		  "  --date DATE            the date the insurance is checked for (default: today)\n"
-		  "  --reference REF        your own reference (at most 80 characters), echoed back\n"
-		  "  --stdin                read one check from standard input, one line:\n"
-		  "                         bsn,birthdate[,date][,reference]\n"
-		  "  --batch FILE.csv|-     header bsn,birthdate[,date][,reference] (',' or ';');\n"
-		  "                         - reads standard input\n"
-		  "  --out FILE             write the batch result here (mode 0600) instead of stdout\n"
-		  "  --jobs N               parallel requests, 1..32 (default 4)\n"
-		  "  --agb CODE             the practice's 8-digit AGB code (env VZP11_AGB)\n"
-		  "  --label LABEL          certificate on the token (default: %s)\n"
-		  "  --env tst|acc|prd      VECOZO environment (env VZP11_ENV)\n"
-		  "  --endpoint URL         the COV endpoint itself, instead of --env\n"
-		  "  --cacert FILE          trust only the CA certificates in FILE for the server\n"
-		  "                         (env VZP11_CACERT; default: the system store)\n"
-		  "  --retries N            extra tries after a transient failure, 0..10 (default 3)\n"
-		  "  --timeout SECONDS      limit for one request (default 30)\n"
-		  "  --connect-timeout SECONDS  limit for connecting (default 10)\n"
-		  "  --max-response BYTES   largest response accepted (default 4194304)\n"
-		  "Output: plain text, or with --json the object described in the README; a batch\n"
-		  "writes CSV (or a JSON array) with exactly one row per input line, in input order.\n"
-		  "Exit: 0 the check(s) succeeded (found or not), 1 a check failed, 2 usage error.\n"),
-		VZ_DEFAULT_LABEL);
-}
-
 struct cov_opts {
 	const char *bsn, *birthdate, *date, *reference;
 	const char *batch, *out;
@@ -80,86 +45,112 @@ enum {
 	O_RETRIES,
 	O_TIMEOUT,
 	O_CTIMEOUT,
-	O_MAXRESP
+	O_MAXRESP,
+	N_O
 };
 
-static const struct option longopts[] = {
-	VZ_GLOBAL_LONGOPTS,
-	{"bsn", required_argument, NULL, O_BSN},
-	{"birthdate", required_argument, NULL, O_BIRTH},
-	{"date", required_argument, NULL, O_DATE},
-	{"reference", required_argument, NULL, O_REF},
-	{"stdin", no_argument, NULL, O_STDIN},
-	{"batch", required_argument, NULL, O_BATCH},
-	{"out", required_argument, NULL, O_OUT},
-	{"jobs", required_argument, NULL, O_JOBS},
-	{"agb", required_argument, NULL, O_AGB},
-	{"label", required_argument, NULL, O_LABEL},
-	{"env", required_argument, NULL, O_ENV},
-	{"endpoint", required_argument, NULL, O_ENDPOINT},
-	{"cacert", required_argument, NULL, O_CACERT},
-	{"retries", required_argument, NULL, O_RETRIES},
-	{"timeout", required_argument, NULL, O_TIMEOUT},
-	{"connect-timeout", required_argument, NULL, O_CTIMEOUT},
-	{"max-response", required_argument, NULL, O_MAXRESP},
-	{NULL, 0, NULL, 0},
+static const vz_opt cov_opts[] = {
+	VZ_OPT("bsn", O_BSN, "BSN",
+	       N_("the person's BSN: 9 digits that pass the eleven-test. Every\n"
+		  "user of this machine can read a command line: prefer --stdin")),
+	VZ_OPT("birthdate", O_BIRTH, "DATE", N_("birth date, YYYY-MM-DD")),
+	VZ_OPT("date", O_DATE, "DATE",
+	       N_("the date the insurance is checked for (default: today)")),
+	VZ_OPT("reference", O_REF, "REF",
+	       N_("your own reference (at most 80 characters), echoed back")),
+	VZ_OPT("stdin", O_STDIN, NULL,
+	       N_("read one check from standard input, one line:\n"
+		  "bsn,birthdate[,date][,reference]")),
+	VZ_OPT("batch", O_BATCH, "FILE.csv|-",
+	       N_("header bsn,birthdate[,date][,reference] (',' or ';');\n"
+		  "- reads standard input")),
+	VZ_OPT("out", O_OUT, "FILE",
+	       N_("write the batch result here (mode 0600) instead of stdout")),
+	{"jobs", O_JOBS, "N", N_("parallel requests, 1..32 (default 4)"), VZ_KEY_NUM, "cov", NULL,
+	 1, 32, "4", N_("--jobs takes a number from 1 to 32")},
+	{"agb", O_AGB, "CODE", N_("the practice's 8-digit AGB code (env VZP11_AGB)"), VZ_KEY_TEXT,
+	 "cov", "VZP11_AGB", 0, 0, NULL, NULL},
+	/* the default is VZ_DEFAULT_LABEL: an option's help has no %s */
+	{"label", O_LABEL, "LABEL", N_("certificate on the token (default: vecozo-system)"),
+	 VZ_KEY_TEXT, NULL, NULL, 0, 0, VZ_DEFAULT_LABEL, NULL},
+	{"env", O_ENV, "tst|acc|prd", N_("VECOZO environment (env VZP11_ENV)"), VZ_KEY_ENVNAME,
+	 NULL, "VZP11_ENV", 0, 0, NULL, NULL},
+	{"endpoint", O_ENDPOINT, "URL", N_("the COV endpoint itself, instead of --env"),
+	 VZ_KEY_HTTPS, "cov", NULL, 0, 0, NULL, NULL},
+	{"cacert", O_CACERT, "FILE",
+	 N_("trust only the CA certificates in FILE for the server\n"
+	    "(env VZP11_CACERT; default: the system store)"),
+	 VZ_KEY_TEXT, NULL, "VZP11_CACERT", 0, 0, "the system store", NULL},
+	{"retries", O_RETRIES, "N", N_("extra tries after a transient failure, 0..10 (default 3)"),
+	 VZ_KEY_NUM, "cov", NULL, 0, 10, "3", N_("--retries takes a number from 0 to 10")},
+	{"timeout", O_TIMEOUT, "SECONDS", N_("limit for one request (default 30)"), VZ_KEY_NUM,
+	 "cov", NULL, 1, 600, "30", N_("--timeout takes seconds, 1 to 600")},
+	{"connect-timeout", O_CTIMEOUT, "SECONDS", N_("limit for connecting (default 10)"),
+	 VZ_KEY_NUM, "cov", NULL, 1, 120, "10", N_("--connect-timeout takes seconds, 1 to 120")},
+	{"max-response", O_MAXRESP, "BYTES", N_("largest response accepted (default 4194304)"),
+	 VZ_KEY_NONE, NULL, NULL, 1024, 1L << 30, NULL,
+	 N_("--max-response takes bytes, 1024 to 1073741824")},
+	{0},
 };
 
-/* A numeric option in its range; 0 or a usage exit. */
-static int number_opt(int c, const char *arg, struct cov_opts *o)
-{
-	static const struct {
-		int opt;
-		long lo, hi;
-		const char *msg;
-	} ranges[] = {
-		{O_JOBS, 1, 32, "--jobs takes a number from 1 to 32"},
-		{O_RETRIES, 0, 10, "--retries takes a number from 0 to 10"},
-		{O_TIMEOUT, 1, 600, "--timeout takes seconds, 1 to 600"},
-		{O_CTIMEOUT, 1, 120, "--connect-timeout takes seconds, 1 to 120"},
-		{O_MAXRESP, 1024, 1L << 30, "--max-response takes bytes, 1024 to 1073741824"},
-	};
-	long *dst[] = {&o->jobs, &o->retries, &o->timeout_s, &o->connect_timeout_s,
-		       &o->max_response};
+static int cmd_cov(vz_global *g, int argc, char **argv);
 
-	for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++)
-		if (ranges[i].opt == c)
-			return vz_parse_long(arg, ranges[i].lo, ranges[i].hi, dst[i])
-				       ? 0
-				       : vz_usage("cov", "%s", ranges[i].msg);
-	return vz_usage("cov", "unknown option");
-}
+const vz_command vz_cmd_cov = {
+	.name = "cov",
+	.run = cmd_cov,
+	.synopsis = "cov --bsn BSN --birthdate YYYY-MM-DD [--date YYYY-MM-DD] [--agb CODE]\n"
+		    "      [--label LABEL] [--env tst|acc|prd | --endpoint URL] [--cacert FILE]\n"
+		    "cov --stdin [same options]\n"
+		    "cov --batch FILE.csv|- [--out FILE] [--jobs N] [same options]",
+	.usage = N_("cov --bsn BSN --birthdate YYYY-MM-DD [--date YYYY-MM-DD]\n"
+		    "                                [--reference REF] [OPTIONS]\n"
+		    "cov --stdin [OPTIONS]\n"
+		    "cov --batch FILE.csv|- [--out FILE] [--jobs N] [OPTIONS]"),
+	.about = N_("Check insurance (COV, VZ801/802) at VECOZO with the system certificate on the "
+		    "token.\n"),
+	.opts = cov_opts,
+	.notes = N_(
+		"Output: plain text, or with --json the object described in the README; a batch\n"
+		"writes CSV (or a JSON array) with exactly one row per input line, in input "
+		"order.\n"
+		"Exit: 0 the check(s) succeeded (found or not), 1 a check failed, 2 usage "
+		"error.\n"),
+};
 
 /* Reads the options into o; -1 after --help, 0 or a usage exit. */
 static int read_options(vz_global *g, int argc, char **argv, struct cov_opts *o)
 {
-	const char **dst[] = {
+	const char **text[N_O] = {
 		[O_BSN] = &o->bsn,	     [O_BIRTH] = &o->birthdate, [O_DATE] = &o->date,
 		[O_REF] = &o->reference,     [O_BATCH] = &o->batch,	[O_OUT] = &o->out,
 		[O_AGB] = &o->agb,	     [O_LABEL] = &o->label,	[O_ENV] = &o->env,
 		[O_ENDPOINT] = &o->endpoint, [O_CACERT] = &o->cacert,
 	};
-	int c, r;
+	long *num[N_O] = {
+		[O_JOBS] = &o->jobs,
+		[O_RETRIES] = &o->retries,
+		[O_TIMEOUT] = &o->timeout_s,
+		[O_CTIMEOUT] = &o->connect_timeout_s,
+		[O_MAXRESP] = &o->max_response,
+	};
+	const char *arg;
+	int id, r;
 
-	for (c = vz_next_opt(g, argc, argv, "vq", longopts); c != -1;
-	     c = vz_next_opt(g, argc, argv, "vq", longopts)) {
-		if (c == OPT_HELP) {
-			cov_usage(stdout);
-			return -1;
-		}
-		if (c == O_STDIN) {
+	while ((id = vz_opt_next(g, &vz_cmd_cov, argc, argv, &arg)) > 0) {
+		if (id == O_STDIN) {
 			o->from_stdin = true;
-		} else if (c > 0 && c < (int)(sizeof(dst) / sizeof(dst[0])) && dst[c]) {
-			*dst[c] = optarg;
-		} else if (c >= O_JOBS && c <= O_MAXRESP) {
-			r = number_opt(c, optarg, o);
+		} else if (text[id]) {
+			*text[id] = arg;
+		} else {
+			r = vz_opt_num(&vz_cmd_cov, id, arg, num[id]);
 			if (r)
 				return r;
-		} else {
-			return vz_usage("cov", "unknown or incomplete option '%s'",
-					argv[optind - 1]);
 		}
 	}
+	if (id == VZ_OPT_HELP)
+		return -1;
+	if (id != VZ_OPT_END)
+		return vz_opt_stop(&vz_cmd_cov, id, argv);
 	if (optind < argc)
 		return vz_usage("cov", "unexpected argument '%s'", argv[optind]);
 	return 0;
@@ -577,12 +568,3 @@ static int cmd_cov(vz_global *g, int argc, char **argv)
 	curl_global_cleanup();
 	return ret;
 }
-
-const vz_command vz_cmd_cov = {
-	.name = "cov",
-	.run = cmd_cov,
-	.synopsis = "cov --bsn BSN --birthdate YYYY-MM-DD [--date YYYY-MM-DD] [--agb CODE]\n"
-	"      [--label LABEL] [--env tst|acc|prd | --endpoint URL] [--cacert FILE]\n"
-	"cov --stdin [same options]\n"
-	"cov --batch FILE.csv|- [--out FILE] [--jobs N] [same options]",
-};

@@ -350,12 +350,74 @@ static vz_cov_fault_kind fault_kind(const char *s)
 	return VZ_FAULT_OTHER;
 }
 
+/* A SOAP fault: what kind it is, and its text with numbers masked. */
+static void read_fault(xmlNodePtr f, vz_cov_fault_kind *fault, char *detail, size_t detail_size)
+{
+	char *code = text(f, "faultcode");
+	char *msg = text(f, "faultstring");
+	char *det = NULL;
+	xmlNodePtr d = child(f, "detail");
+
+	if (d) {
+		xmlChar *t = xmlNodeGetContent(d);
+
+		det = t ? strdup((const char *)t) : NULL;
+		xmlFree(t);
+	}
+	*fault = fault_kind(msg);
+	if (*fault == VZ_FAULT_OTHER)
+		*fault = fault_kind(det);
+	snprintf(detail, detail_size, "%s%s%s", msg ? msg : "SOAP fault", code ? " / " : "",
+		 code ? code : "");
+	mask_numbers(detail);
+	free(code);
+	free(msg);
+	free(det);
+}
+
+/* Each Zoekresultaat of res into results; VZ_COV_MALFORMED, none kept and
+ * the reason in detail, when there are more than max. */
+static vz_cov_status read_results(xmlNodePtr res, vz_cov_result *results, size_t max,
+				  size_t *n_results, char *detail, size_t detail_size)
+{
+	xmlNodePtr list = child(res, "Zoekresultaten");
+
+	for (xmlNodePtr c = list ? list->children : NULL; c; c = c->next) {
+		vz_cov_result *r;
+		char *seq;
+		xmlNodePtr v;
+
+		if (!is(c, "Zoekresultaat"))
+			continue;
+		if (*n_results == max) {
+			for (size_t i = 0; i < max; i++)
+				vz_cov_result_clear(&results[i]);
+			*n_results = 0;
+			snprintf(detail, detail_size,
+				 _("the response holds more results than searches"));
+			return VZ_COV_MALFORMED;
+		}
+		r = &results[*n_results];
+		memset(r, 0, sizeof(*r));
+		seq = text(c, "Volgnummer");
+		r->seq = seq_number(seq);
+		free(seq);
+		r->result = text(c, "Resultaat");
+		r->reference = text(c, "ReferentieZorgaanbieder");
+		v = child(c, "Verzekerde");
+		if (v)
+			parse_person(v, r);
+		(*n_results)++;
+	}
+	return VZ_COV_OK;
+}
+
 vz_cov_status vz_cov_parse(const char *body, size_t len, vz_cov_result *results, size_t max,
 			   size_t *n_results, vz_cov_fault_kind *fault, char *detail,
 			   size_t detail_size)
 {
 	xmlDocPtr doc;
-	xmlNodePtr root, b, f, res, list;
+	xmlNodePtr root, b, f, res;
 	vz_cov_status st = VZ_COV_MALFORMED;
 	char *top = NULL;
 
@@ -376,26 +438,7 @@ vz_cov_status vz_cov_parse(const char *body, size_t len, vz_cov_result *results,
 	}
 	f = child(b, "Fault");
 	if (f) {
-		char *code = text(f, "faultcode");
-		char *msg = text(f, "faultstring");
-		char *det = NULL;
-		xmlNodePtr d = child(f, "detail");
-
-		if (d) {
-			xmlChar *t = xmlNodeGetContent(d);
-
-			det = t ? strdup((const char *)t) : NULL;
-			xmlFree(t);
-		}
-		*fault = fault_kind(msg);
-		if (*fault == VZ_FAULT_OTHER)
-			*fault = fault_kind(det);
-		snprintf(detail, detail_size, "%s%s%s", msg ? msg : "SOAP fault", code ? " / " : "",
-			 code ? code : "");
-		mask_numbers(detail);
-		free(code);
-		free(msg);
-		free(det);
+		read_fault(f, fault, detail, detail_size);
 		st = VZ_COV_FAULT;
 		goto out;
 	}
@@ -410,35 +453,7 @@ vz_cov_status vz_cov_parse(const char *body, size_t len, vz_cov_result *results,
 		st = VZ_COV_REQUEST_REFUSED;
 		goto out;
 	}
-	list = child(res, "Zoekresultaten");
-	for (xmlNodePtr c = list ? list->children : NULL; c; c = c->next) {
-		vz_cov_result *r;
-		char *seq;
-		xmlNodePtr v;
-
-		if (!is(c, "Zoekresultaat"))
-			continue;
-		if (*n_results == max) {
-			for (size_t i = 0; i < max; i++)
-				vz_cov_result_clear(&results[i]);
-			*n_results = 0;
-			snprintf(detail, detail_size,
-				 _("the response holds more results than searches"));
-			goto out;
-		}
-		r = &results[*n_results];
-		memset(r, 0, sizeof(*r));
-		seq = text(c, "Volgnummer");
-		r->seq = seq_number(seq);
-		free(seq);
-		r->result = text(c, "Resultaat");
-		r->reference = text(c, "ReferentieZorgaanbieder");
-		v = child(c, "Verzekerde");
-		if (v)
-			parse_person(v, r);
-		(*n_results)++;
-	}
-	st = VZ_COV_OK;
+	st = read_results(res, results, max, n_results, detail, detail_size);
 out:
 	free(top);
 	xmlFreeDoc(doc);

@@ -51,6 +51,12 @@ struct run {
 	long long down_since;		/* 0: the token is usable */
 	long long next_reconnect;	/* no re-connect before this time */
 	char lost[256];			/* set: the token is gone for good; rows fail so */
+	/* the input */
+	size_t batch[VZ_COV_MAX_SEARCHES]; /* window positions of searches not yet sent */
+	size_t batch_n;
+	bool eof; /* next() said there are no more rows */
+	/* now_ms() at the start and at the last progress report */
+	long long started, last_progress;
 };
 
 static long long now_ms(void)
@@ -363,78 +369,81 @@ static void try_reconnect(struct run *r)
 	}
 }
 
-/* One finished transfer: results, a retry, or a final error for its rows. */
-static void finish(struct run *r, struct slot *s, CURLcode c)
+/* What the transfer itself says: true when there is an answer to read;
+ * else q->reason, and *retry when the failure can pass. */
+static bool transfer_answered(const struct run *r, const struct slot *s, struct request *q,
+			      CURLcode c, long http, bool *retry)
 {
-	struct request *q = s->req;
-	vz_cov_result res[VZ_COV_MAX_SEARCHES];
-	vz_cov_fault_kind fk;
-	char detail[128];
-	long http = 0;
-	size_t n = 0;
-	bool retry = false;
-
-	curl_multi_remove_handle(r->multi, s->h);
-	r->active--;
-	s->req = NULL;
-	curl_easy_getinfo(s->h, CURLINFO_RESPONSE_CODE, &http);
-	if (c != CURLE_OK &&
-	    (r->down_since || vz_tls_key_failures(r->tls) != r->key_failures_seen)) {
-		hold_for_token(r, q);
-		return;
-	}
 	if (s->too_big) {
 		snprintf(q->reason, sizeof(q->reason),
 			 _("the response is larger than the limit of %zu bytes"),
 			 r->cfg->max_response);
 	} else if (c != CURLE_OK) {
 		snprintf(q->reason, sizeof(q->reason), "%s", vz_http_curl_reason(c));
-		retry = vz_http_transient(c);
+		*retry = vz_http_transient(c);
 	} else if (http == 429 || http == 502 || http == 503 || http == 504) {
 		snprintf(q->reason, sizeof(q->reason), _("HTTP %ld from the endpoint"), http);
-		retry = true;
+		*retry = true;
 	} else if (http != 200 && http != 500) {
 		snprintf(q->reason, sizeof(q->reason),
 			 _("HTTP %ld from the endpoint (check the endpoint URL)"), http);
 	} else {
-		switch (vz_cov_parse(s->resp, s->resp_len, res, VZ_COV_MAX_SEARCHES, &n, &fk,
-				     detail, sizeof(detail))) {
-		case VZ_COV_OK:
-			if (numbers_match(q, res, n)) {
-				assign(r, q, res, n);
-				free_request(q);
-				return;
-			}
-			for (size_t j = 0; j < n; j++)
-				vz_cov_result_clear(&res[j]);
-			snprintf(
-				q->reason, sizeof(q->reason),
-				_("the answer does not match the request (a Volgnummer is unknown or "
-				"repeated); no result of it was used"));
-			retry = true;
-			break;
-		case VZ_COV_FAULT:
-			snprintf(q->reason, sizeof(q->reason), "%s", fault_text(fk));
-			if (fk == VZ_FAULT_OTHER) {
-				size_t used = strlen(q->reason);
-
-				snprintf(q->reason + used, sizeof(q->reason) - used, ": %.50s",
-					 detail);
-			}
-			break;
-		case VZ_COV_REQUEST_REFUSED:
-			snprintf(q->reason, sizeof(q->reason), _("VECOZO refused the request: %.100s"),
-				 detail);
-			break;
-		case VZ_COV_MALFORMED:
-			snprintf(q->reason, sizeof(q->reason),
-				 _("unreadable response (HTTP %ld): %.100s"), http, detail);
-			retry = true;
-			break;
-		}
+		return true;
 	}
+	return false;
+}
+
+/* Reads the answer in s: true when its results went to q's rows; else
+ * q->reason, and *retry when another try may get a readable answer. */
+static bool take_answer(struct run *r, struct request *q, const struct slot *s, long http,
+			bool *retry)
+{
+	vz_cov_result res[VZ_COV_MAX_SEARCHES];
+	vz_cov_fault_kind fk;
+	char detail[128];
+	size_t n = 0;
+
+	switch (vz_cov_parse(s->resp, s->resp_len, res, VZ_COV_MAX_SEARCHES, &n, &fk, detail,
+			     sizeof(detail))) {
+	case VZ_COV_OK:
+		if (numbers_match(q, res, n)) {
+			assign(r, q, res, n);
+			return true;
+		}
+		for (size_t j = 0; j < n; j++)
+			vz_cov_result_clear(&res[j]);
+		snprintf(q->reason, sizeof(q->reason),
+			 _("the answer does not match the request (a Volgnummer is unknown or "
+			   "repeated); no result of it was used"));
+		*retry = true;
+		break;
+	case VZ_COV_FAULT:
+		snprintf(q->reason, sizeof(q->reason), "%s", fault_text(fk));
+		if (fk == VZ_FAULT_OTHER) {
+			size_t used = strlen(q->reason);
+
+			snprintf(q->reason + used, sizeof(q->reason) - used, ": %.50s", detail);
+		}
+		break;
+	case VZ_COV_REQUEST_REFUSED:
+		snprintf(q->reason, sizeof(q->reason), _("VECOZO refused the request: %.100s"),
+			 detail);
+		break;
+	case VZ_COV_MALFORMED:
+		snprintf(q->reason, sizeof(q->reason), _("unreadable response (HTTP %ld): %.100s"),
+			 http, detail);
+		*retry = true;
+		break;
+	}
+	return false;
+}
+
+/* A request without a usable answer goes again when the failure can pass
+ * and tries are left; else its rows fail with q->reason. */
+static void retry_or_fail(struct run *r, struct request *q, bool retry, long retry_after_s)
+{
 	if (retry && q->attempt < r->cfg->attempts && enqueue(r, q)) {
-		schedule_retry(r, q, s->retry_after_s);
+		schedule_retry(r, q, retry_after_s);
 		return;
 	}
 	if (retry && q->attempt > 1) {
@@ -447,6 +456,30 @@ static void finish(struct run *r, struct slot *s, CURLcode c)
 		fail_rows(r, q, q->reason);
 	}
 	free_request(q);
+}
+
+/* One finished transfer: results, a wait for the token, a retry, or a
+ * final error for its rows. */
+static void finish(struct run *r, struct slot *s, CURLcode c)
+{
+	struct request *q = s->req;
+	long http = 0;
+	bool retry = false;
+
+	curl_multi_remove_handle(r->multi, s->h);
+	r->active--;
+	s->req = NULL;
+	curl_easy_getinfo(s->h, CURLINFO_RESPONSE_CODE, &http);
+	if (c != CURLE_OK &&
+	    (r->down_since || vz_tls_key_failures(r->tls) != r->key_failures_seen)) {
+		hold_for_token(r, q);
+		return;
+	}
+	if (transfer_answered(r, s, q, c, http, &retry) && take_answer(r, q, s, http, &retry)) {
+		free_request(q);
+		return;
+	}
+	retry_or_fail(r, q, retry, s->retry_after_s);
 }
 
 /* Sends what is due while there are idle slots. */
@@ -564,14 +597,113 @@ static void teardown(struct run *r)
 	curl_slist_free_all(r->headers);
 }
 
+/* The searches gathered so far go as one request. */
+static vz_rv send_batch(struct run *r, vz_err *err)
+{
+	if (make_request(r, r->batch, r->batch_n, err) != VZ_OK)
+		return VZ_FAIL;
+	r->batch_n = 0;
+	return VZ_OK;
+}
+
+/* Reads rows while the window has room and gathers their searches into
+ * requests of cfg->per_request; a short one goes when nothing more can
+ * join it (the input ended or the window is full). */
+static vz_rv read_rows(struct run *r, vz_cov_next_fn next, void *ctx, vz_err *err)
+{
+	while (!r->eof && r->count < r->cap) {
+		vz_cov_row *row = row_at(r, r->head + r->count);
+		int got;
+
+		memset(row, 0, sizeof(*row));
+		got = next(ctx, row, err);
+		if (got < 0)
+			return VZ_FAIL;
+		if (got == 0) {
+			r->eof = true;
+			break;
+		}
+		if (!row->done)
+			r->batch[r->batch_n++] = r->head + r->count;
+		r->count++;
+		if (r->batch_n == r->cfg->per_request && send_batch(r, err) != VZ_OK)
+			return VZ_FAIL;
+	}
+	if (r->batch_n && (r->eof || r->count == r->cap))
+		return send_batch(r, err);
+	return VZ_OK;
+}
+
+/* Hands back the finished rows at the window's head, in input order. */
+static vz_rv emit_done(struct run *r, vz_cov_emit_fn emit, void *ctx, vz_err *err)
+{
+	while (r->count && row_at(r, r->head)->done) {
+		vz_cov_row *row = row_at(r, r->head);
+		vz_rv rv;
+
+		r->st->rows++;
+		r->st->failed += row->error[0] != '\0';
+		rv = emit(ctx, row, err);
+		vz_cov_result_clear(&row->r);
+		r->head++;
+		r->count--;
+		if (rv != VZ_OK)
+			return VZ_FAIL;
+	}
+	return VZ_OK;
+}
+
+/* The counters so far, at most every 200 ms. */
+static void report_progress(struct run *r, void (*progress)(void *ctx, const vz_cov_stats *st),
+			    void *ctx)
+{
+	if (!progress || now_ms() - r->last_progress < 200)
+		return;
+	r->st->connections = vz_tls_connections(r->tls);
+	r->st->elapsed_ms = now_ms() - r->started;
+	progress(ctx, r->st);
+	r->last_progress = now_ms();
+}
+
+/* Lets libcurl move the transfers on and takes in those that ended. */
+static void collect_finished(struct run *r)
+{
+	int running = 0, left;
+	CURLMsg *m;
+
+	curl_multi_perform(r->multi, &running);
+	for (m = curl_multi_info_read(r->multi, &left); m;
+	     m = curl_multi_info_read(r->multi, &left)) {
+		if (m->msg != CURLMSG_DONE)
+			continue;
+		for (unsigned k = 0; k < r->cfg->jobs; k++)
+			if (r->slots[k].h == m->easy_handle && r->slots[k].req)
+				finish(r, &r->slots[k], m->data.result);
+	}
+}
+
+/* Waits for news of a transfer, at most 200 ms while one runs; with none
+ * running, until the next request is due (at most 1 s). */
+static void wait_for_news(struct run *r, long long due)
+{
+	long wait = 200;
+
+	if (!r->active && !r->nq)
+		return;
+	if (!r->active && due > 0)
+		wait = (long)(due - now_ms());
+	if (wait < 0)
+		wait = 0;
+	if (wait > 1000)
+		wait = 1000;
+	curl_multi_poll(r->multi, NULL, 0, (int)wait, NULL);
+}
+
 vz_rv vz_cov_run(const vz_cov_cfg *cfg, vz_tls *tls, vz_cov_next_fn next, vz_cov_emit_fn emit,
 		 void (*progress)(void *ctx, const vz_cov_stats *st), void *ctx,
 		 vz_cov_stats *stats, vz_err *err)
 {
-	struct run r = {.cfg = cfg, .tls = tls, .st = stats};
-	size_t batch[VZ_COV_MAX_SEARCHES], batch_n = 0;
-	long long start = now_ms(), last_progress = 0;
-	bool eof = false;
+	struct run r = {.cfg = cfg, .tls = tls, .st = stats, .started = now_ms()};
 	vz_rv ret = VZ_FAIL;
 
 	memset(stats, 0, sizeof(*stats));
@@ -579,90 +711,22 @@ vz_rv vz_cov_run(const vz_cov_cfg *cfg, vz_tls *tls, vz_cov_next_fn next, vz_cov
 		goto out;
 	for (;;) {
 		long long due;
-		int running = 0;
-		CURLMsg *m;
-		int left;
 
-		/* Read while the window has room; batch the searches to send. */
-		while (!eof && r.count < r.cap) {
-			vz_cov_row *row = row_at(&r, r.head + r.count);
-			int got;
-
-			memset(row, 0, sizeof(*row));
-			got = next(ctx, row, err);
-			if (got < 0)
-				goto out;
-			if (got == 0) {
-				eof = true;
-				break;
-			}
-			if (!row->done)
-				batch[batch_n++] = r.head + r.count;
-			r.count++;
-			if (batch_n == cfg->per_request) {
-				if (make_request(&r, batch, batch_n, err) != VZ_OK)
-					goto out;
-				batch_n = 0;
-			}
-		}
-		/* A short batch goes when nothing more can join it. */
-		if (batch_n && (eof || r.count == r.cap)) {
-			if (make_request(&r, batch, batch_n, err) != VZ_OK)
-				goto out;
-			batch_n = 0;
-		}
-		try_reconnect(&r);
-		if (dispatch(&r, &due, err) != VZ_OK)
+		if (read_rows(&r, next, ctx, err) != VZ_OK)
 			goto out;
-		/* Hand back finished rows in input order. */
-		while (r.count && row_at(&r, r.head)->done) {
-			vz_cov_row *row = row_at(&r, r.head);
-
-			stats->rows++;
-			stats->failed += row->error[0] != '\0';
-			if (emit(ctx, row, err) != VZ_OK) {
-				vz_cov_result_clear(&row->r);
-				r.head++;
-				r.count--;
-				goto out;
-			}
-			vz_cov_result_clear(&row->r);
-			r.head++;
-			r.count--;
-		}
-		if (progress && now_ms() - last_progress >= 200) {
-			stats->connections = vz_tls_connections(tls);
-			stats->elapsed_ms = now_ms() - start;
-			progress(ctx, stats);
-			last_progress = now_ms();
-		}
-		if (eof && r.count == 0)
+		try_reconnect(&r);
+		if (dispatch(&r, &due, err) != VZ_OK || emit_done(&r, emit, ctx, err) != VZ_OK)
+			goto out;
+		report_progress(&r, progress, ctx);
+		if (r.eof && r.count == 0)
 			break;
-		curl_multi_perform(r.multi, &running);
-		for (m = curl_multi_info_read(r.multi, &left); m;
-		     m = curl_multi_info_read(r.multi, &left)) {
-			if (m->msg != CURLMSG_DONE)
-				continue;
-			for (unsigned k = 0; k < cfg->jobs; k++)
-				if (r.slots[k].h == m->easy_handle && r.slots[k].req)
-					finish(&r, &r.slots[k], m->data.result);
-		}
-		if (r.active || r.nq) {
-			long wait = 200;
-
-			if (!r.active && due > 0)
-				wait = (long)(due - now_ms());
-			if (wait < 0)
-				wait = 0;
-			if (wait > 1000)
-				wait = 1000;
-			curl_multi_poll(r.multi, NULL, 0, (int)wait, NULL);
-		}
+		collect_finished(&r);
+		wait_for_news(&r, due);
 	}
 	ret = VZ_OK;
 out:
 	stats->connections = vz_tls_connections(tls);
-	stats->elapsed_ms = now_ms() - start;
+	stats->elapsed_ms = now_ms() - r.started;
 	teardown(&r);
 	return ret;
 }
