@@ -643,6 +643,28 @@ static vz_rv login_for_key(const vz_global *g, vz_tls *t, vz_token *tk, vz_err *
 	return r;
 }
 
+/* Where pkcs11-provider finds the key: its URI on tok (by CKA_ID; by label
+ * where label is not NULL), the module's file and its arguments. */
+static vz_rv locate_key(vz_tls *t, const tok_token *tok, const char *label, tok_bytes id,
+			vz_err *err)
+{
+	tok_err te = {0};
+	tok_rv tr;
+
+	t->key_uri = tok_uri(tok, TOK_PRIVKEY, label, id);
+	if (!t->key_uri) {
+		vz_err_set(err, "out of memory");
+		return VZ_FAIL;
+	}
+	tr = tok_token_module_path(tok, &t->module, &te);
+	t->module_args = tok_token_module_args(tok);
+	if (tr != TOK_OK) {
+		vz_err_from_tok(err, &te, tr);
+		return VZ_FAIL;
+	}
+	return VZ_OK;
+}
+
 /* Certificates (not a CA's) with this label; *last is the last one's index. */
 static size_t count_labelled(const vz_store *st, const char *label, size_t *last)
 {
@@ -670,8 +692,6 @@ static vz_rv find_cert(const vz_global *g, const char *label, vz_tls *t, vz_err 
 	vz_token tk;
 	vz_store *st = NULL;
 	const vz_entry *e;
-	tok_err te = {0};
-	tok_rv tr;
 	size_t found = 0, n;
 	vz_rv r;
 
@@ -708,19 +728,8 @@ static vz_rv find_cert(const vz_global *g, const char *label, vz_tls *t, vz_err 
 	if (r != VZ_OK)
 		goto out;
 	check_pss(t, tk.tok);
-	t->key_uri = tok_uri(tk.tok, TOK_PRIVKEY, st->certs[found].id_len ? NULL : label,
-			     (tok_bytes){st->certs[found].id, st->certs[found].id_len});
-	if (!t->key_uri) {
-		vz_err_set(err, "out of memory");
-		r = VZ_FAIL;
-		goto out;
-	}
-	tr = tok_token_module_path(tk.tok, &t->module, &te);
-	t->module_args = tok_token_module_args(tk.tok);
-	if (tr != TOK_OK) {
-		vz_err_from_tok(err, &te, tr);
-		r = VZ_FAIL;
-	}
+	r = locate_key(t, tk.tok, st->certs[found].id_len ? NULL : label,
+		       (tok_bytes){st->certs[found].id, st->certs[found].id_len}, err);
 out:
 	vz_store_free(st);
 	if (r == VZ_OK && tk.logged_in)
@@ -730,25 +739,26 @@ out:
 	return r;
 }
 
-vz_rv vz_tls_open_untried(const vz_global *g, const char *label, vz_tls **out, vz_err *err)
+/* A vz_tls that keeps the global options (quiet) for re-connects; NULL,
+ * with err set, when out of memory. */
+static vz_tls *tls_new(const vz_global *g, vz_err *err)
 {
 	vz_tls *t = calloc(1, sizeof(*t));
-	vz_rv r;
 
 	if (!t) {
 		vz_err_set(err, "out of memory");
-		return VZ_FAIL;
+		return NULL;
 	}
-	if (ctx_index < 0)
-		ctx_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
 	t->pin_source = g->pin_source;
 	t->g = *g;
 	t->g.verbose = 0;
-	r = ctx_index < 0 ? VZ_FAIL : VZ_OK;
-	if (r != VZ_OK)
-		vz_err_set(err, "out of memory");
-	if (r == VZ_OK)
-		r = find_cert(g, label, t, err);
+	return t;
+}
+
+/* Once the key is located (r), loads it through pkcs11-provider in the
+ * default library context and hands t out; on any failure t is closed. */
+static vz_rv finish_open(vz_tls *t, vz_rv r, vz_tls **out, vz_err *err)
+{
 	if (r == VZ_OK)
 		r = load_provider(NULL, t->module, t->module_args, err);
 	if (r == VZ_OK)
@@ -761,39 +771,33 @@ vz_rv vz_tls_open_untried(const vz_global *g, const char *label, vz_tls **out, v
 	return VZ_OK;
 }
 
+vz_rv vz_tls_open_untried(const vz_global *g, const char *label, vz_tls **out, vz_err *err)
+{
+	vz_tls *t = tls_new(g, err);
+	vz_rv r;
+
+	if (!t)
+		return VZ_FAIL;
+	if (ctx_index < 0)
+		ctx_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+	r = ctx_index < 0 ? VZ_FAIL : VZ_OK;
+	if (r != VZ_OK)
+		vz_err_set(err, "out of memory");
+	if (r == VZ_OK)
+		r = find_cert(g, label, t, err);
+	return finish_open(t, r, out, err);
+}
+
 vz_rv vz_tls_open_key(const vz_global *g, const vz_token *tk, const unsigned char *id,
 		      size_t id_len, vz_tls **out, vz_err *err)
 {
-	vz_tls *t = calloc(1, sizeof(*t));
-	tok_err te = {0};
-	tok_rv tr;
-	vz_rv r = VZ_FAIL;
+	vz_tls *t = tls_new(g, err);
+	vz_rv r;
 
-	if (!t) {
-		vz_err_set(err, "out of memory");
+	if (!t)
 		return VZ_FAIL;
-	}
-	t->pin_source = g->pin_source;
-	t->g = *g;
-	t->g.verbose = 0;
-	t->key_uri = tok_uri(tk->tok, TOK_PRIVKEY, NULL, (tok_bytes){id, id_len});
-	tr = tok_token_module_path(tk->tok, &t->module, &te);
-	t->module_args = tok_token_module_args(tk->tok);
-	if (!t->key_uri) {
-		vz_err_set(err, "out of memory");
-	} else if (tr != TOK_OK) {
-		vz_err_from_tok(err, &te, tr);
-	} else {
-		r = load_provider(NULL, t->module, t->module_args, err);
-		if (r == VZ_OK)
-			r = load_key(t, NULL, &t->key, err);
-	}
-	if (r != VZ_OK) {
-		vz_tls_close(t);
-		return r;
-	}
-	*out = t;
-	return VZ_OK;
+	r = locate_key(t, tk->tok, NULL, (tok_bytes){id, id_len}, err);
+	return finish_open(t, r, out, err);
 }
 
 vz_rv vz_tls_try_key(vz_tls *t, vz_err *err)
