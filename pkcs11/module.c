@@ -46,30 +46,30 @@ static tok_rv init_failed(const tok_lib *lib, const char *module, CK_RV rv, tok_
 	return r;
 }
 
-tok_rv tok_lib_open(const char *module, const char *module_args, tok_lib **out, tok_err *err)
+/* Module arguments belong to one named module; lib keeps a copy. */
+static tok_rv keep_module_args(tok_lib *lib, const char *module, const char *module_args,
+			       tok_err *err)
 {
-	tok_lib *lib = calloc(1, sizeof(*lib));
-	tok_rv ret = TOK_ERR;
-	size_t n = 0;
-	CK_RV rv;
-
-	if (!lib) {
-		tok_err_set(err, "out of memory");
-		return TOK_ERR;
-	}
 	if (module_args && !module) {
 		tok_err_set(err, "--module-args (module-args) are the arguments of one module, but "
 				 "no module is named");
 		tok_err_hint(err, "name the module they belong to with --module");
-		goto out;
+		return TOK_ERR;
 	}
 	if (module_args) {
 		lib->module_args = strdup(module_args);
 		if (!lib->module_args) {
 			tok_err_set(err, "out of memory");
-			goto out;
+			return TOK_ERR;
 		}
 	}
+	return TOK_OK;
+}
+
+/* Loads the module file that module names, or else every module registered
+ * with p11-kit; *n is how many were loaded. */
+static tok_rv load_modules(tok_lib *lib, const char *module, size_t *n, tok_err *err)
+{
 	if (module && is_path(module)) {
 		lib->single = p11_kit_module_load(module, P11_KIT_MODULE_CRITICAL);
 		if (!lib->single) {
@@ -77,71 +77,96 @@ tok_rv tok_lib_open(const char *module, const char *module_args, tok_lib **out, 
 				    p11_kit_message() ? p11_kit_message() : _("unknown reason"));
 			tok_err_hint(err,
 				     "give the full path of the vendor's PKCS#11 library (.so)");
-			ret = TOK_NOT_FOUND;
-			goto out;
+			return TOK_NOT_FOUND;
 		}
-		n = 1;
-	} else {
-		lib->registry = p11_kit_modules_load(NULL, 0);
-		if (!lib->registry) {
-			tok_err_set(err,
-				    "cannot load the PKCS#11 modules registered with p11-kit: %s",
-				    p11_kit_message() ? p11_kit_message() : _("unknown reason"));
-			tok_err_hint(err, "pass --module with the path of the PKCS#11 library");
-			goto out;
-		}
-		while (lib->registry[n])
-			n++;
+		*n = 1;
+		return TOK_OK;
 	}
+	lib->registry = p11_kit_modules_load(NULL, 0);
+	if (!lib->registry) {
+		tok_err_set(err, "cannot load the PKCS#11 modules registered with p11-kit: %s",
+			    p11_kit_message() ? p11_kit_message() : _("unknown reason"));
+		tok_err_hint(err, "pass --module with the path of the PKCS#11 library");
+		return TOK_ERR;
+	}
+	*n = 0;
+	while (lib->registry[*n])
+		(*n)++;
+	return TOK_OK;
+}
+
+/* Initializes the n registered modules, or only the one named module (its
+ * failure is then the answer); a broken module must not hide the others. */
+static tok_rv init_registered(tok_lib *lib, const char *module, size_t n, tok_err *err)
+{
+	CK_FUNCTION_LIST *only = NULL;
+	CK_RV rv;
+
+	if (module) {
+		only = p11_kit_module_for_name(lib->registry, module);
+		if (!only) {
+			tok_err_set(err, "no PKCS#11 module named '%s' is registered with p11-kit",
+				    module);
+			tok_err_hint(err, "see 'p11-kit list-modules', or pass the path of the "
+					  "module's .so file");
+			return TOK_NOT_FOUND;
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		CK_FUNCTION_LIST *m = lib->registry[i];
+
+		if (only && m != only)
+			continue;
+		rv = init_module(m, lib->module_args);
+		if (rv != CKR_OK && rv != CKR_CRYPTOKI_ALREADY_INITIALIZED) {
+			if (only)
+				return init_failed(lib, module, rv, err);
+			continue;
+		}
+		lib->used[lib->n_used++] = m;
+	}
+	return TOK_OK;
+}
+
+/* C_Initialize of the loaded modules; those that started go in lib->used
+ * (room for n). */
+static tok_rv init_modules(tok_lib *lib, const char *module, size_t n, tok_err *err)
+{
+	CK_RV rv;
+
 	lib->used = calloc(n + 1, sizeof(*lib->used));
 	if (!lib->used) {
 		tok_err_set(err, "out of memory");
-		goto out;
+		return TOK_ERR;
 	}
-	if (lib->single) {
-		rv = init_module(lib->single, lib->module_args);
-		if (rv != CKR_OK && rv != CKR_CRYPTOKI_ALREADY_INITIALIZED) {
-			ret = init_failed(lib, module, rv, err);
-			goto out;
-		}
-		lib->used[lib->n_used++] = lib->single;
-	} else {
-		CK_FUNCTION_LIST *only = NULL;
+	if (!lib->single)
+		return init_registered(lib, module, n, err);
+	rv = init_module(lib->single, lib->module_args);
+	if (rv != CKR_OK && rv != CKR_CRYPTOKI_ALREADY_INITIALIZED)
+		return init_failed(lib, module, rv, err);
+	lib->used[lib->n_used++] = lib->single;
+	return TOK_OK;
+}
 
-		if (module) {
-			only = p11_kit_module_for_name(lib->registry, module);
-			if (!only) {
-				tok_err_set(
-					err,
-					"no PKCS#11 module named '%s' is registered with p11-kit",
-					module);
-				tok_err_hint(err,
-					     "see 'p11-kit list-modules', or pass the path of the "
-					     "module's .so file");
-				ret = TOK_NOT_FOUND;
-				goto out;
-			}
-		}
-		for (size_t i = 0; i < n; i++) {
-			CK_FUNCTION_LIST *m = lib->registry[i];
+tok_rv tok_lib_open(const char *module, const char *module_args, tok_lib **out, tok_err *err)
+{
+	tok_lib *lib = calloc(1, sizeof(*lib));
+	size_t n = 0;
+	tok_rv ret;
 
-			if (only && m != only)
-				continue;
-			rv = init_module(m, lib->module_args);
-			if (rv != CKR_OK && rv != CKR_CRYPTOKI_ALREADY_INITIALIZED) {
-				if (only) {
-					ret = init_failed(lib, module, rv, err);
-					goto out;
-				}
-				continue; /* a broken module must not hide the others */
-			}
-			lib->used[lib->n_used++] = m;
-		}
+	if (!lib) {
+		tok_err_set(err, "out of memory");
+		return TOK_ERR;
 	}
-	*out = lib;
-	lib = NULL;
-	ret = TOK_OK;
-out:
+	ret = keep_module_args(lib, module, module_args, err);
+	if (ret == TOK_OK)
+		ret = load_modules(lib, module, &n, err);
+	if (ret == TOK_OK)
+		ret = init_modules(lib, module, n, err);
+	if (ret == TOK_OK) {
+		*out = lib;
+		lib = NULL;
+	}
 	tok_lib_close(lib);
 	return ret;
 }

@@ -165,72 +165,97 @@ tok_rv tok_txn_add_keypair(tok_txn *x, const char *label, tok_bytes id, tok_byte
 	return tok_txn_import_keypair(x, label, id, subject, key, TOK_IMPORT_AUTO, &how, err);
 }
 
-tok_rv tok_txn_import_keypair(tok_txn *x, const char *label, tok_bytes id, tok_bytes subject,
-			      const tok_key *key, tok_import_way way, tok_arrival *how,
-			      tok_err *err)
-{
-	CK_OBJECT_CLASS priv_class = CKO_PRIVATE_KEY, pub_class = CKO_PUBLIC_KEY;
-	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+/* The two templates of a key pair and the values they point to: filled in
+ * place and used there (the attributes point into the struct). */
+struct keypair_tmpl {
+	CK_OBJECT_CLASS priv_class, pub_class;
+	CK_BBOOL yes, no;
 	CK_KEY_TYPE kt;
 	CK_ATTRIBUTE priv[24], pub[16];
-	CK_ULONG np = 0, nq = 0, n_common;
+	CK_ULONG np, nq;
+	CK_ULONG n_common; /* priv's attributes before the key material */
 	const CK_MECHANISM_TYPE *mechs;
 	size_t n_mechs;
-	tok_arrival arrived = TOK_ARRIVAL_CREATED;
-	tok_rv r = TOK_ERR;
+};
 
+/* What the two objects are and may do, and their names: everything but
+ * the key material. */
+static void keypair_uses(struct keypair_tmpl *k, const char *label, tok_bytes id, tok_bytes subject)
+{
+	CK_ATTRIBUTE *priv = k->priv, *pub = k->pub;
+	CK_ULONG np = 0, nq = 0;
+
+	priv[np++] = ATTR(CKA_CLASS, &k->priv_class, sizeof(k->priv_class));
+	priv[np++] = ATTR(CKA_KEY_TYPE, &k->kt, sizeof(k->kt));
+	priv[np++] = ATTR(CKA_TOKEN, &k->yes, sizeof(k->yes));
+	priv[np++] = ATTR(CKA_PRIVATE, &k->yes, sizeof(k->yes));
+	priv[np++] = ATTR(CKA_SENSITIVE, &k->yes, sizeof(k->yes));
+	priv[np++] = ATTR(CKA_EXTRACTABLE, &k->no, sizeof(k->no));
+	priv[np++] = ATTR(CKA_SIGN, &k->yes, sizeof(k->yes));
+	priv[np++] = ATTR(CKA_SIGN_RECOVER, &k->no, sizeof(k->no));
+	priv[np++] = ATTR(CKA_DECRYPT, &k->no, sizeof(k->no));
+	priv[np++] = ATTR(CKA_UNWRAP, &k->no, sizeof(k->no));
+	priv[np++] = ATTR(CKA_DERIVE, &k->no, sizeof(k->no));
+	priv[np++] = ATTR(CKA_LABEL, label, strlen(label));
+	priv[np++] = ATTR_B(CKA_ID, id);
+	priv[np++] = ATTR_B(CKA_SUBJECT, subject);
+	k->n_common = np;
+
+	pub[nq++] = ATTR(CKA_CLASS, &k->pub_class, sizeof(k->pub_class));
+	pub[nq++] = ATTR(CKA_KEY_TYPE, &k->kt, sizeof(k->kt));
+	pub[nq++] = ATTR(CKA_TOKEN, &k->yes, sizeof(k->yes));
+	pub[nq++] = ATTR(CKA_PRIVATE, &k->no, sizeof(k->no));
+	pub[nq++] = ATTR(CKA_VERIFY, &k->yes, sizeof(k->yes));
+	pub[nq++] = ATTR(CKA_ENCRYPT, &k->no, sizeof(k->no));
+	pub[nq++] = ATTR(CKA_WRAP, &k->no, sizeof(k->no));
+	pub[nq++] = ATTR(CKA_LABEL, label, strlen(label));
+	pub[nq++] = ATTR_B(CKA_ID, id);
+	pub[nq++] = ATTR_B(CKA_SUBJECT, subject);
+	k->np = np;
+	k->nq = nq;
+}
+
+/* The key material after the common attributes: the whole private key,
+ * the public half in the public key. */
+static void keypair_material(struct keypair_tmpl *k, const tok_key *key)
+{
+	if (k->kt == CKK_RSA) {
+		k->priv[k->np++] = ATTR_B(CKA_MODULUS, key->n);
+		k->priv[k->np++] = ATTR_B(CKA_PUBLIC_EXPONENT, key->e);
+		k->priv[k->np++] = ATTR_B(CKA_PRIVATE_EXPONENT, key->d);
+		k->priv[k->np++] = ATTR_B(CKA_PRIME_1, key->p);
+		k->priv[k->np++] = ATTR_B(CKA_PRIME_2, key->q);
+		k->priv[k->np++] = ATTR_B(CKA_EXPONENT_1, key->dp);
+		k->priv[k->np++] = ATTR_B(CKA_EXPONENT_2, key->dq);
+		k->priv[k->np++] = ATTR_B(CKA_COEFFICIENT, key->qinv);
+		k->pub[k->nq++] = ATTR_B(CKA_MODULUS, key->n);
+		k->pub[k->nq++] = ATTR_B(CKA_PUBLIC_EXPONENT, key->e);
+	} else {
+		k->priv[k->np++] = ATTR_B(CKA_EC_PARAMS, key->ec_params);
+		k->priv[k->np++] = ATTR_B(CKA_VALUE, key->ec_value);
+		k->pub[k->nq++] = ATTR_B(CKA_EC_PARAMS, key->ec_params);
+		k->pub[k->nq++] = ATTR_B(CKA_EC_POINT, key->ec_point);
+	}
+}
+
+/* Both templates for key; only RSA and EC keys have one. */
+static tok_rv keypair_templates(struct keypair_tmpl *k, const char *label, tok_bytes id,
+				tok_bytes subject, const tok_key *key, tok_err *err)
+{
 	if (key->type == TOK_KEY_RSA) {
-		kt = CKK_RSA;
+		k->kt = CKK_RSA;
 	} else if (key->type == TOK_KEY_EC) {
-		kt = CKK_EC;
+		k->kt = CKK_EC;
 	} else {
 		tok_err_set(err, "internal error: unknown key type");
 		return TOK_ERR;
 	}
-	priv[np++] = ATTR(CKA_CLASS, &priv_class, sizeof(priv_class));
-	priv[np++] = ATTR(CKA_KEY_TYPE, &kt, sizeof(kt));
-	priv[np++] = ATTR(CKA_TOKEN, &yes, sizeof(yes));
-	priv[np++] = ATTR(CKA_PRIVATE, &yes, sizeof(yes));
-	priv[np++] = ATTR(CKA_SENSITIVE, &yes, sizeof(yes));
-	priv[np++] = ATTR(CKA_EXTRACTABLE, &no, sizeof(no));
-	priv[np++] = ATTR(CKA_SIGN, &yes, sizeof(yes));
-	priv[np++] = ATTR(CKA_SIGN_RECOVER, &no, sizeof(no));
-	priv[np++] = ATTR(CKA_DECRYPT, &no, sizeof(no));
-	priv[np++] = ATTR(CKA_UNWRAP, &no, sizeof(no));
-	priv[np++] = ATTR(CKA_DERIVE, &no, sizeof(no));
-	priv[np++] = ATTR(CKA_LABEL, label, strlen(label));
-	priv[np++] = ATTR_B(CKA_ID, id);
-	priv[np++] = ATTR_B(CKA_SUBJECT, subject);
-	n_common = np;
-
-	pub[nq++] = ATTR(CKA_CLASS, &pub_class, sizeof(pub_class));
-	pub[nq++] = ATTR(CKA_KEY_TYPE, &kt, sizeof(kt));
-	pub[nq++] = ATTR(CKA_TOKEN, &yes, sizeof(yes));
-	pub[nq++] = ATTR(CKA_PRIVATE, &no, sizeof(no));
-	pub[nq++] = ATTR(CKA_VERIFY, &yes, sizeof(yes));
-	pub[nq++] = ATTR(CKA_ENCRYPT, &no, sizeof(no));
-	pub[nq++] = ATTR(CKA_WRAP, &no, sizeof(no));
-	pub[nq++] = ATTR(CKA_LABEL, label, strlen(label));
-	pub[nq++] = ATTR_B(CKA_ID, id);
-	pub[nq++] = ATTR_B(CKA_SUBJECT, subject);
-
-	if (kt == CKK_RSA) {
-		priv[np++] = ATTR_B(CKA_MODULUS, key->n);
-		priv[np++] = ATTR_B(CKA_PUBLIC_EXPONENT, key->e);
-		priv[np++] = ATTR_B(CKA_PRIVATE_EXPONENT, key->d);
-		priv[np++] = ATTR_B(CKA_PRIME_1, key->p);
-		priv[np++] = ATTR_B(CKA_PRIME_2, key->q);
-		priv[np++] = ATTR_B(CKA_EXPONENT_1, key->dp);
-		priv[np++] = ATTR_B(CKA_EXPONENT_2, key->dq);
-		priv[np++] = ATTR_B(CKA_COEFFICIENT, key->qinv);
-		pub[nq++] = ATTR_B(CKA_MODULUS, key->n);
-		pub[nq++] = ATTR_B(CKA_PUBLIC_EXPONENT, key->e);
-	} else {
-		priv[np++] = ATTR_B(CKA_EC_PARAMS, key->ec_params);
-		priv[np++] = ATTR_B(CKA_VALUE, key->ec_value);
-		pub[nq++] = ATTR_B(CKA_EC_PARAMS, key->ec_params);
-		pub[nq++] = ATTR_B(CKA_EC_POINT, key->ec_point);
-	}
+	k->priv_class = CKO_PRIVATE_KEY;
+	k->pub_class = CKO_PUBLIC_KEY;
+	k->yes = CK_TRUE;
+	k->no = CK_FALSE;
+	keypair_uses(k, label, id, subject);
+	keypair_material(k, key);
 	/* Sign only, and only with the signature mechanisms TLS uses: no raw
 	 * RSA (CKM_RSA_X_509), which would let the token decrypt. Keep the
 	 * hash-and-sign variants: pkcs11-provider signs TLS 1.3's RSA-PSS
@@ -238,40 +263,74 @@ tok_rv tok_txn_import_keypair(tok_txn *x, const char *label, tok_bytes id, tok_b
 	 * not allowed with this key") when the key's list lacks them. Last in
 	 * the template and optional: a token that does not know the attribute
 	 * gets the key without it (show says so). */
-	mechs = tok_sign_mechs(kt, &n_mechs);
-	priv[np++] = ATTR(CKA_ALLOWED_MECHANISMS, mechs, n_mechs * sizeof(*mechs));
-	if (way == TOK_IMPORT_AUTO)
-		r = create(x, priv, np, 1, "private key", err);
-	/* A token that refuses key material in the clear (HSMs in FIPS mode)
-	 * takes it wrapped. */
-	if (way == TOK_IMPORT_UNWRAP ||
-	    (r != TOK_OK && err->has_ckr && tok_refuses_clear_key(err->ckr))) {
-		char refused[200] = "";
+	k->mechs = tok_sign_mechs(k->kt, &k->n_mechs);
+	k->priv[k->np++] = ATTR(CKA_ALLOWED_MECHANISMS, k->mechs, k->n_mechs * sizeof(*k->mechs));
+	return TOK_OK;
+}
 
-		if (way == TOK_IMPORT_AUTO)
-			snprintf(refused, sizeof(refused),
-				 _("the token refused the key in the clear (%s), and "),
-				 tok_ckr_name(err->ckr));
-		arrived = TOK_ARRIVAL_UNWRAPPED;
-		r = unwrap_priv(x, priv, n_common, key->pkcs8, mechs, n_mechs, err);
-		/* What the token cannot do at all is said as such. */
-		if (r == TOK_UNSUPPORTED) {
-			char why[sizeof(err->msg)];
+/* The private key wrapped, as asked or because the token refused it in the
+ * clear (refused: that refusal, else ""); a failure says what was tried. */
+static tok_rv unwrap_instead(tok_txn *x, const struct keypair_tmpl *k, const tok_key *key,
+			     const char *refused, tok_err *err)
+{
+	tok_rv r = unwrap_priv(x, k->priv, k->n_common, key->pkcs8, k->mechs, k->n_mechs, err);
 
-			snprintf(why, sizeof(why), "%s", err->msg);
-			snprintf(err->msg, sizeof(err->msg),
-				 _("token '%s' cannot take an existing private key over PKCS#11: "
-				   "%s%s"),
-				 x->s->t->info.label, refused, why);
-		} else if (r != TOK_OK && refused[0]) {
-			char prefix[260];
+	/* What the token cannot do at all is said as such. */
+	if (r == TOK_UNSUPPORTED) {
+		char why[sizeof(err->msg)];
 
-			snprintf(prefix, sizeof(prefix), _("%sunwrapping it failed: "), refused);
-			prefix_msg(err, prefix);
-		}
+		snprintf(why, sizeof(why), "%s", err->msg);
+		snprintf(err->msg, sizeof(err->msg),
+			 _("token '%s' cannot take an existing private key over PKCS#11: "
+			   "%s%s"),
+			 x->s->t->info.label, refused, why);
+	} else if (r != TOK_OK && refused[0]) {
+		char prefix[260];
+
+		snprintf(prefix, sizeof(prefix), _("%sunwrapping it failed: "), refused);
+		prefix_msg(err, prefix);
 	}
+	return r;
+}
+
+/* The private key on the token: in the clear unless way says unwrap. A
+ * token that refuses key material in the clear (HSMs in FIPS mode) takes
+ * it wrapped. *arrived is written on success. */
+static tok_rv put_private(tok_txn *x, struct keypair_tmpl *k, const tok_key *key,
+			  tok_import_way way, tok_arrival *arrived, tok_err *err)
+{
+	char refused[200] = "";
+	tok_rv r;
+
+	if (way == TOK_IMPORT_AUTO) {
+		r = create(x, k->priv, k->np, 1, "private key", err);
+		if (r == TOK_OK)
+			*arrived = TOK_ARRIVAL_CREATED;
+		if (r == TOK_OK || !err->has_ckr || !tok_refuses_clear_key(err->ckr))
+			return r;
+		snprintf(refused, sizeof(refused),
+			 _("the token refused the key in the clear (%s), and "),
+			 tok_ckr_name(err->ckr));
+	}
+	r = unwrap_instead(x, k, key, refused, err);
 	if (r == TOK_OK)
-		r = create(x, pub, nq, 0, "public key", err);
+		*arrived = TOK_ARRIVAL_UNWRAPPED;
+	return r;
+}
+
+tok_rv tok_txn_import_keypair(tok_txn *x, const char *label, tok_bytes id, tok_bytes subject,
+			      const tok_key *key, tok_import_way way, tok_arrival *how,
+			      tok_err *err)
+{
+	struct keypair_tmpl k;
+	tok_arrival arrived;
+	tok_rv r;
+
+	r = keypair_templates(&k, label, id, subject, key, err);
+	if (r == TOK_OK)
+		r = put_private(x, &k, key, way, &arrived, err);
+	if (r == TOK_OK)
+		r = create(x, k.pub, k.nq, 0, "public key", err);
 	if (r == TOK_OK)
 		*how = arrived;
 	return r;

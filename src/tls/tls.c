@@ -470,53 +470,61 @@ static vz_rv pkcs1_unverified(const vz_tls *t, int pss, const char *why_pss, vz_
 	return VZ_FAIL;
 }
 
-/* The key signs once in each scheme the TLS layer may use, and the
- * certificate's public key verifies each signature: the mechanism list
- * says what a token does not offer, only signing shows what it does. An
- * RSA key that does not sign RSA-PSS (p11-kit 0.24 remoting lists it and
- * refuses CKM_SHA256_RSA_PKCS_PSS) is held to TLS 1.2 with PKCS#1 v1.5; one
- * whose PKCS#1 v1.5 signature does not verify (pkcs11-provider 1.0 sends
- * no DigestInfo where a token lacks CKM_SHA256_RSA_PKCS: openCryptoki 3.8)
- * signs RSA-PSS only, in TLS 1.2 too. A failure here is what the token
- * does with this key, never a lost token or a PIN. */
-static vz_rv probe_key(vz_tls *t, vz_err *err)
+/* An EC key signs once and the certificate verifies it, or no handshake
+ * can use the key. */
+static vz_rv probe_ec(const vz_tls *t, EVP_PKEY *pub, vz_err *err)
 {
-	EVP_PKEY *pub = X509_get0_pubkey(t->cert);
-	char why_pss[160] = "", why_pkcs1[160] = "";
-	int pss = -1, pkcs1;
+	const char *md = EVP_PKEY_get_bits(pub) > 256 ? "SHA384" : "SHA256";
+	char why[160];
+	int ec = vz_tls_try_sign(t->key, pub, md, false, why, sizeof(why));
 
-	if (EVP_PKEY_get_base_id(pub) != EVP_PKEY_RSA) {
-		const char *md = EVP_PKEY_get_bits(pub) > 256 ? "SHA384" : "SHA256";
-		char why[160];
-		int ec = vz_tls_try_sign(t->key, pub, md, false, why, sizeof(why));
-
-		if (ec == 1)
-			return VZ_OK;
-		if (ec == -2)
-			return gone_while_tried(t, why, err);
-		if (ec == 0) {
-			vz_err_set(
-				err,
-				"the ECDSA signature of the key of token '%s' does not verify with "
-				"the certificate: key and certificate do not match",
-				t->token_label);
-			vz_err_hint(err, "import the .pfx again with 'vzp11 import --replace'");
-		} else {
-			vz_err_set(err,
-				   "the key of token '%s' does not sign ECDSA (%s), so no TLS "
-				   "handshake can use it",
-				   t->token_label, why);
-			vz_err_hint(err, "use a token that offers ECDSA (CKM_ECDSA) for signing");
-		}
-		return VZ_FAIL;
+	if (ec == 1)
+		return VZ_OK;
+	if (ec == -2)
+		return gone_while_tried(t, why, err);
+	if (ec == 0) {
+		vz_err_set(err,
+			   "the ECDSA signature of the key of token '%s' does not verify with "
+			   "the certificate: key and certificate do not match",
+			   t->token_label);
+		vz_err_hint(err, "import the .pfx again with 'vzp11 import --replace'");
+	} else {
+		vz_err_set(err,
+			   "the key of token '%s' does not sign ECDSA (%s), so no TLS "
+			   "handshake can use it",
+			   t->token_label, why);
+		vz_err_hint(err, "use a token that offers ECDSA (CKM_ECDSA) for signing");
 	}
-	if (t->rsa_sig == VZ_TLS_SIG_PSS)
-		pss = vz_tls_try_sign(t->key, pub, "SHA256", true, why_pss, sizeof(why_pss));
-	if (pss == -2)
-		return gone_while_tried(t, why_pss, err);
-	pkcs1 = vz_tls_try_sign(t->key, pub, "SHA256", false, why_pkcs1, sizeof(why_pkcs1));
-	if (pkcs1 == -2)
-		return gone_while_tried(t, why_pkcs1, err);
+	return VZ_FAIL;
+}
+
+/* The RSA key signed in neither scheme: why each did not, as it happened. */
+static vz_rv signs_neither(const vz_tls *t, int pss, const char *why_pss, const char *why_pkcs1,
+			   vz_err *err)
+{
+	const char *pss_why = why_pss[0] ? why_pss : _("its signature does not verify");
+
+	if (pss == -1 && !why_pss[0])
+		pss_why = t->mechs_unread
+				  ? _("not tried: the token's mechanism list could not be read")
+				  : _("the token offers no RSA-PSS");
+	vz_err_set(err,
+		   "the key of token '%s' signs neither RSA-PSS (%s) nor RSA PKCS#1 v1.5 "
+		   "(%s), so no TLS handshake can use it",
+		   t->token_label, pss_why,
+		   why_pkcs1[0] ? why_pkcs1 : _("its signature does not verify"));
+	vz_err_hint(err, "check the key with 'vzp11 show LABEL': the token does not let it "
+			 "sign");
+	return VZ_FAIL;
+}
+
+/* The RSA schemes the handshakes may use, from what the two tries did
+ * (1 verified, 0 signed but did not verify, -1 no signature, or RSA-PSS
+ * not tried): both, RSA-PSS only, PKCS#1 v1.5 only (then TLS 1.2), or none
+ * (a failure that says why). */
+static vz_rv settle_rsa_schemes(vz_tls *t, int pss, int pkcs1, const char *why_pss,
+				const char *why_pkcs1, vz_err *err)
+{
 	if (pss == 1 && pkcs1 == 1) {
 		snprintf(t->note, sizeof(t->note),
 			 _("token '%s' signs RSA-PSS: TLS 1.3 when the server offers it"),
@@ -553,23 +561,36 @@ static vz_rv probe_key(vz_tls *t, vz_err *err)
 	} else if (pkcs1 == 0) {
 		return pkcs1_unverified(t, pss, why_pss, err);
 	} else if (pkcs1 != 1) {
-		const char *pss_why = why_pss[0] ? why_pss : _("its signature does not verify");
-
-		if (pss == -1 && !why_pss[0])
-			pss_why =
-				t->mechs_unread
-					? _("not tried: the token's mechanism list could not be read")
-					: _("the token offers no RSA-PSS");
-		vz_err_set(err,
-			   "the key of token '%s' signs neither RSA-PSS (%s) nor RSA PKCS#1 v1.5 "
-			   "(%s), so no TLS handshake can use it",
-			   t->token_label, pss_why,
-			   why_pkcs1[0] ? why_pkcs1 : _("its signature does not verify"));
-		vz_err_hint(err, "check the key with 'vzp11 show LABEL': the token does not let it "
-				 "sign");
-		return VZ_FAIL;
+		return signs_neither(t, pss, why_pss, why_pkcs1, err);
 	}
 	return VZ_OK;
+}
+
+/* The key signs once in each scheme the TLS layer may use, and the
+ * certificate's public key verifies each signature: the mechanism list
+ * says what a token does not offer, only signing shows what it does. An
+ * RSA key that does not sign RSA-PSS (p11-kit 0.24 remoting lists it and
+ * refuses CKM_SHA256_RSA_PKCS_PSS) is held to TLS 1.2 with PKCS#1 v1.5; one
+ * whose PKCS#1 v1.5 signature does not verify (pkcs11-provider 1.0 sends
+ * no DigestInfo where a token lacks CKM_SHA256_RSA_PKCS: openCryptoki 3.8)
+ * signs RSA-PSS only, in TLS 1.2 too. A failure here is what the token
+ * does with this key, never a lost token or a PIN. */
+static vz_rv probe_key(vz_tls *t, vz_err *err)
+{
+	EVP_PKEY *pub = X509_get0_pubkey(t->cert);
+	char why_pss[160] = "", why_pkcs1[160] = "";
+	int pss = -1, pkcs1;
+
+	if (EVP_PKEY_get_base_id(pub) != EVP_PKEY_RSA)
+		return probe_ec(t, pub, err);
+	if (t->rsa_sig == VZ_TLS_SIG_PSS)
+		pss = vz_tls_try_sign(t->key, pub, "SHA256", true, why_pss, sizeof(why_pss));
+	if (pss == -2)
+		return gone_while_tried(t, why_pss, err);
+	pkcs1 = vz_tls_try_sign(t->key, pub, "SHA256", false, why_pkcs1, sizeof(why_pkcs1));
+	if (pkcs1 == -2)
+		return gone_while_tried(t, why_pkcs1, err);
+	return settle_rsa_schemes(t, pss, pkcs1, why_pss, why_pkcs1, err);
 }
 
 /* Copies the certificate of store index found and the intermediates of its
@@ -622,6 +643,28 @@ static vz_rv login_for_key(const vz_global *g, vz_tls *t, vz_token *tk, vz_err *
 	return r;
 }
 
+/* Where pkcs11-provider finds the key: its URI on tok (by CKA_ID; by label
+ * where label is not NULL), the module's file and its arguments. */
+static vz_rv locate_key(vz_tls *t, const tok_token *tok, const char *label, tok_bytes id,
+			vz_err *err)
+{
+	tok_err te = {0};
+	tok_rv tr;
+
+	t->key_uri = tok_uri(tok, TOK_PRIVKEY, label, id);
+	if (!t->key_uri) {
+		vz_err_set(err, "out of memory");
+		return VZ_FAIL;
+	}
+	tr = tok_token_module_path(tok, &t->module, &te);
+	t->module_args = tok_token_module_args(tok);
+	if (tr != TOK_OK) {
+		vz_err_from_tok(err, &te, tr);
+		return VZ_FAIL;
+	}
+	return VZ_OK;
+}
+
 /* Certificates (not a CA's) with this label; *last is the last one's index. */
 static size_t count_labelled(const vz_store *st, const char *label, size_t *last)
 {
@@ -649,8 +692,6 @@ static vz_rv find_cert(const vz_global *g, const char *label, vz_tls *t, vz_err 
 	vz_token tk;
 	vz_store *st = NULL;
 	const vz_entry *e;
-	tok_err te = {0};
-	tok_rv tr;
 	size_t found = 0, n;
 	vz_rv r;
 
@@ -687,19 +728,8 @@ static vz_rv find_cert(const vz_global *g, const char *label, vz_tls *t, vz_err 
 	if (r != VZ_OK)
 		goto out;
 	check_pss(t, tk.tok);
-	t->key_uri = tok_uri(tk.tok, TOK_PRIVKEY, st->certs[found].id_len ? NULL : label,
-			     (tok_bytes){st->certs[found].id, st->certs[found].id_len});
-	if (!t->key_uri) {
-		vz_err_set(err, "out of memory");
-		r = VZ_FAIL;
-		goto out;
-	}
-	tr = tok_token_module_path(tk.tok, &t->module, &te);
-	t->module_args = tok_token_module_args(tk.tok);
-	if (tr != TOK_OK) {
-		vz_err_from_tok(err, &te, tr);
-		r = VZ_FAIL;
-	}
+	r = locate_key(t, tk.tok, st->certs[found].id_len ? NULL : label,
+		       (tok_bytes){st->certs[found].id, st->certs[found].id_len}, err);
 out:
 	vz_store_free(st);
 	if (r == VZ_OK && tk.logged_in)
@@ -709,25 +739,26 @@ out:
 	return r;
 }
 
-vz_rv vz_tls_open_untried(const vz_global *g, const char *label, vz_tls **out, vz_err *err)
+/* A vz_tls that keeps the global options (quiet) for re-connects; NULL,
+ * with err set, when out of memory. */
+static vz_tls *tls_new(const vz_global *g, vz_err *err)
 {
 	vz_tls *t = calloc(1, sizeof(*t));
-	vz_rv r;
 
 	if (!t) {
 		vz_err_set(err, "out of memory");
-		return VZ_FAIL;
+		return NULL;
 	}
-	if (ctx_index < 0)
-		ctx_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
 	t->pin_source = g->pin_source;
 	t->g = *g;
 	t->g.verbose = 0;
-	r = ctx_index < 0 ? VZ_FAIL : VZ_OK;
-	if (r != VZ_OK)
-		vz_err_set(err, "out of memory");
-	if (r == VZ_OK)
-		r = find_cert(g, label, t, err);
+	return t;
+}
+
+/* Once the key is located (r), loads it through pkcs11-provider in the
+ * default library context and hands t out; on any failure t is closed. */
+static vz_rv finish_open(vz_tls *t, vz_rv r, vz_tls **out, vz_err *err)
+{
 	if (r == VZ_OK)
 		r = load_provider(NULL, t->module, t->module_args, err);
 	if (r == VZ_OK)
@@ -740,39 +771,33 @@ vz_rv vz_tls_open_untried(const vz_global *g, const char *label, vz_tls **out, v
 	return VZ_OK;
 }
 
+vz_rv vz_tls_open_untried(const vz_global *g, const char *label, vz_tls **out, vz_err *err)
+{
+	vz_tls *t = tls_new(g, err);
+	vz_rv r;
+
+	if (!t)
+		return VZ_FAIL;
+	if (ctx_index < 0)
+		ctx_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+	r = ctx_index < 0 ? VZ_FAIL : VZ_OK;
+	if (r != VZ_OK)
+		vz_err_set(err, "out of memory");
+	if (r == VZ_OK)
+		r = find_cert(g, label, t, err);
+	return finish_open(t, r, out, err);
+}
+
 vz_rv vz_tls_open_key(const vz_global *g, const vz_token *tk, const unsigned char *id,
 		      size_t id_len, vz_tls **out, vz_err *err)
 {
-	vz_tls *t = calloc(1, sizeof(*t));
-	tok_err te = {0};
-	tok_rv tr;
-	vz_rv r = VZ_FAIL;
+	vz_tls *t = tls_new(g, err);
+	vz_rv r;
 
-	if (!t) {
-		vz_err_set(err, "out of memory");
+	if (!t)
 		return VZ_FAIL;
-	}
-	t->pin_source = g->pin_source;
-	t->g = *g;
-	t->g.verbose = 0;
-	t->key_uri = tok_uri(tk->tok, TOK_PRIVKEY, NULL, (tok_bytes){id, id_len});
-	tr = tok_token_module_path(tk->tok, &t->module, &te);
-	t->module_args = tok_token_module_args(tk->tok);
-	if (!t->key_uri) {
-		vz_err_set(err, "out of memory");
-	} else if (tr != TOK_OK) {
-		vz_err_from_tok(err, &te, tr);
-	} else {
-		r = load_provider(NULL, t->module, t->module_args, err);
-		if (r == VZ_OK)
-			r = load_key(t, NULL, &t->key, err);
-	}
-	if (r != VZ_OK) {
-		vz_tls_close(t);
-		return r;
-	}
-	*out = t;
-	return VZ_OK;
+	r = locate_key(t, tk->tok, NULL, (tok_bytes){id, id_len}, err);
+	return finish_open(t, r, out, err);
 }
 
 vz_rv vz_tls_try_key(vz_tls *t, vz_err *err)
