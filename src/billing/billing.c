@@ -8,6 +8,22 @@
 #include "billing/billing.h"
 #include "cli/cli.h"
 
+/* VZ_BILL_OPTS's texts. The label's default is VZ_DEFAULT_LABEL's. */
+const char vz_bill_help_label[] = N_("certificate on the token (default: vecozo-system)");
+const char vz_bill_help_env[] = N_("VECOZO environment (env VZP11_ENV)");
+const char vz_bill_help_endpoint[] = N_("the Berichtenservice base itself, instead of --env");
+const char vz_bill_help_cacert[] = N_("trust only the CA certificates in FILE for the server\n"
+				      "(env VZP11_CACERT; default: the system store)");
+const char vz_bill_help_retries[] = N_("extra tries after a transient failure, 0..10 (default 3)");
+const char vz_bill_help_timeout[] =
+	N_("limit for one request, or for a stalled transfer (default 30)");
+const char vz_bill_help_ctimeout[] = N_("limit for connecting (default 10)");
+const char vz_bill_help_journal[] = N_("the journal (env VZP11_JOURNAL): a SQLite file, or\n"
+				       "postgresql://... when several machines bill");
+const char vz_bill_bad_retries[] = N_("--retries takes a number from 0 to 10");
+const char vz_bill_bad_timeout[] = N_("--timeout takes seconds, 1 to 600");
+const char vz_bill_bad_ctimeout[] = N_("--connect-timeout takes seconds, 1 to 120");
+
 void vz_bill_defaults(vz_bill_opts *o)
 {
 	memset(o, 0, sizeof(*o));
@@ -17,9 +33,9 @@ void vz_bill_defaults(vz_bill_opts *o)
 	o->connect_timeout_s = 10;
 }
 
-int vz_bill_opt(vz_bill_opts *o, const char *cmd, int c, const char *arg)
+int vz_bill_opt(vz_bill_opts *o, const vz_command *c, int id, const char *arg)
 {
-	switch (c) {
+	switch (id) {
 	case OPT_B_LABEL:
 		o->label = arg;
 		return 0;
@@ -33,17 +49,11 @@ int vz_bill_opt(vz_bill_opts *o, const char *cmd, int c, const char *arg)
 		o->cacert = arg;
 		return 0;
 	case OPT_B_RETRIES:
-		return vz_parse_long(arg, 0, 10, &o->retries)
-			       ? 0
-			       : vz_usage(cmd, "--retries takes a number from 0 to 10");
+		return vz_opt_num(c, id, arg, &o->retries);
 	case OPT_B_TIMEOUT:
-		return vz_parse_long(arg, 1, 600, &o->timeout_s)
-			       ? 0
-			       : vz_usage(cmd, "--timeout takes seconds, 1 to 600");
+		return vz_opt_num(c, id, arg, &o->timeout_s);
 	case OPT_B_CTIMEOUT:
-		return vz_parse_long(arg, 1, 120, &o->connect_timeout_s)
-			       ? 0
-			       : vz_usage(cmd, "--connect-timeout takes seconds, 1 to 120");
+		return vz_opt_num(c, id, arg, &o->connect_timeout_s);
 	default:
 		return -1;
 	}
@@ -62,22 +72,6 @@ int vz_bill_resolve(vz_bill_opts *o, const char *cmd)
 				"the endpoint is the Berichtenservice base without a '/' at the "
 				"end, e.g. https://api.vecozo.nl/berichtenservice");
 	return 0;
-}
-
-void vz_bill_usage(FILE *f)
-{
-	fprintf(f,
-		_("  --label LABEL          certificate on the token (default: %s)\n"
-		  "  --env tst|acc|prd      VECOZO environment (env VZP11_ENV)\n"
-		  "  --endpoint URL         the Berichtenservice base itself, instead of --env\n"
-		  "  --cacert FILE          trust only the CA certificates in FILE for the server\n"
-		  "                         (env VZP11_CACERT; default: the system store)\n"
-		  "  --retries N            extra tries after a transient failure, 0..10 (default 3)\n"
-		  "  --timeout SECONDS      limit for one request, or for a stalled transfer (default 30)\n"
-		  "  --connect-timeout SECONDS  limit for connecting (default 10)\n"
-		  "  --journal PATH|URI     the journal (env VZP11_JOURNAL): a SQLite file, or\n"
-		  "                         postgresql://... when several machines bill\n"),
-		VZ_DEFAULT_LABEL);
 }
 
 vz_rv vz_bill_connect(const vz_global *g, const vz_bill_opts *o, vz_tls **tls, vz_rest **rest,

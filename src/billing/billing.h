@@ -227,36 +227,53 @@ enum {
 	OPT_B_CTIMEOUT,
 };
 
-#define VZ_BILL_LONGOPTS                                                                           \
-	{"label", required_argument, NULL, OPT_B_LABEL},                                           \
-		{"env", required_argument, NULL, OPT_B_ENV},                                       \
-		{"endpoint", required_argument, NULL, OPT_B_ENDPOINT},                             \
-		{"cacert", required_argument, NULL, OPT_B_CACERT},                                 \
-		{"retries", required_argument, NULL, OPT_B_RETRIES},                               \
-		{"timeout", required_argument, NULL, OPT_B_TIMEOUT},                               \
-	{                                                                                          \
-		"connect-timeout", required_argument, NULL, OPT_B_CTIMEOUT                         \
-	}
+/* The shared options' --help texts and range messages; in billing.c,
+ * where xgettext finds them (it reads no headers). */
+extern const char vz_bill_help_label[], vz_bill_help_env[], vz_bill_help_endpoint[],
+	vz_bill_help_cacert[], vz_bill_help_retries[], vz_bill_help_timeout[],
+	vz_bill_help_ctimeout[], vz_bill_help_journal[], vz_bill_bad_retries[],
+	vz_bill_bad_timeout[], vz_bill_bad_ctimeout[];
+
+/* The options of every command that talks to the Berichtenservice, at the
+ * end of its own table, with their configuration keys (label, env and
+ * cacert before any section, endpoint and the numbers in [billing]).
+ * --journal is the global option, shown here because these commands
+ * write the journal. */
+/* clang-format off */
+#define VZ_BILL_OPTS                                                                               \
+	{"label", OPT_B_LABEL, "LABEL", vz_bill_help_label,                                        \
+	 VZ_KEY_TEXT, NULL, NULL, 0, 0, VZ_DEFAULT_LABEL, NULL},                                   \
+	{"env", OPT_B_ENV, "tst|acc|prd", vz_bill_help_env,                                        \
+	 VZ_KEY_ENVNAME, NULL, "VZP11_ENV", 0, 0, NULL, NULL},                                     \
+	{"endpoint", OPT_B_ENDPOINT, "URL", vz_bill_help_endpoint,                                 \
+	 VZ_KEY_HTTPS, "billing", NULL, 0, 0, NULL, NULL},                                         \
+	{"cacert", OPT_B_CACERT, "FILE", vz_bill_help_cacert,                                      \
+	 VZ_KEY_TEXT, NULL, "VZP11_CACERT", 0, 0, "the system store", NULL},                       \
+	{"retries", OPT_B_RETRIES, "N", vz_bill_help_retries,                                      \
+	 VZ_KEY_NUM, "billing", NULL, 0, 10, "3", vz_bill_bad_retries},                            \
+	{"timeout", OPT_B_TIMEOUT, "SECONDS", vz_bill_help_timeout,                                \
+	 VZ_KEY_NUM, "billing", NULL, 1, 600, "30", vz_bill_bad_timeout},                          \
+	{"connect-timeout", OPT_B_CTIMEOUT, "SECONDS", vz_bill_help_ctimeout,                      \
+	 VZ_KEY_NUM, "billing", NULL, 1, 120, "10", vz_bill_bad_ctimeout},                         \
+	VZ_OPT("journal", OPT_JOURNAL, "PATH|URI", vz_bill_help_journal)
+/* clang-format on */
 
 typedef struct vz_bill_opts {
 	const char *label, *env, *endpoint, *cacert;
 	long retries, timeout_s, connect_timeout_s;
 } vz_bill_opts;
 
-/* Defaults: the system label, 3 retries, 30 s, 10 s. */
+/* Defaults: the system label, 3 retries, 30 s, 10 s (VZ_BILL_OPTS's). */
 void vz_bill_defaults(vz_bill_opts *o);
 
-/* One option of VZ_BILL_LONGOPTS: 0 taken, -1 not one of them, or the
- * usage exit code. */
-int vz_bill_opt(vz_bill_opts *o, const char *cmd, int c, const char *arg);
+/* One option of VZ_BILL_OPTS into o, the numbers in the ranges of c's
+ * table: 0 taken, -1 not one of them, or the usage exit code. */
+int vz_bill_opt(vz_bill_opts *o, const vz_command *c, int id, const char *arg);
 
 /* After the options: VZP11_ENV and VZP11_CACERT, and the endpoint from
  * --env or --endpoint (never both, wherever each came from). 0 or the
  * usage exit code. */
 int vz_bill_resolve(vz_bill_opts *o, const char *cmd);
-
-/* The help lines of the shared options. */
-void vz_bill_usage(FILE *f);
 
 /* The token's key and one kept-alive connection to the endpoint. The PIN
  * is asked once. */

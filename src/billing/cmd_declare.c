@@ -18,31 +18,6 @@
 #include "billing/billing.h"
 #include "cli/cli.h"
 
-static void declare_usage(FILE *f)
-{
-	fprintf(f,
-		_("Usage: vzp11 [GLOBAL OPTIONS] declare FILE.txt... --from ROLE:CODE\n"
-		  "                 --to ROLE:CODE[,ROLE:CODE...] --flow TYPE[/SUBTYPE]:VERSION.SUBVERSION[:ACTION]\n"
-		  "                 [--reference REF] [--force] [OPTIONS]\n"
-		  "Send declaration files (Vektis EI, name ending in .txt) to VECOZO's Berichtenservice\n"
-		  "with the system certificate on the token, each exactly once.\n"
-		  "  --from ROLE:CODE       the sender, e.g. Praktijk:01234567 (AGB code)\n"
-		  "  --to ROLE:CODE[,...]   addressees (at most 100), e.g. Zorgverzekeraar:3311 (UZOVI)\n"
-		  "  --flow FLOW            berichttype[/subtype]:version.subversion[:action];\n"
-		  "                         action defaults to Indienen; words of 1 to 60\n"
-		  "                         characters (\\/, \\: and \\\\ for /, : and \\), numbers\n"
-		  "                         0 to 999\n"
-		  "  --reference REF        your own reference for the message (referentieId, at most\n"
-		  "                         150 characters)\n"
-		  "  --force                send content the journal has seen sent already, or\n"
-		  "                         refused with 422\n"));
-	vz_bill_usage(f);
-	fprintf(f,
-		_("Prints each file's traceerId. Exit: 0 every file accepted (or known to VECOZO\n"
-		  "already), 1 a file was refused, is a duplicate or its fate is not known yet,\n"
-		  "2 usage error.\n"));
-}
-
 struct declare_opts {
 	vz_bill_opts b;
 	vz_br_party from;
@@ -78,60 +53,93 @@ static int parse_to(struct declare_opts *o, const char *arg)
 	return 0;
 }
 
+static const vz_opt declare_table[] = {
+	{"from", O_FROM, "ROLE:CODE", N_("the sender, e.g. Praktijk:01234567 (AGB code)"),
+	 VZ_KEY_TEXT, "billing", NULL, 0, 0, NULL, NULL},
+	VZ_OPT("to", O_TO, "ROLE:CODE[,...]",
+	       N_("addressees (at most 100), e.g. Zorgverzekeraar:3311 (UZOVI)")),
+	VZ_OPT("flow", O_FLOW, "FLOW",
+	       N_("berichttype[/subtype]:version.subversion[:action];\n"
+		  "action defaults to Indienen; words of 1 to 60\n"
+		  "characters (\\/, \\: and \\\\ for /, : and \\), numbers\n"
+		  "0 to 999")),
+	VZ_OPT("reference", O_REF, "REF",
+	       N_("your own reference for the message (referentieId, at most\n"
+		  "150 characters)")),
+	VZ_OPT("force", O_FORCE, NULL,
+	       N_("send content the journal has seen sent already, or\n"
+		  "refused with 422")),
+	VZ_BILL_OPTS,
+	{0},
+};
+
+static int cmd_declare(vz_global *g, int argc, char **argv);
+
+const vz_command vz_cmd_declare = {
+	.name = "declare",
+	.run = cmd_declare,
+	.synopsis =
+		"declare FILE.txt... --from ROLE:CODE --to ROLE:CODE[,...] --flow TYPE[/SUB]:V.S[:ACTION]\n"
+		"      [--reference REF] [--force] [--label LABEL] [--env tst|acc|prd | --endpoint URL]",
+	.usage = N_(
+		"declare FILE.txt... --from ROLE:CODE\n"
+		"                 --to ROLE:CODE[,ROLE:CODE...] --flow TYPE[/SUBTYPE]:VERSION.SUBVERSION[:ACTION]\n"
+		"                 [--reference REF] [--force] [OPTIONS]"),
+	.about = N_(
+		"Send declaration files (Vektis EI, name ending in .txt) to VECOZO's Berichtenservice\n"
+		"with the system certificate on the token, each exactly once.\n"),
+	.opts = declare_table,
+	.notes =
+		N_("Prints each file's traceerId. Exit: 0 every file accepted (or known to VECOZO\n"
+		   "already), 1 a file was refused, is a duplicate or its fate is not known yet,\n"
+		   "2 usage error.\n"),
+};
+
+/* One of declare's own options into o: 0, or the usage exit code. */
+static int declare_opt(struct declare_opts *o, int id, const char *arg)
+{
+	const char *why;
+
+	switch (id) {
+	case O_FROM:
+		if (!vz_br_party_parse(arg, &o->from, &why))
+			return vz_usage("declare", "--from: %s", why);
+		o->has_from = true;
+		return 0;
+	case O_TO:
+		return parse_to(o, arg);
+	case O_FLOW:
+		if (!vz_br_flow_parse(arg, &o->flow, &why))
+			return vz_usage("declare", "--flow: %s", _(why));
+		o->flow_text = arg;
+		o->has_flow = true;
+		return 0;
+	case O_REF:
+		o->reference = arg;
+		return 0;
+	default: /* O_FORCE, the table's last */
+		o->force = true;
+		return 0;
+	}
+}
+
+/* -1 after --help, 0 when the options are good, else the exit code. */
 static int parse_args(vz_global *g, int argc, char **argv, struct declare_opts *o)
 {
-	static const struct option longopts[] = {
-		VZ_GLOBAL_LONGOPTS,
-		VZ_BILL_LONGOPTS,
-		{"from", required_argument, NULL, O_FROM},
-		{"to", required_argument, NULL, O_TO},
-		{"flow", required_argument, NULL, O_FLOW},
-		{"reference", required_argument, NULL, O_REF},
-		{"force", no_argument, NULL, O_FORCE},
-		{NULL, 0, NULL, 0},
-	};
-	const char *why;
-	int c, r;
+	const char *arg;
+	int id, r;
 
-	for (c = vz_next_opt(g, argc, argv, "vq", longopts); c != -1;
-	     c = vz_next_opt(g, argc, argv, "vq", longopts)) {
-		r = vz_bill_opt(&o->b, "declare", c, optarg);
-		if (r >= 0) {
-			if (r)
-				return r;
-			continue;
-		}
-		switch (c) {
-		case O_FROM:
-			if (!vz_br_party_parse(optarg, &o->from, &why))
-				return vz_usage("declare", "--from: %s", why);
-			o->has_from = true;
-			break;
-		case O_TO:
-			r = parse_to(o, optarg);
-			if (r)
-				return r;
-			break;
-		case O_FLOW:
-			if (!vz_br_flow_parse(optarg, &o->flow, &why))
-				return vz_usage("declare", "--flow: %s", _(why));
-			o->flow_text = optarg;
-			o->has_flow = true;
-			break;
-		case O_REF:
-			o->reference = optarg;
-			break;
-		case O_FORCE:
-			o->force = true;
-			break;
-		case OPT_HELP:
-			declare_usage(stdout);
-			return -1;
-		default:
-			return vz_usage("declare", "unknown or incomplete option '%s'",
-					argv[optind - 1]);
-		}
+	while ((id = vz_opt_next(g, &vz_cmd_declare, argc, argv, &arg)) > 0) {
+		r = vz_bill_opt(&o->b, &vz_cmd_declare, id, arg);
+		if (r < 0)
+			r = declare_opt(o, id, arg);
+		if (r)
+			return r;
 	}
+	if (id == VZ_OPT_HELP)
+		return -1;
+	if (id != VZ_OPT_END)
+		return vz_opt_stop(&vz_cmd_declare, id, argv);
 	if (optind >= argc)
 		return vz_usage("declare", "name the declaration file(s) to send");
 	if (!o->has_from || !o->n_to || !o->has_flow)
@@ -554,10 +562,3 @@ out:
 	free(files);
 	return ret;
 }
-
-const vz_command vz_cmd_declare = {
-	.name = "declare",
-	.run = cmd_declare,
-	.synopsis = "declare FILE.txt... --from ROLE:CODE --to ROLE:CODE[,...] --flow TYPE[/SUB]:V.S[:ACTION]\n"
-	"      [--reference REF] [--force] [--label LABEL] [--env tst|acc|prd | --endpoint URL]",
-};

@@ -12,24 +12,6 @@
 #include "billing/billing.h"
 #include "cli/cli.h"
 
-static void status_usage(FILE *f)
-{
-	fprintf(f,
-		_("Usage: vzp11 [GLOBAL OPTIONS] declare-status [TRACEER-ID | --open] [--watch]\n"
-		  "                 [OPTIONS]\n"
-		  "Ask VECOZO's status service about a declaration (its traceerId), or about every\n"
-		  "declaration in the journal whose status is not final yet, and record the answer.\n"
-		  "  --open                 every declaration the journal holds that is not final\n"
-		  "                         (the default without TRACEER-ID)\n"
-		  "  --watch                ask again, waiting longer each time (up to a minute),\n"
-		  "                         until every status is final\n"));
-	vz_bill_usage(f);
-	fprintf(f,
-		_("Statuses are VECOZO's own words (Ontvangen, WordtVerwerkt, VerwerkingVoltooid,\n"
-		  "AfgekeurdDoorDienst, ...). Exit: 0 every declaration asked about is known to\n"
-		  "VECOZO and none was refused, 1 otherwise, 2 usage error.\n"));
-}
-
 /* One declaration being followed. */
 struct item {
 	char tid[VZ_UUID_LEN + 1];
@@ -158,40 +140,60 @@ static void sleep_ms(long ms)
 		;
 }
 
+enum {
+	O_OPEN = 1,
+	O_WATCH
+};
+
+static const vz_opt status_table[] = {
+	VZ_OPT("open", O_OPEN, NULL,
+	       N_("every declaration the journal holds that is not final\n"
+		  "(the default without TRACEER-ID)")),
+	VZ_OPT("watch", O_WATCH, NULL,
+	       N_("ask again, waiting longer each time (up to a minute),\n"
+		  "until every status is final")),
+	VZ_BILL_OPTS,
+	{0},
+};
+
+static int cmd_declare_status(vz_global *g, int argc, char **argv);
+
+const vz_command vz_cmd_declare_status = {
+	.name = "declare-status",
+	.run = cmd_declare_status,
+	.synopsis = "declare-status [TRACEER-ID | --open] [--watch]",
+	.usage = N_("declare-status [TRACEER-ID | --open] [--watch]\n"
+		    "                 [OPTIONS]"),
+	.about = N_(
+		"Ask VECOZO's status service about a declaration (its traceerId), or about every\n"
+		"declaration in the journal whose status is not final yet, and record the answer.\n"),
+	.opts = status_table,
+	.notes = N_(
+		"Statuses are VECOZO's own words (Ontvangen, WordtVerwerkt, VerwerkingVoltooid,\n"
+		"AfgekeurdDoorDienst, ...). Exit: 0 every declaration asked about is known to\n"
+		"VECOZO and none was refused, 1 otherwise, 2 usage error.\n"),
+};
+
+/* -1 after --help, 0 when the options are good, else the exit code. */
 static int parse_args(vz_global *g, int argc, char **argv, vz_bill_opts *b, bool *open_all,
 		      bool *watch, const char **tid)
 {
-	enum {
-		O_OPEN = 1,
-		O_WATCH
-	};
-	static const struct option longopts[] = {
-		VZ_GLOBAL_LONGOPTS,
-		VZ_BILL_LONGOPTS,
-		{"open", no_argument, NULL, O_OPEN},
-		{"watch", no_argument, NULL, O_WATCH},
-		{NULL, 0, NULL, 0},
-	};
-	int c, r;
+	const char *arg;
+	int id, r;
 
-	for (c = vz_next_opt(g, argc, argv, "vq", longopts); c != -1;
-	     c = vz_next_opt(g, argc, argv, "vq", longopts)) {
-		r = vz_bill_opt(b, "declare-status", c, optarg);
+	while ((id = vz_opt_next(g, &vz_cmd_declare_status, argc, argv, &arg)) > 0) {
+		r = vz_bill_opt(b, &vz_cmd_declare_status, id, arg);
 		if (r > 0)
 			return r;
-		if (r == 0)
-			continue;
-		if (c == O_OPEN)
+		if (id == O_OPEN)
 			*open_all = true;
-		else if (c == O_WATCH)
+		else if (id == O_WATCH)
 			*watch = true;
-		else if (c == OPT_HELP) {
-			status_usage(stdout);
-			return -1;
-		} else
-			return vz_usage("declare-status", "unknown or incomplete option '%s'",
-					argv[optind - 1]);
 	}
+	if (id == VZ_OPT_HELP)
+		return -1;
+	if (id != VZ_OPT_END)
+		return vz_opt_stop(&vz_cmd_declare_status, id, argv);
 	if (optind + 1 < argc)
 		return vz_usage("declare-status", "give one traceerId, or --open");
 	*tid = optind < argc ? argv[optind] : NULL;
@@ -270,9 +272,3 @@ out:
 	vz_journal_close(j);
 	return ret;
 }
-
-const vz_command vz_cmd_declare_status = {
-	.name = "declare-status",
-	.run = cmd_declare_status,
-	.synopsis = "declare-status [TRACEER-ID | --open] [--watch]",
-};

@@ -13,21 +13,31 @@ static const char *const refusals[] = {NULL,	      "content", "request",
 				       "certificate", "right",	 "not-sent"};
 static const char *const retour_states[] = {"stored", "confirmed"};
 
-static void journal_usage(FILE *f)
-{
-	fprintf(f,
-		_("Usage: vzp11 [GLOBAL OPTIONS] journal\n"
-		  "List the declarations and return files in the billing journal (--journal, env\n"
-		  "VZP11_JOURNAL) with their state. The journal holds no patient data.\n"
-		  "Declaration states: sending (the answer is not known yet), accepted, refused;\n"
-		  "a refused one says why: refused:content (422: VECOZO refused the content;\n"
-		  "declare does not send it again unless forced), refused:request (400 or another\n"
-		  "4xx: the request as sent), refused:certificate (401), refused:right (403: no\n"
-		  "Berichtenservice right), refused:not-sent (it never left this machine).\n"
-		  "Return files: stored, confirmed (VECOZO was told it arrived). A stored one\n"
-		  "whose confirmation VECOZO answered 404 and that it no longer lists was\n"
-		  "confirmed already; 'vzp11 retour --help' says how to close its entry.\n"));
-}
+/* journal takes only the global options. */
+static const vz_opt journal_table[] = {
+	{0},
+};
+
+static int cmd_journal(vz_global *g, int argc, char **argv);
+
+const vz_command vz_cmd_journal = {
+	.name = "journal",
+	.run = cmd_journal,
+	.synopsis = "journal",
+	.usage = N_("journal"),
+	.about = N_(
+		"List the declarations and return files in the billing journal (--journal, env\n"
+		"VZP11_JOURNAL) with their state. The journal holds no patient data.\n"
+		"Declaration states: sending (the answer is not known yet), accepted, refused;\n"
+		"a refused one says why: refused:content (422: VECOZO refused the content;\n"
+		"declare does not send it again unless forced), refused:request (400 or another\n"
+		"4xx: the request as sent), refused:certificate (401), refused:right (403: no\n"
+		"Berichtenservice right), refused:not-sent (it never left this machine).\n"
+		"Return files: stored, confirmed (VECOZO was told it arrived). A stored one\n"
+		"whose confirmation VECOZO answered 404 and that it no longer lists was\n"
+		"confirmed already; 'vzp11 retour --help' says how to close its entry.\n"),
+	.opts = journal_table,
+};
 
 struct listing {
 	const vz_global *g;
@@ -88,23 +98,15 @@ static vz_rv show_retour(void *ctx, const vz_retour *r, vz_err *err)
 
 static int cmd_journal(vz_global *g, int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		VZ_GLOBAL_LONGOPTS,
-		{NULL, 0, NULL, 0},
-	};
 	struct listing l = {.g = g};
 	vz_journal *j = NULL;
 	vz_err err = {0};
-	int c, ret = VZ_EXIT_FAIL;
+	const char *arg;
+	int o, ret = VZ_EXIT_FAIL;
 
-	for (c = vz_next_opt(g, argc, argv, "vq", longopts); c != -1;
-	     c = vz_next_opt(g, argc, argv, "vq", longopts)) {
-		if (c == OPT_HELP) {
-			journal_usage(stdout);
-			return VZ_EXIT_OK;
-		}
-		return vz_usage("journal", "unknown or incomplete option '%s'", argv[optind - 1]);
-	}
+	o = vz_opt_next(g, &vz_cmd_journal, argc, argv, &arg);
+	if (o != VZ_OPT_END)
+		return vz_opt_stop(&vz_cmd_journal, o, argv);
 	if (optind < argc)
 		return vz_usage("journal", "unexpected argument '%s'", argv[optind]);
 	if (vz_journal_open(g->journal, &j, &err) != VZ_OK)
@@ -142,9 +144,3 @@ out:
 	vz_journal_close(j);
 	return ret;
 }
-
-const vz_command vz_cmd_journal = {
-	.name = "journal",
-	.run = cmd_journal,
-	.synopsis = "journal",
-};

@@ -17,26 +17,6 @@
 #include "billing/billing.h"
 #include "cli/cli.h"
 
-static void retour_usage(FILE *f)
-{
-	fprintf(f,
-		_("Usage: vzp11 [GLOBAL OPTIONS] retour --dir DIR [--limit N] [OPTIONS]\n"
-		  "       vzp11 [GLOBAL OPTIONS] retour --forget TRACEERID\n"
-		  "Fetch the return messages waiting at VECOZO, check each one's size and SHA-256,\n"
-		  "store it as DIR/retour-TRACEERID (mode 0600; written under a temporary name,\n"
-		  "synced, renamed), record it in the journal, and only then confirm receipt.\n"
-		  "  --dir DIR              where to store the return files\n"
-		  "  --limit N              messages asked for per call, 1..250 (default 250);\n"
-		  "                         calls repeat until one brings nothing new\n"
-		  "  --forget TRACEERID     take a return file that is stored but not confirmed\n"
-		  "                         out of the journal (the file stays): for one whose\n"
-		  "                         confirmation VECOZO answered 404 and that it no longer\n"
-		  "                         lists, so no run closes it; nothing is sent\n"));
-	vz_bill_usage(f);
-	fprintf(f, _("Exit: 0 every waiting message stored and confirmed, 1 one failed (it stays\n"
-		     "waiting at VECOZO), 2 usage error.\n"));
-}
-
 /* The result for one message. */
 struct got {
 	vz_br_retour m;
@@ -338,60 +318,96 @@ static bool seen_add(struct seen *s, const char *id)
 	return true;
 }
 
-static int parse_args(vz_global *g, int argc, char **argv, vz_bill_opts *b, const char **dir,
-		      long *limit, const char **forget)
-{
-	enum {
-		O_DIR = 1,
-		O_LIMIT,
-		O_FORGET
-	};
-	static const struct option longopts[] = {
-		VZ_GLOBAL_LONGOPTS,
-		VZ_BILL_LONGOPTS,
-		{"dir", required_argument, NULL, O_DIR},
-		{"limit", required_argument, NULL, O_LIMIT},
-		{"forget", required_argument, NULL, O_FORGET},
-		{NULL, 0, NULL, 0},
-	};
-	struct stat st;
-	bool limited = false;
-	int c, r;
+enum {
+	O_DIR = 1,
+	O_LIMIT,
+	O_FORGET
+};
 
-	for (c = vz_next_opt(g, argc, argv, "vq", longopts); c != -1;
-	     c = vz_next_opt(g, argc, argv, "vq", longopts)) {
-		r = vz_bill_opt(b, "retour", c, optarg);
+static const vz_opt retour_table[] = {
+	VZ_OPT("dir", O_DIR, "DIR", N_("where to store the return files")),
+	{"limit", O_LIMIT, "N",
+	 N_("messages asked for per call, 1..250 (default 250);\n"
+	    "calls repeat until one brings nothing new"),
+	 VZ_KEY_NONE, NULL, NULL, 1, 250, NULL, N_("--limit takes a number from 1 to 250")},
+	VZ_OPT("forget", O_FORGET, "TRACEERID",
+	       N_("take a return file that is stored but not confirmed\n"
+		  "out of the journal (the file stays): for one whose\n"
+		  "confirmation VECOZO answered 404 and that it no longer\n"
+		  "lists, so no run closes it; nothing is sent")),
+	VZ_BILL_OPTS,
+	{0},
+};
+
+static int cmd_retour(vz_global *g, int argc, char **argv);
+
+const vz_command vz_cmd_retour = {
+	.name = "retour",
+	.run = cmd_retour,
+	.synopsis = "retour --dir DIR [--limit N]",
+	.usage = N_("retour --dir DIR [--limit N] [OPTIONS]\n"
+		    "retour --forget TRACEERID"),
+	.about = N_(
+		"Fetch the return messages waiting at VECOZO, check each one's size and SHA-256,\n"
+		"store it as DIR/retour-TRACEERID (mode 0600; written under a temporary name,\n"
+		"synced, renamed), record it in the journal, and only then confirm receipt.\n"),
+	.opts = retour_table,
+	.notes = N_("Exit: 0 every waiting message stored and confirmed, 1 one failed (it stays\n"
+		    "waiting at VECOZO), 2 usage error.\n"),
+};
+
+/* What retour is told to do. */
+struct retour_args {
+	const char *dir, *forget;
+	long limit;
+	bool limited; /* --limit given */
+};
+
+/* -1 after --help, 0 when the options are good, else the exit code. */
+static int take_opts(vz_global *g, int argc, char **argv, vz_bill_opts *b, struct retour_args *a)
+{
+	const char *arg;
+	int id, r;
+
+	while ((id = vz_opt_next(g, &vz_cmd_retour, argc, argv, &arg)) > 0) {
+		r = vz_bill_opt(b, &vz_cmd_retour, id, arg);
 		if (r > 0)
 			return r;
-		if (r == 0)
-			continue;
-		if (c == O_DIR) {
-			*dir = optarg;
-		} else if (c == O_LIMIT) {
-			if (!vz_parse_long(optarg, 1, 250, limit))
-				return vz_usage("retour", "--limit takes a number from 1 to 250");
-			limited = true;
-		} else if (c == O_FORGET) {
-			*forget = optarg;
-		} else if (c == OPT_HELP) {
-			retour_usage(stdout);
-			return -1;
-		} else {
-			return vz_usage("retour", "unknown or incomplete option '%s'",
-					argv[optind - 1]);
+		if (id == O_DIR) {
+			a->dir = arg;
+		} else if (id == O_LIMIT) {
+			r = vz_opt_num(&vz_cmd_retour, id, arg, &a->limit);
+			if (r)
+				return r;
+			a->limited = true;
+		} else if (id == O_FORGET) {
+			a->forget = arg;
 		}
 	}
+	if (id == VZ_OPT_HELP)
+		return -1;
+	return id == VZ_OPT_END ? 0 : vz_opt_stop(&vz_cmd_retour, id, argv);
+}
+
+/* -1 after --help, 0 when the options are good, else the exit code. */
+static int parse_args(vz_global *g, int argc, char **argv, vz_bill_opts *b, struct retour_args *a)
+{
+	struct stat st;
+	int r = take_opts(g, argc, argv, b, a);
+
+	if (r)
+		return r;
 	if (optind < argc)
 		return vz_usage("retour", "unexpected argument '%s'", argv[optind]);
-	if (*forget && (*dir || limited))
+	if (a->forget && (a->dir || a->limited))
 		return vz_usage("retour", "--forget changes only the journal: leave out --dir and "
 					  "--limit");
-	if (*forget)
+	if (a->forget)
 		return 0;
-	if (!*dir)
+	if (!a->dir)
 		return vz_usage("retour", "give --dir DIR, where the return files go");
-	if (stat(*dir, &st) != 0 || !S_ISDIR(st.st_mode))
-		return vz_usage("retour", "--dir %s is not a directory", *dir);
+	if (stat(a->dir, &st) != 0 || !S_ISDIR(st.st_mode))
+		return vz_usage("retour", "--dir %s is not a directory", a->dir);
 	return vz_bill_resolve(b, "retour");
 }
 
@@ -517,26 +533,26 @@ static int cmd_retour(vz_global *g, int argc, char **argv)
 	vz_tls *tls = NULL;
 	vz_err err = {0};
 	json_t *arr = NULL;
-	const char *forget = NULL;
-	long limit = 250;
+	struct retour_args a = {.limit = 250};
 	size_t fresh = 0, failed = 0, total = 0;
 	int ret;
 
 	vz_bill_defaults(&b);
-	ret = parse_args(g, argc, argv, &b, &r.dir, &limit, &forget);
+	ret = parse_args(g, argc, argv, &b, &a);
 	if (ret == -1)
 		return VZ_EXIT_OK;
 	if (ret != 0)
 		return ret;
-	if (forget)
-		return forget_one(g, forget);
+	if (a.forget)
+		return forget_one(g, a.forget);
+	r.dir = a.dir;
 	ret = VZ_EXIT_FAIL;
 	if (vz_journal_open(g->journal, &r.j, &err) != VZ_OK ||
 	    vz_bill_connect(g, &b, &tls, &r.rest, &err) != VZ_OK)
 		goto out;
 	arr = g->json ? json_array() : NULL;
 	do {
-		if (page(&r, limit, &seen, arr, &fresh, &failed, &err) != VZ_OK)
+		if (page(&r, a.limit, &seen, arr, &fresh, &failed, &err) != VZ_OK)
 			goto out;
 		total += fresh;
 	} while (fresh > 0);
@@ -552,9 +568,3 @@ out:
 	vz_journal_close(r.j);
 	return ret;
 }
-
-const vz_command vz_cmd_retour = {
-	.name = "retour",
-	.run = cmd_retour,
-	.synopsis = "retour --dir DIR [--limit N]",
-};
