@@ -20,9 +20,9 @@ const char vz_bill_help_timeout[] =
 const char vz_bill_help_ctimeout[] = N_("limit for connecting (default 10)");
 const char vz_bill_help_journal[] = N_("the journal (env VZP11_JOURNAL): a SQLite file, or\n"
 				       "postgresql://... when several machines bill");
-const char vz_bill_bad_retries[] = N_("--retries takes a number from 0 to 10");
-const char vz_bill_bad_timeout[] = N_("--timeout takes seconds, 1 to 600");
-const char vz_bill_bad_ctimeout[] = N_("--connect-timeout takes seconds, 1 to 120");
+const char vz_bill_bad_retries[] = N_("--retries takes a number from %ld to %ld");
+const char vz_bill_bad_timeout[] = N_("--timeout takes seconds, %ld to %ld");
+const char vz_bill_bad_ctimeout[] = N_("--connect-timeout takes seconds, %ld to %ld");
 
 void vz_bill_defaults(vz_bill_opts *o)
 {

@@ -329,7 +329,7 @@ static const vz_opt retour_table[] = {
 	{"limit", O_LIMIT, "N",
 	 N_("messages asked for per call, 1..250 (default 250);\n"
 	    "calls repeat until one brings nothing new"),
-	 VZ_KEY_NONE, NULL, NULL, 1, 250, NULL, N_("--limit takes a number from 1 to 250")},
+	 VZ_KEY_NONE, NULL, NULL, 1, 250, NULL, N_("--limit takes a number from %ld to %ld")},
 	VZ_OPT("forget", O_FORGET, "TRACEERID",
 	       N_("take a return file that is stored but not confirmed\n"
 		  "out of the journal (the file stays): for one whose\n"

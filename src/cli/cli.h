@@ -143,8 +143,8 @@ typedef struct vz_global {
 	const char *pin_source;	 /* --pin-source or VZP11_PIN_SOURCE */
 	const char *journal;	 /* --journal or VZP11_JOURNAL (billing) */
 	const char *config;	 /* --config FILE */
-	unsigned cli_set;	 /* bit i: the ith of module, token, pin_source,
-				    journal, module_args came from the command line */
+	unsigned cli_set;	 /* which of them came from the command line
+				    (vz_global_given()) */
 	bool json;
 	int verbose;
 	bool quiet;
@@ -196,9 +196,10 @@ typedef struct vz_opt {
 	vz_key_kind key;
 	const char *section; /* NULL: before any section */
 	const char *env;     /* the environment variable that wins over the files */
-	long lo, hi;	     /* VZ_KEY_NUM: the range, also on the command line */
+	long lo, hi;	     /* a number's range, on the command line and in the files */
 	const char *dflt;    /* the default as `vzp11 config` shows it */
-	const char *bad;     /* VZ_KEY_NUM: the usage message for a value out of range */
+	const char *bad;     /* a number's usage message when out of range, a format
+				with two %ld for lo and hi (N_()) */
 } vz_opt;
 
 typedef struct vz_command {
@@ -269,23 +270,6 @@ bool vz_parse_long(const char *s, long lo, long hi, long *out);
  * an https:// URL. 0, or the usage exit code (messages name cmd). */
 int vz_target(const char *cmd, const char **env, const char **endpoint,
 	      const char *(*lookup)(const char *env));
-
-/* TRANSITIONAL (until every command has its vz_command): */
-#define VZ_GLOBAL_LONGOPTS                                                                         \
-	{"module", required_argument, NULL, OPT_MODULE},                                           \
-		{"module-args", required_argument, NULL, OPT_MODULE_ARGS},                         \
-		{"token", required_argument, NULL, OPT_TOKEN},                                     \
-		{"pin-source", required_argument, NULL, OPT_PIN_SOURCE},                           \
-		{"journal", required_argument, NULL, OPT_JOURNAL},                                 \
-		{"config", required_argument, NULL, OPT_CONFIG},                                   \
-		{"json", no_argument, NULL, OPT_JSON}, {"verbose", no_argument, NULL, 'v'},        \
-		{"quiet", no_argument, NULL, 'q'},                                                 \
-	{                                                                                          \
-		"help", no_argument, NULL, OPT_HELP                                                \
-	}
-bool vz_global_opt(vz_global *g, int c, const char *arg);
-int vz_next_opt(vz_global *g, int argc, char **argv, const char *shortopts,
-		const struct option *longopts);
 
 /* "vzp11: msg" and the hint, on stderr. */
 void vz_report(const vz_err *err);

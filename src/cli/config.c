@@ -1,6 +1,8 @@
-/* config.c - the configuration files: what each key means, where it came
- * from, and how it reaches a command (as the option it stands for, so a
- * value from a file is checked by the same code as one typed). */
+/* config.c - the configuration files: their keys are the options that the
+ * command tables mark as keys (cli.h), each value is kept with where it
+ * came from, and it reaches a command as the option it stands for, so a
+ * value from a file is checked by the same code as one typed. */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -73,6 +75,10 @@ static void add_keys(const vz_opt *opts, unsigned cmd_bit)
 		if (o->key == VZ_KEY_NONE)
 			continue;
 		k = key_of(o->section, o->name);
+		/* one key, one meaning: the tables that share it agree */
+		assert(!k || (k->opt->key == o->key && k->opt->lo == o->lo &&
+			      k->opt->hi == o->hi && !k->opt->env == !o->env &&
+			      !k->opt->dflt == !o->dflt));
 		if (!k && keys.n < MAX_KEYS) {
 			k = &keys.k[keys.n++];
 			k->opt = o;
@@ -481,8 +487,8 @@ static size_t module_sources(const vz_global *g, struct module_src src[MODULE_SO
 {
 	size_t m = 0;
 
-	src[0] = (struct module_src){g->cli_set & 1u ? g->module : NULL,
-				     g->cli_set & 16u ? g->module_args : NULL, "command line",
+	src[0] = (struct module_src){vz_global_given(g, OPT_MODULE),
+				     vz_global_given(g, OPT_MODULE_ARGS), "command line",
 				     "command line"};
 	src[1] = (struct module_src){vz_env("VZP11_MODULE"), vz_env("VZP11_MODULE_ARGS"),
 				     "environment VZP11_MODULE", "environment VZP11_MODULE_ARGS"};

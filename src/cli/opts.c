@@ -112,23 +112,6 @@ static bool global_opt(vz_global *g, int id, const char *arg)
 	}
 }
 
-bool vz_global_opt(vz_global *g, int c, const char *arg)
-{
-	return global_opt(g, c, arg);
-}
-
-int vz_next_opt(vz_global *g, int argc, char **argv, const char *shortopts,
-		const struct option *longopts)
-{
-	int c;
-
-	opterr = 0;
-	do {
-		c = getopt_long(argc, argv, shortopts, longopts, NULL);
-	} while (c != -1 && global_opt(g, c, optarg));
-	return c;
-}
-
 /* The option has a short form: its id is a letter. */
 static bool letter(int id)
 {
@@ -205,7 +188,7 @@ int vz_opt_num(const vz_command *c, int id, const char *arg, long *out)
 	if (o && vz_parse_long(arg, o->lo, o->hi, out))
 		return 0;
 	if (o && o->bad)
-		return vz_usage(c->name, "%s", _(o->bad));
+		return vz_usage(c->name, o->bad, o->lo, o->hi);
 	return vz_usage(c->name, "--%s takes a number from %ld to %ld", o ? o->name : "?",
 			o ? o->lo : 0, o ? o->hi : 0);
 }

@@ -67,7 +67,7 @@ static const vz_opt cov_opts[] = {
 	VZ_OPT("out", O_OUT, "FILE",
 	       N_("write the batch result here (mode 0600) instead of stdout")),
 	{"jobs", O_JOBS, "N", N_("parallel requests, 1..32 (default 4)"), VZ_KEY_NUM, "cov", NULL,
-	 1, 32, "4", N_("--jobs takes a number from 1 to 32")},
+	 1, 32, "4", N_("--jobs takes a number from %ld to %ld")},
 	{"agb", O_AGB, "CODE", N_("the practice's 8-digit AGB code (env VZP11_AGB)"), VZ_KEY_TEXT,
 	 "cov", "VZP11_AGB", 0, 0, NULL, NULL},
 	/* the default is VZ_DEFAULT_LABEL: an option's help has no %s */
@@ -82,14 +82,14 @@ static const vz_opt cov_opts[] = {
 	    "(env VZP11_CACERT; default: the system store)"),
 	 VZ_KEY_TEXT, NULL, "VZP11_CACERT", 0, 0, "the system store", NULL},
 	{"retries", O_RETRIES, "N", N_("extra tries after a transient failure, 0..10 (default 3)"),
-	 VZ_KEY_NUM, "cov", NULL, 0, 10, "3", N_("--retries takes a number from 0 to 10")},
+	 VZ_KEY_NUM, "cov", NULL, 0, 10, "3", N_("--retries takes a number from %ld to %ld")},
 	{"timeout", O_TIMEOUT, "SECONDS", N_("limit for one request (default 30)"), VZ_KEY_NUM,
-	 "cov", NULL, 1, 600, "30", N_("--timeout takes seconds, 1 to 600")},
+	 "cov", NULL, 1, 600, "30", N_("--timeout takes seconds, %ld to %ld")},
 	{"connect-timeout", O_CTIMEOUT, "SECONDS", N_("limit for connecting (default 10)"),
-	 VZ_KEY_NUM, "cov", NULL, 1, 120, "10", N_("--connect-timeout takes seconds, 1 to 120")},
+	 VZ_KEY_NUM, "cov", NULL, 1, 120, "10", N_("--connect-timeout takes seconds, %ld to %ld")},
 	{"max-response", O_MAXRESP, "BYTES", N_("largest response accepted (default 4194304)"),
 	 VZ_KEY_NONE, NULL, NULL, 1024, 1L << 30, NULL,
-	 N_("--max-response takes bytes, 1024 to 1073741824")},
+	 N_("--max-response takes bytes, %ld to %ld")},
 	{0},
 };
 

@@ -42,7 +42,7 @@ static const vz_opt clients_opts[] = {
 	       N_("issue: the .p12's password (8 characters or more); on a\n"
 		  "terminal asked twice")),
 	{"days", O_DAYS, "N", N_("issue: how long the certificate is valid (default 730)"),
-	 VZ_KEY_NONE, NULL, NULL, 1, 3650, NULL, N_("--days wants a number from 1 to 3650")},
+	 VZ_KEY_NONE, NULL, NULL, 1, 3650, NULL, N_("--days wants a number from %ld to %ld")},
 	VZ_OPT("legacy-p12", O_LEGACY, NULL,
 	       N_("issue: 3DES and SHA-1 instead of AES-256 and SHA-256, for\n"
 		  "Windows before 10 (1709)")),

@@ -480,10 +480,10 @@ static const vz_opt check_opts[] = {
 	       N_("check only this certificate (default: every certificate with\na key)")),
 	{"warn-days", O_WARN, "N", N_("WARNING when fewer than N days are left (default 45)"),
 	 VZ_KEY_NUM, "check", NULL, 0, 100000, "45",
-	 N_("--warn-days takes a number of days, 0 to 100000")},
+	 N_("--warn-days takes a number of days, %ld to %ld")},
 	{"crit-days", O_CRIT, "N", N_("CRITICAL when fewer than N days are left (default 14)"),
 	 VZ_KEY_NUM, "check", NULL, 0, 100000, "14",
-	 N_("--crit-days takes a number of days, 0 to 100000")},
+	 N_("--crit-days takes a number of days, %ld to %ld")},
 	{0},
 };
 
@@ -515,7 +515,7 @@ const vz_command vz_cmd_check = {
 /* -1 after --help, 0 when the options are good, else the exit code. */
 static int parse(vz_global *g, int argc, char **argv, struct check *c)
 {
-	const vz_opt *bad;
+	const vz_opt *opt;
 	const char *arg;
 	char msg[160];
 	int o;
@@ -525,9 +525,11 @@ static int parse(vz_global *g, int argc, char **argv, struct check *c)
 			c->label = arg;
 			continue;
 		}
-		bad = vz_opt_find(&vz_cmd_check, o);
-		if (!vz_parse_long(arg, bad->lo, bad->hi, o == O_WARN ? &c->warn : &c->crit))
-			return usage_unknown(_(bad->bad));
+		opt = vz_opt_find(&vz_cmd_check, o);
+		if (!vz_parse_long(arg, opt->lo, opt->hi, o == O_WARN ? &c->warn : &c->crit)) {
+			snprintf(msg, sizeof(msg), _(opt->bad), opt->lo, opt->hi);
+			return usage_unknown(msg);
+		}
 	}
 	if (o == VZ_OPT_HELP)
 		return -1;
