@@ -8,8 +8,8 @@
 #include "billing/billing.h"
 #include "cli/cli.h"
 
-/* VZ_BILL_OPTS's texts. The label's default is VZ_DEFAULT_LABEL's. */
-const char vz_bill_help_label[] = N_("certificate on the token (default: vecozo-system)");
+/* VZ_BILL_OPTS's texts. */
+const char vz_bill_help_label[] = N_("certificate on the token (default: %s)");
 const char vz_bill_help_env[] = N_("VECOZO environment (env VZP11_ENV)");
 const char vz_bill_help_endpoint[] = N_("the Berichtenservice base itself, instead of --env");
 const char vz_bill_help_cacert[] = N_("trust only the CA certificates in FILE for the server\n"

@@ -190,14 +190,14 @@ typedef struct vz_opt {
 	int id;		  /* what vz_opt_next() returns; a letter is also its short option */
 	const char *arg;  /* the value's name in --help ("LABEL"); NULL: takes no value */
 	const char *help; /* --help's text (N_()); a '\n' goes on at the text's column;
-			     NULL: not shown */
+			     a %s is dflt; NULL: not shown */
 	/* As a configuration key: the option given for it, below the
 	 * environment and the command line. */
 	vz_key_kind key;
 	const char *section; /* NULL: before any section */
 	const char *env;     /* the environment variable that wins over the files */
 	long lo, hi;	     /* a number's range, on the command line and in the files */
-	const char *dflt;    /* the default as `vzp11 config` shows it */
+	const char *dflt;    /* the default, as --help (its %s) and `vzp11 config` show it */
 	const char *bad;     /* a number's usage message when out of range, a format
 				with two %ld for lo and hi (N_()) */
 } vz_opt;

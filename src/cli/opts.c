@@ -206,7 +206,7 @@ static int left_side(const vz_opt *o, char *buf, size_t size)
 
 void vz_opt_print(FILE *f, const vz_opt *opts)
 {
-	char left[128];
+	char left[128], filled[1024];
 	int col = 0;
 
 	for (const vz_opt *o = opts; o && o->name; o++) {
@@ -228,6 +228,10 @@ void vz_opt_print(FILE *f, const vz_opt *opts)
 		w = left_side(o, left, sizeof(left));
 		fputs(left, f);
 		text = _(o->help);
+		if (o->dflt && strstr(text, "%s")) {
+			snprintf(filled, sizeof(filled), text, o->dflt);
+			text = filled;
+		}
 		fprintf(f, "%*s", w + 2 > col ? 2 : col - w, "");
 		for (; (nl = strchr(text, '\n')); text = nl + 1)
 			fprintf(f, "%.*s\n%*s", (int)(nl - text), text, col, "");

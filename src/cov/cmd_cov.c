@@ -70,8 +70,7 @@ static const vz_opt cov_opts[] = {
 	 1, 32, "4", N_("--jobs takes a number from %ld to %ld")},
 	{"agb", O_AGB, "CODE", N_("the practice's 8-digit AGB code (env VZP11_AGB)"), VZ_KEY_TEXT,
 	 "cov", "VZP11_AGB", 0, 0, NULL, NULL},
-	/* the default is VZ_DEFAULT_LABEL: an option's help has no %s */
-	{"label", O_LABEL, "LABEL", N_("certificate on the token (default: vecozo-system)"),
+	{"label", O_LABEL, "LABEL", N_("certificate on the token (default: %s)"),
 	 VZ_KEY_TEXT, NULL, NULL, 0, 0, VZ_DEFAULT_LABEL, NULL},
 	{"env", O_ENV, "tst|acc|prd", N_("VECOZO environment (env VZP11_ENV)"), VZ_KEY_ENVNAME,
 	 NULL, "VZP11_ENV", 0, 0, NULL, NULL},

@@ -28,10 +28,9 @@ enum {
 	O_LEGACY,
 };
 
-/* --dir's default is VZ_CLIENTS_DIR, written out: help texts are not
- * formatted. */
 static const vz_opt clients_opts[] = {
-	VZ_OPT("dir", O_DIR, "DIR", N_("where the files are (default /var/lib/vzp11/clients)")),
+	{"dir", O_DIR, "DIR", N_("where the files are (default %s)"), VZ_KEY_NONE, NULL, NULL, 0, 0,
+	 VZ_CLIENTS_DIR, NULL},
 	VZ_OPT("name", O_NAME, "HOST",
 	       N_("init: a name or address clients reach the gateway by,\n"
 		  "besides localhost, 127.0.0.1 and ::1; repeatable")),

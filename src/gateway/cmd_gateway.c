@@ -66,8 +66,6 @@ enum {
 	O_INSECURE_LOOPBACK,
 };
 
-/* --label's default is VZ_DEFAULT_LABEL, written out: help texts are not
- * formatted. */
 static const vz_opt gateway_opts[] = {
 	{"listen", O_LISTEN, "ADDR",
 	 N_("unix:/PATH (created 0660), or HOST:PORT (HTTPS with client\n"
@@ -84,7 +82,7 @@ static const vz_opt gateway_opts[] = {
 	 N_("trust only these CAs for the upstream (default: the system's)"), VZ_KEY_TEXT, NULL,
 	 "VZP11_CACERT", 0, 0, "the system store", NULL},
 	{"label", O_LABEL, "LABEL",
-	 N_("certificate on the token (default: vecozo-system); repeatable:\n"
+	 N_("certificate on the token (default: %s); repeatable:\n"
 	    "clients pick one with the header 'Vzp11-Label: LABEL', the\n"
 	    "first without it; a label not served gets 403"),
 	 VZ_KEY_TEXT, NULL, NULL, 0, 0, VZ_DEFAULT_LABEL, NULL},

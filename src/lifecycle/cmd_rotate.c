@@ -837,9 +837,8 @@ enum {
 	O_FINISH
 };
 
-/* --label's text names VZ_DEFAULT_LABEL. */
 static const vz_opt rotate_opts[] = {
-	{"label", O_LABEL, "LABEL", N_("the active certificate's label (default: vecozo-system)"),
+	{"label", O_LABEL, "LABEL", N_("the active certificate's label (default: %s)"),
 	 VZ_KEY_TEXT, NULL, NULL, 0, 0, VZ_DEFAULT_LABEL, NULL},
 	VZ_OPT("password-source", O_PASSWORD_SOURCE, "SRC",
 	       N_("NEW.p12's password: env:VAR, file:PATH (mode 0600),\n"

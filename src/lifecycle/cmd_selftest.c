@@ -616,9 +616,8 @@ enum {
 	O_CACERT
 };
 
-/* --label's text names VZ_DEFAULT_LABEL. */
 static const vz_opt selftest_opts[] = {
-	{"label", O_LABEL, "LABEL", N_("certificate on the token (default: vecozo-system)"),
+	{"label", O_LABEL, "LABEL", N_("certificate on the token (default: %s)"),
 	 VZ_KEY_TEXT, NULL, NULL, 0, 0, VZ_DEFAULT_LABEL, NULL},
 	{"env", O_ENV, "tst|acc|prd",
 	 N_("VECOZO environment for the COV handshake (env VZP11_ENV)"), VZ_KEY_ENVNAME, NULL,
