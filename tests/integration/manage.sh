@@ -305,6 +305,27 @@ case_help() {
 	done
 	run vz --version
 	expect_in "$T/out" "^vzp11 [0-9]+\.[0-9]+\.[0-9]+$" "--version"
+	# a default the help names comes from the option's table entry
+	run vz cov --help
+	expect_in "$T/out" "--label LABEL .*\(default: vecozo-system\)" "cov --help names the default label"
+	run vz clients --help
+	expect_in "$T/out" "--dir DIR .*\(default /var/lib/vzp11/clients\)" "clients --help names the default directory"
+	# a number out of its table entry's range: the entry's message, with its range
+	for spec in "cov --jobs 33|--jobs takes a number from 1 to 32" \
+		"cov --max-response 1023|--max-response takes bytes, 1024 to 1073741824" \
+		"declare --retries 11|--retries takes a number from 0 to 10" \
+		"retour --limit 0|--limit takes a number from 1 to 250" \
+		"gateway --pool 257|--pool wants a number from 1 to 256" \
+		"clients --days 0|--days wants a number from 1 to 3650"; do
+		args=${spec%%|*}
+		# shellcheck disable=SC2086 # the command and its option, split on purpose
+		run vz $args
+		expect_rc 2 "$args"
+		expect_in "$T/err" "${spec#*|}" "$args: says the range"
+	done
+	run vz check --warn-days 100001
+	expect_rc 3 "check --warn-days 100001 (UNKNOWN)"
+	expect_in "$T/out" "--warn-days takes a number of days, 0 to 100000" "check: says the range"
 }
 
 new_token "manage-$1"
