@@ -1,7 +1,5 @@
-/* main.c - global options and the command table. */
-#include <errno.h>
+/* main.c - the command table, and the start of every run. */
 #include <locale.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,7 +39,8 @@ static void usage(FILE *out)
 		"Commands:\n"),
 	      out);
 	for (size_t i = 0; i < N_COMMANDS; i++) {
-		const char *s = commands[i]->synopsis, *nl;
+		const char *s = commands[i]->synopsis ? commands[i]->synopsis : commands[i]->usage,
+			   *nl;
 
 		/* a line that goes on one before it is printed as it is */
 		for (; (nl = strchr(s, '\n')); s = nl + 1)

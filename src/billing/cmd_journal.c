@@ -23,7 +23,6 @@ static int cmd_journal(vz_global *g, int argc, char **argv);
 const vz_command vz_cmd_journal = {
 	.name = "journal",
 	.run = cmd_journal,
-	.synopsis = "journal",
 	.usage = N_("journal"),
 	.about = N_(
 		"List the declarations and return files in the billing journal (--journal, env\n"

@@ -1,5 +1,5 @@
-/* args.c - the global options, option parsing and the values options
- * take. */
+/* args.c - the values options take: numbers, where a client sends, the
+ * environment's. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>

@@ -205,7 +205,8 @@ typedef struct vz_opt {
 typedef struct vz_command {
 	const char *name;
 	int (*run)(vz_global *g, int argc, char **argv);
-	const char *synopsis; /* `vzp11 --help`'s lines for it, '\n' between them */
+	const char *synopsis; /* `vzp11 --help`'s lines for it, '\n' between them;
+				 NULL: the usage lines */
 	const char *usage;    /* its --help's Usage: lines, without "vzp11 [GLOBAL OPTIONS] " */
 	const char *about;    /* what it does, before the options */
 	const vz_opt *opts;   /* ended by an entry without a name */

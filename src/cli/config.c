@@ -781,7 +781,6 @@ static int cmd_config(vz_global *g, int argc, char **argv);
 const vz_command vz_cmd_config = {
 	.name = "config",
 	.run = cmd_config,
-	.synopsis = "config",
 	.usage = "config",
 	.about = N_("Show the settings in effect and where each comes from: the command line,\n"
 		    "the environment, a configuration file (FILE:LINE) or the built-in default.\n"

@@ -492,7 +492,6 @@ static int cmd_check(vz_global *g, int argc, char **argv);
 const vz_command vz_cmd_check = {
 	.name = "check",
 	.run = cmd_check,
-	.synopsis = "check [--label LABEL] [--warn-days N] [--crit-days N]",
 	.usage = N_("check [--label LABEL] [--warn-days N] [--crit-days N]"),
 	.about = N_("Monitoring plugin (Nagios, Icinga, Checkmk) for the certificates on the token:\n"
 		    "one line 'VZP11 OK|WARNING|CRITICAL|UNKNOWN - ...' with perfdata\n"

@@ -250,7 +250,6 @@ static int cmd_remove(vz_global *g, int argc, char **argv);
 const vz_command vz_cmd_remove = {
 	.name = "remove",
 	.run = cmd_remove,
-	.synopsis = "remove LABEL [--yes]",
 	.usage = N_("remove LABEL [--yes]"),
 	.about = N_("Delete the private key, public key and certificate with this label, and the\n"
 		    "CA certificates no other certificate on the token uses.\n"),

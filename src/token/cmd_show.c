@@ -15,7 +15,6 @@ static int cmd_show(vz_global *g, int argc, char **argv);
 const vz_command vz_cmd_show = {
 	.name = "show",
 	.run = cmd_show,
-	.synopsis = "show LABEL",
 	.usage = N_("show LABEL"),
 	.about = N_(
 		"Show the certificate with this label in full: subject, issuer, serial,\n"

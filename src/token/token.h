@@ -235,7 +235,7 @@ vz_rv vz_import_apply(vz_token *tk, const vz_store *st, const struct vz_import_s
 /* The entry of this label and key id, or NULL. */
 const vz_entry *vz_import_find(const vz_store *st, const char *label, const unsigned char id[20]);
 
-/* The audit trail of one import (audit.h): the certificate written, as the
+/* The audit trail of one import (below): the certificate written, as the
  * token reads back in after (with the one of its label in before that it
  * replaced), and each CA certificate the token gained; or, failed, the
  * attempt that was rolled back, with its reason. action NULL: "import" or

@@ -1,4 +1,4 @@
-/* toklock.c - the per-token lock file of toklock.h. */
+/* toklock.c - the per-token lock file of token.h. */
 #include <errno.h>
 #include <stdbool.h>
 #include <fcntl.h>
