@@ -93,10 +93,12 @@ fingerprint() { openssl x509 -in "$1" -noout -fingerprint -sha256 | sed 's/.*=//
 } >"$T/rights"
 
 # p11 ARGS: pkcs11-tool on this case's token (lib.sh's objects, snapshot and
-# expect_unchanged use it); P11_MODULE, P11_TOKEN and P11_PIN (the name of
-# the variable holding the PIN) are set by the case.
+# expect_unchanged use it); P11_MODULE, P11_TOKEN and P11_PIN_VAR (the name of
+# the variable holding the PIN) are set by the case. The PIN reaches
+# pkcs11-tool in its environment (VZT_P11_PIN), never on its command line.
 p11() {
-	pkcs11-tool --module "$P11_MODULE" --token-label "$P11_TOKEN" --login --pin "env:$P11_PIN" "$@"
+	VZT_P11_PIN=$(printenv "$P11_PIN_VAR") pkcs11-tool --module "$P11_MODULE" \
+		--token-label "$P11_TOKEN" --login --pin env:VZT_P11_PIN "$@"
 }
 
 # no_secrets_in PID WHAT: the process has none of the test's VZT_*
@@ -194,7 +196,7 @@ case_opencryptoki() {
 	# A fresh soft token's SO PIN is openCryptoki's documented default; its
 	# PINs are 4 to 8 characters.
 	export VZT_OCK_SO_DEFAULT=87654321 VZT_OCK_SO=so-47110 VZT_OCK_PIN=pin47110
-	P11_MODULE=$OCK P11_TOKEN=vzp11-ock P11_PIN=VZT_OCK_PIN
+	P11_MODULE=$OCK P11_TOKEN=vzp11-ock P11_PIN_VAR=VZT_OCK_PIN
 	pkcs11-tool --module "$OCK" --slot 3 --init-token --label vzp11-ock \
 		--so-pin env:VZT_OCK_SO_DEFAULT >"$T/init.log" 2>&1 &&
 		pkcs11-tool --module "$OCK" --slot 3 --login --login-type so \
@@ -272,7 +274,7 @@ case_tpm() {
 		tpm2_ptool addtoken --pid=1 --label=vzp11-tpm --sopin=so-4711-tpm \
 			--userpin="$VZT_TPM_PIN" --path="$T/tpm/store" >>"$T/ptool.log" 2>&1 ||
 		{ fail "making the TPM token"; cat "$T/ptool.log"; finish; }
-	P11_MODULE=$TPM P11_TOKEN=vzp11-tpm P11_PIN=VZT_TPM_PIN
+	P11_MODULE=$TPM P11_TOKEN=vzp11-tpm P11_PIN_VAR=VZT_TPM_PIN
 	export VZP11_MODULE=$TPM VZP11_TOKEN=vzp11-tpm VZP11_PIN_SOURCE=env:VZT_TPM_PIN
 
 	# The token takes no private key over PKCS#11: a plain import says so,
@@ -371,7 +373,7 @@ case_nss() {
 	# x-init-reserved: pkcs11-tool reaches it through p11-kit's proxy.
 	printf 'module: %s\nx-init-reserved: %s\n' "$SOFTOKN" "$ARGS" \
 		>"$T/p11-kit/modules/nss-test.module"
-	P11_MODULE=/usr/lib/x86_64-linux-gnu/p11-kit-proxy.so P11_TOKEN="NSS Certificate DB" P11_PIN=VZT_NSS_PIN
+	P11_MODULE=/usr/lib/x86_64-linux-gnu/p11-kit-proxy.so P11_TOKEN="NSS Certificate DB" P11_PIN_VAR=VZT_NSS_PIN
 	export VZP11_TOKEN="NSS Certificate DB" VZP11_PIN_SOURCE=env:VZT_NSS_PIN
 
 	# Without its arguments NSS does not start: the message says what to give.
@@ -445,7 +447,7 @@ case_p11kit_server() {
 	no_secrets_in "$server" "p11-kit server"
 	export P11_KIT_SERVER_ADDRESS=unix:path=$T/p11-kit.sock
 	# pkcs11-tool looks at the token itself, on the HSM's side (lib.sh).
-	P11_MODULE=$SOFTHSM_MODULE P11_TOKEN=vzp11-remote P11_PIN=VZT_PIN
+	P11_MODULE=$SOFTHSM_MODULE P11_TOKEN=vzp11-remote P11_PIN_VAR=VZT_PIN
 	export VZP11_MODULE=$CLIENT VZP11_TOKEN=vzp11-remote
 
 	import_ok "$PKI/sys-rsa2048.p12" vecozo-system
