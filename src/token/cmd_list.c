@@ -62,7 +62,7 @@ const vz_command vz_cmd_list = {
 
 static int cmd_list(vz_global *g, int argc, char **argv)
 {
-	bool public = false;
+	bool only_public = false;
 	vz_token tk;
 	vz_store *st = NULL;
 	vz_err err = {0};
@@ -72,12 +72,12 @@ static int cmd_list(vz_global *g, int argc, char **argv)
 
 	while ((o = vz_opt_next(g, &vz_cmd_list, argc, argv, &arg)) > 0)
 		if (o == O_PUBLIC)
-	public = true;
+			only_public = true;
 	if (o != VZ_OPT_END)
 		return vz_opt_stop(&vz_cmd_list, o, argv);
 	if (optind < argc)
 		return vz_usage("list", "unexpected argument '%s'", argv[optind]);
-	r = vz_token_open(g, false, !public, &tk, &err);
+	r = vz_token_open(g, false, !only_public, &tk, &err);
 	if (r == VZ_OK)
 		r = vz_store_load(tk.s, &st, &err);
 	if (r != VZ_OK) {
@@ -85,7 +85,7 @@ static int cmd_list(vz_global *g, int argc, char **argv)
 		vz_token_close(&tk);
 		return vz_exit_code(r == VZ_USAGE ? VZ_USAGE : VZ_FAIL);
 	}
-	if (public) {
+	if (only_public) {
 		list_public(g, st);
 	} else if (g->json) {
 		json_t *arr = json_array();
