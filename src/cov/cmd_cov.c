@@ -70,10 +70,8 @@ static const vz_opt cov_opts[] = {
 	 1, 32, "4", N_("--jobs takes a number from %ld to %ld")},
 	{"agb", O_AGB, "CODE", N_("the practice's 8-digit AGB code (env VZP11_AGB)"), VZ_KEY_TEXT,
 	 "cov", "VZP11_AGB", 0, 0, NULL, NULL},
-	{"label", O_LABEL, "LABEL", N_("certificate on the token (default: %s)"),
-	 VZ_KEY_TEXT, NULL, NULL, 0, 0, VZ_DEFAULT_LABEL, NULL},
-	{"env", O_ENV, "tst|acc|prd", N_("VECOZO environment (env VZP11_ENV)"), VZ_KEY_ENVNAME,
-	 NULL, "VZP11_ENV", 0, 0, NULL, NULL},
+	{"label", O_LABEL, "LABEL", N_("certificate on the token (default: %s)"), VZ_KEY_TEXT, NULL, NULL, 0, 0, VZ_DEFAULT_LABEL, NULL},
+	{"env", O_ENV, "tst|acc|prd", N_("VECOZO environment (env VZP11_ENV)"), VZ_KEY_ENVNAME, NULL, "VZP11_ENV", 0, 0, NULL, NULL},
 	{"endpoint", O_ENDPOINT, "URL", N_("the COV endpoint itself, instead of --env"),
 	 VZ_KEY_HTTPS, "cov", NULL, 0, 0, NULL, NULL},
 	{"cacert", O_CACERT, "FILE",
@@ -214,22 +212,10 @@ static void put_json(FILE *f, json_t *j)
 /* ---- single check ---- */
 
 struct single {
-	vz_cov_row in;
+	vz_cov_one one;				      /* first: vz_cov_next_one() reads it */
 	char error[sizeof(((vz_cov_row *)0)->error)]; /* of the emitted row */
-	bool given;
 	bool json;
 };
-
-static int single_next(void *ctx, vz_cov_row *row, vz_err *err)
-{
-	struct single *s = ctx;
-
-	if (s->given)
-		return 0;
-	*row = s->in;
-	s->given = true;
-	return 1;
-}
 
 static vz_rv single_emit(void *ctx, const vz_cov_row *row, vz_err *err)
 {
@@ -290,17 +276,17 @@ static int single_prepare(vz_global *g, const struct cov_opts *o, struct single 
 
 	today(d);
 	s->json = g->json;
-	s->in.line = 1;
+	s->one.row.line = 1;
 	if (o->from_stdin)
-		r = read_stdin_row(&s->in, d);
+		r = read_stdin_row(&s->one.row, d);
 	else
-		vz_cov_row_fill(&s->in, o->bsn, o->birthdate, o->date, o->reference, d);
+		vz_cov_row_fill(&s->one.row, o->bsn, o->birthdate, o->date, o->reference, d);
 	if (r)
 		return r;
-	if (!s->in.done)
+	if (!s->one.row.done)
 		return -1;
-	single_emit(s, &s->in, NULL);
-	fprintf(stderr, _("vzp11: %s\n"), s->in.error);
+	single_emit(s, &s->one.row, NULL);
+	fprintf(stderr, _("vzp11: %s\n"), s->one.row.error);
 	return VZ_EXIT_FAIL;
 }
 
@@ -437,7 +423,7 @@ static int run_single(vz_global *g, const struct cov_opts *o, struct single *s, 
 
 	make_cfg(o, &cfg);
 	cfg.jobs = 1;
-	if (vz_cov_run(&cfg, tls, single_next, single_emit, NULL, s, &st, &err) != VZ_OK) {
+	if (vz_cov_run(&cfg, tls, vz_cov_next_one, single_emit, NULL, s, &st, &err) != VZ_OK) {
 		vz_report(&err);
 		return VZ_EXIT_FAIL;
 	}

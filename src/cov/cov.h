@@ -175,6 +175,15 @@ typedef int (*vz_cov_next_fn)(void *ctx, vz_cov_row *row, vz_err *err);
 /* Called once per row, in input order. */
 typedef vz_rv (*vz_cov_emit_fn)(void *ctx, const vz_cov_row *row, vz_err *err);
 
+/* One row to run, for a caller with a single person: vz_cov_next_one() is
+ * the next function of a ctx that starts with a vz_cov_one (the emit
+ * function may find more of its own after it). */
+typedef struct vz_cov_one {
+	vz_cov_row row;
+	bool given;
+} vz_cov_one;
+int vz_cov_next_one(void *ctx, vz_cov_row *row, vz_err *err);
+
 typedef struct vz_cov_stats {
 	size_t rows, failed;
 	size_t requests; /* HTTP requests sent, retries included */

@@ -699,6 +699,17 @@ static void wait_for_news(struct run *r, long long due)
 	curl_multi_poll(r->multi, NULL, 0, (int)wait, NULL);
 }
 
+int vz_cov_next_one(void *ctx, vz_cov_row *row, vz_err *err)
+{
+	vz_cov_one *one = ctx;
+
+	if (one->given)
+		return 0;
+	*row = one->row;
+	one->given = true;
+	return 1;
+}
+
 vz_rv vz_cov_run(const vz_cov_cfg *cfg, vz_tls *tls, vz_cov_next_fn next, vz_cov_emit_fn emit,
 		 void (*progress)(void *ctx, const vz_cov_stats *st), void *ctx,
 		 vz_cov_stats *stats, vz_err *err)

@@ -436,22 +436,10 @@ static void signatures(struct selftest *t, vz_tls *tls, bool tried)
 /* ---- a COV check over mutual TLS ---- */
 
 struct probe {
-	bool given;
-	vz_cov_row in;
+	vz_cov_one one; /* first: vz_cov_next_one() reads it */
 	char result[64];
 	char error[sizeof(((vz_cov_row *)0)->error)];
 };
-
-static int probe_next(void *ctx, vz_cov_row *row, vz_err *err)
-{
-	struct probe *p = ctx;
-
-	if (p->given)
-		return 0;
-	*row = p->in;
-	p->given = true;
-	return 1;
-}
 
 static vz_rv probe_emit(void *ctx, const vz_cov_row *row, vz_err *err)
 {
@@ -493,9 +481,9 @@ static void cov_probe(struct selftest *t, vz_tls *tls)
 
 	localtime_r(&now, &tm);
 	strftime(today, sizeof(today), "%Y-%m-%d", &tm);
-	vz_cov_row_fill(&p.in, PROBE_BSN, PROBE_BIRTHDATE, NULL, "vzp11 selftest", today);
-	p.in.line = 1;
-	if (vz_cov_run(&cfg, tls, probe_next, probe_emit, NULL, &p, &st, &err) != VZ_OK) {
+	vz_cov_row_fill(&p.one.row, PROBE_BSN, PROBE_BIRTHDATE, NULL, "vzp11 selftest", today);
+	p.one.row.line = 1;
+	if (vz_cov_run(&cfg, tls, vz_cov_next_one, probe_emit, NULL, &p, &st, &err) != VZ_OK) {
 		fail_vz(t, "cov handshake", &err, "see the message");
 		return;
 	}
@@ -617,11 +605,9 @@ enum {
 };
 
 static const vz_opt selftest_opts[] = {
-	{"label", O_LABEL, "LABEL", N_("certificate on the token (default: %s)"),
-	 VZ_KEY_TEXT, NULL, NULL, 0, 0, VZ_DEFAULT_LABEL, NULL},
+	{"label", O_LABEL, "LABEL", N_("certificate on the token (default: %s)"), VZ_KEY_TEXT, NULL, NULL, 0, 0, VZ_DEFAULT_LABEL, NULL},
 	{"env", O_ENV, "tst|acc|prd",
-	 N_("VECOZO environment for the COV handshake (env VZP11_ENV)"), VZ_KEY_ENVNAME, NULL,
-	 "VZP11_ENV", 0, 0, NULL, NULL},
+	 N_("VECOZO environment for the COV handshake (env VZP11_ENV)"), VZ_KEY_ENVNAME, NULL, "VZP11_ENV", 0, 0, NULL, NULL},
 	{"endpoint", O_ENDPOINT, "URL", N_("the COV endpoint itself, instead of --env"),
 	 VZ_KEY_HTTPS, "cov", NULL, 0, 0, NULL, NULL},
 	{"cacert", O_CACERT, "FILE",
