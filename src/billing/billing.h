@@ -241,14 +241,11 @@ extern const char vz_bill_help_label[], vz_bill_help_env[], vz_bill_help_endpoin
  * write the journal. */
 /* clang-format off */
 #define VZ_BILL_OPTS                                                                               \
-	{"label", OPT_B_LABEL, "LABEL", vz_bill_help_label,                                        \
-	 VZ_KEY_TEXT, NULL, NULL, 0, 0, VZ_DEFAULT_LABEL, NULL},                                   \
-	{"env", OPT_B_ENV, "tst|acc|prd", vz_bill_help_env,                                        \
-	 VZ_KEY_ENVNAME, NULL, "VZP11_ENV", 0, 0, NULL, NULL},                                     \
+	{"label", OPT_B_LABEL, "LABEL", vz_bill_help_label, VZ_AS_LABEL},                          \
+	{"env", OPT_B_ENV, "tst|acc|prd", vz_bill_help_env, VZ_AS_ENV},                            \
 	{"endpoint", OPT_B_ENDPOINT, "URL", vz_bill_help_endpoint,                                 \
 	 VZ_KEY_HTTPS, "billing", NULL, 0, 0, NULL, NULL},                                         \
-	{"cacert", OPT_B_CACERT, "FILE", vz_bill_help_cacert,                                      \
-	 VZ_KEY_TEXT, NULL, "VZP11_CACERT", 0, 0, "the system store", NULL},                       \
+	{"cacert", OPT_B_CACERT, "FILE", vz_bill_help_cacert, VZ_AS_CACERT},                       \
 	{"retries", OPT_B_RETRIES, "N", vz_bill_help_retries,                                      \
 	 VZ_KEY_NUM, "billing", NULL, 0, 10, "3", vz_bill_bad_retries},                            \
 	{"timeout", OPT_B_TIMEOUT, "SECONDS", vz_bill_help_timeout,                                \

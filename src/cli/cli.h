@@ -215,11 +215,19 @@ typedef struct vz_command {
 	bool in_order;	      /* stop at the first argument that is not an option */
 } vz_command;
 
+/* The key half of an entry for the keys that several commands take (their
+ * tables must agree): {"label", O_LABEL, "LABEL", N_("..."), VZ_AS_LABEL}. */
+#define VZ_AS_LABEL  VZ_KEY_TEXT, NULL, NULL, 0, 0, VZ_DEFAULT_LABEL, NULL
+#define VZ_AS_ENV    VZ_KEY_ENVNAME, NULL, "VZP11_ENV", 0, 0, NULL, NULL
+#define VZ_AS_CACERT VZ_KEY_TEXT, NULL, "VZP11_CACERT", 0, 0, "the system store", NULL
+
 /* A line of --help between options (a heading over the ones after it). */
 #define VZ_OPT_HEADING(text) VZ_OPT("", 0, NULL, text)
 
 /* An option that is no configuration key. */
+/* clang-format off */
 #define VZ_OPT(name, id, arg, help) {name, id, arg, help, VZ_KEY_NONE, NULL, NULL, 0, 0, NULL, NULL}
+/* clang-format on */
 
 /* The global options (--module ... --version). */
 extern const vz_opt vz_global_opts[];
@@ -292,7 +300,7 @@ int vz_exit_code(vz_rv r);
  * neither root nor the user, is refused, and so is an unknown section or
  * key, a bad value or a PIN: the message names file and line. */
 vz_rv vz_config_load(const vz_command *const *cmds, size_t n, const char *explicit_path,
-		      vz_err *err);
+		     vz_err *err);
 void vz_config_free(void);
 
 /* Where this build looks for the system file (SYSCONFDIR/vzp11/vzp11.conf). */

@@ -175,6 +175,10 @@ typedef int (*vz_cov_next_fn)(void *ctx, vz_cov_row *row, vz_err *err);
 /* Called once per row, in input order. */
 typedef vz_rv (*vz_cov_emit_fn)(void *ctx, const vz_cov_row *row, vz_err *err);
 
+/* The key half of --endpoint's entry in the commands that send COV
+ * checks (cov, selftest, rotate): key endpoint of section [cov]. */
+#define VZ_AS_COV_ENDPOINT VZ_KEY_HTTPS, "cov", NULL, 0, 0, NULL, NULL
+
 /* One row to run, for a caller with a single person: vz_cov_next_one() is
  * the next function of a ctx that starts with a vz_cov_one (the emit
  * function may find more of its own after it). */

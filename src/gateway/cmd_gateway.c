@@ -72,27 +72,26 @@ static const vz_opt gateway_opts[] = {
 	    "certificates: --clients); repeatable. PORT 0 picks a free port\n"
 	    "(the log's first lines name it)"),
 	 VZ_KEY_LIST, "gateway", NULL, 0, 0, NULL, NULL},
-	{"env", O_ENV, "tst|acc|prd", N_("VECOZO environment (or VZP11_ENV)"), VZ_KEY_ENVNAME, NULL,
-	 "VZP11_ENV", 0, 0, NULL, NULL},
+	{"env", O_ENV, "tst|acc|prd", N_("VECOZO environment (or VZP11_ENV)"), VZ_AS_ENV},
 	{"upstream", O_UPSTREAM, "URL",
 	 N_("https:// base URL instead (an optional path is put before\n"
 	    "the client's path)"),
 	 VZ_KEY_HTTPS, "gateway", NULL, 0, 0, NULL, NULL},
 	{"cacert", O_CACERT, "FILE",
-	 N_("trust only these CAs for the upstream (default: the system's)"), VZ_KEY_TEXT, NULL,
-	 "VZP11_CACERT", 0, 0, "the system store", NULL},
+	 N_("trust only these CAs for the upstream (default: the system's)"), VZ_AS_CACERT},
 	{"label", O_LABEL, "LABEL",
 	 N_("certificate on the token (default: %s); repeatable:\n"
 	    "clients pick one with the header 'Vzp11-Label: LABEL', the\n"
 	    "first without it; a label not served gets 403"),
-	 VZ_KEY_TEXT, NULL, NULL, 0, 0, VZ_DEFAULT_LABEL, NULL},
+	 VZ_AS_LABEL},
 	{"pool", O_POOL, "N", N_("TLS connections to VECOZO per label, kept alive (default 4)"),
 	 VZ_KEY_NUM, "gateway", NULL, 1, 256, "4", N_("--pool wants a number from %ld to %ld")},
 	{"max-clients", O_MAX_CLIENTS, "N",
 	 N_("client connections per listen address (default 256)"), VZ_KEY_NUM, "gateway", NULL, 1,
 	 100000, "256", N_("--max-clients wants a number from %ld to %ld")},
-	VZ_OPT_HEADING(N_("Who may use the token's key through the gateway (the log's first lines say "
-			  "it):")),
+	VZ_OPT_HEADING(
+		N_("Who may use the token's key through the gateway (the log's first lines say "
+		   "it):")),
 	{"clients", O_CLIENTS, "DIR",
 	 N_("HTTPS on TCP addresses for clients with a certificate from\n"
 	    "the client CA that 'vzp11 clients init' made in DIR (its\n"

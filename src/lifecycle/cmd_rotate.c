@@ -839,18 +839,17 @@ enum {
 
 static const vz_opt rotate_opts[] = {
 	{"label", O_LABEL, "LABEL", N_("the active certificate's label (default: %s)"),
-	 VZ_KEY_TEXT, NULL, NULL, 0, 0, VZ_DEFAULT_LABEL, NULL},
+	 VZ_AS_LABEL},
 	VZ_OPT("password-source", O_PASSWORD_SOURCE, "SRC",
 	       N_("NEW.p12's password: env:VAR, file:PATH (mode 0600),\n"
 		  "fd:N, stdin or prompt (default on a terminal)")),
 	VZ_OPT("unwrap", O_UNWRAP, NULL,
 	       N_("bring the new key wrapped (C_UnwrapKey), as import does")),
 	{"env", O_ENV, "ENV", N_("also try a COV handshake with the renewal: tst, acc or prd"),
-	 VZ_KEY_ENVNAME, NULL, "VZP11_ENV", 0, 0, NULL, NULL},
-	{"endpoint", O_ENDPOINT, "URL", N_("... or with this COV endpoint"), VZ_KEY_HTTPS, "cov",
-	 NULL, 0, 0, NULL, NULL},
+	 VZ_AS_ENV},
+	{"endpoint", O_ENDPOINT, "URL", N_("... or with this COV endpoint"), VZ_AS_COV_ENDPOINT},
 	{"cacert", O_CACERT, "FILE", N_("trust only the CA certificates in FILE for the server"),
-	 VZ_KEY_TEXT, NULL, "VZP11_CACERT", 0, 0, "the system store", NULL},
+	 VZ_AS_CACERT},
 	VZ_OPT("rollback", O_ROLLBACK, NULL,
 	       N_("make LABEL.previous active again (the current one\n"
 		  "becomes LABEL.previous); without one, drop an\n"

@@ -605,15 +605,15 @@ enum {
 };
 
 static const vz_opt selftest_opts[] = {
-	{"label", O_LABEL, "LABEL", N_("certificate on the token (default: %s)"), VZ_KEY_TEXT, NULL, NULL, 0, 0, VZ_DEFAULT_LABEL, NULL},
+	{"label", O_LABEL, "LABEL", N_("certificate on the token (default: %s)"), VZ_AS_LABEL},
 	{"env", O_ENV, "tst|acc|prd",
-	 N_("VECOZO environment for the COV handshake (env VZP11_ENV)"), VZ_KEY_ENVNAME, NULL, "VZP11_ENV", 0, 0, NULL, NULL},
+	 N_("VECOZO environment for the COV handshake (env VZP11_ENV)"), VZ_AS_ENV},
 	{"endpoint", O_ENDPOINT, "URL", N_("the COV endpoint itself, instead of --env"),
-	 VZ_KEY_HTTPS, "cov", NULL, 0, 0, NULL, NULL},
+	 VZ_AS_COV_ENDPOINT},
 	{"cacert", O_CACERT, "FILE",
 	 N_("trust only the CA certificates in FILE for the server\n"
 	    "(env VZP11_CACERT; default: the system store)"),
-	 VZ_KEY_TEXT, NULL, "VZP11_CACERT", 0, 0, "the system store", NULL},
+	 VZ_AS_CACERT},
 	{0},
 };
 

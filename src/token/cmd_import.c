@@ -667,8 +667,7 @@ static const vz_opt import_opts[] = {
 	VZ_OPT("password-source", O_PASSWORD_SOURCE, "SRC",
 	       N_("the file's password: env:VAR, file:PATH (mode 0600),\n"
 		  "fd:N, stdin or prompt (default on a terminal)")),
-	{"label", O_LABEL, "LABEL", N_("label on the token (default: %s)"), VZ_KEY_TEXT,
-	 NULL, NULL, 0, 0, VZ_DEFAULT_LABEL, NULL},
+	{"label", O_LABEL, "LABEL", N_("label on the token (default: %s)"), VZ_AS_LABEL},
 	VZ_OPT("replace", O_REPLACE, NULL,
 	       N_("put this certificate in place of another one with the\n"
 		  "same label; the old objects go only after the new ones\n"
